@@ -1,0 +1,200 @@
+//! A call: two legs, each its own dialog with its own Call-ID, tags, CSeq,
+//! Via and Contact. This file holds the state and builds requests on a leg;
+//! the flows that move it are in `invite.rs` and `dialog.rs`.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::bindings::{BindingId, Number};
+use crate::sip::transaction::{AckBase, TxKey};
+use crate::sip::writer::Writer;
+use crate::sip::{branch, Peer, Transport};
+
+/// Which leg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The caller's leg (they sent us the INVITE).
+    A,
+    /// The callee's leg (we sent the INVITE).
+    B,
+}
+
+impl Side {
+    /// The other leg.
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+/// One dialog of a call, seen from sipmask.
+#[derive(Clone, Debug)]
+pub struct Leg {
+    /// Call-ID of this leg.
+    pub call_id: String,
+    /// Our tag.
+    pub local_tag: String,
+    /// Our From/To value, with our tag.
+    pub local_hdr: String,
+    /// Their From/To value, with their tag once known.
+    pub remote_hdr: String,
+    /// Their tag, once known.
+    pub remote_tag: Option<String>,
+    /// Last CSeq we used.
+    pub local_cseq: u32,
+    /// Request-URI for requests in this dialog.
+    pub target: String,
+    /// Route set.
+    pub route: Vec<String>,
+    /// Where requests go.
+    pub peer: Peer,
+    /// Our address (host:port) as this peer should see it.
+    pub me: String,
+    /// Max-Forwards of requests we start on this leg.
+    pub max_forwards: u32,
+}
+
+impl Leg {
+    /// Contact header value for this leg.
+    pub fn contact(&self) -> String {
+        match self.peer.transport {
+            Transport::Udp => format!("<sip:{}>", self.me),
+            Transport::Tcp => format!("<sip:{};transport=tcp>", self.me),
+        }
+    }
+
+    /// Our Via with a fresh branch; returns the value and the branch.
+    pub fn via(&self) -> (String, String) {
+        let b = branch();
+        (
+            format!(
+                "SIP/2.0/{} {};branch={b};rport",
+                self.peer.transport.as_str(),
+                self.me
+            ),
+            b,
+        )
+    }
+
+    /// Starts an in-dialog request: bumps CSeq unless it is ACK (which reuses
+    /// `cseq`). Returns the writer, the transaction key and the ACK base.
+    pub fn request(&mut self, method: &str, ack_cseq: Option<u32>) -> (Writer, TxKey, AckBase) {
+        let cseq = match ack_cseq {
+            Some(c) => c,
+            None => {
+                self.local_cseq += 1;
+                self.local_cseq
+            }
+        };
+        let (via, b) = self.via();
+        let mut w = Writer::request(method, &self.target);
+        w.header("Via", &via);
+        w.headers("Route", &self.route);
+        w.header("Max-Forwards", &self.max_forwards.to_string());
+        w.header("From", &self.local_hdr);
+        w.header("To", &self.remote_hdr);
+        w.header("Call-ID", &self.call_id);
+        w.header("CSeq", &format!("{cseq} {method}"));
+        if method != "BYE" && method != "ACK" {
+            w.header("Contact", &self.contact());
+        }
+        let ack = AckBase {
+            uri: self.target.clone(),
+            via,
+            from: self.local_hdr.clone(),
+            to: self.remote_hdr.clone(),
+            call_id: self.call_id.clone(),
+            cseq,
+            route: self.route.clone(),
+        };
+        (
+            w,
+            TxKey {
+                branch: b,
+                method: method.to_string(),
+            },
+            ack,
+        )
+    }
+}
+
+/// Where a call is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// INVITE sent to B, no answer yet.
+    Calling,
+    /// B answered; bridged.
+    Answered,
+    /// Over; kept a little to absorb late messages.
+    Ended,
+}
+
+/// An ACK we owe one leg when the other leg ACKs a 2xx.
+#[derive(Clone, Debug)]
+pub struct PendingAck {
+    /// Leg the ACK comes from.
+    pub from: Side,
+    /// Its CSeq there.
+    pub cseq: u32,
+    /// Server transaction of the INVITE being ACKed.
+    pub server_key: TxKey,
+    /// CSeq of our INVITE on the other leg.
+    pub other_cseq: u32,
+}
+
+/// A call in progress.
+pub struct Call {
+    /// Internal id, in logs.
+    pub id: u64,
+    /// The binding that admitted it.
+    pub binding: BindingId,
+    /// Caller, for masked logs.
+    pub caller: Number,
+    /// Callee, for masked logs.
+    pub callee: Number,
+    /// Life phase.
+    pub phase: Phase,
+    /// Caller leg.
+    pub a: Leg,
+    /// Callee leg.
+    pub b: Leg,
+    /// Server transaction of A's INVITE.
+    pub a_invite: TxKey,
+    /// Client transaction of our INVITE to B.
+    pub b_invite: TxKey,
+    /// Our INVITE's Request-URI, for CANCEL.
+    pub b_invite_uri: String,
+    /// Our INVITE's CSeq number, for CANCEL and ACK.
+    pub b_invite_cseq: u32,
+    /// Our INVITE's Via, for CANCEL.
+    pub b_invite_via: String,
+    /// Caller cancelled (or we gave up) before an answer.
+    pub cancelled: bool,
+    /// CANCEL to send once B sends a provisional.
+    pub cancel_pending: bool,
+    /// ACK owed to the other leg for the latest 2xx to an INVITE.
+    pub pending_ack: Option<PendingAck>,
+    /// Last ACK sent to B for a 2xx, re-sent if B repeats its 2xx.
+    pub last_b_ack: Option<Bytes>,
+    /// Longest the call may last (0 = no limit), in seconds.
+    pub max_secs: u64,
+    /// When the INVITE arrived.
+    pub started: Instant,
+    /// When B answered.
+    pub answered: Option<Instant>,
+    /// Whether the binding's reservation was settled.
+    pub settled: bool,
+}
+
+impl Call {
+    /// One leg.
+    pub fn leg(&mut self, side: Side) -> &mut Leg {
+        match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Inside a call: requests from either leg relayed to the other with that
+//! leg's own identifiers (BYE, re-INVITE, UPDATE, INFO, PRACK, OPTIONS, ...),
+//! ACKs translated, responses relayed back, and the ends of calls (BYE,
+//! maximum length, a 2xx never ACKed). Unknown dialogs get 481.
+
+use std::time::Instant;
+
+use crate::sip::message::Msg;
+use crate::sip::transaction::{Incoming, TxKey};
+use crate::sip::writer::reason;
+use crate::sip::{Method, Peer};
+
+use super::call::{PendingAck, Phase, Side};
+use super::{Engine, Relay};
+
+impl Engine {
+    /// A response from B or A to something we sent.
+    pub(super) fn on_response(&mut self, m: Msg, now: Instant) {
+        let Some(owner) = self.tx.on_response(&m, now) else {
+            return;
+        };
+        let key = TxKey::of_response(&m);
+        if self.calls.get(&owner).is_some_and(|c| c.b_invite == key) {
+            return self.on_b_invite_response(owner, m, now);
+        }
+        if m.code().is_some_and(|c| c >= 200) {
+            if let Some(r) = self.relays.remove(&key) {
+                return self.relay_response(r, &m, now);
+            }
+        } else if let Some(r) = self.relays.get(&key) {
+            let r = Relay {
+                server_key: r.server_key.clone(),
+                method: r.method.clone(),
+                ..*r
+            };
+            return self.relay_response(r, &m, now);
+        }
+    }
+
+    /// A request carrying a To tag: it belongs to a dialog we know, or gets 481.
+    pub(super) fn on_in_dialog(&mut self, method: Method, m: Msg, src: Peer, now: Instant) {
+        let to_tag = m.to_tag.clone().unwrap_or_default();
+        let found = self.dialogs.get(&(m.call_id.clone(), to_tag)).copied();
+        let incoming = self.tx.on_request(&m, src, found.map_or(0, |f| f.0), now);
+        if method == Method::Ack {
+            if incoming == Incoming::AckForTu {
+                if let Some((id, side)) = found {
+                    self.on_ack(id, side, &m, now);
+                }
+            }
+            return;
+        }
+        let Incoming::New(key) = incoming else { return };
+        let Some((id, side)) = found else {
+            return self.respond_simple(&key, 481, None, now);
+        };
+        let ended = self.calls.get(&id).is_none_or(|c| c.phase == Phase::Ended);
+        match method {
+            Method::Bye if ended => self.respond_simple(&key, 200, None, now),
+            _ if ended => self.respond_simple(&key, 481, None, now),
+            Method::Bye => {
+                self.respond_simple(&key, 200, None, now);
+                tracing::info!(call = id, by = ?side, "hang-up");
+                self.send_bye(id, side.other(), now);
+                self.finish(
+                    id,
+                    if side == Side::A {
+                        "caller hung up"
+                    } else {
+                        "callee hung up"
+                    },
+                    now,
+                );
+            }
+            // A transfer would hand one party's address to the other.
+            Method::Other(ref o) if o == "REFER" => self.respond_simple(&key, 403, None, now),
+            _ => self.relay_request(id, side, key, &m, now),
+        }
+    }
+
+    /// Sends a request from `from`'s leg on to the other leg.
+    fn relay_request(&mut self, id: u64, from: Side, server_key: TxKey, m: &Msg, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let to = from.other();
+        if call.leg(to).remote_tag.is_none() {
+            // The other leg has no dialog yet (UPDATE before B's first 18x).
+            return self.respond_simple(&server_key, 491, None, now);
+        }
+        let method = m
+            .method()
+            .map(|x| x.as_str().to_string())
+            .unwrap_or_default();
+        let b_invite_cseq = call.b_invite_cseq;
+        let leg = call.leg(to);
+        let (mut w, key, _) = leg.request(&method, None);
+        let (our_cseq, peer, me) = (leg.local_cseq, leg.peer, leg.me.clone());
+        if let Some(rack) = &m.rack {
+            // RAck names the INVITE's CSeq, which differs between the legs.
+            let rseq = rack.split_whitespace().next().unwrap_or("1");
+            w.header("RAck", &format!("{rseq} {b_invite_cseq} INVITE"));
+        }
+        self.copy_relayed(&mut w, m);
+        let body = self.mask_body(m, &me);
+        let bytes = w.finish(m.content_type.as_deref(), &body);
+        self.tx
+            .send_request(key.clone(), peer, bytes, id, None, now);
+        let relay = Relay {
+            call: id,
+            server_key,
+            from,
+            method,
+            their_cseq: m.cseq,
+            our_cseq,
+        };
+        self.relays.insert(key, relay);
+    }
+
+    /// Relays the other leg's response to a relayed request back.
+    fn relay_response(&mut self, r: Relay, m: &Msg, now: Instant) {
+        let Some(code) = m.code() else { return };
+        let Some(call) = self.calls.get_mut(&r.call) else {
+            return;
+        };
+        if r.method == "INVITE" && (200..300).contains(&code) {
+            call.pending_ack = Some(PendingAck {
+                from: r.from,
+                cseq: r.their_cseq,
+                server_key: r.server_key.clone(),
+                other_cseq: r.our_cseq,
+            });
+        }
+        let leg = call.leg(r.from);
+        let (contact, me) = (leg.contact(), leg.me.clone());
+        let Some(mut w) = self.tx.response(&r.server_key, code, reason(code), None) else {
+            return;
+        };
+        if matches!(r.method.as_str(), "INVITE" | "UPDATE") && code < 300 {
+            w.header("Contact", &contact);
+        }
+        self.copy_relayed(&mut w, m);
+        let body = self.mask_body(m, &me);
+        let bytes = w.finish(m.content_type.as_deref(), &body);
+        self.tx.respond(&r.server_key, code, bytes, now);
+    }
+
+    /// ACK for a 2xx from one leg: ACK the other leg's 2xx in turn.
+    fn on_ack(&mut self, id: u64, side: Side, m: &Msg, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(p) = call.pending_ack.clone() else {
+            return;
+        };
+        let initial = p.cseq == 0 && side == Side::A;
+        if p.from != side || !(initial || p.cseq == m.cseq) {
+            return;
+        }
+        call.pending_ack = None;
+        self.tx.acked_2xx(&p.server_key);
+        self.send_ack(id, side.other(), p.other_cseq, Some(m), now);
+    }
+
+    /// Sends the ACK for our INVITE's 2xx on `side`, with the SDP (late
+    /// offer answer) from `from_ack` if given.
+    fn send_ack(&mut self, id: u64, side: Side, cseq: u32, from_ack: Option<&Msg>, _now: Instant) {
+        let body = match from_ack {
+            Some(a) => {
+                let me = self
+                    .calls
+                    .get(&id)
+                    .map(|c| c.b.me.clone())
+                    .unwrap_or_default();
+                self.mask_body(a, &me)
+            }
+            None => Vec::new(),
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let leg = call.leg(side);
+        let (w, _, _) = leg.request("ACK", Some(cseq));
+        let peer = leg.peer;
+        let ct = from_ack.and_then(|a| a.content_type.clone());
+        let bytes = w.finish(ct.as_deref(), &body);
+        if side == Side::B {
+            call.last_b_ack = Some(bytes.clone());
+        }
+        self.tx.send_stateless(peer, bytes);
+    }
+
+    fn send_bye(&mut self, id: u64, side: Side, now: Instant) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let leg = call.leg(side);
+        if leg.remote_tag.is_none() {
+            return;
+        }
+        let (mut w, key, _) = leg.request("BYE", None);
+        let peer = leg.peer;
+        w.header("Reason", "SIP;cause=200;text=\"Call completed elsewhere\"");
+        self.tx
+            .send_request(key, peer, w.finish(None, b""), 0, None, now);
+    }
+
+    /// Ends an answered call on both legs.
+    pub(super) fn hang_up_both(&mut self, id: u64, why: &str, now: Instant) {
+        if let Some(p) = self.calls.get_mut(&id).and_then(|c| c.pending_ack.take()) {
+            // B's 2xx was never ACKed by A: ACK it before the BYE.
+            if p.from == Side::A && p.cseq == 0 {
+                self.send_ack(id, Side::B, p.other_cseq, None, now);
+            }
+        }
+        self.send_bye(id, Side::A, now);
+        self.send_bye(id, Side::B, now);
+        self.finish(id, why, now);
+    }
+
+    pub(super) fn on_max_length(&mut self, id: u64, now: Instant) {
+        if self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.phase == Phase::Answered)
+        {
+            tracing::info!(call = id, "maximum call length reached");
+            self.hang_up_both(id, "maximum call length", now);
+        }
+    }
+
+    /// A never ACKed the 2xx we relayed (Timer L): end the call.
+    pub(super) fn on_no_ack(&mut self, id: u64, key: TxKey, now: Instant) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.a_invite == key && call.phase == Phase::Answered {
+            tracing::warn!(call = id, "caller never acknowledged the answer");
+            self.hang_up_both(id, "no ACK from caller", now);
+        }
+    }
+
+    /// A request we sent got no response.
+    pub(super) fn on_client_timeout(&mut self, id: u64, key: TxKey, now: Instant) {
+        if self.calls.get(&id).is_some_and(|c| c.b_invite == key) {
+            return self.on_b_invite_timeout(id, now);
+        }
+        if let Some(r) = self.relays.remove(&key) {
+            self.respond_simple(&r.server_key, 408, None, now);
+        }
+    }
+}

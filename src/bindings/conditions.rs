@@ -1,0 +1,232 @@
+//! Call conditions of a binding and the pure check that admits or refuses a
+//! call. No clock, no lock, no socket: `now` and the usage are passed in.
+
+use super::number::Number;
+
+/// Conditions set on one binding. `None` means "use the configured default".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conditions {
+    /// Unix seconds before which calls are refused.
+    pub not_before: Option<i64>,
+    /// Unix seconds from which calls are refused.
+    pub not_after: Option<i64>,
+    /// Answered calls allowed in all (0 = unlimited).
+    pub max_calls: Option<u32>,
+    /// Longest single call in seconds (0 = unlimited).
+    pub max_call_secs: Option<u32>,
+    /// Total talk time in seconds over all calls (0 = unlimited).
+    pub talk_budget_secs: Option<u64>,
+    /// Who may call an AX binding; `None` = anyone.
+    pub allowed_callers: Option<Vec<Number>>,
+}
+
+/// Defaults from the config, applied where a binding sets nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Defaults {
+    /// See [`Conditions::max_calls`].
+    pub max_calls: u32,
+    /// See [`Conditions::max_call_secs`].
+    pub max_call_secs: u32,
+    /// See [`Conditions::talk_budget_secs`].
+    pub talk_budget_secs: u64,
+    /// A binding without `not_after` ends this long after creation (0 = never).
+    pub lifetime_secs: u64,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            max_calls: 0,
+            max_call_secs: 3600,
+            talk_budget_secs: 0,
+            lifetime_secs: 0,
+        }
+    }
+}
+
+/// What a binding has used so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Answered calls.
+    pub calls_used: u32,
+    /// Calls admitted and not yet answered or failed: they hold a use.
+    pub reserved: u32,
+    /// Seconds talked over all ended calls.
+    pub talk_secs_used: u64,
+}
+
+/// Why a call is refused; each has its own configurable SIP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// No binding for this dialled number.
+    UnknownNumber,
+    /// A binding exists but this caller may not use it.
+    CallerNotAllowed,
+    /// The validity window has not begun.
+    NotYetValid,
+    /// The validity window is over.
+    Expired,
+    /// Every allowed call has been used or is in progress.
+    CallsUsedUp,
+    /// The talk-time budget is spent.
+    TalkTimeUsedUp,
+}
+
+impl Refusal {
+    /// Stable name, used in config keys and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::UnknownNumber => "unknown_number",
+            Refusal::CallerNotAllowed => "caller_not_allowed",
+            Refusal::NotYetValid => "not_yet_valid",
+            Refusal::Expired => "expired",
+            Refusal::CallsUsedUp => "calls_used_up",
+            Refusal::TalkTimeUsedUp => "talk_time_used_up",
+        }
+    }
+}
+
+/// Conditions with defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Effective {
+    /// Start of validity.
+    pub not_before: Option<i64>,
+    /// End of validity.
+    pub not_after: Option<i64>,
+    /// 0 = unlimited.
+    pub max_calls: u32,
+    /// 0 = unlimited.
+    pub max_call_secs: u32,
+    /// 0 = unlimited.
+    pub talk_budget_secs: u64,
+}
+
+impl Conditions {
+    /// Fills in defaults; `created_at` anchors the default lifetime.
+    pub fn effective(&self, d: &Defaults, created_at: i64) -> Effective {
+        let lifetime_end = (d.lifetime_secs > 0).then(|| created_at + d.lifetime_secs as i64);
+        Effective {
+            not_before: self.not_before,
+            not_after: self.not_after.or(lifetime_end),
+            max_calls: self.max_calls.unwrap_or(d.max_calls),
+            max_call_secs: self.max_call_secs.unwrap_or(d.max_call_secs),
+            talk_budget_secs: self.talk_budget_secs.unwrap_or(d.talk_budget_secs),
+        }
+    }
+}
+
+/// Admits a call, returning the longest it may last in seconds (0 = no limit),
+/// or the refusal. The caller check for AX bindings happens here too.
+pub fn check(
+    cond: &Conditions,
+    eff: &Effective,
+    usage: &Usage,
+    caller: &Number,
+    now: i64,
+) -> Result<u64, Refusal> {
+    if let Some(allowed) = &cond.allowed_callers {
+        if !allowed.contains(caller) {
+            return Err(Refusal::CallerNotAllowed);
+        }
+    }
+    if eff.not_before.is_some_and(|t| now < t) {
+        return Err(Refusal::NotYetValid);
+    }
+    if eff.not_after.is_some_and(|t| now >= t) {
+        return Err(Refusal::Expired);
+    }
+    if eff.max_calls > 0 && usage.calls_used + usage.reserved >= eff.max_calls {
+        return Err(Refusal::CallsUsedUp);
+    }
+    let mut limit = u64::from(eff.max_call_secs);
+    if eff.talk_budget_secs > 0 {
+        let left = eff.talk_budget_secs.saturating_sub(usage.talk_secs_used);
+        if left == 0 {
+            return Err(Refusal::TalkTimeUsedUp);
+        }
+        limit = if limit == 0 { left } else { limit.min(left) };
+    }
+    Ok(limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(s: &str) -> Number {
+        Number::from_normalised(s.into())
+    }
+
+    fn run(cond: Conditions, usage: Usage, now: i64) -> Result<u64, Refusal> {
+        let eff = cond.effective(&Defaults::default(), 0);
+        check(&cond, &eff, &usage, &num("+1"), now)
+    }
+
+    #[test]
+    fn window_is_enforced_at_both_ends() {
+        let c = Conditions {
+            not_before: Some(100),
+            not_after: Some(200),
+            ..Default::default()
+        };
+        assert_eq!(
+            run(c.clone(), Usage::default(), 99),
+            Err(Refusal::NotYetValid)
+        );
+        assert_eq!(run(c.clone(), Usage::default(), 100), Ok(3600));
+        assert_eq!(run(c, Usage::default(), 200), Err(Refusal::Expired));
+    }
+
+    #[test]
+    fn reserved_calls_count_against_the_limit() {
+        let c = Conditions {
+            max_calls: Some(2),
+            ..Default::default()
+        };
+        let u = Usage {
+            calls_used: 1,
+            reserved: 1,
+            talk_secs_used: 0,
+        };
+        assert_eq!(run(c, u, 0), Err(Refusal::CallsUsedUp));
+    }
+
+    #[test]
+    fn talk_budget_caps_the_call_length() {
+        let c = Conditions {
+            talk_budget_secs: Some(100),
+            max_call_secs: Some(60),
+            ..Default::default()
+        };
+        let mut u = Usage::default();
+        u.talk_secs_used = 70;
+        assert_eq!(run(c.clone(), u, 0), Ok(30));
+        u.talk_secs_used = 100;
+        assert_eq!(run(c, u, 0), Err(Refusal::TalkTimeUsedUp));
+    }
+
+    #[test]
+    fn only_listed_callers_pass() {
+        let c = Conditions {
+            allowed_callers: Some(vec![num("+2")]),
+            ..Default::default()
+        };
+        assert_eq!(run(c, Usage::default(), 0), Err(Refusal::CallerNotAllowed));
+    }
+
+    #[test]
+    fn default_lifetime_ends_validity() {
+        let d = Defaults {
+            lifetime_secs: 10,
+            ..Default::default()
+        };
+        let c = Conditions::default();
+        let eff = c.effective(&d, 1000);
+        assert_eq!(eff.not_after, Some(1010));
+        assert_eq!(
+            check(&c, &eff, &Usage::default(), &num("+1"), 1010),
+            Err(Refusal::Expired)
+        );
+    }
+}

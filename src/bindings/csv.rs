@@ -1,0 +1,151 @@
+//! CSV import format: `caller,virtual,callee`, one binding a row. An empty
+//! caller makes an AX binding. Parsing is all-or-nothing: every bad row is
+//! reported with its line number and nothing is returned if any row is bad.
+
+use std::io::BufRead;
+
+use super::number::{Normaliser, Number};
+
+/// One parsed row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// Line number in the file (1-based), for error messages.
+    pub line: usize,
+    /// A of an AXB binding, `None` for AX.
+    pub caller: Option<Number>,
+    /// X.
+    pub virtual_number: Number,
+    /// B or the AX owner.
+    pub callee: Number,
+}
+
+/// A problem on one line.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("line {line}: {reason}")]
+pub struct RowError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Most errors reported for one file; the rest are counted.
+pub const MAX_REPORTED: usize = 20;
+
+/// Reads the whole file. `Err` lists the first [`MAX_REPORTED`] bad rows and
+/// the total count of bad rows.
+pub fn parse<R: BufRead>(input: R, norm: &Normaliser) -> Result<Vec<Row>, (Vec<RowError>, usize)> {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    let mut bad = 0usize;
+    let mut report = |e: RowError, errors: &mut Vec<RowError>| {
+        bad += 1;
+        if errors.len() < MAX_REPORTED {
+            errors.push(e);
+        }
+    };
+    for (i, line) in input.lines().enumerate() {
+        let line_no = i + 1;
+        let text = match line {
+            Ok(t) => t,
+            Err(e) => {
+                report(
+                    RowError {
+                        line: line_no,
+                        reason: format!("unreadable: {e}"),
+                    },
+                    &mut errors,
+                );
+                continue;
+            }
+        };
+        let text = text.trim_end_matches('\r');
+        if line_no == 1 {
+            let header: Vec<&str> = text
+                .trim_start_matches('\u{feff}')
+                .split(',')
+                .map(str::trim)
+                .collect();
+            if header != ["caller", "virtual", "callee"] {
+                report(
+                    RowError {
+                        line: 1,
+                        reason: "header must be `caller,virtual,callee`".into(),
+                    },
+                    &mut errors,
+                );
+            }
+            continue;
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        match parse_row(line_no, text, norm) {
+            Ok(r) => rows.push(r),
+            Err(e) => report(e, &mut errors),
+        }
+    }
+    if bad > 0 {
+        Err((errors, bad))
+    } else {
+        Ok(rows)
+    }
+}
+
+fn parse_row(line: usize, text: &str, norm: &Normaliser) -> Result<Row, RowError> {
+    let err = |reason: String| RowError { line, reason };
+    let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+    if fields.len() != 3 {
+        return Err(err(format!("expected 3 fields, found {}", fields.len())));
+    }
+    let field = |name: &str, v: &str| norm.normalise(v).map_err(|e| err(format!("{name}: {e}")));
+    let caller = if fields[0].is_empty() {
+        None
+    } else {
+        Some(field("caller", fields[0])?)
+    };
+    let virtual_number = field("virtual", fields[1])?;
+    let callee = field("callee", fields[2])?;
+    if caller.as_ref() == Some(&callee) {
+        return Err(err("caller and callee are the same party".into()));
+    }
+    Ok(Row {
+        line,
+        caller,
+        virtual_number,
+        callee,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_with_and_without_caller() {
+        let norm = Normaliser::default();
+        let rows = parse("caller,virtual,callee\n1,9,2\n,9,3\n".as_bytes(), &norm).expect("ok");
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].caller.is_some());
+        assert!(rows[1].caller.is_none());
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_by_line() {
+        let norm = Normaliser::default();
+        let (errs, n) = parse(
+            "caller,virtual,callee\n1,9\n1,9,2\n,x\"y,3\n".as_bytes(),
+            &norm,
+        )
+        .expect_err("bad");
+        assert_eq!(n, 2);
+        assert_eq!(errs[0].line, 2);
+        assert_eq!(errs[1].line, 4);
+    }
+
+    #[test]
+    fn wrong_header_is_an_error() {
+        let norm = Normaliser::default();
+        assert!(parse("a,b,c\n1,9,2\n".as_bytes(), &norm).is_err());
+    }
+}

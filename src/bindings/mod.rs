@@ -1,0 +1,13 @@
+//! Bindings and conditions: who may call which virtual number, and who it
+//! reaches. Owns number normalisation, the in-memory table, the pure
+//! conditions check and CSV import parsing. Never touches a socket; the store
+//! persists what it changes.
+
+pub mod conditions;
+pub mod csv;
+pub mod number;
+pub mod table;
+
+pub use conditions::{Conditions, Defaults, Refusal, Usage};
+pub use number::{Normaliser, Number, NumberError};
+pub use table::{Admission, Binding, BindingId, BindingTable, TableError};

@@ -1,0 +1,193 @@
+//! Number normalisation: one canonical form for every way a party is written.
+//!
+//! `tel:+86 138-0000-0000`, `sip:13800000000@host`, `8613800000000` and
+//! `+8613800000000` all become `+8613800000000` when the default country code
+//! is 86. Anything that is not a phone number (an app account, a random token
+//! such as `t-8f3k2q`) is kept as written, so it can still be bound.
+
+use std::fmt;
+
+use crate::mask::Masked;
+
+/// A normalised party: an E.164 number with `+`, or an account/token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Number(String);
+
+/// Why a string could not be read as a party.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NumberError {
+    /// Nothing left after removing scheme, host and separators.
+    #[error("empty number")]
+    Empty,
+    /// Characters that belong in no number nor account name.
+    #[error("invalid character {0:?} in number")]
+    BadChar(char),
+    /// Longer than E.164 or than an account name should be.
+    #[error("number too long")]
+    TooLong,
+}
+
+/// How numbers without `+` are completed.
+#[derive(Clone, Debug, Default)]
+pub struct Normaliser {
+    /// Country code (digits, no `+`) given to national numbers; empty = none.
+    pub default_country_code: String,
+}
+
+impl Normaliser {
+    /// Normalises a number, a `tel:`/`sip:` URI or an account name.
+    pub fn normalise(&self, raw: &str) -> Result<Number, NumberError> {
+        let user = user_part(raw.trim());
+        if user.is_empty() {
+            return Err(NumberError::Empty);
+        }
+        if user.len() > 64 {
+            return Err(NumberError::TooLong);
+        }
+        let stripped: String = user
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        let (plus, digits) = match stripped.strip_prefix('+') {
+            Some(d) => (true, d),
+            None => (false, stripped.as_str()),
+        };
+        if digits.is_empty() {
+            return Err(NumberError::Empty);
+        }
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return account(user);
+        }
+        if digits.len() > 15 {
+            return Err(NumberError::TooLong);
+        }
+        let cc = &self.default_country_code;
+        let e164 = if plus {
+            format!("+{digits}")
+        } else if let Some(intl) = digits.strip_prefix("00") {
+            format!("+{intl}")
+        } else if cc.is_empty() {
+            digits.to_string()
+        } else if let Some(national) = digits.strip_prefix('0') {
+            format!("+{cc}{national}")
+        } else if digits.starts_with(cc.as_str()) && digits.len() > 11 {
+            format!("+{digits}")
+        } else {
+            format!("+{cc}{digits}")
+        };
+        Ok(Number(e164))
+    }
+}
+
+/// Accounts and tokens: letters, digits and a few URI-safe marks.
+fn account(user: &str) -> Result<Number, NumberError> {
+    match user
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.!~*'+".contains(*c)))
+    {
+        Some(c) => Err(NumberError::BadChar(c)),
+        None => Ok(Number(user.to_string())),
+    }
+}
+
+/// The user part of `sip:user@host;params`, `tel:+123;params` or a bare value.
+fn user_part(raw: &str) -> &str {
+    let lower_starts = |p: &str| raw.len() >= p.len() && raw[..p.len()].eq_ignore_ascii_case(p);
+    let rest = if lower_starts("sips:") {
+        &raw[5..]
+    } else if lower_starts("sip:") || lower_starts("tel:") {
+        &raw[4..]
+    } else {
+        raw
+    };
+    let rest = rest.split('@').next().unwrap_or(rest);
+    rest.split(';').next().unwrap_or(rest)
+}
+
+impl Number {
+    /// The canonical text, for the store and for building SIP URIs.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Wraps a value that was normalised before (read back from the store).
+    pub fn from_normalised(s: String) -> Self {
+        Number(s)
+    }
+
+    /// The masked form for logs.
+    pub fn masked(&self) -> Masked<'_> {
+        Masked(&self.0)
+    }
+}
+
+impl fmt::Display for Number {
+    /// Displays masked: a `Number` never reaches a log in clear by accident.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Masked(&self.0).fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cn() -> Normaliser {
+        Normaliser {
+            default_country_code: "86".into(),
+        }
+    }
+
+    #[test]
+    fn every_spelling_of_a_chinese_mobile_is_the_same_party() {
+        let n = cn();
+        let want = n.normalise("+8613800000000").expect("e164");
+        for s in [
+            "8613800000000",
+            "13800000000",
+            "sip:13800000000@example.com;user=phone",
+            "tel:+86-138-0000-0000",
+            "008613800000000",
+            "<sip:+8613800000000@10.0.0.1:5060>".trim_matches(|c| c == '<' || c == '>'),
+        ] {
+            assert_eq!(n.normalise(s).expect(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn without_country_code_digits_stay_as_written() {
+        let n = Normaliser::default();
+        assert_eq!(
+            n.normalise("13800000000").expect("ok").as_str(),
+            "13800000000"
+        );
+    }
+
+    #[test]
+    fn accounts_and_tokens_are_kept() {
+        assert_eq!(
+            cn().normalise("sip:t-8f3k2q@example.com")
+                .expect("ok")
+                .as_str(),
+            "t-8f3k2q"
+        );
+    }
+
+    #[test]
+    fn garbage_is_rejected() {
+        assert_eq!(cn().normalise(""), Err(NumberError::Empty));
+        assert_eq!(cn().normalise("sip:@host"), Err(NumberError::Empty));
+        assert_eq!(cn().normalise("a\"b"), Err(NumberError::BadChar('"')));
+        assert_eq!(
+            cn().normalise("1234567890123456"),
+            Err(NumberError::TooLong)
+        );
+    }
+
+    #[test]
+    fn display_masks() {
+        let n = cn().normalise("13800000000").expect("ok");
+        assert_eq!(n.to_string(), "+86138****0000");
+    }
+}

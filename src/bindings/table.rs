@@ -1,0 +1,287 @@
+//! The in-memory binding table: every lookup on the call path lands here.
+//!
+//! AXB bindings are keyed (caller, X) in both directions, AX bindings by X;
+//! lookup tries AXB first, then AX. Counters live with the binding under the
+//! map's shard lock, so a reservation is atomic with its check and concurrent
+//! INVITEs can never exceed a call limit. Persisting changes is the caller's
+//! job (see `store`); the table never touches a disk or a socket.
+
+use dashmap::DashMap;
+
+use super::conditions::{check, Conditions, Defaults, Refusal, Usage};
+use super::number::Number;
+
+/// Row id of a binding in the store.
+pub type BindingId = i64;
+
+/// An AX or AXB binding with its usage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// Store row id.
+    pub id: BindingId,
+    /// A of an AXB binding; `None` for AX.
+    pub a: Option<Number>,
+    /// The virtual number.
+    pub x: Number,
+    /// B of an AXB binding, or the owner of an AX binding.
+    pub b: Number,
+    /// Conditions as set on this binding.
+    pub conditions: Conditions,
+    /// Unix seconds of creation.
+    pub created_at: i64,
+    /// What has been used.
+    pub usage: Usage,
+}
+
+/// Why a binding cannot be added.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TableError {
+    /// (party, X) already names a live binding.
+    #[error("{party} already has a binding on virtual number {x}")]
+    PartyTaken {
+        /// The party, masked when displayed.
+        party: Number,
+        /// The virtual number.
+        x: Number,
+    },
+    /// X already has an AX binding.
+    #[error("virtual number {0} already has an AX binding")]
+    VirtualTaken(Number),
+    /// A and B are the same party.
+    #[error("caller and callee are the same party")]
+    SameParty,
+}
+
+/// A call that passed its conditions and holds a reservation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// The binding that admitted the call.
+    pub binding: BindingId,
+    /// The real party to call.
+    pub callee: Number,
+    /// The number shown to the callee (X).
+    pub virtual_number: Number,
+    /// Longest the call may last in seconds, 0 = unlimited.
+    pub max_secs: u64,
+}
+
+/// The table.
+#[derive(Default)]
+pub struct BindingTable {
+    by_id: DashMap<BindingId, Binding>,
+    axb: DashMap<(Number, Number), BindingId>,
+    ax: DashMap<Number, BindingId>,
+    // How many AXB bindings use each X: tells "caller not allowed" from
+    // "unknown number" without scanning the table.
+    axb_virtuals: DashMap<Number, u32>,
+    defaults: Defaults,
+}
+
+impl BindingTable {
+    /// An empty table applying `defaults`.
+    pub fn new(defaults: Defaults) -> Self {
+        BindingTable {
+            defaults,
+            ..Default::default()
+        }
+    }
+
+    /// Number of bindings.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Checks that `b` could be added without clashing.
+    pub fn check_new(&self, a: Option<&Number>, x: &Number, b: &Number) -> Result<(), TableError> {
+        match a {
+            Some(a) if a == b => Err(TableError::SameParty),
+            Some(a) => {
+                for p in [a, b] {
+                    if self.axb.contains_key(&(p.clone(), x.clone())) {
+                        return Err(TableError::PartyTaken {
+                            party: p.clone(),
+                            x: x.clone(),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            None if self.ax.contains_key(x) => Err(TableError::VirtualTaken(x.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds a binding (already stored) after checking for clashes.
+    pub fn insert(&self, binding: Binding) -> Result<(), TableError> {
+        self.check_new(binding.a.as_ref(), &binding.x, &binding.b)?;
+        match &binding.a {
+            Some(a) => {
+                self.axb.insert((a.clone(), binding.x.clone()), binding.id);
+                self.axb
+                    .insert((binding.b.clone(), binding.x.clone()), binding.id);
+                *self.axb_virtuals.entry(binding.x.clone()).or_insert(0) += 1;
+            }
+            None => {
+                self.ax.insert(binding.x.clone(), binding.id);
+            }
+        }
+        self.by_id.insert(binding.id, binding);
+        Ok(())
+    }
+
+    /// Removes a binding; calls in progress are not affected.
+    pub fn remove(&self, id: BindingId) -> Option<Binding> {
+        let (_, b) = self.by_id.remove(&id)?;
+        match &b.a {
+            Some(a) => {
+                self.axb.remove(&(a.clone(), b.x.clone()));
+                self.axb.remove(&(b.b.clone(), b.x.clone()));
+                self.axb_virtuals.remove_if_mut(&b.x, |_, n| {
+                    *n -= 1;
+                    *n == 0
+                });
+            }
+            None => {
+                self.ax.remove(&b.x);
+            }
+        }
+        Some(b)
+    }
+
+    /// A copy of one binding.
+    pub fn get(&self, id: BindingId) -> Option<Binding> {
+        self.by_id.get(&id).map(|b| b.clone())
+    }
+
+    /// Finds the binding for a call from `caller` to `dialled` and reserves a
+    /// use if its conditions hold. AXB first, then AX.
+    pub fn admit(&self, caller: &Number, dialled: &Number, now: i64) -> Result<Admission, Refusal> {
+        let key = (caller.clone(), dialled.clone());
+        let id = match self.axb.get(&key).map(|e| *e.value()) {
+            Some(id) => id,
+            None => match self.ax.get(dialled).map(|e| *e.value()) {
+                Some(id) => id,
+                None if self.virtual_in_axb(dialled) => return Err(Refusal::CallerNotAllowed),
+                None => return Err(Refusal::UnknownNumber),
+            },
+        };
+        let mut entry = self.by_id.get_mut(&id).ok_or(Refusal::UnknownNumber)?;
+        let b = entry.value_mut();
+        let eff = b.conditions.effective(&self.defaults, b.created_at);
+        let max_secs = check(&b.conditions, &eff, &b.usage, caller, now)?;
+        b.usage.reserved += 1;
+        let callee = match &b.a {
+            Some(a) if a == caller => b.b.clone(),
+            Some(a) => a.clone(),
+            None => b.b.clone(),
+        };
+        Ok(Admission {
+            binding: id,
+            callee,
+            virtual_number: b.x.clone(),
+            max_secs,
+        })
+    }
+
+    fn virtual_in_axb(&self, x: &Number) -> bool {
+        self.axb_virtuals.contains_key(x)
+    }
+
+    /// Ends a reservation: an answered call consumes the use. Returns the new
+    /// usage so the caller can persist it; `None` if the binding is gone.
+    pub fn settle(&self, id: BindingId, answered: bool) -> Option<Usage> {
+        let mut b = self.by_id.get_mut(&id)?;
+        b.usage.reserved = b.usage.reserved.saturating_sub(1);
+        if answered {
+            b.usage.calls_used += 1;
+        }
+        Some(b.usage)
+    }
+
+    /// Adds talk time after a call ends.
+    pub fn add_talk_time(&self, id: BindingId, secs: u64) -> Option<Usage> {
+        let mut b = self.by_id.get_mut(&id)?;
+        b.usage.talk_secs_used += secs;
+        Some(b.usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Number {
+        Number::from_normalised(s.into())
+    }
+
+    fn binding(id: i64, a: Option<&str>, x: &str, b: &str) -> Binding {
+        Binding {
+            id,
+            a: a.map(n),
+            x: n(x),
+            b: n(b),
+            conditions: Conditions::default(),
+            created_at: 0,
+            usage: Usage::default(),
+        }
+    }
+
+    #[test]
+    fn axb_routes_both_ways_and_ax_is_the_fallback() {
+        let t = BindingTable::new(Defaults::default());
+        t.insert(binding(1, Some("+1"), "+9", "+2")).expect("axb");
+        t.insert(binding(2, None, "+9", "+3")).expect("ax");
+        assert_eq!(
+            t.admit(&n("+1"), &n("+9"), 0).expect("a->b").callee,
+            n("+2")
+        );
+        assert_eq!(
+            t.admit(&n("+2"), &n("+9"), 0).expect("b->a").callee,
+            n("+1")
+        );
+        assert_eq!(t.admit(&n("+5"), &n("+9"), 0).expect("ax").callee, n("+3"));
+        assert_eq!(t.admit(&n("+5"), &n("+8"), 0), Err(Refusal::UnknownNumber));
+    }
+
+    #[test]
+    fn a_stranger_on_an_axb_number_is_not_allowed() {
+        let t = BindingTable::new(Defaults::default());
+        t.insert(binding(1, Some("+1"), "+9", "+2")).expect("axb");
+        assert_eq!(
+            t.admit(&n("+7"), &n("+9"), 0),
+            Err(Refusal::CallerNotAllowed)
+        );
+    }
+
+    #[test]
+    fn x_is_never_live_twice_for_the_same_party() {
+        let t = BindingTable::new(Defaults::default());
+        t.insert(binding(1, Some("+1"), "+9", "+2")).expect("axb");
+        assert!(matches!(
+            t.insert(binding(2, Some("+3"), "+9", "+1")),
+            Err(TableError::PartyTaken { .. })
+        ));
+        t.insert(binding(3, Some("+3"), "+9", "+4"))
+            .expect("other pair");
+    }
+
+    #[test]
+    fn reservations_are_released_or_consumed() {
+        let t = BindingTable::new(Defaults::default());
+        let mut b = binding(1, None, "+9", "+2");
+        b.conditions.max_calls = Some(1);
+        t.insert(b).expect("ax");
+        t.admit(&n("+5"), &n("+9"), 0).expect("first");
+        assert_eq!(t.admit(&n("+5"), &n("+9"), 0), Err(Refusal::CallsUsedUp));
+        t.settle(1, false);
+        t.admit(&n("+5"), &n("+9"), 0).expect("released");
+        assert_eq!(t.settle(1, true).map(|u| u.calls_used), Some(1));
+        assert_eq!(t.admit(&n("+5"), &n("+9"), 0), Err(Refusal::CallsUsedUp));
+    }
+}

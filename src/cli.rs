@@ -1,0 +1,248 @@
+//! The `bindings` and `check-config` commands: operator tools that work on
+//! the store directly, so they run beside or without a live `serve`.
+//! (`serve` itself is in `server`.) Output is for the operator's terminal,
+//! so numbers are shown in full here, unlike in logs.
+
+use std::io::{BufReader, IsTerminal, Write};
+use std::path::Path;
+
+use crate::bindings::{csv, BindingTable, Conditions, Normaliser};
+use crate::config::Config;
+use crate::store::{NewBinding, SqliteStore, Store, StoreError};
+
+/// Errors of the operator commands.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path.
+        path: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The CSV has bad rows; nothing was imported.
+    #[error("{path}: {count} bad row(s), nothing imported:\n{}", list.join("\n"))]
+    BadRows {
+        /// Path.
+        path: String,
+        /// How many rows are bad.
+        count: usize,
+        /// The first ones, "line N: reason".
+        list: Vec<String>,
+    },
+    /// A value given on the command line is unusable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Imports a CSV file, all or nothing. Returns the number of bindings added.
+pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> {
+    let io = |source| CliError::Io {
+        path: file.display().to_string(),
+        source,
+    };
+    let norm = normaliser(cfg);
+    let reader = BufReader::new(std::fs::File::open(file).map_err(io)?);
+    let path = file.display().to_string();
+    let rows = csv::parse(reader, &norm).map_err(|(errs, count)| CliError::BadRows {
+        path: path.clone(),
+        count,
+        list: errs.iter().map(|e| e.to_string()).collect(),
+    })?;
+    let mut store = SqliteStore::open(dir)?;
+    // Clashes with existing bindings and within the file, by line.
+    let table = BindingTable::new(cfg.binding_defaults());
+    for b in store.load_all()? {
+        let _ = table.insert(b);
+    }
+    let mut bad = Vec::new();
+    let now = crate::time::now();
+    let mut news = Vec::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        let probe = crate::bindings::Binding {
+            id: -(i as i64) - 1,
+            a: r.caller.clone(),
+            x: r.virtual_number.clone(),
+            b: r.callee.clone(),
+            conditions: Conditions::default(),
+            created_at: now,
+            usage: Default::default(),
+        };
+        if let Err(e) = table.insert(probe) {
+            bad.push(format!("line {}: {e}", r.line));
+        }
+        news.push(NewBinding {
+            a: r.caller.clone(),
+            x: r.virtual_number.clone(),
+            b: r.callee.clone(),
+            conditions: Conditions::default(),
+            created_at: now,
+        });
+    }
+    if !bad.is_empty() {
+        let count = bad.len();
+        bad.truncate(csv::MAX_REPORTED);
+        return Err(CliError::BadRows {
+            path,
+            count,
+            list: bad,
+        });
+    }
+    let tty = std::io::stderr().is_terminal();
+    let total = news.len();
+    let mut progress = |done: usize| {
+        if tty && (done % 10_000 == 0 || done == total) {
+            let width = 40;
+            let filled = if total == 0 {
+                width
+            } else {
+                done * width / total
+            };
+            eprint!(
+                "\r[{}{}] {done}/{total}",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+            let _ = std::io::stderr().flush();
+        }
+    };
+    store.insert_with_progress(&news, &mut progress)?;
+    if tty {
+        eprintln!();
+    }
+    Ok(total)
+}
+
+/// Options of `bindings add`.
+#[derive(Debug, Default)]
+pub struct AddArgs {
+    /// A of AXB; none for AX.
+    pub caller: Option<String>,
+    /// X.
+    pub virtual_number: String,
+    /// B or owner.
+    pub callee: String,
+    /// Conditions as text from the command line.
+    pub max_calls: Option<u32>,
+    /// Seconds.
+    pub max_call_secs: Option<u32>,
+    /// Seconds.
+    pub talk_budget_secs: Option<u64>,
+    /// Unix seconds or RFC 3339.
+    pub not_before: Option<String>,
+    /// Unix seconds or RFC 3339.
+    pub not_after: Option<String>,
+    /// Allowed callers (AX).
+    pub allow: Vec<String>,
+}
+
+/// Adds one binding; returns its id.
+pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
+    let norm = normaliser(cfg);
+    let num = |what: &str, v: &str| {
+        norm.normalise(v)
+            .map_err(|e| CliError::Invalid(format!("{what}: {e}")))
+    };
+    let time = |what: &str, v: &Option<String>| -> Result<Option<i64>, CliError> {
+        v.as_deref()
+            .map(|s| {
+                crate::time::parse(s)
+                    .ok_or_else(|| CliError::Invalid(format!("{what}: {s:?} is not a time")))
+            })
+            .transpose()
+    };
+    let caller = a.caller.as_deref().map(|c| num("caller", c)).transpose()?;
+    let x = num("virtual", &a.virtual_number)?;
+    let b = num("callee", &a.callee)?;
+    let allowed = if a.allow.is_empty() {
+        None
+    } else {
+        Some(
+            a.allow
+                .iter()
+                .map(|c| num("allow-caller", c))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    };
+    let conditions = Conditions {
+        not_before: time("not-before", &a.not_before)?,
+        not_after: time("not-after", &a.not_after)?,
+        max_calls: a.max_calls,
+        max_call_secs: a.max_call_secs,
+        talk_budget_secs: a.talk_budget_secs,
+        allowed_callers: allowed,
+    };
+    if let (Some(s), Some(e)) = (conditions.not_before, conditions.not_after) {
+        if e <= s {
+            return Err(CliError::Invalid(
+                "not-after must be later than not-before".into(),
+            ));
+        }
+    }
+    let mut store = SqliteStore::open(dir)?;
+    let table = BindingTable::new(cfg.binding_defaults());
+    for existing in store.load_all()? {
+        let _ = table.insert(existing);
+    }
+    table
+        .check_new(caller.as_ref(), &x, &b)
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    let row = NewBinding {
+        a: caller,
+        x,
+        b,
+        conditions,
+        created_at: crate::time::now(),
+    };
+    let ids = store.insert(&[row])?;
+    ids.first()
+        .copied()
+        .ok_or_else(|| CliError::Invalid("nothing inserted".into()))
+}
+
+/// Removes a binding; `false` if there was none.
+pub fn remove(dir: &Path, id: i64) -> Result<bool, CliError> {
+    Ok(SqliteStore::open(dir)?.remove(id)?)
+}
+
+/// Writes every binding as a table.
+pub fn list(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
+    let mut store = SqliteStore::open(dir)?;
+    let io = |source| CliError::Io {
+        path: "stdout".into(),
+        source,
+    };
+    writeln!(
+        out,
+        "id\tcaller\tvirtual\tcallee\tcalls_used\ttalk_secs_used\tmax_calls\tnot_after"
+    )
+    .map_err(io)?;
+    for b in store.load_all()? {
+        let c = &b.conditions;
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            b.id,
+            b.a.as_ref().map_or("", |a| a.as_str()),
+            b.x.as_str(),
+            b.b.as_str(),
+            b.usage.calls_used,
+            b.usage.talk_secs_used,
+            c.max_calls.map_or("-".to_string(), |v| v.to_string()),
+            c.not_after.map_or("-".to_string(), crate::time::format),
+        )
+        .map_err(io)?;
+    }
+    Ok(())
+}
+
+fn normaliser(cfg: &Config) -> Normaliser {
+    Normaliser {
+        default_country_code: cfg.numbers.default_country_code.clone(),
+    }
+}

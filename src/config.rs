@@ -1,0 +1,416 @@
+//! The config file: types, defaults (the embedded `config/sipmask.toml`) and
+//! validation that names the file, line and key of every problem.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::bindings::conditions::Defaults;
+use crate::bindings::Refusal;
+
+/// The embedded default config.
+pub const DEFAULT_TOML: &str = include_str!("../config/sipmask.toml");
+
+/// Whole config.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[sip]`
+    pub sip: SipConfig,
+    /// `[numbers]`
+    pub numbers: NumbersConfig,
+    /// `[storage]`
+    pub storage: StorageConfig,
+    /// `[defaults]`
+    pub defaults: DefaultsConfig,
+    /// `[refusals]`
+    pub refusals: Refusals,
+    /// `[shutdown]`
+    pub shutdown: ShutdownConfig,
+    /// `[log]`
+    pub log: LogConfig,
+}
+
+/// `[sip]`: transports and timers.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// UDP+TCP listen addresses.
+    pub listen: Vec<String>,
+    /// Host for Via/Contact; empty = derive.
+    pub advertise: String,
+    /// Outbound trunk; empty = none.
+    pub trunk: String,
+    /// Largest message in bytes.
+    pub max_message_size: usize,
+    /// TCP connection cap.
+    pub max_tcp_connections: usize,
+    /// RFC 3261 T1.
+    pub t1_ms: u64,
+    /// RFC 3261 T2.
+    pub t2_ms: u64,
+    /// RFC 3261 T4.
+    pub t4_ms: u64,
+    /// Ring timeout.
+    pub no_answer_secs: u64,
+}
+
+/// `[numbers]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumbersConfig {
+    /// Digits, no `+`; empty = none.
+    pub default_country_code: String,
+}
+
+/// `[storage]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// SQLite directory.
+    pub data_dir: PathBuf,
+}
+
+/// `[defaults]`: default call conditions.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsConfig {
+    /// 0 = unlimited.
+    pub max_calls: u32,
+    /// 0 = unlimited.
+    pub max_call_secs: u32,
+    /// 0 = unlimited.
+    pub talk_budget_secs: u64,
+    /// 0 = unlimited.
+    pub lifetime_secs: u64,
+}
+
+/// A SIP status with its reason phrase.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Status {
+    /// 400..=699.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: String,
+}
+
+/// `[refusals]`: a status per refusal.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refusals {
+    /// See [`Refusal::UnknownNumber`].
+    pub unknown_number: Status,
+    /// See [`Refusal::CallerNotAllowed`].
+    pub caller_not_allowed: Status,
+    /// See [`Refusal::NotYetValid`].
+    pub not_yet_valid: Status,
+    /// See [`Refusal::Expired`].
+    pub expired: Status,
+    /// See [`Refusal::CallsUsedUp`].
+    pub calls_used_up: Status,
+    /// See [`Refusal::TalkTimeUsedUp`].
+    pub talk_time_used_up: Status,
+    /// No trunk, or shutting down.
+    pub no_route: Status,
+}
+
+impl Refusals {
+    /// The status for a refusal; the one place refusals become SIP.
+    pub fn status(&self, r: Refusal) -> &Status {
+        match r {
+            Refusal::UnknownNumber => &self.unknown_number,
+            Refusal::CallerNotAllowed => &self.caller_not_allowed,
+            Refusal::NotYetValid => &self.not_yet_valid,
+            Refusal::Expired => &self.expired,
+            Refusal::CallsUsedUp => &self.calls_used_up,
+            Refusal::TalkTimeUsedUp => &self.talk_time_used_up,
+        }
+    }
+}
+
+/// `[shutdown]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Grace period for live calls.
+    pub drain_secs: u64,
+}
+
+/// `[log]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// EnvFilter directive.
+    pub level: String,
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Line in the file, when known.
+    pub line: Option<usize>,
+    /// Dotted key, e.g. `sip.t1_ms`.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// A config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// Path.
+        file: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// Syntax or validation problems.
+    #[error("{}", render(file, problems))]
+    Invalid {
+        /// Path.
+        file: String,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+fn render(file: &str, problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| match p.line {
+            Some(l) => format!("{file}:{l}: {}: {}", p.key, p.reason),
+            None => format!("{file}: {}: {}", p.key, p.reason),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn read(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::from_toml(&text, &file)
+    }
+
+    /// The embedded default.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Self::from_toml(DEFAULT_TOML, "<embedded config/sipmask.toml>")
+    }
+
+    /// Parses and validates text; `file` names it in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            file: file.to_string(),
+            problems: vec![syntax_problem(text, &e)],
+        })?;
+        let problems = cfg.validate(text);
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid {
+                file: file.to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// Every problem, each with its key and line.
+    pub fn validate(&self, text: &str) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |key: &str, reason: String| {
+            out.push(Problem {
+                line: locate(text, key),
+                key: key.to_string(),
+                reason,
+            })
+        };
+        if self.sip.listen.is_empty() {
+            bad("sip.listen", "needs at least one address".into());
+        }
+        for l in &self.sip.listen {
+            if l.parse::<SocketAddr>().is_err() {
+                bad("sip.listen", format!("{l:?} is not an IP:port address"));
+            }
+        }
+        if !self.sip.trunk.is_empty() {
+            if let Err(e) = crate::sip::Target::parse(&self.sip.trunk) {
+                bad("sip.trunk", e);
+            }
+        }
+        if !(512..=65535).contains(&self.sip.max_message_size) {
+            bad(
+                "sip.max_message_size",
+                "must be between 512 and 65535".into(),
+            );
+        }
+        if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
+            bad("sip.t2_ms", "t1_ms must be > 0 and t2_ms >= t1_ms".into());
+        }
+        if self.sip.no_answer_secs == 0 {
+            bad("sip.no_answer_secs", "must be at least 1".into());
+        }
+        let cc = &self.numbers.default_country_code;
+        if cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) {
+            bad(
+                "numbers.default_country_code",
+                "must be 1 to 3 digits, or empty".into(),
+            );
+        }
+        for (name, st) in self.refusals.all() {
+            if !(400..=699).contains(&st.status) {
+                bad(
+                    &format!("refusals.{name}"),
+                    format!("status {} is not 400..699", st.status),
+                );
+            }
+            if st.reason.is_empty() || st.reason.contains(['\r', '\n']) {
+                bad(
+                    &format!("refusals.{name}"),
+                    "reason must be one non-empty line".into(),
+                );
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            bad(
+                "log.level",
+                format!("{:?} is not a valid filter", self.log.level),
+            );
+        }
+        out
+    }
+
+    /// Default conditions for the binding table.
+    pub fn binding_defaults(&self) -> Defaults {
+        let d = &self.defaults;
+        Defaults {
+            max_calls: d.max_calls,
+            max_call_secs: d.max_call_secs,
+            talk_budget_secs: d.talk_budget_secs,
+            lifetime_secs: d.lifetime_secs,
+        }
+    }
+}
+
+impl Refusals {
+    fn all(&self) -> [(&'static str, &Status); 7] {
+        [
+            ("unknown_number", &self.unknown_number),
+            ("caller_not_allowed", &self.caller_not_allowed),
+            ("not_yet_valid", &self.not_yet_valid),
+            ("expired", &self.expired),
+            ("calls_used_up", &self.calls_used_up),
+            ("talk_time_used_up", &self.talk_time_used_up),
+            ("no_route", &self.no_route),
+        ]
+    }
+}
+
+fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+    let msg = e.message().to_string();
+    // serde names the unknown or missing field in its message; keep it whole.
+    Problem {
+        line,
+        key: key_at(text, line).unwrap_or_else(|| "(syntax)".into()),
+        reason: msg,
+    }
+}
+
+/// The dotted key defined on `line`, from the nearest table header above it.
+fn key_at(text: &str, line: Option<usize>) -> Option<String> {
+    let line = line?;
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line - 1)?.trim();
+    let key = here.split('=').next()?.trim();
+    let table = lines[..line - 1]
+        .iter()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
+        .map(str::trim);
+    match (table, key.starts_with('[')) {
+        (_, true) => Some(key.trim_matches(['[', ']']).to_string()),
+        (Some(t), false) if !key.is_empty() => Some(format!("{t}.{key}")),
+        _ if !key.is_empty() => Some(key.to_string()),
+        _ => None,
+    }
+}
+
+/// The line (1-based) where dotted `key` is set, if it is in the text.
+fn locate(text: &str, key: &str) -> Option<usize> {
+    let (table, name) = key.rsplit_once('.')?;
+    let mut in_table = false;
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if let Some(h) = t.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            in_table = h.trim() == table;
+        } else if in_table && t.split('=').next().map(str::trim) == Some(name) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_config_is_valid() {
+        let c = Config::embedded().expect("embedded config must validate");
+        assert_eq!(c.sip.listen, vec!["0.0.0.0:5060".to_string()]);
+    }
+
+    #[test]
+    fn bad_value_names_file_line_and_key() {
+        let text = DEFAULT_TOML.replace("t1_ms = 500", "t1_ms = 0");
+        let err = Config::from_toml(&text, "x.toml")
+            .expect_err("invalid")
+            .to_string();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("t2_ms"))
+            .expect("line")
+            + 1;
+        assert!(err.contains(&format!("x.toml:{line}: sip.t2_ms")), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_line() {
+        let text = DEFAULT_TOML.replace("t1_ms = 500", "t1_ms = 500\ntypo_ms = 1");
+        let err = Config::from_toml(&text, "x.toml")
+            .expect_err("invalid")
+            .to_string();
+        assert!(err.contains("typo_ms"), "{err}");
+        assert!(err.contains("x.toml:"), "{err}");
+    }
+
+    #[test]
+    fn bad_refusal_status_is_reported() {
+        let text = DEFAULT_TOML.replace(
+            "status = 404, reason = \"Not Found\"",
+            "status = 200, reason = \"Not Found\"",
+        );
+        let err = Config::from_toml(&text, "x.toml")
+            .expect_err("invalid")
+            .to_string();
+        assert!(err.contains("refusals.unknown_number"), "{err}");
+    }
+}

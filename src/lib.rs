@@ -1,0 +1,17 @@
+//! sipmask: a SIP back-to-back user agent that bridges calls to virtual
+//! numbers to the real parties behind them, masking each from the other.
+//!
+//! Data flows one way: [`sip::transport`] (sockets, framing) ->
+//! [`sip::transaction`] -> [`b2bua`] (calls) -> [`bindings`] (decision) ->
+//! back out. [`store`] persists bindings and counters; [`server`] wires it
+//! all from a [`config::Config`].
+
+pub mod b2bua;
+pub mod bindings;
+pub mod cli;
+pub mod config;
+pub mod mask;
+pub mod server;
+pub mod sip;
+pub mod store;
+pub mod time;

@@ -1,0 +1,268 @@
+//! Command line of sipmask: parses arguments and calls into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sipmask::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "sipmask",
+    version,
+    about = "SIP B2BUA that masks phone numbers behind virtual numbers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve SIP (UDP and TCP) on the config's addresses.
+    Serve {
+        /// Config file (default: the embedded config/sipmask.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides storage.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Listen address, repeatable (overrides sip.listen).
+        #[arg(long)]
+        listen: Vec<String>,
+        /// Where calls to real numbers go: host:port[;transport=tcp] (overrides sip.trunk).
+        #[arg(long)]
+        trunk: Option<String>,
+    },
+    /// Manage bindings in the data directory.
+    Bindings {
+        #[command(subcommand)]
+        command: BindingsCommand,
+    },
+    /// Validate a config file and report every problem.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Config file (default: embedded).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides storage.data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum BindingsCommand {
+    /// Import a CSV file with header caller,virtual,callee (all or nothing).
+    Import {
+        #[command(flatten)]
+        common: Common,
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// List every binding with its counters.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Add one binding.
+    Add {
+        #[command(flatten)]
+        common: Common,
+        /// A of an AXB binding; leave out for AX.
+        #[arg(long)]
+        caller: Option<String>,
+        /// Virtual number X.
+        #[arg(long = "virtual")]
+        virtual_number: String,
+        /// B of AXB, or the owner of AX.
+        #[arg(long)]
+        callee: String,
+        /// Answered calls allowed (0 = unlimited).
+        #[arg(long)]
+        max_calls: Option<u32>,
+        /// Longest call in seconds (0 = unlimited).
+        #[arg(long)]
+        max_call_secs: Option<u32>,
+        /// Total talk time in seconds (0 = unlimited).
+        #[arg(long)]
+        talk_budget_secs: Option<u64>,
+        /// Valid from (unix seconds or RFC 3339).
+        #[arg(long)]
+        not_before: Option<String>,
+        /// Valid until (unix seconds or RFC 3339).
+        #[arg(long)]
+        not_after: Option<String>,
+        /// Caller allowed on an AX binding (repeatable; default: anyone).
+        #[arg(long = "allow-caller")]
+        allow: Vec<String>,
+    },
+    /// Remove a binding by id.
+    Remove {
+        #[command(flatten)]
+        common: Common,
+        /// Binding id (see `list`).
+        id: i64,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::read(p)?,
+        None => Config::embedded()?,
+    })
+}
+
+fn data_dir(cfg: &Config, flag: Option<PathBuf>) -> PathBuf {
+    flag.unwrap_or_else(|| cfg.storage.data_dir.clone())
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            config,
+            data_dir: dir,
+            listen,
+            trunk,
+        } => {
+            let mut cfg = load_config(config.as_ref())?;
+            if let Some(d) = dir {
+                cfg.storage.data_dir = d;
+            }
+            if !listen.is_empty() {
+                cfg.sip.listen = listen;
+            }
+            if let Some(t) = trunk {
+                cfg.sip.trunk = t;
+            }
+            let problems = cfg.validate("");
+            if !problems.is_empty() {
+                let list: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("command line: {p}"))
+                    .collect();
+                anyhow::bail!("{}", list.join("\n"));
+            }
+            init_logs(&cfg.log.level);
+            serve(cfg)
+        }
+        Command::Bindings { command } => bindings(command),
+        Command::CheckConfig { file } => {
+            Config::read(&file)?;
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+    }
+}
+
+fn bindings(command: BindingsCommand) -> anyhow::Result<()> {
+    match command {
+        BindingsCommand::Import { common, file } => {
+            let cfg = load_config(common.config.as_ref())?;
+            let dir = data_dir(&cfg, common.data_dir);
+            let n = sipmask::cli::import(&cfg, &dir, &file)?;
+            println!("imported {n} bindings into {}", dir.display());
+        }
+        BindingsCommand::List { common } => {
+            let cfg = load_config(common.config.as_ref())?;
+            sipmask::cli::list(
+                &data_dir(&cfg, common.data_dir),
+                &mut std::io::stdout().lock(),
+            )?;
+        }
+        BindingsCommand::Add {
+            common,
+            caller,
+            virtual_number,
+            callee,
+            max_calls,
+            max_call_secs,
+            talk_budget_secs,
+            not_before,
+            not_after,
+            allow,
+        } => {
+            let cfg = load_config(common.config.as_ref())?;
+            let args = sipmask::cli::AddArgs {
+                caller,
+                virtual_number,
+                callee,
+                max_calls,
+                max_call_secs,
+                talk_budget_secs,
+                not_before,
+                not_after,
+                allow,
+            };
+            let id = sipmask::cli::add(&cfg, &data_dir(&cfg, common.data_dir), args)?;
+            println!("added binding {id}");
+        }
+        BindingsCommand::Remove { common, id } => {
+            let cfg = load_config(common.config.as_ref())?;
+            if !sipmask::cli::remove(&data_dir(&cfg, common.data_dir), id)? {
+                anyhow::bail!("no binding {id}");
+            }
+            println!("removed binding {id}");
+        }
+    }
+    Ok(())
+}
+
+fn init_logs(level: &str) {
+    // rsipstack's parser logs message details; keep it to warnings.
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| format!("{level},rsipstack=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn serve(cfg: Config) -> anyhow::Result<()> {
+    let drain = Duration::from_secs(cfg.shutdown.drain_secs);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let server = sipmask::server::Server::start(cfg).await?;
+        wait_for_signal().await;
+        tracing::info!(live_calls = server.live_calls(), "stopping: no new calls");
+        server.shutdown(drain).await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops sipmask");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

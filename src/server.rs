@@ -1,0 +1,276 @@
+//! Wiring: builds the parts from a [`Config`], binds the sockets, runs the
+//! receive loops and the timer tick, and shuts down gracefully.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::b2bua::{Engine, EngineConfig};
+use crate::bindings::{BindingTable, Normaliser};
+use crate::config::Config;
+use crate::sip::message::Msg;
+use crate::sip::transaction::TimerConfig;
+use crate::sip::transport::{raw_error_reply, Net, Sink};
+use crate::sip::{host_port, Peer, Target};
+use crate::store::{SqliteStore, Store, StoreError, Writer};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A config value is unusable at run time.
+    #[error("config: {0}")]
+    Config(String),
+}
+
+/// The engine behind its lock; the sockets deliver into it.
+struct Core {
+    engine: Mutex<Engine>,
+}
+
+impl Core {
+    fn with_engine(&self, net: &Arc<Net>, f: impl FnOnce(&mut Engine)) {
+        let mut out: Vec<(Peer, Bytes)> = Vec::new();
+        {
+            let Ok(mut e) = self.engine.lock() else {
+                return;
+            };
+            f(&mut e);
+            e.drain(&mut out);
+        }
+        for (peer, bytes) in out {
+            net.send(peer, bytes);
+        }
+    }
+}
+
+impl Sink for Core {
+    fn deliver(&self, data: &[u8], peer: Peer, net: &Arc<Net>) {
+        match Msg::parse(data, peer.transport == crate::sip::Transport::Udp) {
+            Ok(m) => self.with_engine(net, |e| e.on_message(m, peer, Instant::now())),
+            Err(err) => {
+                tracing::debug!(error = %err, %peer, "bad message");
+                if let Some(reply) = raw_error_reply(data, 400) {
+                    net.send(peer, reply);
+                }
+            }
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    core: Arc<Core>,
+    net: Arc<Net>,
+    store: Writer,
+    store_thread: Option<std::thread::JoinHandle<()>>,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+    /// Bound SIP addresses (UDP and TCP share each).
+    pub addrs: Vec<SocketAddr>,
+    /// The binding table (shared with the engine).
+    pub bindings: Arc<BindingTable>,
+}
+
+/// Opens the store under `dir` and loads every binding into a new table.
+pub fn load_bindings(
+    cfg: &Config,
+    dir: &PathBuf,
+) -> Result<(Arc<BindingTable>, SqliteStore), StoreError> {
+    let mut store = SqliteStore::open(dir)?;
+    let table = BindingTable::new(cfg.binding_defaults());
+    let mut skipped = 0usize;
+    for b in store.load_all()? {
+        if let Err(e) = table.insert(b) {
+            skipped += 1;
+            tracing::warn!(error = %e, "binding not loaded");
+        }
+    }
+    tracing::info!(bindings = table.len(), skipped, "bindings loaded");
+    Ok((Arc::new(table), store))
+}
+
+impl Server {
+    /// Binds, loads and starts everything; returns once serving.
+    pub async fn start(cfg: Config) -> Result<Server, ServerError> {
+        let data_dir = cfg.storage.data_dir.clone();
+        let (bindings, store) = load_bindings(&cfg, &data_dir)?;
+        let (writer, store_thread) = Writer::start(Box::new(store) as Box<dyn Store>)
+            .map_err(|e| ServerError::Config(format!("cannot start store thread: {e}")))?;
+        let mut udps = Vec::new();
+        let mut tcps = Vec::new();
+        let mut addrs = Vec::new();
+        for l in &cfg.sip.listen {
+            let addr: SocketAddr = l
+                .parse()
+                .map_err(|_| ServerError::Config(format!("bad listen address {l}")))?;
+            let bind_err = |source| ServerError::Bind {
+                addr: l.clone(),
+                source,
+            };
+            let udp = UdpSocket::bind(addr).await.map_err(bind_err)?;
+            // Same port for TCP, even when the config asked for port 0.
+            let port = udp.local_addr().map_err(bind_err)?.port();
+            let tcp = TcpListener::bind(SocketAddr::new(addr.ip(), port))
+                .await
+                .map_err(bind_err)?;
+            addrs.push(SocketAddr::new(addr.ip(), port));
+            udps.push(udp);
+            tcps.push(tcp);
+        }
+        let trunk = match cfg.sip.trunk.as_str() {
+            "" => None,
+            t => Some(Target::parse(t).map_err(ServerError::Config)?),
+        };
+        let (me_v4, me_v6) = advertised(&addrs, &cfg.sip.advertise, trunk.as_ref());
+        let engine_cfg = EngineConfig {
+            me_v4,
+            me_v6,
+            trunk,
+            refusals: cfg.refusals.clone(),
+            normaliser: Normaliser {
+                default_country_code: cfg.numbers.default_country_code.clone(),
+            },
+            no_answer: Duration::from_secs(cfg.sip.no_answer_secs),
+            timers: TimerConfig {
+                t1: Duration::from_millis(cfg.sip.t1_ms),
+                t2: Duration::from_millis(cfg.sip.t2_ms),
+                t4: Duration::from_millis(cfg.sip.t4_ms),
+            },
+        };
+        let core = Arc::new(Core {
+            engine: Mutex::new(Engine::new(engine_cfg, bindings.clone(), writer.clone())),
+        });
+        let cancel = CancellationToken::new();
+        let net = Net::new(
+            udps,
+            cfg.sip.max_message_size,
+            cfg.sip.max_tcp_connections,
+            cancel.clone(),
+            core.clone(),
+        );
+        let mut tasks = JoinSet::new();
+        for i in 0..addrs.len() {
+            tasks.spawn(net.clone().run_udp(i));
+        }
+        for l in tcps {
+            tasks.spawn(net.clone().run_tcp_listener(l));
+        }
+        tasks.spawn(tick(core.clone(), net.clone(), cancel.clone()));
+        tracing::info!(?addrs, "sipmask serving SIP over UDP and TCP");
+        Ok(Server {
+            core,
+            net,
+            store: writer,
+            store_thread: Some(store_thread),
+            cancel,
+            tasks,
+            addrs,
+            bindings,
+        })
+    }
+
+    /// Calls not yet ended.
+    pub fn live_calls(&self) -> usize {
+        self.core.engine.lock().map(|e| e.live_calls()).unwrap_or(0)
+    }
+
+    /// Stops taking calls, lets live ones run up to `drain`, ends the rest
+    /// with BYE, flushes the store and stops every task.
+    pub async fn shutdown(mut self, drain: Duration) {
+        self.core.with_engine(&self.net, |e| e.stop_accepting());
+        let deadline = Instant::now() + drain;
+        while self.live_calls() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let live = self.live_calls();
+        if live > 0 {
+            tracing::info!(live, "ending calls still up at the shutdown deadline");
+            self.core
+                .with_engine(&self.net, |e| e.end_all(Instant::now()));
+            // Give the BYEs a moment on the wire (and TCP writers a turn).
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.flush()).await;
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        drop(self.core);
+        drop(self.store);
+        if let Some(h) = self.store_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+        tracing::info!("sipmask stopped");
+    }
+}
+
+/// Ticks the engine's timers. 10 ms is far finer than any SIP timer needs.
+async fn tick(core: Arc<Core>, net: Arc<Net>, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_millis(10));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => core.with_engine(&net, |e| e.on_timer(Instant::now())),
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Our host:port per address family for Via and Contact.
+fn advertised(
+    addrs: &[SocketAddr],
+    advertise: &str,
+    trunk: Option<&Target>,
+) -> (Option<String>, Option<String>) {
+    let mut v4 = None;
+    let mut v6 = None;
+    for a in addrs {
+        let ip = if !advertise.is_empty() {
+            None
+        } else if a.ip().is_unspecified() {
+            Some(outgoing_ip(a.ip(), trunk))
+        } else {
+            Some(a.ip())
+        };
+        let hp = match ip {
+            Some(ip) => host_port(SocketAddr::new(ip, a.port())),
+            None => format!("{advertise}:{}", a.port()),
+        };
+        let slot = if a.is_ipv6() { &mut v6 } else { &mut v4 };
+        slot.get_or_insert(hp);
+    }
+    (v4, v6)
+}
+
+/// The local address the OS would use towards the trunk (no packet is sent).
+fn outgoing_ip(unspecified: IpAddr, trunk: Option<&Target>) -> IpAddr {
+    let loopback = if unspecified.is_ipv6() {
+        IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
+    } else {
+        IpAddr::from([127, 0, 0, 1])
+    };
+    let Some(t) = trunk.filter(|t| t.peer.addr.is_ipv6() == unspecified.is_ipv6()) else {
+        return loopback;
+    };
+    std::net::UdpSocket::bind(SocketAddr::new(unspecified, 0))
+        .and_then(|s| s.connect(t.peer.addr).and_then(|_| s.local_addr()))
+        .map(|a| a.ip())
+        .unwrap_or(loopback)
+}

@@ -1,0 +1,457 @@
+//! An incoming SIP message reduced to what a B2BUA reads: parsed by
+//! `rsipstack::sip`'s parser, then flattened into one struct with the
+//! transaction and dialog identifiers already picked out. Everything else
+//! is dropped here, which is why nothing of one party can leak through
+//! headers we never look at.
+
+use rsipstack::sip::{Header, SipMessage};
+
+use super::SipError;
+
+/// Request method; methods outside RFC 3261 and its extensions are `Other`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// INVITE
+    Invite,
+    /// ACK
+    Ack,
+    /// CANCEL
+    Cancel,
+    /// BYE
+    Bye,
+    /// Anything else, upper-case as on the wire.
+    Other(String),
+}
+
+impl Method {
+    /// Parses a method token.
+    pub fn from_token(s: &str) -> Method {
+        match s {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "CANCEL" => Method::Cancel,
+            "BYE" => Method::Bye,
+            other => Method::Other(other.to_string()),
+        }
+    }
+
+    /// The wire token.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Cancel => "CANCEL",
+            Method::Bye => "BYE",
+            Method::Other(s) => s,
+        }
+    }
+}
+
+/// Start line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// A request.
+    Request {
+        /// Method.
+        method: Method,
+        /// Request-URI as written.
+        uri: String,
+        /// User part of the Request-URI, if any.
+        user: Option<String>,
+    },
+    /// A response.
+    Response {
+        /// Status code.
+        code: u16,
+    },
+}
+
+/// The top Via, taken apart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopVia {
+    /// `UDP`, `TCP`, ...
+    pub transport: String,
+    /// Host of sent-by.
+    pub host: String,
+    /// Port of sent-by, if given.
+    pub port: Option<u16>,
+    /// `branch` parameter.
+    pub branch: String,
+    /// `rport` present (RFC 3581).
+    pub rport: bool,
+}
+
+/// Headers relayed from one leg to the other: they describe the session or
+/// the capabilities of the UA, never who or where a party is.
+pub const RELAYED_HEADERS: &[&str] = &[
+    "Allow",
+    "Supported",
+    "Require",
+    "Accept",
+    "Session-Expires",
+    "Min-SE",
+    "Content-Disposition",
+    "Event",
+    "Subscription-State",
+    "Info-Package",
+    "Recv-Info",
+    "RSeq",
+];
+
+/// A parsed message.
+#[derive(Clone, Debug)]
+pub struct Msg {
+    /// Start line.
+    pub start: Start,
+    /// Every Via value, top first.
+    pub vias: Vec<String>,
+    /// The top Via.
+    pub top_via: TopVia,
+    /// From value as written.
+    pub from: String,
+    /// To value as written.
+    pub to: String,
+    /// From tag.
+    pub from_tag: Option<String>,
+    /// To tag.
+    pub to_tag: Option<String>,
+    /// Call-ID.
+    pub call_id: String,
+    /// CSeq number.
+    pub cseq: u32,
+    /// CSeq method.
+    pub cseq_method: String,
+    /// URI of the first Contact.
+    pub contact: Option<String>,
+    /// Record-Route values, in order.
+    pub record_route: Vec<String>,
+    /// Max-Forwards.
+    pub max_forwards: Option<u32>,
+    /// Content-Type.
+    pub content_type: Option<String>,
+    /// RAck value (PRACK).
+    pub rack: Option<String>,
+    /// Headers from [`RELAYED_HEADERS`], as (canonical name, value).
+    pub relayed: Vec<(&'static str, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Msg {
+    /// Parses a complete message. `datagram` says the bytes are a whole UDP
+    /// datagram: a body without Content-Length then runs to its end.
+    pub fn parse(data: &[u8], datagram: bool) -> Result<Msg, SipError> {
+        let parsed = rsipstack::sip::parser::parse_message(data)
+            .map_err(|e| SipError::Parse(e.to_string()))?;
+        let (start, headers, mut body) = match parsed {
+            SipMessage::Request(r) => {
+                let user = r.uri.auth.as_ref().map(|a| a.user.clone());
+                let start = Start::Request {
+                    method: Method::from_token(&r.method.to_string()),
+                    uri: r.uri.to_string(),
+                    user,
+                };
+                (start, r.headers, r.body)
+            }
+            SipMessage::Response(r) => {
+                let code: u16 = r.status_code.into();
+                (Start::Response { code }, r.headers, r.body)
+            }
+        };
+        let mut m = Msg::empty(start);
+        let mut has_length = false;
+        for h in headers.iter() {
+            has_length |= matches!(h, Header::ContentLength(_));
+            m.take(h)?;
+        }
+        if datagram && !has_length {
+            if let Some(pos) = find(data, b"\r\n\r\n") {
+                body = data[pos + 4..].to_vec();
+            }
+        }
+        m.body = body;
+        m.check()?;
+        Ok(m)
+    }
+
+    fn empty(start: Start) -> Msg {
+        Msg {
+            start,
+            vias: Vec::new(),
+            top_via: TopVia::default(),
+            from: String::new(),
+            to: String::new(),
+            from_tag: None,
+            to_tag: None,
+            call_id: String::new(),
+            cseq: 0,
+            cseq_method: String::new(),
+            contact: None,
+            record_route: Vec::new(),
+            max_forwards: None,
+            content_type: None,
+            rack: None,
+            relayed: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, h: &Header) -> Result<(), SipError> {
+        let v = h.value().trim();
+        match h {
+            Header::Via(_) => self.vias.extend(split_commas(v).map(str::to_string)),
+            Header::From(_) => {
+                self.from = v.to_string();
+                self.from_tag = param(after_uri(v), "tag").map(str::to_string);
+            }
+            Header::To(_) => {
+                self.to = v.to_string();
+                self.to_tag = param(after_uri(v), "tag").map(str::to_string);
+            }
+            Header::CallId(_) => self.call_id = v.to_string(),
+            Header::CSeq(_) => {
+                let mut it = v.split_whitespace();
+                self.cseq = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or(SipError::Header("CSeq"))?;
+                self.cseq_method = it.next().ok_or(SipError::Header("CSeq"))?.to_string();
+            }
+            Header::Contact(_) if self.contact.is_none() => {
+                let first = split_commas(v).next().unwrap_or(v);
+                if first != "*" {
+                    self.contact = Some(uri_of(first).to_string());
+                }
+            }
+            Header::RecordRoute(_) => self
+                .record_route
+                .extend(split_commas(v).map(str::to_string)),
+            Header::MaxForwards(_) => self.max_forwards = v.parse().ok(),
+            Header::ContentType(_) => self.content_type = Some(v.to_string()),
+            Header::RAck(_) => self.rack = Some(v.to_string()),
+            _ => {
+                let name = h.name();
+                if let Some(canon) = RELAYED_HEADERS
+                    .iter()
+                    .find(|n| n.eq_ignore_ascii_case(name))
+                {
+                    self.relayed.push((canon, v.to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&mut self) -> Result<(), SipError> {
+        let top = self.vias.first().ok_or(SipError::Header("Via"))?;
+        self.top_via = parse_via(top).ok_or(SipError::Header("Via"))?;
+        if self.from.is_empty() {
+            return Err(SipError::Header("From"));
+        }
+        if self.to.is_empty() {
+            return Err(SipError::Header("To"));
+        }
+        if self.call_id.is_empty() {
+            return Err(SipError::Header("Call-ID"));
+        }
+        if self.cseq_method.is_empty() {
+            return Err(SipError::Header("CSeq"));
+        }
+        Ok(())
+    }
+
+    /// The method of a request.
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            Start::Request { method, .. } => Some(method),
+            Start::Response { .. } => None,
+        }
+    }
+
+    /// The status of a response.
+    pub fn code(&self) -> Option<u16> {
+        match self.start {
+            Start::Response { code } => Some(code),
+            Start::Request { .. } => None,
+        }
+    }
+
+    /// User part of the From URI.
+    pub fn from_user(&self) -> Option<&str> {
+        uri_user(uri_of(&self.from))
+    }
+
+    /// User part of the To URI.
+    pub fn to_user(&self) -> Option<&str> {
+        uri_user(uri_of(&self.to))
+    }
+}
+
+/// Parses one Via value.
+pub fn parse_via(v: &str) -> Option<TopVia> {
+    let (proto, rest) = v.trim().split_once(char::is_whitespace)?;
+    let transport = proto.rsplit('/').next()?.trim().to_ascii_uppercase();
+    let rest = rest.trim();
+    let (sent_by, params) = match rest.find(';') {
+        Some(i) => (rest[..i].trim(), &rest[i..]),
+        None => (rest, ""),
+    };
+    let (host, port) = split_host_port(sent_by)?;
+    Some(TopVia {
+        transport,
+        host: host.to_string(),
+        port,
+        branch: param(params, "branch").unwrap_or("").to_string(),
+        rport: params.split(';').any(|p| {
+            p.trim()
+                .split('=')
+                .next()
+                .is_some_and(|n| n.eq_ignore_ascii_case("rport"))
+        }),
+    })
+}
+
+fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let port = rest[end + 1..]
+            .strip_prefix(':')
+            .and_then(|p| p.parse().ok());
+        return Some((&s[..end + 2], port));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) => Some((h, Some(p.trim().parse().ok()?))),
+        None if !s.is_empty() => Some((s, None)),
+        None => None,
+    }
+}
+
+/// Splits a header value on commas that are not inside quotes or `<>`.
+pub fn split_commas(v: &str) -> impl Iterator<Item = &str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
+    for (i, c) in v.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => depth += 1,
+            '>' if !quoted => depth -= 1,
+            ',' if !quoted && depth <= 0 => {
+                parts.push(v[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(v[start..].trim());
+    parts.into_iter().filter(|p| !p.is_empty())
+}
+
+/// The URI of a name-addr (`"Bob" <sip:b@h>;tag=1`) or addr-spec (`sip:b@h;tag=1`).
+pub fn uri_of(v: &str) -> &str {
+    if let (Some(a), Some(b)) = (v.find('<'), v.rfind('>')) {
+        if a < b {
+            return &v[a + 1..b];
+        }
+    }
+    v.split(';').next().unwrap_or(v).trim()
+}
+
+/// The part after the URI, where header parameters live.
+fn after_uri(v: &str) -> &str {
+    match v.rfind('>') {
+        Some(i) => &v[i + 1..],
+        None => v.find(';').map_or("", |i| &v[i..]),
+    }
+}
+
+/// Value of `;name=value` in a parameter list.
+pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
+    params.split(';').find_map(|p| {
+        let (n, v) = p.split_once('=')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// User part of a `sip:`/`sips:`/`tel:` URI.
+pub fn uri_user(uri: &str) -> Option<&str> {
+    let rest = uri.split_once(':')?.1;
+    if uri.get(..3).is_some_and(|s| s.eq_ignore_ascii_case("tel")) {
+        return rest.split(';').next();
+    }
+    let (user, _) = rest.split_once('@')?;
+    Some(user.split(';').next().unwrap_or(user))
+}
+
+/// Position of `needle` in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &str = "INVITE sip:17000000000@10.0.0.1 SIP/2.0\r\n\
+        v: SIP/2.0/UDP 10.0.0.2:5061;branch=z9hG4bK-1;rport\r\n\
+        Via : SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bK-0\r\n\
+        f: \"Alice\" <sip:13800000000@10.0.0.2:5061>;tag=abc\r\n\
+        t: <sip:17000000000@10.0.0.1>\r\n\
+        i: call-1@10.0.0.2\r\n\
+        CSeq: 7 INVITE\r\n\
+        m: <sip:13800000000@10.0.0.2:5061;transport=udp>\r\n\
+        P-Asserted-Identity: <sip:13800000000@10.0.0.2>\r\n\
+        Supported: 100rel, timer\r\n\
+        c: application/sdp\r\n\r\n\
+        v=0\r\n";
+
+    #[test]
+    fn compact_headers_and_spaces_before_colon_parse() {
+        let m = Msg::parse(INVITE.as_bytes(), true).expect("parse");
+        assert_eq!(m.method(), Some(&Method::Invite));
+        assert_eq!(m.vias.len(), 2);
+        assert_eq!(m.top_via.branch, "z9hG4bK-1");
+        assert!(m.top_via.rport);
+        assert_eq!(m.top_via.port, Some(5061));
+        assert_eq!(m.from_tag.as_deref(), Some("abc"));
+        assert_eq!(m.from_user(), Some("13800000000"));
+        assert_eq!(m.to_user(), Some("17000000000"));
+        assert_eq!(m.call_id, "call-1@10.0.0.2");
+        assert_eq!((m.cseq, m.cseq_method.as_str()), (7, "INVITE"));
+        assert_eq!(
+            m.contact.as_deref(),
+            Some("sip:13800000000@10.0.0.2:5061;transport=udp")
+        );
+        assert_eq!(m.relayed, vec![("Supported", "100rel, timer".to_string())]);
+        // No Content-Length on UDP: the body runs to the end of the datagram.
+        assert_eq!(m.body, b"v=0\r\n");
+    }
+
+    #[test]
+    fn missing_call_id_is_an_error() {
+        let bad = INVITE.replace("i: call-1@10.0.0.2\r\n", "");
+        assert!(matches!(
+            Msg::parse(bad.as_bytes(), true),
+            Err(SipError::Header("Call-ID"))
+        ));
+    }
+
+    #[test]
+    fn ipv6_via_parses() {
+        let v = parse_via("SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bKx").expect("via");
+        assert_eq!(v.host, "[2001:db8::1]");
+        assert_eq!(v.port, Some(5070));
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        for s in [
+            "",
+            "\r\n\r\n",
+            "INVITE\r\n\r\n",
+            "SIP/2.0 abc\r\n\r\n",
+            "INVITE sip:x SIP/2.0\r\nVia: x\r\n\r\n",
+        ] {
+            let _ = Msg::parse(s.as_bytes(), true);
+        }
+    }
+}

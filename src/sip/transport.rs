@@ -1,0 +1,263 @@
+//! Sockets: UDP and TCP on each listen address (RFC 3261 section 18).
+//! Socket code only turns bytes into calls of a [`Sink`] and sends what it
+//! is given; all SIP state lives above it.
+//!
+//! TCP connections are keyed by remote address and reused both ways: a
+//! response goes back over the connection its request came on, a request to
+//! a TCP peer reuses an open connection or opens one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use dashmap::DashMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::framing::{next_frame, Frame};
+use super::{Peer, SipError, Transport};
+
+/// Receives whole messages from the sockets.
+pub trait Sink: Send + Sync + 'static {
+    /// One message (datagram or framed TCP message) from `peer`.
+    fn deliver(&self, data: &[u8], peer: Peer, net: &Arc<Net>);
+}
+
+/// The sockets, shared by every task.
+pub struct Net {
+    udp: Vec<Arc<UdpSocket>>,
+    tcp: DashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    tcp_slots: Arc<Semaphore>,
+    max_message: usize,
+    cancel: CancellationToken,
+    sink: Arc<dyn Sink>,
+}
+
+impl Net {
+    /// Wraps already-bound sockets (tests bind port 0).
+    pub fn new(
+        udp: Vec<UdpSocket>,
+        max_message: usize,
+        max_tcp: usize,
+        cancel: CancellationToken,
+        sink: Arc<dyn Sink>,
+    ) -> Arc<Net> {
+        Arc::new(Net {
+            sink,
+            udp: udp.into_iter().map(Arc::new).collect(),
+            tcp: DashMap::new(),
+            tcp_slots: Arc::new(Semaphore::new(max_tcp)),
+            max_message,
+            cancel,
+        })
+    }
+
+    /// Sends one message; failures are logged, never fatal (SIP retransmits).
+    pub fn send(self: &Arc<Self>, peer: Peer, data: Bytes) {
+        match peer.transport {
+            Transport::Udp => self.send_udp(peer.addr, &data),
+            Transport::Tcp => self.send_tcp(peer.addr, data),
+        }
+    }
+
+    fn send_udp(&self, to: SocketAddr, data: &[u8]) {
+        let sock = self
+            .udp
+            .iter()
+            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv6() == to.is_ipv6()))
+            .or_else(|| self.udp.first());
+        if let Some(s) = sock {
+            if let Err(e) = s.try_send_to(data, to) {
+                tracing::debug!(error = %e, "udp send failed");
+            }
+        }
+    }
+
+    fn send_tcp(self: &Arc<Self>, to: SocketAddr, data: Bytes) {
+        let tx = self.tcp.get(&to).map(|e| e.value().clone());
+        let tx = match tx {
+            Some(tx) => tx,
+            None => {
+                let Ok(permit) = self.tcp_slots.clone().try_acquire_owned() else {
+                    tracing::warn!("tcp connection limit reached; message dropped");
+                    return;
+                };
+                let (tx, rx) = mpsc::channel(256);
+                self.tcp.insert(to, tx.clone());
+                let net = self.clone();
+                tokio::spawn(async move {
+                    match TcpStream::connect(to).await {
+                        Ok(stream) => net.run_conn(stream, to, rx, permit).await,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "tcp connect failed");
+                            net.tcp.remove(&to);
+                        }
+                    }
+                });
+                tx
+            }
+        };
+        if tx.try_send(data).is_err() {
+            tracing::debug!("tcp connection busy or closed; message dropped");
+        }
+    }
+
+    /// Runs the receive loop of UDP socket `i` until cancelled.
+    pub async fn run_udp(self: Arc<Self>, i: usize) {
+        let Some(sock) = self.udp.get(i).cloned() else {
+            return;
+        };
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let (n, from) = tokio::select! {
+                r = sock.recv_from(&mut buf) => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // ICMP port unreachable and the like: keep going.
+                        tracing::debug!(error = %e, "udp receive error");
+                        continue;
+                    }
+                },
+                _ = self.cancel.cancelled() => return,
+            };
+            if n > self.max_message {
+                tracing::debug!(size = n, "oversized datagram dropped");
+                continue;
+            }
+            let data = &buf[..n];
+            if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
+                continue; // keep-alive
+            }
+            self.sink.deliver(
+                data,
+                Peer {
+                    transport: Transport::Udp,
+                    addr: from,
+                },
+                &self,
+            );
+        }
+    }
+
+    /// Accepts TCP connections until cancelled.
+    pub async fn run_tcp_listener(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = self.cancel.cancelled() => return,
+            };
+            let (stream, from) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "tcp accept failed; backing off");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = self.tcp_slots.clone().try_acquire_owned() else {
+                tracing::warn!("tcp connection limit reached; connection refused");
+                continue;
+            };
+            let (tx, rx) = mpsc::channel(256);
+            self.tcp.insert(from, tx);
+            tokio::spawn(self.clone().run_conn(stream, from, rx, permit));
+        }
+    }
+
+    /// Reads and writes one TCP connection until either side closes it.
+    async fn run_conn(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer_addr: SocketAddr,
+        mut rx: mpsc::Receiver<Bytes>,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let writer = tokio::spawn(async move {
+            while let Some(b) = rx.recv().await {
+                if wr.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let peer = Peer {
+            transport: Transport::Tcp,
+            addr: peer_addr,
+        };
+        let mut buf = BytesMut::with_capacity(8192);
+        'read: loop {
+            let n = tokio::select! {
+                r = rd.read_buf(&mut buf) => r.unwrap_or(0),
+                _ = self.cancel.cancelled() => 0,
+            };
+            if n == 0 {
+                break;
+            }
+            loop {
+                match next_frame(&buf, self.max_message) {
+                    Ok(Frame::Incomplete) => break,
+                    Ok(Frame::KeepAlive { len, ping }) => {
+                        let _ = buf.split_to(len);
+                        if ping {
+                            self.send_tcp(peer_addr, Bytes::from_static(b"\r\n"));
+                        }
+                    }
+                    Ok(Frame::Message(len)) => {
+                        let msg = buf.split_to(len);
+                        self.sink.deliver(&msg, peer, &self);
+                    }
+                    Err(e) => {
+                        let code = if matches!(e, SipError::TooLarge { .. }) {
+                            513
+                        } else {
+                            400
+                        };
+                        tracing::debug!(error = %e, "closing tcp connection");
+                        if let Some(reply) = raw_error_reply(&buf, code) {
+                            self.send_tcp(peer_addr, reply);
+                        }
+                        break 'read;
+                    }
+                }
+            }
+        }
+        // Let a final error reply go out before the writer is dropped.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        self.tcp.remove(&peer_addr);
+        writer.abort();
+    }
+}
+
+/// An error response built from the raw header lines of a request that
+/// could not be parsed or framed. `None` for responses and for requests
+/// whose Via, From, To, Call-ID or CSeq cannot be found.
+pub fn raw_error_reply(data: &[u8], code: u16) -> Option<Bytes> {
+    let head_end = super::message::find(data, b"\r\n\r\n").unwrap_or(data.len().min(8192));
+    let text = String::from_utf8_lossy(&data[..head_end]);
+    let mut lines = text.split("\r\n");
+    let start = lines.next()?;
+    if start.starts_with("SIP/") || !start.ends_with("SIP/2.0") {
+        return None;
+    }
+    let mut w = super::writer::Writer::response(code, super::writer::reason(code));
+    let mut found = 0;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let canon = match name.trim().to_ascii_lowercase().as_str() {
+            "via" | "v" => "Via",
+            "from" | "f" => "From",
+            "to" | "t" => "To",
+            "call-id" | "i" => "Call-ID",
+            "cseq" => "CSeq",
+            _ => continue,
+        };
+        found += 1;
+        w.header(canon, value.trim());
+    }
+    (found >= 5).then(|| w.finish(None, b""))
+}

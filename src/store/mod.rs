@@ -1,0 +1,83 @@
+//! Persistence of bindings and their counters, behind the [`Store`] trait so
+//! a PostgreSQL backend can follow the SQLite one.
+//!
+//! The call path never waits on a disk: it hands [`UsageUpdate`]s to a
+//! [`Writer`], a thread that commits everything queued in one transaction
+//! (group commit), so a burst of answered calls costs one commit.
+
+mod sqlite;
+mod writer;
+
+pub use sqlite::SqliteStore;
+pub use writer::Writer;
+
+use crate::bindings::{Binding, BindingId, Conditions, Number, Usage};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database said no.
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The data dir could not be created or opened.
+    #[error("cannot use data dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A row no longer satisfies what the code expects.
+    #[error("corrupt row {id}: {reason}")]
+    Corrupt {
+        /// Row id.
+        id: i64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The schema is newer than this program.
+    #[error("database schema version {found} is newer than this sipmask ({supported})")]
+    TooNew {
+        /// In the file.
+        found: i64,
+        /// Known here.
+        supported: i64,
+    },
+}
+
+/// A binding to create (no id yet).
+#[derive(Clone, Debug)]
+pub struct NewBinding {
+    /// A of AXB, `None` for AX.
+    pub a: Option<Number>,
+    /// X.
+    pub x: Number,
+    /// B or AX owner.
+    pub b: Number,
+    /// Conditions set at creation.
+    pub conditions: Conditions,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// New counters of one binding.
+#[derive(Clone, Copy, Debug)]
+pub struct UsageUpdate {
+    /// Which binding.
+    pub id: BindingId,
+    /// Its usage after the change.
+    pub usage: Usage,
+}
+
+/// What a storage backend does.
+pub trait Store: Send {
+    /// Every binding, for loading the table at start.
+    fn load_all(&mut self) -> Result<Vec<Binding>, StoreError>;
+    /// Creates bindings in one transaction; all or nothing. Returns the ids.
+    fn insert(&mut self, rows: &[NewBinding]) -> Result<Vec<BindingId>, StoreError>;
+    /// Deletes a binding; `false` if there was none.
+    fn remove(&mut self, id: BindingId) -> Result<bool, StoreError>;
+    /// Writes counters, all in one transaction.
+    fn save_usage(&mut self, updates: &[UsageUpdate]) -> Result<(), StoreError>;
+}
