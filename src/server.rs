@@ -67,12 +67,20 @@ impl Sink for Core {
             Ok(m) => self.with_engine(net, |e| e.on_message(m, peer, Instant::now())),
             Err(err) => {
                 tracing::debug!(error = %err, %peer, "bad message");
-                if let Some(reply) = raw_error_reply(data, 400) {
+                if let Some(reply) = raw_error_reply(data, if unknown_method(data) { 501 } else { 400 }) {
                     net.send(peer, reply);
                 }
             }
         }
     }
+}
+
+/// Whether `data` starts like a request whose method we do not know.
+fn unknown_method(data: &[u8]) -> bool {
+    let token: &[u8] = data.split(|b| *b == b' ').next().unwrap_or(b"");
+    !token.is_empty()
+        && token.iter().all(|b| b.is_ascii_uppercase())
+        && std::str::from_utf8(token).is_ok_and(|t| t.parse::<rsipstack::sip::Method>().is_err())
 }
 
 /// A running server.
@@ -212,11 +220,9 @@ impl Server {
         let _ = tokio::task::spawn_blocking(move || store.flush()).await;
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
-        drop(self.core);
-        drop(self.store);
-        if let Some(h) = self.store_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || h.join()).await;
-        }
+        // Everything is committed (flushed above); the store thread ends
+        // with the process, once the last engine reference is gone.
+        drop(self.store_thread.take());
         tracing::info!("sipmask stopped");
     }
 }

@@ -60,7 +60,7 @@ impl Engine {
             _ if ended => self.respond_simple(&key, 481, None, now),
             Method::Bye => {
                 self.respond_simple(&key, 200, None, now);
-                tracing::info!(call = id, by = ?side, "hang-up");
+                tracing::debug!(call = id, by = ?side, "hang-up");
                 self.send_bye(id, side.other(), now);
                 self.finish(
                     id,

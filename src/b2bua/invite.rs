@@ -77,7 +77,7 @@ impl Engine {
         let body = self.mask_body(&m, &b.me);
         let bytes = w.finish(m.content_type.as_deref(), &body);
         let caller = self.caller_of(&m);
-        tracing::info!(call = id, caller = %caller, callee = %adm.callee, binding = adm.binding, "bridging call");
+        tracing::debug!(call = id, caller = %caller, callee = %adm.callee, binding = adm.binding, "bridging call");
         let call = Call {
             id,
             binding: adm.binding,
@@ -190,7 +190,7 @@ impl Engine {
             let at = now + std::time::Duration::from_secs(call.max_secs);
             self.timers.add(at, CallTimer::MaxLength(id));
         }
-        tracing::info!(call = id, "call answered");
+        tracing::debug!(call = id, "call answered");
         self.settle(id, true);
         self.relay_to_a_invite(id, &m, now);
     }

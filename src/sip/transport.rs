@@ -27,7 +27,8 @@ pub trait Sink: Send + Sync + 'static {
 
 /// The sockets, shared by every task.
 pub struct Net {
-    udp: Vec<Arc<UdpSocket>>,
+    /// Each socket with whether it is IPv6 (looked up per send).
+    udp: Vec<(bool, Arc<UdpSocket>)>,
     tcp: DashMap<SocketAddr, mpsc::Sender<Bytes>>,
     tcp_slots: Arc<Semaphore>,
     max_message: usize,
@@ -46,7 +47,10 @@ impl Net {
     ) -> Arc<Net> {
         Arc::new(Net {
             sink,
-            udp: udp.into_iter().map(Arc::new).collect(),
+            udp: udp
+                .into_iter()
+                .map(|s| (s.local_addr().is_ok_and(|a| a.is_ipv6()), Arc::new(s)))
+                .collect(),
             tcp: DashMap::new(),
             tcp_slots: Arc::new(Semaphore::new(max_tcp)),
             max_message,
@@ -63,12 +67,8 @@ impl Net {
     }
 
     fn send_udp(&self, to: SocketAddr, data: &[u8]) {
-        let sock = self
-            .udp
-            .iter()
-            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv6() == to.is_ipv6()))
-            .or_else(|| self.udp.first());
-        if let Some(s) = sock {
+        let sock = self.udp.iter().find(|(v6, _)| *v6 == to.is_ipv6()).or_else(|| self.udp.first());
+        if let Some((_, s)) = sock {
             if let Err(e) = s.try_send_to(data, to) {
                 tracing::debug!(error = %e, "udp send failed");
             }

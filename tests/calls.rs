@@ -1,0 +1,313 @@
+//! Whole-system call flows over real UDP sockets: a caller UA on 127.0.0.2,
+//! sipmask on 127.0.0.1, the callee (as the trunk) on 127.0.0.3. Every test
+//! checks what each party actually received.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const A: &str = "13800000000";
+const B: &str = "13900000000";
+const X: &str = "17000000000";
+
+/// Whatever a party received must not contain any of `secrets`, except in
+/// SDP media lines (`c=`, `m=`), which pass unchanged until media anchoring.
+fn assert_no_leak(seen: &[String], secrets: &[String]) {
+    for raw in seen {
+        let text: String = raw
+            .split("\r\n")
+            .filter(|l| !(l.starts_with("c=") || l.starts_with("m=")))
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        for s in secrets {
+            assert!(!text.contains(s.as_str()), "leak of {s:?} in:\n{raw}");
+        }
+    }
+}
+
+struct Setup {
+    sut: Sut,
+    caller: Ua,
+    callee: Ua,
+}
+
+async fn setup(bindings: Vec<sipmask::cli::AddArgs>, tweak: impl FnOnce(&mut sipmask::config::Config)) -> Setup {
+    let caller = Ua::bind("127.0.0.2").await;
+    let callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), callee.addr);
+    tweak(&mut cfg);
+    for b in bindings {
+        add(&cfg, b);
+    }
+    let sut = start(cfg, dir).await;
+    Setup { sut, caller, callee }
+}
+
+/// Places a call from `s.caller` as `user` to `target`, answered by the callee.
+async fn connect(s: &mut Setup, user: &str, target: &str) -> (Dialog, Sip) {
+    let mut d = Dialog::new(s.caller.addr, s.sut.addr, user, target);
+    s.caller.send(s.sut.addr, &d.invite()).await;
+    let inv = answer(&mut s.callee, "bobtag1").await;
+    s.caller.expect_response(180).await;
+    let ok = s.caller.expect_response(200).await;
+    d.confirm(&ok);
+    s.caller.send(s.sut.addr, &d.ack(1)).await;
+    s.callee.expect_request("ACK").await;
+    (d, inv)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axb_call_is_bridged_and_masked_both_ways() {
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let (mut d, inv) = connect(&mut s, A, X).await;
+    assert!(inv.raw.starts_with("INVITE sip:+8613900000000@127.0.0.3"), "{}", inv.raw);
+    assert!(inv.msg.from.contains("+8617000000000"), "callee sees X: {}", inv.msg.from);
+    s.caller.send(s.sut.addr, &d.request("BYE", "")).await;
+    s.caller.expect_response(200).await;
+    let bye = s.callee.expect_request("BYE").await;
+    s.callee.send(bye.from, &bye.reply(200, "", "", "")).await;
+
+    let caller_secrets = vec![
+        A.to_string(),
+        "Alice".into(),
+        "127.0.0.2".into(),
+        format!(":{}", s.caller.addr.port()),
+        d.call_id.clone(),
+        d.tag.clone(),
+    ];
+    assert_no_leak(&s.callee.seen, &caller_secrets);
+    let callee_secrets = vec![
+        B.to_string(),
+        "bob".into(),
+        "BobPhone".into(),
+        "127.0.0.3".into(),
+        format!(":{}", s.callee.addr.port()),
+        inv.msg.call_id.clone(),
+        "bobtag1".into(),
+    ];
+    assert_no_leak(&s.caller.seen, &callee_secrets);
+
+    // B dials X and reaches A, who sees X.
+    s.callee.seen.clear();
+    let mut d = Dialog::new(s.caller.addr, s.sut.addr, B, X);
+    s.caller.send(s.sut.addr, &d.invite()).await;
+    let inv = answer(&mut s.callee, "bobtag2").await;
+    assert!(inv.raw.starts_with("INVITE sip:+8613800000000@"), "{}", inv.raw);
+    assert!(inv.msg.from.contains("+8617000000000"));
+    let ok = s.caller.expect_response(200).await;
+    d.confirm(&ok);
+    s.caller.send(s.sut.addr, &d.ack(1)).await;
+    s.callee.expect_request("ACK").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ax_call_reaches_the_owner_from_any_caller() {
+    let mut s = setup(vec![ax(X, B)], |_| {}).await;
+    let (_, inv) = connect(&mut s, "13711112222", X).await;
+    assert!(inv.raw.starts_with("INVITE sip:+8613900000000@"), "{}", inv.raw);
+    assert!(!inv.raw.contains("13711112222"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_callee_is_relayed_and_acked_hop_by_hop() {
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let d = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    s.caller.send(s.sut.addr, &d.invite()).await;
+    let inv = s.callee.expect_request("INVITE").await;
+    s.callee.send(inv.from, &inv.reply(486, "busytag", "", "")).await;
+    let ack = s.callee.expect_request("ACK").await;
+    assert_eq!(ack.msg.call_id, inv.msg.call_id);
+    let busy = s.caller.expect_response(486).await;
+    assert!(busy.msg.to_tag.is_some());
+    assert!(!busy.raw.contains("busytag"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_cancels_the_callee_and_tells_the_caller() {
+    let mut s = setup(vec![axb(A, X, B)], |c| c.sip.no_answer_secs = 1).await;
+    let d = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    s.caller.send(s.sut.addr, &d.invite()).await;
+    let inv = s.callee.expect_request("INVITE").await;
+    s.callee.send(inv.from, &inv.reply(180, "ring", "", "")).await;
+    s.caller.expect_response(180).await;
+    let cancel = s.callee.expect_request("CANCEL").await;
+    assert_eq!(cancel.msg.top_via.branch, inv.msg.top_via.branch);
+    s.callee.send(cancel.from, &cancel.reply(200, "ring", "", "")).await;
+    s.callee.send(inv.from, &inv.reply(487, "ring", "", "")).await;
+    s.caller.expect_response(480).await;
+    s.callee.expect_request("ACK").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_cancel_during_ringing_reaches_the_callee() {
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let d = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    s.caller.send(s.sut.addr, &d.invite()).await;
+    let inv = s.callee.expect_request("INVITE").await;
+    s.callee.send(inv.from, &inv.reply(180, "ring", "", "")).await;
+    s.caller.expect_response(180).await;
+    s.caller.send(s.sut.addr, &d.cancel()).await;
+    let ok = s.caller.recv().await;
+    let other = s.caller.recv().await;
+    let mut codes = [(ok.code(), ok.msg.cseq_method.clone()), (other.code(), other.msg.cseq_method.clone())];
+    codes.sort();
+    assert_eq!(codes, [(200, "CANCEL".to_string()), (487, "INVITE".to_string())]);
+    let cancel = s.callee.expect_request("CANCEL").await;
+    s.callee.send(cancel.from, &cancel.reply(200, "ring", "", "")).await;
+    s.callee.send(inv.from, &inv.reply(487, "ring", "", "")).await;
+    s.callee.expect_request("ACK").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_crossing_the_cancel_is_acked_and_hung_up() {
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let d = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    s.caller.send(s.sut.addr, &d.invite()).await;
+    let inv = s.callee.expect_request("INVITE").await;
+    s.callee.send(inv.from, &inv.reply(180, "t", "", "")).await;
+    s.caller.expect_response(180).await;
+    s.caller.send(s.sut.addr, &d.cancel()).await;
+    let cancel = s.callee.expect_request("CANCEL").await;
+    // The callee answered before it saw the CANCEL.
+    let contact = format!("Contact: <sip:bob@{}>\r\n", s.callee.addr);
+    s.callee.send(inv.from, &inv.reply(200, "t", &contact, &sdp("bob", "127.0.0.3"))).await;
+    s.callee.send(cancel.from, &cancel.reply(200, "t", "", "")).await;
+    s.callee.expect_request("ACK").await;
+    s.callee.expect_request("BYE").await;
+    s.caller.expect_response(487).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callee_hangs_up_and_the_caller_gets_bye() {
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let (d, inv) = connect(&mut s, A, X).await;
+    let bye = format!(
+        "BYE sip:x@{sut} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbye1\r\nFrom: {to};tag=bobtag1\r\n\
+         To: {from}\r\nCall-ID: {cid}\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n",
+        sut = s.sut.addr,
+        me = s.callee.addr,
+        to = inv.msg.to,
+        from = inv.msg.from,
+        cid = inv.msg.call_id,
+    );
+    s.callee.send(s.sut.addr, &bye).await;
+    s.callee.expect_response(200).await;
+    let got = s.caller.expect_request("BYE").await;
+    assert_eq!(got.msg.call_id, d.call_id);
+    assert_eq!(got.msg.to_tag.as_deref(), Some(d.tag.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reinvite_and_info_are_relayed_with_the_other_legs_identifiers() {
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let (mut d, inv) = connect(&mut s, A, X).await;
+    let body = sdp(A, "127.0.0.2");
+    s.caller.send(s.sut.addr, &d.request("INVITE", &body)).await;
+    let re = s.callee.expect_request("INVITE").await;
+    assert_eq!(re.msg.call_id, inv.msg.call_id);
+    assert_eq!(re.msg.to_tag.as_deref(), Some("bobtag1"));
+    assert!(re.msg.cseq > inv.msg.cseq);
+    assert!(re.body().contains("m=audio 4000"));
+    let contact = format!("Contact: <sip:bob@{}>\r\n", s.callee.addr);
+    s.callee.send(re.from, &re.reply(200, "", &contact, &sdp("bob", "127.0.0.3"))).await;
+    let ok = s.caller.expect_response(200).await;
+    assert_eq!(ok.msg.cseq, d.cseq);
+    s.caller.send(s.sut.addr, &d.ack(d.cseq)).await;
+    let ack = s.callee.expect_request("ACK").await;
+    assert_eq!(ack.msg.cseq, re.msg.cseq);
+
+    s.caller.send(s.sut.addr, &d.request("INFO", "")).await;
+    let info = s.callee.expect_request("INFO").await;
+    s.callee.send(info.from, &info.reply(200, "", "", "")).await;
+    s.caller.expect_response(200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maximum_call_length_ends_both_legs() {
+    let mut args = axb(A, X, B);
+    args.max_call_secs = Some(1);
+    let mut s = setup(vec![args], |_| {}).await;
+    let (_d, _inv) = connect(&mut s, A, X).await;
+    let to_caller = s.caller.expect_request("BYE").await;
+    let to_callee = s.callee.expect_request("BYE").await;
+    assert!(to_caller.header("Reason").is_some());
+    assert!(to_callee.header("Reason").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_dialog_request_for_an_unknown_dialog_gets_481() {
+    let mut s = setup(vec![], |_| {}).await;
+    let mut d = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    d.remote_to = format!("<sip:{X}@{}>;tag=nosuchtag", s.sut.addr);
+    s.caller.send(s.sut.addr, &d.request("BYE", "")).await;
+    s.caller.expect_response(481).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retransmitted_invite_reaches_the_callee_once() {
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let d = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    s.caller.send(s.sut.addr, &d.invite()).await;
+    s.caller.send(s.sut.addr, &d.invite()).await;
+    let first = s.caller.recv_within(WAIT).await.expect("100");
+    let second = s.caller.recv_within(WAIT).await.expect("100 again");
+    assert_eq!((first.code(), second.code()), (100, 100));
+    s.callee.expect_request("INVITE").await;
+    s.callee.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_answer_of_a_forking_callee_is_acked_then_hung_up() {
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let mut d = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    s.caller.send(s.sut.addr, &d.invite()).await;
+    let inv = s.callee.expect_request("INVITE").await;
+    let contact = format!("Contact: <sip:bob@{}>\r\n", s.callee.addr);
+    let body = sdp("bob", "127.0.0.3");
+    s.callee.send(inv.from, &inv.reply(200, "fork1", &contact, &body)).await;
+    s.callee.send(inv.from, &inv.reply(200, "fork2", &contact, &body)).await;
+    let ok = s.caller.expect_response(200).await;
+    d.confirm(&ok);
+    s.caller.send(s.sut.addr, &d.ack(1)).await;
+    let mut acks = Vec::new();
+    let mut byes = Vec::new();
+    while acks.len() < 2 || byes.is_empty() {
+        let m = s.callee.recv().await;
+        match m.method().as_str() {
+            "ACK" => acks.push(m.msg.to_tag.clone()),
+            "BYE" => byes.push(m.msg.to_tag.clone()),
+            _ => {}
+        }
+    }
+    assert!(acks.contains(&Some("fork1".into())) && acks.contains(&Some("fork2".into())));
+    assert_eq!(byes, vec![Some("fork2".to_string())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_over_ipv6_reaches_an_ipv4_trunk() {
+    let Ok(probe) = std::net::UdpSocket::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; skipping");
+        return;
+    };
+    drop(probe);
+    let mut caller = Ua::bind("[::1]").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), callee.addr);
+    cfg.sip.listen = vec!["127.0.0.1:0".into(), "[::1]:0".into()];
+    add(&cfg, axb(A, X, B));
+    let sut = start(cfg, dir).await;
+    let v6 = sut.server.addrs[1];
+    let mut d = Dialog::new(caller.addr, v6, A, X);
+    caller.send(v6, &d.invite()).await;
+    let inv = answer(&mut callee, "v6tag").await;
+    assert!(inv.msg.top_via.host.starts_with("127.0.0.1"), "IPv4 Via towards the IPv4 trunk");
+    let ok = caller.expect_response(200).await;
+    assert!(ok.header("Contact").is_some_and(|c| c.contains("[::1]")), "IPv6 Contact towards the caller");
+    d.confirm(&ok);
+    caller.send(v6, &d.ack(1)).await;
+    callee.expect_request("ACK").await;
+}

@@ -1,0 +1,294 @@
+//! Helpers for whole-system tests: a sipmask server on ephemeral ports with
+//! its own data dir, and a small SIP user agent over real UDP/TCP sockets
+//! that records every byte it receives (for leak checks).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sipmask::config::Config;
+use sipmask::server::Server;
+use sipmask::sip::Msg;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A running server and its data dir.
+pub struct Sut {
+    pub server: Server,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+/// Config for tests: loopback, port 0, own data dir.
+pub fn config(dir: &std::path::Path, trunk: SocketAddr) -> Config {
+    let mut cfg = Config::embedded().expect("embedded config");
+    cfg.sip.listen = vec!["127.0.0.1:0".into()];
+    cfg.sip.trunk = trunk.to_string();
+    cfg.storage.data_dir = dir.to_path_buf();
+    cfg
+}
+
+/// Adds a binding through the CLI code path.
+pub fn add(cfg: &Config, args: sipmask::cli::AddArgs) -> i64 {
+    sipmask::cli::add(cfg, &cfg.storage.data_dir, args).expect("add binding")
+}
+
+pub fn axb(caller: &str, x: &str, callee: &str) -> sipmask::cli::AddArgs {
+    sipmask::cli::AddArgs {
+        caller: Some(caller.into()),
+        virtual_number: x.into(),
+        callee: callee.into(),
+        ..Default::default()
+    }
+}
+
+pub fn ax(x: &str, owner: &str) -> sipmask::cli::AddArgs {
+    sipmask::cli::AddArgs { virtual_number: x.into(), callee: owner.into(), ..Default::default() }
+}
+
+/// Starts a server on `cfg` (whose data dir is `dir`).
+pub async fn start(cfg: Config, dir: tempfile::TempDir) -> Sut {
+    let server = Server::start(cfg).await.expect("server starts");
+    let addr = server.addrs[0];
+    Sut { server, addr, dir }
+}
+
+/// A received message with its raw text.
+#[derive(Clone, Debug)]
+pub struct Sip {
+    pub raw: String,
+    pub msg: Msg,
+    pub from: SocketAddr,
+}
+
+impl Sip {
+    /// First value of a header (full name, case-insensitive), from the raw text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.raw.split("\r\n").skip(1).take_while(|l| !l.is_empty()).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
+    /// Every value of a header.
+    pub fn headers(&self, name: &str) -> Vec<String> {
+        self.raw
+            .split("\r\n")
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .collect()
+    }
+
+    pub fn code(&self) -> u16 {
+        self.msg.code().unwrap_or(0)
+    }
+
+    pub fn method(&self) -> String {
+        self.msg.method().map(|m| m.as_str().to_string()).unwrap_or_default()
+    }
+
+    pub fn body(&self) -> String {
+        String::from_utf8_lossy(&self.msg.body).to_string()
+    }
+
+    /// A response to this request, echoing Via/From/To/Call-ID/CSeq, with
+    /// `tag` added to To when it has none.
+    pub fn reply(&self, code: u16, tag: &str, extra: &str, body: &str) -> String {
+        let mut out = format!("SIP/2.0 {code} Whatever\r\n");
+        for v in self.headers("Via") {
+            out.push_str(&format!("Via: {v}\r\n"));
+        }
+        out.push_str(&format!("From: {}\r\n", self.msg.from));
+        if self.msg.to_tag.is_some() || code == 100 {
+            out.push_str(&format!("To: {}\r\n", self.msg.to));
+        } else {
+            out.push_str(&format!("To: {};tag={tag}\r\n", self.msg.to));
+        }
+        out.push_str(&format!("Call-ID: {}\r\nCSeq: {} {}\r\n", self.msg.call_id, self.msg.cseq, self.msg.cseq_method));
+        out.push_str(extra);
+        finish(out, body)
+    }
+}
+
+/// Adds Content-Type (for a body) and Content-Length, then the body.
+pub fn finish(mut head: String, body: &str) -> String {
+    if !body.is_empty() {
+        head.push_str("Content-Type: application/sdp\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    head
+}
+
+/// A UDP user agent bound to `ip`, recording what it receives.
+pub struct Ua {
+    sock: UdpSocket,
+    pub addr: SocketAddr,
+    pub seen: Vec<String>,
+}
+
+impl Ua {
+    pub async fn bind(ip: &str) -> Ua {
+        let sock = UdpSocket::bind(format!("{ip}:0")).await.expect("bind ua");
+        let addr = sock.local_addr().expect("addr");
+        Ua { sock, addr, seen: Vec::new() }
+    }
+
+    pub async fn send(&self, to: SocketAddr, text: &str) {
+        self.sock.send_to(text.as_bytes(), to).await.expect("send");
+    }
+
+    /// Next message within `wait`, or `None`.
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Sip> {
+        let mut buf = vec![0u8; 65536];
+        let (n, from) = tokio::time::timeout(wait, self.sock.recv_from(&mut buf)).await.ok()?.ok()?;
+        let raw = String::from_utf8_lossy(&buf[..n]).to_string();
+        self.seen.push(raw.clone());
+        let msg = Msg::parse(&buf[..n], true).expect("sipmask sent a parsable message");
+        Some(Sip { raw, msg, from })
+    }
+
+    /// Next message that is not a 100 Trying.
+    pub async fn recv(&mut self) -> Sip {
+        loop {
+            let m = self.recv_within(WAIT).await.expect("a message in time");
+            if m.code() != 100 {
+                return m;
+            }
+        }
+    }
+
+    /// Next request with `method` (skips retransmissions and responses).
+    pub async fn expect_request(&mut self, method: &str) -> Sip {
+        loop {
+            let m = self.recv().await;
+            if m.method() == method {
+                return m;
+            }
+        }
+    }
+
+    /// Next response with `code` (skipping other provisionals).
+    pub async fn expect_response(&mut self, code: u16) -> Sip {
+        loop {
+            let m = self.recv().await;
+            if m.code() == code {
+                return m;
+            }
+            assert!(m.code() < 200 || m.code() == code, "expected {code}, got:\n{}", m.raw);
+        }
+    }
+
+    /// Asserts nothing but 100/retransmissions arrive for `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Some(m) = self.recv_within(wait).await {
+            panic!("expected nothing, got:\n{}", m.raw);
+        }
+    }
+}
+
+/// A caller's call: its identifiers, to build requests from.
+pub struct Dialog {
+    pub me: SocketAddr,
+    pub server: SocketAddr,
+    pub user: String,
+    pub target: String,
+    pub call_id: String,
+    pub tag: String,
+    pub remote_to: String,
+    pub cseq: u32,
+    pub branch: String,
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}{}x{n}", std::process::id())
+}
+
+pub fn sdp(user: &str, ip: &str) -> String {
+    format!("v=0\r\no={user} 1 1 IN IP4 {ip}\r\ns={user} phone\r\nc=IN IP4 203.0.113.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n")
+}
+
+impl Dialog {
+    pub fn new(me: SocketAddr, server: SocketAddr, user: &str, target: &str) -> Dialog {
+        Dialog {
+            me,
+            server,
+            user: user.into(),
+            target: target.into(),
+            call_id: unique("alice-call-"),
+            tag: unique("alicetag"),
+            remote_to: format!("<sip:{target}@{server}>"),
+            cseq: 1,
+            branch: format!("z9hG4bK{}", unique("a")),
+        }
+    }
+
+    fn base(&self, method: &str, uri: &str, cseq: u32, branch: &str) -> String {
+        format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\n\
+             From: \"Alice Secret\" <sip:{user}@{me}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\n\
+             CSeq: {cseq} {method}\r\nContact: <sip:{user}@{me}>\r\nMax-Forwards: 70\r\n\
+             User-Agent: AliceSoftphone/1.0\r\nP-Asserted-Identity: <sip:{user}@{me}>\r\n\
+             Remote-Party-ID: <sip:{user}@{me}>;party=calling\r\n",
+            me = self.me,
+            user = self.user,
+            tag = self.tag,
+            to = self.remote_to,
+            cid = self.call_id,
+        )
+    }
+
+    pub fn invite(&self) -> String {
+        let uri = format!("sip:{}@{}", self.target, self.server);
+        finish(self.base("INVITE", &uri, self.cseq, &self.branch), &sdp(&self.user, &self.me.ip().to_string()))
+    }
+
+    pub fn cancel(&self) -> String {
+        let uri = format!("sip:{}@{}", self.target, self.server);
+        let b = self.base("CANCEL", &uri, self.cseq, &self.branch);
+        finish(b, "")
+    }
+
+    /// Takes the To (with tag) of a response to make later requests in-dialog.
+    pub fn confirm(&mut self, resp: &Sip) {
+        self.remote_to = resp.msg.to.clone();
+    }
+
+    pub fn ack(&self, cseq: u32) -> String {
+        let uri = format!("sip:{}", self.server);
+        finish(self.base("ACK", &uri, cseq, &format!("z9hG4bK{}", unique("ack"))), "")
+    }
+
+    pub fn request(&mut self, method: &str, body: &str) -> String {
+        self.cseq += 1;
+        let uri = format!("sip:{}", self.server);
+        finish(self.base(method, &uri, self.cseq, &format!("z9hG4bK{}", unique("r"))), body)
+    }
+}
+
+/// A callee that answers from `ua`: returns the INVITE it got.
+pub async fn answer(ua: &mut Ua, tag: &str) -> Sip {
+    let inv = ua.expect_request("INVITE").await;
+    let contact = format!("Contact: <sip:bob@{}>\r\nServer: BobPhone/2.0\r\n", ua.addr);
+    ua.send(inv.from, &inv.reply(180, tag, &contact, "")).await;
+    ua.send(inv.from, &inv.reply(200, tag, &contact, &sdp("bob", &ua.addr.ip().to_string()))).await;
+    inv
+}
+
+/// Sends one message over a fresh TCP connection and reads one reply.
+pub async fn tcp_exchange(to: SocketAddr, data: &[u8]) -> String {
+    let mut s = TcpStream::connect(to).await.expect("connect");
+    s.write_all(data).await.expect("write");
+    let mut buf = vec![0u8; 8192];
+    let n = tokio::time::timeout(WAIT, s.read(&mut buf)).await.expect("reply in time").unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).to_string()
+}

@@ -1,0 +1,171 @@
+//! Call conditions over real SIP: every refusal with its configured status
+//! (and the callee never rings), concurrent INVITEs against a call limit,
+//! and talk-time budgets.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const A: &str = "13800000000";
+const B: &str = "13900000000";
+const X: &str = "17000000000";
+
+async fn refused(args: Vec<sipmask::cli::AddArgs>, caller_user: &str, dialled: &str) -> (Sip, Ua) {
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), callee.addr);
+    for a in args {
+        add(&cfg, a);
+    }
+    let sut = start(cfg, dir).await;
+    let d = Dialog::new(caller.addr, sut.addr, caller_user, dialled);
+    caller.send(sut.addr, &d.invite()).await;
+    let resp = caller.recv().await;
+    callee.expect_silence(Duration::from_millis(300)).await;
+    // The refusal is ACKed like any non-2xx final.
+    caller.send(sut.addr, &d.ack(1)).await;
+    (resp, caller)
+}
+
+fn status_line(s: &Sip) -> &str {
+    s.raw.split("\r\n").next().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_number_is_refused_with_404() {
+    let (r, _) = refused(vec![], A, X).await;
+    assert_eq!(status_line(&r), "SIP/2.0 404 Not Found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stranger_on_an_axb_number_is_not_allowed() {
+    let (r, _) = refused(vec![axb(A, X, B)], "13711112222", X).await;
+    assert_eq!(status_line(&r), "SIP/2.0 403 Caller Not Allowed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_outside_the_allow_list_is_refused() {
+    let mut a = ax(X, B);
+    a.allow = vec!["13600000000".into()];
+    let (r, _) = refused(vec![a], A, X).await;
+    assert_eq!(status_line(&r), "SIP/2.0 403 Caller Not Allowed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_not_yet_valid_is_refused() {
+    let mut a = axb(A, X, B);
+    a.not_before = Some((sipmask::time::now() + 3600).to_string());
+    let (r, _) = refused(vec![a], A, X).await;
+    assert_eq!(status_line(&r), "SIP/2.0 480 Not Yet Valid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_binding_is_refused() {
+    let mut a = axb(A, X, B);
+    a.not_after = Some("2020-01-01T00:00:00Z".into());
+    let (r, _) = refused(vec![a], A, X).await;
+    assert_eq!(status_line(&r), "SIP/2.0 404 Number Expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusal_statuses_come_from_the_config() {
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), callee.addr);
+    cfg.refusals.unknown_number = sipmask::config::Status { status: 410, reason: "Gone Away".into() };
+    let sut = start(cfg, dir).await;
+    let d = Dialog::new(caller.addr, sut.addr, A, X);
+    caller.send(sut.addr, &d.invite()).await;
+    assert_eq!(status_line(&caller.recv().await), "SIP/2.0 410 Gone Away");
+}
+
+/// Places one answered call and hangs up after `talk`.
+async fn call_once(caller: &mut Ua, callee: &mut Ua, sut: std::net::SocketAddr, talk: Duration) {
+    let mut d = Dialog::new(caller.addr, sut, A, X);
+    caller.send(sut, &d.invite()).await;
+    answer(callee, "t").await;
+    let ok = caller.expect_response(200).await;
+    d.confirm(&ok);
+    caller.send(sut, &d.ack(1)).await;
+    callee.expect_request("ACK").await;
+    tokio::time::sleep(talk).await;
+    caller.send(sut, &d.request("BYE", "")).await;
+    caller.expect_response(200).await;
+    let bye = callee.expect_request("BYE").await;
+    callee.send(bye.from, &bye.reply(200, "", "", "")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn used_up_calls_and_talk_time_are_refused() {
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), callee.addr);
+    let mut a = axb(A, X, B);
+    a.max_calls = Some(1);
+    add(&cfg, a);
+    let mut t = axb("13800000001", "17000000001", B);
+    t.talk_budget_secs = Some(1);
+    add(&cfg, t);
+    let sut = start(cfg, dir).await;
+
+    call_once(&mut caller, &mut callee, sut.addr, Duration::ZERO).await;
+    let d = Dialog::new(caller.addr, sut.addr, A, X);
+    caller.send(sut.addr, &d.invite()).await;
+    assert_eq!(status_line(&caller.recv().await), "SIP/2.0 403 Call Limit Reached");
+
+    // The talk budget also caps the call: it is ended after 1 s.
+    let mut d = Dialog::new(caller.addr, sut.addr, "13800000001", "17000000001");
+    caller.send(sut.addr, &d.invite()).await;
+    answer(&mut callee, "t2").await;
+    let ok = caller.expect_response(200).await;
+    d.confirm(&ok);
+    caller.send(sut.addr, &d.ack(1)).await;
+    callee.expect_request("ACK").await;
+    caller.expect_request("BYE").await;
+    callee.expect_request("BYE").await;
+    let d = Dialog::new(caller.addr, sut.addr, "13800000001", "17000000001");
+    caller.send(sut.addr, &d.invite()).await;
+    assert_eq!(status_line(&caller.recv().await), "SIP/2.0 403 Talk Time Used Up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_invites_against_ten_allowed_calls_connect_exactly_ten() {
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), callee.addr);
+    let mut a = ax(X, B);
+    a.max_calls = Some(10);
+    add(&cfg, a);
+    let sut = start(cfg, dir).await;
+    for _ in 0..50 {
+        let d = Dialog::new(caller.addr, sut.addr, A, X);
+        caller.send(sut.addr, &d.invite()).await;
+    }
+    // Every INVITE gets its final answer: 10 reach the callee, 40 are refused.
+    let mut invites = Vec::new();
+    while let Some(m) = callee.recv_within(Duration::from_millis(500)).await {
+        if m.method() == "INVITE" {
+            invites.push(m);
+        }
+    }
+    assert_eq!(invites.len(), 10);
+    for inv in &invites {
+        let contact = format!("Contact: <sip:bob@{}>\r\n", callee.addr);
+        callee.send(inv.from, &inv.reply(200, "t", &contact, &sdp("bob", "127.0.0.3"))).await;
+    }
+    // Retransmitted finals (nothing is ACKed here) count once per call.
+    let mut finals = std::collections::HashMap::new();
+    while finals.len() < 50 {
+        let m = caller.recv().await;
+        assert!(matches!(m.code(), 200 | 403), "unexpected {}", m.raw);
+        finals.insert(m.msg.call_id.clone(), m.code());
+    }
+    let ok = finals.values().filter(|c| **c == 200).count();
+    assert_eq!((ok, finals.len() - ok), (10, 40));
+}
