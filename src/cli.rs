@@ -96,13 +96,9 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
     let tty = std::io::stderr().is_terminal();
     let total = news.len();
     let mut progress = |done: usize| {
-        if tty && (done % 10_000 == 0 || done == total) {
+        if tty && (done.is_multiple_of(10_000) || done == total) {
             let width = 40;
-            let filled = if total == 0 {
-                width
-            } else {
-                done * width / total
-            };
+            let filled = (done * width).checked_div(total).unwrap_or(width);
             eprint!(
                 "\r[{}{}] {done}/{total}",
                 "#".repeat(filled),

@@ -2,7 +2,6 @@
 //! receive loops and the timer tick, and shuts down gracefully.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,7 +66,9 @@ impl Sink for Core {
             Ok(m) => self.with_engine(net, |e| e.on_message(m, peer, Instant::now())),
             Err(err) => {
                 tracing::debug!(error = %err, %peer, "bad message");
-                if let Some(reply) = raw_error_reply(data, if unknown_method(data) { 501 } else { 400 }) {
+                if let Some(reply) =
+                    raw_error_reply(data, if unknown_method(data) { 501 } else { 400 })
+                {
                     net.send(peer, reply);
                 }
             }
@@ -100,7 +101,7 @@ pub struct Server {
 /// Opens the store under `dir` and loads every binding into a new table.
 pub fn load_bindings(
     cfg: &Config,
-    dir: &PathBuf,
+    dir: &std::path::Path,
 ) -> Result<(Arc<BindingTable>, SqliteStore), StoreError> {
     let mut store = SqliteStore::open(dir)?;
     let table = BindingTable::new(cfg.binding_defaults());

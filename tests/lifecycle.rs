@@ -38,14 +38,21 @@ impl Drop for Proc {
 }
 
 async fn spawn_server(dir: &std::path::Path, port: u16, trunk: std::net::SocketAddr) -> Proc {
-    let child = Command::new(bin())
-        .args(["serve", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--trunk", &trunk.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sipmask");
+    let child = Proc(
+        Command::new(bin())
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--trunk",
+                &trunk.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sipmask"),
+    );
     // Ready when it answers OPTIONS.
     let probe = Ua::bind("127.0.0.1").await;
     let mut probe = probe;
@@ -59,16 +66,31 @@ async fn spawn_server(dir: &std::path::Path, port: u16, trunk: std::net::SocketA
             b = unique("probe"),
         );
         probe.send(sut, &opt).await;
-        if probe.recv_within(Duration::from_millis(200)).await.is_some_and(|m| m.code() == 200) {
-            return Proc(child);
+        if probe
+            .recv_within(Duration::from_millis(200))
+            .await
+            .is_some_and(|m| m.code() == 200)
+        {
+            return child;
         }
         assert!(Instant::now() < deadline, "sipmask did not come up");
     }
 }
 
 fn calls_used(dir: &std::path::Path) -> String {
-    let out = Command::new(bin()).args(["bindings", "list", "--data-dir"]).arg(dir).output().expect("list");
-    String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap_or("").split('\t').nth(4).unwrap_or("").to_string()
+    let out = Command::new(bin())
+        .args(["bindings", "list", "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("list");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split('\t')
+        .nth(4)
+        .unwrap_or("")
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,10 +101,23 @@ async fn consumed_use_survives_a_crash_and_restart() {
     let out = Command::new(bin())
         .args(["bindings", "add", "--data-dir"])
         .arg(dir.path())
-        .args(["--caller", A, "--virtual", X, "--callee", B, "--max-calls", "1"])
+        .args([
+            "--caller",
+            A,
+            "--virtual",
+            X,
+            "--callee",
+            B,
+            "--max-calls",
+            "1",
+        ])
         .output()
         .expect("add");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let port = free_port();
     let sut: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let proc = spawn_server(dir.path(), port, callee.addr).await;
@@ -131,7 +166,10 @@ async fn shutdown_ends_live_calls_with_bye_on_both_legs() {
     caller.expect_response(503).await;
     caller.expect_request("BYE").await;
     callee.expect_request("BYE").await;
-    tokio::time::timeout(Duration::from_secs(5), stopping).await.expect("shutdown in time").expect("join");
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("shutdown in time")
+        .expect("join");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +179,12 @@ async fn malformed_messages_get_400_or_are_dropped_and_the_server_lives_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), callee.addr);
     let sut = start(cfg, dir).await;
-    for junk in ["\u{0}\u{1}garbage", "INVITE\r\n\r\n", "SIP/2.0 200\r\n\r\n", "INVITE sip:x SIP/2.0\r\nVia: nonsense\r\n\r\n"] {
+    for junk in [
+        "\u{0}\u{1}garbage",
+        "INVITE\r\n\r\n",
+        "SIP/2.0 200\r\n\r\n",
+        "INVITE sip:x SIP/2.0\r\nVia: nonsense\r\n\r\n",
+    ] {
         ua.send(sut.addr, junk).await;
     }
     ua.send(sut.addr, &"X".repeat(20000)).await;
@@ -152,8 +195,11 @@ async fn malformed_messages_get_400_or_are_dropped_and_the_server_lives_on() {
         me = ua.addr
     );
     ua.send(sut.addr, &no_call_id).await;
-    ua.expect_response(400).await;
-    let unknown = no_call_id.replace("INVITE sip", "FROB sip").replace("Call-ID: \r\n", "Call-ID: c1\r\n");
+    let reply = ua.recv_raw_within(WAIT).await.expect("a reply");
+    assert!(reply.starts_with("SIP/2.0 400 Bad Request\r\n"), "{reply}");
+    let unknown = no_call_id
+        .replace("INVITE sip", "FROB sip")
+        .replace("Call-ID: \r\n", "Call-ID: c1\r\n");
     ua.send(sut.addr, &unknown).await;
     ua.expect_response(501).await;
     let d = Dialog::new(ua.addr, sut.addr, A, X);

@@ -15,7 +15,9 @@ const B: &str = "13900000000";
 const X: &str = "17000000000";
 
 fn scenario(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sipp-scenarios").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("sipp-scenarios")
+        .join(name)
 }
 
 fn free_port(ip: &str) -> u16 {
@@ -35,10 +37,17 @@ struct Sipp {
 impl Sipp {
     fn new() -> Sipp {
         assert!(
-            Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok(),
+            Command::new("sipp")
+                .arg("-v")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok(),
             "sipp is not installed: run the test command from README.md (it installs sip-tester)"
         );
-        Sipp { dir: tempfile::tempdir().expect("tempdir") }
+        Sipp {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     /// Runs SIPp with `args` in its own working dir; returns (success, stdout+stderr).
@@ -62,7 +71,12 @@ fn finish(child: std::process::Child, who: &str) {
         out.status.success(),
         "{who} failed ({}):\n{}\n{}",
         out.status,
-        String::from_utf8_lossy(&out.stdout).lines().rev().take(40).collect::<Vec<_>>().join("\n"),
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n"),
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -73,11 +87,22 @@ fn s(v: &str) -> String {
 
 /// Starts sipmask with `bindings`, the SIPp callee on 127.0.0.3 with
 /// `uas`, then the SIPp caller as `caller` dialling `dialled` with `uac`.
-async fn run(bindings: Vec<sipmask::cli::AddArgs>, tcp: bool, uas: &str, uac: &str, caller: &str, dialled: &str) {
+async fn run(
+    bindings: Vec<sipmask::cli::AddArgs>,
+    tcp: bool,
+    uas: &str,
+    uac: &str,
+    caller: &str,
+    dialled: &str,
+) {
     let sipp = Sipp::new();
     let uas_port = free_port("127.0.0.3");
     let t = if tcp { "t1" } else { "u1" };
-    let trunk = if tcp { format!("127.0.0.3:{uas_port};transport=tcp") } else { format!("127.0.0.3:{uas_port}") };
+    let trunk = if tcp {
+        format!("127.0.0.3:{uas_port};transport=tcp")
+    } else {
+        format!("127.0.0.3:{uas_port}")
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = config(dir.path(), "127.0.0.3:9".parse().expect("addr"));
     cfg.sip.trunk = trunk;
@@ -134,7 +159,15 @@ async fn sipp_axb_call_b_to_a_over_udp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_ax_call_over_udp() {
-    run(vec![ax(X, B)], false, "uas.xml", "uac.xml", "13755556666", X).await;
+    run(
+        vec![ax(X, B)],
+        false,
+        "uas.xml",
+        "uac.xml",
+        "13755556666",
+        X,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,7 +177,15 @@ async fn sipp_call_over_tcp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_busy_callee() {
-    run(vec![axb(A, X, B)], false, "uas_busy.xml", "uac_busy.xml", A, X).await;
+    run(
+        vec![axb(A, X, B)],
+        false,
+        "uas_busy.xml",
+        "uac_busy.xml",
+        A,
+        X,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

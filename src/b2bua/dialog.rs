@@ -23,17 +23,13 @@ impl Engine {
         if self.calls.get(&owner).is_some_and(|c| c.b_invite == key) {
             return self.on_b_invite_response(owner, m, now);
         }
-        if m.code().is_some_and(|c| c >= 200) {
-            if let Some(r) = self.relays.remove(&key) {
-                return self.relay_response(r, &m, now);
-            }
-        } else if let Some(r) = self.relays.get(&key) {
-            let r = Relay {
-                server_key: r.server_key.clone(),
-                method: r.method.clone(),
-                ..*r
-            };
-            return self.relay_response(r, &m, now);
+        let relay = if m.code().is_some_and(|c| c >= 200) {
+            self.relays.remove(&key)
+        } else {
+            self.relays.get(&key).cloned()
+        };
+        if let Some(r) = relay {
+            self.relay_response(r, &m, now);
         }
     }
 

@@ -55,6 +55,7 @@ enum CallTimer {
 }
 
 /// A request relayed to the other leg, waiting for its response.
+#[derive(Clone)]
 struct Relay {
     call: u64,
     server_key: TxKey,

@@ -199,8 +199,10 @@ mod tests {
             max_call_secs: Some(60),
             ..Default::default()
         };
-        let mut u = Usage::default();
-        u.talk_secs_used = 70;
+        let mut u = Usage {
+            talk_secs_used: 70,
+            ..Default::default()
+        };
         assert_eq!(run(c.clone(), u, 0), Ok(30));
         u.talk_secs_used = 100;
         assert_eq!(run(c, u, 0), Err(Refusal::TalkTimeUsedUp));

@@ -67,7 +67,11 @@ impl Net {
     }
 
     fn send_udp(&self, to: SocketAddr, data: &[u8]) {
-        let sock = self.udp.iter().find(|(v6, _)| *v6 == to.is_ipv6()).or_else(|| self.udp.first());
+        let sock = self
+            .udp
+            .iter()
+            .find(|(v6, _)| *v6 == to.is_ipv6())
+            .or_else(|| self.udp.first());
         if let Some((_, s)) = sock {
             if let Err(e) = s.try_send_to(data, to) {
                 tracing::debug!(error = %e, "udp send failed");
@@ -106,7 +110,7 @@ impl Net {
 
     /// Runs the receive loop of UDP socket `i` until cancelled.
     pub async fn run_udp(self: Arc<Self>, i: usize) {
-        let Some(sock) = self.udp.get(i).cloned() else {
+        let Some(sock) = self.udp.get(i).map(|(_, s)| s.clone()) else {
             return;
         };
         let mut buf = vec![0u8; 65536];

@@ -46,7 +46,11 @@ pub fn axb(caller: &str, x: &str, callee: &str) -> sipmask::cli::AddArgs {
 }
 
 pub fn ax(x: &str, owner: &str) -> sipmask::cli::AddArgs {
-    sipmask::cli::AddArgs { virtual_number: x.into(), callee: owner.into(), ..Default::default() }
+    sipmask::cli::AddArgs {
+        virtual_number: x.into(),
+        callee: owner.into(),
+        ..Default::default()
+    }
 }
 
 /// Starts a server on `cfg` (whose data dir is `dir`).
@@ -67,10 +71,16 @@ pub struct Sip {
 impl Sip {
     /// First value of a header (full name, case-insensitive), from the raw text.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.raw.split("\r\n").skip(1).take_while(|l| !l.is_empty()).find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
+        self.raw
+            .split("\r\n")
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
     }
 
     /// Every value of a header.
@@ -81,7 +91,9 @@ impl Sip {
             .take_while(|l| !l.is_empty())
             .filter_map(|l| {
                 let (n, v) = l.split_once(':')?;
-                n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
             })
             .collect()
     }
@@ -91,7 +103,10 @@ impl Sip {
     }
 
     pub fn method(&self) -> String {
-        self.msg.method().map(|m| m.as_str().to_string()).unwrap_or_default()
+        self.msg
+            .method()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default()
     }
 
     pub fn body(&self) -> String {
@@ -111,7 +126,10 @@ impl Sip {
         } else {
             out.push_str(&format!("To: {};tag={tag}\r\n", self.msg.to));
         }
-        out.push_str(&format!("Call-ID: {}\r\nCSeq: {} {}\r\n", self.msg.call_id, self.msg.cseq, self.msg.cseq_method));
+        out.push_str(&format!(
+            "Call-ID: {}\r\nCSeq: {} {}\r\n",
+            self.msg.call_id, self.msg.cseq, self.msg.cseq_method
+        ));
         out.push_str(extra);
         finish(out, body)
     }
@@ -137,17 +155,34 @@ impl Ua {
     pub async fn bind(ip: &str) -> Ua {
         let sock = UdpSocket::bind(format!("{ip}:0")).await.expect("bind ua");
         let addr = sock.local_addr().expect("addr");
-        Ua { sock, addr, seen: Vec::new() }
+        Ua {
+            sock,
+            addr,
+            seen: Vec::new(),
+        }
     }
 
     pub async fn send(&self, to: SocketAddr, text: &str) {
         self.sock.send_to(text.as_bytes(), to).await.expect("send");
     }
 
+    /// Next datagram as text, unparsed (for replies to broken requests).
+    pub async fn recv_raw_within(&mut self, wait: Duration) -> Option<String> {
+        let mut buf = vec![0u8; 65536];
+        let (n, _) = tokio::time::timeout(wait, self.sock.recv_from(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).to_string())
+    }
+
     /// Next message within `wait`, or `None`.
     pub async fn recv_within(&mut self, wait: Duration) -> Option<Sip> {
         let mut buf = vec![0u8; 65536];
-        let (n, from) = tokio::time::timeout(wait, self.sock.recv_from(&mut buf)).await.ok()?.ok()?;
+        let (n, from) = tokio::time::timeout(wait, self.sock.recv_from(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
         let raw = String::from_utf8_lossy(&buf[..n]).to_string();
         self.seen.push(raw.clone());
         let msg = Msg::parse(&buf[..n], true).expect("sipmask sent a parsable message");
@@ -181,7 +216,11 @@ impl Ua {
             if m.code() == code {
                 return m;
             }
-            assert!(m.code() < 200 || m.code() == code, "expected {code}, got:\n{}", m.raw);
+            assert!(
+                m.code() < 200 || m.code() == code,
+                "expected {code}, got:\n{}",
+                m.raw
+            );
         }
     }
 
@@ -249,7 +288,10 @@ impl Dialog {
 
     pub fn invite(&self) -> String {
         let uri = format!("sip:{}@{}", self.target, self.server);
-        finish(self.base("INVITE", &uri, self.cseq, &self.branch), &sdp(&self.user, &self.me.ip().to_string()))
+        finish(
+            self.base("INVITE", &uri, self.cseq, &self.branch),
+            &sdp(&self.user, &self.me.ip().to_string()),
+        )
     }
 
     pub fn cancel(&self) -> String {
@@ -265,13 +307,19 @@ impl Dialog {
 
     pub fn ack(&self, cseq: u32) -> String {
         let uri = format!("sip:{}", self.server);
-        finish(self.base("ACK", &uri, cseq, &format!("z9hG4bK{}", unique("ack"))), "")
+        finish(
+            self.base("ACK", &uri, cseq, &format!("z9hG4bK{}", unique("ack"))),
+            "",
+        )
     }
 
     pub fn request(&mut self, method: &str, body: &str) -> String {
         self.cseq += 1;
         let uri = format!("sip:{}", self.server);
-        finish(self.base(method, &uri, self.cseq, &format!("z9hG4bK{}", unique("r"))), body)
+        finish(
+            self.base(method, &uri, self.cseq, &format!("z9hG4bK{}", unique("r"))),
+            body,
+        )
     }
 }
 
@@ -280,7 +328,11 @@ pub async fn answer(ua: &mut Ua, tag: &str) -> Sip {
     let inv = ua.expect_request("INVITE").await;
     let contact = format!("Contact: <sip:bob@{}>\r\nServer: BobPhone/2.0\r\n", ua.addr);
     ua.send(inv.from, &inv.reply(180, tag, &contact, "")).await;
-    ua.send(inv.from, &inv.reply(200, tag, &contact, &sdp("bob", &ua.addr.ip().to_string()))).await;
+    ua.send(
+        inv.from,
+        &inv.reply(200, tag, &contact, &sdp("bob", &ua.addr.ip().to_string())),
+    )
+    .await;
     inv
 }
 
@@ -289,6 +341,9 @@ pub async fn tcp_exchange(to: SocketAddr, data: &[u8]) -> String {
     let mut s = TcpStream::connect(to).await.expect("connect");
     s.write_all(data).await.expect("write");
     let mut buf = vec![0u8; 8192];
-    let n = tokio::time::timeout(WAIT, s.read(&mut buf)).await.expect("reply in time").unwrap_or(0);
+    let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+        .await
+        .expect("reply in time")
+        .unwrap_or(0);
     String::from_utf8_lossy(&buf[..n]).to_string()
 }
