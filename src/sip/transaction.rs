@@ -119,7 +119,8 @@ struct ServerTx {
     invite: bool,
     state: State,
     last: Option<Bytes>,
-    base: ResponseBase,
+    /// Dropped once the final response is sent: only `last` is needed then.
+    base: Option<Box<ResponseBase>>,
     interval: Duration,
     owner: u64,
 }
@@ -262,14 +263,14 @@ impl Transactions {
             invite,
             state: State::Proceeding,
             last: None,
-            base: ResponseBase {
+            base: Some(Box::new(ResponseBase {
                 vias: m.vias.clone(),
                 from: m.from.clone(),
                 to: m.to.clone(),
                 has_to_tag: m.to_tag.is_some(),
                 call_id: m.call_id.clone(),
                 cseq: format!("{} {}", m.cseq, m.cseq_method),
-            },
+            })),
             interval: self.cfg.t1,
             owner,
         };
@@ -299,7 +300,7 @@ impl Transactions {
         reason: &str,
         to_tag: Option<&str>,
     ) -> Option<Writer> {
-        let b = &self.servers.get(key)?.base;
+        let b = self.servers.get(key)?.base.as_deref()?;
         let mut w = Writer::response(code, reason);
         w.headers("Via", &b.vias);
         w.header("From", &b.from);
@@ -335,6 +336,7 @@ impl Transactions {
         if code < 200 {
             return;
         }
+        tx.base = None;
         let udp = tx.reply_to.transport == Transport::Udp;
         let k = key.clone();
         if !tx.invite {
@@ -420,6 +422,10 @@ impl Transactions {
         let udp = tx.peer.transport == Transport::Udp;
         match (tx.state, code) {
             (State::Calling | State::Proceeding, 100..=199) => {
+                if tx.invite {
+                    // No more retransmissions of an INVITE once it is answered.
+                    tx.request = Bytes::new();
+                }
                 tx.state = State::Proceeding;
                 if !tx.invite {
                     // Timer E continues at T2 once a provisional came.
@@ -429,6 +435,8 @@ impl Transactions {
             }
             (State::Calling | State::Proceeding, 200..=299) if tx.invite => {
                 tx.state = State::Accepted;
+                tx.request = Bytes::new();
+                tx.ack = None;
                 self.timers
                     .add(now + self.cfg.t1 * 64, TimerKind::ClientEnd(key));
                 Some(tx.owner)
@@ -442,6 +450,7 @@ impl Transactions {
                     (true, true) => Duration::from_secs(32),
                     (true, false) => self.cfg.t4,
                 };
+                tx.request = Bytes::new();
                 if tx.invite {
                     self.send_ack(&key, m);
                 }
