@@ -134,7 +134,7 @@ impl Server {
                 addr: l.clone(),
                 source,
             };
-            let udp = UdpSocket::bind(addr).await.map_err(bind_err)?;
+            let udp = bind_udp(addr).map_err(bind_err)?;
             // Same port for TCP, even when the config asked for port 0.
             let port = udp.local_addr().map_err(bind_err)?.port();
             let tcp = TcpListener::bind(SocketAddr::new(addr.ip(), port))
@@ -228,13 +228,37 @@ impl Server {
     }
 }
 
+/// A UDP socket with large kernel buffers: a burst of calls must not be
+/// dropped by the kernel while the engine is busy for a moment.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Socket, Type};
+    const BUFFER: usize = 4 << 20;
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    // The kernel caps these at net.core.[rw]mem_max; smaller is still fine.
+    let _ = sock.set_recv_buffer_size(BUFFER);
+    let _ = sock.set_send_buffer_size(BUFFER);
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    UdpSocket::from_std(sock.into())
+}
+
 /// Ticks the engine's timers. 10 ms is far finer than any SIP timer needs.
 async fn tick(core: Arc<Core>, net: Arc<Net>, cancel: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_millis(10));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n: u64 = 0;
     loop {
         tokio::select! {
-            _ = every.tick() => core.with_engine(&net, |e| e.on_timer(Instant::now())),
+            _ = every.tick() => core.with_engine(&net, |e| {
+                e.on_timer(Instant::now());
+                n += 1;
+                if n.is_multiple_of(1000) {
+                    tracing::debug!(sizes = %e.sizes(), "engine tables");
+                }
+            }),
             _ = cancel.cancelled() => return,
         }
     }

@@ -187,6 +187,8 @@ pub struct Call {
     pub answered: Option<Instant>,
     /// Whether the binding's reservation was settled.
     pub settled: bool,
+    /// No-answer and maximum-length timers, cancelled when the call ends.
+    pub timers: Vec<crate::sip::timer::TimerKey>,
 }
 
 impl Call {

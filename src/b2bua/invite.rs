@@ -99,6 +99,7 @@ impl Engine {
             started: now,
             answered: None,
             settled: false,
+            timers: Vec::new(),
         };
         self.tx.set_owner(&key, id);
         self.tx
@@ -188,7 +189,8 @@ impl Engine {
         });
         if call.max_secs > 0 {
             let at = now + std::time::Duration::from_secs(call.max_secs);
-            self.timers.add(at, CallTimer::MaxLength(id));
+            call.timers
+                .push(self.timers.add(at, CallTimer::MaxLength(id)));
         }
         tracing::debug!(call = id, "call answered");
         self.settle(id, true);

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use crate::bindings::{BindingTable, Normaliser};
 use crate::config::Refusals;
 use crate::sip::message::Msg;
-use crate::sip::timer::TimerHeap;
+use crate::sip::timer::Timers;
 use crate::sip::transaction::{TimerConfig, Transactions, TxEvent, TxKey};
 use crate::sip::{sdp, Method, Peer, Target};
 use crate::store::{UsageUpdate, Writer as StoreWriter};
@@ -88,7 +88,7 @@ pub struct Engine {
     /// A's INVITE server transaction -> call, for CANCEL.
     by_invite: HashMap<TxKey, u64>,
     relays: HashMap<TxKey, Relay>,
-    timers: TimerHeap<CallTimer>,
+    timers: Timers<CallTimer>,
     next_id: u64,
     accepting: bool,
     /// Counters.
@@ -108,7 +108,7 @@ impl Engine {
             dialogs: HashMap::new(),
             by_invite: HashMap::new(),
             relays: HashMap::new(),
-            timers: TimerHeap::default(),
+            timers: Timers::default(),
             next_id: 1,
             accepting: true,
             stats: Stats::default(),
@@ -126,6 +126,20 @@ impl Engine {
             .values()
             .filter(|c| c.phase != Phase::Ended)
             .count()
+    }
+
+    /// Sizes of the engine's tables, for logs and leak hunting.
+    pub fn sizes(&self) -> String {
+        let (st, ct) = self.tx.counts();
+        format!(
+            "calls={} dialogs={} by_invite={} relays={} call_timers={} server_tx={st} client_tx={ct} tx_timers={}",
+            self.calls.len(),
+            self.dialogs.len(),
+            self.by_invite.len(),
+            self.relays.len(),
+            self.timers.len(),
+            self.tx.timer_count(),
+        )
     }
 
     /// Handles one message from `src`.
@@ -261,6 +275,7 @@ impl Engine {
         }
         let answered = c.answered;
         c.phase = Phase::Ended;
+        let pending = std::mem::take(&mut c.timers);
         let talk = answered.map(|t| now.saturating_duration_since(t).as_secs_f64().round() as u64);
         tracing::info!(call = id, caller = %c.caller, callee = %c.callee, talk_secs = talk.unwrap_or(0), why, "call ended");
         let binding = c.binding;
@@ -275,9 +290,13 @@ impl Engine {
                 self.store.usage(UsageUpdate { id: binding, usage });
             }
         }
-        // Late retransmissions and a crossing BYE still find the call for a while.
+        for k in pending {
+            self.timers.cancel(k);
+        }
+        // A crossing BYE still finds the call for a while; retransmissions
+        // are answered by the transaction layer, which keeps its own state.
         self.timers
-            .add(now + self.cfg.timers.t1 * 64, CallTimer::Cleanup(id));
+            .add(now + self.cfg.timers.t4, CallTimer::Cleanup(id));
     }
 
     fn forget(&mut self, id: u64) {

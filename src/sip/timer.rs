@@ -1,74 +1,60 @@
-//! An ordered set of deadlines owned by the state it ends: one heap per
-//! layer instead of a task per timer. Cancelled timers are not removed;
-//! their owner checks on firing whether they still apply.
+//! An ordered set of deadlines owned by the state it ends: one set per
+//! layer instead of a task per timer. A timer can be cancelled by its key;
+//! owners that do not bother check on firing whether it still applies.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// A min-heap of (deadline, payload).
-pub struct TimerHeap<T> {
-    heap: BinaryHeap<Reverse<(Instant, u64, Slot<T>)>>,
+/// Identifies a scheduled timer, for [`Timers::cancel`].
+pub type TimerKey = (Instant, u64);
+
+/// Deadlines in order, each with its payload.
+pub struct Timers<T> {
+    set: BTreeMap<TimerKey, T>,
     seq: u64,
 }
 
-// Wrapper so the payload takes no part in ordering.
-struct Slot<T>(T);
-
-impl<T> PartialEq for Slot<T> {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl<T> Eq for Slot<T> {}
-impl<T> PartialOrd for Slot<T> {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl<T> Ord for Slot<T> {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
-    }
-}
-
-impl<T> Default for TimerHeap<T> {
+impl<T> Default for Timers<T> {
     fn default() -> Self {
-        TimerHeap {
-            heap: BinaryHeap::new(),
+        Timers {
+            set: BTreeMap::new(),
             seq: 0,
         }
     }
 }
 
-impl<T> TimerHeap<T> {
+impl<T> Timers<T> {
     /// Schedules `item` at `at`.
-    pub fn add(&mut self, at: Instant, item: T) {
+    pub fn add(&mut self, at: Instant, item: T) -> TimerKey {
         self.seq += 1;
-        self.heap.push(Reverse((at, self.seq, Slot(item))));
+        let key = (at, self.seq);
+        self.set.insert(key, item);
+        key
+    }
+
+    /// Removes a timer that has not fired.
+    pub fn cancel(&mut self, key: TimerKey) {
+        self.set.remove(&key);
     }
 
     /// Takes the next item due at or before `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<T> {
-        if self
-            .heap
-            .peek()
-            .is_some_and(|Reverse((at, _, _))| *at <= now)
-        {
-            self.heap.pop().map(|Reverse((_, _, Slot(t)))| t)
+        let entry = self.set.first_entry()?;
+        if entry.key().0 <= now {
+            Some(entry.remove())
         } else {
             None
         }
     }
 
-    /// Number of pending timers (including cancelled ones).
+    /// Number of pending timers.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.set.len()
     }
 
     /// Whether no timer is pending.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.set.is_empty()
     }
 }
 
@@ -80,11 +66,21 @@ mod tests {
     #[test]
     fn pops_in_deadline_order_and_only_when_due() {
         let t0 = Instant::now();
-        let mut h = TimerHeap::default();
+        let mut h = Timers::default();
         h.add(t0 + Duration::from_millis(20), "b");
         h.add(t0 + Duration::from_millis(10), "a");
         assert_eq!(h.pop_due(t0), None);
         assert_eq!(h.pop_due(t0 + Duration::from_millis(30)), Some("a"));
         assert_eq!(h.pop_due(t0 + Duration::from_millis(30)), Some("b"));
+    }
+
+    #[test]
+    fn cancelled_timers_never_fire() {
+        let t0 = Instant::now();
+        let mut h = Timers::default();
+        let k = h.add(t0, "x");
+        h.cancel(k);
+        assert!(h.is_empty());
+        assert_eq!(h.pop_due(t0 + Duration::from_secs(1)), None);
     }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::message::{Method, Msg};
-use super::timer::TimerHeap;
+use super::timer::Timers;
 use super::writer::Writer;
 use super::{Peer, Transport};
 
@@ -201,7 +201,7 @@ pub struct Transactions {
     cfg: TimerConfig,
     servers: HashMap<TxKey, ServerTx>,
     clients: HashMap<TxKey, ClientTx>,
-    timers: TimerHeap<TimerKind>,
+    timers: Timers<TimerKind>,
     /// Messages to send, drained by the transport.
     pub out: Vec<(Peer, Bytes)>,
     /// Retransmissions sent, for metrics.
@@ -215,7 +215,7 @@ impl Transactions {
             cfg,
             servers: HashMap::new(),
             clients: HashMap::new(),
-            timers: TimerHeap::default(),
+            timers: Timers::default(),
             out: Vec::new(),
             retransmissions: 0,
         }
@@ -224,6 +224,11 @@ impl Transactions {
     /// Live transactions (server, client).
     pub fn counts(&self) -> (usize, usize) {
         (self.servers.len(), self.clients.len())
+    }
+
+    /// Pending timers (including ones that will find nothing to do).
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
     }
 
     /// Matches a request to a server transaction, creating one if new.
