@@ -384,3 +384,55 @@ async fn caller_over_ipv6_reaches_an_ipv4_trunk() {
     caller.send(v6, &d.ack(1)).await;
     callee.expect_request("ACK").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliable_provisional_and_prack_are_relayed_with_rack_mapped() {
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let mut d = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    s.caller.send(s.sut.addr, &d.invite()).await;
+    let inv = s.callee.expect_request("INVITE").await;
+    let extra = format!(
+        "Contact: <sip:bob@{}>\r\nRequire: 100rel\r\nRSeq: 1\r\n",
+        s.callee.addr
+    );
+    s.callee
+        .send(
+            inv.from,
+            &inv.reply(183, "early", &extra, &sdp("bob", "127.0.0.3")),
+        )
+        .await;
+    let early = s.caller.expect_response(183).await;
+    assert_eq!(early.header("RSeq").as_deref(), Some("1"));
+    assert_eq!(early.header("Require").as_deref(), Some("100rel"));
+    d.confirm(&early);
+    let prack = d
+        .request("PRACK", "")
+        .replace("Content-Length: 0", "RAck: 1 1 INVITE\r\nContent-Length: 0");
+    s.caller.send(s.sut.addr, &prack).await;
+    let got = s.callee.expect_request("PRACK").await;
+    assert_eq!(
+        got.header("RAck"),
+        Some(format!("1 {} INVITE", inv.msg.cseq))
+    );
+    assert_eq!(got.msg.to_tag.as_deref(), Some("early"));
+    s.callee.send(got.from, &got.reply(200, "", "", "")).await;
+    let ok = s.caller.expect_response(200).await;
+    assert_eq!(ok.msg.cseq_method, "PRACK");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_expiring_during_a_call_does_not_cut_it() {
+    let mut args = axb(A, X, B);
+    args.not_after = Some((sipmask::time::now() + 2).to_string());
+    let mut s = setup(vec![args], |_| {}).await;
+    let (mut d, _) = connect(&mut s, A, X).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    s.caller.send(s.sut.addr, &d.request("INFO", "")).await;
+    let info = s.callee.expect_request("INFO").await;
+    s.callee.send(info.from, &info.reply(200, "", "", "")).await;
+    s.caller.expect_response(200).await;
+    // New calls are refused now.
+    let d2 = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    s.caller.send(s.sut.addr, &d2.invite()).await;
+    s.caller.expect_response(404).await;
+}
