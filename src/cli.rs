@@ -66,6 +66,8 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
     for (i, r) in rows.iter().enumerate() {
         let probe = crate::bindings::Binding {
             id: -(i as i64) - 1,
+            tenant: crate::bindings::OPERATOR,
+            kind: crate::bindings::Kind::Cli,
             a: r.caller.clone(),
             x: r.virtual_number.clone(),
             b: r.callee.clone(),
@@ -77,6 +79,8 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
             bad.push(format!("line {}: {e}", r.line));
         }
         news.push(NewBinding {
+            tenant: crate::bindings::OPERATOR,
+            kind: crate::bindings::Kind::Cli,
             a: r.caller.clone(),
             x: r.virtual_number.clone(),
             b: r.callee.clone(),
@@ -172,6 +176,7 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
         max_call_secs: a.max_call_secs,
         talk_budget_secs: a.talk_budget_secs,
         allowed_callers: allowed,
+        ..Default::default()
     };
     if let (Some(s), Some(e)) = (conditions.not_before, conditions.not_after) {
         if e <= s {
@@ -189,6 +194,8 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
         .check_new(caller.as_ref(), &x, &b)
         .map_err(|e| CliError::Invalid(e.to_string()))?;
     let row = NewBinding {
+        tenant: crate::bindings::OPERATOR,
+        kind: crate::bindings::Kind::Cli,
         a: caller,
         x,
         b,

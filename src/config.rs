@@ -105,6 +105,8 @@ pub struct Refusals {
     pub unknown_number: Status,
     /// See [`Refusal::CallerNotAllowed`].
     pub caller_not_allowed: Status,
+    /// See [`Refusal::CallerBlocked`].
+    pub caller_blocked: Status,
     /// See [`Refusal::NotYetValid`].
     pub not_yet_valid: Status,
     /// See [`Refusal::Expired`].
@@ -123,6 +125,7 @@ impl Refusals {
         match r {
             Refusal::UnknownNumber => &self.unknown_number,
             Refusal::CallerNotAllowed => &self.caller_not_allowed,
+            Refusal::CallerBlocked => &self.caller_blocked,
             Refusal::NotYetValid => &self.not_yet_valid,
             Refusal::Expired => &self.expired,
             Refusal::CallsUsedUp => &self.calls_used_up,
@@ -308,10 +311,11 @@ impl Config {
 }
 
 impl Refusals {
-    fn all(&self) -> [(&'static str, &Status); 7] {
+    fn all(&self) -> [(&'static str, &Status); 8] {
         [
             ("unknown_number", &self.unknown_number),
             ("caller_not_allowed", &self.caller_not_allowed),
+            ("caller_blocked", &self.caller_blocked),
             ("not_yet_valid", &self.not_yet_valid),
             ("expired", &self.expired),
             ("calls_used_up", &self.calls_used_up),

@@ -255,7 +255,10 @@ impl Engine {
             return;
         }
         c.settled = true;
-        if let Some(usage) = self.bindings.settle(c.binding, answered) {
+        if let Some(usage) = self
+            .bindings
+            .settle(c.binding, answered, crate::time::now())
+        {
             if answered {
                 self.store.usage(UsageUpdate {
                     id: c.binding,

@@ -3,6 +3,39 @@
 
 use super::number::Number;
 
+/// Which way an AXB binding may be used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// A may call B and B may call A.
+    #[default]
+    Both,
+    /// Only A may call (B is reached).
+    AToB,
+    /// Only B may call (A is reached).
+    BToA,
+}
+
+impl Direction {
+    /// Stable name for the store and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Both => "both",
+            Direction::AToB => "a_to_b",
+            Direction::BToA => "b_to_a",
+        }
+    }
+
+    /// Parses [`Direction::as_str`].
+    pub fn parse(s: &str) -> Option<Direction> {
+        match s {
+            "both" => Some(Direction::Both),
+            "a_to_b" => Some(Direction::AToB),
+            "b_to_a" => Some(Direction::BToA),
+            _ => None,
+        }
+    }
+}
+
 /// Conditions set on one binding. `None` means "use the configured default".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Conditions {
@@ -18,6 +51,11 @@ pub struct Conditions {
     pub talk_budget_secs: Option<u64>,
     /// Who may call an AX binding; `None` = anyone.
     pub allowed_callers: Option<Vec<Number>>,
+    /// Which way an AXB binding may be used; `None` = both.
+    pub direction: Option<Direction>,
+    /// The binding ends after this many seconds without an answered call
+    /// (counted from creation, then from each answered call).
+    pub idle_secs: Option<u64>,
 }
 
 /// Defaults from the config, applied where a binding sets nothing.
@@ -53,6 +91,8 @@ pub struct Usage {
     pub reserved: u32,
     /// Seconds talked over all ended calls.
     pub talk_secs_used: u64,
+    /// Unix seconds of the last answered call.
+    pub last_call_at: Option<i64>,
 }
 
 /// Why a call is refused; each has its own configurable SIP status.
@@ -67,6 +107,8 @@ pub enum Refusal {
     NotYetValid,
     /// The validity window is over.
     Expired,
+    /// The caller is on the tenant's blocklist.
+    CallerBlocked,
     /// Every allowed call has been used or is in progress.
     CallsUsedUp,
     /// The talk-time budget is spent.
@@ -79,6 +121,7 @@ impl Refusal {
         match self {
             Refusal::UnknownNumber => "unknown_number",
             Refusal::CallerNotAllowed => "caller_not_allowed",
+            Refusal::CallerBlocked => "caller_blocked",
             Refusal::NotYetValid => "not_yet_valid",
             Refusal::Expired => "expired",
             Refusal::CallsUsedUp => "calls_used_up",
@@ -100,6 +143,8 @@ pub struct Effective {
     pub max_call_secs: u32,
     /// 0 = unlimited.
     pub talk_budget_secs: u64,
+    /// Creation time, the start of an idle lifetime.
+    pub created_at: i64,
 }
 
 impl Conditions {
@@ -112,17 +157,30 @@ impl Conditions {
             max_calls: self.max_calls.unwrap_or(d.max_calls),
             max_call_secs: self.max_call_secs.unwrap_or(d.max_call_secs),
             talk_budget_secs: self.talk_budget_secs.unwrap_or(d.talk_budget_secs),
+            created_at,
         }
     }
 }
 
+/// How the caller relates to an AXB binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    /// AX binding: no direction.
+    Ax,
+    /// The caller is A.
+    FromA,
+    /// The caller is B.
+    FromB,
+}
+
 /// Admits a call, returning the longest it may last in seconds (0 = no limit),
-/// or the refusal. The caller check for AX bindings happens here too.
+/// or the refusal. Allowed callers and direction are checked here too.
 pub fn check(
     cond: &Conditions,
     eff: &Effective,
     usage: &Usage,
     caller: &Number,
+    way: Way,
     now: i64,
 ) -> Result<u64, Refusal> {
     if let Some(allowed) = &cond.allowed_callers {
@@ -130,10 +188,19 @@ pub fn check(
             return Err(Refusal::CallerNotAllowed);
         }
     }
+    match (cond.direction.unwrap_or_default(), way) {
+        (Direction::AToB, Way::FromB) | (Direction::BToA, Way::FromA) => {
+            return Err(Refusal::CallerNotAllowed)
+        }
+        _ => {}
+    }
     if eff.not_before.is_some_and(|t| now < t) {
         return Err(Refusal::NotYetValid);
     }
     if eff.not_after.is_some_and(|t| now >= t) {
+        return Err(Refusal::Expired);
+    }
+    if idle_end(cond, usage, eff).is_some_and(|t| now >= t) {
         return Err(Refusal::Expired);
     }
     if eff.max_calls > 0 && usage.calls_used + usage.reserved >= eff.max_calls {
@@ -150,6 +217,19 @@ pub fn check(
     Ok(limit)
 }
 
+/// When an idle binding ends: its idle lifetime after creation or after the
+/// last answered call, whichever is later.
+pub fn idle_end(cond: &Conditions, usage: &Usage, eff: &Effective) -> Option<i64> {
+    let idle = cond.idle_secs.filter(|s| *s > 0)? as i64;
+    Some(
+        usage
+            .last_call_at
+            .unwrap_or(eff.created_at)
+            .max(eff.created_at)
+            + idle,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,7 +240,7 @@ mod tests {
 
     fn run(cond: Conditions, usage: Usage, now: i64) -> Result<u64, Refusal> {
         let eff = cond.effective(&Defaults::default(), 0);
-        check(&cond, &eff, &usage, &num("+1"), now)
+        check(&cond, &eff, &usage, &num("+1"), Way::Ax, now)
     }
 
     #[test]
@@ -187,7 +267,7 @@ mod tests {
         let u = Usage {
             calls_used: 1,
             reserved: 1,
-            talk_secs_used: 0,
+            ..Default::default()
         };
         assert_eq!(run(c, u, 0), Err(Refusal::CallsUsedUp));
     }
@@ -227,7 +307,42 @@ mod tests {
         let eff = c.effective(&d, 1000);
         assert_eq!(eff.not_after, Some(1010));
         assert_eq!(
-            check(&c, &eff, &Usage::default(), &num("+1"), 1010),
+            check(&c, &eff, &Usage::default(), &num("+1"), Way::Ax, 1010),
+            Err(Refusal::Expired)
+        );
+    }
+
+    #[test]
+    fn direction_limits_who_may_call() {
+        let c = Conditions {
+            direction: Some(Direction::AToB),
+            ..Default::default()
+        };
+        let eff = c.effective(&Defaults::default(), 0);
+        let u = Usage::default();
+        assert!(check(&c, &eff, &u, &num("+1"), Way::FromA, 0).is_ok());
+        assert_eq!(
+            check(&c, &eff, &u, &num("+2"), Way::FromB, 0),
+            Err(Refusal::CallerNotAllowed)
+        );
+    }
+
+    #[test]
+    fn idle_lifetime_restarts_with_each_answered_call() {
+        let c = Conditions {
+            idle_secs: Some(100),
+            ..Default::default()
+        };
+        let eff = c.effective(&Defaults::default(), 1000);
+        let mut u = Usage::default();
+        assert_eq!(
+            check(&c, &eff, &u, &num("+1"), Way::Ax, 1100),
+            Err(Refusal::Expired)
+        );
+        u.last_call_at = Some(1050);
+        assert!(check(&c, &eff, &u, &num("+1"), Way::Ax, 1100).is_ok());
+        assert_eq!(
+            check(&c, &eff, &u, &num("+1"), Way::Ax, 1150),
             Err(Refusal::Expired)
         );
     }

@@ -8,6 +8,8 @@ pub mod csv;
 pub mod number;
 pub mod table;
 
-pub use conditions::{Conditions, Defaults, Refusal, Usage};
+pub use conditions::{Conditions, Defaults, Direction, Refusal, Usage};
 pub use number::{Normaliser, Number, NumberError};
-pub use table::{Admission, Binding, BindingId, BindingTable, TableError};
+pub use table::{
+    Admission, Binding, BindingId, BindingTable, Kind, TableError, TenantId, OPERATOR,
+};

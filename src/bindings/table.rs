@@ -8,17 +8,60 @@
 
 use dashmap::DashMap;
 
-use super::conditions::{check, Conditions, Defaults, Refusal, Usage};
+use super::conditions::{check, Conditions, Defaults, Refusal, Usage, Way};
 use super::number::Number;
 
 /// Row id of a binding in the store.
 pub type BindingId = i64;
+
+/// Tenant that owns a binding; [`OPERATOR`] for bindings made with the CLI.
+pub type TenantId = i64;
+
+/// The tenant of bindings created from the command line.
+pub const OPERATOR: TenantId = 0;
+
+/// How a binding was made, which decides the API resource it shows as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// From the command line or a CSV import.
+    #[default]
+    Cli,
+    /// An AXB binding from the API.
+    Axb,
+    /// A flow-1 identifier: an X from the pool (AX).
+    Digits,
+    /// A flow-1 identifier: a random SIP user part (AX).
+    Token,
+}
+
+impl Kind {
+    /// Stable name for the store and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Cli => "cli",
+            Kind::Axb => "axb",
+            Kind::Digits => "digits",
+            Kind::Token => "token",
+        }
+    }
+
+    /// Parses [`Kind::as_str`].
+    pub fn parse(s: &str) -> Option<Kind> {
+        [Kind::Cli, Kind::Axb, Kind::Digits, Kind::Token]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
 
 /// An AX or AXB binding with its usage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Binding {
     /// Store row id.
     pub id: BindingId,
+    /// Owner.
+    pub tenant: TenantId,
+    /// How it was made.
+    pub kind: Kind,
     /// A of an AXB binding; `None` for AX.
     pub a: Option<Number>,
     /// The virtual number.
@@ -72,9 +115,13 @@ pub struct BindingTable {
     by_id: DashMap<BindingId, Binding>,
     axb: DashMap<(Number, Number), BindingId>,
     ax: DashMap<Number, BindingId>,
-    // How many AXB bindings use each X: tells "caller not allowed" from
-    // "unknown number" without scanning the table.
-    axb_virtuals: DashMap<Number, u32>,
+    // How many bindings use each X: pool status, allocation order, and
+    // "caller not allowed" versus "unknown number" without a scan.
+    x_count: DashMap<Number, u32>,
+    // The X of every AXB binding of each party, for allocation.
+    party_xs: DashMap<Number, Vec<Number>>,
+    // Blocked callers per tenant.
+    blocked: DashMap<(TenantId, Number), ()>,
     defaults: Defaults,
 }
 
@@ -125,12 +172,18 @@ impl BindingTable {
                 self.axb.insert((a.clone(), binding.x.clone()), binding.id);
                 self.axb
                     .insert((binding.b.clone(), binding.x.clone()), binding.id);
-                *self.axb_virtuals.entry(binding.x.clone()).or_insert(0) += 1;
+                for p in [a, &binding.b] {
+                    self.party_xs
+                        .entry(p.clone())
+                        .or_default()
+                        .push(binding.x.clone());
+                }
             }
             None => {
                 self.ax.insert(binding.x.clone(), binding.id);
             }
         }
+        *self.x_count.entry(binding.x.clone()).or_insert(0) += 1;
         self.by_id.insert(binding.id, binding);
         Ok(())
     }
@@ -142,15 +195,21 @@ impl BindingTable {
             Some(a) => {
                 self.axb.remove(&(a.clone(), b.x.clone()));
                 self.axb.remove(&(b.b.clone(), b.x.clone()));
-                self.axb_virtuals.remove_if_mut(&b.x, |_, n| {
-                    *n -= 1;
-                    *n == 0
-                });
+                for p in [a, &b.b] {
+                    self.party_xs.remove_if_mut(p, |_, xs| {
+                        xs.retain(|x| x != &b.x);
+                        xs.is_empty()
+                    });
+                }
             }
             None => {
                 self.ax.remove(&b.x);
             }
         }
+        self.x_count.remove_if_mut(&b.x, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
         Some(b)
     }
 
@@ -173,8 +232,16 @@ impl BindingTable {
         };
         let mut entry = self.by_id.get_mut(&id).ok_or(Refusal::UnknownNumber)?;
         let b = entry.value_mut();
+        if self.blocked.contains_key(&(b.tenant, caller.clone())) {
+            return Err(Refusal::CallerBlocked);
+        }
+        let way = match &b.a {
+            None => Way::Ax,
+            Some(a) if a == caller => Way::FromA,
+            Some(_) => Way::FromB,
+        };
         let eff = b.conditions.effective(&self.defaults, b.created_at);
-        let max_secs = check(&b.conditions, &eff, &b.usage, caller, now)?;
+        let max_secs = check(&b.conditions, &eff, &b.usage, caller, way, now)?;
         b.usage.reserved += 1;
         let callee = match &b.a {
             Some(a) if a == caller => b.b.clone(),
@@ -190,18 +257,54 @@ impl BindingTable {
     }
 
     fn virtual_in_axb(&self, x: &Number) -> bool {
-        self.axb_virtuals.contains_key(x)
+        self.x_count.contains_key(x)
     }
 
-    /// Ends a reservation: an answered call consumes the use. Returns the new
-    /// usage so the caller can persist it; `None` if the binding is gone.
-    pub fn settle(&self, id: BindingId, answered: bool) -> Option<Usage> {
+    /// Ends a reservation: an answered call consumes the use and restarts
+    /// the idle lifetime. Returns the new usage so the caller can persist it;
+    /// `None` if the binding is gone.
+    pub fn settle(&self, id: BindingId, answered: bool, now: i64) -> Option<Usage> {
         let mut b = self.by_id.get_mut(&id)?;
         b.usage.reserved = b.usage.reserved.saturating_sub(1);
         if answered {
             b.usage.calls_used += 1;
+            b.usage.last_call_at = Some(now);
         }
         Some(b.usage)
+    }
+
+    /// Replaces a binding's conditions; usage is kept. Returns the binding.
+    pub fn set_conditions(&self, id: BindingId, c: Conditions) -> Option<Binding> {
+        let mut b = self.by_id.get_mut(&id)?;
+        b.conditions = c;
+        Some(b.clone())
+    }
+
+    /// Live bindings on X.
+    pub fn uses_of(&self, x: &Number) -> u32 {
+        self.x_count.get(x).map_or(0, |n| *n)
+    }
+
+    /// The X of every AXB binding of `party`.
+    pub fn xs_of(&self, party: &Number) -> Vec<Number> {
+        self.party_xs
+            .get(party)
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// Puts a caller on a tenant's blocklist (or takes it off).
+    pub fn set_blocked(&self, tenant: TenantId, caller: Number, blocked: bool) {
+        if blocked {
+            self.blocked.insert((tenant, caller), ());
+        } else {
+            self.blocked.remove(&(tenant, caller));
+        }
+    }
+
+    /// The defaults applied to bindings without their own conditions.
+    pub fn defaults(&self) -> &Defaults {
+        &self.defaults
     }
 
     /// Adds talk time after a call ends.
@@ -223,6 +326,8 @@ mod tests {
     fn binding(id: i64, a: Option<&str>, x: &str, b: &str) -> Binding {
         Binding {
             id,
+            tenant: OPERATOR,
+            kind: Kind::Cli,
             a: a.map(n),
             x: n(x),
             b: n(b),
@@ -279,9 +384,31 @@ mod tests {
         t.insert(b).expect("ax");
         t.admit(&n("+5"), &n("+9"), 0).expect("first");
         assert_eq!(t.admit(&n("+5"), &n("+9"), 0), Err(Refusal::CallsUsedUp));
-        t.settle(1, false);
+        t.settle(1, false, 0);
         t.admit(&n("+5"), &n("+9"), 0).expect("released");
-        assert_eq!(t.settle(1, true).map(|u| u.calls_used), Some(1));
+        assert_eq!(t.settle(1, true, 0).map(|u| u.calls_used), Some(1));
         assert_eq!(t.admit(&n("+5"), &n("+9"), 0), Err(Refusal::CallsUsedUp));
+    }
+
+    #[test]
+    fn blocked_callers_are_refused_for_that_tenant_only() {
+        let t = BindingTable::new(Defaults::default());
+        t.insert(binding(1, None, "+9", "+2")).expect("ax");
+        t.set_blocked(OPERATOR, n("+5"), true);
+        assert_eq!(t.admit(&n("+5"), &n("+9"), 0), Err(Refusal::CallerBlocked));
+        t.set_blocked(7, n("+6"), true);
+        assert!(t.admit(&n("+6"), &n("+9"), 0).is_ok());
+    }
+
+    #[test]
+    fn party_index_follows_inserts_and_removals() {
+        let t = BindingTable::new(Defaults::default());
+        t.insert(binding(1, Some("+1"), "+9", "+2")).expect("axb");
+        t.insert(binding(2, Some("+1"), "+8", "+3")).expect("axb");
+        assert_eq!(t.xs_of(&n("+1")), vec![n("+9"), n("+8")]);
+        t.remove(1);
+        assert_eq!(t.xs_of(&n("+1")), vec![n("+8")]);
+        assert_eq!(t.xs_of(&n("+2")), Vec::<Number>::new());
+        assert_eq!(t.uses_of(&n("+9")), 0);
     }
 }

@@ -11,7 +11,7 @@ mod writer;
 pub use sqlite::SqliteStore;
 pub use writer::Writer;
 
-use crate::bindings::{Binding, BindingId, Conditions, Number, Usage};
+use crate::bindings::{Binding, BindingId, Conditions, Kind, Number, TenantId, Usage};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,10 @@ pub enum StoreError {
 /// A binding to create (no id yet).
 #[derive(Clone, Debug)]
 pub struct NewBinding {
+    /// Owner ([`crate::bindings::OPERATOR`] for the CLI).
+    pub tenant: TenantId,
+    /// How it is made.
+    pub kind: Kind,
     /// A of AXB, `None` for AX.
     pub a: Option<Number>,
     /// X.

@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{NewBinding, Store, StoreError, UsageUpdate};
-use crate::bindings::{Binding, BindingId, Conditions, Number, Usage};
+use crate::bindings::{Binding, BindingId, Conditions, Direction, Kind, Number, Usage};
 
 /// Each entry moves the schema one version up; never edit a shipped entry.
 const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
@@ -25,7 +25,22 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
         created_at INTEGER NOT NULL
     );
     CREATE UNIQUE INDEX bindings_axb_a ON bindings(caller, virtual) WHERE caller IS NOT NULL;
-    CREATE UNIQUE INDEX bindings_ax ON bindings(virtual) WHERE caller IS NULL;"];
+    CREATE UNIQUE INDEX bindings_ax ON bindings(virtual) WHERE caller IS NULL;",
+    "ALTER TABLE bindings ADD COLUMN tenant_id INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE bindings ADD COLUMN kind TEXT NOT NULL DEFAULT 'cli';
+    ALTER TABLE bindings ADD COLUMN direction TEXT;
+    ALTER TABLE bindings ADD COLUMN idle_secs INTEGER;
+    ALTER TABLE bindings ADD COLUMN last_call_at INTEGER;
+    ALTER TABLE bindings ADD COLUMN updated_at INTEGER;
+    CREATE INDEX bindings_tenant ON bindings(tenant_id, id);
+    CREATE TABLE tenants (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+    CREATE TABLE api_keys (hash TEXT PRIMARY KEY, tenant_id INTEGER NOT NULL, created_at INTEGER NOT NULL);
+    CREATE TABLE numbers (number TEXT PRIMARY KEY, tenant_id INTEGER NOT NULL, created_at INTEGER NOT NULL);
+    CREATE INDEX numbers_tenant ON numbers(tenant_id, number);
+    CREATE TABLE quarantine (party TEXT NOT NULL, virtual TEXT NOT NULL, until INTEGER NOT NULL,
+        PRIMARY KEY (party, virtual));
+    CREATE TABLE blocklist (tenant_id INTEGER NOT NULL, number TEXT NOT NULL, created_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, number));"];
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -79,11 +94,14 @@ impl SqliteStore {
     }
 }
 
-const SELECT: &str = "SELECT id, caller, virtual, callee, not_before, not_after, max_calls,
-    max_call_secs, talk_budget_secs, allowed_callers, calls_used, talk_secs_used, created_at
+/// Columns of a binding, in the order `read_row` expects.
+pub(super) const SELECT: &str =
+    "SELECT id, caller, virtual, callee, not_before, not_after, max_calls,
+    max_call_secs, talk_budget_secs, allowed_callers, calls_used, talk_secs_used, created_at,
+    tenant_id, kind, direction, idle_secs, last_call_at
     FROM bindings";
 
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding, StoreError>> {
+pub(super) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding, StoreError>> {
     let id: i64 = r.get(0)?;
     let allowed: Option<String> = r.get(9)?;
     let conditions = Conditions {
@@ -98,6 +116,10 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding, StoreErro
                 .map(|p| Number::from_normalised(p.to_string()))
                 .collect()
         }),
+        direction: r
+            .get::<_, Option<String>>(15)?
+            .and_then(|d| Direction::parse(&d)),
+        idle_secs: r.get::<_, Option<i64>>(16)?.map(|v| v.max(0) as u64),
     };
     let calls_used: i64 = r.get(10)?;
     let talk: i64 = r.get(11)?;
@@ -107,8 +129,17 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding, StoreErro
             reason: "calls_used out of range".into(),
         }));
     };
+    let kind: String = r.get(14)?;
+    let Some(kind) = Kind::parse(&kind) else {
+        return Ok(Err(StoreError::Corrupt {
+            id,
+            reason: format!("unknown kind {kind:?}"),
+        }));
+    };
     Ok(Ok(Binding {
         id,
+        tenant: r.get(13)?,
+        kind,
         a: r.get::<_, Option<String>>(1)?.map(Number::from_normalised),
         x: Number::from_normalised(r.get(2)?),
         b: Number::from_normalised(r.get(3)?),
@@ -118,6 +149,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding, StoreErro
             calls_used,
             reserved: 0,
             talk_secs_used: talk.max(0) as u64,
+            last_call_at: r.get(17)?,
         },
     }))
 }
@@ -148,13 +180,16 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "UPDATE bindings SET calls_used = ?2, talk_secs_used = ?3 WHERE id = ?1",
+                "UPDATE bindings SET calls_used = ?2, talk_secs_used = ?3, last_call_at = ?4
+                 WHERE id = ?1",
             )?;
             for u in updates {
+                let us = &u.usage;
                 stmt.execute(params![
                     u.id,
-                    u.usage.calls_used,
-                    u.usage.talk_secs_used as i64
+                    us.calls_used,
+                    us.talk_secs_used as i64,
+                    us.last_call_at
                 ])?;
             }
         }
@@ -175,8 +210,9 @@ impl SqliteStore {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO bindings (caller, virtual, callee, not_before, not_after, max_calls,
-                 max_call_secs, talk_budget_secs, allowed_callers, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 max_call_secs, talk_budget_secs, allowed_callers, created_at, tenant_id, kind,
+                 direction, idle_secs, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?10)",
             )?;
             for b in rows {
                 let c = &b.conditions;
@@ -195,6 +231,10 @@ impl SqliteStore {
                     c.talk_budget_secs.map(|v| v as i64),
                     allowed,
                     b.created_at,
+                    b.tenant,
+                    b.kind.as_str(),
+                    c.direction.map(Direction::as_str),
+                    c.idle_secs.map(|v| v as i64),
                 ])?;
                 ids.push(tx.last_insert_rowid());
                 progress(ids.len());
@@ -217,6 +257,8 @@ mod tests {
             let mut s = SqliteStore::open(dir.path()).expect("open");
             let ids = s
                 .insert(&[NewBinding {
+                    tenant: 0,
+                    kind: Kind::Cli,
                     a: Some(n("+1")),
                     x: n("+9"),
                     b: n("+2"),
@@ -231,6 +273,7 @@ mod tests {
                 calls_used: 2,
                 reserved: 0,
                 talk_secs_used: 40,
+                last_call_at: Some(9),
             };
             s.save_usage(&[UsageUpdate { id: ids[0], usage }])
                 .expect("usage");
@@ -242,6 +285,7 @@ mod tests {
         assert_eq!(all[0].id, id);
         assert_eq!(all[0].usage.calls_used, 2);
         assert_eq!(all[0].usage.talk_secs_used, 40);
+        assert_eq!(all[0].usage.last_call_at, Some(9));
         assert_eq!(all[0].conditions.max_calls, Some(3));
     }
 
@@ -251,6 +295,8 @@ mod tests {
         let n = |s: &str| Number::from_normalised(s.into());
         let mut s = SqliteStore::open(dir.path()).expect("open");
         let row = NewBinding {
+            tenant: 0,
+            kind: Kind::Cli,
             a: None,
             x: n("+9"),
             b: n("+2"),
