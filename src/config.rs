@@ -27,6 +27,8 @@ pub struct Config {
     pub defaults: DefaultsConfig,
     /// `[refusals]`
     pub refusals: Refusals,
+    /// `[api]`
+    pub api: ApiSection,
     /// `[shutdown]`
     pub shutdown: ShutdownConfig,
     /// `[log]`
@@ -132,6 +134,24 @@ impl Refusals {
             Refusal::TalkTimeUsedUp => &self.talk_time_used_up,
         }
     }
+}
+
+/// `[api]`: the HTTP control API.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Listen address; empty = no API.
+    pub listen: String,
+    /// Requests per second per tenant.
+    pub rate_per_sec: u32,
+    /// Burst per tenant.
+    pub burst: u32,
+    /// Rest of a released X, seconds.
+    pub quarantine_secs: u64,
+    /// Largest body.
+    pub max_body_bytes: usize,
+    /// Host in identifiers' URIs; empty = advertised SIP address.
+    pub sip_host: String,
 }
 
 /// `[shutdown]`
@@ -267,6 +287,21 @@ impl Config {
         }
         if self.sip.no_answer_secs == 0 {
             bad("sip.no_answer_secs", "must be at least 1".into());
+        }
+        if !self.api.listen.is_empty() && self.api.listen.parse::<SocketAddr>().is_err() {
+            bad(
+                "api.listen",
+                format!("{:?} is not an IP:port address", self.api.listen),
+            );
+        }
+        if self.api.rate_per_sec == 0 || self.api.burst == 0 {
+            bad(
+                "api.rate_per_sec",
+                "rate_per_sec and burst must be at least 1".into(),
+            );
+        }
+        if self.api.max_body_bytes < 1024 {
+            bad("api.max_body_bytes", "must be at least 1024".into());
         }
         let cc = &self.numbers.default_country_code;
         if cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) {

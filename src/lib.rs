@@ -6,6 +6,7 @@
 //! back out. [`store`] persists bindings and counters; [`server`] wires it
 //! all from a [`config::Config`].
 
+pub mod api;
 pub mod b2bua;
 pub mod bindings;
 pub mod cli;

@@ -35,6 +35,14 @@ enum Command {
         /// Where calls to real numbers go: host:port[;transport=tcp] (overrides sip.trunk).
         #[arg(long)]
         trunk: Option<String>,
+        /// HTTP API address (overrides api.listen; "" turns the API off).
+        #[arg(long)]
+        api_listen: Option<String>,
+    },
+    /// Manage API tenants.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
     },
     /// Manage bindings in the data directory.
     Bindings {
@@ -56,6 +64,17 @@ struct Common {
     /// Data directory (overrides storage.data_dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum TenantsCommand {
+    /// Create a tenant and print its first API key (shown once).
+    Add {
+        #[command(flatten)]
+        common: Common,
+        /// Tenant name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -141,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir: dir,
             listen,
             trunk,
+            api_listen,
         } => {
             let mut cfg = load_config(config.as_ref())?;
             if let Some(d) = dir {
@@ -151,6 +171,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(t) = trunk {
                 cfg.sip.trunk = t;
+            }
+            if let Some(a) = api_listen {
+                cfg.api.listen = a;
             }
             let problems = cfg.validate("");
             if !problems.is_empty() {
@@ -164,6 +187,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serve(cfg)
         }
         Command::Bindings { command } => bindings(command),
+        Command::Tenants {
+            command: TenantsCommand::Add { common, name },
+        } => {
+            let cfg = load_config(common.config.as_ref())?;
+            let mut store = sipmask::store::SqliteStore::open(&data_dir(&cfg, common.data_dir))?;
+            if store.tenant_by_name(&name)?.is_some() {
+                anyhow::bail!("tenant {name:?} exists already");
+            }
+            let key = sipmask::api::add_tenant(&mut store, &name)?;
+            println!("{key}");
+            Ok(())
+        }
         Command::CheckConfig { file } => {
             Config::read(&file)?;
             println!("{}: ok", file.display());

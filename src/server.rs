@@ -94,6 +94,8 @@ pub struct Server {
     tasks: JoinSet<()>,
     /// Bound SIP addresses (UDP and TCP share each).
     pub addrs: Vec<SocketAddr>,
+    /// Bound HTTP API address, if the API is on.
+    pub api_addr: Option<SocketAddr>,
     /// The binding table (shared with the engine).
     pub bindings: Arc<BindingTable>,
 }
@@ -111,6 +113,9 @@ pub fn load_bindings(
             skipped += 1;
             tracing::warn!(error = %e, "binding not loaded");
         }
+    }
+    for (tenant, n) in store.blocklist()? {
+        table.set_blocked(tenant, n, true);
     }
     tracing::info!(bindings = table.len(), skipped, "bindings loaded");
     Ok((Arc::new(table), store))
@@ -149,6 +154,7 @@ impl Server {
             t => Some(Target::parse(t).map_err(ServerError::Config)?),
         };
         let (me_v4, me_v6) = advertised(&addrs, &cfg.sip.advertise, trunk.as_ref());
+        let me_v4_for_api = me_v4.clone().or_else(|| me_v6.clone());
         let engine_cfg = EngineConfig {
             me_v4,
             me_v6,
@@ -184,6 +190,25 @@ impl Server {
         }
         tasks.spawn(tick(core.clone(), net.clone(), cancel.clone()));
         tracing::info!(?addrs, "sipmask serving SIP over UDP and TCP");
+        let sip_host = match (&cfg.api.sip_host, &me_v4_for_api) {
+            (h, _) if !h.is_empty() => h.clone(),
+            (_, Some(me)) => me.clone(),
+            _ => "localhost".into(),
+        };
+        let api_addr = if cfg.api.listen.is_empty() {
+            None
+        } else {
+            let api = start_api(
+                &cfg,
+                &data_dir,
+                bindings.clone(),
+                core.clone(),
+                sip_host,
+                &cancel,
+                &mut tasks,
+            );
+            Some(api.await?)
+        };
         Ok(Server {
             core,
             net,
@@ -192,6 +217,7 @@ impl Server {
             cancel,
             tasks,
             addrs,
+            api_addr,
             bindings,
         })
     }
@@ -243,6 +269,52 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
     UdpSocket::from_std(sock.into())
+}
+
+/// Binds the HTTP API and serves it until `cancel`.
+async fn start_api(
+    cfg: &Config,
+    data_dir: &std::path::Path,
+    table: Arc<BindingTable>,
+    core: Arc<Core>,
+    sip_host: String,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Result<SocketAddr, ServerError> {
+    let addr = cfg.api.listen.clone();
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let api_cfg = crate::api::ApiConfig {
+        quarantine_secs: cfg.api.quarantine_secs,
+        sip_host,
+        rate_per_sec: cfg.api.rate_per_sec,
+        burst: cfg.api.burst,
+        max_body_bytes: cfg.api.max_body_bytes,
+    };
+    let norm = Normaliser {
+        default_country_code: cfg.numbers.default_country_code.clone(),
+    };
+    let metrics = Arc::new(move || core.engine.lock().map(|e| e.metrics()).unwrap_or_default());
+    let state =
+        crate::api::ApiState::new(SqliteStore::open(data_dir)?, table, norm, api_cfg, metrics)?;
+    let app = crate::api::router(Arc::new(state));
+    let stop = cancel.clone();
+    tasks.spawn(async move {
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    });
+    tracing::info!(%local, "sipmask serving the HTTP API");
+    Ok(local)
 }
 
 /// Ticks the engine's timers. 10 ms is far finer than any SIP timer needs.

@@ -17,7 +17,10 @@ impl Engine {
         let Incoming::New(key) = self.tx.on_request(&m, src, 0, now) else {
             return;
         };
-        let adm = match self.decide(&m, crate::time::now()) {
+        let t0 = Instant::now();
+        let decision = self.decide(&m, crate::time::now());
+        self.lookup.observe(t0.elapsed().as_secs_f64());
+        let adm = match decision {
             Decision::Refuse {
                 status,
                 reason,

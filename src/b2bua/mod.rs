@@ -93,6 +93,8 @@ pub struct Engine {
     accepting: bool,
     /// Counters.
     pub stats: Stats,
+    /// Time taken by decisions on INVITEs.
+    lookup: crate::api::ops::Histogram,
 }
 
 impl Engine {
@@ -112,6 +114,7 @@ impl Engine {
             next_id: 1,
             accepting: true,
             stats: Stats::default(),
+            lookup: Default::default(),
         }
     }
 
@@ -140,6 +143,37 @@ impl Engine {
             self.timers.len(),
             self.tx.timer_count(),
         )
+    }
+
+    /// The SIP side's metrics in Prometheus text format.
+    pub fn metrics(&self) -> String {
+        let (st, ct) = self.tx.counts();
+        let s = &self.stats;
+        let mut out = String::with_capacity(1024);
+        out.push_str(
+            "# HELP sipmask_calls_total Calls by result.\n# TYPE sipmask_calls_total counter\n",
+        );
+        out.push_str(&format!(
+            "sipmask_calls_total{{result=\"answered\"}} {}\n",
+            s.answered
+        ));
+        out.push_str(&format!(
+            "sipmask_calls_total{{result=\"refused\"}} {}\n",
+            s.refused
+        ));
+        out.push_str(&format!(
+            "sipmask_calls_total{{result=\"failed\"}} {}\n",
+            s.failed
+        ));
+        out.push_str(&format!("# HELP sipmask_active_calls Calls not yet ended.\n# TYPE sipmask_active_calls gauge\nsipmask_active_calls {}\n", self.live_calls()));
+        out.push_str(&format!("# HELP sipmask_transactions Live SIP transactions.\n# TYPE sipmask_transactions gauge\nsipmask_transactions{{side=\"server\"}} {st}\nsipmask_transactions{{side=\"client\"}} {ct}\n"));
+        out.push_str(&format!("# HELP sipmask_retransmissions_total SIP retransmissions sent.\n# TYPE sipmask_retransmissions_total counter\nsipmask_retransmissions_total {}\n", self.tx.retransmissions));
+        self.lookup.render(
+            "sipmask_binding_lookup_seconds",
+            "Time to decide on an INVITE (lookup and conditions).",
+            &mut out,
+        );
+        out
     }
 
     /// Handles one message from `src`.

@@ -3,6 +3,7 @@
 //! conditions check and CSV import parsing. Never touches a socket; the store
 //! persists what it changes.
 
+pub mod alloc;
 pub mod conditions;
 pub mod csv;
 pub mod number;

@@ -5,9 +5,11 @@
 //! [`Writer`], a thread that commits everything queued in one transaction
 //! (group commit), so a burst of answered calls costs one commit.
 
+mod api;
 mod sqlite;
 mod writer;
 
+pub use api::{Filter, Page};
 pub use sqlite::SqliteStore;
 pub use writer::Writer;
 

@@ -44,7 +44,7 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
 
 /// The SQLite store.
 pub struct SqliteStore {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
 impl SqliteStore {

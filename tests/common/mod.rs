@@ -28,6 +28,7 @@ pub fn config(dir: &std::path::Path, trunk: SocketAddr) -> Config {
     cfg.sip.listen = vec!["127.0.0.1:0".into()];
     cfg.sip.trunk = trunk.to_string();
     cfg.storage.data_dir = dir.to_path_buf();
+    cfg.api.listen = "127.0.0.1:0".into();
     cfg
 }
 

@@ -1,0 +1,124 @@
+//! Who is asking: bearer API keys (stored as SHA-256 hashes) map to a
+//! tenant, and each tenant has a token bucket of requests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+use super::problem::ApiError;
+use super::ApiState;
+use crate::bindings::TenantId;
+
+/// The authenticated tenant of a request.
+pub struct Tenant(pub TenantId);
+
+/// SHA-256 of a key, hex. Keys are random, so no salt or stretching is needed.
+pub fn hash_key(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new random key: `smk_` and 32 characters.
+pub fn new_key() -> String {
+    format!("smk_{}{}", crate::sip::token(), crate::sip::token())
+}
+
+impl FromRequestParts<Arc<ApiState>> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(ApiError::Unauthorized)?;
+        let hash = hash_key(key);
+        let tenant = match state.keys.get(&hash).map(|t| *t) {
+            Some(t) => t,
+            None => {
+                // A key added by the CLI since start: look it up once.
+                let st = state.clone();
+                let h = hash.clone();
+                let found = state
+                    .db(move |s| Ok(s.keys()?.into_iter().find(|(k, _)| *k == h).map(|(_, t)| t)))
+                    .await?;
+                let t = found.ok_or(ApiError::Unauthorized)?;
+                st.keys.insert(hash, t);
+                t
+            }
+        };
+        state.limiter.take(tenant)?;
+        Ok(Tenant(tenant))
+    }
+}
+
+/// Per-tenant token buckets.
+pub struct Limiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<TenantId, (f64, Instant)>>,
+}
+
+impl Limiter {
+    /// `rate` requests per second on average, bursts of `burst`.
+    pub fn new(rate: u32, burst: u32) -> Limiter {
+        Limiter {
+            rate: f64::from(rate.max(1)),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request's token, or says how long to wait.
+    pub fn take(&self, tenant: TenantId) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let Ok(mut b) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let (tokens, last) = b.entry(tenant).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = ((1.0 - *tokens) / self.rate).ceil().max(1.0) as u64;
+            Err(ApiError::RateLimited { retry_after: wait })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_refuses_past_the_burst_with_a_wait() {
+        let l = Limiter::new(1, 2);
+        assert!(l.take(1).is_ok());
+        assert!(l.take(1).is_ok());
+        assert!(matches!(
+            l.take(1),
+            Err(ApiError::RateLimited { retry_after: 1 })
+        ));
+        assert!(l.take(2).is_ok(), "tenants have their own buckets");
+    }
+
+    #[test]
+    fn keys_hash_to_hex_sha256() {
+        assert_eq!(
+            hash_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(new_key().starts_with("smk_"));
+    }
+}

@@ -1,0 +1,499 @@
+//! AXB bindings over HTTP: create (X given, preferred or allocated from the
+//! pool), bulk create, get, list, change conditions, delete, bulk delete, and
+//! how many X a pair could still get. Every change is committed to the store
+//! and then applied to the live table before the answer goes out.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Tenant;
+use super::model::{number, BindingOut, BindingPage, ConditionsIn};
+use super::problem::{ApiError, AvailabilityOut, Problem};
+use super::{ApiState, Body, Json};
+use crate::bindings::alloc::{allocate, availability, Availability, Shortage};
+use crate::bindings::{Binding, BindingTable, Conditions, Kind, Number, TenantId};
+use crate::store::{Filter, NewBinding, SqliteStore};
+
+/// A new AXB binding.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBinding {
+    /// Party A (number or account).
+    pub a: String,
+    /// Party B.
+    pub b: String,
+    /// Use exactly this X from your pool (409 if it cannot serve the pair).
+    pub x: Option<String>,
+    /// Use this X if it can serve the pair, else allocate as usual.
+    pub prefer_x: Option<String>,
+    /// Call conditions; absent fields take the configured defaults.
+    pub conditions: Option<ConditionsIn>,
+}
+
+/// Up to 1,000 new bindings, created all or none.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkCreate {
+    /// The bindings.
+    pub bindings: Vec<CreateBinding>,
+}
+
+/// Up to 1,000 ids, deleted all or none.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkDelete {
+    /// Binding ids.
+    pub ids: Vec<i64>,
+}
+
+/// Result of a bulk create.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct BulkCreated {
+    /// The bindings, in request order.
+    pub bindings: Vec<BindingOut>,
+}
+
+/// List filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 1,000 (default 100).
+    pub limit: Option<u32>,
+    /// Only bindings where A or B is this party.
+    pub party: Option<String>,
+    /// Only bindings on this X.
+    pub x: Option<String>,
+}
+
+/// A pair to ask about.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PairQuery {
+    /// Party A.
+    pub a: String,
+    /// Party B.
+    pub b: String,
+}
+
+/// Most items in one bulk request.
+pub const BULK_MAX: usize = 1000;
+
+#[utoipa::path(post, path = "/v1/bindings", tag = "bindings", request_body = CreateBinding,
+    responses((status = 201, body = BindingOut), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+/// Creates an AXB binding.
+pub async fn create(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Body(req): Body<CreateBinding>,
+) -> Result<(StatusCode, Json<BindingOut>), ApiError> {
+    let mut out = create_many(&st, t.0, vec![req], "").await?;
+    let b = out
+        .pop()
+        .ok_or_else(|| ApiError::Internal("nothing created".into()))?;
+    Ok((StatusCode::CREATED, Json(b)))
+}
+
+#[utoipa::path(post, path = "/v1/bindings/bulk", tag = "bindings", request_body = BulkCreate,
+    responses((status = 201, body = BulkCreated), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+/// Creates up to 1,000 AXB bindings, all or none.
+pub async fn bulk_create(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Body(req): Body<BulkCreate>,
+) -> Result<(StatusCode, Json<BulkCreated>), ApiError> {
+    if req.bindings.is_empty() || req.bindings.len() > BULK_MAX {
+        return Err(ApiError::invalid(
+            "bindings",
+            format!("must hold 1 to {BULK_MAX} items"),
+        ));
+    }
+    let bindings = create_many(&st, t.0, req.bindings, "bindings").await?;
+    Ok((StatusCode::CREATED, Json(BulkCreated { bindings })))
+}
+
+/// A validated request, before X is chosen.
+struct Plan {
+    a: Number,
+    b: Number,
+    x: Option<Number>,
+    prefer: Option<Number>,
+    conditions: Conditions,
+    field: String,
+}
+
+fn plan(st: &ApiState, req: CreateBinding, field: String) -> Result<Plan, ApiError> {
+    let f = |n: &str| {
+        if field.is_empty() {
+            n.to_string()
+        } else {
+            format!("{field}.{n}")
+        }
+    };
+    let a = number(&st.norm, &f("a"), &req.a)?;
+    let b = number(&st.norm, &f("b"), &req.b)?;
+    if a == b {
+        return Err(ApiError::invalid(f("b"), "must differ from a"));
+    }
+    let x = req
+        .x
+        .as_deref()
+        .map(|x| number(&st.norm, &f("x"), x))
+        .transpose()?;
+    let prefer = req
+        .prefer_x
+        .as_deref()
+        .map(|x| number(&st.norm, &f("prefer_x"), x))
+        .transpose()?;
+    let conditions = match &req.conditions {
+        Some(c) => c.apply(&Conditions::default(), &st.norm, &f("conditions."))?,
+        None => Conditions::default(),
+    };
+    Ok(Plan {
+        a,
+        b,
+        x,
+        prefer,
+        conditions,
+        field,
+    })
+}
+
+async fn create_many(
+    st: &Arc<ApiState>,
+    tenant: TenantId,
+    reqs: Vec<CreateBinding>,
+    field: &str,
+) -> Result<Vec<BindingOut>, ApiError> {
+    let many = !field.is_empty();
+    let plans = reqs
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            plan(
+                st,
+                r,
+                if many {
+                    format!("{field}[{i}]")
+                } else {
+                    String::new()
+                },
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let table = st.table.clone();
+    let defaults = st.table.defaults().clone();
+    let created = st
+        .db(move |s| {
+            let now = crate::time::now();
+            let pool = s.numbers(tenant)?;
+            let pool_set: HashSet<&Number> = pool.iter().collect();
+            // X chosen earlier in this batch, per party.
+            let mut batch: HashMap<Number, HashSet<Number>> = HashMap::new();
+            let mut rows = Vec::with_capacity(plans.len());
+            for p in plans {
+                let mut taken: HashSet<Number> = table
+                    .xs_of(&p.a)
+                    .into_iter()
+                    .chain(table.xs_of(&p.b))
+                    .collect();
+                for party in [&p.a, &p.b] {
+                    taken.extend(batch.get(party).into_iter().flatten().cloned());
+                }
+                let resting: HashSet<Number> = s
+                    .quarantined(&[&p.a, &p.b], now)?
+                    .into_iter()
+                    .map(|(x, _)| x)
+                    .collect();
+                let avail = availability(
+                    &pool,
+                    &taken,
+                    &resting,
+                    |x| table.uses_of(x),
+                    p.prefer.as_ref(),
+                );
+                let f = |n: &str| {
+                    if p.field.is_empty() {
+                        n.to_string()
+                    } else {
+                        format!("{}.{n}", p.field)
+                    }
+                };
+                let x = match &p.x {
+                    Some(x) if !pool_set.contains(x) => {
+                        return Err(ApiError::invalid(f("x"), "not a number of your pool"))
+                    }
+                    Some(x) if taken.contains(x) => {
+                        return Err(ApiError::Conflict(format!(
+                            "{}: already serves a or b",
+                            f("x")
+                        )))
+                    }
+                    Some(x) if resting.contains(x) => {
+                        return Err(ApiError::Conflict(format!(
+                            "{}: quarantined for a or b",
+                            f("x")
+                        )))
+                    }
+                    Some(x) => x.clone(),
+                    None => allocate(avail).map_err(shortage)?,
+                };
+                for party in [&p.a, &p.b] {
+                    batch.entry(party.clone()).or_default().insert(x.clone());
+                }
+                rows.push(NewBinding {
+                    tenant,
+                    kind: Kind::Axb,
+                    a: Some(p.a),
+                    x,
+                    b: p.b,
+                    conditions: p.conditions,
+                    created_at: now,
+                });
+            }
+            let created = s.create(&rows)?;
+            for b in &created {
+                table
+                    .insert(b.clone())
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+            }
+            Ok(created)
+        })
+        .await?;
+    Ok(created
+        .iter()
+        .map(|b| BindingOut::from(b, &defaults))
+        .collect())
+}
+
+fn shortage(s: Shortage) -> ApiError {
+    match s {
+        Shortage::EmptyPool => ApiError::PoolExhausted {
+            detail: "your number pool is empty: add numbers with POST /v1/numbers".into(),
+            availability: Availability { pool: 0, serving_pair: 0, quarantined: 0, available: 0, next: None },
+        },
+        Shortage::Exhausted(a) => ApiError::PoolExhausted {
+            detail: format!(
+                "no X left for this pair: {} of {} numbers already serve a or b and {} rest in quarantine for them",
+                a.serving_pair, a.pool, a.quarantined
+            ),
+            availability: a,
+        },
+    }
+}
+
+/// A binding of this tenant of one of `kinds`, or 404.
+pub(super) fn owned(
+    table: &BindingTable,
+    tenant: TenantId,
+    id: i64,
+    kinds: &[Kind],
+    what: &'static str,
+) -> Result<Binding, ApiError> {
+    table
+        .get(id)
+        .filter(|b| b.tenant == tenant && kinds.contains(&b.kind))
+        .ok_or(ApiError::NotFound(what))
+}
+
+#[utoipa::path(get, path = "/v1/bindings/{id}", tag = "bindings", params(("id" = i64, Path, description = "binding id")),
+    responses((status = 200, body = BindingOut), (status = 404, body = Problem)), security(("bearer" = [])))]
+/// One binding.
+pub async fn get(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Path(id): Path<i64>,
+) -> Result<Json<BindingOut>, ApiError> {
+    let b = owned(&st.table, t.0, id, &[Kind::Axb], "binding")?;
+    Ok(Json(BindingOut::from(&b, st.table.defaults())))
+}
+
+#[utoipa::path(get, path = "/v1/bindings", tag = "bindings", params(ListQuery),
+    responses((status = 200, body = BindingPage), (status = 422, body = Problem)), security(("bearer" = [])))]
+/// Lists bindings in creation order.
+pub async fn list(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<BindingPage>, ApiError> {
+    list_kinds(&st, t.0, q, vec!["axb"]).await.map(Json)
+}
+
+/// Lists a tenant's bindings of `kinds`, with live usage.
+pub(super) async fn list_kinds(
+    st: &Arc<ApiState>,
+    tenant: TenantId,
+    q: ListQuery,
+    kinds: Vec<&'static str>,
+) -> Result<BindingPage, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be 1 to 1000"));
+    }
+    let after = match &q.cursor {
+        None => 0,
+        Some(c) => c
+            .parse::<i64>()
+            .map_err(|_| ApiError::invalid("cursor", "not a cursor from this API"))?,
+    };
+    let party = q
+        .party
+        .as_deref()
+        .map(|p| number(&st.norm, "party", p))
+        .transpose()?;
+    let x =
+        q.x.as_deref()
+            .map(|x| number(&st.norm, "x", x))
+            .transpose()?;
+    let filter = Filter {
+        after,
+        limit,
+        party: party.map(|p| p.as_str().to_string()),
+        x: x.map(|x| x.as_str().to_string()),
+        kinds,
+    };
+    let page = st.db(move |s| Ok(s.list(tenant, &filter)?)).await?;
+    let defaults = st.table.defaults();
+    let items = page
+        .items
+        .iter()
+        .map(|b| BindingOut::from(&st.table.get(b.id).unwrap_or_else(|| b.clone()), defaults))
+        .collect();
+    Ok(BindingPage {
+        items,
+        next_cursor: page.next.map(|n| n.to_string()),
+    })
+}
+
+#[utoipa::path(patch, path = "/v1/bindings/{id}", tag = "bindings", params(("id" = i64, Path, description = "binding id")),
+    request_body = ConditionsIn, responses((status = 200, body = BindingOut), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+/// Changes conditions; fields left out stay, `null` clears. No clock restarts.
+pub async fn patch(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Path(id): Path<i64>,
+    Body(req): Body<ConditionsIn>,
+) -> Result<Json<BindingOut>, ApiError> {
+    change(&st, t.0, id, &[Kind::Axb], "binding", req)
+        .await
+        .map(Json)
+}
+
+/// Applies a conditions change to a binding of `kinds`.
+pub(super) async fn change(
+    st: &Arc<ApiState>,
+    tenant: TenantId,
+    id: i64,
+    kinds: &'static [Kind],
+    what: &'static str,
+    req: ConditionsIn,
+) -> Result<BindingOut, ApiError> {
+    let table = st.table.clone();
+    let norm = st.norm.clone();
+    let b = st
+        .db(move |s| {
+            let b = owned(&table, tenant, id, kinds, what)?;
+            let c = req.apply(&b.conditions, &norm, "")?;
+            s.set_conditions(id, &c, crate::time::now())?;
+            table.set_conditions(id, c).ok_or(ApiError::NotFound(what))
+        })
+        .await?;
+    Ok(BindingOut::from(&b, st.table.defaults()))
+}
+
+#[utoipa::path(delete, path = "/v1/bindings/{id}", tag = "bindings", params(("id" = i64, Path, description = "binding id")),
+    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+/// Deletes a binding; calls in progress go on. Its X rests in quarantine for A and B.
+pub async fn delete(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    remove(&st, t.0, vec![id], &[Kind::Axb], "binding").await
+}
+
+#[utoipa::path(post, path = "/v1/bindings/delete", tag = "bindings", request_body = BulkDelete,
+    responses((status = 204), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+/// Deletes up to 1,000 bindings, all or none.
+pub async fn bulk_delete(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Body(req): Body<BulkDelete>,
+) -> Result<StatusCode, ApiError> {
+    if req.ids.is_empty() || req.ids.len() > BULK_MAX {
+        return Err(ApiError::invalid(
+            "ids",
+            format!("must hold 1 to {BULK_MAX} items"),
+        ));
+    }
+    remove(&st, t.0, req.ids, &[Kind::Axb], "binding").await
+}
+
+/// Deletes bindings of `kinds`, all or none.
+pub(super) async fn remove(
+    st: &Arc<ApiState>,
+    tenant: TenantId,
+    ids: Vec<i64>,
+    kinds: &'static [Kind],
+    what: &'static str,
+) -> Result<StatusCode, ApiError> {
+    let table = st.table.clone();
+    let quarantine = st.cfg.quarantine_secs;
+    st.db(move |s: &mut SqliteStore| {
+        let unique: HashSet<i64> = ids.iter().copied().collect();
+        let found = unique
+            .iter()
+            .map(|id| owned(&table, tenant, *id, kinds, what))
+            .collect::<Result<Vec<_>, _>>()?;
+        s.delete(&found, crate::time::now() + quarantine as i64)?;
+        for b in &found {
+            table.remove(b.id);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/availability", tag = "bindings", params(PairQuery),
+    responses((status = 200, body = AvailabilityOut), (status = 422, body = Problem)), security(("bearer" = [])))]
+/// How many X the pair (a, b) could still get, and which one comes next.
+pub async fn pair_availability(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Query(q): Query<PairQuery>,
+) -> Result<Json<AvailabilityOut>, ApiError> {
+    let a = number(&st.norm, "a", &q.a)?;
+    let b = number(&st.norm, "b", &q.b)?;
+    let table = st.table.clone();
+    let tenant = t.0;
+    let avail = st
+        .db(move |s| {
+            let pool = s.numbers(tenant)?;
+            let taken: HashSet<Number> =
+                table.xs_of(&a).into_iter().chain(table.xs_of(&b)).collect();
+            let resting = s
+                .quarantined(&[&a, &b], crate::time::now())?
+                .into_iter()
+                .map(|(x, _)| x)
+                .collect();
+            Ok(availability(
+                &pool,
+                &taken,
+                &resting,
+                |x| table.uses_of(x),
+                None,
+            ))
+        })
+        .await?;
+    Ok(Json((&avail).into()))
+}

@@ -1,0 +1,215 @@
+//! The HTTP control API (axum): tenants' keys, the number pool, AXB
+//! bindings, flow-1 identifiers, blocklists, operations endpoints and the
+//! OpenAPI document. Changes are durable before the answer and take effect
+//! on the next INVITE: handlers write the store, then the live table.
+
+pub mod auth;
+pub mod bindings;
+pub mod identifiers;
+pub mod model;
+pub mod numbers;
+pub mod ops;
+mod png;
+pub mod problem;
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::routing::{get, post, put};
+use axum::Router;
+use dashmap::DashMap;
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+
+use crate::bindings::{BindingTable, Normaliser, TenantId};
+use crate::store::SqliteStore;
+use problem::ApiError;
+
+pub use axum::Json;
+
+/// What the API needs from the config.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Seconds a released (party, X) rests before X can serve that party again.
+    pub quarantine_secs: u64,
+    /// Host (and port) in identifiers' `sip:` URIs.
+    pub sip_host: String,
+    /// Requests per second per tenant.
+    pub rate_per_sec: u32,
+    /// Burst per tenant.
+    pub burst: u32,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Shared state of the handlers.
+pub struct ApiState {
+    store: Arc<Mutex<SqliteStore>>,
+    /// The live binding table (shared with the SIP engine).
+    pub table: Arc<BindingTable>,
+    /// Number normalisation.
+    pub norm: Normaliser,
+    /// Key hash -> tenant.
+    pub keys: DashMap<String, TenantId>,
+    /// Per-tenant rate limits.
+    pub limiter: auth::Limiter,
+    /// Settings.
+    pub cfg: ApiConfig,
+    /// API counters.
+    pub stats: ops::ApiStats,
+    /// The SIP side's metrics, as Prometheus text.
+    pub sip_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+impl ApiState {
+    /// Builds the state over a store connection of its own.
+    pub fn new(
+        store: SqliteStore,
+        table: Arc<BindingTable>,
+        norm: Normaliser,
+        cfg: ApiConfig,
+        sip_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    ) -> Result<ApiState, crate::store::StoreError> {
+        let keys = store.keys()?.into_iter().collect();
+        Ok(ApiState {
+            store: Arc::new(Mutex::new(store)),
+            table,
+            norm,
+            keys,
+            limiter: auth::Limiter::new(cfg.rate_per_sec, cfg.burst),
+            cfg,
+            stats: ops::ApiStats::default(),
+            sip_metrics,
+        })
+    }
+
+    /// Runs `f` on the store off the async threads. One at a time: this
+    /// also makes each change atomic against the other API changes.
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SqliteStore) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut s = store
+                .lock()
+                .map_err(|_| ApiError::Internal("store lock poisoned".into()))?;
+            f(&mut s)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+    }
+}
+
+/// A JSON request body whose errors become problem documents naming the field.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::TooLarge)
+            }
+            Err(e) => {
+                let detail = e.body_text();
+                // serde_path_to_error puts "path: message" after this prefix.
+                let field = detail
+                    .split_once("target type: ")
+                    .and_then(|(_, rest)| rest.split_once(": "))
+                    .map(|(path, _)| path.to_string())
+                    .filter(|p| p != ".");
+                Err(ApiError::Malformed { detail, field })
+            }
+        }
+    }
+}
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "sipmask control API", description = "Virtual numbers, bindings and identifiers of a sipmask B2BUA."),
+    paths(
+        bindings::create, bindings::bulk_create, bindings::get, bindings::list, bindings::patch,
+        bindings::delete, bindings::bulk_delete, bindings::pair_availability,
+        identifiers::create, identifiers::get, identifiers::list, identifiers::patch, identifiers::delete,
+        identifiers::qr_svg, identifiers::qr_png,
+        numbers::add, numbers::list, numbers::remove, numbers::blocklist, numbers::block, numbers::unblock,
+    ),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        if let Some(c) = doc.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// The router, testable without a socket.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let limit = state.cfg.max_body_bytes;
+    Router::new()
+        .route("/v1/bindings", post(bindings::create).get(bindings::list))
+        .route("/v1/bindings/bulk", post(bindings::bulk_create))
+        .route("/v1/bindings/delete", post(bindings::bulk_delete))
+        .route(
+            "/v1/bindings/{id}",
+            get(bindings::get)
+                .patch(bindings::patch)
+                .delete(bindings::delete),
+        )
+        .route("/v1/availability", get(bindings::pair_availability))
+        .route(
+            "/v1/identifiers",
+            post(identifiers::create).get(identifiers::list),
+        )
+        .route(
+            "/v1/identifiers/{id}",
+            get(identifiers::get)
+                .patch(identifiers::patch)
+                .delete(identifiers::delete),
+        )
+        .route("/v1/identifiers/{id}/qr.svg", get(identifiers::qr_svg))
+        .route("/v1/identifiers/{id}/qr.png", get(identifiers::qr_png))
+        .route("/v1/numbers", post(numbers::add).get(numbers::list))
+        .route(
+            "/v1/numbers/{number}",
+            axum::routing::delete(numbers::remove),
+        )
+        .route("/v1/blocklist", get(numbers::blocklist))
+        .route(
+            "/v1/blocklist/{number}",
+            put(numbers::block).delete(numbers::unblock),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(|| async { ApiError::NotFound("resource") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::track,
+        ))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Creates a tenant with a first key; returns the key (shown once).
+pub fn add_tenant(store: &mut SqliteStore, name: &str) -> Result<String, crate::store::StoreError> {
+    let now = crate::time::now();
+    let id = store.add_tenant(name, now)?;
+    let key = auth::new_key();
+    store.add_key(id, &auth::hash_key(&key), now)?;
+    Ok(key)
+}

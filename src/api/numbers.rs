@@ -1,0 +1,203 @@
+//! The number pool and the blocklist over HTTP.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Tenant;
+use super::model::number;
+use super::problem::{ApiError, Problem};
+use super::{ApiState, Body, Json};
+use crate::bindings::Number;
+
+/// Numbers to add to the pool.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddNumbers {
+    /// Virtual numbers (1 to 1,000), added all or none.
+    pub numbers: Vec<String>,
+}
+
+/// A pool number and its state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoolNumber {
+    /// The number.
+    pub number: String,
+    /// `in_use` (serves at least one binding), `quarantined` (released and
+    /// resting) or `free`.
+    pub status: String,
+    /// Live bindings on it.
+    pub bindings: u32,
+    /// End of the latest quarantine on it, if resting.
+    pub quarantined_until: Option<String>,
+}
+
+/// The pool.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pool {
+    /// Every number, in order.
+    pub numbers: Vec<PoolNumber>,
+}
+
+/// A tenant's blocked callers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Blocklist {
+    /// Blocked numbers.
+    pub numbers: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/v1/numbers", tag = "pool", request_body = AddNumbers,
+    responses((status = 201, body = Pool), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+/// Adds numbers to the pool.
+pub async fn add(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Body(req): Body<AddNumbers>,
+) -> Result<(StatusCode, Json<Pool>), ApiError> {
+    if req.numbers.is_empty() || req.numbers.len() > 1000 {
+        return Err(ApiError::invalid("numbers", "must hold 1 to 1000 numbers"));
+    }
+    let nums = req
+        .numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| number(&st.norm, &format!("numbers[{i}]"), n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tenant = t.0;
+    st.db(
+        move |s| match s.add_numbers(tenant, &nums, crate::time::now())? {
+            Ok(()) => Ok(()),
+            Err(n) => Err(ApiError::Conflict(format!(
+                "{} is already in a pool",
+                n.as_str()
+            ))),
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, pool(&st, tenant).await?))
+}
+
+#[utoipa::path(get, path = "/v1/numbers", tag = "pool", responses((status = 200, body = Pool)), security(("bearer" = [])))]
+/// The pool with each number's status.
+pub async fn list(State(st): State<Arc<ApiState>>, t: Tenant) -> Result<Json<Pool>, ApiError> {
+    pool(&st, t.0).await
+}
+
+async fn pool(st: &Arc<ApiState>, tenant: i64) -> Result<Json<Pool>, ApiError> {
+    let table = st.table.clone();
+    let numbers = st
+        .db(move |s| {
+            let now = crate::time::now();
+            let resting: HashMap<Number, i64> = s.quarantined(&[], now)?.into_iter().collect();
+            Ok(s.numbers(tenant)?
+                .into_iter()
+                .map(|n| {
+                    let uses = table.uses_of(&n);
+                    let until = resting.get(&n).copied();
+                    let status = match (uses, until) {
+                        (1.., _) => "in_use",
+                        (0, Some(_)) => "quarantined",
+                        _ => "free",
+                    };
+                    PoolNumber {
+                        number: n.as_str().to_string(),
+                        status: status.into(),
+                        bindings: uses,
+                        quarantined_until: until.map(crate::time::format),
+                    }
+                })
+                .collect())
+        })
+        .await?;
+    Ok(Json(Pool { numbers }))
+}
+
+#[utoipa::path(delete, path = "/v1/numbers/{number}", tag = "pool", params(("number" = String, Path, description = "the number")),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+/// Removes a number that serves no binding.
+pub async fn remove(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Path(n): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let n = number(&st.norm, "number", &n)?;
+    let table = st.table.clone();
+    let tenant = t.0;
+    st.db(move |s| {
+        if !s.numbers(tenant)?.contains(&n) {
+            return Err(ApiError::NotFound("number"));
+        }
+        if table.uses_of(&n) > 0 {
+            return Err(ApiError::Conflict(format!(
+                "{} still serves bindings; delete them first",
+                n.as_str()
+            )));
+        }
+        s.remove_number(tenant, &n)?;
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/blocklist", tag = "blocklist", responses((status = 200, body = Blocklist)), security(("bearer" = [])))]
+/// Callers refused on every binding of the tenant.
+pub async fn blocklist(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+) -> Result<Json<Blocklist>, ApiError> {
+    let tenant = t.0;
+    let all = st.db(move |s| Ok(s.blocklist()?)).await?;
+    let numbers = all
+        .into_iter()
+        .filter(|(t, _)| *t == tenant)
+        .map(|(_, n)| n.as_str().to_string())
+        .collect();
+    Ok(Json(Blocklist { numbers }))
+}
+
+#[utoipa::path(put, path = "/v1/blocklist/{number}", tag = "blocklist", params(("number" = String, Path, description = "caller to block")),
+    responses((status = 204), (status = 422, body = Problem)), security(("bearer" = [])))]
+/// Blocks a caller on every binding of the tenant.
+pub async fn block(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Path(n): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    set_blocked(st, t.0, n, true).await
+}
+
+#[utoipa::path(delete, path = "/v1/blocklist/{number}", tag = "blocklist", params(("number" = String, Path, description = "caller to unblock")),
+    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+/// Unblocks a caller.
+pub async fn unblock(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Path(n): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    set_blocked(st, t.0, n, false).await
+}
+
+async fn set_blocked(
+    st: Arc<ApiState>,
+    tenant: i64,
+    n: String,
+    blocked: bool,
+) -> Result<StatusCode, ApiError> {
+    let n = number(&st.norm, "number", &n)?;
+    let table = st.table.clone();
+    st.db(move |s| {
+        let changed = s.set_blocked(tenant, &n, blocked, crate::time::now())?;
+        if !blocked && !changed {
+            return Err(ApiError::NotFound("blocked number"));
+        }
+        table.set_blocked(tenant, n, blocked);
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,116 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics, and the
+//! OpenAPI document. None needs a key.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::ApiState;
+
+/// Upper bounds of the latency buckets, in seconds.
+pub const BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+];
+
+/// A Prometheus histogram with fixed buckets, lock-free.
+#[derive(Default)]
+pub struct Histogram {
+    counts: [AtomicU64; 11],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, secs: f64) {
+        let i = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// Writes the histogram as `name`.
+    pub fn render(&self, name: &str, help: &str, out: &mut String) {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+        let mut total = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            total += self.counts[i].load(Ordering::Relaxed);
+            out.push_str(&format!("{name}_bucket{{le=\"{b}\"}} {total}\n"));
+        }
+        total += self.counts[BUCKETS.len()].load(Ordering::Relaxed);
+        out.push_str(&format!("{name}_bucket{{le=\"+Inf\"}} {total}\n"));
+        out.push_str(&format!(
+            "{name}_sum {}\n{name}_count {total}\n",
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        ));
+    }
+}
+
+/// Counters of the API itself.
+#[derive(Default)]
+pub struct ApiStats {
+    /// Requests by status class (1xx..5xx).
+    pub by_class: [AtomicU64; 6],
+    /// Handling time.
+    pub latency: Histogram,
+}
+
+/// Middleware: counts requests and their latency.
+pub async fn track(State(st): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+    let t0 = Instant::now();
+    let resp = next.run(req).await;
+    st.stats.latency.observe(t0.elapsed().as_secs_f64());
+    let class = (resp.status().as_u16() / 100) as usize;
+    if let Some(c) = st.stats.by_class.get(class) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+    resp
+}
+
+/// Liveness: the process answers.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the store answers.
+pub async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
+    match st.db(|s| Ok(s.numbers(-1)?)).await {
+        Ok(_) => "ready\n".into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
+    }
+}
+
+/// Prometheus text format.
+pub async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
+    let mut out = (st.sip_metrics)();
+    out.push_str(&format!("# HELP sipmask_bindings Bindings in the live table.\n# TYPE sipmask_bindings gauge\nsipmask_bindings {}\n", st.table.len()));
+    out.push_str("# HELP sipmask_api_requests_total API requests by status class.\n# TYPE sipmask_api_requests_total counter\n");
+    for (i, c) in st.stats.by_class.iter().enumerate().skip(1) {
+        out.push_str(&format!(
+            "sipmask_api_requests_total{{class=\"{i}xx\"}} {}\n",
+            c.load(Ordering::Relaxed)
+        ));
+    }
+    st.stats.latency.render(
+        "sipmask_api_request_seconds",
+        "API request handling time.",
+        &mut out,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// The OpenAPI 3.1 document, generated from the handlers and types.
+pub async fn openapi() -> Response {
+    use utoipa::OpenApi;
+    match super::ApiDoc::openapi().to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

@@ -1,0 +1,198 @@
+//! RFC 9457 problem documents: the one place API errors become HTTP.
+//! Every error has a stable `type`; internals never reach the client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::bindings::alloc::Availability;
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// Stable identifier of the kind of problem, `urn:sipmask:problem:<name>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What happened this time.
+    pub detail: String,
+    /// The request field at fault, for validation problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For `pool-exhausted`: what the pool holds for the pair.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability: Option<AvailabilityOut>,
+}
+
+/// What the pool can still give a pair.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AvailabilityOut {
+    /// Numbers in the tenant's pool.
+    pub pool: usize,
+    /// Numbers already serving A or B.
+    pub serving_pair: usize,
+    /// Numbers resting in quarantine for A or B.
+    pub quarantined: usize,
+    /// Numbers the pair could still get.
+    pub available: usize,
+    /// The X the next allocation for this pair would pick.
+    pub next: Option<String>,
+}
+
+impl From<&Availability> for AvailabilityOut {
+    fn from(a: &Availability) -> Self {
+        AvailabilityOut {
+            pool: a.pool,
+            serving_pair: a.serving_pair,
+            quarantined: a.quarantined,
+            available: a.available,
+            next: a.next.as_ref().map(|n| n.as_str().to_string()),
+        }
+    }
+}
+
+/// Errors of the API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// No or unknown bearer key.
+    #[error("a valid API key is required")]
+    Unauthorized,
+    /// Nothing of this tenant by that id.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The body is not the JSON this endpoint takes.
+    #[error("{detail}")]
+    Malformed {
+        /// Parser message (names the field when it can).
+        detail: String,
+        /// The field, if known.
+        field: Option<String>,
+    },
+    /// A field has a value we cannot use.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// JSON path of the field.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// The body is too large.
+    #[error("request body too large")]
+    TooLarge,
+    /// A party already has a binding on that X, or the number is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// No X left for a pair.
+    #[error("{detail}")]
+    PoolExhausted {
+        /// Why, in words.
+        detail: String,
+        /// The counts.
+        availability: Availability,
+    },
+    /// Over the tenant's request rate.
+    #[error("too many requests; retry in {retry_after} s")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// The store failed; details go to the log only.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A validation error on `field`.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::Malformed { .. } => (
+                StatusCode::BAD_REQUEST,
+                "malformed-body",
+                "Malformed request body",
+            ),
+            ApiError::Invalid { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-field",
+                "Invalid field",
+            ),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+            ),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::PoolExhausted { .. } => (
+                StatusCode::CONFLICT,
+                "pool-exhausted",
+                "No virtual number available",
+            ),
+            ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, name, title) = self.parts();
+        if let ApiError::Internal(why) = &self {
+            tracing::error!(error = %why, "API request failed");
+        }
+        let field = match &self {
+            ApiError::Invalid { field, .. } => Some(field.clone()),
+            ApiError::Malformed { field, .. } => field.clone(),
+            _ => None,
+        };
+        let availability = match &self {
+            ApiError::PoolExhausted { availability, .. } => Some(availability.into()),
+            _ => None,
+        };
+        let body = Problem {
+            kind: format!("urn:sipmask:problem:{name}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            field,
+            availability,
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let ApiError::RateLimited { retry_after } = self {
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}

@@ -1,0 +1,275 @@
+//! SQL of the control API: tenants and their keys, the number pool, the
+//! quarantine of released (party, X) pairs, blocklists, and changes to
+//! bindings. Every call commits before it returns: the API answers only
+//! after its change is durable.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::sqlite::{read_row, SELECT};
+use super::{SqliteStore, StoreError};
+use crate::bindings::{Binding, BindingId, Conditions, Direction, Number, TenantId};
+
+/// A page of bindings.
+pub struct Page {
+    /// Bindings in id order.
+    pub items: Vec<Binding>,
+    /// Id to continue after, if there may be more.
+    pub next: Option<BindingId>,
+}
+
+/// Filters of a binding list.
+#[derive(Default)]
+pub struct Filter {
+    /// Only ids above this.
+    pub after: BindingId,
+    /// Page size.
+    pub limit: u32,
+    /// Party (A, B or owner) equals.
+    pub party: Option<String>,
+    /// X equals.
+    pub x: Option<String>,
+    /// Kinds to include.
+    pub kinds: Vec<&'static str>,
+}
+
+impl SqliteStore {
+    /// Creates a tenant; returns its id.
+    pub fn add_tenant(&mut self, name: &str, now: i64) -> Result<TenantId, StoreError> {
+        self.conn.execute(
+            "INSERT INTO tenants (name, created_at) VALUES (?1, ?2)",
+            params![name, now],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Stores the hash of a new API key for a tenant.
+    pub fn add_key(&mut self, tenant: TenantId, hash: &str, now: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO api_keys (hash, tenant_id, created_at) VALUES (?1, ?2, ?3)",
+            params![hash, tenant, now],
+        )?;
+        Ok(())
+    }
+
+    /// Every (key hash, tenant), for the API's key cache.
+    pub fn keys(&self) -> Result<Vec<(String, TenantId)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT hash, tenant_id FROM api_keys")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Tenant id by name.
+    pub fn tenant_by_name(&self, name: &str) -> Result<Option<TenantId>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT id FROM tenants WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Adds numbers to a tenant's pool; all or nothing. A number already in
+    /// any pool is an error naming it.
+    pub fn add_numbers(
+        &mut self,
+        tenant: TenantId,
+        numbers: &[Number],
+        now: i64,
+    ) -> Result<Result<(), Number>, StoreError> {
+        let tx = self.conn.transaction()?;
+        for n in numbers {
+            let taken: Option<i64> = tx
+                .query_row(
+                    "SELECT tenant_id FROM numbers WHERE number = ?1",
+                    [n.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if taken.is_some() {
+                return Ok(Err(n.clone()));
+            }
+            tx.execute(
+                "INSERT INTO numbers (number, tenant_id, created_at) VALUES (?1, ?2, ?3)",
+                params![n.as_str(), tenant, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Ok(()))
+    }
+
+    /// A tenant's pool, in number order.
+    pub fn numbers(&self, tenant: TenantId) -> Result<Vec<Number>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT number FROM numbers WHERE tenant_id = ?1 ORDER BY number")?;
+        let rows = stmt.query_map([tenant], |r| r.get::<_, String>(0))?;
+        Ok(rows
+            .map(|r| r.map(Number::from_normalised))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Removes a number from a tenant's pool; `false` if it was not there.
+    pub fn remove_number(&mut self, tenant: TenantId, n: &Number) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM numbers WHERE tenant_id = ?1 AND number = ?2",
+            params![tenant, n.as_str()],
+        )? > 0)
+    }
+
+    /// X values quarantined now for any of `parties` (or for anyone, if
+    /// `parties` is empty), each with its end.
+    pub fn quarantined(
+        &self,
+        parties: &[&Number],
+        now: i64,
+    ) -> Result<Vec<(Number, i64)>, StoreError> {
+        let mut out = Vec::new();
+        if parties.is_empty() {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT virtual, MAX(until) FROM quarantine WHERE until > ?1 GROUP BY virtual",
+            )?;
+            let rows = stmt.query_map([now], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+            for r in rows {
+                let (x, until) = r?;
+                out.push((Number::from_normalised(x), until));
+            }
+            return Ok(out);
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT virtual, until FROM quarantine WHERE party = ?1 AND until > ?2",
+        )?;
+        for p in parties {
+            let rows = stmt.query_map(params![p.as_str(), now], |r| {
+                Ok((r.get::<_, String>(0)?, r.get(1)?))
+            })?;
+            for r in rows {
+                let (x, until) = r?;
+                out.push((Number::from_normalised(x), until));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates bindings (see [`super::Store::insert`]) and returns them as stored.
+    pub fn create(&mut self, rows: &[super::NewBinding]) -> Result<Vec<Binding>, StoreError> {
+        let ids = self.insert_with_progress(rows, &mut |_| {})?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.get(id)?.ok_or(StoreError::Corrupt {
+                id,
+                reason: "vanished after insert".into(),
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Replaces the conditions of a binding.
+    pub fn set_conditions(
+        &mut self,
+        id: BindingId,
+        c: &Conditions,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let allowed = c
+            .allowed_callers
+            .as_ref()
+            .map(|v| v.iter().map(Number::as_str).collect::<Vec<_>>().join(","));
+        self.conn.execute(
+            "UPDATE bindings SET not_before = ?2, not_after = ?3, max_calls = ?4, max_call_secs = ?5,
+             talk_budget_secs = ?6, allowed_callers = ?7, direction = ?8, idle_secs = ?9, updated_at = ?10
+             WHERE id = ?1",
+            params![
+                id,
+                c.not_before,
+                c.not_after,
+                c.max_calls,
+                c.max_call_secs,
+                c.talk_budget_secs.map(|v| v as i64),
+                allowed,
+                c.direction.map(Direction::as_str),
+                c.idle_secs.map(|v| v as i64),
+                now
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes bindings and quarantines each (party, X) until `until`; all or nothing.
+    pub fn delete(&mut self, bindings: &[Binding], until: i64) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for b in bindings {
+            tx.execute("DELETE FROM bindings WHERE id = ?1", [b.id])?;
+            for p in b.a.iter().chain([&b.b]) {
+                tx.execute(
+                    "INSERT INTO quarantine (party, virtual, until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (party, virtual) DO UPDATE SET until = MAX(until, excluded.until)",
+                    params![p.as_str(), b.x.as_str(), until],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A page of a tenant's bindings.
+    pub fn list(&self, tenant: TenantId, f: &Filter) -> Result<Page, StoreError> {
+        let kinds = f
+            .kinds
+            .iter()
+            .map(|k| format!("'{k}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "{SELECT} WHERE tenant_id = ?1 AND id > ?2 AND kind IN ({kinds})
+             AND (?3 IS NULL OR caller = ?3 OR callee = ?3) AND (?4 IS NULL OR virtual = ?4)
+             ORDER BY id LIMIT ?5"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(
+            params![tenant, f.after, f.party, f.x, f.limit + 1],
+            read_row,
+        )?;
+        let mut items = Vec::new();
+        for r in rows {
+            items.push(r??);
+        }
+        let next = if items.len() > f.limit as usize {
+            items.truncate(f.limit as usize);
+            items.last().map(|b| b.id)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    /// Puts a number on (or off) a tenant's blocklist.
+    pub fn set_blocked(
+        &mut self,
+        tenant: TenantId,
+        n: &Number,
+        blocked: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let changed = if blocked {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO blocklist (tenant_id, number, created_at) VALUES (?1, ?2, ?3)",
+                params![tenant, n.as_str(), now],
+            )?
+        } else {
+            self.conn.execute(
+                "DELETE FROM blocklist WHERE tenant_id = ?1 AND number = ?2",
+                params![tenant, n.as_str()],
+            )?
+        };
+        Ok(changed > 0)
+    }
+
+    /// Every blocked (tenant, number).
+    pub fn blocklist(&self) -> Result<Vec<(TenantId, Number)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT tenant_id, number FROM blocklist ORDER BY tenant_id, number")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, Number::from_normalised(r.get(1)?))))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
