@@ -25,8 +25,11 @@ async fn refused(args: Vec<sipmask::cli::AddArgs>, caller_user: &str, dialled: &
     caller.send(sut.addr, &d.invite()).await;
     let resp = caller.recv().await;
     callee.expect_silence(Duration::from_millis(300)).await;
-    // The refusal is ACKed like any non-2xx final.
-    caller.send(sut.addr, &d.ack(1)).await;
+    // The refusal is ACKed like any non-2xx final, which stops its retransmission.
+    caller.send(sut.addr, &d.ack_failure(&resp)).await;
+    caller
+        .expect_silence(std::time::Duration::from_millis(700))
+        .await;
     (resp, caller)
 }
 

@@ -17,17 +17,6 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sipmask")
 }
 
-/// A port free for both UDP and TCP on 127.0.0.1 (asked of the OS).
-fn free_port() -> u16 {
-    loop {
-        let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let port = u.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 struct Proc(Child);
 
 impl Drop for Proc {
@@ -118,7 +107,7 @@ async fn consumed_use_survives_a_crash_and_restart() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let port = free_port();
+    let port = free_port("127.0.0.1");
     let sut: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let proc = spawn_server(dir.path(), port, callee.addr).await;
     let mut d = Dialog::new(caller.addr, sut, A, X);

@@ -14,7 +14,7 @@ use super::ApiState;
 
 /// Upper bounds of the latency buckets, in seconds.
 pub const BUCKETS: [f64; 10] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+    0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 1.0,
 ];
 
 /// A Prometheus histogram with fixed buckets, lock-free.

@@ -84,6 +84,9 @@ pub enum ApiError {
     /// The body is too large.
     #[error("request body too large")]
     TooLarge,
+    /// The body is not declared as JSON.
+    #[error("send the body as Content-Type: application/json")]
+    MediaType,
     /// A party already has a binding on that X, or the number is taken.
     #[error("{0}")]
     Conflict(String),
@@ -133,6 +136,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
                 "Request body too large",
+            ),
+            ApiError::MediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
             ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::PoolExhausted { .. } => (

@@ -122,6 +122,9 @@ pub struct BindingTable {
     party_xs: DashMap<Number, Vec<Number>>,
     // Blocked callers per tenant.
     blocked: DashMap<(TenantId, Number), ()>,
+    // Tenant of each X in use, to apply its blocklist before telling a
+    // stranger "not allowed" on an AXB number.
+    x_tenant: DashMap<Number, TenantId>,
     defaults: Defaults,
 }
 
@@ -184,6 +187,7 @@ impl BindingTable {
             }
         }
         *self.x_count.entry(binding.x.clone()).or_insert(0) += 1;
+        self.x_tenant.insert(binding.x.clone(), binding.tenant);
         self.by_id.insert(binding.id, binding);
         Ok(())
     }
@@ -206,10 +210,16 @@ impl BindingTable {
                 self.ax.remove(&b.x);
             }
         }
-        self.x_count.remove_if_mut(&b.x, |_, n| {
-            *n -= 1;
-            *n == 0
-        });
+        if self
+            .x_count
+            .remove_if_mut(&b.x, |_, n| {
+                *n -= 1;
+                *n == 0
+            })
+            .is_some()
+        {
+            self.x_tenant.remove(&b.x);
+        }
         Some(b)
     }
 
@@ -226,7 +236,13 @@ impl BindingTable {
             Some(id) => id,
             None => match self.ax.get(dialled).map(|e| *e.value()) {
                 Some(id) => id,
-                None if self.virtual_in_axb(dialled) => return Err(Refusal::CallerNotAllowed),
+                None if self.virtual_in_axb(dialled) => {
+                    let tenant = self.x_tenant.get(dialled).map(|t| *t);
+                    if tenant.is_some_and(|t| self.blocked.contains_key(&(t, caller.clone()))) {
+                        return Err(Refusal::CallerBlocked);
+                    }
+                    return Err(Refusal::CallerNotAllowed);
+                }
                 None => return Err(Refusal::UnknownNumber),
             },
         };

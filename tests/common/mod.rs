@@ -314,6 +314,31 @@ impl Dialog {
         )
     }
 
+    /// The ACK for a non-2xx final: same branch as the INVITE, To from the response.
+    pub fn ack_failure(&self, resp: &Sip) -> String {
+        let uri = format!("sip:{}@{}", self.target, self.server);
+        let mut d = Dialog {
+            remote_to: resp.msg.to.clone(),
+            ..self.clone_ids()
+        };
+        d.cseq = 1;
+        finish(d.base("ACK", &uri, 1, &self.branch), "")
+    }
+
+    fn clone_ids(&self) -> Dialog {
+        Dialog {
+            me: self.me,
+            server: self.server,
+            user: self.user.clone(),
+            target: self.target.clone(),
+            call_id: self.call_id.clone(),
+            tag: self.tag.clone(),
+            remote_to: self.remote_to.clone(),
+            cseq: self.cseq,
+            branch: self.branch.clone(),
+        }
+    }
+
     pub fn request(&mut self, method: &str, body: &str) -> String {
         self.cseq += 1;
         let uri = format!("sip:{}", self.server);
@@ -347,4 +372,223 @@ pub async fn tcp_exchange(to: SocketAddr, data: &[u8]) -> String {
         .expect("reply in time")
         .unwrap_or(0);
     String::from_utf8_lossy(&buf[..n]).to_string()
+}
+
+/// An HTTP response as the test client saw it.
+#[derive(Debug)]
+pub struct Http {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Http {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> Http {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(k) = key {
+        req.push_str(&format!("Authorization: Bearer {k}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body.unwrap_or(""));
+    let mut s = TcpStream::connect(addr).await.expect("connect to API");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .expect("API answers in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        })
+        .collect::<Vec<_>>();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Http {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Creates a tenant in `dir` and returns its key.
+pub fn tenant(dir: &std::path::Path, name: &str) -> String {
+    let mut store = sipmask::store::SqliteStore::open(dir).expect("store");
+    sipmask::api::add_tenant(&mut store, name).expect("tenant")
+}
+
+/// A port free for both UDP and TCP on `ip` (asked of the OS).
+pub fn free_port(ip: &str) -> u16 {
+    loop {
+        let u = std::net::UdpSocket::bind((ip, 0)).expect("udp");
+        let port = u.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// SIPp runs in a working dir of their own. Fails loudly if `sipp` is
+/// missing: the test command in README.md installs it.
+pub struct Sipp {
+    dir: tempfile::TempDir,
+}
+
+impl Sipp {
+    pub fn new() -> Sipp {
+        let found = std::process::Command::new("sipp")
+            .arg("-v")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok();
+        assert!(
+            found,
+            "sipp is not installed: run the test command from README.md (it installs sip-tester)"
+        );
+        Sipp {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn spawn(&self, args: &[String]) -> std::process::Child {
+        std::process::Command::new("timeout")
+            .arg("30")
+            .arg("sipp")
+            .args(args)
+            .args(["-nostdin", "-m", "1", "-trace_err"])
+            .current_dir(self.dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run sipp")
+    }
+
+    /// One call: the SIPp callee (`uas`) on 127.0.0.3:`uas_port`, the SIPp
+    /// caller (`uac`) on 127.0.0.2 as `caller` dialling `dialled` via `sut`.
+    /// Both scenarios must end successfully.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn call(
+        &self,
+        sut: SocketAddr,
+        uas_port: u16,
+        uas: &str,
+        uac: &str,
+        caller: &str,
+        dialled: &str,
+        tcp: bool,
+    ) {
+        let scenario = |n: &str| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("sipp-scenarios")
+                .join(n)
+                .display()
+                .to_string()
+        };
+        let t = if tcp { "t1" } else { "u1" }.to_string();
+        let s = |v: &str| v.to_string();
+        let callee = self.spawn(&[
+            s("-sf"),
+            scenario(uas),
+            s("-i"),
+            s("127.0.0.3"),
+            s("-p"),
+            uas_port.to_string(),
+            s("-t"),
+            t.clone(),
+        ]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let uac_port = free_port("127.0.0.2");
+        let caller = self.spawn(&[
+            sut.to_string(),
+            s("-sf"),
+            scenario(uac),
+            s("-i"),
+            s("127.0.0.2"),
+            s("-p"),
+            uac_port.to_string(),
+            s("-t"),
+            t,
+            s("-s"),
+            s(dialled),
+            s("-key"),
+            s("caller"),
+            s(caller),
+        ]);
+        tokio::task::spawn_blocking(move || {
+            sipp_ok(caller, "SIPp caller");
+            sipp_ok(callee, "SIPp callee");
+        })
+        .await
+        .expect("join");
+    }
+}
+
+fn sipp_ok(child: std::process::Child, who: &str) {
+    let out = child.wait_with_output().expect("sipp exits");
+    assert!(
+        out.status.success(),
+        "{who} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

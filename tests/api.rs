@@ -1,0 +1,681 @@
+//! The HTTP control API over real HTTP against a running sipmask: resource
+//! life cycles, tenant isolation, bad input, rate limits, durability, and
+//! changes that take effect on the next INVITE.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const A: &str = "13800000000";
+const B: &str = "13900000000";
+
+struct Api {
+    sut: Sut,
+    api: std::net::SocketAddr,
+    key: String,
+    caller: Ua,
+    callee: Ua,
+}
+
+async fn api_with(tweak: impl FnOnce(&mut sipmask::config::Config)) -> Api {
+    let caller = Ua::bind("127.0.0.2").await;
+    let callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = tenant(dir.path(), "acme");
+    let mut cfg = config(dir.path(), callee.addr);
+    tweak(&mut cfg);
+    let sut = start(cfg, dir).await;
+    let api = sut.server.api_addr.expect("API is on");
+    Api {
+        sut,
+        api,
+        key,
+        caller,
+        callee,
+    }
+}
+
+impl Api {
+    async fn req(&self, method: &str, path: &str, body: Option<Value>) -> Http {
+        let b = body.map(|v| v.to_string());
+        http(self.api, method, path, Some(&self.key), b.as_deref()).await
+    }
+
+    async fn pool(&self, numbers: &[&str]) {
+        let r = self
+            .req("POST", "/v1/numbers", Some(json!({ "numbers": numbers })))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+
+    /// Places a call from `user` to `x`; returns the final status the caller got.
+    async fn call(&mut self, user: &str, x: &str) -> u16 {
+        let mut d = Dialog::new(self.caller.addr, self.sut.addr, user, x);
+        self.caller.send(self.sut.addr, &d.invite()).await;
+        // A refused call never reaches the callee.
+        let Some(inv) = self.callee.recv_within(Duration::from_millis(500)).await else {
+            let refusal = self.caller.recv().await;
+            self.caller
+                .send(self.sut.addr, &d.ack_failure(&refusal))
+                .await;
+            // Drop retransmissions sent before our ACK arrived.
+            while self
+                .caller
+                .recv_within(Duration::from_millis(200))
+                .await
+                .is_some()
+            {}
+            return refusal.code();
+        };
+        assert_eq!(inv.method(), "INVITE");
+        let contact = format!("Contact: <sip:bob@{}>\r\n", self.callee.addr);
+        self.callee
+            .send(
+                inv.from,
+                &inv.reply(200, "t", &contact, &sdp("bob", "127.0.0.3")),
+            )
+            .await;
+        let ok = self.caller.expect_response(200).await;
+        d.confirm(&ok);
+        self.caller.send(self.sut.addr, &d.ack(1)).await;
+        self.callee.expect_request("ACK").await;
+        self.caller.send(self.sut.addr, &d.request("BYE", "")).await;
+        self.caller.expect_response(200).await;
+        let bye = self.callee.expect_request("BYE").await;
+        self.callee
+            .send(bye.from, &bye.reply(200, "", "", ""))
+            .await;
+        200
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_life_cycle_with_allocation_paging_change_and_quarantine() {
+    let api = api_with(|_| {}).await;
+    api.pool(&["17000000001", "17000000002", "17000000003"])
+        .await;
+    let r = api
+        .req(
+            "POST",
+            "/v1/bindings",
+            Some(json!({ "a": A, "b": B, "conditions": { "max_calls": 2 } })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let b = r.json();
+    assert_eq!(b["x"], "+8617000000001", "lowest free number first");
+    assert_eq!(b["a"], "+8613800000000");
+    assert_eq!(b["conditions"]["max_calls"], 2);
+    let id = b["id"].as_i64().expect("id");
+
+    // The same pair again gets the next X; a preferred X is honoured.
+    let r = api
+        .req(
+            "POST",
+            "/v1/bindings",
+            Some(json!({ "a": A, "b": "13600000000", "prefer_x": "17000000003" })),
+        )
+        .await;
+    assert_eq!(r.json()["x"], "+8617000000003");
+    let r = api
+        .req("GET", &format!("/v1/availability?a={A}&b={B}"), None)
+        .await;
+    assert_eq!(r.json()["available"], 1, "{}", r.body);
+    assert_eq!(r.json()["next"], "+8617000000002");
+
+    let page = api.req("GET", "/v1/bindings?limit=1", None).await.json();
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
+    let cursor = page["next_cursor"].as_str().expect("more pages");
+    let page2 = api
+        .req(
+            "GET",
+            &format!("/v1/bindings?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await
+        .json();
+    assert_ne!(page2["items"][0]["id"], page["items"][0]["id"]);
+    assert!(page2["next_cursor"].is_null());
+    let mine = api
+        .req("GET", "/v1/bindings?party=13600000000", None)
+        .await
+        .json();
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(1));
+
+    let r = api
+        .req(
+            "PATCH",
+            &format!("/v1/bindings/{id}"),
+            Some(json!({ "max_calls": null, "idle_secs": 3600 })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = api
+        .req("GET", &format!("/v1/bindings/{id}"), None)
+        .await
+        .json();
+    assert!(got["conditions"]["max_calls"].is_null());
+    assert_eq!(got["conditions"]["idle_secs"], 3600);
+    assert!(got["conditions"]["idle_expires_at"].is_string());
+    assert_eq!(
+        got["created_at"], b["created_at"],
+        "changing conditions restarts no clock"
+    );
+
+    assert_eq!(
+        api.req("DELETE", &format!("/v1/bindings/{id}"), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        api.req("GET", &format!("/v1/bindings/{id}"), None)
+            .await
+            .status,
+        404
+    );
+    let pool = api.req("GET", "/v1/numbers", None).await.json();
+    assert_eq!(pool["numbers"][0]["status"], "quarantined", "{pool}");
+    // X rests for A: A's next binding does not get it back.
+    let r = api
+        .req(
+            "POST",
+            "/v1/bindings",
+            Some(json!({ "a": A, "b": "13500000000" })),
+        )
+        .await;
+    assert_eq!(r.json()["x"], "+8617000000002");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_says_why_and_how_many_are_left() {
+    let api = api_with(|_| {}).await;
+    let r = api
+        .req("POST", "/v1/bindings", Some(json!({ "a": A, "b": B })))
+        .await;
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json()["type"], "urn:sipmask:problem:pool-exhausted");
+    assert!(r.json()["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("empty")));
+    api.pool(&["17000000001"]).await;
+    assert_eq!(
+        api.req("POST", "/v1/bindings", Some(json!({ "a": A, "b": B })))
+            .await
+            .status,
+        201
+    );
+    let r = api
+        .req(
+            "POST",
+            "/v1/bindings",
+            Some(json!({ "a": A, "b": "13600000000" })),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    let p = r.json();
+    assert_eq!(p["availability"]["serving_pair"], 1, "{p}");
+    assert_eq!(p["availability"]["available"], 0);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    // Another pair that shares nobody with the first still gets the same X.
+    assert_eq!(
+        api.req(
+            "POST",
+            "/v1/bindings",
+            Some(json!({ "a": "13100000000", "b": "13200000000" }))
+        )
+        .await
+        .status,
+        201
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_records_answer_404_everywhere() {
+    let api = api_with(|_| {}).await;
+    api.pool(&["17000000001", "17000000002"]).await;
+    let b = api
+        .req("POST", "/v1/bindings", Some(json!({ "a": A, "b": B })))
+        .await
+        .json();
+    let i = api
+        .req(
+            "POST",
+            "/v1/identifiers",
+            Some(json!({ "owner": B, "kind": "digits" })),
+        )
+        .await
+        .json();
+    let other = tenant(api.sut.dir.path(), "rival");
+    let (bid, iid) = (b["id"].as_i64().expect("id"), i["id"].as_i64().expect("id"));
+    let paths = [
+        ("GET", format!("/v1/bindings/{bid}"), None),
+        (
+            "PATCH",
+            format!("/v1/bindings/{bid}"),
+            Some(json!({ "max_calls": 1 })),
+        ),
+        ("DELETE", format!("/v1/bindings/{bid}"), None),
+        (
+            "POST",
+            "/v1/bindings/delete".to_string(),
+            Some(json!({ "ids": [bid] })),
+        ),
+        ("GET", format!("/v1/identifiers/{iid}"), None),
+        (
+            "PATCH",
+            format!("/v1/identifiers/{iid}"),
+            Some(json!({ "max_calls": 1 })),
+        ),
+        ("DELETE", format!("/v1/identifiers/{iid}"), None),
+        ("GET", format!("/v1/identifiers/{iid}/qr.svg"), None),
+        ("GET", format!("/v1/identifiers/{iid}/qr.png"), None),
+        ("DELETE", "/v1/numbers/17000000001".to_string(), None),
+        ("GET", format!("/v1/bindings/{iid}"), None),
+    ];
+    for (m, p, body) in paths {
+        let r = http(
+            api.api,
+            m,
+            &p,
+            Some(&other),
+            body.map(|b| b.to_string()).as_deref(),
+        )
+        .await;
+        assert_eq!(r.status, 404, "{m} {p}: {}", r.body);
+    }
+    let list = http(api.api, "GET", "/v1/bindings", Some(&other), None)
+        .await
+        .json();
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
+    let pool = http(api.api, "GET", "/v1/numbers", Some(&other), None)
+        .await
+        .json();
+    assert_eq!(pool["numbers"].as_array().map(Vec::len), Some(0));
+    // The owner still has everything.
+    assert_eq!(
+        api.req("GET", &format!("/v1/bindings/{bid}"), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        http(api.api, "GET", "/v1/bindings", None, None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        http(api.api, "GET", "/v1/bindings", Some("smk_nope"), None)
+            .await
+            .status,
+        401
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_problem_naming_the_field_and_changes_nothing() {
+    let api = api_with(|c| c.api.max_body_bytes = 4096).await;
+    api.pool(&["17000000001", "17000000002"]).await;
+    let cases = [
+        ("{not json", 400, None),
+        (r#"{"a":"1","b":"2","colour":"red"}"#, 400, None),
+        (r#"{"a":"x\"y","b":"13900000000"}"#, 422, Some("a")),
+        (
+            r#"{"a":"13800000000","b":"13900000000","conditions":{"max_calls":0}}"#,
+            422,
+            Some("conditions.max_calls"),
+        ),
+        (
+            r#"{"a":"13800000000","b":"13900000000","conditions":{"not_before":"2027-01-02T00:00:00Z","not_after":"2027-01-01T00:00:00Z"}}"#,
+            422,
+            Some("conditions.not_after"),
+        ),
+        (
+            r#"{"a":"13800000000","b":"13900000000","conditions":{"not_after":"tomorrow"}}"#,
+            422,
+            Some("conditions.not_after"),
+        ),
+        (r#"{"a":"13800000000","b":"13800000000"}"#, 422, Some("b")),
+        (
+            r#"{"a":"13800000000","b":"13900000000","x":"17099999999"}"#,
+            422,
+            Some("x"),
+        ),
+    ];
+    for (body, status, field) in cases {
+        let r = http(api.api, "POST", "/v1/bindings", Some(&api.key), Some(body)).await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert!(r.json()["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("urn:sipmask:problem:")));
+        if let Some(f) = field {
+            assert_eq!(r.json()["field"], f, "{body}");
+        }
+    }
+    let big = format!(r#"{{"a":"{}","b":"1"}}"#, "1".repeat(8000));
+    assert_eq!(
+        http(api.api, "POST", "/v1/bindings", Some(&api.key), Some(&big))
+            .await
+            .status,
+        413
+    );
+    // A bulk request with one bad item applies nothing.
+    let bulk = json!({ "bindings": [ { "a": A, "b": B }, { "a": A, "b": "bad\"" } ] });
+    let r = api.req("POST", "/v1/bindings/bulk", Some(bulk)).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["field"], "bindings[1].b");
+    let list = api.req("GET", "/v1/bindings", None).await.json();
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing half-applied"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_create_and_delete_all_or_none() {
+    let api = api_with(|_| {}).await;
+    api.pool(&["17000000001", "17000000002"]).await;
+    let items: Vec<Value> = (0..300)
+        .map(|i| json!({ "a": format!("1380000{i:04}"), "b": format!("1390000{i:04}") }))
+        .collect();
+    let r = api
+        .req(
+            "POST",
+            "/v1/bindings/bulk",
+            Some(json!({ "bindings": items })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let ids: Vec<i64> = r.json()["bindings"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|b| b["id"].as_i64())
+        .collect();
+    assert_eq!(ids.len(), 300);
+    let mut with_unknown = ids.clone();
+    with_unknown.push(999_999);
+    assert_eq!(
+        api.req(
+            "POST",
+            "/v1/bindings/delete",
+            Some(json!({ "ids": with_unknown }))
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        api.req("GET", &format!("/v1/bindings/{}", ids[0]), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        api.req("POST", "/v1/bindings/delete", Some(json!({ "ids": ids })))
+            .await
+            .status,
+        204
+    );
+    let list = api.req("GET", "/v1/bindings", None).await.json();
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_changed_by_api_applies_to_the_next_call() {
+    let mut api = api_with(|_| {}).await;
+    api.pool(&["17000000001"]).await;
+    let b = api
+        .req(
+            "POST",
+            "/v1/bindings",
+            Some(json!({ "a": A, "b": B, "conditions": { "max_calls": 1 } })),
+        )
+        .await
+        .json();
+    let id = b["id"].as_i64().expect("id");
+    assert_eq!(api.call(A, "17000000001").await, 200);
+    assert_eq!(api.call(A, "17000000001").await, 403);
+    let r = api
+        .req(
+            "PATCH",
+            &format!("/v1/bindings/{id}"),
+            Some(json!({ "max_calls": 2 })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(api.call(A, "17000000001").await, 200);
+    let got = api
+        .req("GET", &format!("/v1/bindings/{id}"), None)
+        .await
+        .json();
+    assert_eq!(got["usage"]["calls_used"], 2);
+    assert!(got["usage"]["last_call_at"].is_string());
+
+    // Direction and blocklist are checked like the other conditions.
+    api.req(
+        "PATCH",
+        &format!("/v1/bindings/{id}"),
+        Some(json!({ "max_calls": null, "direction": "a_to_b" })),
+    )
+    .await;
+    assert_eq!(api.call(B, "17000000001").await, 403);
+    assert_eq!(
+        api.req("PUT", &format!("/v1/blocklist/{A}"), None)
+            .await
+            .status,
+        204
+    );
+    let d = Dialog::new(api.caller.addr, api.sut.addr, A, "17000000001");
+    api.caller.send(api.sut.addr, &d.invite()).await;
+    let r = api.caller.recv().await;
+    assert_eq!(
+        r.msg.call_id, d.call_id,
+        "no retransmission of an earlier refusal"
+    );
+    assert!(r.raw.starts_with("SIP/2.0 403 Caller Blocked"), "{}", r.raw);
+    assert_eq!(
+        api.req("DELETE", &format!("/v1/blocklist/{A}"), None)
+            .await
+            .status,
+        204
+    );
+    let list = api.req("GET", "/v1/blocklist", None).await.json();
+    assert_eq!(list["numbers"].as_array().map(Vec::len), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identifier_created_by_api_reaches_its_owner_and_can_be_revoked() {
+    let mut api = api_with(|_| {}).await;
+    let r = api
+        .req(
+            "POST",
+            "/v1/identifiers",
+            Some(json!({ "owner": B, "kind": "token", "conditions": { "max_call_secs": 60 } })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let i = r.json();
+    let ident = i["identifier"].as_str().expect("identifier").to_string();
+    assert!(ident.starts_with("t-"));
+    assert!(i["sip_uri"]
+        .as_str()
+        .is_some_and(|u| u.starts_with(&format!("sip:{ident}@"))));
+    let svg = api
+        .req("GET", i["qr_svg"].as_str().expect("link"), None)
+        .await;
+    assert_eq!(svg.status, 200);
+    assert!(svg.body.contains("<svg"));
+    let png = api
+        .req("GET", i["qr_png"].as_str().expect("link"), None)
+        .await;
+    assert_eq!(png.header("content-type"), Some("image/png"));
+
+    assert_eq!(api.call("13711112222", &ident).await, 200);
+    let id = i["id"].as_i64().expect("id");
+    let r = api
+        .req(
+            "PATCH",
+            &format!("/v1/identifiers/{id}"),
+            Some(json!({ "allowed_callers": ["13600000000"] })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(api.call("13711112222", &ident).await, 403);
+    assert_eq!(
+        api.req("DELETE", &format!("/v1/identifiers/{id}"), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(api.call("13600000000", &ident).await, 404);
+
+    // Digits identifiers come from the pool and have a tel: URI.
+    api.pool(&["17000000009"]).await;
+    let d = api
+        .req(
+            "POST",
+            "/v1/identifiers",
+            Some(json!({ "owner": B, "kind": "digits" })),
+        )
+        .await
+        .json();
+    assert_eq!(d["identifier"], "+8617000000009");
+    assert_eq!(d["tel_uri"], "tel:+8617000000009");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identifier_created_by_api_is_called_with_sipp() {
+    let sipp = Sipp::new();
+    let uas_port = free_port("127.0.0.3");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = tenant(dir.path(), "acme");
+    let cfg = config(
+        dir.path(),
+        format!("127.0.0.3:{uas_port}").parse().expect("addr"),
+    );
+    let sut = start(cfg, dir).await;
+    let api = sut.server.api_addr.expect("api");
+    let body = json!({ "owner": B, "kind": "token" }).to_string();
+    let i = http(api, "POST", "/v1/identifiers", Some(&key), Some(&body))
+        .await
+        .json();
+    let ident = i["identifier"].as_str().expect("identifier").to_string();
+    sipp.call(
+        sut.addr,
+        uas_port,
+        "uas.xml",
+        "uac.xml",
+        "13755556666",
+        &ident,
+        false,
+    )
+    .await;
+    let got = http(
+        api,
+        "GET",
+        &format!("/v1/identifiers/{}", i["id"]),
+        Some(&key),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(got["usage"]["calls_used"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_the_rate_get_429_with_retry_after() {
+    let api = api_with(|c| {
+        c.api.rate_per_sec = 1;
+        c.api.burst = 3;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = api.req("GET", "/v1/numbers", None).await;
+        statuses.push(r.status);
+        if r.status == 429 {
+            assert_eq!(r.header("retry-after"), Some("1"));
+            assert_eq!(r.json()["type"], "urn:sipmask:problem:rate-limited");
+        }
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200]);
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_binding_survives_a_restart() {
+    let api = api_with(|_| {}).await;
+    api.pool(&["17000000001"]).await;
+    let b = api
+        .req("POST", "/v1/bindings", Some(json!({ "a": A, "b": B })))
+        .await
+        .json();
+    api.req("PUT", "/v1/blocklist/13700000000", None).await;
+    let Api {
+        sut,
+        key,
+        callee,
+        mut caller,
+        ..
+    } = api;
+    let Sut { server, dir, .. } = sut;
+    server.shutdown(Duration::from_millis(100)).await;
+    let cfg = config(dir.path(), callee.addr);
+    let sut = start(cfg, dir).await;
+    let api = sut.server.api_addr.expect("api");
+    let got = http(
+        api,
+        "GET",
+        &format!("/v1/bindings/{}", b["id"]),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json()["x"], "+8617000000001");
+    let d = Dialog::new(caller.addr, sut.addr, "13700000000", "17000000001");
+    caller.send(sut.addr, &d.invite()).await;
+    assert!(caller
+        .recv()
+        .await
+        .raw
+        .starts_with("SIP/2.0 403 Caller Blocked"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_endpoints_answer_without_a_key() {
+    let api = api_with(|_| {}).await;
+    assert_eq!(
+        http(api.api, "GET", "/healthz", None, None).await.status,
+        200
+    );
+    assert_eq!(
+        http(api.api, "GET", "/readyz", None, None).await.status,
+        200
+    );
+    let doc = http(api.api, "GET", "/openapi.json", None, None)
+        .await
+        .json();
+    assert!(doc["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.1")));
+    assert!(doc["paths"]["/v1/bindings"]["post"].is_object());
+    let m = http(api.api, "GET", "/metrics", None, None).await;
+    for name in [
+        "sipmask_calls_total",
+        "sipmask_active_calls",
+        "sipmask_transactions",
+        "sipmask_bindings",
+        "sipmask_api_request_seconds_bucket",
+        "sipmask_binding_lookup_seconds_count",
+    ] {
+        assert!(m.body.contains(name), "{name} missing");
+    }
+    assert_eq!(http(api.api, "GET", "/nope", None, None).await.status, 404);
+}
