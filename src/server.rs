@@ -62,7 +62,11 @@ impl Core {
 
 impl Sink for Core {
     fn deliver(&self, data: &[u8], peer: Peer, net: &Arc<Net>) {
-        match Msg::parse(data, peer.transport == crate::sip::Transport::Udp) {
+        // A parser bug must cost one message, not the socket's receive task.
+        let udp = peer.transport == crate::sip::Transport::Udp;
+        let parsed = std::panic::catch_unwind(|| Msg::parse(data, udp))
+            .unwrap_or_else(|_| Err(crate::sip::SipError::Parse("parser panicked".into())));
+        match parsed {
             Ok(m) => self.with_engine(net, |e| e.on_message(m, peer, Instant::now())),
             Err(err) => {
                 tracing::debug!(error = %err, %peer, "bad message");

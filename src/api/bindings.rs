@@ -6,15 +6,15 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Tenant;
 use super::model::{number, BindingOut, BindingPage, ConditionsIn};
-use super::problem::{ApiError, AvailabilityOut, Problem};
-use super::{ApiState, Body, Json};
+use super::problem::{ApiError, AvailabilityOut};
+use super::{ApiState, Body, Json, P, Q};
 use crate::bindings::alloc::{allocate, availability, Availability, Shortage};
 use crate::bindings::{Binding, BindingTable, Conditions, Kind, Number, TenantId};
 use crate::store::{Filter, NewBinding, SqliteStore};
@@ -86,7 +86,7 @@ pub struct PairQuery {
 pub const BULK_MAX: usize = 1000;
 
 #[utoipa::path(post, path = "/v1/bindings", tag = "bindings", request_body = CreateBinding,
-    responses((status = 201, body = BindingOut), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = BindingOut)),
     security(("bearer" = [])))]
 /// Creates an AXB binding.
 pub async fn create(
@@ -102,7 +102,7 @@ pub async fn create(
 }
 
 #[utoipa::path(post, path = "/v1/bindings/bulk", tag = "bindings", request_body = BulkCreate,
-    responses((status = 201, body = BulkCreated), (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = BulkCreated)),
     security(("bearer" = [])))]
 /// Creates up to 1,000 AXB bindings, all or none.
 pub async fn bulk_create(
@@ -305,24 +305,24 @@ pub(super) fn owned(
 }
 
 #[utoipa::path(get, path = "/v1/bindings/{id}", tag = "bindings", params(("id" = i64, Path, description = "binding id")),
-    responses((status = 200, body = BindingOut), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = BindingOut)), security(("bearer" = [])))]
 /// One binding.
 pub async fn get(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
 ) -> Result<Json<BindingOut>, ApiError> {
     let b = owned(&st.table, t.0, id, &[Kind::Axb], "binding")?;
     Ok(Json(BindingOut::from(&b, st.table.defaults())))
 }
 
 #[utoipa::path(get, path = "/v1/bindings", tag = "bindings", params(ListQuery),
-    responses((status = 200, body = BindingPage), (status = 422, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = BindingPage)), security(("bearer" = [])))]
 /// Lists bindings in creation order.
 pub async fn list(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Query(q): Query<ListQuery>,
+    Q(q): Q<ListQuery>,
 ) -> Result<Json<BindingPage>, ApiError> {
     list_kinds(&st, t.0, q, vec!["axb"]).await.map(Json)
 }
@@ -374,13 +374,13 @@ pub(super) async fn list_kinds(
 }
 
 #[utoipa::path(patch, path = "/v1/bindings/{id}", tag = "bindings", params(("id" = i64, Path, description = "binding id")),
-    request_body = ConditionsIn, responses((status = 200, body = BindingOut), (status = 404, body = Problem), (status = 422, body = Problem)),
+    request_body = ConditionsIn, responses((status = 200, body = BindingOut)),
     security(("bearer" = [])))]
 /// Changes conditions; fields left out stay, `null` clears. No clock restarts.
 pub async fn patch(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
     Body(req): Body<ConditionsIn>,
 ) -> Result<Json<BindingOut>, ApiError> {
     change(&st, t.0, id, &[Kind::Axb], "binding", req)
@@ -411,18 +411,18 @@ pub(super) async fn change(
 }
 
 #[utoipa::path(delete, path = "/v1/bindings/{id}", tag = "bindings", params(("id" = i64, Path, description = "binding id")),
-    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 204)), security(("bearer" = [])))]
 /// Deletes a binding; calls in progress go on. Its X rests in quarantine for A and B.
 pub async fn delete(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
 ) -> Result<StatusCode, ApiError> {
     remove(&st, t.0, vec![id], &[Kind::Axb], "binding").await
 }
 
 #[utoipa::path(post, path = "/v1/bindings/delete", tag = "bindings", request_body = BulkDelete,
-    responses((status = 204), (status = 404, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+    responses((status = 204)), security(("bearer" = [])))]
 /// Deletes up to 1,000 bindings, all or none.
 pub async fn bulk_delete(
     State(st): State<Arc<ApiState>>,
@@ -465,12 +465,12 @@ pub(super) async fn remove(
 }
 
 #[utoipa::path(get, path = "/v1/availability", tag = "bindings", params(PairQuery),
-    responses((status = 200, body = AvailabilityOut), (status = 422, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = AvailabilityOut)), security(("bearer" = [])))]
 /// How many X the pair (a, b) could still get, and which one comes next.
 pub async fn pair_availability(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Query(q): Query<PairQuery>,
+    Q(q): Q<PairQuery>,
 ) -> Result<Json<AvailabilityOut>, ApiError> {
     let a = number(&st.norm, "a", &q.a)?;
     let b = number(&st.norm, "b", &q.b)?;

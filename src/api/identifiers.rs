@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 use super::auth::Tenant;
 use super::bindings::{change, list_kinds, owned, remove, ListQuery};
 use super::model::{number, BindingOut, BindingPage, ConditionsIn};
-use super::problem::{ApiError, Problem};
-use super::{ApiState, Body, Json};
+use super::problem::ApiError;
+use super::{ApiState, Body, Json, P, Q};
 use crate::bindings::alloc::{allocate, availability};
 use crate::bindings::{Conditions, Kind, Number};
 use crate::store::NewBinding;
@@ -76,7 +76,7 @@ fn out(st: &ApiState, b: BindingOut) -> IdentifierOut {
 }
 
 #[utoipa::path(post, path = "/v1/identifiers", tag = "identifiers", request_body = CreateIdentifier,
-    responses((status = 201, body = IdentifierOut), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+    responses((status = 201, body = IdentifierOut)), security(("bearer" = [])))]
 /// Creates an identifier that reaches its owner.
 pub async fn create(
     State(st): State<Arc<ApiState>>,
@@ -153,24 +153,24 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/identifiers/{id}", tag = "identifiers", params(("id" = i64, Path, description = "identifier id")),
-    responses((status = 200, body = IdentifierOut), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = IdentifierOut)), security(("bearer" = [])))]
 /// One identifier.
 pub async fn get(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
 ) -> Result<Json<IdentifierOut>, ApiError> {
     let b = owned(&st.table, t.0, id, KINDS, "identifier")?;
     Ok(Json(out(&st, BindingOut::from(&b, st.table.defaults()))))
 }
 
 #[utoipa::path(get, path = "/v1/identifiers", tag = "identifiers", params(ListQuery),
-    responses((status = 200, body = BindingPage), (status = 422, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = BindingPage)), security(("bearer" = [])))]
 /// Lists identifiers.
 pub async fn list(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Query(q): Query<ListQuery>,
+    Q(q): Q<ListQuery>,
 ) -> Result<Json<BindingPage>, ApiError> {
     list_kinds(&st, t.0, q, vec!["digits", "token"])
         .await
@@ -178,13 +178,13 @@ pub async fn list(
 }
 
 #[utoipa::path(patch, path = "/v1/identifiers/{id}", tag = "identifiers", params(("id" = i64, Path, description = "identifier id")),
-    request_body = ConditionsIn, responses((status = 200, body = BindingOut), (status = 404, body = Problem), (status = 422, body = Problem)),
+    request_body = ConditionsIn, responses((status = 200, body = BindingOut)),
     security(("bearer" = [])))]
 /// Changes an identifier's conditions (longer, more calls, fewer callers).
 pub async fn patch(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
     Body(req): Body<ConditionsIn>,
 ) -> Result<Json<BindingOut>, ApiError> {
     if matches!(req.direction, Some(Some(_))) {
@@ -199,12 +199,12 @@ pub async fn patch(
 }
 
 #[utoipa::path(delete, path = "/v1/identifiers/{id}", tag = "identifiers", params(("id" = i64, Path, description = "identifier id")),
-    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 204)), security(("bearer" = [])))]
 /// Revokes an identifier.
 pub async fn delete(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
 ) -> Result<StatusCode, ApiError> {
     remove(&st, t.0, vec![id], KINDS, "identifier").await
 }
@@ -216,12 +216,12 @@ fn qr(st: &ApiState, tenant: i64, id: i64) -> Result<qrcode::QrCode, ApiError> {
 }
 
 #[utoipa::path(get, path = "/v1/identifiers/{id}/qr.svg", tag = "identifiers", params(("id" = i64, Path, description = "identifier id")),
-    responses((status = 200, content_type = "image/svg+xml", body = String), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, content_type = "image/svg+xml", body = String)), security(("bearer" = [])))]
 /// The identifier's SIP URI as a QR code, SVG.
 pub async fn qr_svg(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
 ) -> Result<Response, ApiError> {
     let code = qr(&st, t.0, id)?;
     let svg = code
@@ -232,12 +232,12 @@ pub async fn qr_svg(
 }
 
 #[utoipa::path(get, path = "/v1/identifiers/{id}/qr.png", tag = "identifiers", params(("id" = i64, Path, description = "identifier id")),
-    responses((status = 200, content_type = "image/png", body = Vec<u8>), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, content_type = "image/png", body = Vec<u8>)), security(("bearer" = [])))]
 /// The identifier's SIP URI as a QR code, PNG.
 pub async fn qr_png(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Path(id): Path<i64>,
+    P(id): P<i64>,
 ) -> Result<Response, ApiError> {
     let code = qr(&st, t.0, id)?;
     const SCALE: usize = 8;

@@ -14,7 +14,8 @@ pub mod problem;
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::routing::{get, post, put};
 use axum::Router;
 use dashmap::DashMap;
@@ -127,6 +128,40 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
+/// A path parameter whose errors become problem documents.
+pub struct P<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(P(v)),
+            Err(e) => Err(ApiError::Malformed {
+                detail: e.body_text(),
+                field: Some("path".into()),
+            }),
+        }
+    }
+}
+
+/// A query string whose errors become problem documents.
+pub struct Q<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Q(v)),
+            Err(e) => Err(ApiError::Malformed {
+                detail: e.body_text(),
+                field: Some("query".into()),
+            }),
+        }
+    }
+}
+
 /// The OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
@@ -138,6 +173,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         identifiers::qr_svg, identifiers::qr_png,
         numbers::add, numbers::list, numbers::remove, numbers::blocklist, numbers::block, numbers::unblock,
     ),
+    components(schemas(problem::Problem)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -147,11 +183,47 @@ struct Security;
 impl utoipa::Modify for Security {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         if let Some(c) = doc.components.as_mut() {
-            c.add_security_scheme(
-                "bearer",
-                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-            );
+            let bearer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+            c.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        }
+        // Every operation can answer with these problems; declaring them in
+        // one place keeps the document true for all of them.
+        let problems = [
+            ("400", "malformed body or query"),
+            ("401", "no valid API key"),
+            ("404", "no such resource for this tenant"),
+            ("405", "method not allowed on this path"),
+            ("409", "conflict, or no virtual number left"),
+            ("413", "body too large"),
+            ("415", "body is not JSON"),
+            ("422", "a field has an unusable value"),
+            ("429", "over the tenant's request rate; see Retry-After"),
+            ("500", "internal error"),
+        ];
+        for item in doc.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                for (code, why) in problems {
+                    let schema = Ref::from_schema_name("Problem");
+                    let content = ContentBuilder::new().schema(Some(schema)).build();
+                    let resp = ResponseBuilder::new()
+                        .description(why)
+                        .content("application/problem+json", content)
+                        .build();
+                    op.responses
+                        .responses
+                        .entry(code.to_string())
+                        .or_insert(resp.into());
+                }
+            }
         }
     }
 }

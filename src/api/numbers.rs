@@ -3,15 +3,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Tenant;
 use super::model::number;
-use super::problem::{ApiError, Problem};
-use super::{ApiState, Body, Json};
+use super::problem::ApiError;
+use super::{ApiState, Body, Json, P};
 use crate::bindings::Number;
 
 /// Numbers to add to the pool.
@@ -51,7 +51,7 @@ pub struct Blocklist {
 }
 
 #[utoipa::path(post, path = "/v1/numbers", tag = "pool", request_body = AddNumbers,
-    responses((status = 201, body = Pool), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+    responses((status = 201, body = Pool)), security(("bearer" = [])))]
 /// Adds numbers to the pool.
 pub async fn add(
     State(st): State<Arc<ApiState>>,
@@ -117,12 +117,12 @@ async fn pool(st: &Arc<ApiState>, tenant: i64) -> Result<Json<Pool>, ApiError> {
 }
 
 #[utoipa::path(delete, path = "/v1/numbers/{number}", tag = "pool", params(("number" = String, Path, description = "the number")),
-    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+    responses((status = 204)), security(("bearer" = [])))]
 /// Removes a number that serves no binding.
 pub async fn remove(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Path(n): Path<String>,
+    P(n): P<String>,
 ) -> Result<StatusCode, ApiError> {
     let n = number(&st.norm, "number", &n)?;
     let table = st.table.clone();
@@ -161,23 +161,23 @@ pub async fn blocklist(
 }
 
 #[utoipa::path(put, path = "/v1/blocklist/{number}", tag = "blocklist", params(("number" = String, Path, description = "caller to block")),
-    responses((status = 204), (status = 422, body = Problem)), security(("bearer" = [])))]
+    responses((status = 204)), security(("bearer" = [])))]
 /// Blocks a caller on every binding of the tenant.
 pub async fn block(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Path(n): Path<String>,
+    P(n): P<String>,
 ) -> Result<StatusCode, ApiError> {
     set_blocked(st, t.0, n, true).await
 }
 
 #[utoipa::path(delete, path = "/v1/blocklist/{number}", tag = "blocklist", params(("number" = String, Path, description = "caller to unblock")),
-    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 204)), security(("bearer" = [])))]
 /// Unblocks a caller.
 pub async fn unblock(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Path(n): Path<String>,
+    P(n): P<String>,
 ) -> Result<StatusCode, ApiError> {
     set_blocked(st, t.0, n, false).await
 }

@@ -93,14 +93,16 @@ fn account(user: &str) -> Result<Number, NumberError> {
 
 /// The user part of `sip:user@host;params`, `tel:+123;params` or a bare value.
 fn user_part(raw: &str) -> &str {
-    let lower_starts = |p: &str| raw.len() >= p.len() && raw[..p.len()].eq_ignore_ascii_case(p);
-    let rest = if lower_starts("sips:") {
-        &raw[5..]
-    } else if lower_starts("sip:") || lower_starts("tel:") {
-        &raw[4..]
-    } else {
-        raw
+    // `get` rather than indexing: the input may hold multi-byte characters.
+    let strip = |p: &str| {
+        raw.get(..p.len())
+            .filter(|head| head.eq_ignore_ascii_case(p))
+            .and_then(|_| raw.get(p.len()..))
     };
+    let rest = strip("sips:")
+        .or_else(|| strip("sip:"))
+        .or_else(|| strip("tel:"))
+        .unwrap_or(raw);
     let rest = rest.split('@').next().unwrap_or(rest);
     rest.split(';').next().unwrap_or(rest)
 }
@@ -183,6 +185,14 @@ mod tests {
             cn().normalise("1234567890123456"),
             Err(NumberError::TooLong)
         );
+    }
+
+    #[test]
+    fn multibyte_input_is_an_error_not_a_panic() {
+        for s in ["¬\u{89}\u{9f}", "sí", "s\u{e9}p:1", "tél:1", "\u{10348}"] {
+            let _ = cn().normalise(s);
+        }
+        assert!(cn().normalise("sí").is_err());
     }
 
     #[test]
