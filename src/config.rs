@@ -29,6 +29,8 @@ pub struct Config {
     pub refusals: Refusals,
     /// `[api]`
     pub api: ApiSection,
+    /// `[records]`
+    pub records: RecordsConfig,
     /// `[shutdown]`
     pub shutdown: ShutdownConfig,
     /// `[log]`
@@ -152,6 +154,14 @@ pub struct ApiSection {
     pub max_body_bytes: usize,
     /// Host in identifiers' URIs; empty = advertised SIP address.
     pub sip_host: String,
+}
+
+/// `[records]`: call records.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsConfig {
+    /// Retention in days; 0 = forever.
+    pub keep_days: u32,
 }
 
 /// `[shutdown]`

@@ -130,8 +130,9 @@ impl Server {
     pub async fn start(cfg: Config) -> Result<Server, ServerError> {
         let data_dir = cfg.storage.data_dir.clone();
         let (bindings, store) = load_bindings(&cfg, &data_dir)?;
-        let (writer, store_thread) = Writer::start(Box::new(store) as Box<dyn Store>)
-            .map_err(|e| ServerError::Config(format!("cannot start store thread: {e}")))?;
+        let (writer, store_thread) =
+            Writer::start(Box::new(store) as Box<dyn Store>, cfg.records.keep_days)
+                .map_err(|e| ServerError::Config(format!("cannot start store thread: {e}")))?;
         let mut udps = Vec::new();
         let mut tcps = Vec::new();
         let mut addrs = Vec::new();

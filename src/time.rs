@@ -11,6 +11,20 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Formats unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn format_ms(t: i64) -> String {
+    let s = format(t.div_euclid(1000));
+    format!("{}.{:03}Z", s.trim_end_matches('Z'), t.rem_euclid(1000))
+}
+
 /// Parses `1700000000` or `2026-11-23T10:00:00Z` (UTC, optional fraction or
 /// `+00:00`). Returns `None` on anything else.
 pub fn parse(s: &str) -> Option<i64> {

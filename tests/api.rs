@@ -679,3 +679,68 @@ async fn operations_endpoints_answer_without_a_key() {
     }
     assert_eq!(http(api.api, "GET", "/nope", None, None).await.status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_attempt_leaves_a_record_masked_in_lists() {
+    let mut api = api_with(|_| {}).await;
+    api.pool(&["17000000001"]).await;
+    let b = api
+        .req(
+            "POST",
+            "/v1/bindings",
+            Some(json!({ "a": A, "b": B, "conditions": { "max_calls": 1 } })),
+        )
+        .await
+        .json();
+    assert_eq!(api.call(A, "17000000001").await, 200);
+    assert_eq!(api.call(A, "17000000001").await, 403);
+    assert_eq!(api.call("13711112222", "17000000001").await, 403);
+    // Records are written behind the call path: wait for them.
+    let mut page = Value::Null;
+    for _ in 0..50 {
+        page = api.req("GET", "/v1/calls", None).await.json();
+        if page["items"].as_array().map(Vec::len) == Some(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3, "{page}");
+    let answered = &items[0];
+    assert_eq!(answered["result"], 200);
+    assert_eq!(answered["binding_id"], b["id"]);
+    assert_eq!(answered["direction"], "a_to_b");
+    assert_eq!(answered["caller"], "+86138****0000", "masked in lists");
+    assert_eq!(answered["ended_by"], "caller");
+    assert!(answered["answer_at"].is_string() && answered["end_at"].is_string());
+    assert_eq!(items[1]["reason"], "calls_used_up");
+    assert_eq!(items[2]["reason"], "caller_not_allowed");
+    let one = api
+        .req("GET", &format!("/v1/calls/{}", answered["id"]), None)
+        .await
+        .json();
+    assert_eq!(one["caller"], "+8613800000000", "in full by id");
+    assert_eq!(one["callee"], "+8613900000000");
+    let refused = api.req("GET", "/v1/calls?result=403", None).await.json();
+    assert_eq!(refused["items"].as_array().map(Vec::len), Some(2));
+    let by_number = api
+        .req("GET", "/v1/calls?number=13711112222", None)
+        .await
+        .json();
+    assert_eq!(by_number["items"].as_array().map(Vec::len), Some(1));
+    let later = api
+        .req("GET", "/v1/calls?from=2100-01-01T00:00:00Z", None)
+        .await
+        .json();
+    assert_eq!(later["items"].as_array().map(Vec::len), Some(0));
+    let other = tenant(api.sut.dir.path(), "rival");
+    let r = http(
+        api.api,
+        "GET",
+        &format!("/v1/calls/{}", answered["id"]),
+        Some(&other),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}

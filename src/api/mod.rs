@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod bindings;
+pub mod calls;
 pub mod identifiers;
 pub mod model;
 pub mod numbers;
@@ -172,6 +173,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
         identifiers::create, identifiers::get, identifiers::list, identifiers::patch, identifiers::delete,
         identifiers::qr_svg, identifiers::qr_png,
         numbers::add, numbers::list, numbers::remove, numbers::blocklist, numbers::block, numbers::unblock,
+        calls::list, calls::get,
     ),
     components(schemas(problem::Problem)),
     modifiers(&Security)
@@ -264,6 +266,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/v1/blocklist/{number}",
             put(numbers::block).delete(numbers::unblock),
         )
+        .route("/v1/calls", get(calls::list))
+        .route("/v1/calls/{id}", get(calls::get))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -189,6 +189,8 @@ pub struct Call {
     pub settled: bool,
     /// No-answer and maximum-length timers, cancelled when the call ends.
     pub timers: Vec<crate::sip::timer::TimerKey>,
+    /// What the call record needs.
+    pub record: crate::store::CallRecord,
 }
 
 impl Call {

@@ -28,6 +28,7 @@ impl Engine {
             } => {
                 tracing::debug!(why, status, "refusing INVITE");
                 self.stats.refused += 1;
+                self.record_refusal(&m, status, why);
                 let tag = token();
                 self.respond_with(&key, status, &reason, Some(&tag), now);
                 return;
@@ -103,6 +104,15 @@ impl Engine {
             answered: None,
             settled: false,
             timers: Vec::new(),
+            record: crate::store::CallRecord {
+                tenant: adm.tenant,
+                binding: Some(adm.binding),
+                direction: Some(adm.direction.to_string()),
+                callee: Some(adm.callee.as_str().to_string()),
+                x: adm.virtual_number.as_str().to_string(),
+                invite_at: crate::time::now_ms(),
+                ..Default::default()
+            },
         };
         self.tx.set_owner(&key, id);
         self.tx
@@ -147,6 +157,11 @@ impl Engine {
                 return;
             }
             learn_remote(&mut call.b, &m, false);
+            if code != 100 {
+                call.record
+                    .ringing_at
+                    .get_or_insert_with(crate::time::now_ms);
+            }
             self.relay_to_a_invite(id, &m, now);
             return;
         }
@@ -160,6 +175,7 @@ impl Engine {
                 c => c,
             };
             let (key, tag) = (call.a_invite.clone(), call.a.local_tag.clone());
+            call.record.result = code;
             self.respond_simple(&key, code, Some(&tag), now);
         }
         self.finish(id, "callee failed", now);
@@ -184,6 +200,8 @@ impl Engine {
         learn_remote(&mut call.b, &m, true);
         call.phase = Phase::Answered;
         call.answered = Some(now);
+        call.record.answer_at = Some(crate::time::now_ms());
+        call.record.result = 200;
         call.pending_ack = Some(PendingAck {
             from: Side::A,
             cseq: 0,
@@ -277,6 +295,7 @@ impl Engine {
             return;
         }
         call.cancelled = true;
+        call.record.result = code;
         let (key, tag, b_key) = (
             call.a_invite.clone(),
             call.a.local_tag.clone(),
@@ -331,6 +350,9 @@ impl Engine {
         if call.phase == Phase::Calling && !call.cancelled {
             let (key, tag) = (call.a_invite.clone(), call.a.local_tag.clone());
             self.respond_simple(&key, 408, Some(&tag), now);
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.record.result = 408;
+            }
             self.finish(id, "callee unreachable", now);
         }
     }

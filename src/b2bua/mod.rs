@@ -313,6 +313,20 @@ impl Engine {
         let answered = c.answered;
         c.phase = Phase::Ended;
         let pending = std::mem::take(&mut c.timers);
+        let mut record = std::mem::take(&mut c.record);
+        record.caller = c.caller.as_str().to_string();
+        record.end_at = Some(crate::time::now_ms());
+        record.reason = why.to_string();
+        if answered.is_some() {
+            record.ended_by = Some(
+                match why {
+                    "caller hung up" => "caller",
+                    "callee hung up" => "callee",
+                    _ => "system",
+                }
+                .to_string(),
+            );
+        }
         let talk = answered.map(|t| now.saturating_duration_since(t).as_secs_f64().round() as u64);
         tracing::info!(call = id, caller = %c.caller, callee = %c.callee, talk_secs = talk.unwrap_or(0), why, "call ended");
         let binding = c.binding;
@@ -322,6 +336,8 @@ impl Engine {
             self.stats.failed += 1;
         }
         self.settle(id, false);
+        record.duration_secs = talk.unwrap_or(0);
+        self.store.call(record);
         if let Some(secs) = talk.filter(|s| *s > 0) {
             if let Some(usage) = self.bindings.add_talk_time(binding, secs) {
                 self.store.usage(UsageUpdate { id: binding, usage });
@@ -334,6 +350,32 @@ impl Engine {
         // are answered by the transaction layer, which keeps its own state.
         self.timers
             .add(now + self.cfg.timers.t4, CallTimer::Cleanup(id));
+    }
+
+    /// Writes the record of a refused INVITE.
+    fn record_refusal(&self, m: &Msg, status: u16, why: &str) {
+        let dialled = match &m.start {
+            crate::sip::Start::Request { user: Some(u), .. } => {
+                self.cfg.normaliser.normalise(u).ok()
+            }
+            _ => None,
+        };
+        let Some(x) = dialled else { return };
+        // Refusals of numbers nobody owns belong to no tenant's records.
+        let Some(tenant) = self.bindings.tenant_of(&x) else {
+            return;
+        };
+        let now = crate::time::now_ms();
+        self.store.call(crate::store::CallRecord {
+            tenant,
+            caller: self.caller_of(m).as_str().to_string(),
+            x: x.as_str().to_string(),
+            invite_at: now,
+            end_at: Some(now),
+            result: status,
+            reason: why.to_string(),
+            ..Default::default()
+        });
     }
 
     fn forget(&mut self, id: u64) {

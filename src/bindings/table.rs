@@ -107,6 +107,10 @@ pub struct Admission {
     pub virtual_number: Number,
     /// Longest the call may last in seconds, 0 = unlimited.
     pub max_secs: u64,
+    /// Owner of the binding.
+    pub tenant: TenantId,
+    /// `a_to_b`, `b_to_a` or `ax`.
+    pub direction: &'static str,
 }
 
 /// The table.
@@ -269,6 +273,12 @@ impl BindingTable {
             callee,
             virtual_number: b.x.clone(),
             max_secs,
+            tenant: b.tenant,
+            direction: match way {
+                Way::Ax => "ax",
+                Way::FromA => "a_to_b",
+                Way::FromB => "b_to_a",
+            },
         })
     }
 
@@ -294,6 +304,11 @@ impl BindingTable {
         let mut b = self.by_id.get_mut(&id)?;
         b.conditions = c;
         Some(b.clone())
+    }
+
+    /// The tenant whose bindings use X, if any.
+    pub fn tenant_of(&self, x: &Number) -> Option<TenantId> {
+        self.x_tenant.get(x).map(|t| *t)
     }
 
     /// Live bindings on X.

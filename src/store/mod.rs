@@ -6,10 +6,12 @@
 //! (group commit), so a burst of answered calls costs one commit.
 
 mod api;
+mod records;
 mod sqlite;
 mod writer;
 
 pub use api::{Filter, Page};
+pub use records::{CallFilter, CallRecord};
 pub use sqlite::SqliteStore;
 pub use writer::Writer;
 
@@ -86,4 +88,8 @@ pub trait Store: Send {
     fn remove(&mut self, id: BindingId) -> Result<bool, StoreError>;
     /// Writes counters, all in one transaction.
     fn save_usage(&mut self, updates: &[UsageUpdate]) -> Result<(), StoreError>;
+    /// Writes call records, all in one transaction.
+    fn save_calls(&mut self, records: &[CallRecord]) -> Result<(), StoreError>;
+    /// Deletes call records older than `before` (unix ms).
+    fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError>;
 }

@@ -40,7 +40,26 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     CREATE TABLE quarantine (party TEXT NOT NULL, virtual TEXT NOT NULL, until INTEGER NOT NULL,
         PRIMARY KEY (party, virtual));
     CREATE TABLE blocklist (tenant_id INTEGER NOT NULL, number TEXT NOT NULL, created_at INTEGER NOT NULL,
-        PRIMARY KEY (tenant_id, number));"];
+        PRIMARY KEY (tenant_id, number));",
+    "CREATE TABLE calls (
+        id INTEGER PRIMARY KEY,
+        tenant_id INTEGER NOT NULL,
+        binding_id INTEGER,
+        direction TEXT,
+        caller TEXT NOT NULL,
+        callee TEXT,
+        virtual TEXT NOT NULL,
+        invite_at INTEGER NOT NULL,
+        ringing_at INTEGER,
+        answer_at INTEGER,
+        end_at INTEGER,
+        duration_secs INTEGER NOT NULL DEFAULT 0,
+        result INTEGER NOT NULL,
+        ended_by TEXT,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX calls_tenant ON calls(tenant_id, id);
+    CREATE INDEX calls_time ON calls(invite_at);"];
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -155,6 +174,14 @@ pub(super) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding
 }
 
 impl Store for SqliteStore {
+    fn save_calls(&mut self, records: &[super::CallRecord]) -> Result<(), StoreError> {
+        self.save_calls_impl(records)
+    }
+
+    fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError> {
+        SqliteStore::purge_calls(self, before)
+    }
+
     fn load_all(&mut self) -> Result<Vec<Binding>, StoreError> {
         let mut stmt = self.conn.prepare(SELECT)?;
         let rows = stmt.query_map([], read_row)?;
@@ -199,6 +226,11 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Delegates for [`Store::save_calls`].
+    fn save_calls_impl(&mut self, records: &[super::CallRecord]) -> Result<(), StoreError> {
+        self.insert_calls(records)
+    }
+
     /// [`Store::insert`], calling `progress` with the count done so far.
     pub fn insert_with_progress(
         &mut self,

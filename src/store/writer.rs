@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
-use super::{Store, UsageUpdate};
+use super::{CallRecord, Store, UsageUpdate};
 
 enum Msg {
     Usage(UsageUpdate),
+    Call(Box<CallRecord>),
     Flush(Sender<()>),
 }
 
@@ -20,13 +21,24 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the thread over `store`.
-    pub fn start(store: Box<dyn Store>) -> std::io::Result<(Writer, JoinHandle<()>)> {
+    /// Starts the thread over `store`; call records older than `keep_days`
+    /// are purged as it goes.
+    pub fn start(
+        store: Box<dyn Store>,
+        keep_days: u32,
+    ) -> std::io::Result<(Writer, JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("sipmask-store".into())
-            .spawn(move || run(store, rx))?;
+            .spawn(move || run(store, rx, i64::from(keep_days) * 86_400_000))?;
         Ok((Writer { tx }, handle))
+    }
+
+    /// Queues a call record. Never blocks.
+    pub fn call(&self, record: CallRecord) {
+        if self.tx.send(Msg::Call(Box::new(record))).is_err() {
+            tracing::error!("store writer is gone; call record not saved");
+        }
     }
 
     /// Queues new counters of a binding. Never blocks.
@@ -45,15 +57,18 @@ impl Writer {
     }
 }
 
-fn run(mut store: Box<dyn Store>, rx: Receiver<Msg>) {
+fn run(mut store: Box<dyn Store>, rx: Receiver<Msg>, keep_ms: i64) {
+    let mut last_purge: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
         // Only the latest counters of each binding matter.
         let mut batch: HashMap<i64, UsageUpdate> = HashMap::new();
+        let mut calls = Vec::new();
         let mut waiters = Vec::new();
         let mut take = |m: Msg| match m {
             Msg::Usage(u) => {
                 batch.insert(u.id, u);
             }
+            Msg::Call(c) => calls.push(*c),
             Msg::Flush(w) => waiters.push(w),
         };
         take(first);
@@ -64,6 +79,20 @@ fn run(mut store: Box<dyn Store>, rx: Receiver<Msg>) {
             let updates: Vec<UsageUpdate> = batch.into_values().collect();
             if let Err(e) = store.save_usage(&updates) {
                 tracing::error!(error = %e, count = updates.len(), "saving usage failed");
+            }
+        }
+        if !calls.is_empty() {
+            if let Err(e) = store.save_calls(&calls) {
+                tracing::error!(error = %e, count = calls.len(), "saving call records failed");
+            }
+        }
+        if keep_ms > 0 && last_purge.is_none_or(|t| t.elapsed().as_secs() >= 3600) {
+            last_purge = Some(std::time::Instant::now());
+            let before = crate::time::now_ms() - keep_ms;
+            match store.purge_calls(before) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "old call records deleted"),
+                Err(e) => tracing::error!(error = %e, "purging call records failed"),
             }
         }
         for w in waiters {

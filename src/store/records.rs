@@ -1,0 +1,158 @@
+//! Call records: one row per call attempt, refused ones included, written
+//! in batches by the store's writer thread and kept for a configured number
+//! of days.
+
+use rusqlite::params;
+
+use super::{SqliteStore, StoreError};
+use crate::bindings::TenantId;
+
+/// One call attempt.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallRecord {
+    /// Row id (0 before it is stored).
+    pub id: i64,
+    /// Owner of the binding or of the dialled X.
+    pub tenant: TenantId,
+    /// The binding, if one admitted the call.
+    pub binding: Option<i64>,
+    /// `a_to_b`, `b_to_a`, `ax`, or `None` when refused before a binding was found.
+    pub direction: Option<String>,
+    /// Caller (normalised).
+    pub caller: String,
+    /// Real callee, if the call was bridged.
+    pub callee: Option<String>,
+    /// Dialled X.
+    pub x: String,
+    /// Unix milliseconds of the INVITE.
+    pub invite_at: i64,
+    /// First ringing (18x).
+    pub ringing_at: Option<i64>,
+    /// Answer.
+    pub answer_at: Option<i64>,
+    /// End.
+    pub end_at: Option<i64>,
+    /// Talk time in seconds.
+    pub duration_secs: u64,
+    /// Final SIP status the caller got (200 when answered).
+    pub result: u16,
+    /// `caller`, `callee` or `system`, for answered calls.
+    pub ended_by: Option<String>,
+    /// Why it ended or was refused.
+    pub reason: String,
+}
+
+/// Filters of a call record query.
+#[derive(Default)]
+pub struct CallFilter {
+    /// Only ids above this.
+    pub after: i64,
+    /// Page size.
+    pub limit: u32,
+    /// Binding id.
+    pub binding: Option<i64>,
+    /// Caller, callee or X equals.
+    pub number: Option<String>,
+    /// INVITE at or after (unix ms).
+    pub from: Option<i64>,
+    /// INVITE before (unix ms).
+    pub to: Option<i64>,
+    /// Final status equals.
+    pub result: Option<u16>,
+}
+
+impl SqliteStore {
+    /// Writes records in one transaction.
+    pub fn insert_calls(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO calls (tenant_id, binding_id, direction, caller, callee, virtual, invite_at,
+                 ringing_at, answer_at, end_at, duration_secs, result, ended_by, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?;
+            for r in records {
+                stmt.execute(params![
+                    r.tenant,
+                    r.binding,
+                    r.direction,
+                    r.caller,
+                    r.callee,
+                    r.x,
+                    r.invite_at,
+                    r.ringing_at,
+                    r.answer_at,
+                    r.end_at,
+                    r.duration_secs as i64,
+                    r.result,
+                    r.ended_by,
+                    r.reason
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A page of a tenant's call records, in order.
+    pub fn calls(
+        &self,
+        tenant: TenantId,
+        f: &CallFilter,
+    ) -> Result<(Vec<CallRecord>, Option<i64>), StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, tenant_id, binding_id, direction, caller, callee, virtual, invite_at, ringing_at,
+             answer_at, end_at, duration_secs, result, ended_by, reason FROM calls
+             WHERE tenant_id = ?1 AND id > ?2 AND (?3 IS NULL OR binding_id = ?3)
+             AND (?4 IS NULL OR caller = ?4 OR callee = ?4 OR virtual = ?4)
+             AND (?5 IS NULL OR invite_at >= ?5) AND (?6 IS NULL OR invite_at < ?6)
+             AND (?7 IS NULL OR result = ?7) ORDER BY id LIMIT ?8",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                tenant,
+                f.after,
+                f.binding,
+                f.number,
+                f.from,
+                f.to,
+                f.result,
+                f.limit + 1
+            ],
+            |r| {
+                Ok(CallRecord {
+                    id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    binding: r.get(2)?,
+                    direction: r.get(3)?,
+                    caller: r.get(4)?,
+                    callee: r.get(5)?,
+                    x: r.get(6)?,
+                    invite_at: r.get(7)?,
+                    ringing_at: r.get(8)?,
+                    answer_at: r.get(9)?,
+                    end_at: r.get(10)?,
+                    duration_secs: r.get::<_, i64>(11)?.max(0) as u64,
+                    result: r.get(12)?,
+                    ended_by: r.get(13)?,
+                    reason: r.get(14)?,
+                })
+            },
+        )?;
+        let mut items = rows.collect::<Result<Vec<_>, _>>()?;
+        let next = if items.len() > f.limit as usize {
+            items.truncate(f.limit as usize);
+            items.last().map(|c| c.id)
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+
+    /// Deletes records of calls placed before `before` (unix ms).
+    pub fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM calls WHERE invite_at < ?1", [before])?)
+    }
+}
