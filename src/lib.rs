@@ -11,6 +11,7 @@ pub mod b2bua;
 pub mod bindings;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod mask;
 pub mod server;
 pub mod sip;

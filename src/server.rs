@@ -130,9 +130,13 @@ impl Server {
     pub async fn start(cfg: Config) -> Result<Server, ServerError> {
         let data_dir = cfg.storage.data_dir.clone();
         let (bindings, store) = load_bindings(&cfg, &data_dir)?;
-        let (writer, store_thread) =
-            Writer::start(Box::new(store) as Box<dyn Store>, cfg.records.keep_days)
-                .map_err(|e| ServerError::Config(format!("cannot start store thread: {e}")))?;
+        let hub = crate::events::Hub::new(store.webhook_tenants()?);
+        let (writer, store_thread) = Writer::start(
+            Box::new(store) as Box<dyn Store>,
+            cfg.records.keep_days,
+            hub.clone(),
+        )
+        .map_err(|e| ServerError::Config(format!("cannot start store thread: {e}")))?;
         let mut udps = Vec::new();
         let mut tcps = Vec::new();
         let mut addrs = Vec::new();
@@ -176,7 +180,12 @@ impl Server {
             },
         };
         let core = Arc::new(Core {
-            engine: Mutex::new(Engine::new(engine_cfg, bindings.clone(), writer.clone())),
+            engine: Mutex::new(Engine::new(
+                engine_cfg,
+                bindings.clone(),
+                writer.clone(),
+                hub.clone(),
+            )),
         });
         let cancel = CancellationToken::new();
         let net = Net::new(
@@ -203,15 +212,13 @@ impl Server {
         let api_addr = if cfg.api.listen.is_empty() {
             None
         } else {
-            let api = start_api(
-                &cfg,
-                &data_dir,
-                bindings.clone(),
-                core.clone(),
+            let deps = ApiDeps {
+                table: bindings.clone(),
+                core: core.clone(),
+                hub: hub.clone(),
                 sip_host,
-                &cancel,
-                &mut tasks,
-            );
+            };
+            let api = start_api(&cfg, &data_dir, deps, &cancel, &mut tasks);
             Some(api.await?)
         };
         Ok(Server {
@@ -277,15 +284,27 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 /// Binds the HTTP API and serves it until `cancel`.
+/// The running parts the API works on.
+struct ApiDeps {
+    table: Arc<BindingTable>,
+    core: Arc<Core>,
+    hub: Arc<crate::events::Hub>,
+    sip_host: String,
+}
+
 async fn start_api(
     cfg: &Config,
     data_dir: &std::path::Path,
-    table: Arc<BindingTable>,
-    core: Arc<Core>,
-    sip_host: String,
+    deps: ApiDeps,
     cancel: &CancellationToken,
     tasks: &mut JoinSet<()>,
 ) -> Result<SocketAddr, ServerError> {
+    let ApiDeps {
+        table,
+        core,
+        hub,
+        sip_host,
+    } = deps;
     let addr = cfg.api.listen.clone();
     let listener = TcpListener::bind(&addr)
         .await
@@ -307,8 +326,18 @@ async fn start_api(
         default_country_code: cfg.numbers.default_country_code.clone(),
     };
     let metrics = Arc::new(move || core.engine.lock().map(|e| e.metrics()).unwrap_or_default());
-    let state =
-        crate::api::ApiState::new(SqliteStore::open(data_dir)?, table, norm, api_cfg, metrics)?;
+    let state = crate::api::ApiState::new(
+        SqliteStore::open(data_dir)?,
+        table,
+        norm,
+        api_cfg,
+        metrics,
+        hub,
+    )?;
+    tasks.spawn(crate::events::webhook::run(
+        SqliteStore::open(data_dir)?,
+        cancel.clone(),
+    ));
     let app = crate::api::router(Arc::new(state));
     let stop = cancel.clone();
     tasks.spawn(async move {

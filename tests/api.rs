@@ -744,3 +744,240 @@ async fn every_call_attempt_leaves_a_record_masked_in_lists() {
     .await;
     assert_eq!(r.status, 404);
 }
+
+/// A webhook receiver: records each POST (headers, body) and answers 200.
+struct Receiver {
+    addr: std::net::SocketAddr,
+    got: tokio::sync::mpsc::UnboundedReceiver<(Vec<(String, String)>, String)>,
+}
+
+async fn receiver_on(listener: tokio::net::TcpListener) -> Receiver {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = listener.local_addr().expect("addr");
+    let (tx, got) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let headers: Vec<(String, String)> = head
+                        .split("\r\n")
+                        .skip(1)
+                        .filter_map(|l| {
+                            l.split_once(':')
+                                .map(|(n, v)| (n.trim().to_lowercase(), v.trim().to_string()))
+                        })
+                        .collect();
+                    let len = headers
+                        .iter()
+                        .find(|(n, _)| n == "content-length")
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(0);
+                    if body.len() < len {
+                        continue;
+                    }
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        )
+                        .await;
+                    let _ = tx.send((headers, body.to_string()));
+                    return;
+                }
+            });
+        }
+    });
+    Receiver { addr, got }
+}
+
+impl Receiver {
+    /// Next event of `kind` (others are skipped), with its signature header.
+    async fn next(&mut self, kind: &str) -> (Value, String) {
+        loop {
+            let (headers, body) = tokio::time::timeout(Duration::from_secs(10), self.got.recv())
+                .await
+                .expect("an event in time")
+                .expect("receiver alive");
+            let v: Value = serde_json::from_str(&body).expect("JSON event");
+            if v["type"] == kind {
+                let sig = headers
+                    .iter()
+                    .find(|(n, _)| n == "sipmask-signature")
+                    .map(|(_, v)| v.clone())
+                    .expect("signed");
+                let id = headers
+                    .iter()
+                    .find(|(n, _)| n == "sipmask-event-id")
+                    .map(|(_, v)| v.clone());
+                assert_eq!(id.as_deref(), v["id"].as_str());
+                return (v, format!("{sig}|{body}"));
+            }
+        }
+    }
+}
+
+fn check_signature(secret: &str, sig_and_body: &str) {
+    let (sig, body) = sig_and_body.split_once('|').expect("sig|body");
+    let t: i64 = sig
+        .split(',')
+        .next()
+        .and_then(|p| p.strip_prefix("t="))
+        .and_then(|t| t.parse().ok())
+        .expect("t=");
+    assert_eq!(
+        sig,
+        sipmask::events::hmac::signature(secret, t, body),
+        "HMAC over t.body with the secret"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_get_signed_numbered_binding_and_call_events() {
+    let mut api = api_with(|_| {}).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut rx = receiver_on(listener).await;
+    let w = api
+        .req(
+            "PUT",
+            "/v1/webhook",
+            Some(json!({ "url": format!("http://{}/hooks", rx.addr) })),
+        )
+        .await;
+    assert_eq!(w.status, 200, "{}", w.body);
+    let secret = w.json()["secret"].as_str().expect("secret").to_string();
+    let bad = api
+        .req(
+            "PUT",
+            "/v1/webhook",
+            Some(json!({ "url": "https://example.com/" })),
+        )
+        .await;
+    assert_eq!(bad.json()["field"], "url");
+
+    api.pool(&["17000000001"]).await;
+    let b = api
+        .req("POST", "/v1/bindings", Some(json!({ "a": A, "b": B })))
+        .await
+        .json();
+    let (created, sig) = rx.next("binding.created").await;
+    check_signature(&secret, &sig);
+    assert_eq!(created["binding_id"], b["id"]);
+    assert_eq!(created["seq"], 1);
+    assert_eq!(created["data"]["x"], "+8617000000001");
+
+    assert_eq!(api.call(A, "17000000001").await, 200);
+    let mut seqs = vec![1];
+    for kind in ["call.offered", "call.answered", "call.ended"] {
+        let (e, sig) = rx.next(kind).await;
+        check_signature(&secret, &sig);
+        seqs.push(e["seq"].as_i64().expect("seq"));
+    }
+    let mut sorted = seqs.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        seqs.len(),
+        "per-binding sequence numbers are unique: {seqs:?}"
+    );
+    assert!(seqs.iter().all(|s| *s >= 1));
+    api.req(
+        "PATCH",
+        &format!("/v1/bindings/{}", b["id"]),
+        Some(json!({ "max_calls": 5 })),
+    )
+    .await;
+    let (changed, _) = rx.next("binding.changed").await;
+    assert_eq!(changed["data"]["conditions"]["max_calls"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undelivered_event_is_delivered_after_a_restart() {
+    let api = api_with(|_| {}).await;
+    // A receiver address with nobody listening yet.
+    let port = free_port("127.0.0.1");
+    let url = format!("http://127.0.0.1:{port}/hooks");
+    let secret = api
+        .req("PUT", "/v1/webhook", Some(json!({ "url": url })))
+        .await
+        .json()["secret"]
+        .as_str()
+        .expect("s")
+        .to_string();
+    api.pool(&["17000000001"]).await;
+    let b = api
+        .req("POST", "/v1/bindings", Some(json!({ "a": A, "b": B })))
+        .await
+        .json();
+    tokio::time::sleep(Duration::from_millis(600)).await; // at least one failed attempt
+    let Api { sut, callee, .. } = api;
+    let Sut { server, dir, .. } = sut;
+    server.shutdown(Duration::from_millis(100)).await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind receiver");
+    let mut rx = receiver_on(listener).await;
+    let cfg = config(dir.path(), callee.addr);
+    let _sut = start(cfg, dir).await;
+    let (e, sig) = rx.next("binding.created").await;
+    assert_eq!(e["binding_id"], b["id"]);
+    check_signature(&secret, &sig);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_shows_the_tenants_events_live() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = api_with(|_| {}).await;
+    api.pool(&["17000000001"]).await;
+    let mut s = tokio::net::TcpStream::connect(api.api)
+        .await
+        .expect("connect");
+    let req = format!(
+        "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        api.key
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.expect("head");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("text/event-stream"));
+    let other = tenant(api.sut.dir.path(), "rival");
+    let body = json!({ "numbers": ["17000000002"] }).to_string();
+    http(api.api, "POST", "/v1/numbers", Some(&other), Some(&body)).await;
+    let body = json!({ "a": "13100000000", "b": "13200000000" }).to_string();
+    assert_eq!(
+        http(api.api, "POST", "/v1/bindings", Some(&other), Some(&body))
+            .await
+            .status,
+        201
+    );
+    api.req("POST", "/v1/bindings", Some(json!({ "a": A, "b": B })))
+        .await;
+    let mut seen = String::new();
+    while !seen.contains("binding.created") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("event in time")
+            .expect("read");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("+8613800000000"), "{seen}");
+    assert!(
+        !seen.contains("13100000000"),
+        "another tenant's event leaked: {seen}"
+    );
+}

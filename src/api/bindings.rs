@@ -268,10 +268,32 @@ async fn create_many(
             Ok(created)
         })
         .await?;
-    Ok(created
+    let out: Vec<BindingOut> = created
         .iter()
         .map(|b| BindingOut::from(b, &defaults))
-        .collect())
+        .collect();
+    st.emit(
+        out.iter()
+            .map(|b| binding_event(tenant, "binding.created", b))
+            .collect(),
+    )
+    .await?;
+    Ok(out)
+}
+
+/// An event about a binding, carrying the binding as shown by the API.
+pub(super) fn binding_event(
+    tenant: TenantId,
+    kind: &'static str,
+    b: &BindingOut,
+) -> crate::store::events::NewEvent {
+    crate::store::events::NewEvent {
+        tenant,
+        kind,
+        binding: Some(b.id),
+        data: serde_json::to_value(b).unwrap_or_default(),
+        at: crate::time::now_ms(),
+    }
 }
 
 fn shortage(s: Shortage) -> ApiError {
@@ -407,7 +429,10 @@ pub(super) async fn change(
             table.set_conditions(id, c).ok_or(ApiError::NotFound(what))
         })
         .await?;
-    Ok(BindingOut::from(&b, st.table.defaults()))
+    let out = BindingOut::from(&b, st.table.defaults());
+    st.emit(vec![binding_event(tenant, "binding.changed", &out)])
+        .await?;
+    Ok(out)
 }
 
 #[utoipa::path(delete, path = "/v1/bindings/{id}", tag = "bindings", params(("id" = i64, Path, description = "binding id")),
@@ -448,19 +473,26 @@ pub(super) async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let table = st.table.clone();
     let quarantine = st.cfg.quarantine_secs;
-    st.db(move |s: &mut SqliteStore| {
-        let unique: HashSet<i64> = ids.iter().copied().collect();
-        let found = unique
-            .iter()
-            .map(|id| owned(&table, tenant, *id, kinds, what))
-            .collect::<Result<Vec<_>, _>>()?;
-        s.delete(&found, crate::time::now() + quarantine as i64)?;
-        for b in &found {
-            table.remove(b.id);
-        }
-        Ok(())
-    })
-    .await?;
+    let gone = st
+        .db(move |s: &mut SqliteStore| {
+            let unique: HashSet<i64> = ids.iter().copied().collect();
+            let found = unique
+                .iter()
+                .map(|id| owned(&table, tenant, *id, kinds, what))
+                .collect::<Result<Vec<_>, _>>()?;
+            s.delete(&found, crate::time::now() + quarantine as i64)?;
+            for b in &found {
+                table.remove(b.id);
+            }
+            Ok(found)
+        })
+        .await?;
+    let defaults = st.table.defaults();
+    let events = gone
+        .iter()
+        .map(|b| binding_event(tenant, "binding.deleted", &BindingOut::from(b, defaults)))
+        .collect();
+    st.emit(events).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

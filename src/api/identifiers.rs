@@ -149,6 +149,12 @@ pub async fn create(
         })
         .await?;
     let b = BindingOut::from(&b, st.table.defaults());
+    st.emit(vec![super::bindings::binding_event(
+        tenant,
+        "binding.created",
+        &b,
+    )])
+    .await?;
     Ok((StatusCode::CREATED, Json(out(&st, b))))
 }
 

@@ -12,6 +12,7 @@ pub mod numbers;
 pub mod ops;
 mod png;
 pub mod problem;
+pub mod webhooks;
 
 use std::sync::{Arc, Mutex};
 
@@ -61,6 +62,8 @@ pub struct ApiState {
     pub stats: ops::ApiStats,
     /// The SIP side's metrics, as Prometheus text.
     pub sip_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Event fan-out.
+    pub hub: Arc<crate::events::Hub>,
 }
 
 impl ApiState {
@@ -71,6 +74,7 @@ impl ApiState {
         norm: Normaliser,
         cfg: ApiConfig,
         sip_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+        hub: Arc<crate::events::Hub>,
     ) -> Result<ApiState, crate::store::StoreError> {
         let keys = store.keys()?.into_iter().collect();
         Ok(ApiState {
@@ -82,7 +86,27 @@ impl ApiState {
             cfg,
             stats: ops::ApiStats::default(),
             sip_metrics,
+            hub,
         })
+    }
+
+    /// Stores events about bindings and publishes them once committed.
+    pub async fn emit(&self, events: Vec<crate::store::events::NewEvent>) -> Result<(), ApiError> {
+        let events: Vec<_> = events
+            .into_iter()
+            .filter(|e| self.hub.wants(e.tenant))
+            .collect();
+        if events.is_empty() {
+            return Ok(());
+        }
+        let hub = self.hub.clone();
+        let stored = self
+            .db(move |s| Ok(s.insert_events(&events, &|t| hub.hooked(t))?))
+            .await?;
+        for (t, body) in stored {
+            self.hub.publish(t, body);
+        }
+        Ok(())
     }
 
     /// Runs `f` on the store off the async threads. One at a time: this
@@ -173,7 +197,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
         identifiers::create, identifiers::get, identifiers::list, identifiers::patch, identifiers::delete,
         identifiers::qr_svg, identifiers::qr_png,
         numbers::add, numbers::list, numbers::remove, numbers::blocklist, numbers::block, numbers::unblock,
-        calls::list, calls::get,
+        calls::list, calls::get, webhooks::set, webhooks::get, webhooks::delete, webhooks::stream,
     ),
     components(schemas(problem::Problem)),
     modifiers(&Security)
@@ -266,6 +290,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/v1/blocklist/{number}",
             put(numbers::block).delete(numbers::unblock),
         )
+        .route(
+            "/v1/webhook",
+            put(webhooks::set)
+                .get(webhooks::get)
+                .delete(webhooks::delete),
+        )
+        .route("/v1/events", get(webhooks::stream))
         .route("/v1/calls", get(calls::list))
         .route("/v1/calls/{id}", get(calls::get))
         .route("/healthz", get(ops::healthz))

@@ -126,6 +126,10 @@ impl Engine {
             (id, Side::B),
         );
         self.by_invite.insert(key, id);
+        self.emit(adm.tenant, "call.offered", Some(adm.binding), || {
+            serde_json::json!({ "call": id, "direction": adm.direction, "caller": call.caller.as_str(),
+                "callee": adm.callee.as_str(), "x": adm.virtual_number.as_str() })
+        });
         self.calls.insert(id, call);
         self.timers
             .add(now + self.cfg.no_answer, CallTimer::NoAnswer(id));
@@ -202,6 +206,7 @@ impl Engine {
         call.answered = Some(now);
         call.record.answer_at = Some(crate::time::now_ms());
         call.record.result = 200;
+        let (t, b) = (call.record.tenant, call.record.binding);
         call.pending_ack = Some(PendingAck {
             from: Side::A,
             cseq: 0,
@@ -214,6 +219,7 @@ impl Engine {
                 .push(self.timers.add(at, CallTimer::MaxLength(id)));
         }
         tracing::debug!(call = id, "call answered");
+        self.emit(t, "call.answered", b, || serde_json::json!({ "call": id }));
         self.settle(id, true);
         self.relay_to_a_invite(id, &m, now);
     }

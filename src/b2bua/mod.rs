@@ -95,11 +95,18 @@ pub struct Engine {
     pub stats: Stats,
     /// Time taken by decisions on INVITEs.
     lookup: crate::api::ops::Histogram,
+    /// Who wants call events.
+    hub: Arc<crate::events::Hub>,
 }
 
 impl Engine {
     /// A new engine over the table; usage changes go to `store`.
-    pub fn new(cfg: EngineConfig, bindings: Arc<BindingTable>, store: StoreWriter) -> Engine {
+    pub fn new(
+        cfg: EngineConfig,
+        bindings: Arc<BindingTable>,
+        store: StoreWriter,
+        hub: Arc<crate::events::Hub>,
+    ) -> Engine {
         let tx = Transactions::new(cfg.timers);
         Engine {
             cfg,
@@ -115,6 +122,7 @@ impl Engine {
             accepting: true,
             stats: Stats::default(),
             lookup: Default::default(),
+            hub,
         }
     }
 
@@ -337,6 +345,9 @@ impl Engine {
         }
         self.settle(id, false);
         record.duration_secs = talk.unwrap_or(0);
+        self.emit(record.tenant, "call.ended", record.binding, || {
+            call_json(id, &record)
+        });
         self.store.call(record);
         if let Some(secs) = talk.filter(|s| *s > 0) {
             if let Some(usage) = self.bindings.add_talk_time(binding, secs) {
@@ -350,6 +361,26 @@ impl Engine {
         // are answered by the transaction layer, which keeps its own state.
         self.timers
             .add(now + self.cfg.timers.t4, CallTimer::Cleanup(id));
+    }
+
+    /// Queues a call event if anyone wants it.
+    fn emit(
+        &self,
+        tenant: crate::bindings::TenantId,
+        kind: &'static str,
+        binding: Option<i64>,
+        data: impl FnOnce() -> serde_json::Value,
+    ) {
+        if self.hub.wants(tenant) {
+            let at = crate::time::now_ms();
+            self.store.event(crate::store::events::NewEvent {
+                tenant,
+                kind,
+                binding,
+                data: data(),
+                at,
+            });
+        }
     }
 
     /// Writes the record of a refused INVITE.
@@ -366,9 +397,13 @@ impl Engine {
             return;
         };
         let now = crate::time::now_ms();
+        let caller = self.caller_of(m);
+        self.emit(tenant, "call.refused", None, || {
+            serde_json::json!({ "caller": caller.as_str(), "x": x.as_str(), "status": status, "reason": why })
+        });
         self.store.call(crate::store::CallRecord {
             tenant,
-            caller: self.caller_of(m).as_str().to_string(),
+            caller: caller.as_str().to_string(),
             x: x.as_str().to_string(),
             invite_at: now,
             end_at: Some(now),
@@ -386,6 +421,21 @@ impl Engine {
             self.relays.retain(|_, r| r.call != id);
         }
     }
+}
+
+/// What call events say about a call.
+fn call_json(id: u64, r: &crate::store::CallRecord) -> serde_json::Value {
+    serde_json::json!({
+        "call": id,
+        "direction": r.direction,
+        "caller": r.caller,
+        "callee": r.callee,
+        "x": r.x,
+        "result": r.result,
+        "duration_secs": r.duration_secs,
+        "ended_by": r.ended_by,
+        "reason": r.reason,
+    })
 }
 
 /// Methods we take, for Allow headers.

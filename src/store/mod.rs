@@ -6,6 +6,7 @@
 //! (group commit), so a burst of answered calls costs one commit.
 
 mod api;
+pub mod events;
 mod records;
 mod sqlite;
 mod writer;
@@ -92,4 +93,11 @@ pub trait Store: Send {
     fn save_calls(&mut self, records: &[CallRecord]) -> Result<(), StoreError>;
     /// Deletes call records older than `before` (unix ms).
     fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError>;
+    /// Stores events in one transaction, numbered per binding; returns
+    /// (tenant, JSON body) of each. `hooked` says which tenants have webhooks.
+    fn save_events(
+        &mut self,
+        events: &[events::NewEvent],
+        hooked: &dyn Fn(TenantId) -> bool,
+    ) -> Result<Vec<(TenantId, String)>, StoreError>;
 }

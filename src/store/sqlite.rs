@@ -59,7 +59,24 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
         reason TEXT NOT NULL
     );
     CREATE INDEX calls_tenant ON calls(tenant_id, id);
-    CREATE INDEX calls_time ON calls(invite_at);"];
+    CREATE INDEX calls_time ON calls(invite_at);",
+    "CREATE TABLE webhooks (tenant_id INTEGER PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL,
+        created_at INTEGER NOT NULL);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        tenant_id INTEGER NOT NULL,
+        event_id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        binding_id INTEGER,
+        seq INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        delivered_at INTEGER
+    );
+    CREATE INDEX events_due ON events(delivered_at, next_attempt_at);
+    CREATE INDEX events_binding ON events(binding_id, seq);"];
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -179,7 +196,21 @@ impl Store for SqliteStore {
     }
 
     fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError> {
-        SqliteStore::purge_calls(self, before)
+        let n = SqliteStore::purge_calls(self, before)?;
+        // Delivered events go with the records of the same age.
+        let m = self.conn.execute(
+            "DELETE FROM events WHERE delivered_at IS NOT NULL AND created_at < ?1",
+            [before],
+        )?;
+        Ok(n + m)
+    }
+
+    fn save_events(
+        &mut self,
+        events: &[super::events::NewEvent],
+        hooked: &dyn Fn(crate::bindings::TenantId) -> bool,
+    ) -> Result<Vec<(crate::bindings::TenantId, String)>, StoreError> {
+        self.insert_events(events, hooked)
     }
 
     fn load_all(&mut self) -> Result<Vec<Binding>, StoreError> {
