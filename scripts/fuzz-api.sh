@@ -30,7 +30,7 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 st run "http://127.0.0.1:$api/openapi.json" -H "Authorization: Bearer $key" \
-	--max-examples "$examples" --seed 1 \
+	--max-examples "$examples" --seed 1 --exclude-path /v1/events \
 	-c not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 if grep -q panicked "$work/serve.log"; then
 	echo "sipmask panicked during the API fuzz run:" >&2

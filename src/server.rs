@@ -338,7 +338,9 @@ async fn start_api(
         SqliteStore::open(data_dir)?,
         cancel.clone(),
     ));
-    let app = crate::api::router(Arc::new(state));
+    let state = Arc::new(state);
+    tasks.spawn(crate::api::expiry::run(state.clone(), Duration::from_secs(1), cancel.clone()));
+    let app = crate::api::router(state);
     let stop = cancel.clone();
     tasks.spawn(async move {
         let serve = axum::serve(listener, app)

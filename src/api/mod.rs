@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod bindings;
 pub mod calls;
+pub mod expiry;
 pub mod identifiers;
 pub mod model;
 pub mod numbers;

@@ -306,6 +306,21 @@ impl BindingTable {
         Some(b.clone())
     }
 
+    /// Bindings of API tenants whose validity (absolute end or idle
+    /// lifetime) is over at `now`.
+    pub fn expired(&self, now: i64) -> Vec<Binding> {
+        self.by_id
+            .iter()
+            .filter(|e| {
+                let b = e.value();
+                let eff = b.conditions.effective(&self.defaults, b.created_at);
+                let idle = super::conditions::idle_end(&b.conditions, &b.usage, &eff);
+                b.tenant != OPERATOR && (eff.not_after.is_some_and(|t| now >= t) || idle.is_some_and(|t| now >= t))
+            })
+            .map(|e| e.value().clone())
+            .collect()
+    }
+
     /// The tenant whose bindings use X, if any.
     pub fn tenant_of(&self, x: &Number) -> Option<TenantId> {
         self.x_tenant.get(x).map(|t| *t)

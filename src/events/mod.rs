@@ -38,6 +38,11 @@ impl Hub {
         self.hooked(tenant) || self.tx.receiver_count() > 0
     }
 
+    /// Whether any tenant has a webhook or a live stream is open.
+    pub fn anyone(&self) -> bool {
+        !self.hooked.is_empty() || self.tx.receiver_count() > 0
+    }
+
     /// Whether `tenant` has a webhook.
     pub fn hooked(&self, tenant: TenantId) -> bool {
         self.hooked.contains_key(&tenant)

@@ -124,6 +124,14 @@ impl SqliteStore {
         Ok(n > 0)
     }
 
+    /// Bindings that already had a `binding.expired` event.
+    pub fn expired_notified(&self) -> Result<Vec<i64>, StoreError> {
+        let mut stmt =
+            self.conn.prepare("SELECT DISTINCT binding_id FROM events WHERE type = 'binding.expired' AND binding_id IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Tenants that have a webhook.
     pub fn webhook_tenants(&self) -> Result<Vec<TenantId>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT tenant_id FROM webhooks")?;
