@@ -339,7 +339,11 @@ async fn start_api(
         cancel.clone(),
     ));
     let state = Arc::new(state);
-    tasks.spawn(crate::api::expiry::run(state.clone(), Duration::from_secs(1), cancel.clone()));
+    tasks.spawn(crate::api::expiry::run(
+        state.clone(),
+        Duration::from_secs(1),
+        cancel.clone(),
+    ));
     let app = crate::api::router(state);
     let stop = cancel.clone();
     tasks.spawn(async move {

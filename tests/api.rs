@@ -985,12 +985,26 @@ async fn the_event_stream_shows_the_tenants_events_live() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expiring_binding_is_announced_once() {
     let api = api_with(|_| {}).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let mut rx = receiver_on(listener).await;
-    api.req("PUT", "/v1/webhook", Some(json!({ "url": format!("http://{}/", rx.addr) }))).await;
+    api.req(
+        "PUT",
+        "/v1/webhook",
+        Some(json!({ "url": format!("http://{}/", rx.addr) })),
+    )
+    .await;
     api.pool(&["17000000001"]).await;
     let end = sipmask::time::format(sipmask::time::now() + 2);
-    let b = api.req("POST", "/v1/bindings", Some(json!({ "a": A, "b": B, "conditions": { "not_after": end } }))).await.json();
+    let b = api
+        .req(
+            "POST",
+            "/v1/bindings",
+            Some(json!({ "a": A, "b": B, "conditions": { "not_after": end } })),
+        )
+        .await
+        .json();
     let (e, _) = rx.next("binding.expired").await;
     assert_eq!(e["binding_id"], b["id"]);
     assert_eq!(e["data"]["conditions"]["not_after"], end);

@@ -43,7 +43,13 @@ pub async fn run(st: Arc<ApiState>, every: Duration, cancel: CancellationToken) 
         let defaults = st.table.defaults().clone();
         let events = fresh
             .iter()
-            .map(|b| super::bindings::binding_event(b.tenant, "binding.expired", &BindingOut::from(b, &defaults)))
+            .map(|b| {
+                super::bindings::binding_event(
+                    b.tenant,
+                    "binding.expired",
+                    &BindingOut::from(b, &defaults),
+                )
+            })
             .collect();
         match st.emit(events).await {
             Ok(()) => told.extend(fresh.iter().map(|b| b.id)),

@@ -315,7 +315,8 @@ impl BindingTable {
                 let b = e.value();
                 let eff = b.conditions.effective(&self.defaults, b.created_at);
                 let idle = super::conditions::idle_end(&b.conditions, &b.usage, &eff);
-                b.tenant != OPERATOR && (eff.not_after.is_some_and(|t| now >= t) || idle.is_some_and(|t| now >= t))
+                b.tenant != OPERATOR
+                    && (eff.not_after.is_some_and(|t| now >= t) || idle.is_some_and(|t| now >= t))
             })
             .map(|e| e.value().clone())
             .collect()

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Measures the HTTP API of a running sipmask (standard library only).
+
+  bench-api.py URL KEY create N        AXB bindings created one per request
+  bench-api.py URL KEY bulk N          N requests of 1,000 bindings each
+  bench-api.py URL KEY latency SECS    mixed GET/POST at ~200 requests/s; p50/p99
+
+Every request waits for its answer (durability is on: the API answers after
+the commit). Numbers are made unique per run so runs can repeat."""
+import http.client
+import json
+import random
+import sys
+import time
+import urllib.parse
+
+
+def client(url):
+    u = urllib.parse.urlparse(url)
+    return http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+
+
+def call(conn, key, method, path, body=None):
+    headers = {"Authorization": "Bearer " + key}
+    data = None
+    if body is not None:
+        data = json.dumps(body)
+        headers["Content-Type"] = "application/json"
+    t0 = time.perf_counter()
+    conn.request(method, path, body=data, headers=headers)
+    r = conn.getresponse()
+    payload = r.read()
+    return r.status, payload, time.perf_counter() - t0
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p / 100))] * 1000 if xs else float("nan")
+
+
+def main():
+    url, key, mode, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    conn = client(url)
+    run = random.randrange(10**6)
+    pool = ["+86171%08d" % (run * 100 + i) for i in range(50)]
+    call(conn, key, "POST", "/v1/numbers", {"numbers": pool})
+    pair = lambda i: {"a": "+86130%08d" % (run * 1000 + i % 10**8), "b": "+86131%08d" % (run * 1000 + i % 10**8)}
+    if mode == "create":
+        lat = []
+        t0 = time.perf_counter()
+        for i in range(n):
+            s, body, dt = call(conn, key, "POST", "/v1/bindings", pair(i))
+            assert s == 201, body
+            lat.append(dt)
+        el = time.perf_counter() - t0
+        print(f"single: {n} bindings in {el:.2f} s = {n / el:.0f}/s; p50 {pct(lat, 50):.2f} ms p99 {pct(lat, 99):.2f} ms")
+    elif mode == "bulk":
+        t0 = time.perf_counter()
+        for r in range(n):
+            items = [pair(100000 + r * 1000 + i) for i in range(1000)]
+            s, body, _ = call(conn, key, "POST", "/v1/bindings/bulk", {"bindings": items})
+            assert s == 201, body[:300]
+        el = time.perf_counter() - t0
+        print(f"bulk: {n * 1000} bindings in {el:.2f} s = {n * 1000 / el:.0f}/s")
+    elif mode == "latency":
+        lat = []
+        end = time.perf_counter() + n
+        i = 0
+        ids = []
+        while time.perf_counter() < end:
+            if i % 4 == 0 or not ids:
+                s, body, dt = call(conn, key, "POST", "/v1/bindings", pair(500000 + i))
+                if s == 201:
+                    ids.append(json.loads(body)["id"])
+            else:
+                s, body, dt = call(conn, key, "GET", "/v1/bindings/%d" % random.choice(ids))
+            assert s in (200, 201), body
+            lat.append(dt)
+            i += 1
+            time.sleep(max(0.0, 0.005 - dt))
+        print(f"latency: {len(lat)} requests over {n} s; p50 {pct(lat, 50):.2f} ms p99 {pct(lat, 99):.2f} ms max {pct(lat, 100):.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
