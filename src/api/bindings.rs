@@ -356,16 +356,7 @@ pub(super) async fn list_kinds(
     q: ListQuery,
     kinds: Vec<&'static str>,
 ) -> Result<BindingPage, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be 1 to 1000"));
-    }
-    let after = match &q.cursor {
-        None => 0,
-        Some(c) => c
-            .parse::<i64>()
-            .map_err(|_| ApiError::invalid("cursor", "not a cursor from this API"))?,
-    };
+    let (after, limit) = super::model::page(&q.cursor, q.limit)?;
     let party = q
         .party
         .as_deref()

@@ -123,16 +123,7 @@ pub async fn list(
     t: Tenant,
     Q(q): Q<CallQuery>,
 ) -> Result<Json<CallPage>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be 1 to 1000"));
-    }
-    let after = match &q.cursor {
-        None => 0,
-        Some(c) => c
-            .parse()
-            .map_err(|_| ApiError::invalid("cursor", "not a cursor from this API"))?,
-    };
+    let (after, limit) = super::model::page(&q.cursor, q.limit)?;
     let filter = CallFilter {
         after,
         limit,

@@ -118,6 +118,21 @@ fn positive<T: TryFrom<i64>>(
     }
 }
 
+/// Reads `cursor` and `limit` of a list request: (id to continue after, page size).
+pub fn page(cursor: &Option<String>, limit: Option<u32>) -> Result<(i64, u32), ApiError> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be 1 to 1000"));
+    }
+    let after = match cursor {
+        None => 0,
+        Some(c) => c
+            .parse::<i64>()
+            .map_err(|_| ApiError::invalid("cursor", "not a cursor from this API"))?,
+    };
+    Ok((after, limit))
+}
+
 /// Normalises a number field.
 pub fn number(norm: &Normaliser, field: &str, v: &str) -> Result<Number, ApiError> {
     norm.normalise(v)

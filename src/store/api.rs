@@ -233,12 +233,7 @@ impl SqliteStore {
         for r in rows {
             items.push(r??);
         }
-        let next = if items.len() > f.limit as usize {
-            items.truncate(f.limit as usize);
-            items.last().map(|b| b.id)
-        } else {
-            None
-        };
+        let (items, next) = super::paginate(items, f.limit, |b| b.id);
         Ok(Page { items, next })
     }
 

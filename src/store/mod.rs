@@ -51,6 +51,22 @@ pub enum StoreError {
     },
 }
 
+/// Cuts a page fetched with `limit + 1` rows to `limit`, returning the id to
+/// continue after when there are more.
+pub(crate) fn paginate<T>(
+    mut items: Vec<T>,
+    limit: u32,
+    id: impl Fn(&T) -> i64,
+) -> (Vec<T>, Option<i64>) {
+    if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        let next = items.last().map(&id);
+        (items, next)
+    } else {
+        (items, None)
+    }
+}
+
 /// A binding to create (no id yet).
 #[derive(Clone, Debug)]
 pub struct NewBinding {

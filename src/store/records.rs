@@ -139,14 +139,8 @@ impl SqliteStore {
                 })
             },
         )?;
-        let mut items = rows.collect::<Result<Vec<_>, _>>()?;
-        let next = if items.len() > f.limit as usize {
-            items.truncate(f.limit as usize);
-            items.last().map(|c| c.id)
-        } else {
-            None
-        };
-        Ok((items, next))
+        let items = rows.collect::<Result<Vec<_>, _>>()?;
+        Ok(super::paginate(items, f.limit, |c| c.id))
     }
 
     /// Deletes records of calls placed before `before` (unix ms).
