@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/debug/sipmask}
 examples=${2:-25}
-if ! command -v st >/dev/null 2>&1; then
-	python3 -m pip install -q schemathesis
+st_bin=$(command -v st || true)
+if [ -z "$st_bin" ]; then
+	python3 -m pip install -q schemathesis==4.32.5
+	# pip puts the `st` script beside the interpreter, which may not be on PATH yet.
+	st_bin=$(python3 -c 'import os, sys; print(os.path.join(os.path.dirname(sys.executable), "st"))')
 fi
 work=$(mktemp -d)
 server=""
@@ -29,7 +32,7 @@ for _ in $(seq 50); do
 	curl -fs "http://127.0.0.1:$api/healthz" >/dev/null 2>&1 && break
 	sleep 0.1
 done
-st run "http://127.0.0.1:$api/openapi.json" -H "Authorization: Bearer $key" \
+"$st_bin" run "http://127.0.0.1:$api/openapi.json" -H "Authorization: Bearer $key" \
 	--max-examples "$examples" --seed 1 --exclude-path /v1/events \
 	-c not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 if grep -q panicked "$work/serve.log"; then
