@@ -27,17 +27,33 @@ impl Drop for Proc {
 }
 
 async fn spawn_server(dir: &std::path::Path, port: u16, trunk: std::net::SocketAddr) -> Proc {
+    spawn_server_with(dir, port, trunk, None).await
+}
+
+async fn spawn_server_with(
+    dir: &std::path::Path,
+    port: u16,
+    trunk: std::net::SocketAddr,
+    config: Option<&std::path::Path>,
+) -> Proc {
+    let mut cmd = Command::new(bin());
+    cmd.arg("serve");
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let listen = format!("127.0.0.1:{port}");
+    let trunk = trunk.to_string();
+    cmd.arg("--data-dir").arg(dir);
+    cmd.args([
+        "--listen",
+        &listen,
+        "--trunk",
+        &trunk,
+        "--api-listen",
+        "127.0.0.1:0",
+    ]);
     let child = Proc(
-        Command::new(bin())
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--trunk",
-                &trunk.to_string(),
-            ])
-            .stdout(Stdio::null())
+        cmd.stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn sipmask"),
@@ -204,4 +220,70 @@ async fn malformed_messages_get_400_or_are_dropped_and_the_server_lives_on() {
     );
     let reply = tcp_exchange(sut.addr, big.as_bytes()).await;
     assert!(reply.starts_with("SIP/2.0 513"), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_then_ends_live_calls_and_exits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let cfg_path = dir.path().join("sipmask.toml");
+    let text = sipmask::config::DEFAULT_TOML.replace("drain_secs = 30", "drain_secs = 1");
+    std::fs::write(&cfg_path, text).expect("config");
+    let out = Command::new(bin())
+        .args(["bindings", "add", "--data-dir"])
+        .arg(dir.path())
+        .args(["--caller", A, "--virtual", X, "--callee", B])
+        .output()
+        .expect("add");
+    assert!(out.status.success());
+    let port = free_port("127.0.0.1");
+    let sut: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut proc = spawn_server_with(dir.path(), port, callee.addr, Some(&cfg_path)).await;
+    let mut d = Dialog::new(caller.addr, sut, A, X);
+    caller.send(sut, &d.invite()).await;
+    answer(&mut callee, "t").await;
+    let ok = caller.expect_response(200).await;
+    d.confirm(&ok);
+    caller.send(sut, &d.ack(1)).await;
+    callee.expect_request("ACK").await;
+    let pid = proc.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    // Live calls get the drain period, then BYE on both legs.
+    caller.expect_request("BYE").await;
+    callee.expect_request("BYE").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = proc.0.try_wait().expect("wait") {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sipmask did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_keepalive_ping_gets_a_pong() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sut = start(config(dir.path(), callee.addr), dir).await;
+    let mut s = tokio::net::TcpStream::connect(sut.addr)
+        .await
+        .expect("connect");
+    s.write_all(b"\r\n\r\n").await.expect("ping");
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+        .await
+        .expect("pong in time")
+        .expect("read");
+    assert_eq!(&buf[..n], b"\r\n");
 }
