@@ -191,6 +191,7 @@ async fn create_many(
         .collect::<Result<Vec<_>, _>>()?;
     let table = st.table.clone();
     let defaults = st.table.defaults().clone();
+    let hub = st.hub.clone();
     let created = st
         .db(move |s| {
             let now = crate::time::now();
@@ -260,25 +261,40 @@ async fn create_many(
                 });
             }
             let created = s.create(&rows)?;
+            let out: Vec<BindingOut> = created
+                .iter()
+                .map(|b| BindingOut::from(b, &defaults))
+                .collect();
+            let events = out
+                .iter()
+                .map(|b| binding_event(tenant, "binding.created", b))
+                .collect();
+            let told = store_events(s, &hub, events)?;
+            // The live table changes last: nothing above can fail after it.
             for b in &created {
                 table
                     .insert(b.clone())
                     .map_err(|e| ApiError::Internal(e.to_string()))?;
             }
-            Ok(created)
+            Ok((out, told))
         })
         .await?;
-    let out: Vec<BindingOut> = created
-        .iter()
-        .map(|b| BindingOut::from(b, &defaults))
-        .collect();
-    st.emit(
-        out.iter()
-            .map(|b| binding_event(tenant, "binding.created", b))
-            .collect(),
-    )
-    .await?;
-    Ok(out)
+    st.publish(created.1);
+    Ok(created.0)
+}
+
+/// Stores the events someone wants, in the caller's unit of work; returns
+/// what to publish once it commits.
+pub(super) fn store_events(
+    s: &mut SqliteStore,
+    hub: &crate::events::Hub,
+    events: Vec<crate::store::events::NewEvent>,
+) -> Result<Vec<(TenantId, String)>, ApiError> {
+    let wanted: Vec<_> = events.into_iter().filter(|e| hub.wants(e.tenant)).collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(s.insert_events(&wanted, &|t| hub.hooked(t))?)
 }
 
 /// An event about a binding, carrying the binding as shown by the API.
@@ -412,17 +428,27 @@ pub(super) async fn change(
 ) -> Result<BindingOut, ApiError> {
     let table = st.table.clone();
     let norm = st.norm.clone();
-    let b = st
+    let hub = st.hub.clone();
+    let defaults = st.table.defaults().clone();
+    let (out, told) = st
         .db(move |s| {
-            let b = owned(&table, tenant, id, kinds, what)?;
+            let mut b = owned(&table, tenant, id, kinds, what)?;
             let c = req.apply(&b.conditions, &norm, "")?;
             s.set_conditions(id, &c, crate::time::now())?;
-            table.set_conditions(id, c).ok_or(ApiError::NotFound(what))
+            b.conditions = c.clone();
+            let out = BindingOut::from(&b, &defaults);
+            let told = store_events(
+                s,
+                &hub,
+                vec![binding_event(tenant, "binding.changed", &out)],
+            )?;
+            table
+                .set_conditions(id, c)
+                .ok_or(ApiError::NotFound(what))?;
+            Ok((out, told))
         })
         .await?;
-    let out = BindingOut::from(&b, st.table.defaults());
-    st.emit(vec![binding_event(tenant, "binding.changed", &out)])
-        .await?;
+    st.publish(told);
     Ok(out)
 }
 
@@ -464,7 +490,9 @@ pub(super) async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let table = st.table.clone();
     let quarantine = st.cfg.quarantine_secs;
-    let gone = st
+    let hub = st.hub.clone();
+    let defaults = st.table.defaults().clone();
+    let told = st
         .db(move |s: &mut SqliteStore| {
             let unique: HashSet<i64> = ids.iter().copied().collect();
             let found = unique
@@ -472,18 +500,18 @@ pub(super) async fn remove(
                 .map(|id| owned(&table, tenant, *id, kinds, what))
                 .collect::<Result<Vec<_>, _>>()?;
             s.delete(&found, crate::time::now() + quarantine as i64)?;
+            let events = found
+                .iter()
+                .map(|b| binding_event(tenant, "binding.deleted", &BindingOut::from(b, &defaults)))
+                .collect();
+            let told = store_events(s, &hub, events)?;
             for b in &found {
                 table.remove(b.id);
             }
-            Ok(found)
+            Ok(told)
         })
         .await?;
-    let defaults = st.table.defaults();
-    let events = gone
-        .iter()
-        .map(|b| binding_event(tenant, "binding.deleted", &BindingOut::from(b, defaults)))
-        .collect();
-    st.emit(events).await?;
+    st.publish(told);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -97,7 +97,9 @@ pub async fn create(
     let table = st.table.clone();
     let tenant = t.0;
     let kind = req.kind;
-    let b = st
+    let hub = st.hub.clone();
+    let defaults = st.table.defaults().clone();
+    let (b, told) = st
         .db(move |s| {
             let now = crate::time::now();
             let (x, kind) = match kind {
@@ -142,19 +144,16 @@ pub async fn create(
                 .into_iter()
                 .next()
                 .ok_or_else(|| ApiError::Internal("nothing created".into()))?;
+            let shown = BindingOut::from(&b, &defaults);
+            let ev = super::bindings::binding_event(tenant, "binding.created", &shown);
+            let told = super::bindings::store_events(s, &hub, vec![ev])?;
             table
-                .insert(b.clone())
+                .insert(b)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
-            Ok(b)
+            Ok((shown, told))
         })
         .await?;
-    let b = BindingOut::from(&b, st.table.defaults());
-    st.emit(vec![super::bindings::binding_event(
-        tenant,
-        "binding.created",
-        &b,
-    )])
-    .await?;
+    st.publish(told);
     Ok((StatusCode::CREATED, Json(out(&st, b))))
 }
 

@@ -110,8 +110,17 @@ impl ApiState {
         Ok(())
     }
 
-    /// Runs `f` on the store off the async threads. One at a time: this
-    /// also makes each change atomic against the other API changes.
+    /// Publishes committed events to live streams.
+    pub fn publish(&self, stored: Vec<(TenantId, String)>) {
+        for (t, body) in stored {
+            self.hub.publish(t, body);
+        }
+    }
+
+    /// Runs `f` on the store off the async threads, as one unit of work:
+    /// its writes (a change and the events about it) commit together or not
+    /// at all. One at a time, so each change is also atomic against the
+    /// other API changes.
     pub async fn db<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut SqliteStore) -> Result<T, ApiError> + Send + 'static,

@@ -33,6 +33,31 @@ pub struct Filter {
 }
 
 impl SqliteStore {
+    /// Runs `f` as one unit: all its writes commit together or not at all.
+    /// The store's own methods use savepoints, so they nest inside.
+    pub fn atomically<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.conn
+            .execute_batch("SAVEPOINT atomically")
+            .map_err(StoreError::from)?;
+        match f(self) {
+            Ok(v) => {
+                self.conn
+                    .execute_batch("RELEASE atomically")
+                    .map_err(StoreError::from)?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self
+                    .conn
+                    .execute_batch("ROLLBACK TO atomically; RELEASE atomically");
+                Err(e)
+            }
+        }
+    }
+
     /// Creates a tenant; returns its id.
     pub fn add_tenant(&mut self, name: &str, now: i64) -> Result<TenantId, StoreError> {
         self.conn.execute(
@@ -76,7 +101,7 @@ impl SqliteStore {
         numbers: &[Number],
         now: i64,
     ) -> Result<Result<(), Number>, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         for n in numbers {
             let taken: Option<i64> = tx
                 .query_row(
@@ -196,7 +221,7 @@ impl SqliteStore {
 
     /// Deletes bindings and quarantines each (party, X) until `until`; all or nothing.
     pub fn delete(&mut self, bindings: &[Binding], until: i64) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         for b in bindings {
             tx.execute("DELETE FROM bindings WHERE id = ?1", [b.id])?;
             for p in b.a.iter().chain([&b.b]) {

@@ -2,7 +2,7 @@
 //! number before anyone is told, and webhook deliveries are tracked here so
 //! an undelivered event survives a restart.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension};
 
 use super::{SqliteStore, StoreError};
 use crate::bindings::TenantId;
@@ -41,7 +41,11 @@ pub struct Due {
 
 /// Stores one event in `tx` and returns its JSON. `pending` says whether a
 /// webhook will want it (otherwise it is stored as delivered).
-pub fn insert(tx: &Transaction<'_>, e: &NewEvent, pending: bool) -> Result<String, StoreError> {
+pub fn insert(
+    tx: &rusqlite::Connection,
+    e: &NewEvent,
+    pending: bool,
+) -> Result<String, StoreError> {
     let seq: i64 = match e.binding {
         Some(b) => tx.query_row(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE binding_id = ?1",
@@ -76,7 +80,7 @@ impl SqliteStore {
         events: &[NewEvent],
         hooked: &dyn Fn(TenantId) -> bool,
     ) -> Result<Vec<(TenantId, String)>, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let mut out = Vec::with_capacity(events.len());
         for e in events {
             out.push((e.tenant, insert(&tx, e, hooked(e.tenant))?));
@@ -114,7 +118,7 @@ impl SqliteStore {
 
     /// Removes a tenant's webhook and drops its undelivered events.
     pub fn delete_webhook(&mut self, tenant: TenantId) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let n = tx.execute("DELETE FROM webhooks WHERE tenant_id = ?1", [tenant])?;
         tx.execute(
             "UPDATE events SET delivered_at = 0 WHERE tenant_id = ?1 AND delivered_at IS NULL",
@@ -165,7 +169,7 @@ impl SqliteStore {
         results: &[(i64, Result<(), i64>)],
         now: i64,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         for (id, r) in results {
             match r {
                 Ok(()) => tx.execute(

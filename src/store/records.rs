@@ -64,7 +64,7 @@ pub struct CallFilter {
 impl SqliteStore {
     /// Writes records in one transaction.
     pub fn insert_calls(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO calls (tenant_id, binding_id, direction, caller, callee, virtual, invite_at,

@@ -235,7 +235,7 @@ impl Store for SqliteStore {
     }
 
     fn save_usage(&mut self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         {
             let mut stmt = tx.prepare_cached(
                 "UPDATE bindings SET calls_used = ?2, talk_secs_used = ?3, last_call_at = ?4
@@ -268,7 +268,7 @@ impl SqliteStore {
         rows: &[NewBinding],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<BindingId>, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let mut ids = Vec::with_capacity(rows.len());
         {
             let mut stmt = tx.prepare_cached(
@@ -368,5 +368,36 @@ mod tests {
         };
         assert!(s.insert(&[row.clone(), row]).is_err());
         assert!(s.load_all().expect("load").is_empty());
+    }
+
+    #[test]
+    fn a_failed_unit_of_work_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let n = |s: &str| Number::from_normalised(s.into());
+        let mut s = SqliteStore::open(dir.path()).expect("open");
+        let row = NewBinding {
+            tenant: 1,
+            kind: Kind::Axb,
+            a: Some(n("+1")),
+            x: n("+9"),
+            b: n("+2"),
+            conditions: Conditions::default(),
+            created_at: 0,
+        };
+        let r: Result<(), StoreError> = s.atomically(|s| {
+            s.create(std::slice::from_ref(&row))?;
+            Err(StoreError::Corrupt {
+                id: 0,
+                reason: "later step failed".into(),
+            })
+        });
+        assert!(r.is_err());
+        assert!(
+            s.load_all().expect("load").is_empty(),
+            "the insert was rolled back"
+        );
+        s.atomically(|s| s.create(&[row]).map(|_| ()))
+            .expect("commits");
+        assert_eq!(s.load_all().expect("load").len(), 1);
     }
 }
