@@ -287,3 +287,59 @@ async fn tcp_keepalive_ping_gets_a_pong() {
         .expect("read");
     assert_eq!(&buf[..n], b"\r\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_mangled_messages_neither_crash_nor_disturb_a_call() {
+    use rand::{Rng, SeedableRng};
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let junk = Ua::bind("127.0.0.4").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), callee.addr);
+    add(&cfg, axb(A, X, B));
+    let sut = start(cfg, dir).await;
+    // Valid messages of every kind, then mangled: bytes flipped, cut,
+    // repeated, headers duplicated.
+    // They dial a number without a binding, so none of them rings the callee.
+    let mut d = Dialog::new(junk.addr, sut.addr, A, "17099999999");
+    let seeds = [
+        d.invite(),
+        d.cancel(),
+        d.ack(1),
+        d.request("BYE", ""),
+        d.request("INFO", "x"),
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for i in 0..3000 {
+        let mut m = seeds[i % seeds.len()].clone().into_bytes();
+        for _ in 0..rng.random_range(1..6) {
+            match rng.random_range(0..4) {
+                0 if !m.is_empty() => {
+                    let at = rng.random_range(0..m.len());
+                    m[at] = rng.random();
+                }
+                1 if !m.is_empty() => m.truncate(rng.random_range(0..m.len())),
+                2 => {
+                    let at = rng.random_range(0..=m.len());
+                    m.splice(
+                        at..at,
+                        b"\r\nVia: SIP/2.0/UDP [::1;branch=\xff\r\n".iter().copied(),
+                    );
+                }
+                _ => {
+                    let at = rng.random_range(0..=m.len());
+                    m.splice(at..at, "€ñ\u{0}:;<>\"".bytes());
+                }
+            }
+        }
+        junk.send_bytes(sut.addr, &m).await;
+    }
+    // The server still bridges a call.
+    let mut d = Dialog::new(caller.addr, sut.addr, A, X);
+    caller.send(sut.addr, &d.invite()).await;
+    answer(&mut callee, "t").await;
+    let ok = caller.expect_response(200).await;
+    d.confirm(&ok);
+    caller.send(sut.addr, &d.ack(1)).await;
+    callee.expect_request("ACK").await;
+}

@@ -163,6 +163,10 @@ impl Ua {
         }
     }
 
+    pub async fn send_bytes(&self, to: SocketAddr, data: &[u8]) {
+        self.sock.send_to(data, to).await.expect("send");
+    }
+
     pub async fn send(&self, to: SocketAddr, text: &str) {
         self.sock.send_to(text.as_bytes(), to).await.expect("send");
     }
