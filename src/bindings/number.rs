@@ -6,12 +6,15 @@
 //! such as `t-8f3k2q`) is kept as written, so it can still be bound.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::mask::Masked;
 
 /// A normalised party: an E.164 number with `+`, or an account/token.
+/// Shared text: the table keeps each number in several indexes, and a
+/// clone must not copy it (a million bindings hold a few million of them).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Number(String);
+pub struct Number(Arc<str>);
 
 /// Why a string could not be read as a party.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -76,7 +79,7 @@ impl Normaliser {
         } else {
             format!("+{cc}{digits}")
         };
-        Ok(Number(e164))
+        Ok(Number(e164.into()))
     }
 }
 
@@ -87,7 +90,7 @@ fn account(user: &str) -> Result<Number, NumberError> {
         .find(|c| !(c.is_ascii_alphanumeric() || "-_.!~*'+".contains(*c)))
     {
         Some(c) => Err(NumberError::BadChar(c)),
-        None => Ok(Number(user.to_string())),
+        None => Ok(Number(user.into())),
     }
 }
 
@@ -115,7 +118,7 @@ impl Number {
 
     /// Wraps a value that was normalised before (read back from the store).
     pub fn from_normalised(s: String) -> Self {
-        Number(s)
+        Number(s.into())
     }
 
     /// The masked form for logs.
