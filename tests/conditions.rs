@@ -91,13 +91,7 @@ async fn refusal_statuses_come_from_the_config() {
 
 /// Places one answered call and hangs up after `talk`.
 async fn call_once(caller: &mut Ua, callee: &mut Ua, sut: std::net::SocketAddr, talk: Duration) {
-    let mut d = Dialog::new(caller.addr, sut, A, X);
-    caller.send(sut, &d.invite()).await;
-    answer(callee, "t").await;
-    let ok = caller.expect_response(200).await;
-    d.confirm(&ok);
-    caller.send(sut, &d.ack(1)).await;
-    callee.expect_request("ACK").await;
+    let (mut d, _) = connected(caller, callee, sut, A, X, "t").await;
     tokio::time::sleep(talk).await;
     caller.send(sut, &d.request("BYE", "")).await;
     caller.expect_response(200).await;
@@ -128,13 +122,15 @@ async fn used_up_calls_and_talk_time_are_refused() {
     );
 
     // The talk budget also caps the call: it is ended after 1 s.
-    let mut d = Dialog::new(caller.addr, sut.addr, "13800000001", "17000000001");
-    caller.send(sut.addr, &d.invite()).await;
-    answer(&mut callee, "t2").await;
-    let ok = caller.expect_response(200).await;
-    d.confirm(&ok);
-    caller.send(sut.addr, &d.ack(1)).await;
-    callee.expect_request("ACK").await;
+    connected(
+        &mut caller,
+        &mut callee,
+        sut.addr,
+        "13800000001",
+        "17000000001",
+        "t2",
+    )
+    .await;
     caller.expect_request("BYE").await;
     callee.expect_request("BYE").await;
     let d = Dialog::new(caller.addr, sut.addr, "13800000001", "17000000001");

@@ -126,13 +126,7 @@ async fn consumed_use_survives_a_crash_and_restart() {
     let port = free_port("127.0.0.1");
     let sut: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let proc = spawn_server(dir.path(), port, callee.addr).await;
-    let mut d = Dialog::new(caller.addr, sut, A, X);
-    caller.send(sut, &d.invite()).await;
-    answer(&mut callee, "t").await;
-    let ok = caller.expect_response(200).await;
-    d.confirm(&ok);
-    caller.send(sut, &d.ack(1)).await;
-    callee.expect_request("ACK").await;
+    connected(&mut caller, &mut callee, sut, A, X, "t").await;
     // The use is committed by the store thread right after the answer.
     let deadline = Instant::now() + Duration::from_secs(5);
     while calls_used(dir.path()) != "1" {
@@ -155,13 +149,7 @@ async fn shutdown_ends_live_calls_with_bye_on_both_legs() {
     let cfg = config(dir.path(), callee.addr);
     add(&cfg, axb(A, X, B));
     let sut = start(cfg, dir).await;
-    let mut d = Dialog::new(caller.addr, sut.addr, A, X);
-    caller.send(sut.addr, &d.invite()).await;
-    answer(&mut callee, "t").await;
-    let ok = caller.expect_response(200).await;
-    d.confirm(&ok);
-    caller.send(sut.addr, &d.ack(1)).await;
-    callee.expect_request("ACK").await;
+    connected(&mut caller, &mut callee, sut.addr, A, X, "t").await;
     let addr = sut.addr;
     let stopping = tokio::spawn(sut.server.shutdown(Duration::from_millis(300)));
     // New calls are refused while draining.
@@ -240,13 +228,7 @@ async fn sigterm_drains_then_ends_live_calls_and_exits() {
     let port = free_port("127.0.0.1");
     let sut: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let mut proc = spawn_server_with(dir.path(), port, callee.addr, Some(&cfg_path)).await;
-    let mut d = Dialog::new(caller.addr, sut, A, X);
-    caller.send(sut, &d.invite()).await;
-    answer(&mut callee, "t").await;
-    let ok = caller.expect_response(200).await;
-    d.confirm(&ok);
-    caller.send(sut, &d.ack(1)).await;
-    callee.expect_request("ACK").await;
+    connected(&mut caller, &mut callee, sut, A, X, "t").await;
     let pid = proc.0.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -335,11 +317,5 @@ async fn thousands_of_mangled_messages_neither_crash_nor_disturb_a_call() {
         junk.send_bytes(sut.addr, &m).await;
     }
     // The server still bridges a call.
-    let mut d = Dialog::new(caller.addr, sut.addr, A, X);
-    caller.send(sut.addr, &d.invite()).await;
-    answer(&mut callee, "t").await;
-    let ok = caller.expect_response(200).await;
-    d.confirm(&ok);
-    caller.send(sut.addr, &d.ack(1)).await;
-    callee.expect_request("ACK").await;
+    connected(&mut caller, &mut callee, sut.addr, A, X, "t").await;
 }

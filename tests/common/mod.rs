@@ -596,3 +596,23 @@ fn sipp_ok(child: std::process::Child, who: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Places a call from `user` to `x` via `sut`, has `callee` answer it with
+/// `tag`, and ACKs it. Returns the caller's dialog and the callee's INVITE.
+pub async fn connected(
+    caller: &mut Ua,
+    callee: &mut Ua,
+    sut: SocketAddr,
+    user: &str,
+    x: &str,
+    tag: &str,
+) -> (Dialog, Sip) {
+    let mut d = Dialog::new(caller.addr, sut, user, x);
+    caller.send(sut, &d.invite()).await;
+    let inv = answer(callee, tag).await;
+    let ok = caller.expect_response(200).await;
+    d.confirm(&ok);
+    caller.send(sut, &d.ack(1)).await;
+    callee.expect_request("ACK").await;
+    (d, inv)
+}
