@@ -195,10 +195,7 @@ impl SqliteStore {
         c: &Conditions,
         now: i64,
     ) -> Result<(), StoreError> {
-        let allowed = c
-            .allowed_callers
-            .as_ref()
-            .map(|v| v.iter().map(Number::as_str).collect::<Vec<_>>().join(","));
+        let allowed = super::sqlite::allowed_text(c);
         self.conn.execute(
             "UPDATE bindings SET not_before = ?2, not_after = ?3, max_calls = ?4, max_call_secs = ?5,
              talk_budget_secs = ?6, allowed_callers = ?7, direction = ?8, idle_secs = ?9, updated_at = ?10

@@ -130,6 +130,13 @@ impl SqliteStore {
     }
 }
 
+/// Allowed callers as stored: comma-separated, `None` for anyone.
+pub(super) fn allowed_text(c: &Conditions) -> Option<String> {
+    c.allowed_callers
+        .as_ref()
+        .map(|v| v.iter().map(Number::as_str).collect::<Vec<_>>().join(","))
+}
+
 /// Columns of a binding, in the order `read_row` expects.
 pub(super) const SELECT: &str =
     "SELECT id, caller, virtual, callee, not_before, not_after, max_calls,
@@ -279,10 +286,7 @@ impl SqliteStore {
             )?;
             for b in rows {
                 let c = &b.conditions;
-                let allowed = c
-                    .allowed_callers
-                    .as_ref()
-                    .map(|v| v.iter().map(Number::as_str).collect::<Vec<_>>().join(","));
+                let allowed = allowed_text(c);
                 stmt.execute(params![
                     b.a.as_ref().map(Number::as_str),
                     b.x.as_str(),
