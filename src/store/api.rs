@@ -34,25 +34,32 @@ pub struct Filter {
 
 impl SqliteStore {
     /// Runs `f` as one unit: all its writes commit together or not at all.
-    /// The store's own methods use savepoints, so they nest inside.
+    /// At the top level it takes the write lock first (`BEGIN IMMEDIATE`):
+    /// a unit that reads before it writes must not find, at its first write,
+    /// that another connection committed in between (SQLite would refuse it
+    /// outright rather than wait). Nested units become savepoints.
     pub fn atomically<T, E: From<StoreError>>(
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.conn
-            .execute_batch("SAVEPOINT atomically")
-            .map_err(StoreError::from)?;
+        let top = self.conn.is_autocommit();
+        let (begin, commit, rollback) = if top {
+            ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+        } else {
+            (
+                "SAVEPOINT atomically",
+                "RELEASE atomically",
+                "ROLLBACK TO atomically; RELEASE atomically",
+            )
+        };
+        self.conn.execute_batch(begin).map_err(StoreError::from)?;
         match f(self) {
             Ok(v) => {
-                self.conn
-                    .execute_batch("RELEASE atomically")
-                    .map_err(StoreError::from)?;
+                self.conn.execute_batch(commit).map_err(StoreError::from)?;
                 Ok(v)
             }
             Err(e) => {
-                let _ = self
-                    .conn
-                    .execute_batch("ROLLBACK TO atomically; RELEASE atomically");
+                let _ = self.conn.execute_batch(rollback);
                 Err(e)
             }
         }

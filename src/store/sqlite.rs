@@ -199,7 +199,7 @@ pub(super) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding
 
 impl Store for SqliteStore {
     fn save_calls(&mut self, records: &[super::CallRecord]) -> Result<(), StoreError> {
-        self.save_calls_impl(records)
+        self.atomically(|s| s.save_calls_impl(records))
     }
 
     fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError> {
@@ -217,7 +217,7 @@ impl Store for SqliteStore {
         events: &[super::events::NewEvent],
         hooked: &dyn Fn(crate::bindings::TenantId) -> bool,
     ) -> Result<Vec<(crate::bindings::TenantId, String)>, StoreError> {
-        self.insert_events(events, hooked)
+        self.atomically(|s| s.insert_events(events, hooked))
     }
 
     fn load_all(&mut self) -> Result<Vec<Binding>, StoreError> {
