@@ -601,3 +601,7 @@ fn reply_address(m: &Msg, src: Peer) -> Peer {
         addr,
     }
 }
+
+#[cfg(test)]
+#[path = "transaction_tests.rs"]
+mod tests;
