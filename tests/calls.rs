@@ -439,3 +439,27 @@ async fn a_binding_expiring_during_a_call_does_not_cut_it() {
     s.caller.send(s.sut.addr, &d2.invite()).await;
     s.caller.expect_response(404).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_after_the_answer_gets_200_and_changes_nothing() {
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let mut d = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    s.caller.send(s.sut.addr, &d.invite()).await;
+    answer(&mut s.callee, "t").await;
+    let ok = s.caller.expect_response(200).await;
+    // The CANCEL crossed our 200 on its way: it must not end the call.
+    s.caller.send(s.sut.addr, &d.cancel()).await;
+    let r = s.caller.recv().await;
+    assert_eq!((r.code(), r.msg.cseq_method.as_str()), (200, "CANCEL"));
+    d.confirm(&ok);
+    s.caller.send(s.sut.addr, &d.ack(1)).await;
+    s.callee.expect_request("ACK").await;
+    s.caller.send(s.sut.addr, &d.request("INFO", "")).await;
+    let info = s.callee.expect_request("INFO").await;
+    s.callee.send(info.from, &info.reply(200, "", "", "")).await;
+    s.caller.expect_response(200).await;
+    // And a CANCEL for an INVITE nobody saw gets 481.
+    let stranger = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    s.caller.send(s.sut.addr, &stranger.cancel()).await;
+    s.caller.expect_response(481).await;
+}

@@ -272,14 +272,16 @@ impl Engine {
         let live = id.filter(|_| self.tx.is_pending(&invite_key));
         match live {
             None => {
-                // No such INVITE, or it already has its final response.
-                let code = if self.tx.is_pending(&invite_key) {
+                // RFC 3261 9.2: a CANCEL for a known INVITE is answered
+                // 200 even when the INVITE already has its final response
+                // (it then changes nothing); for an unknown one, 481.
+                let code = if self.tx.exists(&invite_key) {
                     200
                 } else {
                     481
                 };
                 self.respond_simple(&key, code, None, now);
-                if code == 200 {
+                if self.tx.is_pending(&invite_key) {
                     let tag = token();
                     self.respond_simple(&invite_key, 487, Some(&tag), now);
                 }

@@ -320,6 +320,11 @@ impl Transactions {
         Some(w)
     }
 
+    /// Whether a server transaction is known (in any state).
+    pub fn exists(&self, key: &TxKey) -> bool {
+        self.servers.contains_key(key)
+    }
+
     /// Whether a server transaction still waits for its final response.
     pub fn is_pending(&self, key: &TxKey) -> bool {
         self.servers
