@@ -93,20 +93,11 @@ impl ApiState {
 
     /// Stores events about bindings and publishes them once committed.
     pub async fn emit(&self, events: Vec<crate::store::events::NewEvent>) -> Result<(), ApiError> {
-        let events: Vec<_> = events
-            .into_iter()
-            .filter(|e| self.hub.wants(e.tenant))
-            .collect();
-        if events.is_empty() {
-            return Ok(());
-        }
         let hub = self.hub.clone();
         let stored = self
-            .db(move |s| Ok(s.insert_events(&events, &|t| hub.hooked(t))?))
+            .db(move |s| bindings::store_events(s, &hub, events))
             .await?;
-        for (t, body) in stored {
-            self.hub.publish(t, body);
-        }
+        self.publish(stored);
         Ok(())
     }
 

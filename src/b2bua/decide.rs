@@ -18,8 +18,9 @@ pub(super) enum Decision {
         /// Why, for the log.
         why: &'static str,
     },
-    /// Call the real party; a use of the binding is reserved.
-    Bridge(Admission),
+    /// Call the real party; a use of the binding is reserved. Carries the
+    /// caller as normalised for the decision, so it is not worked out again.
+    Bridge(Admission, Number),
 }
 
 impl Engine {
@@ -52,7 +53,7 @@ impl Engine {
             return self.refuse(Refusal::UnknownNumber);
         };
         match self.bindings.admit(&caller, &dialled, now_unix) {
-            Ok(a) => Decision::Bridge(a),
+            Ok(a) => Decision::Bridge(a, caller),
             Err(r) => {
                 tracing::info!(caller = %caller, dialled = %dialled, refusal = r.name(), "call refused");
                 self.refuse(r)

@@ -20,7 +20,7 @@ impl Engine {
         let t0 = Instant::now();
         let decision = self.decide(&m, crate::time::now());
         self.lookup.observe(t0.elapsed().as_secs_f64());
-        let adm = match decision {
+        let (adm, caller) = match decision {
             Decision::Refuse {
                 status,
                 reason,
@@ -33,7 +33,7 @@ impl Engine {
                 self.respond_with(&key, status, &reason, Some(&tag), now);
                 return;
             }
-            Decision::Bridge(a) => a,
+            Decision::Bridge(a, caller) => (a, caller),
         };
         let Some(trunk) = self.cfg.trunk.clone() else {
             return;
@@ -80,7 +80,6 @@ impl Engine {
         self.copy_relayed(&mut w, &m);
         let body = self.mask_body(&m, &b.me);
         let bytes = w.finish(m.content_type.as_deref(), &body);
-        let caller = self.caller_of(&m);
         tracing::debug!(call = id, caller = %caller, callee = %adm.callee, binding = adm.binding, "bridging call");
         let call = Call {
             id,

@@ -199,7 +199,7 @@ pub(super) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding
 
 impl Store for SqliteStore {
     fn save_calls(&mut self, records: &[super::CallRecord]) -> Result<(), StoreError> {
-        self.atomically(|s| s.save_calls_impl(records))
+        self.atomically(|s| s.insert_calls(records))
     }
 
     fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError> {
@@ -264,11 +264,6 @@ impl Store for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Delegates for [`Store::save_calls`].
-    fn save_calls_impl(&mut self, records: &[super::CallRecord]) -> Result<(), StoreError> {
-        self.insert_calls(records)
-    }
-
     /// [`Store::insert`], calling `progress` with the count done so far.
     pub fn insert_with_progress(
         &mut self,
