@@ -77,6 +77,15 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
         };
         if let Err(e) = table.insert(probe) {
             bad.push(format!("line {}: {e}", r.line));
+        } else if store
+            .owner(&r.virtual_number)?
+            .is_some_and(|(t, _)| t != crate::bindings::OPERATOR)
+        {
+            bad.push(format!(
+                "line {}: virtual number {} belongs to an API tenant",
+                r.line,
+                r.virtual_number.as_str()
+            ));
         }
         news.push(NewBinding {
             tenant: crate::bindings::OPERATOR,
@@ -111,7 +120,18 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
             let _ = std::io::stderr().flush();
         }
     };
-    store.insert_with_progress(&news, &mut progress)?;
+    store.atomically(|s| -> Result<(), CliError> {
+        for n in &news {
+            if !s.claim(crate::bindings::OPERATOR, &n.x, "cli", now)? {
+                return Err(CliError::Invalid(format!(
+                    "virtual number {} belongs to an API tenant",
+                    n.x.as_str()
+                )));
+            }
+        }
+        s.insert_with_progress(&news, &mut progress)?;
+        Ok(())
+    })?;
     if tty {
         eprintln!();
     }
@@ -145,7 +165,7 @@ pub struct AddArgs {
 pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
     let norm = normaliser(cfg);
     let num = |what: &str, v: &str| {
-        norm.normalise(v)
+        norm.party(v)
             .map_err(|e| CliError::Invalid(format!("{what}: {e}")))
     };
     let time = |what: &str, v: &Option<String>| -> Result<Option<i64>, CliError> {
@@ -191,7 +211,7 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
         let _ = table.insert(existing);
     }
     table
-        .check_new(caller.as_ref(), &x, &b)
+        .check_new(crate::bindings::OPERATOR, caller.as_ref(), &x, &b)
         .map_err(|e| CliError::Invalid(e.to_string()))?;
     let row = NewBinding {
         tenant: crate::bindings::OPERATOR,
@@ -202,15 +222,36 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
         conditions,
         created_at: crate::time::now(),
     };
-    let ids = store.insert(&[row])?;
+    let now = row.created_at;
+    let ids = store.atomically(|s| -> Result<Vec<i64>, CliError> {
+        // One owner per X: a tenant's number (pool, identifier) is not the
+        // operator's to bind.
+        if !s.claim(crate::bindings::OPERATOR, &row.x, "cli", now)? {
+            return Err(CliError::Invalid(format!(
+                "virtual number {} belongs to an API tenant",
+                row.x.as_str()
+            )));
+        }
+        Ok(s.insert(std::slice::from_ref(&row))?)
+    })?;
     ids.first()
         .copied()
         .ok_or_else(|| CliError::Invalid("nothing inserted".into()))
 }
 
-/// Removes a binding; `false` if there was none.
+/// Removes a binding; `false` if there was none. The operator's claim on
+/// its X ends with the last binding on it.
 pub fn remove(dir: &Path, id: i64) -> Result<bool, CliError> {
-    Ok(SqliteStore::open(dir)?.remove(id)?)
+    let mut store = SqliteStore::open(dir)?;
+    let Some(b) = store.get(id)? else {
+        return Ok(false);
+    };
+    store.atomically(|s| -> Result<(), CliError> {
+        s.remove(id)?;
+        s.release_cli_claim(&b.x)?;
+        Ok(())
+    })?;
+    Ok(true)
 }
 
 /// Writes every binding as a table.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Tenant;
-use super::model::{number, BindingOut, BindingPage, ConditionsIn};
+use super::model::{filter, number, phone, BindingOut, BindingPage, ConditionsIn};
 use super::problem::{ApiError, AvailabilityOut};
 use super::{ApiState, Body, Json, P, Q};
 use crate::bindings::alloc::{allocate, availability, Availability, Shortage};
@@ -146,12 +146,12 @@ fn plan(st: &ApiState, req: CreateBinding, field: String) -> Result<Plan, ApiErr
     let x = req
         .x
         .as_deref()
-        .map(|x| number(&st.norm, &f("x"), x))
+        .map(|x| phone(&st.norm, &f("x"), x))
         .transpose()?;
     let prefer = req
         .prefer_x
         .as_deref()
-        .map(|x| number(&st.norm, &f("prefer_x"), x))
+        .map(|x| phone(&st.norm, &f("prefer_x"), x))
         .transpose()?;
     let conditions = match &req.conditions {
         Some(c) => c.apply(&Conditions::default(), &st.norm, &f("conditions."))?,
@@ -195,7 +195,7 @@ async fn create_many(
     let created = st
         .db(move |s| {
             let now = crate::time::now();
-            let pool = s.numbers(tenant)?;
+            let pool = pair_pool(s, &table, tenant)?;
             let pool_set: HashSet<&Number> = pool.iter().collect();
             // X chosen earlier in this batch, per party.
             let mut batch: HashMap<Number, HashSet<Number>> = HashMap::new();
@@ -229,6 +229,12 @@ async fn create_many(
                     }
                 };
                 let x = match &p.x {
+                    Some(x) if table.is_identifier(x) && table.tenant_of(x) == Some(tenant) => {
+                        return Err(ApiError::Conflict(format!(
+                            "{}: serves an identifier",
+                            f("x")
+                        )))
+                    }
                     Some(x) if !pool_set.contains(x) => {
                         return Err(ApiError::invalid(f("x"), "not a number of your pool"))
                     }
@@ -281,6 +287,18 @@ async fn create_many(
         .await?;
     st.publish(created.1);
     Ok(created.0)
+}
+
+/// The pool numbers a pair may get: an identifier's X reaches its owner
+/// alone and is never a pair's.
+fn pair_pool(
+    s: &SqliteStore,
+    table: &BindingTable,
+    tenant: TenantId,
+) -> Result<Vec<Number>, ApiError> {
+    let mut pool = s.numbers(tenant)?;
+    pool.retain(|x| !table.is_identifier(x));
+    Ok(pool)
 }
 
 /// Stores the events someone wants, in the caller's unit of work; returns
@@ -376,11 +394,11 @@ pub(super) async fn list_kinds(
     let party = q
         .party
         .as_deref()
-        .map(|p| number(&st.norm, "party", p))
+        .map(|p| filter(&st.norm, "party", p))
         .transpose()?;
     let x =
         q.x.as_deref()
-            .map(|x| number(&st.norm, "x", x))
+            .map(|x| filter(&st.norm, "x", x))
             .transpose()?;
     let filter = Filter {
         after,
@@ -529,7 +547,7 @@ pub async fn pair_availability(
     let tenant = t.0;
     let avail = st
         .db(move |s| {
-            let pool = s.numbers(tenant)?;
+            let pool = pair_pool(s, &table, tenant)?;
             let taken: HashSet<Number> =
                 table.xs_of(&a).into_iter().chain(table.xs_of(&b)).collect();
             let resting = s

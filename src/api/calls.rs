@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Tenant;
-use super::model::number;
+use super::model::filter as number_filter;
 use super::problem::ApiError;
 use super::{ApiState, Json, P, Q};
 use crate::mask::Masked;
@@ -131,7 +131,7 @@ pub async fn list(
         number: q
             .number
             .as_deref()
-            .map(|n| number(&st.norm, "number", n))
+            .map(|n| number_filter(&st.norm, "number", n))
             .transpose()?
             .map(|n| n.as_str().to_string()),
         from: time_ms("from", &q.from)?,

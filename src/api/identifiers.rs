@@ -103,10 +103,15 @@ pub async fn create(
         .db(move |s| {
             let now = crate::time::now();
             let (x, kind) = match kind {
-                IdentifierKind::Token => (
-                    Number::from_normalised(format!("t-{}", &crate::sip::token()[..10])),
-                    Kind::Token,
-                ),
+                IdentifierKind::Token => {
+                    let x = Number::from_normalised(format!("t-{}", &crate::sip::token()[..10]));
+                    // The token is the tenant's for good: a revoked one is
+                    // never handed to anyone else.
+                    if !s.claim(tenant, &x, "token", now)? {
+                        return Err(ApiError::Internal("token collision".into()));
+                    }
+                    (x, Kind::Token)
+                }
                 IdentifierKind::Digits => {
                     let pool = s.numbers(tenant)?;
                     // An identifier needs an X of its own, at rest for everyone.

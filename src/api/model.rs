@@ -133,8 +133,21 @@ pub fn page(cursor: &Option<String>, limit: Option<u32>) -> Result<(i64, u32), A
     Ok((after, limit))
 }
 
-/// Normalises a number field.
+/// Reads a party field: a phone number or an account as `sip:name@host`.
 pub fn number(norm: &Normaliser, field: &str, v: &str) -> Result<Number, ApiError> {
+    norm.party(v)
+        .map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+/// Reads a virtual number field (pool, X): a phone number only.
+pub fn phone(norm: &Normaliser, field: &str, v: &str) -> Result<Number, ApiError> {
+    norm.phone(v)
+        .map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+/// Reads a search filter: any spelling the SIP side would accept, since a
+/// filter matches what exists and creates nothing.
+pub fn filter(norm: &Normaliser, field: &str, v: &str) -> Result<Number, ApiError> {
     norm.normalise(v)
         .map_err(|e| ApiError::invalid(field, e.to_string()))
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Tenant;
-use super::model::number;
+use super::model::{number, phone};
 use super::problem::ApiError;
 use super::{ApiState, Body, Json, P};
 use crate::bindings::Number;
@@ -65,14 +65,19 @@ pub async fn add(
         .numbers
         .iter()
         .enumerate()
-        .map(|(i, n)| number(&st.norm, &format!("numbers[{i}]"), n))
+        .map(|(i, n)| phone(&st.norm, &format!("numbers[{i}]"), n))
         .collect::<Result<Vec<_>, _>>()?;
     let tenant = t.0;
     st.db(
         move |s| match s.add_numbers(tenant, &nums, crate::time::now())? {
             Ok(()) => Ok(()),
-            Err(n) => Err(ApiError::Conflict(format!(
-                "{} is already in a pool",
+            // Whose it is stays unsaid: no oracle of other tenants' numbers.
+            Err((n, true)) => Err(ApiError::Conflict(format!(
+                "{} is already yours",
+                n.as_str()
+            ))),
+            Err((n, false)) => Err(ApiError::Conflict(format!(
+                "{} is not available",
                 n.as_str()
             ))),
         },
@@ -124,7 +129,7 @@ pub async fn remove(
     t: Tenant,
     P(n): P<String>,
 ) -> Result<StatusCode, ApiError> {
-    let n = number(&st.norm, "number", &n)?;
+    let n = phone(&st.norm, "number", &n)?;
     let table = st.table.clone();
     let tenant = t.0;
     st.db(move |s| {

@@ -98,7 +98,7 @@ fn parse_row(line: usize, text: &str, norm: &Normaliser) -> Result<Row, RowError
     if fields.len() != 3 {
         return Err(err(format!("expected 3 fields, found {}", fields.len())));
     }
-    let field = |name: &str, v: &str| norm.normalise(v).map_err(|e| err(format!("{name}: {e}")));
+    let field = |name: &str, v: &str| norm.party(v).map_err(|e| err(format!("{name}: {e}")));
     let caller = if fields[0].is_empty() {
         None
     } else {
@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn rows_with_and_without_caller() {
         let norm = Normaliser::default();
-        let rows = parse("caller,virtual,callee\n1,9,2\n,9,3\n".as_bytes(), &norm).expect("ok");
+        let rows = parse("caller,virtual,callee\n13800000001,17000000009,13900000002\n,17000000009,13900000003\n".as_bytes(), &norm).expect("ok");
         assert_eq!(rows.len(), 2);
         assert!(rows[0].caller.is_some());
         assert!(rows[1].caller.is_none());
@@ -134,7 +134,8 @@ mod tests {
     fn every_bad_row_is_reported_by_line() {
         let norm = Normaliser::default();
         let (errs, n) = parse(
-            "caller,virtual,callee\n1,9\n1,9,2\n,x\"y,3\n".as_bytes(),
+            "caller,virtual,callee\n1,9\n13800000001,17000000009,13900000002\n,x\"y,13900000003\n"
+                .as_bytes(),
             &norm,
         )
         .expect_err("bad");

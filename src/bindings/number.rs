@@ -29,6 +29,15 @@ pub enum NumberError {
     /// Longer than E.164 or than an account name should be.
     #[error("number too long")]
     TooLong,
+    /// Fewer digits than any callable number has.
+    #[error("number too short: a phone number has 6 to 15 digits")]
+    TooShort,
+    /// A phone number was required.
+    #[error("not a phone number (digits, optionally with + and a country code)")]
+    NotPhone,
+    /// A bare word: accounts are written as SIP URIs.
+    #[error("neither a phone number nor an account written as sip:name@host")]
+    NotParty,
 }
 
 /// How numbers without `+` are completed.
@@ -81,6 +90,46 @@ impl Normaliser {
         };
         Ok(Number(e164.into()))
     }
+}
+
+impl Normaliser {
+    /// A callable phone number only (pool numbers, X): 6 to 15 digits once
+    /// normalised; accounts and tokens are refused.
+    pub fn phone(&self, raw: &str) -> Result<Number, NumberError> {
+        let n = self.normalise(raw)?;
+        if !is_phone(n.as_str()) {
+            return Err(NumberError::NotPhone);
+        }
+        if n.as_str().trim_start_matches('+').len() < 6 {
+            return Err(NumberError::TooShort);
+        }
+        Ok(n)
+    }
+
+    /// A party given by a client: a phone number as for [`Self::phone`],
+    /// or an app account written as a SIP URI (`sip:alice@example.com`).
+    /// A bare word such as `abc` is neither and is refused, so a typo
+    /// cannot become a party nobody can ever be.
+    pub fn party(&self, raw: &str) -> Result<Number, NumberError> {
+        let t = raw.trim();
+        let uri = ["sip:", "sips:"]
+            .iter()
+            .any(|p| t.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
+        let n = self.normalise(t)?;
+        if is_phone(n.as_str()) {
+            return self.phone(t);
+        }
+        if !uri || !t.contains('@') || !n.as_str().starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Err(NumberError::NotParty);
+        }
+        Ok(n)
+    }
+}
+
+/// Whether a normalised value is a phone number rather than an account.
+fn is_phone(n: &str) -> bool {
+    let d = n.strip_prefix('+').unwrap_or(n);
+    !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Accounts and tokens: letters, digits and a few URI-safe marks.
@@ -196,6 +245,35 @@ mod tests {
             let _ = cn().normalise(s);
         }
         assert!(cn().normalise("sí").is_err());
+    }
+
+    #[test]
+    fn pool_numbers_must_be_phone_numbers() {
+        let n = cn();
+        assert_eq!(n.phone("xyz"), Err(NumberError::NotPhone));
+        assert_eq!(n.phone("sip:t-abc@h"), Err(NumberError::NotPhone));
+        assert_eq!(n.phone("1"), Err(NumberError::TooShort));
+        assert_eq!(
+            n.phone("17000000001").expect("ok").as_str(),
+            "+8617000000001"
+        );
+    }
+
+    #[test]
+    fn parties_are_phone_numbers_or_sip_accounts() {
+        let n = cn();
+        assert_eq!(n.party("abc"), Err(NumberError::NotParty));
+        assert_eq!(n.party("sip:abc"), Err(NumberError::NotParty));
+        assert_eq!(n.party("sip:1abc@h"), Err(NumberError::NotParty));
+        assert_eq!(
+            n.party("sip:alice@example.com").expect("ok").as_str(),
+            "alice"
+        );
+        assert_eq!(
+            n.party("tel:13800000000").expect("ok").as_str(),
+            "+8613800000000"
+        );
+        assert_eq!(n.party("12"), Err(NumberError::TooShort));
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub enum TableError {
     /// A and B are the same party.
     #[error("caller and callee are the same party")]
     SameParty,
+    /// X serves another tenant (or the operator): one owner per X.
+    #[error("virtual number {0} belongs to someone else")]
+    VirtualOwned(Number),
 }
 
 /// A call that passed its conditions and holds a reservation.
@@ -151,8 +154,20 @@ impl BindingTable {
         self.by_id.is_empty()
     }
 
-    /// Checks that `b` could be added without clashing.
-    pub fn check_new(&self, a: Option<&Number>, x: &Number, b: &Number) -> Result<(), TableError> {
+    /// Checks that a binding of `tenant` could be added without clashing.
+    /// The last line of defence for "one owner per X": the store's claims
+    /// decide first, this keeps two owners out of the live table even if a
+    /// path forgot to claim.
+    pub fn check_new(
+        &self,
+        tenant: TenantId,
+        a: Option<&Number>,
+        x: &Number,
+        b: &Number,
+    ) -> Result<(), TableError> {
+        if self.x_tenant.get(x).is_some_and(|t| *t != tenant) {
+            return Err(TableError::VirtualOwned(x.clone()));
+        }
         match a {
             Some(a) if a == b => Err(TableError::SameParty),
             Some(a) => {
@@ -173,7 +188,7 @@ impl BindingTable {
 
     /// Adds a binding (already stored) after checking for clashes.
     pub fn insert(&self, binding: Binding) -> Result<(), TableError> {
-        self.check_new(binding.a.as_ref(), &binding.x, &binding.b)?;
+        self.check_new(binding.tenant, binding.a.as_ref(), &binding.x, &binding.b)?;
         match &binding.a {
             Some(a) => {
                 self.axb.insert((a.clone(), binding.x.clone()), binding.id);
@@ -325,6 +340,12 @@ impl BindingTable {
     /// The tenant whose bindings use X, if any.
     pub fn tenant_of(&self, x: &Number) -> Option<TenantId> {
         self.x_tenant.get(x).map(|t| *t)
+    }
+
+    /// Whether X is an identifier's (an AX binding): such an X reaches its
+    /// owner alone and is never allocated to a pair.
+    pub fn is_identifier(&self, x: &Number) -> bool {
+        self.ax.contains_key(x)
     }
 
     /// Live bindings on X.

@@ -32,6 +32,19 @@ pub struct Filter {
     pub kinds: Vec<&'static str>,
 }
 
+fn owner_in(
+    conn: &rusqlite::Connection,
+    x: &Number,
+) -> Result<Option<(TenantId, String)>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT tenant_id, source FROM numbers WHERE number = ?1",
+            [x.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
 impl SqliteStore {
     /// Runs `f` as one unit: all its writes commit together or not at all.
     /// At the top level it takes the write lock first (`BEGIN IMMEDIATE`):
@@ -100,28 +113,22 @@ impl SqliteStore {
             .optional()?)
     }
 
-    /// Adds numbers to a tenant's pool; all or nothing. A number already in
-    /// any pool is an error naming it.
+    /// Adds numbers to a tenant's pool; all or nothing. A number that
+    /// anyone already holds (in a pool, as an identifier, as the operator's)
+    /// is the error, with whether it is the tenant's own.
     pub fn add_numbers(
         &mut self,
         tenant: TenantId,
         numbers: &[Number],
         now: i64,
-    ) -> Result<Result<(), Number>, StoreError> {
+    ) -> Result<Result<(), (Number, bool)>, StoreError> {
         let tx = self.conn.savepoint()?;
         for n in numbers {
-            let taken: Option<i64> = tx
-                .query_row(
-                    "SELECT tenant_id FROM numbers WHERE number = ?1",
-                    [n.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if taken.is_some() {
-                return Ok(Err(n.clone()));
+            if let Some(owner) = owner_in(&tx, n)? {
+                return Ok(Err((n.clone(), owner.0 == tenant)));
             }
             tx.execute(
-                "INSERT INTO numbers (number, tenant_id, created_at) VALUES (?1, ?2, ?3)",
+                "INSERT INTO numbers (number, tenant_id, created_at, source) VALUES (?1, ?2, ?3, 'pool')",
                 params![n.as_str(), tenant, now],
             )?;
         }
@@ -129,11 +136,45 @@ impl SqliteStore {
         Ok(Ok(()))
     }
 
+    /// Who holds X (tenant, and how: `pool`, `token` or `cli`), if anyone.
+    pub fn owner(&self, x: &Number) -> Result<Option<(TenantId, String)>, StoreError> {
+        owner_in(&self.conn, x)
+    }
+
+    /// Claims X for `tenant` as `source` (`token` or `cli`). Claiming what
+    /// the same tenant already holds is fine; `false` if someone else does.
+    pub fn claim(
+        &mut self,
+        tenant: TenantId,
+        x: &Number,
+        source: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if let Some((owner, _)) = owner_in(&self.conn, x)? {
+            return Ok(owner == tenant);
+        }
+        self.conn.execute(
+            "INSERT INTO numbers (number, tenant_id, created_at, source) VALUES (?1, ?2, ?3, ?4)",
+            params![x.as_str(), tenant, now, source],
+        )?;
+        Ok(true)
+    }
+
+    /// Lets go of the operator's claim on X once no binding uses it.
+    pub fn release_cli_claim(&mut self, x: &Number) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM numbers WHERE number = ?1 AND source = 'cli'
+             AND NOT EXISTS (SELECT 1 FROM bindings WHERE virtual = ?1)",
+            [x.as_str()],
+        )?;
+        Ok(())
+    }
+
     /// A tenant's pool, in number order.
     pub fn numbers(&self, tenant: TenantId) -> Result<Vec<Number>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT number FROM numbers WHERE tenant_id = ?1 ORDER BY number")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT number FROM numbers WHERE tenant_id = ?1 AND source = 'pool' ORDER BY number",
+        )?;
         let rows = stmt.query_map([tenant], |r| r.get::<_, String>(0))?;
         Ok(rows
             .map(|r| r.map(Number::from_normalised))
@@ -143,7 +184,7 @@ impl SqliteStore {
     /// Removes a number from a tenant's pool; `false` if it was not there.
     pub fn remove_number(&mut self, tenant: TenantId, n: &Number) -> Result<bool, StoreError> {
         Ok(self.conn.execute(
-            "DELETE FROM numbers WHERE tenant_id = ?1 AND number = ?2",
+            "DELETE FROM numbers WHERE tenant_id = ?1 AND number = ?2 AND source = 'pool'",
             params![tenant, n.as_str()],
         )? > 0)
     }

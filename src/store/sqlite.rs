@@ -76,7 +76,16 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
         delivered_at INTEGER
     );
     CREATE INDEX events_due ON events(delivered_at, next_attempt_at);
-    CREATE INDEX events_binding ON events(binding_id, seq);"];
+    CREATE INDEX events_binding ON events(binding_id, seq);",
+    // Every X has one owner, whatever made it: `numbers` becomes the claim
+    // registry, and `source` tells pool numbers from token identifiers and
+    // the operator's command-line X. Existing X are claimed by their first
+    // binding's tenant.
+    "ALTER TABLE numbers ADD COLUMN source TEXT NOT NULL DEFAULT 'pool';
+    INSERT OR IGNORE INTO numbers (number, tenant_id, created_at, source)
+        SELECT virtual, tenant_id, MIN(created_at),
+               CASE kind WHEN 'token' THEN 'token' WHEN 'cli' THEN 'cli' ELSE 'pool' END
+        FROM bindings GROUP BY virtual;"];
 
 /// The SQLite store.
 pub struct SqliteStore {
