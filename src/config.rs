@@ -31,6 +31,8 @@ pub struct Config {
     pub api: ApiSection,
     /// `[records]`
     pub records: RecordsConfig,
+    /// `[webhooks]`
+    pub webhooks: WebhooksConfig,
     /// `[shutdown]`
     pub shutdown: ShutdownConfig,
     /// `[log]`
@@ -154,6 +156,32 @@ pub struct ApiSection {
     pub max_body_bytes: usize,
     /// Host in identifiers' URIs; empty = advertised SIP address.
     pub sip_host: String,
+}
+
+/// `[webhooks]`: where and how hard events are delivered.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Networks webhooks may reach although they are not public (CIDR).
+    pub allow_networks: Vec<String>,
+    /// Seconds one attempt may take.
+    pub timeout_secs: u64,
+    /// Attempts per event before it is failed.
+    pub max_attempts: u32,
+    /// Seconds of failing without a success before a webhook is disabled.
+    pub disable_after_secs: u64,
+    /// Extra CA certificates (PEM) for https receivers; empty = none.
+    pub ca_file: String,
+}
+
+impl WebhooksConfig {
+    /// The allowed networks (validated at load).
+    pub fn networks(&self) -> Vec<crate::events::policy::Network> {
+        self.allow_networks
+            .iter()
+            .filter_map(|n| crate::events::policy::Network::parse(n).ok())
+            .collect()
+    }
 }
 
 /// `[records]`: call records.
@@ -333,6 +361,20 @@ impl Config {
                     "reason must be one non-empty line".into(),
                 );
             }
+        }
+        for n in &self.webhooks.allow_networks {
+            if let Err(e) = crate::events::policy::Network::parse(n) {
+                bad("webhooks.allow_networks", e.to_string());
+            }
+        }
+        if !(1..=300).contains(&self.webhooks.timeout_secs) {
+            bad("webhooks.timeout_secs", "must be 1 to 300".into());
+        }
+        if !(1..=100).contains(&self.webhooks.max_attempts) {
+            bad("webhooks.max_attempts", "must be 1 to 100".into());
+        }
+        if self.webhooks.disable_after_secs == 0 {
+            bad("webhooks.disable_after_secs", "must be at least 1".into());
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             bad(

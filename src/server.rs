@@ -321,6 +321,7 @@ async fn start_api(
         rate_per_sec: cfg.api.rate_per_sec,
         burst: cfg.api.burst,
         max_body_bytes: cfg.api.max_body_bytes,
+        webhook_networks: Arc::new(cfg.webhooks.networks()),
     };
     let norm = Normaliser {
         default_country_code: cfg.numbers.default_country_code.clone(),
@@ -332,10 +333,25 @@ async fn start_api(
         norm,
         api_cfg,
         metrics,
-        hub,
+        hub.clone(),
     )?;
-    tasks.spawn(crate::events::webhook::run(
+    let w = &cfg.webhooks;
+    let ca = (!w.ca_file.is_empty()).then(|| std::path::Path::new(&w.ca_file));
+    let client = crate::events::webhook::Client::new(
+        cfg.webhooks.networks(),
+        Duration::from_secs(w.timeout_secs),
+        ca,
+    )
+    .map_err(|e| ServerError::Config(e.to_string()))?;
+    let limits = crate::events::delivery::Limits {
+        max_attempts: w.max_attempts,
+        disable_after: Duration::from_secs(w.disable_after_secs),
+    };
+    tasks.spawn(crate::events::delivery::run(
         SqliteStore::open(data_dir)?,
+        client,
+        limits,
+        hub,
         cancel.clone(),
     ));
     let state = Arc::new(state);

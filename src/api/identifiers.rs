@@ -265,6 +265,7 @@ pub async fn qr_png(
             }
         }
     }
-    let png = super::png::grey(side as u32, side as u32, &px);
+    let png = super::png::grey(side as u32, side as u32, &px)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
 }

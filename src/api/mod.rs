@@ -44,6 +44,8 @@ pub struct ApiConfig {
     pub burst: u32,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// Non-public networks webhooks may reach.
+    pub webhook_networks: Arc<Vec<crate::events::policy::Network>>,
 }
 
 /// Shared state of the handlers.
@@ -199,6 +201,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
         identifiers::qr_svg, identifiers::qr_png,
         numbers::add, numbers::list, numbers::remove, numbers::blocklist, numbers::block, numbers::unblock,
         calls::list, calls::get, webhooks::set, webhooks::get, webhooks::delete, webhooks::stream,
+        webhooks::deliveries, webhooks::redeliver,
     ),
     components(schemas(problem::Problem)),
     modifiers(&Security)
@@ -296,6 +299,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             put(webhooks::set)
                 .get(webhooks::get)
                 .delete(webhooks::delete),
+        )
+        .route("/v1/webhook/deliveries", get(webhooks::deliveries))
+        .route(
+            "/v1/webhook/deliveries/{event_id}/redeliver",
+            post(webhooks::redeliver),
         )
         .route("/v1/events", get(webhooks::stream))
         .route("/v1/calls", get(calls::list))

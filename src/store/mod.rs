@@ -9,6 +9,7 @@ mod api;
 pub mod events;
 mod records;
 mod sqlite;
+pub mod webhooks;
 mod writer;
 
 pub use api::{Filter, Page};

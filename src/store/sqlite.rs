@@ -85,7 +85,15 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     INSERT OR IGNORE INTO numbers (number, tenant_id, created_at, source)
         SELECT virtual, tenant_id, MIN(created_at),
                CASE kind WHEN 'token' THEN 'token' WHEN 'cli' THEN 'cli' ELSE 'pool' END
-        FROM bindings GROUP BY virtual;"];
+        FROM bindings GROUP BY virtual;",
+    // Webhook deliveries end: an event is failed after its last attempt,
+    // and a webhook failing long enough is disabled.
+    "ALTER TABLE events ADD COLUMN failed_at INTEGER;
+    ALTER TABLE events ADD COLUMN last_error TEXT;
+    ALTER TABLE webhooks ADD COLUMN masked INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE webhooks ADD COLUMN failing_since INTEGER;
+    ALTER TABLE webhooks ADD COLUMN disabled_at INTEGER;
+    CREATE INDEX events_tenant_due ON events(tenant_id, delivered_at, failed_at, next_attempt_at);"];
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -213,11 +221,11 @@ impl Store for SqliteStore {
 
     fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError> {
         let n = SqliteStore::purge_calls(self, before)?;
-        // Delivered events go with the records of the same age.
-        let m = self.conn.execute(
-            "DELETE FROM events WHERE delivered_at IS NOT NULL AND created_at < ?1",
-            [before],
-        )?;
+        // Events go with the records of the same age, delivered or not:
+        // a receiver that never came back does not keep them forever.
+        let m = self
+            .conn
+            .execute("DELETE FROM events WHERE created_at < ?1", [before])?;
         Ok(n + m)
     }
 

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod hooks;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,6 +32,9 @@ pub fn config(dir: &std::path::Path, trunk: SocketAddr) -> Config {
     cfg.sip.trunk = trunk.to_string();
     cfg.storage.data_dir = dir.to_path_buf();
     cfg.api.listen = "127.0.0.1:0".into();
+    // Webhook receivers of tests listen on loopback, which is refused by
+    // default.
+    cfg.webhooks.allow_networks = vec!["127.0.0.0/8".into()];
     cfg
 }
 

@@ -1,0 +1,163 @@
+//! Where webhooks may connect. A tenant names the URL, so by default every
+//! address that reaches inside the operator's network (loopback, private,
+//! link-local, unique-local, carrier NAT, unspecified, multicast, ...) is
+//! refused; the operator lists networks to allow (`webhooks.allow_networks`).
+//! The same check runs on a URL's literal IP, on every address a name
+//! resolves to, and so at connect time, not only when the URL is set.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// An IP network, e.g. `127.0.0.0/8` or `::1/128`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Network {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+/// Why a network could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NetworkError {
+    /// Not `ADDRESS/PREFIX` (or a bare address).
+    #[error("{0:?} is not an IP network such as 10.0.0.0/8 or ::1/128")]
+    Syntax(String),
+}
+
+impl Network {
+    /// Reads `ADDRESS/PREFIX`; a bare address is a single host.
+    pub fn parse(s: &str) -> Result<Network, NetworkError> {
+        let bad = || NetworkError::Syntax(s.to_string());
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: IpAddr = a.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Network { addr, prefix })
+    }
+
+    /// Whether `ip` is inside.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 (`::ffff:127.0.0.1`) is the IPv4 address it carries.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// Whether a webhook may connect to `ip`: a public address, or one in an
+/// allowed network.
+pub fn permitted(ip: IpAddr, allowed: &[Network]) -> bool {
+    let ip = canonical(ip);
+    allowed.iter().any(|n| n.contains(ip)) || public(ip)
+}
+
+fn public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => public_v4(a),
+        IpAddr::V6(a) => public_v6(a),
+    }
+}
+
+fn public_v4(a: Ipv4Addr) -> bool {
+    let [o0, o1, ..] = a.octets();
+    !(a.is_unspecified()
+        || o0 == 0 // "this network"
+        || a.is_loopback()
+        || a.is_private()
+        || a.is_link_local()
+        || (o0 == 100 && (64..128).contains(&o1)) // carrier-grade NAT
+        || (o0 == 192 && o1 == 0 && a.octets()[2] == 0) // IETF protocol assignments
+        || (o0 == 198 && (18..20).contains(&o1)) // benchmarking
+        || a.is_documentation()
+        || a.is_multicast()
+        || o0 >= 240) // reserved and broadcast
+}
+
+fn public_v6(a: Ipv6Addr) -> bool {
+    let s0 = a.segments()[0];
+    !(a.is_unspecified()
+        || a.is_loopback()
+        || a.is_multicast()
+        || (s0 & 0xfe00) == 0xfc00 // unique local
+        || (s0 & 0xffc0) == 0xfe80 // link local
+        || (s0 & 0xffc0) == 0xfec0 // site local (deprecated)
+        || s0 == 0x2001 && a.segments()[1] == 0x0db8 // documentation
+        || s0 == 0x0064 && a.segments()[1] == 0xff9b) // NAT64 reaches IPv4 inside
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn inside_addresses_are_refused_by_default() {
+        for a in [
+            "127.0.0.1",
+            "169.254.169.254",
+            "::1",
+            "10.0.0.1",
+            "0.0.0.0",
+            "172.16.5.4",
+            "192.168.1.1",
+            "100.64.0.1",
+            "::ffff:127.0.0.1",
+            "fe80::1",
+            "fd00::1",
+            "::",
+            "255.255.255.255",
+        ] {
+            assert!(!permitted(ip(a), &[]), "{a}");
+        }
+        for a in ["93.184.216.34", "2606:2800:220:1::1"] {
+            assert!(permitted(ip(a), &[]), "{a}");
+        }
+    }
+
+    #[test]
+    fn listed_networks_are_allowed() {
+        let nets = [
+            Network::parse("127.0.0.0/8").expect("v4"),
+            Network::parse("::1").expect("v6 host"),
+        ];
+        assert!(permitted(ip("127.0.0.2"), &nets));
+        assert!(permitted(ip("::ffff:127.0.0.1"), &nets));
+        assert!(permitted(ip("::1"), &nets));
+        assert!(!permitted(ip("10.0.0.1"), &nets));
+        assert!(Network::parse("10.0.0.0/33").is_err());
+        assert!(Network::parse("ten").is_err());
+        assert!(Network::parse("0.0.0.0/0")
+            .expect("all")
+            .contains(ip("10.1.2.3")));
+    }
+}

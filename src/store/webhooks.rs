@@ -1,0 +1,263 @@
+//! Webhooks and the state of their deliveries: a tenant's URL, secret and
+//! number style; which events are due, for which tenants; each attempt's
+//! outcome, an event's end as failed after its last attempt, redelivery on
+//! request, and a webhook disabled after failing for too long.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{SqliteStore, StoreError};
+use crate::bindings::TenantId;
+
+/// A tenant's webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Webhook {
+    /// Where events go.
+    pub url: String,
+    /// Signing key.
+    pub secret: String,
+    /// Numbers in bodies masked (`+86138****0000`) rather than in full.
+    pub masked: bool,
+    /// Unix ms of the first failure since the last success.
+    pub failing_since: Option<i64>,
+    /// Unix ms it was disabled, if it is.
+    pub disabled_at: Option<i64>,
+}
+
+/// An event due for webhook delivery.
+#[derive(Clone, Debug)]
+pub struct Due {
+    /// Outbox row.
+    pub id: i64,
+    /// The JSON body.
+    pub body: String,
+    /// Unique event id.
+    pub event_id: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Webhook URL.
+    pub url: String,
+    /// Webhook secret.
+    pub secret: String,
+    /// Mask numbers before sending.
+    pub masked: bool,
+}
+
+/// An undelivered event as the API shows it.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// Event id.
+    pub event_id: String,
+    /// Event type.
+    pub kind: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Next attempt, unix ms (pending only).
+    pub next_attempt_at: Option<i64>,
+    /// When it was given up, unix ms.
+    pub failed_at: Option<i64>,
+    /// What the last attempt met.
+    pub last_error: Option<String>,
+}
+
+/// The outcome of one attempt.
+pub enum Attempt {
+    /// 2xx.
+    Delivered,
+    /// Failed; try again at this unix ms.
+    Retry(i64, String),
+    /// Failed for the last time.
+    Failed(String),
+}
+
+impl SqliteStore {
+    /// Sets (or replaces) a tenant's webhook; a replaced one starts afresh,
+    /// enabled.
+    pub fn set_webhook(
+        &mut self,
+        tenant: TenantId,
+        url: &str,
+        secret: &str,
+        masked: bool,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO webhooks (tenant_id, url, secret, created_at, masked) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, secret = excluded.secret,
+               masked = excluded.masked, failing_since = NULL, disabled_at = NULL",
+            params![tenant, url, secret, crate::time::now(), masked],
+        )?;
+        Ok(())
+    }
+
+    /// A tenant's webhook.
+    pub fn webhook(&self, tenant: TenantId) -> Result<Option<Webhook>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT url, secret, masked, failing_since, disabled_at FROM webhooks WHERE tenant_id = ?1",
+                [tenant],
+                |r| {
+                    Ok(Webhook {
+                        url: r.get(0)?,
+                        secret: r.get(1)?,
+                        masked: r.get(2)?,
+                        failing_since: r.get(3)?,
+                        disabled_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Removes a tenant's webhook and drops its undelivered events.
+    pub fn delete_webhook(&mut self, tenant: TenantId) -> Result<bool, StoreError> {
+        let tx = self.conn.savepoint()?;
+        let n = tx.execute("DELETE FROM webhooks WHERE tenant_id = ?1", [tenant])?;
+        tx.execute(
+            "UPDATE events SET delivered_at = 0 WHERE tenant_id = ?1 AND delivered_at IS NULL",
+            [tenant],
+        )?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// Tenants that have an enabled webhook.
+    pub fn webhook_tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT tenant_id FROM webhooks WHERE disabled_at IS NULL")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Tenants with an enabled webhook and at least one event due now.
+    pub fn due_tenants(&self, now: i64) -> Result<Vec<TenantId>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT w.tenant_id FROM webhooks w WHERE w.disabled_at IS NULL AND EXISTS (
+               SELECT 1 FROM events e WHERE e.tenant_id = w.tenant_id AND e.delivered_at IS NULL
+               AND e.failed_at IS NULL AND e.next_attempt_at <= ?1)",
+        )?;
+        let rows = stmt.query_map([now], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A tenant's events due now, oldest first.
+    pub fn due_events(
+        &self,
+        tenant: TenantId,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<Due>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.id, e.body, e.event_id, e.attempts, w.url, w.secret, w.masked FROM events e
+             JOIN webhooks w ON w.tenant_id = e.tenant_id
+             WHERE e.tenant_id = ?1 AND w.disabled_at IS NULL AND e.delivered_at IS NULL
+             AND e.failed_at IS NULL AND e.next_attempt_at <= ?2 ORDER BY e.id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![tenant, now, limit], |r| {
+            Ok(Due {
+                id: r.get(0)?,
+                body: r.get(1)?,
+                event_id: r.get(2)?,
+                attempts: r.get(3)?,
+                url: r.get(4)?,
+                secret: r.get(5)?,
+                masked: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records one attempt for `tenant`'s event `id`. Returns `true` when
+    /// this failure disabled the webhook (it has been failing since at
+    /// least `disable_after_ms` ago).
+    pub fn record_attempt(
+        &mut self,
+        tenant: TenantId,
+        id: i64,
+        outcome: &Attempt,
+        now: i64,
+        disable_after_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.savepoint()?;
+        let disabled = match outcome {
+            Attempt::Delivered => {
+                tx.execute(
+                    "UPDATE events SET delivered_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                    params![id, now],
+                )?;
+                tx.execute(
+                    "UPDATE webhooks SET failing_since = NULL WHERE tenant_id = ?1",
+                    [tenant],
+                )?;
+                false
+            }
+            Attempt::Retry(_, why) | Attempt::Failed(why) => {
+                let (next, failed) = match outcome {
+                    Attempt::Retry(next, _) => (Some(*next), None),
+                    _ => (None, Some(now)),
+                };
+                tx.execute(
+                    "UPDATE events SET attempts = attempts + 1, last_error = ?2,
+                       next_attempt_at = COALESCE(?3, next_attempt_at), failed_at = ?4 WHERE id = ?1",
+                    params![id, why, next, failed],
+                )?;
+                tx.execute(
+                    "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?2) WHERE tenant_id = ?1",
+                    params![tenant, now],
+                )?;
+                tx.execute(
+                    "UPDATE webhooks SET disabled_at = ?2 WHERE tenant_id = ?1
+                     AND disabled_at IS NULL AND failing_since <= ?3",
+                    params![tenant, now, now - disable_after_ms],
+                )? > 0
+            }
+        };
+        tx.commit()?;
+        Ok(disabled)
+    }
+
+    /// A tenant's undelivered events: `failed` ones, or those still
+    /// `pending`, oldest first.
+    pub fn deliveries(
+        &self,
+        tenant: TenantId,
+        failed: bool,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT event_id, type, attempts, created_at, next_attempt_at, failed_at, last_error
+             FROM events WHERE tenant_id = ?1 AND delivered_at IS NULL
+             AND (failed_at IS NOT NULL) = ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![tenant, failed, limit], |r| {
+            let failed_at: Option<i64> = r.get(5)?;
+            Ok(Delivery {
+                event_id: r.get(0)?,
+                kind: r.get(1)?,
+                attempts: r.get(2)?,
+                created_at: r.get(3)?,
+                next_attempt_at: if failed_at.is_none() { r.get(4)? } else { None },
+                failed_at,
+                last_error: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Puts a failed event of `tenant` back in line with a fresh set of
+    /// attempts; `false` if the tenant has no such failed event.
+    pub fn redeliver(
+        &mut self,
+        tenant: TenantId,
+        event_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE events SET failed_at = NULL, attempts = 0, next_attempt_at = ?3
+             WHERE tenant_id = ?1 AND event_id = ?2 AND failed_at IS NOT NULL AND delivered_at IS NULL",
+            params![tenant, event_id, now],
+        )? > 0)
+    }
+}
