@@ -1,5 +1,7 @@
-//! The `bindings` and `check-config` commands: operator tools that work on
-//! the store directly, so they run beside or without a live `serve`.
+//! The `bindings`, `tenants`, `keys` and `check-config` commands: operator
+//! tools that work on the store directly, so they run beside or without a
+//! live `serve`. Each change is logged (`store::changes`) in its own unit
+//! of work, and a running server applies it within a second.
 //! (`serve` itself is in `server`.) Output is for the operator's terminal,
 //! so numbers are shown in full here, unlike in logs.
 
@@ -8,6 +10,7 @@ use std::path::Path;
 
 use crate::bindings::{csv, BindingTable, Conditions, Normaliser};
 use crate::config::Config;
+use crate::store::changes::Change;
 use crate::store::{NewBinding, SqliteStore, Store, StoreError};
 
 /// Errors of the operator commands.
@@ -38,6 +41,58 @@ pub enum CliError {
     /// A value given on the command line is unusable.
     #[error("{0}")]
     Invalid(String),
+    /// A tenant or key operation was refused.
+    #[error(transparent)]
+    Keys(#[from] crate::api::keys::KeyError),
+}
+
+/// Creates a tenant; returns its first key.
+pub fn add_tenant(dir: &Path, name: &str) -> Result<String, CliError> {
+    let mut store = SqliteStore::open(dir)?;
+    Ok(crate::api::add_tenant(&mut store, name)?)
+}
+
+/// A tenant's name and its keys: (key id, created at).
+pub type TenantKeys = (String, Vec<(String, i64)>);
+
+/// Every tenant with its keys' ids.
+pub fn list_tenants(dir: &Path) -> Result<Vec<TenantKeys>, CliError> {
+    let store = SqliteStore::open(dir)?;
+    let mut out = Vec::new();
+    for (id, name) in store.tenants()? {
+        out.push((name, store.tenant_keys(id)?));
+    }
+    Ok(out)
+}
+
+fn tenant_id(store: &SqliteStore, name: &str) -> Result<i64, CliError> {
+    store
+        .tenant_by_name(name)?
+        .ok_or_else(|| crate::api::keys::KeyError::NoTenant(name.to_string()).into())
+}
+
+/// Issues another key for a tenant: (key id, key).
+pub fn add_key(dir: &Path, tenant: &str) -> Result<(String, String), CliError> {
+    let mut store = SqliteStore::open(dir)?;
+    let t = tenant_id(&store, tenant)?;
+    store.atomically(|s| -> Result<_, CliError> {
+        let k = crate::api::keys::issue(s, t)?;
+        s.log_change(&Change::Keys)?;
+        Ok(k)
+    })
+}
+
+/// Revokes a tenant's key; `false` if it has no such key.
+pub fn revoke_key(dir: &Path, tenant: &str, key_id: &str) -> Result<bool, CliError> {
+    let mut store = SqliteStore::open(dir)?;
+    let t = tenant_id(&store, tenant)?;
+    store.atomically(|s| -> Result<_, CliError> {
+        let found = s.revoke_key(t, key_id)?;
+        if found {
+            s.log_change(&Change::Keys)?;
+        }
+        Ok(found)
+    })
 }
 
 /// Imports a CSV file, all or nothing. Returns the number of bindings added.
@@ -129,7 +184,10 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
                 )));
             }
         }
-        s.insert_with_progress(&news, &mut progress)?;
+        let ids = s.insert_with_progress(&news, &mut progress)?;
+        if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+            s.log_change(&Change::BindingsAdded(*first, *last))?;
+        }
         Ok(())
     })?;
     if tty {
@@ -172,10 +230,22 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
         v.as_deref()
             .map(|s| {
                 crate::time::parse(s)
-                    .ok_or_else(|| CliError::Invalid(format!("{what}: {s:?} is not a time")))
+                    .ok_or_else(|| {
+                    CliError::Invalid(format!(
+                        "{what}: {s:?} is neither unix seconds nor an RFC 3339 time (years 1 to 9999)"
+                    ))
+                })
             })
             .transpose()
     };
+    if a.talk_budget_secs
+        .is_some_and(|v| v > crate::time::MAX_SECS)
+    {
+        return Err(CliError::Invalid(format!(
+            "talk-budget-secs: must be at most {} (100 years)",
+            crate::time::MAX_SECS
+        )));
+    }
     let caller = a.caller.as_deref().map(|c| num("caller", c)).transpose()?;
     let x = num("virtual", &a.virtual_number)?;
     let b = num("callee", &a.callee)?;
@@ -232,7 +302,11 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
                 row.x.as_str()
             )));
         }
-        Ok(s.insert(std::slice::from_ref(&row))?)
+        let ids = s.insert(std::slice::from_ref(&row))?;
+        for id in &ids {
+            s.log_change(&Change::BindingsAdded(*id, *id))?;
+        }
+        Ok(ids)
     })?;
     ids.first()
         .copied()
@@ -249,6 +323,7 @@ pub fn remove(dir: &Path, id: i64) -> Result<bool, CliError> {
     store.atomically(|s| -> Result<(), CliError> {
         s.remove(id)?;
         s.release_cli_claim(&b.x)?;
+        s.log_change(&Change::BindingRemoved(id))?;
         Ok(())
     })?;
     Ok(true)

@@ -17,3 +17,4 @@ pub mod server;
 pub mod sip;
 pub mod store;
 pub mod time;
+pub mod watch;

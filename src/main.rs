@@ -1,5 +1,6 @@
 //! Command line of sipmask: parses arguments and calls into the library.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -44,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         command: TenantsCommand,
     },
+    /// Manage tenants' API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Manage bindings in the data directory.
     Bindings {
         #[command(subcommand)]
@@ -72,8 +78,33 @@ enum TenantsCommand {
     Add {
         #[command(flatten)]
         common: Common,
-        /// Tenant name.
+        /// Tenant name: letters, digits, '.', '_', '-'.
         name: String,
+    },
+    /// List tenants and their key ids.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Issue another key for a tenant and print it (shown once).
+    Add {
+        #[command(flatten)]
+        common: Common,
+        /// Tenant name.
+        tenant: String,
+    },
+    /// Revoke a tenant's key by id (see `tenants list`); effective at once.
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        /// Tenant name.
+        tenant: String,
+        /// Key id, `key_...`.
+        key_id: String,
     },
 }
 
@@ -187,24 +218,56 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serve(cfg)
         }
         Command::Bindings { command } => bindings(command),
-        Command::Tenants {
-            command: TenantsCommand::Add { common, name },
-        } => {
-            let cfg = load_config(common.config.as_ref())?;
-            let mut store = sipmask::store::SqliteStore::open(&data_dir(&cfg, common.data_dir))?;
-            if store.tenant_by_name(&name)?.is_some() {
-                anyhow::bail!("tenant {name:?} exists already");
-            }
-            let key = sipmask::api::add_tenant(&mut store, &name)?;
-            println!("{key}");
-            Ok(())
-        }
+        Command::Tenants { command } => tenants(command),
+        Command::Keys { command } => keys(command),
         Command::CheckConfig { file } => {
             Config::read(&file)?;
             println!("{}: ok", file.display());
             Ok(())
         }
     }
+}
+
+fn tenants(command: TenantsCommand) -> anyhow::Result<()> {
+    match command {
+        TenantsCommand::Add { common, name } => {
+            let cfg = load_config(common.config.as_ref())?;
+            let key = sipmask::cli::add_tenant(&data_dir(&cfg, common.data_dir), &name)?;
+            println!("{key}");
+        }
+        TenantsCommand::List { common } => {
+            let cfg = load_config(common.config.as_ref())?;
+            let mut out = std::io::stdout().lock();
+            for (name, keys) in sipmask::cli::list_tenants(&data_dir(&cfg, common.data_dir))? {
+                let ids: Vec<&str> = keys.iter().map(|(id, _)| id.as_str()).collect();
+                writeln!(out, "{name}\t{}", ids.join(","))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Add { common, tenant } => {
+            let cfg = load_config(common.config.as_ref())?;
+            let (id, key) = sipmask::cli::add_key(&data_dir(&cfg, common.data_dir), &tenant)?;
+            eprintln!("issued {id}");
+            println!("{key}");
+        }
+        KeysCommand::Revoke {
+            common,
+            tenant,
+            key_id,
+        } => {
+            let cfg = load_config(common.config.as_ref())?;
+            if !sipmask::cli::revoke_key(&data_dir(&cfg, common.data_dir), &tenant, &key_id)? {
+                anyhow::bail!("tenant {tenant:?} has no key {key_id:?}");
+            }
+            println!("revoked {key_id}");
+        }
+    }
+    Ok(())
 }
 
 fn bindings(command: BindingsCommand) -> anyhow::Result<()> {

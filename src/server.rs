@@ -37,6 +37,48 @@ pub enum ServerError {
     /// A config value is unusable at run time.
     #[error("config: {0}")]
     Config(String),
+    /// Another `sipmask serve` uses the data dir.
+    #[error("data dir {dir} is in use by another sipmask serve (lock file {dir}/sipmask.lock)")]
+    Locked {
+        /// The data dir.
+        dir: String,
+    },
+    /// The lock file could not be opened.
+    #[error("cannot open {path}: {source}")]
+    LockFile {
+        /// Path.
+        path: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Takes the data dir's lock: one serving process per data dir, so two
+/// live binding tables never diverge over one database. The OS drops the
+/// lock when the process ends, however it ends.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("sipmask.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|source| ServerError::LockFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::Locked {
+            dir: dir.display().to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(ServerError::LockFile {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
 }
 
 /// The engine behind its lock; the sockets deliver into it.
@@ -94,6 +136,8 @@ pub struct Server {
     net: Arc<Net>,
     store: Writer,
     store_thread: Option<std::thread::JoinHandle<()>>,
+    // Held while serving; released when the server is dropped.
+    _lock: std::fs::File,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
     /// Bound SIP addresses (UDP and TCP share each).
@@ -104,12 +148,16 @@ pub struct Server {
     pub bindings: Arc<BindingTable>,
 }
 
-/// Opens the store under `dir` and loads every binding into a new table.
+/// Opens the store under `dir` and loads every binding into a new table;
+/// also returns the operator change the table is current with.
 pub fn load_bindings(
     cfg: &Config,
     dir: &std::path::Path,
-) -> Result<(Arc<BindingTable>, SqliteStore), StoreError> {
+) -> Result<(Arc<BindingTable>, SqliteStore, i64), StoreError> {
     let mut store = SqliteStore::open(dir)?;
+    // Read before loading: a change logged meanwhile is applied again,
+    // harmlessly, rather than missed.
+    let seen = store.last_change()?;
     let table = BindingTable::new(cfg.binding_defaults());
     let mut skipped = 0usize;
     for b in store.load_all()? {
@@ -122,14 +170,15 @@ pub fn load_bindings(
         table.set_blocked(tenant, n, true);
     }
     tracing::info!(bindings = table.len(), skipped, "bindings loaded");
-    Ok((Arc::new(table), store))
+    Ok((Arc::new(table), store, seen))
 }
 
 impl Server {
     /// Binds, loads and starts everything; returns once serving.
     pub async fn start(cfg: Config) -> Result<Server, ServerError> {
         let data_dir = cfg.storage.data_dir.clone();
-        let (bindings, store) = load_bindings(&cfg, &data_dir)?;
+        let (bindings, store, seen) = load_bindings(&cfg, &data_dir)?;
+        let lock = lock_data_dir(&data_dir)?;
         let hub = crate::events::Hub::new(store.webhook_tenants()?);
         let (writer, store_thread) = Writer::start(
             Box::new(store) as Box<dyn Store>,
@@ -218,14 +267,22 @@ impl Server {
                 hub: hub.clone(),
                 sip_host,
             };
-            let api = start_api(&cfg, &data_dir, deps, &cancel, &mut tasks);
-            Some(api.await?)
+            Some(start_api(&cfg, &data_dir, deps, &cancel, &mut tasks).await?)
         };
+        tasks.spawn(crate::watch::run(
+            SqliteStore::open(&data_dir)?,
+            seen,
+            bindings.clone(),
+            api_addr.as_ref().map(|(_, st)| st.clone()),
+            cancel.clone(),
+        ));
+        let api_addr = api_addr.map(|(a, _)| a);
         Ok(Server {
             core,
             net,
             store: writer,
             store_thread: Some(store_thread),
+            _lock: lock,
             cancel,
             tasks,
             addrs,
@@ -298,7 +355,7 @@ async fn start_api(
     deps: ApiDeps,
     cancel: &CancellationToken,
     tasks: &mut JoinSet<()>,
-) -> Result<SocketAddr, ServerError> {
+) -> Result<(SocketAddr, Arc<crate::api::ApiState>), ServerError> {
     let ApiDeps {
         table,
         core,
@@ -360,7 +417,7 @@ async fn start_api(
         Duration::from_secs(1),
         cancel.clone(),
     ));
-    let app = crate::api::router(state);
+    let app = crate::api::router(state.clone());
     let stop = cancel.clone();
     tasks.spawn(async move {
         let serve = axum::serve(listener, app)
@@ -370,7 +427,7 @@ async fn start_api(
         }
     });
     tracing::info!(%local, "sipmask serving the HTTP API");
-    Ok(local)
+    Ok((local, state))
 }
 
 /// Ticks the engine's timers. 10 ms is far finer than any SIP timer needs.

@@ -25,29 +25,37 @@ pub fn format_ms(t: i64) -> String {
     format!("{}.{:03}Z", s.trim_end_matches('Z'), t.rem_euclid(1000))
 }
 
-/// Parses `1700000000` or `2026-11-23T10:00:00Z` (UTC, optional fraction or
-/// `+00:00`). Returns `None` on anything else.
+/// Latest time accepted from outside: 9999-12-31T23:59:59Z. Keeps every
+/// sum of a time and a duration far from `i64` overflow.
+pub const MAX_TIME: i64 = 253_402_300_799;
+
+/// Longest duration accepted from outside (idle lifetime, talk budget,
+/// call length): 100 years in seconds.
+pub const MAX_SECS: u64 = 3_155_760_000;
+
+/// Parses an RFC 3339 timestamp (`2026-11-23T10:00:00Z`,
+/// `2026-11-23T18:00:00+08:00`, optional fraction) into unix seconds, by
+/// jiff. Impossible dates (Feb 31), leap seconds (`:60`), bare numbers and
+/// years outside 0001-9999 are `None`.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let s = s.trim();
+    // jiff reads a leap second as :59; we refuse it instead of moving it.
+    if s.get(16..19) == Some(":60") {
+        return None;
+    }
+    let ts: jiff::Timestamp = s.parse().ok()?;
+    let t = ts.as_second();
+    (-62_135_596_800..=MAX_TIME).contains(&t).then_some(t)
+}
+
+/// Parses what an operator types: unix seconds (0 to [`MAX_TIME`]) or
+/// RFC 3339.
 pub fn parse(s: &str) -> Option<i64> {
     let s = s.trim();
-    if let Ok(n) = s.parse::<i64>() {
-        return Some(n);
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<i64>().ok().filter(|t| *t <= MAX_TIME);
     }
-    let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let rest = s.get(19..)?;
-    let rest = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    if !matches!(rest, "Z" | "z" | "+00:00" | "") {
-        return None;
-    }
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    Some(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se)
+    parse_rfc3339(s)
 }
 
 /// Formats unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -63,17 +71,7 @@ pub fn format(t: i64) -> String {
     )
 }
 
-// Howard Hinnant's algorithms: exact for the proleptic Gregorian calendar.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
+// Howard Hinnant's algorithm: exact for the proleptic Gregorian calendar.
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719468;
     let era = z.div_euclid(146097);
@@ -104,5 +102,21 @@ mod tests {
         assert_eq!(super::parse("1795430252"), Some(t));
         assert_eq!(super::parse("2026-13-01T00:00:00Z"), None);
         assert_eq!(super::parse("yesterday"), None);
+    }
+
+    #[test]
+    fn impossible_times_and_out_of_range_values_are_refused() {
+        use super::{parse, parse_rfc3339};
+        assert_eq!(parse_rfc3339("2026-02-31T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2026-11-23T23:59:60Z"), None);
+        assert_eq!(parse_rfc3339("-1"), None);
+        assert_eq!(parse_rfc3339("1795430252"), None);
+        assert_eq!(parse("-1"), None);
+        assert_eq!(parse("9223372036854775807"), None);
+        assert_eq!(
+            parse_rfc3339("2026-11-23T18:37:32+08:00"),
+            parse_rfc3339("2026-11-23T10:37:32Z")
+        );
+        assert_eq!(parse_rfc3339("2026-11-23T10:37:32.250Z"), Some(1795430252));
     }
 }

@@ -38,27 +38,28 @@ impl FromRequestParts<Arc<ApiState>> for Tenant {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(bearer)
             .ok_or(ApiError::Unauthorized)?;
+        // The API and the operator-change watcher keep the cache current
+        // (revocations included); a miss may still be a key issued on the
+        // command line since the watcher last looked.
         let hash = hash_key(key);
-        let tenant = match state.keys.get(&hash).map(|t| *t) {
+        let cached = state.keys.get(&hash).map(|t| *t);
+        let tenant = match cached {
             Some(t) => t,
-            None => {
-                // A key added by the CLI since start: look it up once.
-                let st = state.clone();
-                let h = hash.clone();
-                let found = state
-                    .db(move |s| Ok(s.keys()?.into_iter().find(|(k, _)| *k == h).map(|(_, t)| t)))
-                    .await?;
-                let t = found.ok_or(ApiError::Unauthorized)?;
-                st.keys.insert(hash, t);
-                t
-            }
+            None => state.lookup_key(hash).await.ok_or(ApiError::Unauthorized)?,
         };
         state.limiter.take(tenant)?;
         Ok(Tenant(tenant))
     }
+}
+
+/// The credentials of `Bearer <key>`; the scheme is case-insensitive
+/// (RFC 9110 section 11.1).
+fn bearer(v: &str) -> Option<&str> {
+    let (scheme, key) = v.trim().split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
 }
 
 /// Per-tenant token buckets.
@@ -111,6 +112,15 @@ mod tests {
             Err(ApiError::RateLimited { retry_after: 1 })
         ));
         assert!(l.take(2).is_ok(), "tenants have their own buckets");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer k1"), Some("k1"));
+        assert_eq!(bearer("bearer k1"), Some("k1"));
+        assert_eq!(bearer("BEARER  k1 "), Some("k1"));
+        assert_eq!(bearer("Basic k1"), None);
+        assert_eq!(bearer("Bearer "), None);
     }
 
     #[test]

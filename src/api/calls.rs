@@ -108,9 +108,11 @@ pub struct CallQuery {
 fn time_ms(field: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
     v.as_deref()
         .map(|s| {
-            crate::time::parse(s)
+            crate::time::parse_rfc3339(s)
                 .map(|t| t * 1000)
-                .ok_or_else(|| ApiError::invalid(field, "not an RFC 3339 time"))
+                .ok_or_else(|| {
+                    ApiError::invalid(field, "not an RFC 3339 time between years 1 and 9999")
+                })
         })
         .transpose()
 }

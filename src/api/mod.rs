@@ -8,6 +8,7 @@ pub mod bindings;
 pub mod calls;
 pub mod expiry;
 pub mod identifiers;
+pub mod keys;
 pub mod model;
 pub mod numbers;
 pub mod ops;
@@ -57,6 +58,10 @@ pub struct ApiState {
     pub norm: Normaliser,
     /// Key hash -> tenant.
     pub keys: DashMap<String, TenantId>,
+    /// A connection of its own for keys missing from the cache (issued on
+    /// the command line a moment ago), so unauthenticated requests never
+    /// queue behind the API's writes.
+    key_lookup: Arc<Mutex<SqliteStore>>,
     /// Per-tenant rate limits.
     pub limiter: auth::Limiter,
     /// Settings.
@@ -80,7 +85,9 @@ impl ApiState {
         hub: Arc<crate::events::Hub>,
     ) -> Result<ApiState, crate::store::StoreError> {
         let keys = store.keys()?.into_iter().collect();
+        let key_lookup = Arc::new(Mutex::new(store.reopen()?));
         Ok(ApiState {
+            key_lookup,
             store: Arc::new(Mutex::new(store)),
             table,
             norm,
@@ -101,6 +108,31 @@ impl ApiState {
             .await?;
         self.publish(stored);
         Ok(())
+    }
+
+    /// The tenant of a key hash missing from the cache, from the database.
+    pub async fn lookup_key(&self, hash: String) -> Option<TenantId> {
+        let db = self.key_lookup.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            db.lock()
+                .ok()
+                .and_then(|s| s.key_tenant(&hash).ok().flatten().map(|t| (hash, t)))
+        })
+        .await
+        .ok()
+        .flatten()?;
+        self.keys.insert(found.0, found.1);
+        Some(found.1)
+    }
+
+    /// Replaces the key cache with `keys` (hash, tenant): a revoked key is
+    /// gone from it at once.
+    pub fn reload_keys(&self, keys: Vec<(String, TenantId)>) {
+        let fresh: std::collections::HashMap<_, _> = keys.into_iter().collect();
+        self.keys.retain(|k, _| fresh.contains_key(k));
+        for (k, t) in fresh {
+            self.keys.insert(k, t);
+        }
     }
 
     /// Publishes committed events to live streams.
@@ -141,6 +173,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             Ok(axum::Json(v)) => Ok(Body(v)),
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::TooLarge)
+            }
+            Err(e) if e.status() == axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                Err(ApiError::MediaType)
             }
             Err(e) => {
                 let detail = e.body_text();
@@ -201,7 +236,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
         identifiers::qr_svg, identifiers::qr_png,
         numbers::add, numbers::list, numbers::remove, numbers::blocklist, numbers::block, numbers::unblock,
         calls::list, calls::get, webhooks::set, webhooks::get, webhooks::delete, webhooks::stream,
-        webhooks::deliveries, webhooks::redeliver,
+        webhooks::deliveries, webhooks::redeliver, keys::list, keys::create, keys::revoke,
     ),
     components(schemas(problem::Problem)),
     modifiers(&Security)
@@ -306,6 +341,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             post(webhooks::redeliver),
         )
         .route("/v1/events", get(webhooks::stream))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys/{key_id}", axum::routing::delete(keys::revoke))
         .route("/v1/calls", get(calls::list))
         .route("/v1/calls/{id}", get(calls::get))
         .route("/healthz", get(ops::healthz))
@@ -313,6 +350,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .fallback(|| async { ApiError::NotFound("resource") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ops::track,
@@ -322,10 +360,15 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 /// Creates a tenant with a first key; returns the key (shown once).
-pub fn add_tenant(store: &mut SqliteStore, name: &str) -> Result<String, crate::store::StoreError> {
-    let now = crate::time::now();
-    let id = store.add_tenant(name, now)?;
-    let key = auth::new_key();
-    store.add_key(id, &auth::hash_key(&key), now)?;
-    Ok(key)
+pub fn add_tenant(store: &mut SqliteStore, name: &str) -> Result<String, keys::KeyError> {
+    keys::tenant_name(name)?;
+    store.atomically(|s| {
+        if s.tenant_by_name(name)?.is_some() {
+            return Err(keys::KeyError::TenantExists(name.to_string()));
+        }
+        let id = s.add_tenant(name, crate::time::now())?;
+        let (_, key) = keys::issue(s, id)?;
+        s.log_change(&crate::store::changes::Change::Keys)?;
+        Ok(key)
+    })
 }

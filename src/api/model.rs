@@ -93,10 +93,12 @@ fn time(
     match v {
         None => Ok(old),
         Some(None) => Ok(None),
-        Some(Some(s)) => crate::time::parse(s)
-            .filter(|_| !s.trim().chars().all(|c| c.is_ascii_digit()))
-            .map(Some)
-            .ok_or_else(|| ApiError::invalid(field, format!("{s:?} is not an RFC 3339 time"))),
+        Some(Some(s)) => crate::time::parse_rfc3339(s).map(Some).ok_or_else(|| {
+            ApiError::invalid(
+                field,
+                format!("{s:?} is not an RFC 3339 time between years 1 and 9999"),
+            )
+        }),
     }
 }
 
@@ -108,9 +110,13 @@ fn positive<T: TryFrom<i64>>(
     match v {
         None => Ok(old),
         Some(None) => Ok(None),
-        Some(Some(n)) if n >= 1 => T::try_from(n)
+        Some(Some(n)) if n >= 1 && n as u64 <= crate::time::MAX_SECS => T::try_from(n)
             .map(Some)
             .map_err(|_| ApiError::invalid(field, "too large")),
+        Some(Some(n)) if n >= 1 => Err(ApiError::invalid(
+            field,
+            format!("must be at most {} (100 years)", crate::time::MAX_SECS),
+        )),
         Some(Some(n)) => Err(ApiError::invalid(
             field,
             format!("must be at least 1, got {n}"),

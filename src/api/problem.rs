@@ -87,6 +87,9 @@ pub enum ApiError {
     /// The body is not declared as JSON.
     #[error("send the body as Content-Type: application/json")]
     MediaType,
+    /// The path exists, the method does not.
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
     /// A party already has a binding on that X, or the number is taken.
     #[error("{0}")]
     Conflict(String),
@@ -142,6 +145,11 @@ impl ApiError {
                 "unsupported-media-type",
                 "Unsupported media type",
             ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::PoolExhausted { .. } => (
                 StatusCode::CONFLICT,
@@ -196,6 +204,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if matches!(self, ApiError::Unauthorized) {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"sipmask\""),
+            );
+        }
         if let ApiError::RateLimited { retry_after } = self {
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);

@@ -150,7 +150,8 @@ pub struct Effective {
 impl Conditions {
     /// Fills in defaults; `created_at` anchors the default lifetime.
     pub fn effective(&self, d: &Defaults, created_at: i64) -> Effective {
-        let lifetime_end = (d.lifetime_secs > 0).then(|| created_at + d.lifetime_secs as i64);
+        let lifetime_end =
+            (d.lifetime_secs > 0).then(|| created_at.saturating_add(secs(d.lifetime_secs)));
         Effective {
             not_before: self.not_before,
             not_after: self.not_after.or(lifetime_end),
@@ -220,14 +221,20 @@ pub fn check(
 /// When an idle binding ends: its idle lifetime after creation or after the
 /// last answered call, whichever is later.
 pub fn idle_end(cond: &Conditions, usage: &Usage, eff: &Effective) -> Option<i64> {
-    let idle = cond.idle_secs.filter(|s| *s > 0)? as i64;
+    let idle = secs(cond.idle_secs.filter(|s| *s > 0)?);
     Some(
         usage
             .last_call_at
             .unwrap_or(eff.created_at)
             .max(eff.created_at)
-            + idle,
+            .saturating_add(idle),
     )
+}
+
+/// A duration as `i64` seconds, saturating: stored values may predate the
+/// API's range checks.
+fn secs(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -87,13 +87,57 @@ impl SqliteStore {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Stores the hash of a new API key for a tenant.
-    pub fn add_key(&mut self, tenant: TenantId, hash: &str, now: i64) -> Result<(), StoreError> {
+    /// Stores the hash of a new API key for a tenant under its public id.
+    pub fn add_key(
+        &mut self,
+        tenant: TenantId,
+        key_id: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT INTO api_keys (hash, tenant_id, created_at) VALUES (?1, ?2, ?3)",
-            params![hash, tenant, now],
+            "INSERT INTO api_keys (hash, tenant_id, created_at, key_id) VALUES (?1, ?2, ?3, ?4)",
+            params![hash, tenant, now, key_id],
         )?;
         Ok(())
+    }
+
+    /// A tenant's keys: (public id, created at), oldest first.
+    pub fn tenant_keys(&self, tenant: TenantId) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT key_id, created_at FROM api_keys WHERE tenant_id = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes a tenant's key; `false` if the tenant has no such key.
+    pub fn revoke_key(&mut self, tenant: TenantId, key_id: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM api_keys WHERE tenant_id = ?1 AND key_id = ?2",
+            params![tenant, key_id],
+        )? > 0)
+    }
+
+    /// Every tenant: (id, name), by name.
+    pub fn tenants(&self) -> Result<Vec<(TenantId, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name FROM tenants ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The tenant of one key hash.
+    pub fn key_tenant(&self, hash: &str) -> Result<Option<TenantId>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT tenant_id FROM api_keys WHERE hash = ?1",
+                [hash],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// Every (key hash, tenant), for the API's key cache.

@@ -6,6 +6,7 @@
 //! (group commit), so a burst of answered calls costs one commit.
 
 mod api;
+pub mod changes;
 pub mod events;
 mod records;
 mod sqlite;

@@ -93,17 +93,26 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     ALTER TABLE webhooks ADD COLUMN masked INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE webhooks ADD COLUMN failing_since INTEGER;
     ALTER TABLE webhooks ADD COLUMN disabled_at INTEGER;
-    CREATE INDEX events_tenant_due ON events(tenant_id, delivered_at, failed_at, next_attempt_at);"];
+    CREATE INDEX events_tenant_due ON events(tenant_id, delivered_at, failed_at, next_attempt_at);",
+    // Keys get a public id to list and revoke them by; the operator's
+    // command-line changes are logged for a running server to apply.
+    "ALTER TABLE api_keys ADD COLUMN key_id TEXT;
+    UPDATE api_keys SET key_id = 'key_' || substr(hash, 1, 12);
+    CREATE UNIQUE INDEX api_keys_id ON api_keys(key_id);
+    CREATE TABLE operator_changes (id INTEGER PRIMARY KEY, kind TEXT NOT NULL,
+        first INTEGER NOT NULL DEFAULT 0, last INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL);"];
 
 /// The SQLite store.
 pub struct SqliteStore {
     pub(super) conn: Connection,
+    // Where it lives, for another connection to the same database.
+    dir: std::path::PathBuf,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) `sipmask.db` under `dir` and migrates it.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+        private_files(dir).map_err(|source| StoreError::DataDir {
             path: dir.display().to_string(),
             source,
         })?;
@@ -113,9 +122,17 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let mut store = SqliteStore { conn };
+        let mut store = SqliteStore {
+            conn,
+            dir: dir.to_path_buf(),
+        };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Another connection to the same database.
+    pub fn reopen(&self) -> Result<Self, StoreError> {
+        SqliteStore::open(&self.dir)
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
@@ -145,6 +162,30 @@ impl SqliteStore {
             .optional()?
             .transpose()
     }
+}
+
+/// Makes the data dir (0700) and the database files (0600) private: they
+/// hold real numbers. SQLite gives its -wal and -shm files the database
+/// file's mode, so creating that one 0600 covers them too.
+fn private_files(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let db = dir.join("sipmask.db");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&db)?;
+    for name in ["sipmask.db", "sipmask.db-wal", "sipmask.db-shm"] {
+        let f = dir.join(name);
+        if f.exists() {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
 }
 
 /// Allowed callers as stored: comma-separated, `None` for anyone.

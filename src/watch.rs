@@ -1,0 +1,91 @@
+//! Applies the operator's command-line changes to a running server: polls
+//! the change log (`store::changes`) and adds or removes bindings in the
+//! live table and reloads the API key cache. Changes made over the HTTP API
+//! apply directly; this covers `sipmask bindings ...`, `tenants add` and
+//! `keys ...` run beside a live `serve`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ApiState;
+use crate::bindings::BindingTable;
+use crate::store::changes::Change;
+use crate::store::{SqliteStore, StoreError};
+
+/// How often the log is read: the bound on how late a change applies.
+pub const EVERY: Duration = Duration::from_millis(250);
+
+/// Applies changes logged after `after` until `cancel`.
+pub async fn run(
+    store: SqliteStore,
+    mut after: i64,
+    table: Arc<BindingTable>,
+    api: Option<Arc<ApiState>>,
+    cancel: CancellationToken,
+) {
+    let store = Arc::new(std::sync::Mutex::new(store));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = cancel.cancelled() => return,
+        }
+        let (s, t, a) = (store.clone(), table.clone(), api.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            let s = s.lock().map_err(|_| StoreError::Corrupt {
+                id: 0,
+                reason: "change watcher lock poisoned".into(),
+            })?;
+            apply(&s, after, &t, a.as_deref())
+        })
+        .await;
+        match r {
+            Ok(Ok(last)) => after = last,
+            Ok(Err(e)) => tracing::error!(error = %e, "applying operator changes failed"),
+            Err(e) => tracing::error!(error = %e, "operator change task failed"),
+        }
+    }
+}
+
+/// Applies every change after `after`; returns the last id applied.
+fn apply(
+    s: &SqliteStore,
+    after: i64,
+    table: &BindingTable,
+    api: Option<&ApiState>,
+) -> Result<i64, StoreError> {
+    let mut last = after;
+    for (id, change) in s.changes_since(after)? {
+        match change {
+            Change::BindingsAdded(first, end) => {
+                let mut n = 0usize;
+                for b in s.bindings_between(first, end)? {
+                    if table.get(b.id).is_none() {
+                        if let Err(e) = table.insert(b) {
+                            tracing::warn!(error = %e, "operator binding not applied");
+                        } else {
+                            n += 1;
+                        }
+                    }
+                }
+                tracing::info!(bindings = n, "applied bindings added from the command line");
+            }
+            Change::BindingRemoved(b) => {
+                if table.remove(b).is_some() {
+                    tracing::info!(
+                        binding = b,
+                        "applied a binding removed from the command line"
+                    );
+                }
+            }
+            Change::Keys => {
+                if let Some(api) = api {
+                    api.reload_keys(s.keys()?);
+                }
+            }
+        }
+        last = id;
+    }
+    Ok(last)
+}

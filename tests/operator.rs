@@ -1,0 +1,127 @@
+//! The operator's tools beside a running server: keys listed, issued and
+//! revoked (over HTTP and on the command line) take effect at once, command
+//! line binding changes reach the live server, one server per data dir,
+//! private database files, and clear errors for bad tenant names.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::api::*;
+use common::*;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sipmask")
+}
+
+/// Retries `f` for up to 5 s (the change watcher polls every 250 ms).
+async fn eventually<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -> F) -> bool {
+    for _ in 0..50 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_rotated_and_revoked_at_once() {
+    let api = api_with(|_| {}).await;
+    let r = api.req("POST", "/v1/keys", None).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let new_key = r.json()["key"].as_str().expect("key").to_string();
+    let r = api.req_as(&new_key, "GET", "/v1/keys", None).await;
+    let items = r.json()["items"].as_array().cloned().expect("items");
+    assert_eq!(items.len(), 2, "{}", r.body);
+    assert!(!r.body.contains(&new_key), "keys are never listed");
+    // Revoke the first key with the second: the first stops at once.
+    let old_id = items[0]["id"].as_str().expect("id").to_string();
+    let r = api
+        .req_as(&new_key, "DELETE", &format!("/v1/keys/{old_id}"), None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(api.req("GET", "/v1/numbers", None).await.status, 401);
+    assert_eq!(
+        api.req_as(&new_key, "GET", "/v1/numbers", None)
+            .await
+            .status,
+        200
+    );
+    // Another tenant's key id is not found.
+    let r = api
+        .req_as(&new_key, "DELETE", "/v1/keys/key_nothere0000", None)
+        .await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_line_changes_reach_a_running_server() {
+    let mut api = api_with(|_| {}).await;
+    let dir = api.sut.dir.path().to_path_buf();
+    // A key issued and one revoked on the command line.
+    let (id, key) = sipmask::cli::add_key(&dir, "acme").expect("key");
+    assert!(
+        eventually(|| async { api.req_as(&key, "GET", "/v1/numbers", None).await.status == 200 })
+            .await,
+        "a key issued on the command line works without a restart"
+    );
+    assert!(sipmask::cli::revoke_key(&dir, "acme", &id).expect("revoke"));
+    assert!(
+        eventually(|| async { api.req_as(&key, "GET", "/v1/numbers", None).await.status == 401 })
+            .await,
+        "a key revoked on the command line stops working without a restart"
+    );
+    // A binding added on the command line is called at once, and a removed
+    // one is refused.
+    let cfg = config(&dir, api.callee.addr);
+    let bid = add(&cfg, axb("13800000000", "17000000005", "13900000000"));
+    tokio::time::sleep(sipmask::watch::EVERY * 3).await;
+    assert_eq!(api.call("13800000000", "17000000005").await, 200);
+    assert!(sipmask::cli::remove(&dir, bid).expect("remove"));
+    tokio::time::sleep(sipmask::watch::EVERY * 3).await;
+    assert_eq!(api.call("13800000000", "17000000005").await, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_per_data_dir_and_private_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let api = api_with(|_| {}).await;
+    let dir = api.sut.dir.path().to_path_buf();
+    let cfg = config(&dir, api.callee.addr);
+    let err = match sipmask::server::Server::start(cfg).await {
+        Ok(_) => panic!("a second server started on the same data dir"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("in use"), "{err}");
+    for f in ["sipmask.db", "sipmask.db-wal", "sipmask.db-shm"] {
+        let p = dir.join(f);
+        if p.exists() {
+            let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{f}");
+        }
+    }
+}
+
+#[test]
+fn bad_or_duplicate_tenants_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8");
+    let run = |name: &str| {
+        Command::new(bin())
+            .args(["tenants", "add", "--data-dir", d, name])
+            .output()
+            .expect("runs")
+    };
+    let ok = run("acme");
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("smk_"));
+    for bad in ["", "acme", "a b"] {
+        let out = run(bad);
+        assert!(!out.status.success(), "{bad:?} accepted");
+        assert!(out.stdout.is_empty(), "{bad:?}: nothing on stdout");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: "), "{bad:?}: {err}");
+    }
+}

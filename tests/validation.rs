@@ -1,0 +1,127 @@
+//! What the API accepts and how it says no, over real HTTP: times and
+//! counts from outside are range-checked (422, never wrapped), RFC 3339 is
+//! read strictly, and auth and method errors are problem documents.
+
+mod common;
+
+use common::api::*;
+use common::*;
+use serde_json::json;
+
+const A: &str = "13800000000";
+const B: &str = "13900000000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_times_and_counts_are_refused_by_field() {
+    let api = api_with(|_| {}).await;
+    api.pool(&["17000000001"]).await;
+    for (field, cond) in [
+        (
+            "conditions.idle_secs",
+            json!({ "idle_secs": 9223372036854775807i64 }),
+        ),
+        (
+            "conditions.talk_budget_secs",
+            json!({ "talk_budget_secs": 9223372036854775807i64 }),
+        ),
+        (
+            "conditions.not_after",
+            json!({ "not_after": "2027-02-31T00:00:00Z" }),
+        ),
+        (
+            "conditions.not_after",
+            json!({ "not_after": "2026-12-31T23:59:60Z" }),
+        ),
+        ("conditions.not_after", json!({ "not_after": "-1" })),
+        ("conditions.not_after", json!({ "not_after": "1795430252" })),
+        (
+            "conditions.not_before",
+            json!({ "not_before": "10000-01-01T00:00:00Z" }),
+        ),
+    ] {
+        let r = api
+            .req(
+                "POST",
+                "/v1/bindings",
+                Some(json!({ "a": A, "b": B, "conditions": cond })),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{cond}: {}", r.body);
+        assert_eq!(r.json()["field"], field, "{cond}");
+    }
+    for q in [
+        "from=9223372036854775807",
+        "to=-1",
+        "from=2026-02-30T00:00:00Z",
+    ] {
+        let r = api.req("GET", &format!("/v1/calls?{q}"), None).await;
+        assert_eq!(r.status, 422, "{q}: {}", r.body);
+    }
+    // Offsets other than Z are read, and shown in UTC.
+    let r = api
+        .req(
+            "POST",
+            "/v1/bindings",
+            Some(json!({ "a": A, "b": B,
+                "conditions": { "not_after": "2030-01-01T08:00:00+08:00" } })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["conditions"]["not_after"], "2030-01-01T00:00:00Z");
+}
+
+/// Status line and whole text of a raw HTTP/1.1 exchange.
+async fn raw(api: &Api, head: &str, body: &str) -> (u16, String) {
+    let req = format!(
+        "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let text = tcp_exchange(api.api, req.as_bytes()).await;
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_method_and_media_type_errors_are_problems() {
+    let api = api_with(|_| {}).await;
+    // The scheme is case-insensitive (RFC 9110).
+    let (code, text) = raw(
+        &api,
+        &format!(
+            "GET /v1/numbers HTTP/1.1\r\nAuthorization: bearer {}",
+            api.key
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+    let (code, text) = raw(
+        &api,
+        "GET /v1/numbers HTTP/1.1\r\nAuthorization: Basic eDp5",
+        "",
+    )
+    .await;
+    assert_eq!(code, 401, "{text}");
+    let lower = text.to_lowercase();
+    assert!(lower.contains("www-authenticate: bearer"), "{text}");
+    assert!(lower.contains("application/problem+json"), "{text}");
+    let auth = format!("Authorization: Bearer {}", api.key);
+    let (code, text) = raw(&api, &format!("PATCH /v1/numbers HTTP/1.1\r\n{auth}"), "").await;
+    assert_eq!(code, 405, "{text}");
+    assert!(text.contains("method-not-allowed"), "{text}");
+    let body = r#"{"numbers":["17000000001"]}"#;
+    for ct in ["", "\r\nContent-Type: text/plain"] {
+        let (code, text) = raw(
+            &api,
+            &format!("POST /v1/numbers HTTP/1.1\r\n{auth}{ct}"),
+            body,
+        )
+        .await;
+        assert_eq!(code, 415, "{ct:?}: {text}");
+        assert!(text.contains("unsupported-media-type"), "{text}");
+    }
+}
