@@ -156,6 +156,10 @@ pub struct ApiSection {
     pub max_body_bytes: usize,
     /// Host in identifiers' URIs; empty = advertised SIP address.
     pub sip_host: String,
+    /// Most HTTP connections open at once.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_secs: u64,
 }
 
 /// `[webhooks]`: where and how hard events are delivered.
@@ -337,6 +341,12 @@ impl Config {
                 "api.rate_per_sec",
                 "rate_per_sec and burst must be at least 1".into(),
             );
+        }
+        if self.api.max_connections == 0 {
+            bad("api.max_connections", "must be at least 1".into());
+        }
+        if !(1..=600).contains(&self.api.header_timeout_secs) {
+            bad("api.header_timeout_secs", "must be 1 to 600".into());
         }
         if self.api.max_body_bytes < 1024 {
             bad("api.max_body_bytes", "must be at least 1024".into());

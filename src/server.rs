@@ -291,6 +291,15 @@ impl Server {
         })
     }
 
+    /// Requests sent and not yet answered.
+    fn pending_requests(&self) -> usize {
+        self.core
+            .engine
+            .lock()
+            .map(|e| e.pending_requests())
+            .unwrap_or(0)
+    }
+
     /// Calls not yet ended.
     pub fn live_calls(&self) -> usize {
         self.core.engine.lock().map(|e| e.live_calls()).unwrap_or(0)
@@ -309,8 +318,14 @@ impl Server {
             tracing::info!(live, "ending calls still up at the shutdown deadline");
             self.core
                 .with_engine(&self.net, |e| e.end_all(Instant::now()));
-            // Give the BYEs a moment on the wire (and TCP writers a turn).
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Wait for the BYEs' answers while the timer tick retransmits
+            // lost ones (T1, 2*T1, ...), for up to the drain time again
+            // (at least a second, so a zero drain still retransmits).
+            let until = Instant::now() + drain.max(Duration::from_secs(1));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            while self.pending_requests() > 0 && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.flush()).await;
@@ -379,6 +394,7 @@ async fn start_api(
         burst: cfg.api.burst,
         max_body_bytes: cfg.api.max_body_bytes,
         webhook_networks: Arc::new(cfg.webhooks.networks()),
+        shutdown: cancel.clone(),
     };
     let norm = Normaliser {
         default_country_code: cfg.numbers.default_country_code.clone(),
@@ -418,14 +434,17 @@ async fn start_api(
         cancel.clone(),
     ));
     let app = crate::api::router(state.clone());
-    let stop = cancel.clone();
-    tasks.spawn(async move {
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "HTTP API stopped");
-        }
-    });
+    let limits = crate::api::serve::Limits {
+        max_connections: cfg.api.max_connections,
+        header_timeout: Duration::from_secs(cfg.api.header_timeout_secs),
+    };
+    tasks.spawn(crate::api::serve::run(
+        listener,
+        app,
+        limits,
+        state.stats.refused.clone(),
+        cancel.clone(),
+    ));
     tracing::info!(%local, "sipmask serving the HTTP API");
     Ok((local, state))
 }

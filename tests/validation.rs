@@ -125,3 +125,34 @@ async fn auth_method_and_media_type_errors_are_problems() {
         assert!(text.contains("unsupported-media-type"), "{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_capped_and_timed_out() {
+    let api = api_with(|c| {
+        c.api.max_connections = 20;
+        c.api.header_timeout_secs = 1;
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(
+            tokio::net::TcpStream::connect(api.api)
+                .await
+                .expect("connect"),
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Past the cap a connection is closed at once, without an answer.
+    let (code, text) = raw(&api, "GET /healthz HTTP/1.1", "").await;
+    assert_eq!(code, 0, "{text}");
+    // The idle ones never sent headers: dropped after the header timeout,
+    // and the server answers again.
+    tokio::time::sleep(std::time::Duration::from_millis(1800)).await;
+    let (code, text) = raw(&api, "GET /metrics HTTP/1.1", "").await;
+    assert_eq!(code, 200, "{text}");
+    assert!(
+        text.contains("sipmask_api_connections_refused_total 1"),
+        "{text}"
+    );
+    drop(idle);
+}

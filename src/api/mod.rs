@@ -14,6 +14,7 @@ pub mod numbers;
 pub mod ops;
 mod png;
 pub mod problem;
+pub mod serve;
 pub mod webhooks;
 
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,8 @@ pub struct ApiConfig {
     pub burst: u32,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// Stops live streams when the server shuts down.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// Non-public networks webhooks may reach.
     pub webhook_networks: Arc<Vec<crate::events::policy::Network>>,
 }

@@ -60,6 +60,8 @@ pub struct ApiStats {
     pub by_class: [AtomicU64; 6],
     /// Handling time.
     pub latency: Histogram,
+    /// Connections closed at once because `api.max_connections` were open.
+    pub refused: Arc<AtomicU64>,
 }
 
 /// Middleware: counts requests and their latency.
@@ -98,6 +100,10 @@ pub async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
             c.load(Ordering::Relaxed)
         ));
     }
+    out.push_str(&format!(
+        "# HELP sipmask_api_connections_refused_total Connections closed at once: api.max_connections were open.\n# TYPE sipmask_api_connections_refused_total counter\nsipmask_api_connections_refused_total {}\n",
+        st.stats.refused.load(Ordering::Relaxed)
+    ));
     st.stats.latency.render(
         "sipmask_api_request_seconds",
         "API request handling time.",

@@ -242,5 +242,9 @@ pub async fn stream(
             }
         }
     });
+    // The stream ends when the server shuts down, so shutdown never waits
+    // on a client that keeps it open.
+    let events =
+        futures_util::StreamExt::take_until(events, st.cfg.shutdown.clone().cancelled_owned());
     Sse::new(events).keep_alive(KeepAlive::default())
 }

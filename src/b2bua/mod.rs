@@ -139,6 +139,12 @@ impl Engine {
             .count()
     }
 
+    /// Requests we sent (BYE, CANCEL, ...) still waiting for their final
+    /// response: shutdown waits for them so lost ones are retransmitted.
+    pub fn pending_requests(&self) -> usize {
+        self.tx.awaiting_final()
+    }
+
     /// Sizes of the engine's tables, for logs and leak hunting.
     pub fn sizes(&self) -> String {
         let (st, ct) = self.tx.counts();

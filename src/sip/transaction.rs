@@ -226,6 +226,14 @@ impl Transactions {
         (self.servers.len(), self.clients.len())
     }
 
+    /// Client transactions still waiting for a final response.
+    pub fn awaiting_final(&self) -> usize {
+        self.clients
+            .values()
+            .filter(|t| !matches!(t.state, State::Completed | State::Accepted))
+            .count()
+    }
+
     /// Pending timers (including ones that will find nothing to do).
     pub fn timer_count(&self) -> usize {
         self.timers.len()

@@ -1,0 +1,79 @@
+//! Shutdown as an operator sees it: a client holding the event stream open
+//! does not keep the server up past the drain time, and a BYE lost on the
+//! way is retransmitted before the process goes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::api::*;
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const A: &str = "13800000000";
+const B: &str = "13900000000";
+const X: &str = "17000000000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_event_stream_does_not_hold_up_shutdown() {
+    let api = api_with(|_| {}).await;
+    let mut s = tokio::net::TcpStream::connect(api.api)
+        .await
+        .expect("connect");
+    let req = format!(
+        "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        api.key
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.expect("head");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("text/event-stream"));
+    let drain = Duration::from_secs(1);
+    let t0 = Instant::now();
+    tokio::time::timeout(
+        drain + Duration::from_secs(5),
+        api.sut.server.shutdown(drain),
+    )
+    .await
+    .expect("shutdown ends in drain time plus a margin");
+    assert!(t0.elapsed() < drain + Duration::from_secs(5));
+    // And the stream was closed.
+    let end = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the event stream was closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_shutdown_bye_is_retransmitted() {
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), callee.addr);
+    add(&cfg, axb(A, X, B));
+    let sut = start(cfg, dir).await;
+    connected(&mut caller, &mut callee, sut.addr, A, X, "t").await;
+    let stopping = tokio::spawn(sut.server.shutdown(Duration::from_millis(100)));
+    // The callee "loses" the first BYE: no answer. A retransmission follows
+    // (T1 = 500 ms), which it answers.
+    let first = callee.expect_request("BYE").await;
+    let again = callee.expect_request("BYE").await;
+    assert_eq!(
+        first.header("CSeq"),
+        again.header("CSeq"),
+        "the same BYE, again"
+    );
+    callee.send(again.from, &again.reply(200, "", "", "")).await;
+    let bye = caller.expect_request("BYE").await;
+    caller.send(bye.from, &bye.reply(200, "", "", "")).await;
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("shutdown in time")
+        .expect("join");
+}
