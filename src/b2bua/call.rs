@@ -181,10 +181,16 @@ pub struct Call {
     pub last_b_ack: Option<Bytes>,
     /// Longest the call may last (0 = no limit), in seconds.
     pub max_secs: u64,
+    /// Talk time leased from the binding's budget so far (`None`: no
+    /// budget); the call ends when it runs out and no more is left.
+    pub lease: Option<u64>,
     /// When the INVITE arrived.
     pub started: Instant,
     /// When B answered.
     pub answered: Option<Instant>,
+    /// Whether A acknowledged the answer: only then is the call a call
+    /// (a use consumed, talk time booked). A 200 never ACKed is a failure.
+    pub confirmed: bool,
     /// Whether the binding's reservation was settled.
     pub settled: bool,
     /// No-answer and maximum-length timers, cancelled when the call ends.

@@ -154,6 +154,10 @@ impl Engine {
             return;
         }
         call.pending_ack = None;
+        if initial {
+            call.confirmed = true;
+            self.settle(id, true);
+        }
         self.tx.acked_2xx(&p.server_key);
         self.send_ack(id, side.other(), p.other_cseq, Some(m), now);
     }
@@ -214,15 +218,33 @@ impl Engine {
         self.finish(id, why, now);
     }
 
+    /// The call's lease of talk time ran out, or its length cap: renew the
+    /// lease from the budget, or end the call.
     pub(super) fn on_max_length(&mut self, id: u64, now: Instant) {
-        if self
-            .calls
-            .get(&id)
-            .is_some_and(|c| c.phase == Phase::Answered)
-        {
+        let Some(c) = self.calls.get(&id).filter(|c| c.phase == Phase::Answered) else {
+            return;
+        };
+        let (binding, max, held, answered) = (c.binding, c.max_secs, c.lease, c.answered);
+        let Some(held) = held else {
             tracing::info!(call = id, "maximum call length reached");
-            self.hang_up_both(id, "maximum call length", now);
+            return self.hang_up_both(id, "maximum call length", now);
+        };
+        if max > 0 && held >= max {
+            tracing::info!(call = id, "maximum call length reached");
+            return self.hang_up_both(id, "maximum call length", now);
         }
+        let more = self.bindings.extend_lease(binding, held, max);
+        if more == 0 {
+            tracing::info!(call = id, "talk-time budget spent");
+            return self.hang_up_both(id, "talk time used up", now);
+        }
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        c.lease = Some(held + more);
+        let at = answered.unwrap_or(now) + std::time::Duration::from_secs(held + more);
+        c.timers
+            .push(self.timers.add(at, super::CallTimer::MaxLength(id)));
     }
 
     /// A never ACKed the 2xx we relayed (Timer L): end the call.

@@ -99,9 +99,11 @@ impl Engine {
             pending_ack: None,
             last_b_ack: None,
             max_secs: adm.max_secs,
+            lease: adm.lease,
             started: now,
             answered: None,
             settled: false,
+            confirmed: false,
             timers: Vec::new(),
             record: crate::store::CallRecord {
                 tenant: adm.tenant,
@@ -212,14 +214,16 @@ impl Engine {
             server_key: call.a_invite.clone(),
             other_cseq: call.b_invite_cseq,
         });
-        if call.max_secs > 0 {
-            let at = now + std::time::Duration::from_secs(call.max_secs);
+        // The first limit: the lease of talk time, or the length cap.
+        let limit = call.lease.or((call.max_secs > 0).then_some(call.max_secs));
+        if let Some(secs) = limit {
+            let at = now + std::time::Duration::from_secs(secs);
             call.timers
                 .push(self.timers.add(at, CallTimer::MaxLength(id)));
         }
         tracing::debug!(call = id, "call answered");
         self.emit(t, "call.answered", b, || serde_json::json!({ "call": id }));
-        self.settle(id, true);
+        // The use is consumed when A's ACK confirms the answer (on_ack).
         self.relay_to_a_invite(id, &m, now);
     }
 

@@ -324,7 +324,12 @@ impl Engine {
         if c.phase == Phase::Ended {
             return;
         }
-        let answered = c.answered;
+        // An answer A never acknowledged is no call: no use, no talk time.
+        let answered = c.answered.filter(|_| c.confirmed);
+        if c.answered.is_some() && !c.confirmed {
+            c.record.result = 408;
+            c.record.answer_at = None;
+        }
         c.phase = Phase::Ended;
         let pending = std::mem::take(&mut c.timers);
         let mut record = std::mem::take(&mut c.record);
@@ -341,7 +346,12 @@ impl Engine {
                 .to_string(),
             );
         }
-        let talk = answered.map(|t| now.saturating_duration_since(t).as_secs_f64().round() as u64);
+        let lease = c.lease;
+        let talk = answered.map(|t| {
+            let secs = now.saturating_duration_since(t).as_secs_f64().round() as u64;
+            // A leased call is cut when its lease ends: never book more.
+            lease.map_or(secs, |l| secs.min(l))
+        });
         tracing::info!(call = id, caller = %c.caller, callee = %c.callee, talk_secs = talk.unwrap_or(0), why, "call ended");
         let binding = c.binding;
         if answered.is_some() {
@@ -355,9 +365,12 @@ impl Engine {
             call_json(id, &record)
         });
         self.store.call(record);
-        if let Some(secs) = talk.filter(|s| *s > 0) {
-            if let Some(usage) = self.bindings.add_talk_time(binding, secs) {
-                self.store.usage(UsageUpdate { id: binding, usage });
+        let secs = talk.unwrap_or(0);
+        if secs > 0 || lease.is_some() {
+            if let Some(usage) = self.bindings.book_talk(binding, lease.unwrap_or(0), secs) {
+                if secs > 0 {
+                    self.store.usage(UsageUpdate { id: binding, usage });
+                }
             }
         }
         for k in pending {

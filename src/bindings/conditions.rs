@@ -93,7 +93,14 @@ pub struct Usage {
     pub talk_secs_used: u64,
     /// Unix seconds of the last answered call.
     pub last_call_at: Option<i64>,
+    /// Talk time leased to live calls and not yet booked: live calls draw
+    /// on the budget through leases, so together they never spend more
+    /// than is left. Not stored: a restart has no live calls.
+    pub talk_leased: u64,
 }
+
+/// Seconds of talk time a live call leases at a time from a budget.
+pub const LEASE_SECS: u64 = 10;
 
 /// Why a call is refused; each has its own configurable SIP status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -174,8 +181,17 @@ pub enum Way {
     FromB,
 }
 
-/// Admits a call, returning the longest it may last in seconds (0 = no limit),
-/// or the refusal. Allowed callers and direction are checked here too.
+/// What an admitted call may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// Longest the call may last (`max_call_secs`), 0 = no limit.
+    pub max_secs: u64,
+    /// Talk time leased from the budget; `None` when there is no budget.
+    pub lease: Option<u64>,
+}
+
+/// Admits a call, returning what it may use, or the refusal. Allowed
+/// callers and direction are checked here too.
 pub fn check(
     cond: &Conditions,
     eff: &Effective,
@@ -183,7 +199,7 @@ pub fn check(
     caller: &Number,
     way: Way,
     now: i64,
-) -> Result<u64, Refusal> {
+) -> Result<Grant, Refusal> {
     if let Some(allowed) = &cond.allowed_callers {
         if !allowed.contains(caller) {
             return Err(Refusal::CallerNotAllowed);
@@ -207,15 +223,33 @@ pub fn check(
     if eff.max_calls > 0 && usage.calls_used + usage.reserved >= eff.max_calls {
         return Err(Refusal::CallsUsedUp);
     }
-    let mut limit = u64::from(eff.max_call_secs);
-    if eff.talk_budget_secs > 0 {
-        let left = eff.talk_budget_secs.saturating_sub(usage.talk_secs_used);
-        if left == 0 {
-            return Err(Refusal::TalkTimeUsedUp);
-        }
-        limit = if limit == 0 { left } else { limit.min(left) };
+    let max_secs = u64::from(eff.max_call_secs);
+    let lease = match budget_left(eff, usage) {
+        None => None,
+        Some(0) => return Err(Refusal::TalkTimeUsedUp),
+        Some(left) => Some(lease(left, max_secs, 0)),
+    };
+    Ok(Grant { max_secs, lease })
+}
+
+/// Talk time neither booked nor leased to live calls; `None` without a
+/// budget.
+pub fn budget_left(eff: &Effective, usage: &Usage) -> Option<u64> {
+    (eff.talk_budget_secs > 0).then(|| {
+        eff.talk_budget_secs
+            .saturating_sub(usage.talk_secs_used)
+            .saturating_sub(usage.talk_leased)
+    })
+}
+
+/// The next lease of a call that holds `held` seconds: at most
+/// [`LEASE_SECS`], what is `left`, and what the call's length cap allows.
+pub fn lease(left: u64, max_secs: u64, held: u64) -> u64 {
+    let mut l = left.min(LEASE_SECS);
+    if max_secs > 0 {
+        l = l.min(max_secs.saturating_sub(held));
     }
-    Ok(limit)
+    l
 }
 
 /// When an idle binding ends: its idle lifetime after creation or after the
@@ -247,7 +281,7 @@ mod tests {
 
     fn run(cond: Conditions, usage: Usage, now: i64) -> Result<u64, Refusal> {
         let eff = cond.effective(&Defaults::default(), 0);
-        check(&cond, &eff, &usage, &num("+1"), Way::Ax, now)
+        check(&cond, &eff, &usage, &num("+1"), Way::Ax, now).map(|g| g.lease.unwrap_or(g.max_secs))
     }
 
     #[test]
@@ -287,12 +321,33 @@ mod tests {
             ..Default::default()
         };
         let mut u = Usage {
-            talk_secs_used: 70,
+            talk_secs_used: 95,
             ..Default::default()
         };
-        assert_eq!(run(c.clone(), u, 0), Ok(30));
+        assert_eq!(run(c.clone(), u, 0), Ok(5), "the lease is what is left");
+        u.talk_secs_used = 70;
+        assert_eq!(
+            run(c.clone(), u, 0),
+            Ok(LEASE_SECS),
+            "leases come in chunks"
+        );
         u.talk_secs_used = 100;
         assert_eq!(run(c, u, 0), Err(Refusal::TalkTimeUsedUp));
+    }
+
+    #[test]
+    fn live_leases_count_against_the_budget() {
+        let c = Conditions {
+            talk_budget_secs: Some(5),
+            ..Default::default()
+        };
+        let u = Usage {
+            talk_leased: 5,
+            ..Default::default()
+        };
+        assert_eq!(run(c, u, 0), Err(Refusal::TalkTimeUsedUp));
+        assert_eq!(lease(100, 25, 20), 5, "the length cap bounds a lease");
+        assert_eq!(lease(3, 0, 0), 3);
     }
 
     #[test]

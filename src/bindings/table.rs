@@ -110,6 +110,9 @@ pub struct Admission {
     pub virtual_number: Number,
     /// Longest the call may last in seconds, 0 = unlimited.
     pub max_secs: u64,
+    /// Talk time leased from the binding's budget (`None`: no budget);
+    /// the call renews it with [`BindingTable::extend_lease`].
+    pub lease: Option<u64>,
     /// Owner of the binding.
     pub tenant: TenantId,
     /// `a_to_b`, `b_to_a` or `ax`.
@@ -276,8 +279,9 @@ impl BindingTable {
             Some(_) => Way::FromB,
         };
         let eff = b.conditions.effective(&self.defaults, b.created_at);
-        let max_secs = check(&b.conditions, &eff, &b.usage, caller, way, now)?;
+        let grant = check(&b.conditions, &eff, &b.usage, caller, way, now)?;
         b.usage.reserved += 1;
+        b.usage.talk_leased += grant.lease.unwrap_or(0);
         let callee = match &b.a {
             Some(a) if a == caller => b.b.clone(),
             Some(a) => a.clone(),
@@ -287,7 +291,8 @@ impl BindingTable {
             binding: id,
             callee,
             virtual_number: b.x.clone(),
-            max_secs,
+            max_secs: grant.max_secs,
+            lease: grant.lease,
             tenant: b.tenant,
             direction: match way {
                 Way::Ax => "ax",
@@ -375,10 +380,33 @@ impl BindingTable {
         &self.defaults
     }
 
-    /// Adds talk time after a call ends.
-    pub fn add_talk_time(&self, id: BindingId, secs: u64) -> Option<Usage> {
+    /// Leases more talk time to a live call that holds `held` seconds and
+    /// may last `max_secs` (0 = no cap); returns what was granted, 0 when
+    /// the budget is spent (or the binding gone).
+    pub fn extend_lease(&self, id: BindingId, held: u64, max_secs: u64) -> u64 {
+        let Some(mut b) = self.by_id.get_mut(&id) else {
+            return 0;
+        };
+        let eff = b.conditions.effective(&self.defaults, b.created_at);
+        let Some(left) = crate::bindings::conditions::budget_left(&eff, &b.usage) else {
+            // The budget was lifted meanwhile: grant the rest of the call.
+            return if max_secs > 0 {
+                max_secs.saturating_sub(held)
+            } else {
+                crate::bindings::conditions::LEASE_SECS
+            };
+        };
+        let g = crate::bindings::conditions::lease(left, max_secs, held);
+        b.usage.talk_leased += g;
+        g
+    }
+
+    /// Ends a call's lease and books the `talk` seconds it used (at most
+    /// the lease, when it had one). Returns the new usage to persist.
+    pub fn book_talk(&self, id: BindingId, leased: u64, talk: u64) -> Option<Usage> {
         let mut b = self.by_id.get_mut(&id)?;
-        b.usage.talk_secs_used += secs;
+        b.usage.talk_leased = b.usage.talk_leased.saturating_sub(leased);
+        b.usage.talk_secs_used = b.usage.talk_secs_used.saturating_add(talk);
         Some(b.usage)
     }
 }

@@ -251,6 +251,7 @@ pub(super) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding
             reserved: 0,
             talk_secs_used: talk.max(0) as u64,
             last_call_at: r.get(17)?,
+            talk_leased: 0,
         },
     }))
 }
@@ -394,6 +395,7 @@ mod tests {
                 reserved: 0,
                 talk_secs_used: 40,
                 last_call_at: Some(9),
+                talk_leased: 0,
             };
             s.save_usage(&[UsageUpdate { id: ids[0], usage }])
                 .expect("usage");
