@@ -57,8 +57,16 @@ pub enum ServerError {
 /// live binding tables never diverge over one database. The OS drops the
 /// lock when the process ends, however it ends.
 fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let path = dir.join("sipmask.lock");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| ServerError::LockFile {
+            path: dir.display().to_string(),
+            source,
+        })?;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -155,6 +163,13 @@ pub fn load_bindings(
     dir: &std::path::Path,
 ) -> Result<(Arc<BindingTable>, SqliteStore, i64), StoreError> {
     let mut store = SqliteStore::open(dir)?;
+    let recovered = store.recover_live()?;
+    if recovered > 0 {
+        tracing::warn!(
+            calls = recovered,
+            "booked calls that were live when sipmask last stopped"
+        );
+    }
     // Read before loading: a change logged meanwhile is applied again,
     // harmlessly, rather than missed.
     let seen = store.last_change()?;
@@ -177,8 +192,10 @@ impl Server {
     /// Binds, loads and starts everything; returns once serving.
     pub async fn start(cfg: Config) -> Result<Server, ServerError> {
         let data_dir = cfg.storage.data_dir.clone();
-        let (bindings, store, seen) = load_bindings(&cfg, &data_dir)?;
+        // Locked first: loading books a crashed run's live calls, which
+        // must never be a running server's live calls.
         let lock = lock_data_dir(&data_dir)?;
+        let (bindings, store, seen) = load_bindings(&cfg, &data_dir)?;
         let hub = crate::events::Hub::new(store.webhook_tenants()?);
         let (writer, store_thread) = Writer::start(
             Box::new(store) as Box<dyn Store>,
@@ -457,8 +474,13 @@ async fn tick(core: Arc<Core>, net: Arc<Net>, cancel: CancellationToken) {
     loop {
         tokio::select! {
             _ = every.tick() => core.with_engine(&net, |e| {
-                e.on_timer(Instant::now());
+                let now = Instant::now();
+                e.on_timer(now);
                 n += 1;
+                // 10 ms ticks: a checkpoint every `EVERY`.
+                if n.is_multiple_of(crate::b2bua::CHECKPOINT_TICKS) {
+                    e.checkpoint(now);
+                }
                 if n.is_multiple_of(1000) {
                     tracing::debug!(sizes = %e.sizes(), "engine tables");
                 }

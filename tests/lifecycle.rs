@@ -319,3 +319,45 @@ async fn thousands_of_mangled_messages_neither_crash_nor_disturb_a_call() {
     // The server still bridges a call.
     connected(&mut caller, &mut callee, sut.addr, A, X, "t").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loses_only_seconds_of_a_live_call() {
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(bin())
+        .args(["bindings", "add", "--data-dir"])
+        .arg(dir.path())
+        .args(["--caller", A, "--virtual", X, "--callee", B])
+        .output()
+        .expect("add");
+    assert!(out.status.success());
+    let port = free_port("127.0.0.1");
+    let sut: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let proc = spawn_server(dir.path(), port, callee.addr).await;
+    connected(&mut caller, &mut callee, sut, A, X, "t").await;
+    // Talk for 5 s, then the process dies without a word.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    drop(proc);
+    let _proc = spawn_server(dir.path(), port, callee.addr).await;
+    let talk: u64 = {
+        use sipmask::store::Store;
+        let mut s = sipmask::store::SqliteStore::open(dir.path()).expect("store");
+        s.load_all().expect("load")[0].usage.talk_secs_used
+    };
+    // Checkpoints every 2 s: at most that much (plus a commit) is lost.
+    assert!((2..=5).contains(&talk), "booked {talk} s of a 5 s call");
+    let s = sipmask::store::SqliteStore::open(dir.path()).expect("store");
+    let (calls, _) = s
+        .calls(
+            0,
+            &sipmask::store::CallFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .expect("records");
+    assert_eq!(calls.len(), 1, "the live call has its record");
+    assert_eq!(calls[0].reason, "sipmask stopped during the call");
+    assert_eq!(calls[0].duration_secs, talk);
+}

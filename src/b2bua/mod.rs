@@ -8,6 +8,7 @@
 //! (usage goes to the store's writer thread).
 
 mod call;
+mod checkpoint;
 mod decide;
 mod dialog;
 mod invite;
@@ -65,6 +66,9 @@ struct Relay {
     our_cseq: u32,
 }
 
+/// Timer ticks (10 ms) between checkpoints of live calls.
+pub const CHECKPOINT_TICKS: u64 = checkpoint::EVERY.as_millis() as u64 / 10;
+
 /// Counters for metrics and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -97,6 +101,11 @@ pub struct Engine {
     lookup: crate::api::ops::Histogram,
     /// Who wants call events.
     hub: Arc<crate::events::Hub>,
+    /// Random per process: checkpoint keys stay unique over restarts.
+    instance: String,
+    /// Whether the last checkpoint held any call (an idle server writes
+    /// nothing).
+    checkpointed: bool,
 }
 
 impl Engine {
@@ -123,6 +132,8 @@ impl Engine {
             stats: Stats::default(),
             lookup: Default::default(),
             hub,
+            instance: crate::sip::token()[..8].to_string(),
+            checkpointed: false,
         }
     }
 
@@ -364,15 +375,17 @@ impl Engine {
         self.emit(record.tenant, "call.ended", record.binding, || {
             call_json(id, &record)
         });
-        self.store.call(record);
         let secs = talk.unwrap_or(0);
-        if secs > 0 || lease.is_some() {
-            if let Some(usage) = self.bindings.book_talk(binding, lease.unwrap_or(0), secs) {
-                if secs > 0 {
-                    self.store.usage(UsageUpdate { id: binding, usage });
-                }
-            }
-        }
+        let usage = if secs > 0 || lease.is_some() {
+            self.bindings
+                .book_talk(binding, lease.unwrap_or(0), secs)
+                .filter(|_| secs > 0)
+                .map(|usage| UsageUpdate { id: binding, usage })
+        } else {
+            None
+        };
+        // Record, talk time and the end of its checkpoint in one commit.
+        self.store.call_end(record, usage, self.live_key(id));
         for k in pending {
             self.timers.cancel(k);
         }

@@ -8,6 +8,7 @@
 mod api;
 pub mod changes;
 pub mod events;
+pub mod live;
 mod records;
 mod sqlite;
 pub mod webhooks;
@@ -118,4 +119,38 @@ pub trait Store: Send {
         events: &[events::NewEvent],
         hooked: &dyn Fn(TenantId) -> bool,
     ) -> Result<Vec<(TenantId, String)>, StoreError>;
+    /// Writes everything the writer gathered in one transaction, so a
+    /// call's end (record, talk time, checkpoint row gone) is all or
+    /// nothing. Returns the stored events as for `save_events`.
+    fn save_batch(
+        &mut self,
+        batch: &Batch,
+        hooked: &dyn Fn(TenantId) -> bool,
+    ) -> Result<Vec<(TenantId, String)>, StoreError>;
+}
+
+/// What the writer commits at once.
+#[derive(Default)]
+pub struct Batch {
+    /// Latest counters per binding.
+    pub usage: Vec<UsageUpdate>,
+    /// Call records.
+    pub calls: Vec<CallRecord>,
+    /// Events.
+    pub events: Vec<events::NewEvent>,
+    /// A new checkpoint of live calls, replacing the last.
+    pub live: Option<Vec<live::LiveCall>>,
+    /// Checkpoint rows of calls that ended after it.
+    pub ended: Vec<String>,
+}
+
+impl Batch {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.usage.is_empty()
+            && self.calls.is_empty()
+            && self.events.is_empty()
+            && self.live.is_none()
+            && self.ended.is_empty()
+    }
 }

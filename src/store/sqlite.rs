@@ -100,7 +100,12 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     UPDATE api_keys SET key_id = 'key_' || substr(hash, 1, 12);
     CREATE UNIQUE INDEX api_keys_id ON api_keys(key_id);
     CREATE TABLE operator_changes (id INTEGER PRIMARY KEY, kind TEXT NOT NULL,
-        first INTEGER NOT NULL DEFAULT 0, last INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL);"];
+        first INTEGER NOT NULL DEFAULT 0, last INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL);",
+    // Checkpoints of live calls (store::live).
+    "CREATE TABLE live_calls (key TEXT PRIMARY KEY, tenant_id INTEGER NOT NULL, binding_id INTEGER,
+        direction TEXT, caller TEXT NOT NULL, callee TEXT, virtual TEXT NOT NULL,
+        invite_at INTEGER NOT NULL, ringing_at INTEGER, answer_at INTEGER, at INTEGER,
+        talk_secs INTEGER NOT NULL DEFAULT 0);"];
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -277,6 +282,32 @@ impl Store for SqliteStore {
         hooked: &dyn Fn(crate::bindings::TenantId) -> bool,
     ) -> Result<Vec<(crate::bindings::TenantId, String)>, StoreError> {
         self.atomically(|s| s.insert_events(events, hooked))
+    }
+
+    fn save_batch(
+        &mut self,
+        b: &super::Batch,
+        hooked: &dyn Fn(crate::bindings::TenantId) -> bool,
+    ) -> Result<Vec<(crate::bindings::TenantId, String)>, StoreError> {
+        self.atomically(|s| {
+            if !b.usage.is_empty() {
+                s.save_usage(&b.usage)?;
+            }
+            if !b.calls.is_empty() {
+                s.insert_calls(&b.calls)?;
+            }
+            if let Some(live) = &b.live {
+                s.replace_live(live)?;
+            }
+            if !b.ended.is_empty() {
+                s.end_live(&b.ended)?;
+            }
+            if b.events.is_empty() {
+                Ok(Vec::new())
+            } else {
+                s.insert_events(&b.events, hooked)
+            }
+        })
     }
 
     fn load_all(&mut self) -> Result<Vec<Binding>, StoreError> {

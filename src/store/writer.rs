@@ -1,6 +1,7 @@
-//! The write-behind thread: takes usage updates from the call path and
-//! commits whatever is queued in one transaction, so the call path never
-//! waits on a disk and a burst of calls costs one commit.
+//! The write-behind thread: takes usage updates, call records, events and
+//! live-call checkpoints from the call path and commits whatever is queued
+//! in one transaction, so the call path never waits on a disk, a burst of
+//! calls costs one commit, and a call's end is written all or nothing.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -8,12 +9,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::events::NewEvent;
-use super::{CallRecord, Store, UsageUpdate};
+use super::live::LiveCall;
+use super::{Batch, CallRecord, Store, UsageUpdate};
 use crate::events::Hub;
 
 enum Msg {
     Usage(UsageUpdate),
     Call(Box<CallRecord>),
+    /// A call's end: its record, its binding's counters and its
+    /// checkpoint row go in one transaction.
+    CallEnd(Box<CallRecord>, Option<UsageUpdate>, String),
+    Live(Vec<LiveCall>),
     Event(Box<NewEvent>),
     Flush(Sender<()>),
 }
@@ -54,6 +60,24 @@ impl Writer {
         }
     }
 
+    /// Queues the end of a checkpointed call. Never blocks.
+    pub fn call_end(&self, record: CallRecord, usage: Option<UsageUpdate>, live_key: String) {
+        if self
+            .tx
+            .send(Msg::CallEnd(Box::new(record), usage, live_key))
+            .is_err()
+        {
+            tracing::error!("store writer is gone; call end not saved");
+        }
+    }
+
+    /// Queues a checkpoint of the live calls. Never blocks.
+    pub fn live(&self, calls: Vec<LiveCall>) {
+        if self.tx.send(Msg::Live(calls)).is_err() {
+            tracing::error!("store writer is gone; live calls not saved");
+        }
+    }
+
     /// Queues new counters of a binding. Never blocks.
     pub fn usage(&self, update: UsageUpdate) {
         if self.tx.send(Msg::Usage(update)).is_err() {
@@ -74,39 +98,46 @@ fn run(mut store: Box<dyn Store>, rx: Receiver<Msg>, keep_ms: i64, hub: Arc<Hub>
     let mut last_purge: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
         // Only the latest counters of each binding matter.
-        let mut batch: HashMap<i64, UsageUpdate> = HashMap::new();
-        let mut calls = Vec::new();
-        let mut events = Vec::new();
+        let mut usage: HashMap<i64, UsageUpdate> = HashMap::new();
+        let mut batch = Batch::default();
         let mut waiters = Vec::new();
         let mut take = |m: Msg| match m {
             Msg::Usage(u) => {
-                batch.insert(u.id, u);
+                usage.insert(u.id, u);
             }
-            Msg::Call(c) => calls.push(*c),
-            Msg::Event(e) => events.push(*e),
+            Msg::Call(c) => batch.calls.push(*c),
+            Msg::CallEnd(c, u, key) => {
+                batch.calls.push(*c);
+                if let Some(u) = u {
+                    usage.insert(u.id, u);
+                }
+                batch.ended.push(key);
+            }
+            Msg::Live(calls) => {
+                // A newer checkpoint holds no call that ended before it.
+                batch.ended.clear();
+                batch.live = Some(calls);
+            }
+            Msg::Event(e) => batch.events.push(*e),
             Msg::Flush(w) => waiters.push(w),
         };
         take(first);
         while let Ok(m) = rx.try_recv() {
             take(m);
         }
+        batch.usage = usage.into_values().collect();
         if !batch.is_empty() {
-            let updates: Vec<UsageUpdate> = batch.into_values().collect();
-            if let Err(e) = store.save_usage(&updates) {
-                tracing::error!(error = %e, count = updates.len(), "saving usage failed");
-            }
-        }
-        if !calls.is_empty() {
-            if let Err(e) = store.save_calls(&calls) {
-                tracing::error!(error = %e, count = calls.len(), "saving call records failed");
-            }
-        }
-        if !events.is_empty() {
-            match store.save_events(&events, &|t| hub.hooked(t)) {
+            match store.save_batch(&batch, &|t| hub.hooked(t)) {
                 Ok(stored) => stored
                     .into_iter()
                     .for_each(|(t, body)| hub.publish(t, body)),
-                Err(e) => tracing::error!(error = %e, count = events.len(), "saving events failed"),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    usage = batch.usage.len(),
+                    calls = batch.calls.len(),
+                    events = batch.events.len(),
+                    "saving a batch failed"
+                ),
             }
         }
         if keep_ms > 0 && last_purge.is_none_or(|t| t.elapsed().as_secs() >= 3600) {
