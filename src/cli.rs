@@ -104,18 +104,19 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
     let norm = normaliser(cfg);
     let reader = BufReader::new(std::fs::File::open(file).map_err(io)?);
     let path = file.display().to_string();
-    let rows = csv::parse(reader, &norm).map_err(|(errs, count)| CliError::BadRows {
-        path: path.clone(),
-        count,
-        list: errs.iter().map(|e| e.to_string()).collect(),
-    })?;
+    // Rows that parse are checked further even when others did not, so
+    // one report names every bad row.
+    let (rows, parse_errors) = csv::parse(reader, &norm);
+    let mut bad: Vec<(usize, String)> = parse_errors
+        .iter()
+        .map(|e| (e.line, e.to_string()))
+        .collect();
     let mut store = SqliteStore::open(dir)?;
     // Clashes with existing bindings and within the file, by line.
     let table = BindingTable::new(cfg.binding_defaults());
     for b in store.load_all()? {
         let _ = table.insert(b);
     }
-    let mut bad = Vec::new();
     let now = crate::time::now();
     let mut news = Vec::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
@@ -131,15 +132,18 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
             usage: Default::default(),
         };
         if let Err(e) = table.insert(probe) {
-            bad.push(format!("line {}: {e}", r.line));
+            bad.push((r.line, format!("line {}: {e}", r.line)));
         } else if store
             .owner(&r.virtual_number)?
             .is_some_and(|(t, _)| t != crate::bindings::OPERATOR)
         {
-            bad.push(format!(
-                "line {}: virtual number {} belongs to an API tenant",
+            bad.push((
                 r.line,
-                r.virtual_number.as_str()
+                format!(
+                    "line {}: virtual number {} belongs to an API tenant",
+                    r.line,
+                    r.virtual_number.as_str()
+                ),
             ));
         }
         news.push(NewBinding {
@@ -153,12 +157,13 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
         });
     }
     if !bad.is_empty() {
+        bad.sort();
         let count = bad.len();
         bad.truncate(csv::MAX_REPORTED);
         return Err(CliError::BadRows {
             path,
             count,
-            list: bad,
+            list: bad.into_iter().map(|(_, e)| e).collect(),
         });
     }
     let tty = std::io::stderr().is_terminal();

@@ -278,20 +278,46 @@ impl Config {
         Self::from_toml(DEFAULT_TOML, "<embedded config/sipmask.toml>")
     }
 
-    /// Parses and validates text; `file` names it in errors.
+    /// Parses and validates text; `file` names it in errors. The text
+    /// needs only the keys it changes: the rest come from the embedded
+    /// defaults. Every unknown key, wrong type and bad value is reported,
+    /// each with its line and key.
     pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        let invalid = |problems| ConfigError::Invalid {
             file: file.to_string(),
-            problems: vec![syntax_problem(text, &e)],
+            problems,
+        };
+        let user: toml::Table = text
+            .parse()
+            .map_err(|e| invalid(vec![syntax_problem(text, &e)]))?;
+        let defaults: toml::Table = DEFAULT_TOML.parse().map_err(|e: toml::de::Error| {
+            invalid(vec![Problem {
+                line: None,
+                key: "(embedded defaults)".into(),
+                reason: e.message().to_string(),
+            }])
         })?;
-        let problems = cfg.validate(text);
+        let mut problems = Vec::new();
+        // Unknown keys and wrong types are left out of the merge, so the
+        // values can still be checked and every problem said at once.
+        let merged = merge(defaults, user, "", text, &mut problems);
+        let cfg: Config = match toml::Value::Table(merged).try_into() {
+            Ok(c) => c,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                problems.push(Problem {
+                    line: None,
+                    key: "(value)".into(),
+                    reason: e.message().to_string(),
+                });
+                return Err(invalid(problems));
+            }
+        };
+        problems.extend(cfg.validate(text));
         if problems.is_empty() {
             Ok(cfg)
         } else {
-            Err(ConfigError::Invalid {
-                file: file.to_string(),
-                problems,
-            })
+            Err(invalid(problems))
         }
     }
 
@@ -336,11 +362,11 @@ impl Config {
                 format!("{:?} is not an IP:port address", self.api.listen),
             );
         }
-        if self.api.rate_per_sec == 0 || self.api.burst == 0 {
-            bad(
-                "api.rate_per_sec",
-                "rate_per_sec and burst must be at least 1".into(),
-            );
+        if self.api.rate_per_sec == 0 {
+            bad("api.rate_per_sec", "must be at least 1".into());
+        }
+        if self.api.burst == 0 {
+            bad("api.burst", "must be at least 1".into());
         }
         if self.api.max_connections == 0 {
             bad("api.max_connections", "must be at least 1".into());
@@ -435,6 +461,59 @@ fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
     }
 }
 
+/// Lays `user` over `defaults`, noting every key the defaults do not have
+/// and every value of another type than the default's.
+fn merge(
+    mut defaults: toml::Table,
+    user: toml::Table,
+    prefix: &str,
+    text: &str,
+    problems: &mut Vec<Problem>,
+) -> toml::Table {
+    for (k, v) in user {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match (defaults.remove(&k), v) {
+            (None, _) => problems.push(Problem {
+                line: locate_any(text, &key),
+                key,
+                reason: "unknown key".into(),
+            }),
+            (Some(toml::Value::Table(d)), toml::Value::Table(u)) => {
+                let m = merge(d, u, &key, text, problems);
+                defaults.insert(k, toml::Value::Table(m));
+            }
+            (Some(d), u) if d.same_type(&u) => {
+                defaults.insert(k, u);
+            }
+            (Some(d), u) => {
+                problems.push(Problem {
+                    line: locate_any(text, &key),
+                    key,
+                    reason: format!("expected {}, found {}", d.type_str(), u.type_str()),
+                });
+                defaults.insert(k, d);
+            }
+        }
+    }
+    defaults
+}
+
+/// The line of `key`, or of the nearest enclosing key that has one (an
+/// inline table's fields are on its line).
+fn locate_any(text: &str, key: &str) -> Option<usize> {
+    let mut k = key;
+    loop {
+        if let Some(l) = locate(text, k) {
+            return Some(l);
+        }
+        k = k.rsplit_once('.')?.0;
+    }
+}
+
 /// The dotted key defined on `line`, from the nearest table header above it.
 fn key_at(text: &str, line: Option<usize>) -> Option<String> {
     let line = line?;
@@ -456,7 +535,19 @@ fn key_at(text: &str, line: Option<usize>) -> Option<String> {
 
 /// The line (1-based) where dotted `key` is set, if it is in the text.
 fn locate(text: &str, key: &str) -> Option<usize> {
-    let (table, name) = key.rsplit_once('.')?;
+    let Some((table, name)) = key.rsplit_once('.') else {
+        // A top-level key: a table header, or a key before any header.
+        return text
+            .lines()
+            .position(|l| {
+                let t = l.trim();
+                t.strip_prefix('[')
+                    .and_then(|t| t.strip_suffix(']'))
+                    .is_some_and(|h| h.trim() == key)
+                    || t.split('=').next().map(str::trim) == Some(key)
+            })
+            .map(|i| i + 1);
+    };
     let mut in_table = false;
     for (i, l) in text.lines().enumerate() {
         let t = l.trim();
@@ -501,6 +592,37 @@ mod tests {
             .to_string();
         assert!(err.contains("typo_ms"), "{err}");
         assert!(err.contains("x.toml:"), "{err}");
+    }
+
+    #[test]
+    fn a_short_file_takes_the_defaults() {
+        let c = Config::from_toml("[sip]\ntrunk = \"127.0.0.1:5090\"\n", "short.toml")
+            .expect("only what changes");
+        assert_eq!(c.sip.trunk, "127.0.0.1:5090");
+        assert_eq!(c.sip.t1_ms, 500);
+        assert_eq!(c.api.rate_per_sec, 100);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_own_line_and_key() {
+        let text = "[sip]\n# retransmit interval\nt1_msec = 5\nt2_ms = \"x\"\n\n[api]\nburst = 0\n[nope]\n";
+        let err = Config::from_toml(text, "typo.toml")
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            err.contains("typo.toml:3: sip.t1_msec: unknown key"),
+            "{err}"
+        );
+        assert!(
+            err.contains("typo.toml:4: sip.t2_ms: expected integer, found string"),
+            "{err}"
+        );
+        assert!(err.contains("typo.toml:8: nope: unknown key"), "{err}");
+        let err = Config::from_toml("[api]\nburst = 0\n[sip]\nno_answer_secs = 0\n", "v.toml")
+            .expect_err("invalid")
+            .to_string();
+        assert!(err.contains("v.toml:2: api.burst"), "{err}");
+        assert!(err.contains("v.toml:4: sip.no_answer_secs"), "{err}");
     }
 
     #[test]

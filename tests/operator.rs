@@ -125,3 +125,60 @@ fn bad_or_duplicate_tenants_are_clear_errors() {
         assert!(err.starts_with("error: "), "{bad:?}: {err}");
     }
 }
+
+#[test]
+fn a_csv_import_reports_every_bad_row_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("b.csv");
+    std::fs::write(
+        &csv,
+        "caller,virtual,callee\n13800000001,abc def,13900000001\n\
+         13800000002,17000000001,13900000002\n13800000002,17000000001,13900000003\n",
+    )
+    .expect("write");
+    let out = Command::new(bin())
+        .args(["bindings", "import", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg(&csv)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 bad row(s)"), "{err}");
+    assert!(err.contains("line 2:") && err.contains("line 4:"), "{err}");
+}
+
+#[test]
+fn config_errors_are_said_once_with_their_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| Command::new(bin()).args(args).output().expect("runs");
+    let missing = dir.path().join("missing.toml");
+    let out = run(&["check-config", missing.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+    let short = dir.path().join("short.toml");
+    std::fs::write(&short, "[sip]\ntrunk = \"127.0.0.1:5090\"\n").expect("write");
+    let out = run(&["check-config", short.to_str().expect("utf-8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(
+        &typo,
+        "[sip]\n# retransmit interval\nt1_msec = 5\n[api]\nburst = 0\n",
+    )
+    .expect("write");
+    let out = run(&["check-config", typo.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("typo.toml:3: sip.t1_msec: unknown key"),
+        "{err}"
+    );
+    assert!(
+        err.contains("typo.toml:5: api.burst: must be at least 1"),
+        "{err}"
+    );
+}

@@ -1,6 +1,7 @@
 //! CSV import format: `caller,virtual,callee`, one binding a row. An empty
-//! caller makes an AX binding. Parsing is all-or-nothing: every bad row is
-//! reported with its line number and nothing is returned if any row is bad.
+//! caller makes an AX binding. Parsing returns the good rows and every bad
+//! one with its line number; the importer checks the good rows further and
+//! imports nothing unless every row is good.
 
 use std::io::BufRead;
 
@@ -32,18 +33,11 @@ pub struct RowError {
 /// Most errors reported for one file; the rest are counted.
 pub const MAX_REPORTED: usize = 20;
 
-/// Reads the whole file. `Err` lists the first [`MAX_REPORTED`] bad rows and
-/// the total count of bad rows.
-pub fn parse<R: BufRead>(input: R, norm: &Normaliser) -> Result<Vec<Row>, (Vec<RowError>, usize)> {
+/// Reads the whole file: the rows that parse, and every bad row.
+pub fn parse<R: BufRead>(input: R, norm: &Normaliser) -> (Vec<Row>, Vec<RowError>) {
     let mut rows = Vec::new();
     let mut errors = Vec::new();
-    let mut bad = 0usize;
-    let mut report = |e: RowError, errors: &mut Vec<RowError>| {
-        bad += 1;
-        if errors.len() < MAX_REPORTED {
-            errors.push(e);
-        }
-    };
+    let report = |e: RowError, errors: &mut Vec<RowError>| errors.push(e);
     for (i, line) in input.lines().enumerate() {
         let line_no = i + 1;
         let text = match line {
@@ -85,11 +79,7 @@ pub fn parse<R: BufRead>(input: R, norm: &Normaliser) -> Result<Vec<Row>, (Vec<R
             Err(e) => report(e, &mut errors),
         }
     }
-    if bad > 0 {
-        Err((errors, bad))
-    } else {
-        Ok(rows)
-    }
+    (rows, errors)
 }
 
 fn parse_row(line: usize, text: &str, norm: &Normaliser) -> Result<Row, RowError> {
@@ -124,7 +114,8 @@ mod tests {
     #[test]
     fn rows_with_and_without_caller() {
         let norm = Normaliser::default();
-        let rows = parse("caller,virtual,callee\n13800000001,17000000009,13900000002\n,17000000009,13900000003\n".as_bytes(), &norm).expect("ok");
+        let (rows, errs) = parse("caller,virtual,callee\n13800000001,17000000009,13900000002\n,17000000009,13900000003\n".as_bytes(), &norm);
+        assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(rows.len(), 2);
         assert!(rows[0].caller.is_some());
         assert!(rows[1].caller.is_none());
@@ -133,13 +124,13 @@ mod tests {
     #[test]
     fn every_bad_row_is_reported_by_line() {
         let norm = Normaliser::default();
-        let (errs, n) = parse(
+        let (rows, errs) = parse(
             "caller,virtual,callee\n1,9\n13800000001,17000000009,13900000002\n,x\"y,13900000003\n"
                 .as_bytes(),
             &norm,
-        )
-        .expect_err("bad");
-        assert_eq!(n, 2);
+        );
+        assert_eq!(rows.len(), 1, "the good row is kept for further checks");
+        assert_eq!(errs.len(), 2);
         assert_eq!(errs[0].line, 2);
         assert_eq!(errs[1].line, 4);
     }
@@ -147,6 +138,6 @@ mod tests {
     #[test]
     fn wrong_header_is_an_error() {
         let norm = Normaliser::default();
-        assert!(parse("a,b,c\n1,9,2\n".as_bytes(), &norm).is_err());
+        assert!(!parse("a,b,c\n1,9,2\n".as_bytes(), &norm).1.is_empty());
     }
 }
