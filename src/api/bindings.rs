@@ -24,12 +24,20 @@ use crate::store::{Filter, NewBinding, SqliteStore};
 #[serde(deny_unknown_fields)]
 pub struct CreateBinding {
     /// Party A (number or account).
+    #[schema(
+        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$"
+    )]
     pub a: String,
-    /// Party B.
+    /// Party B (not A).
+    #[schema(
+        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$"
+    )]
     pub b: String,
     /// Use exactly this X from your pool (409 if it cannot serve the pair).
+    #[schema(pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11})$")]
     pub x: Option<String>,
     /// Use this X if it can serve the pair, else allocate as usual.
+    #[schema(pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11})$")]
     pub prefer_x: Option<String>,
     /// Call conditions; absent fields take the configured defaults.
     pub conditions: Option<ConditionsIn>,
@@ -40,6 +48,7 @@ pub struct CreateBinding {
 #[serde(deny_unknown_fields)]
 pub struct BulkCreate {
     /// The bindings.
+    #[schema(min_items = 1, max_items = 1000)]
     pub bindings: Vec<CreateBinding>,
 }
 
@@ -48,7 +57,8 @@ pub struct BulkCreate {
 #[serde(deny_unknown_fields)]
 pub struct BulkDelete {
     /// Binding ids.
-    pub ids: Vec<i64>,
+    #[schema(value_type = Vec<i64>, min_items = 1, max_items = 1000)]
+    pub ids: Vec<super::model::JsonInt>,
 }
 
 /// Result of a bulk create.
@@ -60,25 +70,41 @@ pub struct BulkCreated {
 
 /// List filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,18}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 1,000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only bindings where A or B is this party.
+    #[param(
+        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|t-[a-z0-9]{10})$"
+    )]
     pub party: Option<String>,
     /// Only bindings on this X.
+    #[param(
+        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|t-[a-z0-9]{10})$"
+    )]
     pub x: Option<String>,
 }
 
 /// A pair to ask about.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PairQuery {
     /// Party A.
+    #[param(
+        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$"
+    )]
     pub a: String,
     /// Party B.
+    #[param(
+        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$"
+    )]
     pub b: String,
 }
 
@@ -495,7 +521,8 @@ pub async fn bulk_delete(
             format!("must hold 1 to {BULK_MAX} items"),
         ));
     }
-    remove(&st, t.0, req.ids, &[Kind::Axb], "binding").await
+    let ids = req.ids.into_iter().map(|i| i.0).collect();
+    remove(&st, t.0, ids, &[Kind::Axb], "binding").await
 }
 
 /// Deletes bindings of `kinds`, all or none.

@@ -87,21 +87,31 @@ pub struct CallPage {
 
 /// Call record filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CallQuery {
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,18}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 1,000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only calls of this binding.
     pub binding_id: Option<i64>,
     /// Only calls where this number is caller, callee or X.
+    #[param(
+        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|t-[a-z0-9]{10})$"
+    )]
     pub number: Option<String>,
     /// Only calls placed at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Only calls placed before this RFC 3339 time.
+    #[param(format = DateTime)]
     pub to: Option<String>,
-    /// Only calls with this final SIP status.
+    /// Only calls with this final SIP status the caller got: 200 answered,
+    /// 4xx-6xx refused or failed (see the SIP statuses in the README).
+    #[param(minimum = 100, maximum = 699)]
     pub result: Option<u16>,
 }
 
@@ -138,7 +148,15 @@ pub async fn list(
             .map(|n| n.as_str().to_string()),
         from: time_ms("from", &q.from)?,
         to: time_ms("to", &q.to)?,
-        result: q.result,
+        result: match q.result {
+            Some(r) if !(100..=699).contains(&r) => {
+                return Err(ApiError::invalid(
+                    "result",
+                    "must be a SIP status, 100 to 699",
+                ))
+            }
+            r => r,
+        },
     };
     let tenant = t.0;
     let (items, next) = st.db(move |s| Ok(s.calls(tenant, &filter)?)).await?;

@@ -172,14 +172,43 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Body(v)),
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let m = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        if !json {
+            return Err(ApiError::MediaType);
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::TooLarge)
+                return Err(ApiError::TooLarge)
             }
-            Err(e) if e.status() == axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                Err(ApiError::MediaType)
+            Err(e) => {
+                return Err(ApiError::Malformed {
+                    detail: e.body_text(),
+                    field: None,
+                })
             }
+        };
+        // serde would read a struct from an array too; every body is an object.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::Malformed {
+                detail: "the body must be a JSON object".into(),
+                field: None,
+            });
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(v)) => Ok(Body(v)),
             Err(e) => {
                 let detail = e.body_text();
                 // serde_path_to_error puts "path: message" after this prefix.
@@ -241,7 +270,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
         calls::list, calls::get, webhooks::set, webhooks::get, webhooks::delete, webhooks::stream,
         webhooks::deliveries, webhooks::redeliver, keys::list, keys::create, keys::revoke,
     ),
-    components(schemas(problem::Problem)),
+    components(schemas(problem::Problem, webhooks::DeliveryState)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

@@ -56,28 +56,47 @@ pub struct ConditionsIn {
     pub not_after: Option<Option<String>>,
     /// Answered calls allowed (at least 1).
     #[serde(default, deserialize_with = "some")]
-    #[schema(value_type = Option<i64>, minimum = 1)]
-    pub max_calls: Option<Option<i64>>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 3155760000_i64)]
+    pub max_calls: Option<Option<JsonInt>>,
     /// Longest single call in seconds (at least 1).
     #[serde(default, deserialize_with = "some")]
-    #[schema(value_type = Option<i64>, minimum = 1)]
-    pub max_call_secs: Option<Option<i64>>,
-    /// Total talk time in seconds (at least 1).
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 3155760000_i64)]
+    pub max_call_secs: Option<Option<JsonInt>>,
+    /// Total talk time in seconds (1 to 100 years).
     #[serde(default, deserialize_with = "some")]
-    #[schema(value_type = Option<i64>, minimum = 1)]
-    pub talk_budget_secs: Option<Option<i64>>,
-    /// Idle lifetime in seconds, restarted by each answered call (at least 1).
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 3155760000_i64)]
+    pub talk_budget_secs: Option<Option<JsonInt>>,
+    /// Idle lifetime in seconds, restarted by each answered call (1 to 100 years).
     #[serde(default, deserialize_with = "some")]
-    #[schema(value_type = Option<i64>, minimum = 1)]
-    pub idle_secs: Option<Option<i64>>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 3155760000_i64)]
+    pub idle_secs: Option<Option<JsonInt>>,
     /// Callers allowed on an identifier (AX); absent or null = anyone.
     #[serde(default, deserialize_with = "some")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<Party>>, max_items = 1000)]
     pub allowed_callers: Option<Option<Vec<String>>>,
     /// Direction of an AXB binding.
     #[serde(default, deserialize_with = "some")]
     #[schema(value_type = Option<DirectionJson>)]
     pub direction: Option<Option<DirectionJson>>,
+}
+
+/// A JSON integer: `3` or `3.0` (JSON Schema counts both as integers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JsonInt(pub i64);
+
+impl<'de> Deserialize<'de> for JsonInt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        if let Some(i) = n.as_i64() {
+            return Ok(JsonInt(i));
+        }
+        match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(JsonInt(f as i64)),
+            _ => Err(serde::de::Error::custom(format!(
+                "invalid value: {n}, expected an integer"
+            ))),
+        }
+    }
 }
 
 // Tells `"field": null` (Some(None)) from an absent field (None).
@@ -104,10 +123,10 @@ fn time(
 
 fn positive<T: TryFrom<i64>>(
     field: &str,
-    v: Option<Option<i64>>,
+    v: Option<Option<JsonInt>>,
     old: Option<T>,
 ) -> Result<Option<T>, ApiError> {
-    match v {
+    match v.map(|o| o.map(|n| n.0)) {
         None => Ok(old),
         Some(None) => Ok(None),
         Some(Some(n)) if n >= 1 && n as u64 <= crate::time::MAX_SECS => T::try_from(n)
@@ -132,28 +151,93 @@ pub fn page(cursor: &Option<String>, limit: Option<u32>) -> Result<(i64, u32), A
     }
     let after = match cursor {
         None => 0,
-        Some(c) => c
+        Some(c) if (1..=18).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()) => c
             .parse::<i64>()
             .map_err(|_| ApiError::invalid("cursor", "not a cursor from this API"))?,
+        Some(_) => return Err(ApiError::invalid("cursor", "not a cursor from this API")),
     };
     Ok((after, limit))
 }
 
+/// The API's spelling of a phone number: E.164 with `+` (6 to 15 digits),
+/// or a national number of 6 to 12 digits that the configured country code
+/// completes; no leading 0 (no trunk or international prefixes).
+/// The OpenAPI document carries the same patterns (a test compares them),
+/// so what the document allows is exactly what the API accepts.
+pub const PHONE_PATTERN: &str = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11})$";
+/// A party: a phone number, or an app account as `sip:name@host`.
+pub const PARTY_PATTERN: &str = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$";
+/// A search filter: a party or a token identifier.
+pub const FILTER_PATTERN: &str = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|t-[a-z0-9]{10})$";
+
+fn phone_text(v: &str) -> bool {
+    let (d, max) = match v.strip_prefix('+') {
+        Some(d) => (d, 15),
+        None => (v, 12),
+    };
+    (6..=max).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
+}
+
+fn account_text(v: &str) -> bool {
+    let Some((name, host)) = v.strip_prefix("sip:").and_then(|r| r.split_once('@')) else {
+        return false;
+    };
+    let (host, port) = match host.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (host, None),
+    };
+    (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._~!*'+-".contains(c))
+        && (1..=253).contains(&host.len())
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+        && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn token_text(v: &str) -> bool {
+    v.strip_prefix("t-").is_some_and(|t| {
+        t.len() == 10
+            && t.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+    })
+}
+
 /// Reads a party field: a phone number or an account as `sip:name@host`.
 pub fn number(norm: &Normaliser, field: &str, v: &str) -> Result<Number, ApiError> {
+    if !(phone_text(v) || account_text(v)) {
+        return Err(ApiError::invalid(
+            field,
+            "must be a phone number (+ and 6 to 15 digits, or 6 to 12 national digits) or an account as sip:name@host",
+        ));
+    }
     norm.party(v)
         .map_err(|e| ApiError::invalid(field, e.to_string()))
 }
 
 /// Reads a virtual number field (pool, X): a phone number only.
 pub fn phone(norm: &Normaliser, field: &str, v: &str) -> Result<Number, ApiError> {
+    if !phone_text(v) {
+        return Err(ApiError::invalid(
+            field,
+            "must be a phone number: + and 6 to 15 digits, or 6 to 12 national digits, no leading 0",
+        ));
+    }
     norm.phone(v)
         .map_err(|e| ApiError::invalid(field, e.to_string()))
 }
 
-/// Reads a search filter: any spelling the SIP side would accept, since a
-/// filter matches what exists and creates nothing.
+/// Reads a search filter: a party or a token identifier.
 pub fn filter(norm: &Normaliser, field: &str, v: &str) -> Result<Number, ApiError> {
+    if !(phone_text(v) || account_text(v) || token_text(v)) {
+        return Err(ApiError::invalid(
+            field,
+            "must be a phone number, an account as sip:name@host or a token t-...",
+        ));
+    }
     norm.normalise(v)
         .map_err(|e| ApiError::invalid(field, e.to_string()))
 }
@@ -205,6 +289,18 @@ impl ConditionsIn {
         Ok(c)
     }
 }
+
+/// A party in a request (schema only): a phone number or `sip:name@host`.
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$"
+)]
+pub struct Party(pub String);
+
+/// A virtual number in a request (schema only).
+#[derive(ToSchema)]
+#[schema(pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11})$")]
+pub struct Phone(pub String);
 
 /// Conditions as shown, with defaults filled in and both clocks explicit.
 #[derive(Debug, Serialize, ToSchema)]
@@ -310,4 +406,43 @@ pub struct BindingPage {
     pub items: Vec<BindingOut>,
     /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_allows_exactly_what_the_checks_accept() {
+        let doc = <super::super::ApiDoc as utoipa::OpenApi>::openapi()
+            .to_json()
+            .expect("json");
+        for p in [PHONE_PATTERN, PARTY_PATTERN, FILTER_PATTERN] {
+            let quoted = serde_json::to_string(p).expect("quoted");
+            assert!(doc.contains(&quoted), "{p} is not in the document");
+        }
+        for ok in [
+            "13800000000",
+            "+8613800000000",
+            "sip:alice@example.com",
+            "sip:a.b@h:5060",
+        ] {
+            assert!(phone_text(ok) || account_text(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "12345",
+            "abc",
+            "sip:1a@h",
+            "sip:a@h:123456",
+            "tel:13800000000",
+            "+",
+            "000000",
+            "+0169258758",
+            "4080134740285",
+        ] {
+            assert!(!(phone_text(bad) || account_text(bad)), "{bad}");
+        }
+        assert!(token_text("t-abcdef0123") && !token_text("t-ABCDEF0123"));
+    }
 }

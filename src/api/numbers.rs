@@ -19,6 +19,7 @@ use crate::bindings::Number;
 #[serde(deny_unknown_fields)]
 pub struct AddNumbers {
     /// Virtual numbers (1 to 1,000), added all or none.
+    #[schema(value_type = Vec<super::model::Phone>, min_items = 1, max_items = 1000)]
     pub numbers: Vec<String>,
 }
 
@@ -121,7 +122,7 @@ async fn pool(st: &Arc<ApiState>, tenant: i64) -> Result<Json<Pool>, ApiError> {
     Ok(Json(Pool { numbers }))
 }
 
-#[utoipa::path(delete, path = "/v1/numbers/{number}", tag = "pool", params(("number" = String, Path, description = "the number")),
+#[utoipa::path(delete, path = "/v1/numbers/{number}", tag = "pool", params(("number" = String, Path, description = "the number", pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11})$")),
     responses((status = 204)), security(("bearer" = [])))]
 /// Removes a number that serves no binding.
 pub async fn remove(
@@ -165,7 +166,7 @@ pub async fn blocklist(
     Ok(Json(Blocklist { numbers }))
 }
 
-#[utoipa::path(put, path = "/v1/blocklist/{number}", tag = "blocklist", params(("number" = String, Path, description = "caller to block")),
+#[utoipa::path(put, path = "/v1/blocklist/{number}", tag = "blocklist", params(("number" = String, Path, description = "caller to block", pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$")),
     responses((status = 204)), security(("bearer" = [])))]
 /// Blocks a caller on every binding of the tenant.
 pub async fn block(
@@ -176,7 +177,7 @@ pub async fn block(
     set_blocked(st, t.0, n, true).await
 }
 
-#[utoipa::path(delete, path = "/v1/blocklist/{number}", tag = "blocklist", params(("number" = String, Path, description = "caller to unblock")),
+#[utoipa::path(delete, path = "/v1/blocklist/{number}", tag = "blocklist", params(("number" = String, Path, description = "caller to unblock", pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$")),
     responses((status = 204)), security(("bearer" = [])))]
 /// Unblocks a caller.
 pub async fn unblock(

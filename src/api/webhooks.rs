@@ -112,6 +112,7 @@ pub async fn get(State(st): State<Arc<ApiState>>, t: Tenant) -> Result<Json<Webh
 
 /// Which undelivered events to list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryQuery {
     /// `failed` (default: given up after the last attempt) or `pending`.
