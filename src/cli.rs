@@ -334,6 +334,49 @@ pub fn remove(dir: &Path, id: i64) -> Result<bool, CliError> {
     Ok(true)
 }
 
+/// Writes the call records of the operator's (command-line) bindings,
+/// oldest first, as a table; `binding` narrows to one binding.
+pub fn list_calls(
+    dir: &Path,
+    binding: Option<i64>,
+    limit: u32,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let store = SqliteStore::open(dir)?;
+    let io = |source| CliError::Io {
+        path: "stdout".into(),
+        source,
+    };
+    let f = crate::store::CallFilter {
+        limit: limit.clamp(1, 100_000),
+        binding,
+        ..Default::default()
+    };
+    let (calls, _) = store.calls(crate::bindings::OPERATOR, &f)?;
+    writeln!(
+        out,
+        "id\tbinding\tcaller\tvirtual\tcallee\tinvite_at\tresult\ttalk_secs\treason"
+    )
+    .map_err(io)?;
+    for c in calls {
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            c.id,
+            c.binding.map_or("-".to_string(), |b| b.to_string()),
+            c.caller,
+            c.x,
+            c.callee.as_deref().unwrap_or("-"),
+            crate::time::format_ms(c.invite_at),
+            c.result,
+            c.duration_secs,
+            c.reason,
+        )
+        .map_err(io)?;
+    }
+    Ok(())
+}
+
 /// Writes every binding as a table.
 pub fn list(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let mut store = SqliteStore::open(dir)?;

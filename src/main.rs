@@ -45,6 +45,17 @@ enum Command {
         #[command(subcommand)]
         command: TenantsCommand,
     },
+    /// Call records of the operator's (command-line) bindings.
+    Calls {
+        #[command(flatten)]
+        common: Common,
+        /// Only calls of this binding.
+        #[arg(long)]
+        binding: Option<i64>,
+        /// Most records, oldest first.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
     /// Manage tenants' API keys.
     Keys {
         #[command(subcommand)]
@@ -236,6 +247,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bindings { command } => bindings(command),
         Command::Tenants { command } => tenants(command),
         Command::Keys { command } => keys(command),
+        Command::Calls {
+            common,
+            binding,
+            limit,
+        } => {
+            let cfg = load_config(common.config.as_ref())?;
+            sipmask::cli::list_calls(
+                &data_dir(&cfg, common.data_dir),
+                binding,
+                limit,
+                &mut std::io::stdout().lock(),
+            )?;
+            Ok(())
+        }
         Command::CheckConfig { file } => {
             Config::read(&file)?;
             println!("{}: ok", file.display());

@@ -705,7 +705,12 @@ async fn webhooks_get_signed_numbered_binding_and_call_events() {
 
     assert_eq!(api.call(A, "17000000001").await, 200);
     let mut seqs = vec![1];
-    for kind in ["call.offered", "call.answered", "call.ended"] {
+    for kind in [
+        "call.offered",
+        "call.ringing",
+        "call.answered",
+        "call.ended",
+    ] {
         let (e, sig) = rx.next(kind).await;
         check_signature(&secret, &sig);
         seqs.push(e["seq"].as_i64().expect("seq"));

@@ -360,4 +360,13 @@ async fn a_crash_loses_only_seconds_of_a_live_call() {
     assert_eq!(calls.len(), 1, "the live call has its record");
     assert_eq!(calls[0].reason, "sipmask stopped during the call");
     assert_eq!(calls[0].duration_secs, talk);
+    // The operator reads the records of command-line bindings.
+    let out = Command::new(bin())
+        .args(["calls", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("calls");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("sipmask stopped during the call"), "{text}");
+    assert!(text.contains("+8613800000000"), "{text}");
 }

@@ -162,10 +162,15 @@ impl Engine {
                 return;
             }
             learn_remote(&mut call.b, &m, false);
-            if code != 100 {
-                call.record
-                    .ringing_at
-                    .get_or_insert_with(crate::time::now_ms);
+            if code != 100 && call.record.ringing_at.is_none() {
+                call.record.ringing_at = Some(crate::time::now_ms());
+                let (t, b) = (call.record.tenant, call.record.binding);
+                self.emit(
+                    t,
+                    "call.ringing",
+                    b,
+                    || serde_json::json!({ "call": id, "status": code }),
+                );
             }
             self.relay_to_a_invite(id, &m, now);
             return;

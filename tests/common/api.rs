@@ -88,6 +88,9 @@ impl Api {
         assert_eq!(inv.method(), "INVITE");
         let contact = format!("Contact: <sip:bob@{}>\r\n", self.callee.addr);
         self.callee
+            .send(inv.from, &inv.reply(180, "t", &contact, ""))
+            .await;
+        self.callee
             .send(
                 inv.from,
                 &inv.reply(200, "t", &contact, &sdp("bob", "127.0.0.3")),
