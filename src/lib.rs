@@ -12,6 +12,7 @@ pub mod bindings;
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod handover;
 pub mod mask;
 pub mod server;
 pub mod sip;

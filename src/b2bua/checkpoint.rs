@@ -16,7 +16,7 @@ pub const EVERY: Duration = Duration::from_secs(2);
 impl Engine {
     /// The checkpoint key of call `id`.
     pub(super) fn live_key(&self, id: u64) -> String {
-        format!("{}-{id}", self.instance)
+        format!("{}-{id}", self.cfg.instance)
     }
 
     /// Hands the live calls to the store writer (nothing when there are
@@ -49,6 +49,6 @@ impl Engine {
             return;
         }
         self.checkpointed = !live.is_empty();
-        self.store.live(live);
+        self.store.live(self.cfg.instance.clone(), live);
     }
 }

@@ -12,6 +12,7 @@ mod checkpoint;
 mod decide;
 mod dialog;
 mod invite;
+mod ownership;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct EngineConfig {
     pub no_answer: Duration,
     /// RFC 3261 timers.
     pub timers: TimerConfig,
+    /// This process's instance id: checkpoint keys and the handover lock.
+    pub instance: String,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -101,8 +104,6 @@ pub struct Engine {
     lookup: crate::api::ops::Histogram,
     /// Who wants call events.
     hub: Arc<crate::events::Hub>,
-    /// Random per process: checkpoint keys stay unique over restarts.
-    instance: String,
     /// Whether the last checkpoint held any call (an idle server writes
     /// nothing).
     checkpointed: bool,
@@ -132,7 +133,6 @@ impl Engine {
             stats: Stats::default(),
             lookup: Default::default(),
             hub,
-            instance: crate::sip::token()[..8].to_string(),
             checkpointed: false,
         }
     }

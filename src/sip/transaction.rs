@@ -333,6 +333,11 @@ impl Transactions {
         self.servers.contains_key(key)
     }
 
+    /// Whether a client transaction has this key.
+    pub fn has_client(&self, key: &TxKey) -> bool {
+        self.clients.contains_key(key)
+    }
+
     /// Whether a server transaction still waits for its final response.
     pub fn is_pending(&self, key: &TxKey) -> bool {
         self.servers

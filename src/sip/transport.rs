@@ -145,12 +145,13 @@ impl Net {
         }
     }
 
-    /// Accepts TCP connections until cancelled.
-    pub async fn run_tcp_listener(self: Arc<Self>, listener: TcpListener) {
+    /// Accepts TCP connections until `stop` (connections already open go
+    /// on until the whole transport is cancelled).
+    pub async fn run_tcp_listener(self: Arc<Self>, listener: TcpListener, stop: CancellationToken) {
         loop {
             let accepted = tokio::select! {
                 r = listener.accept() => r,
-                _ = self.cancel.cancelled() => return,
+                _ = stop.cancelled() => return,
             };
             let (stream, from) = match accepted {
                 Ok(x) => x,

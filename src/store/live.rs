@@ -20,10 +20,14 @@ pub struct LiveCall {
 }
 
 impl SqliteStore {
-    /// Replaces the checkpoint with `calls`.
-    pub fn replace_live(&mut self, calls: &[LiveCall]) -> Result<(), StoreError> {
+    /// Replaces `instance`'s checkpoint with `calls` (keys are
+    /// `<instance>-<call>`; a draining sibling's rows are not touched).
+    pub fn replace_live(&mut self, instance: &str, calls: &[LiveCall]) -> Result<(), StoreError> {
         let tx = self.conn.savepoint()?;
-        tx.execute("DELETE FROM live_calls", [])?;
+        tx.execute(
+            "DELETE FROM live_calls WHERE key LIKE ?1",
+            [format!("{instance}-%")],
+        )?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO live_calls (key, tenant_id, binding_id, direction, caller, callee, virtual,
@@ -63,19 +67,21 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Books calls that were live when the process died: their talk time
-    /// so far and a call record; returns how many. Run before loading.
-    pub fn recover_live(&mut self) -> Result<usize, StoreError> {
+    /// Books calls that were live when their instance died (`alive` says
+    /// which instances still run, e.g. one draining): their talk time so
+    /// far and a call record; returns how many. Run before loading.
+    pub fn recover_live(&mut self, alive: &dyn Fn(&str) -> bool) -> Result<usize, StoreError> {
         self.atomically(|s| {
             let calls = {
                 let mut stmt = s.conn.prepare(
                     "SELECT tenant_id, binding_id, direction, caller, callee, virtual, invite_at,
-                     ringing_at, answer_at, at, talk_secs FROM live_calls",
+                     ringing_at, answer_at, at, talk_secs, key FROM live_calls",
                 )?;
                 let rows = stmt.query_map([], |r| {
                     let talk: i64 = r.get(10)?;
                     let answered: Option<i64> = r.get(8)?;
                     Ok((
+                        r.get::<_, String>(11)?,
                         CallRecord {
                             tenant: r.get(0)?,
                             binding: r.get(1)?,
@@ -98,7 +104,15 @@ impl SqliteStore {
                 })?;
                 rows.collect::<Result<Vec<_>, _>>()?
             };
-            for (r, talk) in &calls {
+            let calls: Vec<_> = calls
+                .into_iter()
+                .filter(|(key, _, _)| !alive(key.split('-').next().unwrap_or("")))
+                .collect();
+            for (key, _, _) in &calls {
+                s.conn
+                    .execute("DELETE FROM live_calls WHERE key = ?1", [key])?;
+            }
+            for (_, r, talk) in &calls {
                 if let Some(b) = r.binding {
                     s.conn.execute(
                         "UPDATE bindings SET talk_secs_used = talk_secs_used + ?2 WHERE id = ?1",
@@ -106,9 +120,8 @@ impl SqliteStore {
                     )?;
                 }
             }
-            let records: Vec<CallRecord> = calls.into_iter().map(|(r, _)| r).collect();
+            let records: Vec<CallRecord> = calls.into_iter().map(|(_, r, _)| r).collect();
             s.insert_calls(&records)?;
-            s.conn.execute("DELETE FROM live_calls", [])?;
             Ok(records.len())
         })
     }

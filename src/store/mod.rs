@@ -138,8 +138,8 @@ pub struct Batch {
     pub calls: Vec<CallRecord>,
     /// Events.
     pub events: Vec<events::NewEvent>,
-    /// A new checkpoint of live calls, replacing the last.
-    pub live: Option<Vec<live::LiveCall>>,
+    /// A new checkpoint of an instance's live calls, replacing its last.
+    pub live: Option<(String, Vec<live::LiveCall>)>,
     /// Checkpoint rows of calls that ended after it.
     pub ended: Vec<String>,
 }

@@ -296,8 +296,8 @@ impl Store for SqliteStore {
             if !b.calls.is_empty() {
                 s.insert_calls(&b.calls)?;
             }
-            if let Some(live) = &b.live {
-                s.replace_live(live)?;
+            if let Some((instance, live)) = &b.live {
+                s.replace_live(instance, live)?;
             }
             if !b.ended.is_empty() {
                 s.end_live(&b.ended)?;

@@ -19,7 +19,7 @@ enum Msg {
     /// A call's end: its record, its binding's counters and its
     /// checkpoint row go in one transaction.
     CallEnd(Box<CallRecord>, Option<UsageUpdate>, String),
-    Live(Vec<LiveCall>),
+    Live(String, Vec<LiveCall>),
     Event(Box<NewEvent>),
     Flush(Sender<()>),
 }
@@ -72,8 +72,8 @@ impl Writer {
     }
 
     /// Queues a checkpoint of the live calls. Never blocks.
-    pub fn live(&self, calls: Vec<LiveCall>) {
-        if self.tx.send(Msg::Live(calls)).is_err() {
+    pub fn live(&self, instance: String, calls: Vec<LiveCall>) {
+        if self.tx.send(Msg::Live(instance, calls)).is_err() {
             tracing::error!("store writer is gone; live calls not saved");
         }
     }
@@ -113,10 +113,10 @@ fn run(mut store: Box<dyn Store>, rx: Receiver<Msg>, keep_ms: i64, hub: Arc<Hub>
                 }
                 batch.ended.push(key);
             }
-            Msg::Live(calls) => {
+            Msg::Live(instance, calls) => {
                 // A newer checkpoint holds no call that ended before it.
                 batch.ended.clear();
-                batch.live = Some(calls);
+                batch.live = Some((instance, calls));
             }
             Msg::Event(e) => batch.events.push(*e),
             Msg::Flush(w) => waiters.push(w),

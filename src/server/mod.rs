@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +17,10 @@ use crate::sip::transaction::TimerConfig;
 use crate::sip::transport::{raw_error_reply, Net, Sink};
 use crate::sip::{host_port, Peer, Target};
 use crate::store::{SqliteStore, Store, StoreError, Writer};
+
+mod bind;
+
+use bind::{bind_tcp, bind_udp, lock_data_dir};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -53,45 +56,11 @@ pub enum ServerError {
     },
 }
 
-/// Takes the data dir's lock: one serving process per data dir, so two
-/// live binding tables never diverge over one database. The OS drops the
-/// lock when the process ends, however it ends.
-fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let path = dir.join("sipmask.lock");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| ServerError::LockFile {
-            path: dir.display().to_string(),
-            source,
-        })?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|source| ServerError::LockFile {
-            path: path.display().to_string(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::Locked {
-            dir: dir.display().to_string(),
-        }),
-        Err(std::fs::TryLockError::Error(source)) => Err(ServerError::LockFile {
-            path: path.display().to_string(),
-            source,
-        }),
-    }
-}
-
 /// The engine behind its lock; the sockets deliver into it.
 struct Core {
     engine: Mutex<Engine>,
+    // Where messages for a sibling instance go (restart overlap).
+    handover: Arc<crate::handover::Handover>,
 }
 
 impl Core {
@@ -117,7 +86,7 @@ impl Sink for Core {
         let parsed = std::panic::catch_unwind(|| Msg::parse(data, udp))
             .unwrap_or_else(|_| Err(crate::sip::SipError::Parse("parser panicked".into())));
         match parsed {
-            Ok(m) => self.with_engine(net, |e| e.on_message(m, peer, Instant::now())),
+            Ok(m) => self.take(m, data, peer, net, false),
             Err(err) => {
                 tracing::debug!(error = %err, %peer, "bad message");
                 if let Some(reply) =
@@ -126,6 +95,58 @@ impl Sink for Core {
                     net.send(peer, reply);
                 }
             }
+        }
+    }
+}
+
+impl Core {
+    /// Handles a parsed message, or hands it to a sibling instance when it
+    /// is the sibling's (a UDP message, never one handed over already).
+    fn take(&self, m: Msg, data: &[u8], peer: Peer, net: &Arc<Net>, handed: bool) {
+        let udp = peer.transport == crate::sip::Transport::Udp;
+        let sibling = (udp && !handed).then(|| self.handover.sibling()).flatten();
+        let mut m = Some(m);
+        let mut theirs = false;
+        self.with_engine(net, |e| {
+            let Some(msg) = m.take() else { return };
+            if sibling.is_some() && !e.handles(&msg) {
+                theirs = true;
+                return;
+            }
+            e.on_message(msg, peer, Instant::now());
+        });
+        if let (true, Some(s)) = (theirs, sibling) {
+            self.handover.forward(&s, peer.addr, data);
+        }
+    }
+
+    /// A message a sibling handed over, with its original source.
+    fn take_handed(&self, data: &[u8], peer: SocketAddr, net: &Arc<Net>) {
+        let peer = Peer {
+            transport: crate::sip::Transport::Udp,
+            addr: peer,
+        };
+        let parsed = std::panic::catch_unwind(|| Msg::parse(data, true));
+        if let Ok(Ok(m)) = parsed {
+            self.take(m, data, peer, net, true);
+        }
+    }
+}
+
+/// Receives what sibling instances hand over.
+async fn handed(core: Arc<Core>, net: Arc<Net>, cancel: CancellationToken) {
+    let sock = core.handover.sock.clone();
+    let mut buf = vec![0u8; 65536 + 256];
+    loop {
+        let (n, from) = tokio::select! {
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(_) => continue,
+            },
+            _ = cancel.cancelled() => return,
+        };
+        if let Some((peer, data)) = core.handover.unwrap(from, &buf[..n]) {
+            core.take_handed(data, peer, &net);
         }
     }
 }
@@ -144,8 +165,12 @@ pub struct Server {
     net: Arc<Net>,
     store: Writer,
     store_thread: Option<std::thread::JoinHandle<()>>,
-    // Held while serving; released when the server is dropped.
-    _lock: std::fs::File,
+    // Held while taking calls; let go when draining starts, so a new
+    // instance can take over.
+    lock: Option<std::fs::File>,
+    // Ends what a draining instance no longer does: accepting TCP and API
+    // connections, webhooks, expiry, operator changes.
+    front: CancellationToken,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
     /// Bound SIP addresses (UDP and TCP share each).
@@ -163,7 +188,8 @@ pub fn load_bindings(
     dir: &std::path::Path,
 ) -> Result<(Arc<BindingTable>, SqliteStore, i64), StoreError> {
     let mut store = SqliteStore::open(dir)?;
-    let recovered = store.recover_live()?;
+    // Calls of an instance that still runs (draining) are its own.
+    let recovered = store.recover_live(&|id| crate::handover::alive(dir, id))?;
     if recovered > 0 {
         tracing::warn!(
             calls = recovered,
@@ -195,6 +221,15 @@ impl Server {
         // Locked first: loading books a crashed run's live calls, which
         // must never be a running server's live calls.
         let lock = lock_data_dir(&data_dir)?;
+        let instance = crate::sip::token()[..8].to_string();
+        let handover = Arc::new(
+            crate::handover::Handover::start(&data_dir, &instance).map_err(|source| {
+                ServerError::LockFile {
+                    path: data_dir.join("instances").display().to_string(),
+                    source,
+                }
+            })?,
+        );
         let (bindings, store, seen) = load_bindings(&cfg, &data_dir)?;
         let hub = crate::events::Hub::new(store.webhook_tenants()?);
         let (writer, store_thread) = Writer::start(
@@ -217,9 +252,7 @@ impl Server {
             let udp = bind_udp(addr).map_err(bind_err)?;
             // Same port for TCP, even when the config asked for port 0.
             let port = udp.local_addr().map_err(bind_err)?.port();
-            let tcp = TcpListener::bind(SocketAddr::new(addr.ip(), port))
-                .await
-                .map_err(bind_err)?;
+            let tcp = bind_tcp(SocketAddr::new(addr.ip(), port)).map_err(bind_err)?;
             addrs.push(SocketAddr::new(addr.ip(), port));
             udps.push(udp);
             tcps.push(tcp);
@@ -244,6 +277,7 @@ impl Server {
                 t2: Duration::from_millis(cfg.sip.t2_ms),
                 t4: Duration::from_millis(cfg.sip.t4_ms),
             },
+            instance,
         };
         let core = Arc::new(Core {
             engine: Mutex::new(Engine::new(
@@ -252,8 +286,10 @@ impl Server {
                 writer.clone(),
                 hub.clone(),
             )),
+            handover,
         });
         let cancel = CancellationToken::new();
+        let front = cancel.child_token();
         let net = Net::new(
             udps,
             cfg.sip.max_message_size,
@@ -266,9 +302,10 @@ impl Server {
             tasks.spawn(net.clone().run_udp(i));
         }
         for l in tcps {
-            tasks.spawn(net.clone().run_tcp_listener(l));
+            tasks.spawn(net.clone().run_tcp_listener(l, front.clone()));
         }
         tasks.spawn(tick(core.clone(), net.clone(), cancel.clone()));
+        tasks.spawn(handed(core.clone(), net.clone(), cancel.clone()));
         tracing::info!(?addrs, "sipmask serving SIP over UDP and TCP");
         let sip_host = match (&cfg.api.sip_host, &me_v4_for_api) {
             (h, _) if !h.is_empty() => h.clone(),
@@ -284,14 +321,14 @@ impl Server {
                 hub: hub.clone(),
                 sip_host,
             };
-            Some(start_api(&cfg, &data_dir, deps, &cancel, &mut tasks).await?)
+            Some(start_api(&cfg, &data_dir, deps, &front, &mut tasks).await?)
         };
         tasks.spawn(crate::watch::run(
             SqliteStore::open(&data_dir)?,
             seen,
             bindings.clone(),
             api_addr.as_ref().map(|(_, st)| st.clone()),
-            cancel.clone(),
+            front.clone(),
         ));
         let api_addr = api_addr.map(|(a, _)| a);
         Ok(Server {
@@ -299,7 +336,8 @@ impl Server {
             net,
             store: writer,
             store_thread: Some(store_thread),
-            _lock: lock,
+            lock: Some(lock),
+            front,
             cancel,
             tasks,
             addrs,
@@ -326,6 +364,10 @@ impl Server {
     /// with BYE, flushes the store and stops every task.
     pub async fn shutdown(mut self, drain: Duration) {
         self.core.with_engine(&self.net, |e| e.stop_accepting());
+        // A new instance may start now and take the new calls (handover);
+        // this one keeps only its live calls.
+        drop(self.lock.take());
+        self.front.cancel();
         let deadline = Instant::now() + drain;
         while self.live_calls() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -351,25 +393,9 @@ impl Server {
         // Everything is committed (flushed above); the store thread ends
         // with the process, once the last engine reference is gone.
         drop(self.store_thread.take());
+        self.core.handover.retire();
         tracing::info!("sipmask stopped");
     }
-}
-
-/// A UDP socket with large kernel buffers: a burst of calls must not be
-/// dropped by the kernel while the engine is busy for a moment.
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    use socket2::{Domain, Socket, Type};
-    const BUFFER: usize = 4 << 20;
-    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
-    if addr.is_ipv6() {
-        sock.set_only_v6(true)?;
-    }
-    // The kernel caps these at net.core.[rw]mem_max; smaller is still fine.
-    let _ = sock.set_recv_buffer_size(BUFFER);
-    let _ = sock.set_send_buffer_size(BUFFER);
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())?;
-    UdpSocket::from_std(sock.into())
 }
 
 /// Binds the HTTP API and serves it until `cancel`.
@@ -395,12 +421,13 @@ async fn start_api(
         sip_host,
     } = deps;
     let addr = cfg.api.listen.clone();
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
+    let sock: SocketAddr = addr
+        .parse()
+        .map_err(|_| ServerError::Config(format!("bad API address {addr}")))?;
+    let listener = bind_tcp(sock).map_err(|source| ServerError::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
     let local = listener
         .local_addr()
         .map_err(|source| ServerError::Bind { addr, source })?;

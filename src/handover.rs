@@ -1,0 +1,207 @@
+//! Restarts that overlap a drain. Every running instance holds a lock file
+//! `<data_dir>/instances/<id>.lock` for its whole life, naming a loopback
+//! UDP address and a secret. The SIP ports are shared (SO_REUSEPORT), so
+//! the kernel spreads datagrams over the old and the new instance; each
+//! hands a message it cannot handle (a call of the other, a new call while
+//! it drains) to its sibling over loopback, with the original source, and
+//! the sibling answers from the shared port. A forwarded message is never
+//! forwarded again. The lock files also tell a crashed instance's
+//! checkpoints (lock free) from a draining one's (lock held).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+
+/// First word of a forwarded datagram.
+const MAGIC: &str = "SMFWD1";
+/// How long a sibling lookup is trusted.
+const FRESH: Duration = Duration::from_millis(100);
+
+/// A live sibling: where to send, with its secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sibling {
+    addr: SocketAddr,
+    secret: String,
+}
+
+/// This instance's side of the handover.
+pub struct Handover {
+    /// Loopback socket siblings send to.
+    pub sock: Arc<UdpSocket>,
+    dir: PathBuf,
+    me: String,
+    secret: String,
+    _lock: File,
+    sibling: Mutex<(Option<Sibling>, Option<Instant>)>,
+}
+
+fn instances(data_dir: &Path) -> PathBuf {
+    data_dir.join("instances")
+}
+
+/// Whether instance `id` of `data_dir` is running (holds its lock).
+pub fn alive(data_dir: &Path, id: &str) -> bool {
+    let path = instances(data_dir).join(format!("{id}.lock"));
+    let Ok(f) = File::open(&path) else {
+        return false;
+    };
+    matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+impl Handover {
+    /// Binds the loopback socket and takes this instance's lock.
+    pub fn start(data_dir: &Path, me: &str) -> std::io::Result<Handover> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let dir = instances(data_dir);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        let std_sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        std_sock.set_nonblocking(true)?;
+        let addr = std_sock.local_addr()?;
+        let sock = Arc::new(UdpSocket::from_std(std_sock)?);
+        let secret = format!("{}{}", crate::sip::token(), crate::sip::token());
+        let mut lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(dir.join(format!("{me}.lock")))?;
+        lock.lock()?;
+        writeln!(lock, "{addr} {secret}")?;
+        lock.flush()?;
+        Ok(Handover {
+            sock,
+            dir,
+            me: me.to_string(),
+            secret,
+            _lock: lock,
+            sibling: Mutex::new((None, None)),
+        })
+    }
+
+    /// Ends this instance's registration (clean exit).
+    pub fn retire(&self) {
+        let _ = std::fs::remove_file(self.dir.join(format!("{}.lock", self.me)));
+    }
+
+    /// A live sibling, looked up at most every [`FRESH`].
+    pub fn sibling(&self) -> Option<Sibling> {
+        let Ok(mut cached) = self.sibling.lock() else {
+            return None;
+        };
+        if cached.1.is_some_and(|t| t.elapsed() < FRESH) {
+            return cached.0.clone();
+        }
+        let found = self.scan();
+        *cached = (found.clone(), Some(Instant::now()));
+        found
+    }
+
+    fn scan(&self) -> Option<Sibling> {
+        let entries = std::fs::read_dir(&self.dir).ok()?;
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".lock")) else {
+                continue;
+            };
+            if id == self.me {
+                continue;
+            }
+            let Ok(mut f) = File::open(e.path()) else {
+                continue;
+            };
+            match f.try_lock_shared() {
+                // Nobody holds it: a crashed instance's leftover.
+                Ok(()) => {
+                    let _ = std::fs::remove_file(e.path());
+                    continue;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(_) => continue,
+            }
+            let mut text = String::new();
+            if f.read_to_string(&mut text).is_err() {
+                continue;
+            }
+            let mut parts = text.split_whitespace();
+            let (Some(addr), Some(secret)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if let Ok(addr) = addr.parse() {
+                return Some(Sibling {
+                    addr,
+                    secret: secret.to_string(),
+                });
+            }
+        }
+        None
+    }
+
+    /// Hands a datagram from `peer` to the sibling.
+    pub fn forward(&self, to: &Sibling, peer: SocketAddr, data: &[u8]) {
+        let mut out = Vec::with_capacity(data.len() + 96);
+        out.extend_from_slice(format!("{MAGIC} {} {peer}\n", to.secret).as_bytes());
+        out.extend_from_slice(data);
+        // A plain non-blocking send: tokio's try_send_to refuses until the
+        // reactor has seen the socket writable once.
+        let sock = socket2::SockRef::from(self.sock.as_ref());
+        if let Err(e) = sock.send_to(&out, &to.addr.into()) {
+            tracing::debug!(error = %e, "handing a message to the sibling failed");
+        }
+    }
+
+    /// Reads a forwarded datagram: the original source and the message.
+    /// Anything without our secret is dropped: the source is believed only
+    /// from a sibling.
+    pub fn unwrap<'a>(
+        &self,
+        from: SocketAddr,
+        datagram: &'a [u8],
+    ) -> Option<(SocketAddr, &'a [u8])> {
+        if !from.ip().is_loopback() {
+            return None;
+        }
+        let nl = datagram.iter().position(|b| *b == b'\n')?;
+        let head = std::str::from_utf8(&datagram[..nl]).ok()?;
+        let mut parts = head.split(' ');
+        if parts.next() != Some(MAGIC) || parts.next() != Some(self.secret.as_str()) {
+            return None;
+        }
+        let peer = parts.next()?.parse().ok()?;
+        Some((peer, &datagram[nl + 1..]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn siblings_find_each_other_and_only_a_sibling_is_believed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = Handover::start(dir.path(), "aaaa").expect("a");
+        let b = Handover::start(dir.path(), "bbbb").expect("b");
+        assert!(alive(dir.path(), "aaaa"));
+        assert!(!alive(dir.path(), "cccc"));
+        let sib = a.sibling().expect("b is found");
+        let peer: SocketAddr = "192.0.2.7:5060".parse().expect("addr");
+        a.forward(&sib, peer, b"BYE sip:x SIP/2.0\r\n\r\n");
+        let mut buf = [0u8; 256];
+        let (n, from) = b.sock.recv_from(&mut buf).await.expect("recv");
+        let (src, msg) = b.unwrap(from, &buf[..n]).expect("believed");
+        assert_eq!(src, peer);
+        assert!(msg.starts_with(b"BYE"));
+        let forged = format!("{MAGIC} wrong {peer}\nBYE");
+        assert!(b.unwrap(from, forged.as_bytes()).is_none());
+        drop(b);
+        std::thread::sleep(FRESH);
+        assert!(a.sibling().is_none(), "a dead sibling is forgotten");
+    }
+}

@@ -1,0 +1,79 @@
+//! What a server takes from the OS before it serves: the data dir's lock
+//! and its sockets. SIP and API sockets are bound with SO_REUSEPORT so a
+//! new instance can start while the old one drains (see `handover`); the
+//! data dir's lock still keeps two serving instances apart.
+
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, UdpSocket};
+
+use super::ServerError;
+
+/// Takes the data dir's lock: one serving process per data dir, so two
+/// live binding tables never diverge over one database. The OS drops the
+/// lock when the process ends, however it ends.
+pub(super) fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = dir.join("sipmask.lock");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| ServerError::LockFile {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|source| ServerError::LockFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::Locked {
+            dir: dir.display().to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(ServerError::LockFile {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// A UDP socket with large kernel buffers: a burst of calls must not be
+/// dropped by the kernel while the engine is busy for a moment.
+pub(super) fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Socket, Type};
+    const BUFFER: usize = 4 << 20;
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    // The kernel caps these at net.core.[rw]mem_max; smaller is still fine.
+    let _ = sock.set_recv_buffer_size(BUFFER);
+    let _ = sock.set_send_buffer_size(BUFFER);
+    sock.set_reuse_port(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    UdpSocket::from_std(sock.into())
+}
+
+/// A TCP listener that a restarting instance can share.
+pub(super) fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.set_reuse_address(true)?;
+    sock.set_reuse_port(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    TcpListener::from_std(sock.into())
+}
