@@ -1,14 +1,17 @@
-//! Checkpoints of live calls for crash safety: every few seconds the
-//! engine hands the store writer each live call's record so far and talk
-//! time so far; a call's end removes its row in the same commit that books
-//! it. After a crash, the rows left are booked at the next start, so a
-//! crash loses at most [`EVERY`] (plus a commit) of a live call's talk time.
+//! Checkpoints of live calls for crash safety: every [`EVERY`] the engine
+//! tells the store writer which calls are new since the last checkpoint
+//! (their record so far) and which were answered or leased more since, and
+//! moves its heartbeat; a call's end removes its row in the commit that
+//! books it. After a crash the rows left are booked at the next start with
+//! talk time up to the last heartbeat, so a crash loses at most [`EVERY`]
+//! (plus a commit) of a live call's talk time. A call shorter than
+//! [`EVERY`] may end before any checkpoint sees it and costs nothing here.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::call::Phase;
 use super::Engine;
-use crate::store::live::LiveCall;
+use crate::store::live::{Checkpoint, LiveRow};
 
 /// How often live calls are checkpointed.
 pub const EVERY: Duration = Duration::from_secs(2);
@@ -19,36 +22,43 @@ impl Engine {
         format!("{}-{id}", self.cfg.instance)
     }
 
-    /// Hands the live calls to the store writer (nothing when there are
-    /// none now and were none last time).
-    pub fn checkpoint(&mut self, now: Instant) {
-        let at = crate::time::now_ms();
-        let live: Vec<LiveCall> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| c.phase != Phase::Ended)
-            .map(|(id, c)| {
-                let mut record = c.record.clone();
-                record.caller = c.caller.as_str().to_string();
-                record.end_at = Some(at);
-                let talk = c.answered.filter(|_| c.confirmed).map_or(0, |t| {
-                    let secs = now.saturating_duration_since(t).as_secs();
-                    c.lease.map_or(secs, |l| secs.min(l))
-                });
-                if !c.confirmed {
-                    record.answer_at = None;
-                }
-                LiveCall {
+    /// Hands what changed since the last checkpoint to the store writer
+    /// (nothing at all when no call is live).
+    pub fn checkpoint(&mut self) {
+        let mut rows = Vec::new();
+        for (id, c) in self.calls.iter().filter(|(_, c)| c.phase != Phase::Ended) {
+            let answer = c.record.answer_at.filter(|_| c.confirmed);
+            let state = (answer, c.lease);
+            match self.checkpointed.get(id) {
+                Some(held) if *held == state => {}
+                Some(_) => rows.push(LiveRow::Changed {
                     key: self.live_key(*id),
-                    record,
-                    talk_secs: talk,
+                    answer_at: answer,
+                    lease: c.lease,
+                }),
+                None => {
+                    let mut record = c.record.clone();
+                    record.caller = c.caller.as_str().to_string();
+                    record.answer_at = answer;
+                    rows.push(LiveRow::New {
+                        key: self.live_key(*id),
+                        record: Box::new(record),
+                        lease: c.lease,
+                    });
                 }
-            })
-            .collect();
-        if live.is_empty() && !self.checkpointed {
+            }
+        }
+        for (id, c) in self.calls.iter().filter(|(_, c)| c.phase != Phase::Ended) {
+            let answer = c.record.answer_at.filter(|_| c.confirmed);
+            self.checkpointed.insert(*id, (answer, c.lease));
+        }
+        if rows.is_empty() && self.checkpointed.is_empty() {
             return;
         }
-        self.checkpointed = !live.is_empty();
-        self.store.live(self.cfg.instance.clone(), live);
+        self.store.live(Checkpoint {
+            instance: self.cfg.instance.clone(),
+            at: crate::time::now_ms(),
+            rows,
+        });
     }
 }

@@ -104,9 +104,8 @@ pub struct Engine {
     lookup: crate::api::ops::Histogram,
     /// Who wants call events.
     hub: Arc<crate::events::Hub>,
-    /// Whether the last checkpoint held any call (an idle server writes
-    /// nothing).
-    checkpointed: bool,
+    /// Calls in the checkpoint, with the answer time and lease it holds.
+    checkpointed: HashMap<u64, (Option<i64>, Option<u64>)>,
 }
 
 impl Engine {
@@ -133,7 +132,7 @@ impl Engine {
             stats: Stats::default(),
             lookup: Default::default(),
             hub,
-            checkpointed: false,
+            checkpointed: HashMap::new(),
         }
     }
 
@@ -385,7 +384,8 @@ impl Engine {
             None
         };
         // Record, talk time and the end of its checkpoint in one commit.
-        self.store.call_end(record, usage, self.live_key(id));
+        let live = self.checkpointed.remove(&id).map(|_| self.live_key(id));
+        self.store.call_end(record, usage, live);
         for k in pending {
             self.timers.cancel(k);
         }

@@ -506,7 +506,7 @@ async fn tick(core: Arc<Core>, net: Arc<Net>, cancel: CancellationToken) {
                 n += 1;
                 // 10 ms ticks: a checkpoint every `EVERY`.
                 if n.is_multiple_of(crate::b2bua::CHECKPOINT_TICKS) {
-                    e.checkpoint(now);
+                    e.checkpoint();
                 }
                 if n.is_multiple_of(1000) {
                     tracing::debug!(sizes = %e.sizes(), "engine tables");

@@ -1,55 +1,99 @@
-//! Checkpoints of live calls, so a crash loses seconds, not calls: the
-//! writer replaces the table with the live calls every few seconds and
-//! deletes a call's row in the same transaction that books its end. At
-//! start, rows left by a crash are booked (talk time so far, a call record
-//! saying sipmask stopped) and cleared.
+//! Checkpoints of live calls, so a crash loses seconds, not calls. A live
+//! call gets a row once (its record so far) and an update only when it is
+//! answered or leases more talk time; the instance's heartbeat (one row)
+//! moves every checkpoint. A call's end deletes its row in the transaction
+//! that books it. At start, rows of instances that died are booked: talk
+//! time from the answer to their last heartbeat (at most the lease), and a
+//! call record saying sipmask stopped.
 
 use rusqlite::params;
 
 use super::{CallRecord, SqliteStore, StoreError};
 
-/// A live call as checkpointed.
+/// A change to an instance's checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LiveRow {
+    /// A call seen for the first time: its record so far.
+    New {
+        /// `<instance>-<call id>`.
+        key: String,
+        /// The record (answer_at only once the caller ACKed).
+        record: Box<CallRecord>,
+        /// Talk time leased so far, if the binding has a budget.
+        lease: Option<u64>,
+    },
+    /// A known call was answered or leased more.
+    Changed {
+        /// Its key.
+        key: String,
+        /// Answer time, unix ms.
+        answer_at: Option<i64>,
+        /// Lease so far.
+        lease: Option<u64>,
+    },
+}
+
+/// One checkpoint of an instance.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LiveCall {
-    /// Unique over restarts: the engine's instance and call id.
-    pub key: String,
-    /// The call record so far (`end_at` = the checkpoint's time).
-    pub record: CallRecord,
-    /// Talk time so far, seconds (0 until the answer is confirmed).
-    pub talk_secs: u64,
+pub struct Checkpoint {
+    /// Whose.
+    pub instance: String,
+    /// Unix ms: live calls talked at least until then.
+    pub at: i64,
+    /// What changed since the last one.
+    pub rows: Vec<LiveRow>,
 }
 
 impl SqliteStore {
-    /// Replaces `instance`'s checkpoint with `calls` (keys are
-    /// `<instance>-<call>`; a draining sibling's rows are not touched).
-    pub fn replace_live(&mut self, instance: &str, calls: &[LiveCall]) -> Result<(), StoreError> {
+    /// Applies a checkpoint.
+    pub fn save_checkpoint(&mut self, c: &Checkpoint) -> Result<(), StoreError> {
         let tx = self.conn.savepoint()?;
         tx.execute(
-            "DELETE FROM live_calls WHERE key LIKE ?1",
-            [format!("{instance}-%")],
+            "INSERT INTO live_instances (instance, at) VALUES (?1, ?2)
+             ON CONFLICT (instance) DO UPDATE SET at = excluded.at",
+            params![c.instance, c.at],
         )?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO live_calls (key, tenant_id, binding_id, direction, caller, callee, virtual,
-                 invite_at, ringing_at, answer_at, at, talk_secs)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            for c in calls {
-                let r = &c.record;
-                stmt.execute(params![
-                    c.key,
-                    r.tenant,
-                    r.binding,
-                    r.direction,
-                    r.caller,
-                    r.callee,
-                    r.x,
-                    r.invite_at,
-                    r.ringing_at,
-                    r.answer_at,
-                    r.end_at,
-                    c.talk_secs as i64
-                ])?;
+        for row in &c.rows {
+            match row {
+                LiveRow::New {
+                    key,
+                    record: r,
+                    lease,
+                } => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO live_calls (key, instance, tenant_id, binding_id, direction,
+                         caller, callee, virtual, invite_at, ringing_at, answer_at, lease_secs)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    )?
+                    .execute(params![
+                        key,
+                        c.instance,
+                        r.tenant,
+                        r.binding,
+                        r.direction,
+                        r.caller,
+                        r.callee,
+                        r.x,
+                        r.invite_at,
+                        r.ringing_at,
+                        r.answer_at,
+                        lease.map(|l| l as i64)
+                    ])?;
+                }
+                LiveRow::Changed {
+                    key,
+                    answer_at,
+                    lease,
+                } => {
+                    tx.prepare_cached(
+                        "UPDATE live_calls SET answer_at = ?2, lease_secs = ?3 WHERE key = ?1",
+                    )?
+                    .execute(params![
+                        key,
+                        answer_at,
+                        lease.map(|l| l as i64)
+                    ])?;
+                }
             }
         }
         tx.commit()?;
@@ -67,62 +111,125 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Books calls that were live when their instance died (`alive` says
-    /// which instances still run, e.g. one draining): their talk time so
-    /// far and a call record; returns how many. Run before loading.
+    /// Books the calls of instances that died (`alive` says which still
+    /// run, e.g. one draining); returns how many. Run before loading.
     pub fn recover_live(&mut self, alive: &dyn Fn(&str) -> bool) -> Result<usize, StoreError> {
         self.atomically(|s| {
-            let calls = {
-                let mut stmt = s.conn.prepare(
-                    "SELECT tenant_id, binding_id, direction, caller, callee, virtual, invite_at,
-                     ringing_at, answer_at, at, talk_secs, key FROM live_calls",
-                )?;
-                let rows = stmt.query_map([], |r| {
-                    let talk: i64 = r.get(10)?;
-                    let answered: Option<i64> = r.get(8)?;
-                    Ok((
-                        r.get::<_, String>(11)?,
-                        CallRecord {
-                            tenant: r.get(0)?,
-                            binding: r.get(1)?,
-                            direction: r.get(2)?,
-                            caller: r.get(3)?,
-                            callee: r.get(4)?,
-                            x: r.get(5)?,
-                            invite_at: r.get(6)?,
-                            ringing_at: r.get(7)?,
-                            answer_at: answered,
-                            end_at: r.get(9)?,
-                            duration_secs: talk.max(0) as u64,
-                            result: if answered.is_some() { 200 } else { 503 },
-                            ended_by: answered.map(|_| "system".to_string()),
-                            reason: "sipmask stopped during the call".into(),
-                            ..Default::default()
-                        },
-                        talk.max(0),
-                    ))
-                })?;
-                rows.collect::<Result<Vec<_>, _>>()?
+            let instances: Vec<(String, i64)> = {
+                let mut stmt = s.conn.prepare("SELECT instance, at FROM live_instances")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
             };
-            let calls: Vec<_> = calls
-                .into_iter()
-                .filter(|(key, _, _)| !alive(key.split('-').next().unwrap_or("")))
-                .collect();
-            for (key, _, _) in &calls {
-                s.conn
-                    .execute("DELETE FROM live_calls WHERE key = ?1", [key])?;
-            }
-            for (_, r, talk) in &calls {
-                if let Some(b) = r.binding {
-                    s.conn.execute(
-                        "UPDATE bindings SET talk_secs_used = talk_secs_used + ?2 WHERE id = ?1",
-                        params![b, talk],
-                    )?;
+            let mut records = Vec::new();
+            for (instance, at) in instances.into_iter().filter(|(i, _)| !alive(i)) {
+                let calls = dead_calls(s, &instance, at)?;
+                for (r, talk) in &calls {
+                    if let (Some(b), true) = (r.binding, *talk > 0) {
+                        s.conn.execute(
+                            "UPDATE bindings SET talk_secs_used = talk_secs_used + ?2 WHERE id = ?1",
+                            params![b, talk],
+                        )?;
+                    }
                 }
+                records.extend(calls.into_iter().map(|(r, _)| r));
+                s.conn
+                    .execute("DELETE FROM live_calls WHERE instance = ?1", [&instance])?;
+                s.conn
+                    .execute("DELETE FROM live_instances WHERE instance = ?1", [&instance])?;
             }
-            let records: Vec<CallRecord> = calls.into_iter().map(|(_, r, _)| r).collect();
             s.insert_calls(&records)?;
             Ok(records.len())
         })
+    }
+}
+
+/// The calls a dead instance left, as records, with their talk time.
+fn dead_calls(
+    s: &SqliteStore,
+    instance: &str,
+    at: i64,
+) -> Result<Vec<(CallRecord, i64)>, StoreError> {
+    let mut stmt = s.conn.prepare(
+        "SELECT tenant_id, binding_id, direction, caller, callee, virtual, invite_at,
+         ringing_at, answer_at, lease_secs FROM live_calls WHERE instance = ?1",
+    )?;
+    let rows = stmt.query_map([instance], |r| {
+        let answered: Option<i64> = r.get(8)?;
+        let lease: Option<i64> = r.get(9)?;
+        let talk = answered.map_or(0, |a| {
+            let secs = (at - a).max(0) / 1000;
+            lease.map_or(secs, |l| secs.min(l))
+        });
+        Ok((
+            CallRecord {
+                tenant: r.get(0)?,
+                binding: r.get(1)?,
+                direction: r.get(2)?,
+                caller: r.get(3)?,
+                callee: r.get(4)?,
+                x: r.get(5)?,
+                invite_at: r.get(6)?,
+                ringing_at: r.get(7)?,
+                answer_at: answered,
+                end_at: Some(at),
+                duration_secs: talk as u64,
+                result: if answered.is_some() { 200 } else { 503 },
+                ended_by: answered.map(|_| "system".to_string()),
+                reason: "sipmask stopped during the call".into(),
+                ..Default::default()
+            },
+            talk,
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(instance: &str, answer_at: Option<i64>) -> Checkpoint {
+        Checkpoint {
+            instance: instance.into(),
+            at: 10_000,
+            rows: vec![LiveRow::New {
+                key: format!("{instance}-1"),
+                record: Box::new(CallRecord {
+                    caller: "+1".into(),
+                    x: "+9".into(),
+                    invite_at: 1_000,
+                    answer_at,
+                    ..Default::default()
+                }),
+                lease: Some(5),
+            }],
+        }
+    }
+
+    #[test]
+    fn only_dead_instances_are_booked_and_the_lease_caps_the_talk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = SqliteStore::open(dir.path()).expect("open");
+        s.save_checkpoint(&call("dead", Some(2_000))).expect("save");
+        s.save_checkpoint(&call("draining", Some(2_000)))
+            .expect("save");
+        let n = s.recover_live(&|i| i == "draining").expect("recover");
+        assert_eq!(n, 1, "the draining instance's call is its own");
+        let (calls, _) = s
+            .calls(
+                0,
+                &crate::store::CallFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .expect("records");
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            calls[0].duration_secs, 5,
+            "8 s up to the heartbeat, leased 5"
+        );
+        assert_eq!(s.recover_live(&|_| false).expect("again"), 1);
+        assert_eq!(s.recover_live(&|_| false).expect("empty"), 0);
     }
 }

@@ -138,8 +138,8 @@ pub struct Batch {
     pub calls: Vec<CallRecord>,
     /// Events.
     pub events: Vec<events::NewEvent>,
-    /// A new checkpoint of an instance's live calls, replacing its last.
-    pub live: Option<(String, Vec<live::LiveCall>)>,
+    /// Checkpoints of live calls, in order.
+    pub live: Vec<live::Checkpoint>,
     /// Checkpoint rows of calls that ended after it.
     pub ended: Vec<String>,
 }
@@ -150,7 +150,7 @@ impl Batch {
         self.usage.is_empty()
             && self.calls.is_empty()
             && self.events.is_empty()
-            && self.live.is_none()
+            && self.live.is_empty()
             && self.ended.is_empty()
     }
 }

@@ -102,10 +102,10 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     CREATE TABLE operator_changes (id INTEGER PRIMARY KEY, kind TEXT NOT NULL,
         first INTEGER NOT NULL DEFAULT 0, last INTEGER NOT NULL DEFAULT 0, at INTEGER NOT NULL);",
     // Checkpoints of live calls (store::live).
-    "CREATE TABLE live_calls (key TEXT PRIMARY KEY, tenant_id INTEGER NOT NULL, binding_id INTEGER,
-        direction TEXT, caller TEXT NOT NULL, callee TEXT, virtual TEXT NOT NULL,
-        invite_at INTEGER NOT NULL, ringing_at INTEGER, answer_at INTEGER, at INTEGER,
-        talk_secs INTEGER NOT NULL DEFAULT 0);"];
+    "CREATE TABLE live_calls (key TEXT PRIMARY KEY, instance TEXT NOT NULL, tenant_id INTEGER NOT NULL,
+        binding_id INTEGER, direction TEXT, caller TEXT NOT NULL, callee TEXT, virtual TEXT NOT NULL,
+        invite_at INTEGER NOT NULL, ringing_at INTEGER, answer_at INTEGER, lease_secs INTEGER);
+    CREATE TABLE live_instances (instance TEXT PRIMARY KEY, at INTEGER NOT NULL);"];
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -296,8 +296,8 @@ impl Store for SqliteStore {
             if !b.calls.is_empty() {
                 s.insert_calls(&b.calls)?;
             }
-            if let Some((instance, live)) = &b.live {
-                s.replace_live(instance, live)?;
+            for c in &b.live {
+                s.save_checkpoint(c)?;
             }
             if !b.ended.is_empty() {
                 s.end_live(&b.ended)?;

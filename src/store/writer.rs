@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::events::NewEvent;
-use super::live::LiveCall;
+use super::live::Checkpoint;
 use super::{Batch, CallRecord, Store, UsageUpdate};
 use crate::events::Hub;
 
@@ -18,8 +18,8 @@ enum Msg {
     Call(Box<CallRecord>),
     /// A call's end: its record, its binding's counters and its
     /// checkpoint row go in one transaction.
-    CallEnd(Box<CallRecord>, Option<UsageUpdate>, String),
-    Live(String, Vec<LiveCall>),
+    CallEnd(Box<CallRecord>, Option<UsageUpdate>, Option<String>),
+    Live(Checkpoint),
     Event(Box<NewEvent>),
     Flush(Sender<()>),
 }
@@ -61,7 +61,12 @@ impl Writer {
     }
 
     /// Queues the end of a checkpointed call. Never blocks.
-    pub fn call_end(&self, record: CallRecord, usage: Option<UsageUpdate>, live_key: String) {
+    pub fn call_end(
+        &self,
+        record: CallRecord,
+        usage: Option<UsageUpdate>,
+        live_key: Option<String>,
+    ) {
         if self
             .tx
             .send(Msg::CallEnd(Box::new(record), usage, live_key))
@@ -72,8 +77,8 @@ impl Writer {
     }
 
     /// Queues a checkpoint of the live calls. Never blocks.
-    pub fn live(&self, instance: String, calls: Vec<LiveCall>) {
-        if self.tx.send(Msg::Live(instance, calls)).is_err() {
+    pub fn live(&self, c: Checkpoint) {
+        if self.tx.send(Msg::Live(c)).is_err() {
             tracing::error!("store writer is gone; live calls not saved");
         }
     }
@@ -111,13 +116,9 @@ fn run(mut store: Box<dyn Store>, rx: Receiver<Msg>, keep_ms: i64, hub: Arc<Hub>
                 if let Some(u) = u {
                     usage.insert(u.id, u);
                 }
-                batch.ended.push(key);
+                batch.ended.extend(key);
             }
-            Msg::Live(instance, calls) => {
-                // A newer checkpoint holds no call that ended before it.
-                batch.ended.clear();
-                batch.live = Some((instance, calls));
-            }
+            Msg::Live(c) => batch.live.push(c),
             Msg::Event(e) => batch.events.push(*e),
             Msg::Flush(w) => waiters.push(w),
         };
