@@ -182,3 +182,29 @@ fn config_errors_are_said_once_with_their_lines() {
         "{err}"
     );
 }
+
+#[test]
+fn logs_written_to_a_file_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = std::fs::File::create(dir.path().join("log")).expect("log file");
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--api-listen", "", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdout(log)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let path = dir.path().join("log");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains("serving SIP") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("serving SIP"), "{text}");
+    assert!(!text.contains('\u{1b}'), "escape codes in a log file: {text:?}");
+}
