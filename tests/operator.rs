@@ -188,7 +188,14 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = std::fs::File::create(dir.path().join("log")).expect("log file");
     let mut child = Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--api-listen", "", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "",
+            "--data-dir",
+        ])
         .arg(dir.path().join("data"))
         .stdout(log)
         .stderr(std::process::Stdio::null())
@@ -206,5 +213,8 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(text.contains("serving SIP"), "{text}");
-    assert!(!text.contains('\u{1b}'), "escape codes in a log file: {text:?}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape codes in a log file: {text:?}"
+    );
 }
