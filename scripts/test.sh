@@ -24,7 +24,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --all-targets 2>&1 | tee "$log"
 cargo build
-bash scripts/fuzz-api.sh "${CARGO_TARGET_DIR:-target}/debug/sipmask" 25
+bash scripts/fuzz-api.sh "${CARGO_TARGET_DIR:-target}/debug/sipmask" 100
 
 passed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i == "passed;") s += $(i - 1) } END { print s + 0 }' "$log")
 failed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i == "failed;") s += $(i - 1) } END { print s + 0 }' "$log")

@@ -40,6 +40,7 @@ pub struct CreateBinding {
     #[schema(pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11})$")]
     pub prefer_x: Option<String>,
     /// Call conditions; absent fields take the configured defaults.
+    #[serde(default, deserialize_with = "super::model::object")]
     pub conditions: Option<ConditionsIn>,
 }
 
@@ -49,6 +50,7 @@ pub struct CreateBinding {
 pub struct BulkCreate {
     /// The bindings.
     #[schema(min_items = 1, max_items = 1000)]
+    #[serde(deserialize_with = "super::model::objects")]
     pub bindings: Vec<CreateBinding>,
 }
 

@@ -44,6 +44,7 @@ pub struct CreateIdentifier {
     /// `digits` or `token`.
     pub kind: IdentifierKind,
     /// Conditions; absent fields take the configured defaults.
+    #[serde(default, deserialize_with = "super::model::object")]
     pub conditions: Option<ConditionsIn>,
 }
 

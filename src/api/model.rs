@@ -99,6 +99,38 @@ impl<'de> Deserialize<'de> for JsonInt {
     }
 }
 
+/// An optional nested object. serde would also read a struct from an
+/// array (`[1, 2]`); the API takes objects only.
+pub fn object<'de, T: serde::de::DeserializeOwned, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v @ serde_json::Value::Object(_)) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        Some(_) => Err(serde::de::Error::custom("expected an object")),
+    }
+}
+
+/// A list of objects (see [`object`]).
+pub fn objects<'de, T: serde::de::DeserializeOwned, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    Vec::<serde_json::Value>::deserialize(d)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if !v.is_object() {
+                return Err(serde::de::Error::custom(format!(
+                    "[{i}]: expected an object"
+                )));
+            }
+            serde_json::from_value(v).map_err(|e| serde::de::Error::custom(format!("[{i}]: {e}")))
+        })
+        .collect()
+}
+
 // Tells `"field": null` (Some(None)) from an absent field (None).
 fn some<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
