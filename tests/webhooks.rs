@@ -162,11 +162,24 @@ async fn a_receiver_failing_too_long_is_disabled() {
     }
     assert!(w["disabled_at"].is_string(), "{w}");
     assert!(w["failing_since"].is_string(), "{w}");
-    // Setting it again enables it, and the pending event goes out.
+    // Events go on being kept while it is disabled.
+    api.pool(&["17000000002"]).await;
+    api.req(
+        "POST",
+        "/v1/bindings",
+        Some(json!({ "a": "13700000000", "b": B })),
+    )
+    .await;
+    // Setting it again enables it, and the kept events go out.
     rx.status.store(200, Ordering::SeqCst);
     let r = hook(&api, &api.key, &format!("http://{}/", rx.addr), json!({})).await;
     assert!(r.json()["disabled_at"].is_null(), "{}", r.body);
-    rx.next("binding.created").await;
+    // (Failed attempts reached the receiver too: count distinct events.)
+    let mut ids = std::collections::HashSet::new();
+    while ids.len() < 2 {
+        let (e, _) = rx.next("binding.created").await;
+        ids.insert(e["id"].to_string());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

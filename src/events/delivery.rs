@@ -183,7 +183,8 @@ impl Job {
                 self.hub.publish(t, body);
             }
         }
-        self.hub.set_hooked(self.tenant, false);
+        // Events keep being stored for the webhook: they go out once it is
+        // enabled again (or are purged with the records).
     }
 }
 

@@ -122,11 +122,10 @@ impl SqliteStore {
         Ok(n > 0)
     }
 
-    /// Tenants that have an enabled webhook.
+    /// Tenants that have a webhook (disabled ones too: their events are
+    /// kept for when it is enabled again).
     pub fn webhook_tenants(&self) -> Result<Vec<TenantId>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT tenant_id FROM webhooks WHERE disabled_at IS NULL")?;
+        let mut stmt = self.conn.prepare("SELECT tenant_id FROM webhooks")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
