@@ -76,7 +76,17 @@ async fn raw(api: &Api, head: &str, body: &str) -> (u16, String) {
         "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let text = tcp_exchange(api.api, req.as_bytes()).await;
+    // Read to the end (Connection: close): /metrics is longer than one read.
+    let text = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(api.api)
+            .await
+            .expect("connect");
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut raw)).await;
+        String::from_utf8_lossy(&raw).to_string()
+    };
     let code = text
         .split(' ')
         .nth(1)

@@ -162,6 +162,9 @@ async fn a_receiver_failing_too_long_is_disabled() {
     }
     assert!(w["disabled_at"].is_string(), "{w}");
     assert!(w["failing_since"].is_string(), "{w}");
+    // The operator sees it in the metrics.
+    let m = http(api.api, "GET", "/metrics", None, None).await;
+    assert!(m.body.contains("sipmask_webhooks_disabled 1"), "{}", m.body);
     // Events go on being kept while it is disabled.
     api.pool(&["17000000002"]).await;
     api.req(

@@ -92,6 +92,14 @@ pub async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
 /// Prometheus text format.
 pub async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
     let mut out = (st.sip_metrics)();
+    // What the operator watches for tenants' webhooks: disabled ones and
+    // events given up on.
+    if let Ok((disabled, failed)) = st.db(|s| Ok(s.webhook_health()?)).await {
+        out.push_str(&format!(
+            "# HELP sipmask_webhooks_disabled Webhooks disabled for failing too long.\n# TYPE sipmask_webhooks_disabled gauge\nsipmask_webhooks_disabled {disabled}\n\
+             # HELP sipmask_webhook_events_failed Events given up after their last attempt (kept until purged or redelivered).\n# TYPE sipmask_webhook_events_failed gauge\nsipmask_webhook_events_failed {failed}\n"
+        ));
+    }
     out.push_str(&format!("# HELP sipmask_bindings Bindings in the live table.\n# TYPE sipmask_bindings gauge\nsipmask_bindings {}\n", st.table.len()));
     out.push_str("# HELP sipmask_api_requests_total API requests by status class.\n# TYPE sipmask_api_requests_total counter\n");
     for (i, c) in st.stats.by_class.iter().enumerate().skip(1) {

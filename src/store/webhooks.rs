@@ -130,6 +130,16 @@ impl SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// (Webhooks disabled, events failed for good), for metrics.
+    pub fn webhook_health(&self) -> Result<(i64, i64), StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM webhooks WHERE disabled_at IS NOT NULL),
+                    (SELECT COUNT(*) FROM events WHERE failed_at IS NOT NULL AND delivered_at IS NULL)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
     /// Tenants with an enabled webhook and at least one event due now.
     pub fn due_tenants(&self, now: i64) -> Result<Vec<TenantId>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
