@@ -8,6 +8,7 @@ pub mod bindings;
 pub mod calls;
 pub mod expiry;
 pub mod identifiers;
+pub mod input;
 pub mod keys;
 pub mod model;
 pub mod numbers;

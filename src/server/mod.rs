@@ -5,21 +5,23 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::b2bua::{Engine, EngineConfig};
 use crate::bindings::{BindingTable, Normaliser};
 use crate::config::Config;
-use crate::sip::message::Msg;
 use crate::sip::transaction::TimerConfig;
-use crate::sip::transport::{raw_error_reply, Net, Sink};
-use crate::sip::{host_port, Peer, Target};
+use crate::sip::transport::Net;
+use crate::sip::{host_port, Target};
 use crate::store::{SqliteStore, Store, StoreError, Writer};
 
+mod api;
 mod bind;
+mod core;
 
+use self::core::{handed, tick, Core};
+use api::{start_api, ApiDeps};
 use bind::{bind_tcp, bind_udp, lock_data_dir};
 
 /// Why the server could not start.
@@ -54,109 +56,6 @@ pub enum ServerError {
         /// OS error.
         source: std::io::Error,
     },
-}
-
-/// The engine behind its lock; the sockets deliver into it.
-struct Core {
-    engine: Mutex<Engine>,
-    // Where messages for a sibling instance go (restart overlap).
-    handover: Arc<crate::handover::Handover>,
-}
-
-impl Core {
-    fn with_engine(&self, net: &Arc<Net>, f: impl FnOnce(&mut Engine)) {
-        let mut out: Vec<(Peer, Bytes)> = Vec::new();
-        {
-            let Ok(mut e) = self.engine.lock() else {
-                return;
-            };
-            f(&mut e);
-            e.drain(&mut out);
-        }
-        for (peer, bytes) in out {
-            net.send(peer, bytes);
-        }
-    }
-}
-
-impl Sink for Core {
-    fn deliver(&self, data: &[u8], peer: Peer, net: &Arc<Net>) {
-        // A parser bug must cost one message, not the socket's receive task.
-        let udp = peer.transport == crate::sip::Transport::Udp;
-        let parsed = std::panic::catch_unwind(|| Msg::parse(data, udp))
-            .unwrap_or_else(|_| Err(crate::sip::SipError::Parse("parser panicked".into())));
-        match parsed {
-            Ok(m) => self.take(m, data, peer, net, false),
-            Err(err) => {
-                tracing::debug!(error = %err, %peer, "bad message");
-                if let Some(reply) =
-                    raw_error_reply(data, if unknown_method(data) { 501 } else { 400 })
-                {
-                    net.send(peer, reply);
-                }
-            }
-        }
-    }
-}
-
-impl Core {
-    /// Handles a parsed message, or hands it to a sibling instance when it
-    /// is the sibling's (a UDP message, never one handed over already).
-    fn take(&self, m: Msg, data: &[u8], peer: Peer, net: &Arc<Net>, handed: bool) {
-        let udp = peer.transport == crate::sip::Transport::Udp;
-        let sibling = (udp && !handed).then(|| self.handover.sibling()).flatten();
-        let mut m = Some(m);
-        let mut theirs = false;
-        self.with_engine(net, |e| {
-            let Some(msg) = m.take() else { return };
-            if sibling.is_some() && !e.handles(&msg) {
-                theirs = true;
-                return;
-            }
-            e.on_message(msg, peer, Instant::now());
-        });
-        if let (true, Some(s)) = (theirs, sibling) {
-            self.handover.forward(&s, peer.addr, data);
-        }
-    }
-
-    /// A message a sibling handed over, with its original source.
-    fn take_handed(&self, data: &[u8], peer: SocketAddr, net: &Arc<Net>) {
-        let peer = Peer {
-            transport: crate::sip::Transport::Udp,
-            addr: peer,
-        };
-        let parsed = std::panic::catch_unwind(|| Msg::parse(data, true));
-        if let Ok(Ok(m)) = parsed {
-            self.take(m, data, peer, net, true);
-        }
-    }
-}
-
-/// Receives what sibling instances hand over.
-async fn handed(core: Arc<Core>, net: Arc<Net>, cancel: CancellationToken) {
-    let sock = core.handover.sock.clone();
-    let mut buf = vec![0u8; 65536 + 256];
-    loop {
-        let (n, from) = tokio::select! {
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(_) => continue,
-            },
-            _ = cancel.cancelled() => return,
-        };
-        if let Some((peer, data)) = core.handover.unwrap(from, &buf[..n]) {
-            core.take_handed(data, peer, &net);
-        }
-    }
-}
-
-/// Whether `data` starts like a request whose method we do not know.
-fn unknown_method(data: &[u8]) -> bool {
-    let token: &[u8] = data.split(|b| *b == b' ').next().unwrap_or(b"");
-    !token.is_empty()
-        && token.iter().all(|b| b.is_ascii_uppercase())
-        && std::str::from_utf8(token).is_ok_and(|t| t.parse::<rsipstack::sip::Method>().is_err())
 }
 
 /// A running server.
@@ -395,125 +294,6 @@ impl Server {
         drop(self.store_thread.take());
         self.core.handover.retire();
         tracing::info!("sipmask stopped");
-    }
-}
-
-/// Binds the HTTP API and serves it until `cancel`.
-/// The running parts the API works on.
-struct ApiDeps {
-    table: Arc<BindingTable>,
-    core: Arc<Core>,
-    hub: Arc<crate::events::Hub>,
-    sip_host: String,
-}
-
-async fn start_api(
-    cfg: &Config,
-    data_dir: &std::path::Path,
-    deps: ApiDeps,
-    cancel: &CancellationToken,
-    tasks: &mut JoinSet<()>,
-) -> Result<(SocketAddr, Arc<crate::api::ApiState>), ServerError> {
-    let ApiDeps {
-        table,
-        core,
-        hub,
-        sip_host,
-    } = deps;
-    let addr = cfg.api.listen.clone();
-    let sock: SocketAddr = addr
-        .parse()
-        .map_err(|_| ServerError::Config(format!("bad API address {addr}")))?;
-    let listener = bind_tcp(sock).map_err(|source| ServerError::Bind {
-        addr: addr.clone(),
-        source,
-    })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind { addr, source })?;
-    let api_cfg = crate::api::ApiConfig {
-        quarantine_secs: cfg.api.quarantine_secs,
-        sip_host,
-        rate_per_sec: cfg.api.rate_per_sec,
-        burst: cfg.api.burst,
-        max_body_bytes: cfg.api.max_body_bytes,
-        webhook_networks: Arc::new(cfg.webhooks.networks()),
-        shutdown: cancel.clone(),
-    };
-    let norm = Normaliser {
-        default_country_code: cfg.numbers.default_country_code.clone(),
-    };
-    let metrics = Arc::new(move || core.engine.lock().map(|e| e.metrics()).unwrap_or_default());
-    let state = crate::api::ApiState::new(
-        SqliteStore::open(data_dir)?,
-        table,
-        norm,
-        api_cfg,
-        metrics,
-        hub.clone(),
-    )?;
-    let w = &cfg.webhooks;
-    let ca = (!w.ca_file.is_empty()).then(|| std::path::Path::new(&w.ca_file));
-    let client = crate::events::webhook::Client::new(
-        cfg.webhooks.networks(),
-        Duration::from_secs(w.timeout_secs),
-        ca,
-    )
-    .map_err(|e| ServerError::Config(e.to_string()))?;
-    let limits = crate::events::delivery::Limits {
-        max_attempts: w.max_attempts,
-        disable_after: Duration::from_secs(w.disable_after_secs),
-    };
-    tasks.spawn(crate::events::delivery::run(
-        SqliteStore::open(data_dir)?,
-        client,
-        limits,
-        hub,
-        cancel.clone(),
-    ));
-    let state = Arc::new(state);
-    tasks.spawn(crate::api::expiry::run(
-        state.clone(),
-        Duration::from_secs(1),
-        cancel.clone(),
-    ));
-    let app = crate::api::router(state.clone());
-    let limits = crate::api::serve::Limits {
-        max_connections: cfg.api.max_connections,
-        header_timeout: Duration::from_secs(cfg.api.header_timeout_secs),
-    };
-    tasks.spawn(crate::api::serve::run(
-        listener,
-        app,
-        limits,
-        state.stats.refused.clone(),
-        cancel.clone(),
-    ));
-    tracing::info!(%local, "sipmask serving the HTTP API");
-    Ok((local, state))
-}
-
-/// Ticks the engine's timers. 10 ms is far finer than any SIP timer needs.
-async fn tick(core: Arc<Core>, net: Arc<Net>, cancel: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_millis(10));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut n: u64 = 0;
-    loop {
-        tokio::select! {
-            _ = every.tick() => core.with_engine(&net, |e| {
-                let now = Instant::now();
-                e.on_timer(now);
-                n += 1;
-                // 10 ms ticks: a checkpoint every `EVERY`.
-                if n.is_multiple_of(crate::b2bua::CHECKPOINT_TICKS) {
-                    e.checkpoint();
-                }
-                if n.is_multiple_of(1000) {
-                    tracing::debug!(sizes = %e.sizes(), "engine tables");
-                }
-            }),
-            _ = cancel.cancelled() => return,
-        }
     }
 }
 

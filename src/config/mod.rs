@@ -1,17 +1,21 @@
 //! The config file: types, defaults (the embedded `config/sipmask.toml`) and
 //! validation that names the file, line and key of every problem.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod report;
+
+use report::{locate, merge, syntax_problem};
+pub use report::{ConfigError, Problem};
+
 use crate::bindings::conditions::Defaults;
 use crate::bindings::Refusal;
 
 /// The embedded default config.
-pub const DEFAULT_TOML: &str = include_str!("../config/sipmask.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/sipmask.toml");
 
 /// Whole config.
 #[derive(Clone, Debug, Deserialize)]
@@ -212,56 +216,6 @@ pub struct LogConfig {
     pub level: String,
 }
 
-/// One problem in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Line in the file, when known.
-    pub line: Option<usize>,
-    /// Dotted key, e.g. `sip.t1_ms`.
-    pub key: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
-/// A config that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        /// Path.
-        file: String,
-        /// OS error.
-        source: std::io::Error,
-    },
-    /// Syntax or validation problems.
-    #[error("{}", render(file, problems))]
-    Invalid {
-        /// Path.
-        file: String,
-        /// Every problem found.
-        problems: Vec<Problem>,
-    },
-}
-
-fn render(file: &str, problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(|p| match p.line {
-            Some(l) => format!("{file}:{l}: {}: {}", p.key, p.reason),
-            None => format!("{file}: {}: {}", p.key, p.reason),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.reason)
-    }
-}
-
 impl Config {
     /// Reads and validates a file.
     pub fn read(path: &Path) -> Result<Config, ConfigError> {
@@ -446,118 +400,6 @@ impl Refusals {
             ("no_route", &self.no_route),
         ]
     }
-}
-
-fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
-    let line = e
-        .span()
-        .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-    let msg = e.message().to_string();
-    // serde names the unknown or missing field in its message; keep it whole.
-    Problem {
-        line,
-        key: key_at(text, line).unwrap_or_else(|| "(syntax)".into()),
-        reason: msg,
-    }
-}
-
-/// Lays `user` over `defaults`, noting every key the defaults do not have
-/// and every value of another type than the default's.
-fn merge(
-    mut defaults: toml::Table,
-    user: toml::Table,
-    prefix: &str,
-    text: &str,
-    problems: &mut Vec<Problem>,
-) -> toml::Table {
-    for (k, v) in user {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match (defaults.remove(&k), v) {
-            (None, _) => problems.push(Problem {
-                line: locate_any(text, &key),
-                key,
-                reason: "unknown key".into(),
-            }),
-            (Some(toml::Value::Table(d)), toml::Value::Table(u)) => {
-                let m = merge(d, u, &key, text, problems);
-                defaults.insert(k, toml::Value::Table(m));
-            }
-            (Some(d), u) if d.same_type(&u) => {
-                defaults.insert(k, u);
-            }
-            (Some(d), u) => {
-                problems.push(Problem {
-                    line: locate_any(text, &key),
-                    key,
-                    reason: format!("expected {}, found {}", d.type_str(), u.type_str()),
-                });
-                defaults.insert(k, d);
-            }
-        }
-    }
-    defaults
-}
-
-/// The line of `key`, or of the nearest enclosing key that has one (an
-/// inline table's fields are on its line).
-fn locate_any(text: &str, key: &str) -> Option<usize> {
-    let mut k = key;
-    loop {
-        if let Some(l) = locate(text, k) {
-            return Some(l);
-        }
-        k = k.rsplit_once('.')?.0;
-    }
-}
-
-/// The dotted key defined on `line`, from the nearest table header above it.
-fn key_at(text: &str, line: Option<usize>) -> Option<String> {
-    let line = line?;
-    let lines: Vec<&str> = text.lines().collect();
-    let here = lines.get(line - 1)?.trim();
-    let key = here.split('=').next()?.trim();
-    let table = lines[..line - 1]
-        .iter()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
-        .map(str::trim);
-    match (table, key.starts_with('[')) {
-        (_, true) => Some(key.trim_matches(['[', ']']).to_string()),
-        (Some(t), false) if !key.is_empty() => Some(format!("{t}.{key}")),
-        _ if !key.is_empty() => Some(key.to_string()),
-        _ => None,
-    }
-}
-
-/// The line (1-based) where dotted `key` is set, if it is in the text.
-fn locate(text: &str, key: &str) -> Option<usize> {
-    let Some((table, name)) = key.rsplit_once('.') else {
-        // A top-level key: a table header, or a key before any header.
-        return text
-            .lines()
-            .position(|l| {
-                let t = l.trim();
-                t.strip_prefix('[')
-                    .and_then(|t| t.strip_suffix(']'))
-                    .is_some_and(|h| h.trim() == key)
-                    || t.split('=').next().map(str::trim) == Some(key)
-            })
-            .map(|i| i + 1);
-    };
-    let mut in_table = false;
-    for (i, l) in text.lines().enumerate() {
-        let t = l.trim();
-        if let Some(h) = t.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-            in_table = h.trim() == table;
-        } else if in_table && t.split('=').next().map(str::trim) == Some(name) {
-            return Some(i + 1);
-        }
-    }
-    None
 }
 
 #[cfg(test)]

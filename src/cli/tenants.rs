@@ -1,0 +1,102 @@
+//! The `tenants`, `keys` and `calls` commands: tenants and their API keys
+//! (each change logged for a running server), and the call records of the
+//! operator's own bindings.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::CliError;
+use crate::store::changes::Change;
+use crate::store::SqliteStore;
+
+/// Creates a tenant; returns its first key.
+pub fn add_tenant(dir: &Path, name: &str) -> Result<String, CliError> {
+    let mut store = SqliteStore::open(dir)?;
+    Ok(crate::api::add_tenant(&mut store, name)?)
+}
+
+/// A tenant's name and its keys: (key id, created at).
+pub type TenantKeys = (String, Vec<(String, i64)>);
+
+/// Every tenant with its keys' ids.
+pub fn list_tenants(dir: &Path) -> Result<Vec<TenantKeys>, CliError> {
+    let store = SqliteStore::open(dir)?;
+    let mut out = Vec::new();
+    for (id, name) in store.tenants()? {
+        out.push((name, store.tenant_keys(id)?));
+    }
+    Ok(out)
+}
+
+fn tenant_id(store: &SqliteStore, name: &str) -> Result<i64, CliError> {
+    store
+        .tenant_by_name(name)?
+        .ok_or_else(|| crate::api::keys::KeyError::NoTenant(name.to_string()).into())
+}
+
+/// Issues another key for a tenant: (key id, key).
+pub fn add_key(dir: &Path, tenant: &str) -> Result<(String, String), CliError> {
+    let mut store = SqliteStore::open(dir)?;
+    let t = tenant_id(&store, tenant)?;
+    store.atomically(|s| -> Result<_, CliError> {
+        let k = crate::api::keys::issue(s, t)?;
+        s.log_change(&Change::Keys)?;
+        Ok(k)
+    })
+}
+
+/// Revokes a tenant's key; `false` if it has no such key.
+pub fn revoke_key(dir: &Path, tenant: &str, key_id: &str) -> Result<bool, CliError> {
+    let mut store = SqliteStore::open(dir)?;
+    let t = tenant_id(&store, tenant)?;
+    store.atomically(|s| -> Result<_, CliError> {
+        let found = s.revoke_key(t, key_id)?;
+        if found {
+            s.log_change(&Change::Keys)?;
+        }
+        Ok(found)
+    })
+}
+
+/// Writes the call records of the operator's (command-line) bindings,
+/// oldest first, as a table; `binding` narrows to one binding.
+pub fn list_calls(
+    dir: &Path,
+    binding: Option<i64>,
+    limit: u32,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let store = SqliteStore::open(dir)?;
+    let io = |source| CliError::Io {
+        path: "stdout".into(),
+        source,
+    };
+    let f = crate::store::CallFilter {
+        limit: limit.clamp(1, 100_000),
+        binding,
+        ..Default::default()
+    };
+    let (calls, _) = store.calls(crate::bindings::OPERATOR, &f)?;
+    writeln!(
+        out,
+        "id\tbinding\tcaller\tvirtual\tcallee\tinvite_at\tresult\ttalk_secs\treason"
+    )
+    .map_err(io)?;
+    for c in calls {
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            c.id,
+            c.binding.map_or("-".to_string(), |b| b.to_string()),
+            c.caller,
+            c.x,
+            c.callee.as_deref().unwrap_or("-"),
+            crate::time::format_ms(c.invite_at),
+            c.result,
+            c.duration_secs,
+            c.reason,
+        )
+        .map_err(io)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Starts the HTTP API and what runs beside it: webhook delivery and the
+//! expiry sweep, all stopped when a drain begins.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::bind::bind_tcp;
+use super::core::Core;
+use super::ServerError;
+use crate::bindings::{BindingTable, Normaliser};
+use crate::config::Config;
+use crate::store::SqliteStore;
+
+/// The running parts the API works on.
+pub(super) struct ApiDeps {
+    pub(super) table: Arc<BindingTable>,
+    pub(super) core: Arc<Core>,
+    pub(super) hub: Arc<crate::events::Hub>,
+    pub(super) sip_host: String,
+}
+
+/// Binds the HTTP API and serves it until `cancel`.
+pub(super) async fn start_api(
+    cfg: &Config,
+    data_dir: &std::path::Path,
+    deps: ApiDeps,
+    cancel: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Result<(SocketAddr, Arc<crate::api::ApiState>), ServerError> {
+    let ApiDeps {
+        table,
+        core,
+        hub,
+        sip_host,
+    } = deps;
+    let addr = cfg.api.listen.clone();
+    let sock: SocketAddr = addr
+        .parse()
+        .map_err(|_| ServerError::Config(format!("bad API address {addr}")))?;
+    let listener = bind_tcp(sock).map_err(|source| ServerError::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let api_cfg = crate::api::ApiConfig {
+        quarantine_secs: cfg.api.quarantine_secs,
+        sip_host,
+        rate_per_sec: cfg.api.rate_per_sec,
+        burst: cfg.api.burst,
+        max_body_bytes: cfg.api.max_body_bytes,
+        webhook_networks: Arc::new(cfg.webhooks.networks()),
+        shutdown: cancel.clone(),
+    };
+    let norm = Normaliser {
+        default_country_code: cfg.numbers.default_country_code.clone(),
+    };
+    let metrics = Arc::new(move || core.engine.lock().map(|e| e.metrics()).unwrap_or_default());
+    let state = crate::api::ApiState::new(
+        SqliteStore::open(data_dir)?,
+        table,
+        norm,
+        api_cfg,
+        metrics,
+        hub.clone(),
+    )?;
+    let w = &cfg.webhooks;
+    let ca = (!w.ca_file.is_empty()).then(|| std::path::Path::new(&w.ca_file));
+    let client = crate::events::webhook::Client::new(
+        cfg.webhooks.networks(),
+        Duration::from_secs(w.timeout_secs),
+        ca,
+    )
+    .map_err(|e| ServerError::Config(e.to_string()))?;
+    let limits = crate::events::delivery::Limits {
+        max_attempts: w.max_attempts,
+        disable_after: Duration::from_secs(w.disable_after_secs),
+    };
+    tasks.spawn(crate::events::delivery::run(
+        SqliteStore::open(data_dir)?,
+        client,
+        limits,
+        hub,
+        cancel.clone(),
+    ));
+    let state = Arc::new(state);
+    tasks.spawn(crate::api::expiry::run(
+        state.clone(),
+        Duration::from_secs(1),
+        cancel.clone(),
+    ));
+    let app = crate::api::router(state.clone());
+    let limits = crate::api::serve::Limits {
+        max_connections: cfg.api.max_connections,
+        header_timeout: Duration::from_secs(cfg.api.header_timeout_secs),
+    };
+    tasks.spawn(crate::api::serve::run(
+        listener,
+        app,
+        limits,
+        state.stats.refused.clone(),
+        cancel.clone(),
+    ));
+    tracing::info!(%local, "sipmask serving the HTTP API");
+    Ok((local, state))
+}

@@ -1,0 +1,142 @@
+//! The engine behind its lock and what feeds it: socket messages (parsed
+//! outside the lock, errors answered raw), messages a sibling instance
+//! hands over, and the timer tick that also takes checkpoints.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::b2bua::Engine;
+use crate::sip::message::Msg;
+use crate::sip::transport::{raw_error_reply, Net, Sink};
+use crate::sip::Peer;
+
+/// The engine behind its lock; the sockets deliver into it.
+pub(super) struct Core {
+    pub(super) engine: Mutex<Engine>,
+    // Where messages for a sibling instance go (restart overlap).
+    pub(super) handover: Arc<crate::handover::Handover>,
+}
+
+impl Core {
+    pub(super) fn with_engine(&self, net: &Arc<Net>, f: impl FnOnce(&mut Engine)) {
+        let mut out: Vec<(Peer, Bytes)> = Vec::new();
+        {
+            let Ok(mut e) = self.engine.lock() else {
+                return;
+            };
+            f(&mut e);
+            e.drain(&mut out);
+        }
+        for (peer, bytes) in out {
+            net.send(peer, bytes);
+        }
+    }
+}
+
+impl Sink for Core {
+    fn deliver(&self, data: &[u8], peer: Peer, net: &Arc<Net>) {
+        // A parser bug must cost one message, not the socket's receive task.
+        let udp = peer.transport == crate::sip::Transport::Udp;
+        let parsed = std::panic::catch_unwind(|| Msg::parse(data, udp))
+            .unwrap_or_else(|_| Err(crate::sip::SipError::Parse("parser panicked".into())));
+        match parsed {
+            Ok(m) => self.take(m, data, peer, net, false),
+            Err(err) => {
+                tracing::debug!(error = %err, %peer, "bad message");
+                if let Some(reply) =
+                    raw_error_reply(data, if unknown_method(data) { 501 } else { 400 })
+                {
+                    net.send(peer, reply);
+                }
+            }
+        }
+    }
+}
+
+impl Core {
+    /// Handles a parsed message, or hands it to a sibling instance when it
+    /// is the sibling's (a UDP message, never one handed over already).
+    fn take(&self, m: Msg, data: &[u8], peer: Peer, net: &Arc<Net>, handed: bool) {
+        let udp = peer.transport == crate::sip::Transport::Udp;
+        let sibling = (udp && !handed).then(|| self.handover.sibling()).flatten();
+        let mut m = Some(m);
+        let mut theirs = false;
+        self.with_engine(net, |e| {
+            let Some(msg) = m.take() else { return };
+            if sibling.is_some() && !e.handles(&msg) {
+                theirs = true;
+                return;
+            }
+            e.on_message(msg, peer, Instant::now());
+        });
+        if let (true, Some(s)) = (theirs, sibling) {
+            self.handover.forward(&s, peer.addr, data);
+        }
+    }
+
+    /// A message a sibling handed over, with its original source.
+    fn take_handed(&self, data: &[u8], peer: SocketAddr, net: &Arc<Net>) {
+        let peer = Peer {
+            transport: crate::sip::Transport::Udp,
+            addr: peer,
+        };
+        let parsed = std::panic::catch_unwind(|| Msg::parse(data, true));
+        if let Ok(Ok(m)) = parsed {
+            self.take(m, data, peer, net, true);
+        }
+    }
+}
+
+/// Receives what sibling instances hand over.
+pub(super) async fn handed(core: Arc<Core>, net: Arc<Net>, cancel: CancellationToken) {
+    let sock = core.handover.sock.clone();
+    let mut buf = vec![0u8; 65536 + 256];
+    loop {
+        let (n, from) = tokio::select! {
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(_) => continue,
+            },
+            _ = cancel.cancelled() => return,
+        };
+        if let Some((peer, data)) = core.handover.unwrap(from, &buf[..n]) {
+            core.take_handed(data, peer, &net);
+        }
+    }
+}
+
+/// Whether `data` starts like a request whose method we do not know.
+fn unknown_method(data: &[u8]) -> bool {
+    let token: &[u8] = data.split(|b| *b == b' ').next().unwrap_or(b"");
+    !token.is_empty()
+        && token.iter().all(|b| b.is_ascii_uppercase())
+        && std::str::from_utf8(token).is_ok_and(|t| t.parse::<rsipstack::sip::Method>().is_err())
+}
+
+/// Ticks the engine's timers. 10 ms is far finer than any SIP timer needs.
+pub(super) async fn tick(core: Arc<Core>, net: Arc<Net>, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_millis(10));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = every.tick() => core.with_engine(&net, |e| {
+                let now = Instant::now();
+                e.on_timer(now);
+                n += 1;
+                // 10 ms ticks: a checkpoint every `EVERY`.
+                if n.is_multiple_of(crate::b2bua::CHECKPOINT_TICKS) {
+                    e.checkpoint();
+                }
+                if n.is_multiple_of(1000) {
+                    tracing::debug!(sizes = %e.sizes(), "engine tables");
+                }
+            }),
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
