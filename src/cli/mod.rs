@@ -75,13 +75,23 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
     let now = crate::time::now();
     let mut news = Vec::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
-        let probe = crate::bindings::Binding {
-            id: -(i as i64) - 1,
+        let row = NewBinding {
             tenant: crate::bindings::OPERATOR,
             kind: crate::bindings::Kind::Cli,
             a: r.caller.clone(),
             x: r.virtual_number.clone(),
             b: r.callee.clone(),
+            conditions: Conditions::default(),
+            created_at: now,
+        };
+        // A stand-in with a unique negative id: the table finds clashes.
+        let probe = crate::bindings::Binding {
+            id: -(i as i64) - 1,
+            tenant: row.tenant,
+            kind: row.kind,
+            a: row.a.clone(),
+            x: row.x.clone(),
+            b: row.b.clone(),
             conditions: Conditions::default(),
             created_at: now,
             usage: Default::default(),
@@ -101,15 +111,7 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
                 ),
             ));
         }
-        news.push(NewBinding {
-            tenant: crate::bindings::OPERATOR,
-            kind: crate::bindings::Kind::Cli,
-            a: r.caller.clone(),
-            x: r.virtual_number.clone(),
-            b: r.callee.clone(),
-            conditions: Conditions::default(),
-            created_at: now,
-        });
+        news.push(row);
     }
     if !bad.is_empty() {
         bad.sort();
