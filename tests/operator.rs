@@ -218,3 +218,21 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
         "escape codes in a log file: {text:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_cannot_share_a_port_unless_it_takes_over() {
+    let port = free_port("127.0.0.1");
+    let trunk: std::net::SocketAddr = "127.0.0.1:9".parse().expect("addr");
+    let one = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(one.path(), trunk);
+    cfg.sip.listen = vec![format!("127.0.0.1:{port}")];
+    let _first = start(cfg.clone(), one).await;
+    // Another data dir: no draining sibling, so the port must be free.
+    let two = tempfile::tempdir().expect("tempdir");
+    cfg.storage.data_dir = two.path().to_path_buf();
+    let err = match sipmask::server::Server::start(cfg).await {
+        Ok(_) => panic!("two unrelated servers shared a port"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("cannot listen"), "{err}");
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::bind::bind_tcp;
+use super::bind::{bind_tcp, check_free};
 use super::core::Core;
 use super::ServerError;
 use crate::bindings::{BindingTable, Normaliser};
@@ -21,6 +21,8 @@ pub(super) struct ApiDeps {
     pub(super) core: Arc<Core>,
     pub(super) hub: Arc<crate::events::Hub>,
     pub(super) sip_host: String,
+    /// A draining sibling shares the ports (else they must be free).
+    pub(super) overlap: bool,
 }
 
 /// Binds the HTTP API and serves it until `cancel`.
@@ -36,11 +38,18 @@ pub(super) async fn start_api(
         core,
         hub,
         sip_host,
+        overlap: deps_overlap,
     } = deps;
     let addr = cfg.api.listen.clone();
     let sock: SocketAddr = addr
         .parse()
         .map_err(|_| ServerError::Config(format!("bad API address {addr}")))?;
+    if !deps_overlap {
+        check_free(sock).map_err(|source| ServerError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    }
     let listener = bind_tcp(sock).map_err(|source| ServerError::Bind {
         addr: addr.clone(),
         source,

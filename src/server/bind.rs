@@ -63,6 +63,18 @@ pub(super) fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(sock.into())
 }
 
+/// Refuses a port someone else holds. SO_REUSEPORT would let a second,
+/// unrelated server share it silently; sharing is only for a draining
+/// sibling of the same data dir, so without one the port must be free.
+pub(super) fn check_free(addr: SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    std::net::UdpSocket::bind(addr)?;
+    std::net::TcpListener::bind(addr)?;
+    Ok(())
+}
+
 /// A TCP listener that a restarting instance can share.
 pub(super) fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};

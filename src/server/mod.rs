@@ -22,7 +22,7 @@ mod core;
 
 use self::core::{handed, tick, Core};
 use api::{start_api, ApiDeps};
-use bind::{bind_tcp, bind_udp, lock_data_dir};
+use bind::{bind_tcp, bind_udp, check_free, lock_data_dir};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +140,7 @@ impl Server {
         let mut udps = Vec::new();
         let mut tcps = Vec::new();
         let mut addrs = Vec::new();
+        let overlap = handover.sibling().is_some();
         for l in &cfg.sip.listen {
             let addr: SocketAddr = l
                 .parse()
@@ -148,6 +149,9 @@ impl Server {
                 addr: l.clone(),
                 source,
             };
+            if !overlap {
+                check_free(addr).map_err(bind_err)?;
+            }
             let udp = bind_udp(addr).map_err(bind_err)?;
             // Same port for TCP, even when the config asked for port 0.
             let port = udp.local_addr().map_err(bind_err)?.port();
@@ -219,6 +223,7 @@ impl Server {
                 core: core.clone(),
                 hub: hub.clone(),
                 sip_host,
+                overlap,
             };
             Some(start_api(&cfg, &data_dir, deps, &front, &mut tasks).await?)
         };
