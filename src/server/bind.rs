@@ -63,6 +63,22 @@ pub(super) fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(sock.into())
 }
 
+/// UDP and TCP on one port (RFC 3261 section 18). For port 0 the OS picks
+/// the UDP port; a TCP socket (an outgoing connection) may hold that port
+/// already, so a few picks are tried.
+pub(super) fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener, u16)> {
+    let mut tries = if addr.port() == 0 { 20 } else { 1 };
+    loop {
+        let udp = bind_udp(addr)?;
+        let port = udp.local_addr()?.port();
+        match bind_tcp(SocketAddr::new(addr.ip(), port)) {
+            Ok(tcp) => return Ok((udp, tcp, port)),
+            Err(e) if tries <= 1 => return Err(e),
+            Err(_) => tries -= 1,
+        }
+    }
+}
+
 /// Refuses a port someone else holds. SO_REUSEPORT would let a second,
 /// unrelated server share it silently; sharing is only for a draining
 /// sibling of the same data dir, so without one the port must be free.

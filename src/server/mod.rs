@@ -22,7 +22,7 @@ mod core;
 
 use self::core::{handed, tick, Core};
 use api::{start_api, ApiDeps};
-use bind::{bind_tcp, bind_udp, check_free, lock_data_dir};
+use bind::{bind_pair, check_free, lock_data_dir};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -152,10 +152,7 @@ impl Server {
             if !overlap {
                 check_free(addr).map_err(bind_err)?;
             }
-            let udp = bind_udp(addr).map_err(bind_err)?;
-            // Same port for TCP, even when the config asked for port 0.
-            let port = udp.local_addr().map_err(bind_err)?.port();
-            let tcp = bind_tcp(SocketAddr::new(addr.ip(), port)).map_err(bind_err)?;
+            let (udp, tcp, port) = bind_pair(addr).map_err(bind_err)?;
             addrs.push(SocketAddr::new(addr.ip(), port));
             udps.push(udp);
             tcps.push(tcp);
