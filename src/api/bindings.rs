@@ -24,20 +24,16 @@ use crate::store::{Filter, NewBinding, SqliteStore};
 #[serde(deny_unknown_fields)]
 pub struct CreateBinding {
     /// Party A (number or account).
-    #[schema(
-        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$"
-    )]
+    #[schema(value_type = super::input::Party)]
     pub a: String,
     /// Party B (not A).
-    #[schema(
-        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$"
-    )]
+    #[schema(value_type = super::input::Party)]
     pub b: String,
     /// Use exactly this X from your pool (409 if it cannot serve the pair).
-    #[schema(pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11})$")]
+    #[schema(value_type = Option<super::input::Phone>)]
     pub x: Option<String>,
     /// Use this X if it can serve the pair, else allocate as usual.
-    #[schema(pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11})$")]
+    #[schema(value_type = Option<super::input::Phone>)]
     pub prefer_x: Option<String>,
     /// Call conditions; absent fields take the configured defaults.
     #[serde(default, deserialize_with = "super::model::object")]
@@ -76,20 +72,16 @@ pub struct BulkCreated {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `next_cursor` of the previous page.
-    #[param(pattern = r"^[0-9]{1,18}$")]
+    #[param(value_type = Option<super::input::Cursor>)]
     pub cursor: Option<String>,
     /// Page size, 1 to 1,000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only bindings where A or B is this party.
-    #[param(
-        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|t-[a-z0-9]{10})$"
-    )]
+    #[param(value_type = Option<super::input::Filter>)]
     pub party: Option<String>,
     /// Only bindings on this X.
-    #[param(
-        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|t-[a-z0-9]{10})$"
-    )]
+    #[param(value_type = Option<super::input::Filter>)]
     pub x: Option<String>,
 }
 
@@ -99,14 +91,10 @@ pub struct ListQuery {
 #[serde(deny_unknown_fields)]
 pub struct PairQuery {
     /// Party A.
-    #[param(
-        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$"
-    )]
+    #[param(value_type = super::input::Party)]
     pub a: String,
     /// Party B.
-    #[param(
-        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$"
-    )]
+    #[param(value_type = super::input::Party)]
     pub b: String,
 }
 

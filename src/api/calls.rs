@@ -91,7 +91,7 @@ pub struct CallPage {
 #[serde(deny_unknown_fields)]
 pub struct CallQuery {
     /// `next_cursor` of the previous page.
-    #[param(pattern = r"^[0-9]{1,18}$")]
+    #[param(value_type = Option<super::input::Cursor>)]
     pub cursor: Option<String>,
     /// Page size, 1 to 1,000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -99,9 +99,7 @@ pub struct CallQuery {
     /// Only calls of this binding.
     pub binding_id: Option<i64>,
     /// Only calls where this number is caller, callee or X.
-    #[param(
-        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|t-[a-z0-9]{10})$"
-    )]
+    #[param(value_type = Option<super::input::Filter>)]
     pub number: Option<String>,
     /// Only calls placed at or after this RFC 3339 time.
     #[param(format = DateTime)]

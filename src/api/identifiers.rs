@@ -37,9 +37,7 @@ pub enum IdentifierKind {
 #[serde(deny_unknown_fields)]
 pub struct CreateIdentifier {
     /// Whom it reaches: a number or an app account.
-    #[schema(
-        pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$"
-    )]
+    #[schema(value_type = super::input::Party)]
     pub owner: String,
     /// `digits` or `token`.
     pub kind: IdentifierKind,

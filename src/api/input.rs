@@ -159,6 +159,9 @@ pub fn filter(norm: &Normaliser, field: &str, v: &str) -> Result<Number, ApiErro
         .map_err(|e| ApiError::invalid(field, e.to_string()))
 }
 
+// The request schemas below carry the patterns once (utoipa takes only
+// literals); fields and parameters refer to them by `value_type`.
+
 /// A party in a request (schema only): a phone number or `sip:name@host`.
 #[derive(ToSchema)]
 #[schema(
@@ -170,6 +173,18 @@ pub struct Party(pub String);
 #[derive(ToSchema)]
 #[schema(pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11})$")]
 pub struct Phone(pub String);
+
+/// A search filter in a request (schema only): a party or a token.
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|t-[a-z0-9]{10})$"
+)]
+pub struct Filter(pub String);
+
+/// A page cursor (schema only): the `next_cursor` of a previous page.
+#[derive(ToSchema)]
+#[schema(pattern = r"^[0-9]{1,18}$")]
+pub struct Cursor(pub String);
 
 #[cfg(test)]
 mod tests {

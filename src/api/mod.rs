@@ -271,7 +271,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
         calls::list, calls::get, webhooks::set, webhooks::get, webhooks::delete, webhooks::stream,
         webhooks::deliveries, webhooks::redeliver, keys::list, keys::create, keys::revoke,
     ),
-    components(schemas(problem::Problem, webhooks::DeliveryState)),
+    components(schemas(
+        problem::Problem, webhooks::DeliveryState, input::Party, input::Phone, input::Filter, input::Cursor
+    )),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

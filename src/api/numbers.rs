@@ -122,7 +122,7 @@ async fn pool(st: &Arc<ApiState>, tenant: i64) -> Result<Json<Pool>, ApiError> {
     Ok(Json(Pool { numbers }))
 }
 
-#[utoipa::path(delete, path = "/v1/numbers/{number}", tag = "pool", params(("number" = String, Path, description = "the number", pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11})$")),
+#[utoipa::path(delete, path = "/v1/numbers/{number}", tag = "pool", params(("number" = super::input::Phone, Path, description = "the number")),
     responses((status = 204)), security(("bearer" = [])))]
 /// Removes a number that serves no binding.
 pub async fn remove(
@@ -166,7 +166,7 @@ pub async fn blocklist(
     Ok(Json(Blocklist { numbers }))
 }
 
-#[utoipa::path(put, path = "/v1/blocklist/{number}", tag = "blocklist", params(("number" = String, Path, description = "caller to block", pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$")),
+#[utoipa::path(put, path = "/v1/blocklist/{number}", tag = "blocklist", params(("number" = super::input::Party, Path, description = "caller to block")),
     responses((status = 204)), security(("bearer" = [])))]
 /// Blocks a caller on every binding of the tenant.
 pub async fn block(
@@ -177,7 +177,7 @@ pub async fn block(
     set_blocked(st, t.0, n, true).await
 }
 
-#[utoipa::path(delete, path = "/v1/blocklist/{number}", tag = "blocklist", params(("number" = String, Path, description = "caller to unblock", pattern = r"^(\+[1-9][0-9]{5,14}|[1-9][0-9]{5,11}|sip:[A-Za-z][A-Za-z0-9._~!*'+-]{0,63}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)$")),
+#[utoipa::path(delete, path = "/v1/blocklist/{number}", tag = "blocklist", params(("number" = super::input::Party, Path, description = "caller to unblock")),
     responses((status = 204)), security(("bearer" = [])))]
 /// Unblocks a caller.
 pub async fn unblock(
