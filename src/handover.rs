@@ -13,14 +13,15 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
 /// First word of a forwarded datagram.
 const MAGIC: &str = "SMFWD1";
-/// How long a sibling lookup is trusted.
-const FRESH: Duration = Duration::from_millis(100);
+/// How often the sibling is looked up (by [`Handover::refresh`], off the
+/// message path).
+pub const FRESH: Duration = Duration::from_millis(100);
 
 /// A live sibling: where to send, with its secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,7 +38,7 @@ pub struct Handover {
     me: String,
     secret: String,
     _lock: File,
-    sibling: Mutex<(Option<Sibling>, Option<Instant>)>,
+    sibling: Mutex<Option<Sibling>>,
 }
 
 fn instances(data_dir: &Path) -> PathBuf {
@@ -46,10 +47,12 @@ fn instances(data_dir: &Path) -> PathBuf {
 
 /// Whether instance `id` of `data_dir` is running (holds its lock).
 pub fn alive(data_dir: &Path, id: &str) -> bool {
-    let path = instances(data_dir).join(format!("{id}.lock"));
-    let Ok(f) = File::open(&path) else {
-        return false;
-    };
+    File::open(instances(data_dir).join(format!("{id}.lock"))).is_ok_and(|f| held(&f))
+}
+
+/// Whether a running process holds the lock of an open lock file. A
+/// shared lock taken here to find out is released when `f` is dropped.
+fn held(f: &File) -> bool {
     matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
 }
 
@@ -82,7 +85,7 @@ impl Handover {
             me: me.to_string(),
             secret,
             _lock: lock,
-            sibling: Mutex::new((None, None)),
+            sibling: Mutex::new(None),
         })
     }
 
@@ -91,17 +94,18 @@ impl Handover {
         let _ = std::fs::remove_file(self.dir.join(format!("{}.lock", self.me)));
     }
 
-    /// A live sibling, looked up at most every [`FRESH`].
+    /// The live sibling as last looked up: no file access, so the
+    /// message path can ask for every datagram.
     pub fn sibling(&self) -> Option<Sibling> {
-        let Ok(mut cached) = self.sibling.lock() else {
-            return None;
-        };
-        if cached.1.is_some_and(|t| t.elapsed() < FRESH) {
-            return cached.0.clone();
-        }
+        self.sibling.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Looks the sibling up again (every [`FRESH`], from a task of its own).
+    pub fn refresh(&self) {
         let found = self.scan();
-        *cached = (found.clone(), Some(Instant::now()));
-        found
+        if let Ok(mut s) = self.sibling.lock() {
+            *s = found;
+        }
     }
 
     fn scan(&self) -> Option<Sibling> {
@@ -117,14 +121,10 @@ impl Handover {
             let Ok(mut f) = File::open(e.path()) else {
                 continue;
             };
-            match f.try_lock_shared() {
+            if !held(&f) {
                 // Nobody holds it: a crashed instance's leftover.
-                Ok(()) => {
-                    let _ = std::fs::remove_file(e.path());
-                    continue;
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {}
-                Err(_) => continue,
+                let _ = std::fs::remove_file(e.path());
+                continue;
             }
             let mut text = String::new();
             if f.read_to_string(&mut text).is_err() {
@@ -190,6 +190,7 @@ mod tests {
         let b = Handover::start(dir.path(), "bbbb").expect("b");
         assert!(alive(dir.path(), "aaaa"));
         assert!(!alive(dir.path(), "cccc"));
+        a.refresh();
         let sib = a.sibling().expect("b is found");
         let peer: SocketAddr = "192.0.2.7:5060".parse().expect("addr");
         a.forward(&sib, peer, b"BYE sip:x SIP/2.0\r\n\r\n");
@@ -201,7 +202,7 @@ mod tests {
         let forged = format!("{MAGIC} wrong {peer}\nBYE");
         assert!(b.unwrap(from, forged.as_bytes()).is_none());
         drop(b);
-        std::thread::sleep(FRESH);
+        a.refresh();
         assert!(a.sibling().is_none(), "a dead sibling is forgotten");
     }
 }

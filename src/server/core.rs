@@ -95,12 +95,20 @@ impl Core {
 pub(super) async fn handed(core: Arc<Core>, net: Arc<Net>, cancel: CancellationToken) {
     let sock = core.handover.sock.clone();
     let mut buf = vec![0u8; 65536 + 256];
+    let mut look = tokio::time::interval(crate::handover::FRESH);
+    look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let (n, from) = tokio::select! {
             r = sock.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 Err(_) => continue,
             },
+            // The directory scan stays off the message path.
+            _ = look.tick() => {
+                let h = core.handover.clone();
+                let _ = tokio::task::spawn_blocking(move || h.refresh()).await;
+                continue;
+            }
             _ = cancel.cancelled() => return,
         };
         if let Some((peer, data)) = core.handover.unwrap(from, &buf[..n]) {

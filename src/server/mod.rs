@@ -140,6 +140,7 @@ impl Server {
         let mut udps = Vec::new();
         let mut tcps = Vec::new();
         let mut addrs = Vec::new();
+        handover.refresh();
         let overlap = handover.sibling().is_some();
         for l in &cfg.sip.listen {
             let addr: SocketAddr = l
