@@ -16,10 +16,15 @@ use crate::store::live::{Checkpoint, LiveRow};
 /// How often live calls are checkpointed.
 pub const EVERY: Duration = Duration::from_secs(2);
 
+/// A call's checkpoint key: unique over restarts and instances.
+fn key(instance: &str, id: u64) -> String {
+    format!("{instance}-{id}")
+}
+
 impl Engine {
     /// The checkpoint key of call `id`.
     pub(super) fn live_key(&self, id: u64) -> String {
-        format!("{}-{id}", self.cfg.instance)
+        key(&self.cfg.instance, id)
     }
 
     /// Hands what changed since the last checkpoint to the store writer
@@ -29,10 +34,10 @@ impl Engine {
         for (id, c) in self.calls.iter().filter(|(_, c)| c.phase != Phase::Ended) {
             let answer = c.record.answer_at.filter(|_| c.confirmed);
             let state = (answer, c.lease);
-            match self.checkpointed.get(id) {
-                Some(held) if *held == state => {}
+            match self.checkpointed.insert(*id, state) {
+                Some(held) if held == state => {}
                 Some(_) => rows.push(LiveRow::Changed {
-                    key: self.live_key(*id),
+                    key: key(&self.cfg.instance, *id),
                     answer_at: answer,
                     lease: c.lease,
                 }),
@@ -41,16 +46,12 @@ impl Engine {
                     record.caller = c.caller.as_str().to_string();
                     record.answer_at = answer;
                     rows.push(LiveRow::New {
-                        key: self.live_key(*id),
+                        key: key(&self.cfg.instance, *id),
                         record: Box::new(record),
                         lease: c.lease,
                     });
                 }
             }
-        }
-        for (id, c) in self.calls.iter().filter(|(_, c)| c.phase != Phase::Ended) {
-            let answer = c.record.answer_at.filter(|_| c.confirmed);
-            self.checkpointed.insert(*id, (answer, c.lease));
         }
         if rows.is_empty() && self.checkpointed.is_empty() {
             return;
