@@ -90,20 +90,11 @@ impl Normaliser {
         };
         Ok(Number(e164.into()))
     }
-}
 
-impl Normaliser {
     /// A callable phone number only (pool numbers, X): 6 to 15 digits once
     /// normalised; accounts and tokens are refused.
     pub fn phone(&self, raw: &str) -> Result<Number, NumberError> {
-        let n = self.normalise(raw)?;
-        if !is_phone(n.as_str()) {
-            return Err(NumberError::NotPhone);
-        }
-        if n.as_str().trim_start_matches('+').len() < 6 {
-            return Err(NumberError::TooShort);
-        }
-        Ok(n)
+        callable(self.normalise(raw)?)
     }
 
     /// A party given by a client: a phone number as for [`Self::phone`],
@@ -117,13 +108,24 @@ impl Normaliser {
             .any(|p| t.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
         let n = self.normalise(t)?;
         if is_phone(n.as_str()) {
-            return self.phone(t);
+            return callable(n);
         }
         if !uri || !t.contains('@') || !n.as_str().starts_with(|c: char| c.is_ascii_alphabetic()) {
             return Err(NumberError::NotParty);
         }
         Ok(n)
     }
+}
+
+/// A normalised value that is a callable phone number.
+fn callable(n: Number) -> Result<Number, NumberError> {
+    if !is_phone(n.as_str()) {
+        return Err(NumberError::NotPhone);
+    }
+    if n.as_str().trim_start_matches('+').len() < 6 {
+        return Err(NumberError::TooShort);
+    }
+    Ok(n)
 }
 
 /// Whether a normalised value is a phone number rather than an account.
