@@ -59,23 +59,15 @@ fn held(f: &File) -> bool {
 impl Handover {
     /// Binds the loopback socket and takes this instance's lock.
     pub fn start(data_dir: &Path, me: &str) -> std::io::Result<Handover> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let dir = instances(data_dir);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
+        crate::store::private_dir(&dir)?;
         let std_sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
         std_sock.set_nonblocking(true)?;
         let addr = std_sock.local_addr()?;
         let sock = Arc::new(UdpSocket::from_std(std_sock)?);
         let secret = format!("{}{}", crate::sip::token(), crate::sip::token());
-        let mut lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(dir.join(format!("{me}.lock")))?;
+        // The id is new, so is the file.
+        let mut lock = crate::store::private_file(&dir.join(format!("{me}.lock")))?;
         lock.lock()?;
         writeln!(lock, "{addr} {secret}")?;
         lock.flush()?;

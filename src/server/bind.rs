@@ -13,26 +13,15 @@ use super::ServerError;
 /// live binding tables never diverge over one database. The OS drops the
 /// lock when the process ends, however it ends.
 pub(super) fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let path = dir.join("sipmask.lock");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| ServerError::LockFile {
-            path: dir.display().to_string(),
-            source,
-        })?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|source| ServerError::LockFile {
-            path: path.display().to_string(),
-            source,
-        })?;
+    crate::store::private_dir(dir).map_err(|source| ServerError::LockFile {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let file = crate::store::private_file(&path).map_err(|source| ServerError::LockFile {
+        path: path.display().to_string(),
+        source,
+    })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::Locked {

@@ -75,13 +75,6 @@ impl SqliteStore {
         first: BindingId,
         last: BindingId,
     ) -> Result<Vec<crate::bindings::Binding>, StoreError> {
-        let sql = format!("{} WHERE id BETWEEN ?1 AND ?2", super::sqlite::SELECT);
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![first, last], super::sqlite::read_row)?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(r??);
-        }
-        Ok(out)
+        self.bindings_where("id BETWEEN ?1 AND ?2", params![first, last])
     }
 }

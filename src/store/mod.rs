@@ -16,7 +16,7 @@ mod writer;
 
 pub use api::{Filter, Page};
 pub use records::{CallFilter, CallRecord};
-pub use sqlite::SqliteStore;
+pub use sqlite::{private_dir, private_file, SqliteStore};
 pub use writer::Writer;
 
 use crate::bindings::{Binding, BindingId, Conditions, Kind, Number, TenantId, Usage};
@@ -108,20 +108,12 @@ pub trait Store: Send {
     fn remove(&mut self, id: BindingId) -> Result<bool, StoreError>;
     /// Writes counters, all in one transaction.
     fn save_usage(&mut self, updates: &[UsageUpdate]) -> Result<(), StoreError>;
-    /// Writes call records, all in one transaction.
-    fn save_calls(&mut self, records: &[CallRecord]) -> Result<(), StoreError>;
     /// Deletes call records older than `before` (unix ms).
     fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError>;
-    /// Stores events in one transaction, numbered per binding; returns
-    /// (tenant, JSON body) of each. `hooked` says which tenants have webhooks.
-    fn save_events(
-        &mut self,
-        events: &[events::NewEvent],
-        hooked: &dyn Fn(TenantId) -> bool,
-    ) -> Result<Vec<(TenantId, String)>, StoreError>;
     /// Writes everything the writer gathered in one transaction, so a
     /// call's end (record, talk time, checkpoint row gone) is all or
-    /// nothing. Returns the stored events as for `save_events`.
+    /// nothing. Events are numbered per binding; returns (tenant, JSON
+    /// body) of each. `hooked` says which tenants have webhooks.
     fn save_batch(
         &mut self,
         batch: &Batch,

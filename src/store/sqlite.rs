@@ -167,23 +167,56 @@ impl SqliteStore {
             .optional()?
             .transpose()
     }
+
+    /// Bindings whose row matches `clause` (SQL after `WHERE`, or empty).
+    pub(super) fn bindings_where(
+        &self,
+        clause: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Binding>, StoreError> {
+        let sql = if clause.is_empty() {
+            SELECT.to_string()
+        } else {
+            format!("{SELECT} WHERE {clause}")
+        };
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params, read_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+}
+
+/// Creates `dir` and its parents, for the owner only (0700).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Opens `path` for writing, created for the owner only (0600); what it
+/// holds is kept.
+pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Makes the data dir (0700) and the database files (0600) private: they
 /// hold real numbers. SQLite gives its -wal and -shm files the database
 /// file's mode, so creating that one 0600 covers them too.
 fn private_files(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let db = dir.join("sipmask.db");
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&db)?;
+    use std::os::unix::fs::PermissionsExt;
+    private_dir(dir)?;
+    private_file(&dir.join("sipmask.db"))?;
     for name in ["sipmask.db", "sipmask.db-wal", "sipmask.db-shm"] {
         let f = dir.join(name);
         if f.exists() {
@@ -262,10 +295,6 @@ pub(super) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding
 }
 
 impl Store for SqliteStore {
-    fn save_calls(&mut self, records: &[super::CallRecord]) -> Result<(), StoreError> {
-        self.atomically(|s| s.insert_calls(records))
-    }
-
     fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError> {
         let n = SqliteStore::purge_calls(self, before)?;
         // Events go with the records of the same age, delivered or not:
@@ -274,14 +303,6 @@ impl Store for SqliteStore {
             .conn
             .execute("DELETE FROM events WHERE created_at < ?1", [before])?;
         Ok(n + m)
-    }
-
-    fn save_events(
-        &mut self,
-        events: &[super::events::NewEvent],
-        hooked: &dyn Fn(crate::bindings::TenantId) -> bool,
-    ) -> Result<Vec<(crate::bindings::TenantId, String)>, StoreError> {
-        self.atomically(|s| s.insert_events(events, hooked))
     }
 
     fn save_batch(
@@ -311,13 +332,7 @@ impl Store for SqliteStore {
     }
 
     fn load_all(&mut self) -> Result<Vec<Binding>, StoreError> {
-        let mut stmt = self.conn.prepare(SELECT)?;
-        let rows = stmt.query_map([], read_row)?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(r??);
-        }
-        Ok(out)
+        self.bindings_where("", [])
     }
 
     fn insert(&mut self, rows: &[NewBinding]) -> Result<Vec<BindingId>, StoreError> {
