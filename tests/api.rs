@@ -769,20 +769,11 @@ async fn an_undelivered_event_is_delivered_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_shows_the_tenants_events_live() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let api = api_with(|_| {}).await;
     api.pool(&["17000000001"]).await;
-    let mut s = tokio::net::TcpStream::connect(api.api)
-        .await
-        .expect("connect");
-    let req = format!(
-        "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
-        api.key
-    );
-    s.write_all(req.as_bytes()).await.expect("write");
+    let mut s = api.event_stream().await;
     let mut buf = vec![0u8; 4096];
-    let n = s.read(&mut buf).await.expect("head");
-    assert!(String::from_utf8_lossy(&buf[..n]).contains("text/event-stream"));
     let other = tenant(api.sut.dir.path(), "rival");
     let body = json!({ "numbers": ["17000000002"] }).to_string();
     http(api.api, "POST", "/v1/numbers", Some(&other), Some(&body)).await;

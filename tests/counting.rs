@@ -114,16 +114,7 @@ async fn an_answer_never_acknowledged_consumes_nothing() {
     callee.send(bye.from, &bye.reply(200, "", "", "")).await;
     sut.server.shutdown(Duration::from_millis(100)).await;
     assert_eq!(usage(sut.dir.path()), (0, 0), "no use, no talk time");
-    let s = sipmask::store::SqliteStore::open(sut.dir.path()).expect("store");
-    let (calls, _) = s
-        .calls(
-            0,
-            &sipmask::store::CallFilter {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .expect("records");
+    let calls = operator_calls(sut.dir.path());
     assert_eq!(calls.len(), 1);
     assert_ne!(calls[0].result, 200, "a failed call: {:?}", calls[0]);
     assert_eq!(calls[0].duration_secs, 0);

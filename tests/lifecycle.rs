@@ -347,16 +347,7 @@ async fn a_crash_loses_only_seconds_of_a_live_call() {
     };
     // Checkpoints every 2 s: at most that much (plus a commit) is lost.
     assert!((2..=5).contains(&talk), "booked {talk} s of a 5 s call");
-    let s = sipmask::store::SqliteStore::open(dir.path()).expect("store");
-    let (calls, _) = s
-        .calls(
-            0,
-            &sipmask::store::CallFilter {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .expect("records");
+    let calls = operator_calls(dir.path());
     assert_eq!(calls.len(), 1, "the live call has its record");
     assert_eq!(calls[0].reason, "sipmask stopped during the call");
     assert_eq!(calls[0].duration_secs, talk);

@@ -52,6 +52,23 @@ impl Api {
         http(self.api, method, path, Some(&self.key), b.as_deref()).await
     }
 
+    /// `GET /v1/events` as acme, past the response head.
+    pub async fn event_stream(&self) -> tokio::net::TcpStream {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.api)
+            .await
+            .expect("connect");
+        let req = format!(
+            "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+            self.key
+        );
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.expect("head");
+        assert!(String::from_utf8_lossy(&buf[..n]).contains("text/event-stream"));
+        s
+    }
+
     /// A request with another key.
     pub async fn req_as(&self, key: &str, method: &str, path: &str, body: Option<Value>) -> Http {
         let b = body.map(|v| v.to_string());

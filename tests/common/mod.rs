@@ -474,6 +474,16 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// Call records of the operator's (command-line) bindings in `dir`.
+pub fn operator_calls(dir: &std::path::Path) -> Vec<sipmask::store::CallRecord> {
+    let s = sipmask::store::SqliteStore::open(dir).expect("store");
+    let f = sipmask::store::CallFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    s.calls(sipmask::bindings::OPERATOR, &f).expect("records").0
+}
+
 /// Creates a tenant in `dir` and returns its key.
 pub fn tenant(dir: &std::path::Path, name: &str) -> String {
     let mut store = sipmask::store::SqliteStore::open(dir).expect("store");
