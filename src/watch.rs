@@ -31,19 +31,11 @@ pub async fn run(
             _ = tokio::time::sleep(EVERY) => {}
             _ = cancel.cancelled() => return,
         }
-        let (s, t, a) = (store.clone(), table.clone(), api.clone());
-        let r = tokio::task::spawn_blocking(move || {
-            let s = s.lock().map_err(|_| StoreError::Corrupt {
-                id: 0,
-                reason: "change watcher lock poisoned".into(),
-            })?;
-            apply(&s, after, &t, a.as_deref())
-        })
-        .await;
-        match r {
-            Ok(Ok(last)) => after = last,
-            Ok(Err(e)) => tracing::error!(error = %e, "applying operator changes failed"),
-            Err(e) => tracing::error!(error = %e, "operator change task failed"),
+        let (t, a) = (table.clone(), api.clone());
+        let r = crate::store::off_thread(&store, move |s| apply(s, after, &t, a.as_deref()));
+        match r.await {
+            Ok(last) => after = last,
+            Err(e) => tracing::error!(error = %e, "applying operator changes failed"),
         }
     }
 }

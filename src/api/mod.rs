@@ -116,17 +116,13 @@ impl ApiState {
 
     /// The tenant of a key hash missing from the cache, from the database.
     pub async fn lookup_key(&self, hash: String) -> Option<TenantId> {
-        let db = self.key_lookup.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            db.lock()
-                .ok()
-                .and_then(|s| s.key_tenant(&hash).ok().flatten().map(|t| (hash, t)))
-        })
-        .await
-        .ok()
-        .flatten()?;
-        self.keys.insert(found.0, found.1);
-        Some(found.1)
+        let h = hash.clone();
+        let tenant = crate::store::off_thread(&self.key_lookup, move |s| s.key_tenant(&h))
+            .await
+            .ok()
+            .flatten()?;
+        self.keys.insert(hash, tenant);
+        Some(tenant)
     }
 
     /// Replaces the key cache with `keys` (hash, tenant): a revoked key is
@@ -154,15 +150,7 @@ impl ApiState {
         &self,
         f: impl FnOnce(&mut SqliteStore) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut s = store
-                .lock()
-                .map_err(|_| ApiError::Internal("store lock poisoned".into()))?;
-            f(&mut s)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        crate::store::off_thread(&self.store, f).await
     }
 }
 

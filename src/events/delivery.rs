@@ -17,7 +17,7 @@ use super::webhook::Client;
 use super::Hub;
 use crate::bindings::TenantId;
 use crate::store::webhooks::{Attempt, Due};
-use crate::store::SqliteStore;
+use crate::store::{Shared, SqliteStore};
 
 /// How persistent delivery is.
 #[derive(Clone, Debug)]
@@ -34,28 +34,16 @@ pub fn backoff(attempt: u32) -> i64 {
     (1i64 << attempt.saturating_sub(1).min(12)).min(3600)
 }
 
-type Shared = Arc<Mutex<SqliteStore>>;
-
 /// Runs `f` on the store off the async threads; `None` if the store is
 /// unusable (logged).
 async fn db<T: Send + 'static>(
     store: &Shared,
     f: impl FnOnce(&mut SqliteStore) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Option<T> {
-    let s = store.clone();
-    let r = tokio::task::spawn_blocking(move || match s.lock() {
-        Ok(mut s) => f(&mut s).map_err(|e| e.to_string()),
-        Err(_) => Err("store lock poisoned".to_string()),
-    })
-    .await;
-    match r {
-        Ok(Ok(v)) => Some(v),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "webhook store access failed");
-            None
-        }
+    match crate::store::off_thread(store, f).await {
+        Ok(v) => Some(v),
         Err(e) => {
-            tracing::error!(error = %e, "webhook store task failed");
+            tracing::error!(error = %e, "webhook store access failed");
             None
         }
     }

@@ -44,6 +44,10 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A shared connection could not be used (its lock was poisoned, or
+    /// the blocking task failed).
+    #[error("store connection unavailable: {0}")]
+    Unavailable(String),
     /// The schema is newer than this program.
     #[error("database schema version {found} is newer than this sipmask ({supported})")]
     TooNew {
@@ -52,6 +56,31 @@ pub enum StoreError {
         /// Known here.
         supported: i64,
     },
+}
+
+/// A connection shared by async tasks.
+pub type Shared = std::sync::Arc<std::sync::Mutex<SqliteStore>>;
+
+/// Runs `f` on a shared connection off the async threads: SQLite blocks.
+pub async fn off_thread<T, E>(
+    store: &Shared,
+    f: impl FnOnce(&mut SqliteStore) -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
+    let s = store.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut conn = s
+            .lock()
+            .map_err(|_| StoreError::Unavailable("connection lock poisoned".into()))?;
+        f(&mut conn)
+    });
+    match task.await {
+        Ok(r) => r,
+        Err(e) => Err(StoreError::Unavailable(e.to_string()).into()),
+    }
 }
 
 /// Cuts a page fetched with `limit + 1` rows to `limit`, returning the id to
