@@ -65,7 +65,7 @@ impl Handover {
         std_sock.set_nonblocking(true)?;
         let addr = std_sock.local_addr()?;
         let sock = Arc::new(UdpSocket::from_std(std_sock)?);
-        let secret = format!("{}{}", crate::sip::token(), crate::sip::token());
+        let secret = crate::ids::secret("");
         // The id is new, so is the file.
         let mut lock = crate::store::private_file(&dir.join(format!("{me}.lock")))?;
         lock.lock()?;

@@ -9,11 +9,14 @@
 pub mod api;
 pub mod b2bua;
 pub mod bindings;
+pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod events;
 pub mod handover;
+pub mod ids;
 pub mod mask;
+pub mod metrics;
 pub mod server;
 pub mod sip;
 pub mod store;

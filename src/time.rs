@@ -1,7 +1,91 @@
-//! Wall-clock helpers: unix seconds and RFC 3339 (UTC) text for the CLI and
-//! the store. Decisions take `now` as an argument; only the edges call `now()`.
+//! Time: the [`Clock`] every running part reads (one, passed in, so tests
+//! can move it), and wall-clock helpers: unix seconds and RFC 3339 (UTC)
+//! text for the CLI and the store. Decisions take a [`Now`] as an argument;
+//! only the edges read a clock.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// One reading of the clock: monotonic time for timers, wall time for
+/// records and conditions. Read once per batch of work and passed down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic: timers and durations.
+    pub mono: Instant,
+    /// Unix milliseconds: records, events, conditions.
+    pub unix_ms: i64,
+}
+
+impl Now {
+    /// Unix seconds.
+    pub fn unix(&self) -> i64 {
+        self.unix_ms.div_euclid(1000)
+    }
+
+    /// This reading moved `d` ahead.
+    pub fn after(&self, d: Duration) -> Now {
+        Now {
+            mono: self.mono + d,
+            unix_ms: self.unix_ms.saturating_add(d.as_millis() as i64),
+        }
+    }
+}
+
+/// A source of [`Now`]. The server reads [`SystemClock`]; tests hand it a
+/// [`ManualClock`] and move time forward instead of waiting.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> Now;
+}
+
+/// A clock shared by the parts of a server.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The operating system's clocks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Now {
+        Now {
+            mono: Instant::now(),
+            unix_ms: now_ms(),
+        }
+    }
+}
+
+/// The system clock plus an offset that only grows: time flows as usual,
+/// and [`ManualClock::advance`] jumps it ahead (both monotonic and wall
+/// time), so a test of a one-hour timer takes milliseconds. Used by tests
+/// of timers, limits and expiry.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    offset: Mutex<Duration>,
+}
+
+impl ManualClock {
+    /// A clock at the real time.
+    pub fn new() -> Arc<ManualClock> {
+        Arc::new(ManualClock::default())
+    }
+
+    /// Moves the clock `d` ahead.
+    pub fn advance(&self, d: Duration) {
+        if let Ok(mut o) = self.offset.lock() {
+            *o += d;
+        }
+    }
+
+    fn offset(&self) -> Duration {
+        self.offset.lock().map(|o| *o).unwrap_or_default()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Now {
+        SystemClock.now().after(self.offset())
+    }
+}
 
 /// Seconds since the unix epoch.
 pub fn now() -> i64 {
@@ -94,6 +178,17 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_manual_clock_moves_both_times_ahead() {
+        use super::Clock;
+        let c = super::ManualClock::new();
+        let t0 = c.now();
+        c.advance(std::time::Duration::from_secs(3600));
+        let t1 = c.now();
+        assert!(t1.mono.duration_since(t0.mono).as_secs() >= 3600);
+        assert!(t1.unix() - t0.unix() >= 3600);
+    }
+
     #[test]
     fn rfc3339_round_trips() {
         let t = super::parse("2026-11-23T10:37:32Z").expect("valid");

@@ -24,7 +24,7 @@ pub fn hash_key(key: &str) -> String {
 
 /// A new random key: `smk_` and 32 characters.
 pub fn new_key() -> String {
-    format!("smk_{}{}", crate::sip::token(), crate::sip::token())
+    crate::ids::secret("smk_")
 }
 
 impl FromRequestParts<Arc<ApiState>> for Tenant {

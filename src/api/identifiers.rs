@@ -106,7 +106,7 @@ pub async fn create(
             let now = crate::time::now();
             let (x, kind) = match kind {
                 IdentifierKind::Token => {
-                    let x = Number::from_normalised(format!("t-{}", &crate::sip::token()[..10]));
+                    let x = Number::from_normalised(crate::ids::short("t-", 10));
                     // The token is the tenant's for good: a revoked one is
                     // never handed to anyone else.
                     if !s.claim(tenant, &x, "token", now)? {

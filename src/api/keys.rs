@@ -51,7 +51,7 @@ pub fn tenant_name(name: &str) -> Result<(), KeyError> {
 /// Issues a new key for `tenant`: (public id, key).
 pub fn issue(s: &mut SqliteStore, tenant: TenantId) -> Result<(String, String), StoreError> {
     let key = new_key();
-    let id = format!("key_{}", &crate::sip::token()[..12]);
+    let id = crate::ids::short("key_", 12);
     s.add_key(tenant, &id, &hash_key(&key), crate::time::now())?;
     Ok((id, key))
 }

@@ -85,7 +85,7 @@ pub async fn set(
         .await
         .map_err(|e| ApiError::invalid("url", e.to_string()))?
         .to_string();
-    let secret = format!("whsec_{}{}", crate::sip::token(), crate::sip::token());
+    let secret = crate::ids::secret("whsec_");
     let masked = req.numbers == NumberStyle::Masked;
     let tenant = t.0;
     let hook = st

@@ -2,14 +2,15 @@
 //! Via and Contact. This file holds the state and builds requests on a leg;
 //! the flows that move it are in `invite.rs` and `dialog.rs`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::bindings::{BindingId, Number};
 use crate::sip::transaction::{AckBase, TxKey};
 use crate::sip::writer::Writer;
-use crate::sip::{branch, Peer, Transport};
+
+use super::policy::Media;
+use crate::sip::{branch, Method, Peer, Transport};
 
 /// Which leg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,7 +82,7 @@ impl Leg {
 
     /// Starts an in-dialog request: bumps CSeq unless it is ACK (which reuses
     /// `cseq`). Returns the writer, the transaction key and the ACK base.
-    pub fn request(&mut self, method: &str, ack_cseq: Option<u32>) -> (Writer, TxKey, AckBase) {
+    pub fn request(&mut self, method: Method, ack_cseq: Option<u32>) -> (Writer, TxKey, AckBase) {
         let cseq = match ack_cseq {
             Some(c) => c,
             None => {
@@ -90,15 +91,15 @@ impl Leg {
             }
         };
         let (via, b) = self.via();
-        let mut w = Writer::request(method, &self.target);
+        let mut w = Writer::request(method.as_str(), &self.target);
         w.header("Via", &via);
         w.headers("Route", &self.route);
         w.header("Max-Forwards", &self.max_forwards.to_string());
         w.header("From", &self.local_hdr);
         w.header("To", &self.remote_hdr);
         w.header("Call-ID", &self.call_id);
-        w.header("CSeq", &format!("{cseq} {method}"));
-        if method != "BYE" && method != "ACK" {
+        w.header("CSeq", &format!("{cseq} {}", method.as_str()));
+        if method != Method::Bye && method != Method::Ack {
             w.header("Contact", &self.contact());
         }
         let ack = AckBase {
@@ -112,10 +113,7 @@ impl Leg {
         };
         (
             w,
-            TxKey {
-                branch: b,
-                method: method.to_string(),
-            },
+            TxKey { branch: b, method },
             ack,
         )
     }
@@ -145,16 +143,8 @@ pub struct PendingAck {
     pub other_cseq: u32,
 }
 
-/// A call in progress.
-pub struct Call {
-    /// Internal id, in logs.
-    pub id: u64,
-    /// The binding that admitted it.
-    pub binding: BindingId,
-    /// Caller, for masked logs.
-    pub caller: Number,
-    /// Callee, for masked logs.
-    pub callee: Number,
+/// A call in progress; `C` is the policy's state of it.
+pub struct Call<C> {
     /// Life phase.
     pub phase: Phase,
     /// Caller leg.
@@ -171,6 +161,8 @@ pub struct Call {
     pub b_invite_cseq: u32,
     /// Our INVITE's Via, for CANCEL.
     pub b_invite_via: String,
+    /// What happens to session descriptions.
+    pub media: Media,
     /// Caller cancelled (or we gave up) before an answer.
     pub cancelled: bool,
     /// CANCEL to send once B sends a provisional.
@@ -179,27 +171,22 @@ pub struct Call {
     pub pending_ack: Option<PendingAck>,
     /// Last ACK sent to B for a 2xx, re-sent if B repeats its 2xx.
     pub last_b_ack: Option<Bytes>,
-    /// Longest the call may last (0 = no limit), in seconds.
-    pub max_secs: u64,
-    /// Talk time leased from the binding's budget so far (`None`: no
-    /// budget); the call ends when it runs out and no more is left.
-    pub lease: Option<u64>,
-    /// When the INVITE arrived.
-    pub started: Instant,
+    /// Talk time allowed from the answer so far (`None`: no limit).
+    pub limit: Option<Duration>,
     /// When B answered.
     pub answered: Option<Instant>,
-    /// Whether A acknowledged the answer: only then is the call a call
-    /// (a use consumed, talk time booked). A 200 never ACKed is a failure.
+    /// Whether A acknowledged the answer: only then is the call a call.
+    /// A 200 never ACKed is a failure.
     pub confirmed: bool,
-    /// Whether the binding's reservation was settled.
-    pub settled: bool,
-    /// No-answer and maximum-length timers, cancelled when the call ends.
+    /// The final status the caller got (200 once answered).
+    pub result: u16,
+    /// No-answer and limit timers, cancelled when the call ends.
     pub timers: Vec<crate::sip::timer::TimerKey>,
-    /// What the call record needs.
-    pub record: crate::store::CallRecord,
+    /// The policy's state of the call.
+    pub state: C,
 }
 
-impl Call {
+impl<C> Call<C> {
     /// One leg.
     pub fn leg(&mut self, side: Side) -> &mut Leg {
         match side {

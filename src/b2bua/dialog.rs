@@ -3,20 +3,21 @@
 //! ACKs translated, responses relayed back, and the ends of calls (BYE,
 //! maximum length, a 2xx never ACKed). Unknown dialogs get 481.
 
-use std::time::Instant;
 
 use crate::sip::message::Msg;
 use crate::sip::transaction::{Incoming, TxKey};
 use crate::sip::writer::reason;
 use crate::sip::{Method, Peer};
+use crate::time::Now;
 
 use super::call::{PendingAck, Phase, Side};
-use super::{Engine, Relay};
+use super::policy::{EndReason, Limit, Milestone, Policy};
+use super::{CallId, CallTimer, Engine, Relay};
 
-impl Engine {
+impl<P: Policy> Engine<P> {
     /// A response from B or A to something we sent.
-    pub(super) fn on_response(&mut self, m: Msg, now: Instant) {
-        let Some(owner) = self.tx.on_response(&m, now) else {
+    pub(super) fn on_response(&mut self, m: Msg, now: Now) {
+        let Some(owner) = self.tx.on_response(&m, now.mono) else {
             return;
         };
         let key = TxKey::of_response(&m);
@@ -34,10 +35,10 @@ impl Engine {
     }
 
     /// A request carrying a To tag: it belongs to a dialog we know, or gets 481.
-    pub(super) fn on_in_dialog(&mut self, method: Method, m: Msg, src: Peer, now: Instant) {
+    pub(super) fn on_in_dialog(&mut self, method: Method, m: Msg, src: Peer, now: Now) {
         let to_tag = m.to_tag.clone().unwrap_or_default();
         let found = self.dialogs.get(&(m.call_id.clone(), to_tag)).copied();
-        let incoming = self.tx.on_request(&m, src, found.map_or(0, |f| f.0), now);
+        let incoming = self.tx.on_request(&m, src, found.map_or(0, |f| f.0), now.mono);
         if method == Method::Ack {
             if incoming == Incoming::AckForTu {
                 if let Some((id, side)) = found {
@@ -58,24 +59,20 @@ impl Engine {
                 self.respond_simple(&key, 200, None, now);
                 tracing::debug!(call = id, by = ?side, "hang-up");
                 self.send_bye(id, side.other(), now);
-                self.finish(
-                    id,
-                    if side == Side::A {
-                        "caller hung up"
-                    } else {
-                        "callee hung up"
-                    },
-                    now,
-                );
+                let why = match side {
+                    Side::A => EndReason::CallerHungUp,
+                    Side::B => EndReason::CalleeHungUp,
+                };
+                self.finish(id, why, now);
             }
             // A transfer would hand one party's address to the other.
-            Method::Other(ref o) if o == "REFER" => self.respond_simple(&key, 403, None, now),
+            Method::Refer => self.respond_simple(&key, 403, None, now),
             _ => self.relay_request(id, side, key, &m, now),
         }
     }
 
     /// Sends a request from `from`'s leg on to the other leg.
-    fn relay_request(&mut self, id: u64, from: Side, server_key: TxKey, m: &Msg, now: Instant) {
+    fn relay_request(&mut self, id: CallId, from: Side, server_key: TxKey, m: &Msg, now: Now) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -84,13 +81,12 @@ impl Engine {
             // The other leg has no dialog yet (UPDATE before B's first 18x).
             return self.respond_simple(&server_key, 491, None, now);
         }
-        let method = m
-            .method()
-            .map(|x| x.as_str().to_string())
-            .unwrap_or_default();
-        let b_invite_cseq = call.b_invite_cseq;
+        let Some(method) = m.method().cloned() else {
+            return;
+        };
+        let (b_invite_cseq, media) = (call.b_invite_cseq, call.media);
         let leg = call.leg(to);
-        let (mut w, key, _) = leg.request(&method, None);
+        let (mut w, key, _) = leg.request(method.clone(), None);
         let (our_cseq, peer, me) = (leg.local_cseq, leg.peer, leg.me.clone());
         if let Some(rack) = &m.rack {
             // RAck names the INVITE's CSeq, which differs between the legs.
@@ -98,10 +94,10 @@ impl Engine {
             w.header("RAck", &format!("{rseq} {b_invite_cseq} INVITE"));
         }
         self.copy_relayed(&mut w, m);
-        let body = self.mask_body(m, &me);
+        let body = self.cross_body(media, m, &me);
         let bytes = w.finish(m.content_type.as_deref(), &body);
         self.tx
-            .send_request(key.clone(), peer, bytes, id, None, now);
+            .send_request(key.clone(), peer, bytes, id, None, now.mono);
         let relay = Relay {
             call: id,
             server_key,
@@ -114,12 +110,12 @@ impl Engine {
     }
 
     /// Relays the other leg's response to a relayed request back.
-    fn relay_response(&mut self, r: Relay, m: &Msg, now: Instant) {
+    fn relay_response(&mut self, r: Relay, m: &Msg, now: Now) {
         let Some(code) = m.code() else { return };
         let Some(call) = self.calls.get_mut(&r.call) else {
             return;
         };
-        if r.method == "INVITE" && (200..300).contains(&code) {
+        if r.method == Method::Invite && (200..300).contains(&code) {
             call.pending_ack = Some(PendingAck {
                 from: r.from,
                 cseq: r.their_cseq,
@@ -127,22 +123,23 @@ impl Engine {
                 other_cseq: r.our_cseq,
             });
         }
+        let media = call.media;
         let leg = call.leg(r.from);
         let (contact, me) = (leg.contact(), leg.me.clone());
         let Some(mut w) = self.tx.response(&r.server_key, code, reason(code), None) else {
             return;
         };
-        if matches!(r.method.as_str(), "INVITE" | "UPDATE") && code < 300 {
+        if matches!(r.method, Method::Invite | Method::Update) && code < 300 {
             w.header("Contact", &contact);
         }
         self.copy_relayed(&mut w, m);
-        let body = self.mask_body(m, &me);
+        let body = self.cross_body(media, m, &me);
         let bytes = w.finish(m.content_type.as_deref(), &body);
-        self.tx.respond(&r.server_key, code, bytes, now);
+        self.tx.respond(&r.server_key, code, bytes, now.mono);
     }
 
     /// ACK for a 2xx from one leg: ACK the other leg's 2xx in turn.
-    fn on_ack(&mut self, id: u64, side: Side, m: &Msg, now: Instant) {
+    fn on_ack(&mut self, id: CallId, side: Side, m: &Msg, now: Now) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -156,7 +153,8 @@ impl Engine {
         call.pending_ack = None;
         if initial {
             call.confirmed = true;
-            self.settle(id, true);
+            self.policy
+                .milestone(id, &mut call.state, Milestone::Confirmed, now);
         }
         self.tx.acked_2xx(&p.server_key);
         self.send_ack(id, side.other(), p.other_cseq, Some(m), now);
@@ -164,23 +162,16 @@ impl Engine {
 
     /// Sends the ACK for our INVITE's 2xx on `side`, with the SDP (late
     /// offer answer) from `from_ack` if given.
-    fn send_ack(&mut self, id: u64, side: Side, cseq: u32, from_ack: Option<&Msg>, _now: Instant) {
-        let body = match from_ack {
-            Some(a) => {
-                let me = self
-                    .calls
-                    .get(&id)
-                    .map(|c| c.b.me.clone())
-                    .unwrap_or_default();
-                self.mask_body(a, &me)
-            }
-            None => Vec::new(),
+    fn send_ack(&mut self, id: CallId, side: Side, cseq: u32, from_ack: Option<&Msg>, _now: Now) {
+        let body = match (from_ack, self.calls.get(&id)) {
+            (Some(a), Some(c)) => self.cross_body(c.media, a, &c.b.me),
+            _ => Vec::new(),
         };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let leg = call.leg(side);
-        let (w, _, _) = leg.request("ACK", Some(cseq));
+        let (w, _, _) = leg.request(Method::Ack, Some(cseq));
         let peer = leg.peer;
         let ct = from_ack.and_then(|a| a.content_type.clone());
         let bytes = w.finish(ct.as_deref(), &body);
@@ -190,7 +181,7 @@ impl Engine {
         self.tx.send_stateless(peer, bytes);
     }
 
-    fn send_bye(&mut self, id: u64, side: Side, now: Instant) {
+    fn send_bye(&mut self, id: CallId, side: Side, now: Now) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -198,15 +189,15 @@ impl Engine {
         if leg.remote_tag.is_none() {
             return;
         }
-        let (mut w, key, _) = leg.request("BYE", None);
+        let (mut w, key, _) = leg.request(Method::Bye, None);
         let peer = leg.peer;
         w.header("Reason", "SIP;cause=200;text=\"Call completed elsewhere\"");
         self.tx
-            .send_request(key, peer, w.finish(None, b""), 0, None, now);
+            .send_request(key, peer, w.finish(None, b""), 0, None, now.mono);
     }
 
     /// Ends an answered call on both legs.
-    pub(super) fn hang_up_both(&mut self, id: u64, why: &str, now: Instant) {
+    pub(super) fn hang_up_both(&mut self, id: CallId, why: EndReason, now: Now) {
         if let Some(p) = self.calls.get_mut(&id).and_then(|c| c.pending_ack.take()) {
             // B's 2xx was never ACKed by A: ACK it before the BYE.
             if p.from == Side::A && p.cseq == 0 {
@@ -218,48 +209,46 @@ impl Engine {
         self.finish(id, why, now);
     }
 
-    /// The call's lease of talk time ran out, or its length cap: renew the
-    /// lease from the budget, or end the call.
-    pub(super) fn on_max_length(&mut self, id: u64, now: Instant) {
-        let Some(c) = self.calls.get(&id).filter(|c| c.phase == Phase::Answered) else {
+    /// The call reached its limit: the policy gives more time or ends it.
+    pub(super) fn on_limit(&mut self, id: CallId, now: Now) {
+        let Some(c) = self
+            .calls
+            .get_mut(&id)
+            .filter(|c| c.phase == Phase::Answered)
+        else {
             return;
         };
-        let (binding, max, held, answered) = (c.binding, c.max_secs, c.lease, c.answered);
-        let Some(held) = held else {
-            tracing::info!(call = id, "maximum call length reached");
-            return self.hang_up_both(id, "maximum call length", now);
-        };
-        if max > 0 && held >= max {
-            tracing::info!(call = id, "maximum call length reached");
-            return self.hang_up_both(id, "maximum call length", now);
+        let held = c.limit.unwrap_or_default();
+        match self.policy.limit(id, &mut c.state, held, now) {
+            Limit::End(why) => {
+                tracing::info!(call = id, why = why.as_str(), "call limit reached");
+                self.hang_up_both(id, why, now);
+            }
+            Limit::Until(until) if until <= held => {
+                // A policy that grants nothing more ends the call.
+                self.hang_up_both(id, EndReason::MaxLength, now);
+            }
+            Limit::Until(until) => {
+                c.limit = Some(until);
+                let at = c.answered.unwrap_or(now.mono) + until;
+                c.timers.push(self.timers.add(at, CallTimer::Limit(id)));
+            }
         }
-        let more = self.bindings.extend_lease(binding, held, max);
-        if more == 0 {
-            tracing::info!(call = id, "talk-time budget spent");
-            return self.hang_up_both(id, "talk time used up", now);
-        }
-        let Some(c) = self.calls.get_mut(&id) else {
-            return;
-        };
-        c.lease = Some(held + more);
-        let at = answered.unwrap_or(now) + std::time::Duration::from_secs(held + more);
-        c.timers
-            .push(self.timers.add(at, super::CallTimer::MaxLength(id)));
     }
 
     /// A never ACKed the 2xx we relayed (Timer L): end the call.
-    pub(super) fn on_no_ack(&mut self, id: u64, key: TxKey, now: Instant) {
+    pub(super) fn on_no_ack(&mut self, id: CallId, key: TxKey, now: Now) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
         if call.a_invite == key && call.phase == Phase::Answered {
             tracing::warn!(call = id, "caller never acknowledged the answer");
-            self.hang_up_both(id, "no ACK from caller", now);
+            self.hang_up_both(id, EndReason::NoAck, now);
         }
     }
 
     /// A request we sent got no response.
-    pub(super) fn on_client_timeout(&mut self, id: u64, key: TxKey, now: Instant) {
+    pub(super) fn on_client_timeout(&mut self, id: CallId, key: TxKey, now: Now) {
         if self.calls.get(&id).is_some_and(|c| c.b_invite == key) {
             return self.on_b_invite_timeout(id, now);
         }

@@ -1,47 +1,63 @@
 //! Setting up a call: A's INVITE, our INVITE to B, B's answers relayed to A,
 //! CANCEL from A (including CANCEL crossing B's 200), no-answer timeout.
 
-use std::time::Instant;
-
+use crate::ids::token;
 use crate::sip::message::{Msg, RELAYED_HEADERS};
 use crate::sip::transaction::{Incoming, TxKey};
 use crate::sip::writer::{reason, Writer};
-use crate::sip::{token, Peer};
+use crate::sip::{Method, Peer};
+use crate::time::Now;
 
 use super::call::{Call, Leg, PendingAck, Phase, Side};
-use super::decide::Decision;
-use super::{CallTimer, Engine};
+use super::policy::{Decision, EndReason, Milestone, Offer, Policy};
+use super::{CallId, CallTimer, Engine};
 
-impl Engine {
-    pub(super) fn on_invite(&mut self, m: Msg, src: Peer, now: Instant) {
-        let Incoming::New(key) = self.tx.on_request(&m, src, 0, now) else {
+impl<P: Policy> Engine<P> {
+    pub(super) fn on_invite(&mut self, m: Msg, src: Peer, now: Now) {
+        let Incoming::New(key) = self.tx.on_request(&m, src, 0, now.mono) else {
             return;
         };
-        let t0 = Instant::now();
-        let decision = self.decide(&m, crate::time::now());
-        self.lookup.observe(t0.elapsed().as_secs_f64());
-        let (adm, caller) = match decision {
+        let id = self.next_id;
+        let offer = Offer {
+            id,
+            request: &m,
+            source: src,
+        };
+        let own = if !self.accepting {
+            let (status, reason) = self.cfg.unavailable.clone();
+            Some((status, reason, "shutting down"))
+        } else if m.max_forwards == Some(0) {
+            Some((483, "Too Many Hops".to_string(), "max-forwards"))
+        } else {
+            None
+        };
+        let decision = match own {
+            Some((status, reason, why)) => {
+                self.policy.refused(&offer, status, why, now);
+                Decision::Refuse {
+                    status,
+                    reason,
+                    why,
+                }
+            }
+            None => self.policy.decide(&offer, now),
+        };
+        let (plan, state) = match decision {
             Decision::Refuse {
                 status,
                 reason,
                 why,
             } => {
                 tracing::debug!(why, status, "refusing INVITE");
-                self.stats.refused += 1;
-                self.record_refusal(&m, status, why);
                 let tag = token();
                 self.respond_with(&key, status, &reason, Some(&tag), now);
                 return;
             }
-            Decision::Bridge(a, caller) => (a, caller),
+            Decision::Bridge(plan, state) => (plan, state),
         };
-        let Some(trunk) = self.cfg.trunk.clone() else {
-            return;
-        };
-        let id = self.next_id;
         self.next_id += 1;
         let me_a = self.me_for(&src);
-        let me_b = self.me_for(&trunk.peer);
+        let me_b = self.me_for(&plan.target.peer);
         let a_tag = token();
         let a = Leg {
             call_id: m.call_id.clone(),
@@ -60,36 +76,32 @@ impl Engine {
             max_forwards: 70,
         };
         let b_tag = token();
-        let x = adm.virtual_number.as_str();
-        let target = format!("sip:{}@{}", adm.callee.as_str(), trunk.host);
+        let target = plan.target.uri.clone();
         let mut b = Leg {
             call_id: token(),
             local_tag: b_tag.clone(),
-            local_hdr: format!("<sip:{x}@{me_b}>;tag={b_tag}"),
+            local_hdr: format!("<sip:{}@{me_b}>;tag={b_tag}", plan.from_user),
             remote_hdr: format!("<{target}>"),
             remote_tag: None,
             local_cseq: 0,
             target: target.clone(),
             route: Vec::new(),
-            peer: trunk.peer,
+            peer: plan.target.peer,
             me: me_b,
             // Decremented from A's so a routing loop through us ends.
             max_forwards: m.max_forwards.map_or(70, |v| v.saturating_sub(1).min(70)),
         };
-        let (mut w, b_key, ack) = b.request("INVITE", None);
+        let (mut w, b_key, ack) = b.request(Method::Invite, None);
         self.copy_relayed(&mut w, &m);
-        let body = self.mask_body(&m, &b.me);
+        let body = self.cross_body(plan.media, &m, &b.me);
         let bytes = w.finish(m.content_type.as_deref(), &body);
-        tracing::debug!(call = id, caller = %caller, callee = %adm.callee, binding = adm.binding, "bridging call");
+        tracing::debug!(call = id, "bridging call");
         let call = Call {
-            id,
-            binding: adm.binding,
-            caller,
-            b_invite_cseq: ack.cseq,
-            callee: adm.callee.clone(),
             phase: Phase::Calling,
+            b_invite_cseq: ack.cseq,
             b_invite_uri: target,
             b_invite_via: ack.via.clone(),
+            media: plan.media,
             a,
             b,
             a_invite: key.clone(),
@@ -98,26 +110,16 @@ impl Engine {
             cancel_pending: false,
             pending_ack: None,
             last_b_ack: None,
-            max_secs: adm.max_secs,
-            lease: adm.lease,
-            started: now,
+            limit: plan.limit,
             answered: None,
-            settled: false,
             confirmed: false,
+            result: 0,
             timers: Vec::new(),
-            record: crate::store::CallRecord {
-                tenant: adm.tenant,
-                binding: Some(adm.binding),
-                direction: Some(adm.direction.to_string()),
-                callee: Some(adm.callee.as_str().to_string()),
-                x: adm.virtual_number.as_str().to_string(),
-                invite_at: crate::time::now_ms(),
-                ..Default::default()
-            },
+            state,
         };
         self.tx.set_owner(&key, id);
         self.tx
-            .send_request(b_key, trunk.peer, bytes, id, Some(ack), now);
+            .send_request(b_key, plan.target.peer, bytes, id, Some(ack), now.mono);
         self.dialogs.insert(
             (call.a.call_id.clone(), call.a.local_tag.clone()),
             (id, Side::A),
@@ -127,13 +129,14 @@ impl Engine {
             (id, Side::B),
         );
         self.by_invite.insert(key, id);
-        self.emit(adm.tenant, "call.offered", Some(adm.binding), || {
-            serde_json::json!({ "call": id, "direction": adm.direction, "caller": call.caller.as_str(),
-                "callee": adm.callee.as_str(), "x": adm.virtual_number.as_str() })
-        });
         self.calls.insert(id, call);
-        self.timers
-            .add(now + self.cfg.no_answer, CallTimer::NoAnswer(id));
+        self.tell(id, Milestone::Offered, now);
+        let t = self
+            .timers
+            .add(now.mono + plan.no_answer, CallTimer::NoAnswer(id));
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.timers.push(t);
+        }
     }
 
     /// Copies the session/capability headers that may cross between legs.
@@ -145,7 +148,7 @@ impl Engine {
     }
 
     /// B answered our INVITE (provisional or final).
-    pub(super) fn on_b_invite_response(&mut self, id: u64, m: Msg, now: Instant) {
+    pub(super) fn on_b_invite_response(&mut self, id: CallId, m: Msg, now: Now) {
         let Some(code) = m.code() else { return };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -162,16 +165,8 @@ impl Engine {
                 return;
             }
             learn_remote(&mut call.b, &m, false);
-            if code != 100 && call.record.ringing_at.is_none() {
-                call.record.ringing_at = Some(crate::time::now_ms());
-                let (t, b) = (call.record.tenant, call.record.binding);
-                self.emit(
-                    t,
-                    "call.ringing",
-                    b,
-                    || serde_json::json!({ "call": id, "status": code }),
-                );
-            }
+            self.policy
+                .milestone(id, &mut call.state, Milestone::Ringing { status: code }, now);
             self.relay_to_a_invite(id, &m, now);
             return;
         }
@@ -185,13 +180,13 @@ impl Engine {
                 c => c,
             };
             let (key, tag) = (call.a_invite.clone(), call.a.local_tag.clone());
-            call.record.result = code;
+            call.result = code;
             self.respond_simple(&key, code, Some(&tag), now);
         }
-        self.finish(id, "callee failed", now);
+        self.finish(id, EndReason::CalleeFailed, now);
     }
 
-    fn on_b_answer(&mut self, id: u64, m: Msg, now: Instant) {
+    fn on_b_answer(&mut self, id: CallId, m: Msg, now: Now) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -205,76 +200,73 @@ impl Engine {
         }
         if call.phase != Phase::Calling || call.cancelled {
             // A later fork, or a 200 that crossed A's CANCEL: ACK and BYE it.
-            return self.drop_fork(id, &m);
+            return self.drop_fork(id, &m, now);
         }
         learn_remote(&mut call.b, &m, true);
         call.phase = Phase::Answered;
-        call.answered = Some(now);
-        call.record.answer_at = Some(crate::time::now_ms());
-        call.record.result = 200;
-        let (t, b) = (call.record.tenant, call.record.binding);
+        call.answered = Some(now.mono);
+        call.result = 200;
         call.pending_ack = Some(PendingAck {
             from: Side::A,
             cseq: 0,
             server_key: call.a_invite.clone(),
             other_cseq: call.b_invite_cseq,
         });
-        // The first limit: the lease of talk time, or the length cap.
-        let limit = call.lease.or((call.max_secs > 0).then_some(call.max_secs));
-        if let Some(secs) = limit {
-            let at = now + std::time::Duration::from_secs(secs);
+        if let Some(limit) = call.limit {
             call.timers
-                .push(self.timers.add(at, CallTimer::MaxLength(id)));
+                .push(self.timers.add(now.mono + limit, CallTimer::Limit(id)));
         }
         tracing::debug!(call = id, "call answered");
-        self.emit(t, "call.answered", b, || serde_json::json!({ "call": id }));
-        // The use is consumed when A's ACK confirms the answer (on_ack).
+        self.policy
+            .milestone(id, &mut call.state, Milestone::Answered, now);
+        // The call is confirmed when A's ACK comes (on_ack).
         self.relay_to_a_invite(id, &m, now);
     }
 
     /// Relays B's 18x or 2xx to A's INVITE transaction.
-    fn relay_to_a_invite(&mut self, id: u64, m: &Msg, now: Instant) {
+    fn relay_to_a_invite(&mut self, id: CallId, m: &Msg, now: Now) {
         let Some(code) = m.code() else { return };
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let (key, tag, contact, me) = (
+        let (key, tag, contact, me, media) = (
             call.a_invite.clone(),
             call.a.local_tag.clone(),
             call.a.contact(),
             call.a.me.clone(),
+            call.media,
         );
         let Some(mut w) = self.tx.response(&key, code, reason(code), Some(&tag)) else {
             return;
         };
         w.header("Contact", &contact);
         self.copy_relayed(&mut w, m);
-        let body = self.mask_body(m, &me);
+        let body = self.cross_body(media, m, &me);
         let bytes = w.finish(m.content_type.as_deref(), &body);
-        self.tx.respond(&key, code, bytes, now);
+        self.tx.respond(&key, code, bytes, now.mono);
     }
 
     /// ACKs and ends an unwanted 2xx dialog from B.
-    fn drop_fork(&mut self, id: u64, m: &Msg) {
+    fn drop_fork(&mut self, id: CallId, m: &Msg, now: Now) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
         let mut fork = call.b.clone();
         learn_remote(&mut fork, m, true);
-        let (w, _, _) = fork.request("ACK", Some(call.b_invite_cseq));
+        let (w, _, _) = fork.request(Method::Ack, Some(call.b_invite_cseq));
         self.tx.send_stateless(fork.peer, w.finish(None, b""));
-        let (w, key, _) = fork.request("BYE", None);
+        let (w, key, _) = fork.request(Method::Bye, None);
         self.tx
-            .send_request(key, fork.peer, w.finish(None, b""), 0, None, Instant::now());
+            .send_request(key, fork.peer, w.finish(None, b""), 0, None, now.mono);
     }
 
-    pub(super) fn on_cancel(&mut self, m: Msg, src: Peer, now: Instant) {
-        let Incoming::New(key) = self.tx.on_request(&m, src, 0, now) else {
+    pub(super) fn on_cancel(&mut self, m: Msg, src: Peer, now: Now) {
+        let Incoming::New(key) = self.tx.on_request(&m, src, 0, now.mono) else {
             return;
         };
         let invite_key = TxKey {
             branch: key.branch.clone(),
-            method: "INVITE".into(),
+            method: Method::Invite,
         };
         let id = self.by_invite.get(&invite_key).copied();
         let live = id.filter(|_| self.tx.is_pending(&invite_key));
@@ -303,7 +295,7 @@ impl Engine {
     }
 
     /// Gives up on an unanswered call: `code` to A, CANCEL to B.
-    pub(super) fn abandon(&mut self, id: u64, code: u16, now: Instant) {
+    pub(super) fn abandon(&mut self, id: CallId, code: u16, now: Now) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -311,7 +303,7 @@ impl Engine {
             return;
         }
         call.cancelled = true;
-        call.record.result = code;
+        call.result = code;
         let (key, tag, b_key) = (
             call.a_invite.clone(),
             call.a.local_tag.clone(),
@@ -323,11 +315,10 @@ impl Engine {
         } else if let Some(c) = self.calls.get_mut(&id) {
             c.cancel_pending = !self.tx.client_done(&b_key);
         }
-        self.settle(id, false);
-        self.finish(id, "cancelled", now);
+        self.finish(id, EndReason::Cancelled, now);
     }
 
-    fn send_cancel(&mut self, id: u64, now: Instant) {
+    fn send_cancel(&mut self, id: CallId, now: Now) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
@@ -340,14 +331,14 @@ impl Engine {
         w.header("CSeq", &format!("{} CANCEL", call.b_invite_cseq));
         let key = TxKey {
             branch: call.b_invite.branch.clone(),
-            method: "CANCEL".into(),
+            method: Method::Cancel,
         };
         let peer = call.b.peer;
         self.tx
-            .send_request(key, peer, w.finish(None, b""), 0, None, now);
+            .send_request(key, peer, w.finish(None, b""), 0, None, now.mono);
     }
 
-    pub(super) fn on_no_answer(&mut self, id: u64, now: Instant) {
+    pub(super) fn on_no_answer(&mut self, id: CallId, now: Now) {
         if self
             .calls
             .get(&id)
@@ -359,7 +350,7 @@ impl Engine {
     }
 
     /// Our INVITE to B got no response at all (Timer B).
-    pub(super) fn on_b_invite_timeout(&mut self, id: u64, now: Instant) {
+    pub(super) fn on_b_invite_timeout(&mut self, id: CallId, now: Now) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
@@ -367,9 +358,9 @@ impl Engine {
             let (key, tag) = (call.a_invite.clone(), call.a.local_tag.clone());
             self.respond_simple(&key, 408, Some(&tag), now);
             if let Some(c) = self.calls.get_mut(&id) {
-                c.record.result = 408;
+                c.result = 408;
             }
-            self.finish(id, "callee unreachable", now);
+            self.finish(id, EndReason::CalleeUnreachable, now);
         }
     }
 }

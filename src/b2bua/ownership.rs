@@ -7,7 +7,7 @@ use crate::sip::message::Method;
 use crate::sip::transaction::TxKey;
 use crate::sip::Msg;
 
-impl Engine {
+impl<P: super::Policy> Engine<P> {
     /// Whether `m` belongs here: a response to our request, a request in
     /// one of our dialogs or transactions, a new call while we take calls,
     /// or anything out of dialog that any instance answers alike.
@@ -27,7 +27,7 @@ impl Engine {
             Method::Cancel => {
                 let invite = TxKey {
                     branch: key.branch,
-                    method: "INVITE".into(),
+                    method: Method::Invite,
                 };
                 self.by_invite.contains_key(&invite)
             }

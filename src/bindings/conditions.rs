@@ -181,6 +181,17 @@ pub enum Way {
     FromB,
 }
 
+impl Way {
+    /// The call's direction as call records and events name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Way::Ax => "ax",
+            Way::FromA => "a_to_b",
+            Way::FromB => "b_to_a",
+        }
+    }
+}
+
 /// What an admitted call may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Grant {

@@ -9,7 +9,7 @@ pub mod csv;
 pub mod number;
 pub mod table;
 
-pub use conditions::{Conditions, Defaults, Direction, Refusal, Usage};
+pub use conditions::{Conditions, Defaults, Direction, Refusal, Usage, Way};
 pub use number::{Normaliser, Number, NumberError};
 pub use table::{
     Admission, Binding, BindingId, BindingTable, Kind, TableError, TenantId, OPERATOR,

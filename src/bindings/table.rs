@@ -115,8 +115,8 @@ pub struct Admission {
     pub lease: Option<u64>,
     /// Owner of the binding.
     pub tenant: TenantId,
-    /// `a_to_b`, `b_to_a` or `ax`.
-    pub direction: &'static str,
+    /// How the caller relates to the binding: the call's direction.
+    pub direction: Way,
 }
 
 /// The table.
@@ -294,11 +294,7 @@ impl BindingTable {
             max_secs: grant.max_secs,
             lease: grant.lease,
             tenant: b.tenant,
-            direction: match way {
-                Way::Ax => "ax",
-                Way::FromA => "a_to_b",
-                Way::FromB => "b_to_a",
-            },
+            direction: way,
         })
     }
 

@@ -4,25 +4,29 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::b2bua::Engine;
+use crate::calls::Masking;
+use crate::time::SharedClock;
 use crate::sip::message::Msg;
 use crate::sip::transport::{raw_error_reply, Net, Sink};
 use crate::sip::Peer;
 
 /// The engine behind its lock; the sockets deliver into it.
 pub(super) struct Core {
-    pub(super) engine: Mutex<Engine>,
+    pub(super) engine: Mutex<Engine<Masking>>,
+    /// The one clock every reading of the engine's comes from.
+    pub(super) clock: SharedClock,
     // Where messages for a sibling instance go (restart overlap).
     pub(super) handover: Arc<crate::handover::Handover>,
 }
 
 impl Core {
-    pub(super) fn with_engine(&self, net: &Arc<Net>, f: impl FnOnce(&mut Engine)) {
+    pub(super) fn with_engine(&self, net: &Arc<Net>, f: impl FnOnce(&mut Engine<Masking>)) {
         let mut out: Vec<(Peer, Bytes)> = Vec::new();
         {
             let Ok(mut e) = self.engine.lock() else {
@@ -71,7 +75,7 @@ impl Core {
                 theirs = true;
                 return;
             }
-            e.on_message(msg, peer, Instant::now());
+            e.on_message(msg, peer, self.clock.now());
         });
         if let (true, Some(s)) = (theirs, sibling) {
             self.handover.forward(&s, peer.addr, data);
@@ -133,13 +137,8 @@ pub(super) async fn tick(core: Arc<Core>, net: Arc<Net>, cancel: CancellationTok
     loop {
         tokio::select! {
             _ = every.tick() => core.with_engine(&net, |e| {
-                let now = Instant::now();
-                e.on_timer(now);
+                e.on_timer(core.clock.now());
                 n += 1;
-                // 10 ms ticks: a checkpoint every `EVERY`.
-                if n.is_multiple_of(crate::b2bua::CHECKPOINT_TICKS) {
-                    e.checkpoint();
-                }
                 if n.is_multiple_of(1000) {
                     tracing::debug!(sizes = %e.sizes(), "engine tables");
                 }

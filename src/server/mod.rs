@@ -9,6 +9,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::b2bua::{Engine, EngineConfig};
+use crate::calls::{Masking, MaskingConfig};
+use crate::time::{SharedClock, SystemClock};
 use crate::bindings::{BindingTable, Normaliser};
 use crate::config::Config;
 use crate::sip::transaction::TimerConfig;
@@ -114,13 +116,20 @@ pub fn load_bindings(
 }
 
 impl Server {
-    /// Binds, loads and starts everything; returns once serving.
+    /// Binds, loads and starts everything on the system clock; returns
+    /// once serving.
     pub async fn start(cfg: Config) -> Result<Server, ServerError> {
+        Server::start_with_clock(cfg, Arc::new(SystemClock)).await
+    }
+
+    /// [`Server::start`] on `clock`: tests move a
+    /// [`crate::time::ManualClock`] instead of waiting for timers.
+    pub async fn start_with_clock(cfg: Config, clock: SharedClock) -> Result<Server, ServerError> {
         let data_dir = cfg.storage.data_dir.clone();
         // Locked first: loading books a crashed run's live calls, which
         // must never be a running server's live calls.
         let lock = lock_data_dir(&data_dir)?;
-        let instance = crate::sip::token()[..8].to_string();
+        let instance = crate::ids::short("", 8);
         let handover = Arc::new(
             crate::handover::Handover::start(&data_dir, &instance).map_err(|source| {
                 ServerError::LockFile {
@@ -167,26 +176,33 @@ impl Server {
         let engine_cfg = EngineConfig {
             me_v4,
             me_v6,
-            trunk,
-            refusals: cfg.refusals.clone(),
-            normaliser: Normaliser {
-                default_country_code: cfg.numbers.default_country_code.clone(),
-            },
-            no_answer: Duration::from_secs(cfg.sip.no_answer_secs),
+            unavailable: (
+                cfg.refusals.no_route.status,
+                cfg.refusals.no_route.reason.clone(),
+            ),
             timers: TimerConfig {
                 t1: Duration::from_millis(cfg.sip.t1_ms),
                 t2: Duration::from_millis(cfg.sip.t2_ms),
                 t4: Duration::from_millis(cfg.sip.t4_ms),
             },
-            instance,
         };
+        let policy = Masking::new(
+            MaskingConfig {
+                trunk,
+                refusals: cfg.refusals.clone(),
+                normaliser: Normaliser {
+                    default_country_code: cfg.numbers.default_country_code.clone(),
+                },
+                no_answer: Duration::from_secs(cfg.sip.no_answer_secs),
+                instance,
+            },
+            bindings.clone(),
+            writer.clone(),
+            hub.clone(),
+        );
         let core = Arc::new(Core {
-            engine: Mutex::new(Engine::new(
-                engine_cfg,
-                bindings.clone(),
-                writer.clone(),
-                hub.clone(),
-            )),
+            engine: Mutex::new(Engine::new(engine_cfg, policy)),
+            clock: clock.clone(),
             handover,
         });
         let cancel = CancellationToken::new();
@@ -277,8 +293,8 @@ impl Server {
         let live = self.live_calls();
         if live > 0 {
             tracing::info!(live, "ending calls still up at the shutdown deadline");
-            self.core
-                .with_engine(&self.net, |e| e.end_all(Instant::now()));
+            let now = self.core.clock.now();
+            self.core.with_engine(&self.net, |e| e.end_all(now));
             // Wait for the BYEs' answers while the timer tick retransmits
             // lost ones (T1, 2*T1, ...), for up to the drain time again
             // (at least a second, so a zero drain still retransmits).

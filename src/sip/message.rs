@@ -19,6 +19,24 @@ pub enum Method {
     Cancel,
     /// BYE
     Bye,
+    /// OPTIONS
+    Options,
+    /// REGISTER
+    Register,
+    /// REFER (RFC 3515)
+    Refer,
+    /// UPDATE (RFC 3311)
+    Update,
+    /// PRACK (RFC 3262)
+    Prack,
+    /// INFO (RFC 6086)
+    Info,
+    /// MESSAGE (RFC 3428)
+    Message,
+    /// NOTIFY (RFC 6665)
+    Notify,
+    /// SUBSCRIBE (RFC 6665)
+    Subscribe,
     /// Anything else, upper-case as on the wire.
     Other(String),
 }
@@ -31,6 +49,15 @@ impl Method {
             "ACK" => Method::Ack,
             "CANCEL" => Method::Cancel,
             "BYE" => Method::Bye,
+            "OPTIONS" => Method::Options,
+            "REGISTER" => Method::Register,
+            "REFER" => Method::Refer,
+            "UPDATE" => Method::Update,
+            "PRACK" => Method::Prack,
+            "INFO" => Method::Info,
+            "MESSAGE" => Method::Message,
+            "NOTIFY" => Method::Notify,
+            "SUBSCRIBE" => Method::Subscribe,
             other => Method::Other(other.to_string()),
         }
     }
@@ -42,6 +69,15 @@ impl Method {
             Method::Ack => "ACK",
             Method::Cancel => "CANCEL",
             Method::Bye => "BYE",
+            Method::Options => "OPTIONS",
+            Method::Register => "REGISTER",
+            Method::Refer => "REFER",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
+            Method::Info => "INFO",
+            Method::Message => "MESSAGE",
+            Method::Notify => "NOTIFY",
+            Method::Subscribe => "SUBSCRIBE",
             Method::Other(s) => s,
         }
     }

@@ -116,17 +116,9 @@ pub fn host_port(a: SocketAddr) -> String {
     }
 }
 
-/// A random token for tags, branches and Call-IDs: 16 chars of [0-9a-z].
-pub fn token() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut rng = rand::rng();
-    (0..16)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
-}
+
 
 /// A new RFC 3261 branch (with the magic cookie).
 pub fn branch() -> String {
-    format!("z9hG4bK{}", token())
+    format!("z9hG4bK{}", crate::ids::token())
 }

@@ -53,16 +53,16 @@ pub struct TxKey {
     /// Via branch.
     pub branch: String,
     /// Method the transaction was created by.
-    pub method: String,
+    pub method: Method,
 }
 
 impl TxKey {
     /// Key of a request (ACK maps to its INVITE).
     pub fn of_request(m: &Msg) -> TxKey {
         let method = match m.method() {
-            Some(Method::Ack) => "INVITE".to_string(),
-            Some(x) => x.as_str().to_string(),
-            None => m.cseq_method.clone(),
+            Some(Method::Ack) => Method::Invite,
+            Some(x) => x.clone(),
+            None => Method::from_token(&m.cseq_method),
         };
         TxKey {
             branch: branch_or_fallback(m),
@@ -74,7 +74,7 @@ impl TxKey {
     pub fn of_response(m: &Msg) -> TxKey {
         TxKey {
             branch: m.top_via.branch.clone(),
-            method: m.cseq_method.clone(),
+            method: Method::from_token(&m.cseq_method),
         }
     }
 }
@@ -404,7 +404,7 @@ impl Transactions {
         ack: Option<AckBase>,
         now: Instant,
     ) {
-        let invite = key.method == "INVITE";
+        let invite = key.method == Method::Invite;
         self.out.push((peer, bytes.clone()));
         if peer.transport == Transport::Udp {
             self.timers

@@ -102,7 +102,7 @@ fn invite_client_retransmits_with_timer_a_until_a_provisional_then_times_out_onl
     let mut tx = Transactions::new(cfg);
     let key = TxKey {
         branch: "z9hG4bKc1".into(),
-        method: "INVITE".into(),
+        method: crate::sip::Method::Invite,
     };
     tx.send_request(
         key.clone(),
@@ -129,7 +129,7 @@ fn invite_client_retransmits_with_timer_a_until_a_provisional_then_times_out_onl
 
     let silent = TxKey {
         branch: "z9hG4bKc2".into(),
-        method: "INVITE".into(),
+        method: crate::sip::Method::Invite,
     };
     tx.send_request(
         silent.clone(),
@@ -153,7 +153,7 @@ fn non_invite_client_backs_off_to_t2() {
     let mut tx = Transactions::new(cfg);
     let key = TxKey {
         branch: "z9hG4bKn1".into(),
-        method: "BYE".into(),
+        method: crate::sip::Method::Bye,
     };
     tx.send_request(key, peer(), bytes::Bytes::from_static(b"BYE"), 0, None, t0);
     sent(&mut tx);

@@ -37,7 +37,7 @@ pub fn insert(
         )?,
         None => 0,
     };
-    let event_id = format!("evt_{}{}", crate::sip::token(), crate::sip::token());
+    let event_id = crate::ids::secret("evt_");
     let body = serde_json::json!({
         "id": event_id,
         "type": e.kind,

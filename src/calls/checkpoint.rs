@@ -1,4 +1,4 @@
-//! Checkpoints of live calls for crash safety: every [`EVERY`] the engine
+//! Checkpoints of live calls for crash safety: every [`EVERY`] the policy
 //! tells the store writer which calls are new since the last checkpoint
 //! (their record so far) and which were answered or leased more since, and
 //! moves its heartbeat; a call's end removes its row in the commit that
@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
-use super::call::Phase;
-use super::Engine;
+use super::{CallState, Masking};
+use crate::b2bua::policy::CallId;
 use crate::store::live::{Checkpoint, LiveRow};
+use crate::time::Now;
 
 /// How often live calls are checkpointed.
 pub const EVERY: Duration = Duration::from_secs(2);
@@ -21,23 +22,27 @@ fn key(instance: &str, id: u64) -> String {
     format!("{instance}-{id}")
 }
 
-impl Engine {
+impl Masking {
     /// The checkpoint key of call `id`.
-    pub(super) fn live_key(&self, id: u64) -> String {
+    pub(super) fn live_key(&self, id: CallId) -> String {
         key(&self.cfg.instance, id)
     }
 
     /// Hands what changed since the last checkpoint to the store writer
     /// (nothing at all when no call is live).
-    pub fn checkpoint(&mut self) {
+    pub(super) fn checkpoint(
+        &mut self,
+        live: &mut dyn Iterator<Item = (CallId, &CallState)>,
+        now: Now,
+    ) {
         let mut rows = Vec::new();
-        for (id, c) in self.calls.iter().filter(|(_, c)| c.phase != Phase::Ended) {
+        for (id, c) in live {
             let answer = c.record.answer_at.filter(|_| c.confirmed);
             let state = (answer, c.lease);
-            match self.checkpointed.insert(*id, state) {
+            match self.checkpointed.insert(id, state) {
                 Some(held) if held == state => {}
                 Some(_) => rows.push(LiveRow::Changed {
-                    key: key(&self.cfg.instance, *id),
+                    key: key(&self.cfg.instance, id),
                     answer_at: answer,
                     lease: c.lease,
                 }),
@@ -46,7 +51,7 @@ impl Engine {
                     record.caller = c.caller.as_str().to_string();
                     record.answer_at = answer;
                     rows.push(LiveRow::New {
-                        key: key(&self.cfg.instance, *id),
+                        key: key(&self.cfg.instance, id),
                         record: Box::new(record),
                         lease: c.lease,
                     });
@@ -58,7 +63,7 @@ impl Engine {
         }
         self.store.live(Checkpoint {
             instance: self.cfg.instance.clone(),
-            at: crate::time::now_ms(),
+            at: now.unix_ms,
             rows,
         });
     }

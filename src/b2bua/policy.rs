@@ -1,0 +1,207 @@
+//! The one interface between the call engine and whoever decides what calls
+//! are: the engine asks [`Policy::decide`] what to do with a new INVITE and
+//! gets back a [`Plan`] for the outgoing leg (where it goes, the From it
+//! shows, the media policy, the limits), then tells the policy each of the
+//! call's [`Milestone`]s. Like a Kamailio route block or pingora's
+//! `ProxyHttp` phases: the engine owns SIP, the policy owns meaning
+//! (bindings, records, events, counters). A registrar, a second trunk or a
+//! media anchor is a field of the plan or work in a hook, never an edit of
+//! the INVITE flow.
+
+use std::time::Duration;
+
+use crate::sip::message::Msg;
+use crate::sip::Peer;
+use crate::time::Now;
+
+/// The engine's id of a call: unique within one process.
+pub type CallId = u64;
+
+/// A new INVITE, as the policy sees it.
+pub struct Offer<'a> {
+    /// The call's id if it is bridged.
+    pub id: CallId,
+    /// The caller's INVITE.
+    pub request: &'a Msg,
+    /// Where it came from (the network's word, not a header's).
+    pub source: Peer,
+}
+
+/// What to do with a new INVITE.
+pub enum Decision<C> {
+    /// Answer with this final status; nothing is called.
+    Refuse {
+        /// SIP status.
+        status: u16,
+        /// Reason phrase.
+        reason: String,
+        /// Why, for the log.
+        why: &'static str,
+    },
+    /// Call out as the plan says; `C` is the policy's own state of the call,
+    /// kept by the engine beside the call and handed back with each
+    /// milestone.
+    Bridge(Plan, C),
+}
+
+/// Where the outgoing leg goes and what it may carry.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Where the outgoing INVITE goes. (A registrar with several contacts
+    /// makes this a list to fork to.)
+    pub target: Route,
+    /// User part of the From shown to the callee (the virtual number); the
+    /// host is always ours.
+    pub from_user: String,
+    /// What happens to session descriptions between the legs.
+    pub media: Media,
+    /// How long the callee may ring.
+    pub no_answer: Duration,
+    /// Talk time allowed from the answer before [`Policy::limit`] is asked
+    /// again; `None`: no limit.
+    pub limit: Option<Duration>,
+}
+
+/// A next hop: Request-URI and the address it is sent to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Request-URI of the outgoing INVITE.
+    pub uri: String,
+    /// Where it is sent.
+    pub peer: Peer,
+}
+
+/// What crosses between the legs' session descriptions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Media {
+    /// SDP `o=` and `s=` rewritten as ours; addresses pass (media is not
+    /// anchored). An RTP relay adds a variant that anchors it.
+    Mask,
+}
+
+/// Why a call ended. Records and events use [`EndReason::as_str`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// The caller sent BYE.
+    CallerHungUp,
+    /// The callee sent BYE.
+    CalleeHungUp,
+    /// The caller cancelled, or the engine gave up before an answer.
+    Cancelled,
+    /// The callee answered with a failure.
+    CalleeFailed,
+    /// The callee never answered our INVITE (Timer B).
+    CalleeUnreachable,
+    /// The call reached its maximum length.
+    MaxLength,
+    /// The binding's talk-time budget ran out.
+    TalkTimeUsedUp,
+    /// The caller never acknowledged the answer.
+    NoAck,
+    /// The server shut down.
+    Shutdown,
+}
+
+impl EndReason {
+    /// The reason as call records and events write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::CallerHungUp => "caller hung up",
+            EndReason::CalleeHungUp => "callee hung up",
+            EndReason::Cancelled => "cancelled",
+            EndReason::CalleeFailed => "callee failed",
+            EndReason::CalleeUnreachable => "callee unreachable",
+            EndReason::MaxLength => "maximum call length",
+            EndReason::TalkTimeUsedUp => "talk time used up",
+            EndReason::NoAck => "no ACK from caller",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+
+    /// Who ended an answered call: `caller`, `callee` or `system`.
+    pub fn ended_by(self) -> &'static str {
+        match self {
+            EndReason::CallerHungUp => "caller",
+            EndReason::CalleeHungUp => "callee",
+            _ => "system",
+        }
+    }
+}
+
+/// A step in a bridged call's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Milestone {
+    /// The INVITE went out to the callee.
+    Offered,
+    /// The callee's first provisional response other than 100.
+    Ringing {
+        /// Its status.
+        status: u16,
+    },
+    /// The callee answered (2xx relayed to the caller).
+    Answered,
+    /// The caller acknowledged the answer: now it is a call.
+    Confirmed,
+    /// The call is over.
+    Ended(Ending),
+}
+
+/// How a call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ending {
+    /// Why.
+    pub reason: EndReason,
+    /// The call's result: 200 for a confirmed answer, 408 for an answer the
+    /// caller never acknowledged, else the final status the caller got.
+    pub status: u16,
+    /// Time from the answer to the end, for confirmed calls only.
+    pub talk: Option<Duration>,
+}
+
+/// The answer to [`Policy::limit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// The call may go on until this long after the answer.
+    Until(Duration),
+    /// End it now, for this reason.
+    End(EndReason),
+}
+
+/// Decides on calls and hears how they go. One instance serves every call
+/// of an engine, under the engine's lock: no hook may block.
+pub trait Policy: Send {
+    /// What the policy keeps for each bridged call.
+    type Call: Send;
+
+    /// A new INVITE: refuse it, or plan the outgoing leg.
+    fn decide(&mut self, offer: &Offer<'_>, now: Now) -> Decision<Self::Call>;
+
+    /// The engine refused a new INVITE by itself (shutting down, a loop)
+    /// without asking [`Policy::decide`].
+    fn refused(&mut self, _offer: &Offer<'_>, _status: u16, _why: &'static str, _now: Now) {}
+
+    /// A milestone of a bridged call.
+    fn milestone(&mut self, id: CallId, call: &mut Self::Call, m: Milestone, now: Now);
+
+    /// The plan's limit was reached: `held` is the time allowed so far.
+    fn limit(&mut self, id: CallId, call: &mut Self::Call, held: Duration, now: Now) -> Limit;
+
+    /// Called on every timer tick with the calls not yet ended.
+    fn tick(&mut self, _live: &mut dyn Iterator<Item = (CallId, &Self::Call)>, _now: Now) {}
+
+    /// Appends the policy's metrics in Prometheus text format.
+    fn metrics(&self, _out: &mut String) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EndReason;
+
+    #[test]
+    fn only_hang_ups_are_ended_by_a_party() {
+        assert_eq!(EndReason::CallerHungUp.ended_by(), "caller");
+        assert_eq!(EndReason::CalleeHungUp.ended_by(), "callee");
+        assert_eq!(EndReason::MaxLength.ended_by(), "system");
+        assert_eq!(EndReason::NoAck.as_str(), "no ACK from caller");
+    }
+}

@@ -1,0 +1,162 @@
+//! What the masking policy does at each milestone of a call: the record
+//! filled in, events emitted, the binding's use consumed on confirmation,
+//! talk time booked at the end, and leases of talk time renewed.
+
+use std::time::Duration;
+
+use crate::b2bua::policy::{CallId, Ending, Limit};
+use crate::b2bua::EndReason;
+use crate::bindings::TenantId;
+use crate::store::UsageUpdate;
+use crate::time::Now;
+
+use super::{CallState, Masking};
+
+impl Masking {
+    pub(super) fn offered(&mut self, id: CallId, call: &mut CallState, now: Now) {
+        let r = &call.record;
+        self.emit(call.tenant, "call.offered", Some(call.binding), now, || {
+            serde_json::json!({ "call": id, "direction": r.direction, "caller": call.caller.as_str(),
+                "callee": call.callee.as_str(), "x": r.x })
+        });
+    }
+
+    pub(super) fn ringing(&mut self, id: CallId, call: &mut CallState, status: u16, now: Now) {
+        if call.record.ringing_at.is_none() {
+            call.record.ringing_at = Some(now.unix_ms);
+            self.emit(call.tenant, "call.ringing", Some(call.binding), now, || {
+                serde_json::json!({ "call": id, "status": status })
+            });
+        }
+    }
+
+    pub(super) fn answered(&mut self, id: CallId, call: &mut CallState, now: Now) {
+        call.record.answer_at = Some(now.unix_ms);
+        call.record.result = 200;
+        self.emit(call.tenant, "call.answered", Some(call.binding), now, || {
+            serde_json::json!({ "call": id })
+        });
+    }
+
+    /// Settles the binding's reservation once; an answered one consumes a
+    /// use.
+    pub(super) fn settle(&mut self, call: &mut CallState, answered: bool, now: Now) {
+        if call.settled {
+            return;
+        }
+        call.settled = true;
+        if let Some(usage) = self.bindings.settle(call.binding, answered, now.unix()) {
+            if answered {
+                self.store.usage(UsageUpdate {
+                    id: call.binding,
+                    usage,
+                });
+            }
+        }
+    }
+
+    pub(super) fn ended(&mut self, id: CallId, call: &mut CallState, e: Ending, now: Now) {
+        let mut record = std::mem::take(&mut call.record);
+        record.result = e.status;
+        if !call.confirmed {
+            // An answer the caller never acknowledged is no call.
+            record.answer_at = None;
+        }
+        record.caller = call.caller.as_str().to_string();
+        record.end_at = Some(now.unix_ms);
+        record.reason = e.reason.as_str().to_string();
+        let answered = e.talk.is_some();
+        if answered {
+            record.ended_by = Some(e.reason.ended_by().to_string());
+        }
+        let lease = call.lease;
+        let talk = e.talk.map(|t| {
+            let secs = t.as_secs_f64().round() as u64;
+            // A leased call is cut when its lease ends: never book more.
+            lease.map_or(secs, |l| secs.min(l))
+        });
+        tracing::info!(call = id, caller = %call.caller, callee = %call.callee,
+            talk_secs = talk.unwrap_or(0), why = e.reason.as_str(), "call ended");
+        if answered {
+            self.stats.answered += 1;
+        } else {
+            self.stats.failed += 1;
+        }
+        self.settle(call, false, now);
+        record.duration_secs = talk.unwrap_or(0);
+        self.emit(record.tenant, "call.ended", record.binding, now, || {
+            call_json(id, &record)
+        });
+        let secs = talk.unwrap_or(0);
+        let binding = call.binding;
+        let usage = if secs > 0 || lease.is_some() {
+            self.bindings
+                .book_talk(binding, lease.unwrap_or(0), secs)
+                .filter(|_| secs > 0)
+                .map(|usage| UsageUpdate { id: binding, usage })
+        } else {
+            None
+        };
+        // Record, talk time and the end of its checkpoint in one commit.
+        let live = self
+            .checkpointed
+            .remove(&id)
+            .map(|_| self.live_key(id));
+        self.store.call_end(record, usage, live);
+    }
+
+    /// The call's lease of talk time ran out, or its length cap: renew the
+    /// lease from the budget, or end the call.
+    pub(super) fn extend(&mut self, id: CallId, call: &mut CallState, _held: Duration) -> Limit {
+        let max = call.max_secs;
+        let Some(held) = call.lease else {
+            return Limit::End(EndReason::MaxLength);
+        };
+        if max > 0 && held >= max {
+            return Limit::End(EndReason::MaxLength);
+        }
+        let more = self.bindings.extend_lease(call.binding, held, max);
+        if more == 0 {
+            tracing::info!(call = id, "talk-time budget spent");
+            return Limit::End(EndReason::TalkTimeUsedUp);
+        }
+        call.lease = Some(held + more);
+        Limit::Until(Duration::from_secs(held + more))
+    }
+
+    /// Queues a call event if anyone wants it.
+    pub(super) fn emit(
+        &self,
+        tenant: TenantId,
+        kind: &'static str,
+        binding: Option<i64>,
+        now: Now,
+        data: impl FnOnce() -> serde_json::Value,
+    ) {
+        if self.hub.wants(tenant) {
+            let at = now.unix_ms;
+            self.store.event(crate::store::events::NewEvent {
+                tenant,
+                kind,
+                binding,
+                data: data(),
+                at,
+            });
+        }
+    }
+}
+
+/// What call events say about a call.
+fn call_json(id: CallId, r: &crate::store::CallRecord) -> serde_json::Value {
+    serde_json::json!({
+        "call": id,
+        "direction": r.direction,
+        "caller": r.caller,
+        "callee": r.callee,
+        "x": r.x,
+        "result": r.result,
+        "duration_secs": r.duration_secs,
+        "ended_by": r.ended_by,
+        "reason": r.reason,
+    })
+}

@@ -1,0 +1,185 @@
+//! The call policy of a number-masking service: the [`Policy`] the call
+//! engine asks. It decides each INVITE against the binding table and plans
+//! the outgoing leg (the trunk, X shown as the caller), and turns the
+//! call's milestones into what the product promises: uses and talk time
+//! counted, call records and events written (through the store's writer
+//! thread, never waiting on a disk), live calls checkpointed, and the
+//! call counters of the metrics.
+//!
+//! Imports downwards only: `b2bua` (the interface), `bindings`, `store`,
+//! `events`.
+
+mod checkpoint;
+mod decide;
+mod hooks;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::b2bua::policy::{CallId, Decision, Limit, Milestone, Offer, Policy};
+use crate::bindings::{BindingId, BindingTable, Normaliser, Number, TenantId};
+use crate::config::Refusals;
+use crate::events::Hub;
+use crate::metrics::{metric, Histogram};
+use crate::sip::Target;
+use crate::store::{CallRecord, Writer};
+use crate::time::Now;
+
+/// What the policy needs from the config.
+#[derive(Clone, Debug)]
+pub struct MaskingConfig {
+    /// Outbound trunk for real numbers.
+    pub trunk: Option<Target>,
+    /// Statuses for refusals.
+    pub refusals: Refusals,
+    /// Number normalisation.
+    pub normaliser: Normaliser,
+    /// Ring timeout.
+    pub no_answer: Duration,
+    /// This process's instance id: checkpoint keys.
+    pub instance: String,
+}
+
+/// Counters for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Calls bridged to an answer.
+    pub answered: u64,
+    /// Calls refused.
+    pub refused: u64,
+    /// Calls that failed or were cancelled.
+    pub failed: u64,
+}
+
+/// What the policy keeps of each bridged call.
+pub struct CallState {
+    /// The binding that admitted it.
+    pub binding: BindingId,
+    /// Its owner.
+    pub tenant: TenantId,
+    /// Caller, for masked logs and the record.
+    pub caller: Number,
+    /// Callee, for masked logs.
+    pub callee: Number,
+    /// Longest the call may last (0 = no limit), in seconds.
+    pub max_secs: u64,
+    /// Talk time leased from the binding's budget so far (`None`: no
+    /// budget).
+    pub lease: Option<u64>,
+    /// Whether the binding's reservation was settled.
+    pub settled: bool,
+    /// Whether the caller confirmed the answer.
+    pub confirmed: bool,
+    /// The call record so far.
+    pub record: CallRecord,
+}
+
+/// The masking policy.
+pub struct Masking {
+    cfg: MaskingConfig,
+    bindings: Arc<BindingTable>,
+    store: Writer,
+    hub: Arc<Hub>,
+    stats: Stats,
+    /// Time taken by decisions on INVITEs.
+    lookup: Histogram,
+    /// Calls in the checkpoint, with the answer time and lease it holds.
+    checkpointed: HashMap<CallId, (Option<i64>, Option<u64>)>,
+    /// When the last checkpoint was taken.
+    last_checkpoint: Option<Instant>,
+}
+
+impl Masking {
+    /// A policy over the table; records, usage and events go to `store`,
+    /// and `hub` says who wants events.
+    pub fn new(
+        cfg: MaskingConfig,
+        bindings: Arc<BindingTable>,
+        store: Writer,
+        hub: Arc<Hub>,
+    ) -> Masking {
+        Masking {
+            cfg,
+            bindings,
+            store,
+            hub,
+            stats: Stats::default(),
+            lookup: Histogram::default(),
+            checkpointed: HashMap::new(),
+            last_checkpoint: None,
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+}
+
+impl Policy for Masking {
+    type Call = CallState;
+
+    fn decide(&mut self, offer: &Offer<'_>, now: Now) -> Decision<CallState> {
+        // A measurement, not a decision input: the histogram's own clock.
+        let t0 = Instant::now();
+        let d = self.decide_offer(offer, now);
+        self.lookup.observe(t0.elapsed().as_secs_f64());
+        if matches!(d, Decision::Refuse { .. }) {
+            self.stats.refused += 1;
+        }
+        d
+    }
+
+    fn refused(&mut self, offer: &Offer<'_>, status: u16, why: &'static str, now: Now) {
+        self.stats.refused += 1;
+        self.record_refusal(offer.request, status, why, now);
+    }
+
+    fn milestone(&mut self, id: CallId, call: &mut CallState, m: Milestone, now: Now) {
+        match m {
+            Milestone::Offered => self.offered(id, call, now),
+            Milestone::Ringing { status } => self.ringing(id, call, status, now),
+            Milestone::Answered => self.answered(id, call, now),
+            Milestone::Confirmed => {
+                call.confirmed = true;
+                self.settle(call, true, now);
+            }
+            Milestone::Ended(e) => self.ended(id, call, e, now),
+        }
+    }
+
+    fn limit(&mut self, id: CallId, call: &mut CallState, held: Duration, _now: Now) -> Limit {
+        self.extend(id, call, held)
+    }
+
+    fn tick(&mut self, live: &mut dyn Iterator<Item = (CallId, &CallState)>, now: Now) {
+        if self
+            .last_checkpoint
+            .is_none_or(|t| now.mono.saturating_duration_since(t) >= checkpoint::EVERY)
+        {
+            self.last_checkpoint = Some(now.mono);
+            self.checkpoint(live, now);
+        }
+    }
+
+    fn metrics(&self, out: &mut String) {
+        let s = &self.stats;
+        metric(
+            out,
+            "sipmask_calls_total",
+            "counter",
+            "Calls by result.",
+            &[
+                ("result=\"answered\"", s.answered),
+                ("result=\"refused\"", s.refused),
+                ("result=\"failed\"", s.failed),
+            ],
+        );
+        self.lookup.render(
+            "sipmask_binding_lookup_seconds",
+            "Time to decide on an INVITE (lookup and conditions).",
+            out,
+        );
+    }
+}
