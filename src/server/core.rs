@@ -1,6 +1,6 @@
-//! The engine behind its lock and what feeds it: socket messages (parsed
-//! outside the lock, errors answered raw), messages a sibling instance
-//! hands over, and the timer tick that also takes checkpoints.
+//! The engine behind its lock and what feeds it: parsed socket messages,
+//! messages a sibling instance hands over, and the timer tick, each with a
+//! reading of the one clock.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use crate::b2bua::Engine;
 use crate::calls::Masking;
 use crate::time::SharedClock;
 use crate::sip::message::Msg;
-use crate::sip::transport::{raw_error_reply, Net, Sink};
+use crate::sip::transport::{Net, Sink};
 use crate::sip::Peer;
 
 /// The engine behind its lock; the sockets deliver into it.
@@ -42,22 +42,8 @@ impl Core {
 }
 
 impl Sink for Core {
-    fn deliver(&self, data: &[u8], peer: Peer, net: &Arc<Net>) {
-        // A parser bug must cost one message, not the socket's receive task.
-        let udp = peer.transport == crate::sip::Transport::Udp;
-        let parsed = std::panic::catch_unwind(|| Msg::parse(data, udp))
-            .unwrap_or_else(|_| Err(crate::sip::SipError::Parse("parser panicked".into())));
-        match parsed {
-            Ok(m) => self.take(m, data, peer, net, false),
-            Err(err) => {
-                tracing::debug!(error = %err, %peer, "bad message");
-                if let Some(reply) =
-                    raw_error_reply(data, if unknown_method(data) { 501 } else { 400 })
-                {
-                    net.send(peer, reply);
-                }
-            }
-        }
+    fn deliver(&self, m: Msg, data: &[u8], peer: Peer, net: &Arc<Net>) {
+        self.take(m, data, peer, net, false);
     }
 }
 
@@ -119,14 +105,6 @@ pub(super) async fn handed(core: Arc<Core>, net: Arc<Net>, cancel: CancellationT
             core.take_handed(data, peer, &net);
         }
     }
-}
-
-/// Whether `data` starts like a request whose method we do not know.
-fn unknown_method(data: &[u8]) -> bool {
-    let token: &[u8] = data.split(|b| *b == b' ').next().unwrap_or(b"");
-    !token.is_empty()
-        && token.iter().all(|b| b.is_ascii_uppercase())
-        && std::str::from_utf8(token).is_ok_and(|t| t.parse::<rsipstack::sip::Method>().is_err())
 }
 
 /// Ticks the engine's timers. 10 ms is far finer than any SIP timer needs.

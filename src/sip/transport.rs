@@ -1,6 +1,7 @@
 //! Sockets: UDP and TCP on each listen address (RFC 3261 section 18).
-//! Socket code only turns bytes into calls of a [`Sink`] and sends what it
-//! is given; all SIP state lives above it.
+//! Socket code turns bytes into parsed messages for a [`Sink`] (answering
+//! what cannot be parsed itself, from the raw header lines) and sends what
+//! it is given; all SIP state lives above it.
 //!
 //! TCP connections are keyed by remote address and reused both ways: a
 //! response goes back over the connection its request came on, a request to
@@ -17,12 +18,13 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::framing::{next_frame, Frame};
-use super::{Peer, SipError, Transport};
+use super::{Msg, Peer, SipError, Transport};
 
-/// Receives whole messages from the sockets.
+/// Receives whole, parsed messages from the sockets.
 pub trait Sink: Send + Sync + 'static {
-    /// One message (datagram or framed TCP message) from `peer`.
-    fn deliver(&self, data: &[u8], peer: Peer, net: &Arc<Net>);
+    /// One message (datagram or framed TCP message) from `peer`, parsed,
+    /// with the bytes it was parsed from.
+    fn deliver(&self, m: Msg, data: &[u8], peer: Peer, net: &Arc<Net>);
 }
 
 /// The sockets, shared by every task.
@@ -134,13 +136,12 @@ impl Net {
             if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
                 continue; // keep-alive
             }
-            self.sink.deliver(
+            self.parse_and_deliver(
                 data,
                 Peer {
                     transport: Transport::Udp,
                     addr: from,
                 },
-                &self,
             );
         }
     }
@@ -212,7 +213,7 @@ impl Net {
                     }
                     Ok(Frame::Message(len)) => {
                         let msg = buf.split_to(len);
-                        self.sink.deliver(&msg, peer, &self);
+                        self.parse_and_deliver(&msg, peer);
                     }
                     Err(e) => {
                         let code = if matches!(e, SipError::TooLarge { .. }) {
@@ -234,6 +235,36 @@ impl Net {
         self.tcp.remove(&peer_addr);
         writer.abort();
     }
+}
+
+impl Net {
+    /// Parses one whole message and hands it up; one that cannot be parsed
+    /// is answered here (400, or 501 for an unknown method) and goes no
+    /// further.
+    fn parse_and_deliver(self: &Arc<Self>, data: &[u8], peer: Peer) {
+        // A parser bug must cost one message, not the socket's receive task.
+        let udp = peer.transport == Transport::Udp;
+        let parsed = std::panic::catch_unwind(|| Msg::parse(data, udp))
+            .unwrap_or_else(|_| Err(SipError::Parse("parser panicked".into())));
+        match parsed {
+            Ok(m) => self.sink.deliver(m, data, peer, self),
+            Err(err) => {
+                tracing::debug!(error = %err, %peer, "bad message");
+                let code = if unknown_method(data) { 501 } else { 400 };
+                if let Some(reply) = raw_error_reply(data, code) {
+                    self.send(peer, reply);
+                }
+            }
+        }
+    }
+}
+
+/// Whether `data` starts like a request whose method we do not know.
+fn unknown_method(data: &[u8]) -> bool {
+    let token: &[u8] = data.split(|b| *b == b' ').next().unwrap_or(b"");
+    !token.is_empty()
+        && token.iter().all(|b| b.is_ascii_uppercase())
+        && std::str::from_utf8(token).is_ok_and(|t| t.parse::<rsipstack::sip::Method>().is_err())
 }
 
 /// An error response built from the raw header lines of a request that

@@ -1,0 +1,126 @@
+//! The transaction layer's vocabulary: its timer values, how a
+//! transaction is keyed (RFC 3261 17.1.3 and 17.2.3), what an ACK copies
+//! from its INVITE, and what the layer reports to its user.
+
+use std::time::Duration;
+
+use crate::sip::message::{Method, Msg};
+
+/// RFC 3261 timer values.
+#[derive(Clone, Copy, Debug)]
+pub struct TimerConfig {
+    /// Round-trip estimate.
+    pub t1: Duration,
+    /// Longest retransmit interval for non-INVITE requests and responses.
+    pub t2: Duration,
+    /// Longest time a message stays in the network.
+    pub t4: Duration,
+}
+
+impl Default for TimerConfig {
+    fn default() -> Self {
+        TimerConfig {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Identifies a transaction: branch plus method (ACK counts as INVITE).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TxKey {
+    /// Via branch.
+    pub branch: String,
+    /// Method the transaction was created by.
+    pub method: Method,
+}
+
+impl TxKey {
+    /// Key of a request (ACK maps to its INVITE).
+    pub fn of_request(m: &Msg) -> TxKey {
+        let method = match m.method() {
+            Some(Method::Ack) => Method::Invite,
+            Some(x) => x.clone(),
+            None => Method::from_token(&m.cseq_method),
+        };
+        TxKey {
+            branch: branch_or_fallback(m),
+            method,
+        }
+    }
+
+    /// Key of a response: branch plus CSeq method.
+    pub fn of_response(m: &Msg) -> TxKey {
+        TxKey {
+            branch: m.top_via.branch.clone(),
+            method: Method::from_token(&m.cseq_method),
+        }
+    }
+}
+
+// RFC 2543 peers send no magic-cookie branch; Call-ID + CSeq + From tag
+// identify their transactions well enough.
+fn branch_or_fallback(m: &Msg) -> String {
+    if m.top_via.branch.starts_with("z9hG4bK") {
+        m.top_via.branch.clone()
+    } else {
+        format!(
+            "2543:{}:{}:{}",
+            m.call_id,
+            m.cseq,
+            m.from_tag.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// What an ACK for a non-2xx final copies from its INVITE.
+#[derive(Clone, Debug)]
+pub struct AckBase {
+    /// Request-URI of the INVITE.
+    pub uri: String,
+    /// Our Via of the INVITE.
+    pub via: String,
+    /// From of the INVITE.
+    pub from: String,
+    /// To of the INVITE (the response's tag is added).
+    pub to: String,
+    /// Call-ID.
+    pub call_id: String,
+    /// CSeq number.
+    pub cseq: u32,
+    /// Route headers of the INVITE.
+    pub route: Vec<String>,
+}
+
+/// How an incoming request was handled.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A new transaction: the TU must answer it through [`Transactions::respond`].
+    New(TxKey),
+    /// A retransmission, answered with the last response if any.
+    Retransmission,
+    /// ACK for a non-2xx final: absorbed.
+    AckAbsorbed,
+    /// ACK for a 2xx (or for no known transaction): the TU's business.
+    AckForTu,
+}
+
+/// Something the TU must act on after a timer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TxEvent {
+    /// A client transaction got no final response (Timer B/F).
+    ClientTimeout {
+        /// Owner given when sending.
+        owner: u64,
+        /// The transaction.
+        key: TxKey,
+    },
+    /// A server transaction's final response was never ACKed (Timer H/L).
+    NoAck {
+        /// Owner given when creating.
+        owner: u64,
+        /// The transaction.
+        key: TxKey,
+    },
+}
