@@ -12,14 +12,15 @@ use tokio_util::sync::CancellationToken;
 use crate::api::ApiState;
 use crate::bindings::BindingTable;
 use crate::store::changes::Change;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::prelude::*;
+use crate::store::StoreError;
 
 /// How often the log is read: the bound on how late a change applies.
 pub const EVERY: Duration = Duration::from_millis(250);
 
 /// Applies changes logged after `after` until `cancel`.
 pub async fn run(
-    store: SqliteStore,
+    store: Box<dyn Backend>,
     mut after: i64,
     table: Arc<BindingTable>,
     api: Option<Arc<ApiState>>,
@@ -42,7 +43,7 @@ pub async fn run(
 
 /// Applies every change after `after`; returns the last id applied.
 fn apply(
-    s: &SqliteStore,
+    s: &dyn Backend,
     after: i64,
     table: &BindingTable,
     api: Option<&ApiState>,

@@ -12,7 +12,7 @@ const B: &str = "13900000000";
 const X: &str = "17000000000";
 
 fn usage(dir: &std::path::Path) -> (u32, u64) {
-    use sipmask::store::Store;
+    use sipmask::store::BindingStore;
     let mut s = sipmask::store::SqliteStore::open(dir).expect("store");
     let b = s.load_all().expect("load").pop().expect("a binding");
     (b.usage.calls_used, b.usage.talk_secs_used)

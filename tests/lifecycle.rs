@@ -341,7 +341,7 @@ async fn a_crash_loses_only_seconds_of_a_live_call() {
     drop(proc);
     let _proc = spawn_server(dir.path(), port, callee.addr).await;
     let talk: u64 = {
-        use sipmask::store::Store;
+        use sipmask::store::BindingStore;
         let mut s = sipmask::store::SqliteStore::open(dir.path()).expect("store");
         s.load_all().expect("load")[0].usage.talk_secs_used
     };

@@ -17,7 +17,8 @@ use super::problem::{ApiError, AvailabilityOut};
 use super::{ApiState, Body, Json, P, Q};
 use crate::bindings::alloc::{allocate, availability, Availability, Shortage};
 use crate::bindings::{Binding, BindingTable, Conditions, Kind, Number, TenantId};
-use crate::store::{Filter, NewBinding, SqliteStore};
+use crate::store::prelude::*;
+use crate::store::{Filter, NewBinding};
 
 /// A new AXB binding.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -308,7 +309,7 @@ async fn create_many(
 /// The pool numbers a pair may get: an identifier's X reaches its owner
 /// alone and is never a pair's.
 fn pair_pool(
-    s: &SqliteStore,
+    s: &dyn Backend,
     table: &BindingTable,
     tenant: TenantId,
 ) -> Result<Vec<Number>, ApiError> {
@@ -320,7 +321,7 @@ fn pair_pool(
 /// Stores the events someone wants, in the caller's unit of work; returns
 /// what to publish once it commits.
 pub(super) fn store_events(
-    s: &mut SqliteStore,
+    s: &mut dyn Backend,
     hub: &crate::events::Hub,
     events: Vec<crate::store::events::NewEvent>,
 ) -> Result<Vec<(TenantId, String)>, ApiError> {
@@ -528,7 +529,7 @@ pub(super) async fn remove(
     let hub = st.hub.clone();
     let defaults = st.table.defaults().clone();
     let told = st
-        .db(move |s: &mut SqliteStore| {
+        .db(move |s: &mut dyn Backend| {
             let unique: HashSet<i64> = ids.iter().copied().collect();
             let found = unique
                 .iter()

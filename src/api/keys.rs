@@ -14,7 +14,8 @@ use super::auth::{hash_key, new_key, Tenant};
 use super::problem::ApiError;
 use super::{ApiState, Json, P};
 use crate::bindings::TenantId;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::prelude::*;
+use crate::store::StoreError;
 
 /// Why a tenant or key operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,7 @@ pub fn tenant_name(name: &str) -> Result<(), KeyError> {
 }
 
 /// Issues a new key for `tenant`: (public id, key).
-pub fn issue(s: &mut SqliteStore, tenant: TenantId) -> Result<(String, String), StoreError> {
+pub fn issue(s: &mut dyn Backend, tenant: TenantId) -> Result<(String, String), StoreError> {
     let key = new_key();
     let id = crate::ids::short("key_", 12);
     s.add_key(tenant, &id, &hash_key(&key), crate::time::now())?;

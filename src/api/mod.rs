@@ -29,7 +29,8 @@ use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
 
 use crate::bindings::{BindingTable, Normaliser, TenantId};
-use crate::store::SqliteStore;
+use crate::store::prelude::*;
+use crate::store::Shared;
 use problem::ApiError;
 
 pub use axum::Json;
@@ -55,7 +56,7 @@ pub struct ApiConfig {
 
 /// Shared state of the handlers.
 pub struct ApiState {
-    store: Arc<Mutex<SqliteStore>>,
+    store: Shared,
     /// The live binding table (shared with the SIP engine).
     pub table: Arc<BindingTable>,
     /// Number normalisation.
@@ -65,7 +66,7 @@ pub struct ApiState {
     /// A connection of its own for keys missing from the cache (issued on
     /// the command line a moment ago), so unauthenticated requests never
     /// queue behind the API's writes.
-    key_lookup: Arc<Mutex<SqliteStore>>,
+    key_lookup: Shared,
     /// Per-tenant rate limits.
     pub limiter: auth::Limiter,
     /// Settings.
@@ -81,7 +82,7 @@ pub struct ApiState {
 impl ApiState {
     /// Builds the state over a store connection of its own.
     pub fn new(
-        store: SqliteStore,
+        store: Box<dyn Backend>,
         table: Arc<BindingTable>,
         norm: Normaliser,
         cfg: ApiConfig,
@@ -148,7 +149,7 @@ impl ApiState {
     /// other API changes.
     pub async fn db<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut SqliteStore) -> Result<T, ApiError> + Send + 'static,
+        f: impl FnOnce(&mut dyn Backend) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         crate::store::off_thread(&self.store, f).await
     }
@@ -383,7 +384,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 /// Creates a tenant with a first key; returns the key (shown once).
-pub fn add_tenant(store: &mut SqliteStore, name: &str) -> Result<String, keys::KeyError> {
+pub fn add_tenant(store: &mut dyn Backend, name: &str) -> Result<String, keys::KeyError> {
     keys::tenant_name(name)?;
     store.atomically(|s| {
         if s.tenant_by_name(name)?.is_some() {

@@ -111,11 +111,7 @@ impl Leg {
             cseq,
             route: self.route.clone(),
         };
-        (
-            w,
-            TxKey { branch: b, method },
-            ack,
-        )
+        (w, TxKey { branch: b, method }, ack)
     }
 }
 

@@ -3,7 +3,6 @@
 //! ACKs translated, responses relayed back, and the ends of calls (BYE,
 //! maximum length, a 2xx never ACKed). Unknown dialogs get 481.
 
-
 use crate::sip::message::Msg;
 use crate::sip::transaction::{Incoming, TxKey};
 use crate::sip::writer::reason;
@@ -38,7 +37,9 @@ impl<P: Policy> Engine<P> {
     pub(super) fn on_in_dialog(&mut self, method: Method, m: Msg, src: Peer, now: Now) {
         let to_tag = m.to_tag.clone().unwrap_or_default();
         let found = self.dialogs.get(&(m.call_id.clone(), to_tag)).copied();
-        let incoming = self.tx.on_request(&m, src, found.map_or(0, |f| f.0), now.mono);
+        let incoming = self
+            .tx
+            .on_request(&m, src, found.map_or(0, |f| f.0), now.mono);
         if method == Method::Ack {
             if incoming == Incoming::AckForTu {
                 if let Some((id, side)) = found {

@@ -165,8 +165,12 @@ impl<P: Policy> Engine<P> {
                 return;
             }
             learn_remote(&mut call.b, &m, false);
-            self.policy
-                .milestone(id, &mut call.state, Milestone::Ringing { status: code }, now);
+            self.policy.milestone(
+                id,
+                &mut call.state,
+                Milestone::Ringing { status: code },
+                now,
+            );
             self.relay_to_a_invite(id, &m, now);
             return;
         }

@@ -142,13 +142,22 @@ impl<P: Policy> Engine<P> {
         let (st, ct) = self.tx.counts();
         let mut out = String::with_capacity(1024);
         self.policy.metrics(&mut out);
-        metric(&mut out, "sipmask_active_calls", "gauge", "Calls not yet ended.", &[("", self.live_calls() as u64)]);
+        metric(
+            &mut out,
+            "sipmask_active_calls",
+            "gauge",
+            "Calls not yet ended.",
+            &[("", self.live_calls() as u64)],
+        );
         metric(
             &mut out,
             "sipmask_transactions",
             "gauge",
             "Live SIP transactions.",
-            &[("side=\"server\"", st as u64), ("side=\"client\"", ct as u64)],
+            &[
+                ("side=\"server\"", st as u64),
+                ("side=\"client\"", ct as u64),
+            ],
         );
         metric(
             &mut out,

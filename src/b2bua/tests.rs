@@ -246,8 +246,13 @@ fn ended(heard: &[Milestone]) -> Option<Ending> {
 fn an_offer_goes_out_with_the_plans_target_and_from_and_nothing_of_a() {
     let mut r = Rig::new(Route1::default());
     let inv = r.offer();
-    assert!(inv.raw.starts_with("INVITE sip:callee@127.0.0.3:5060 SIP/2.0\r\n"));
-    assert!(inv.msg.from.starts_with("<sip:+861700@127.0.0.1:5060>;tag="));
+    assert!(inv
+        .raw
+        .starts_with("INVITE sip:callee@127.0.0.3:5060 SIP/2.0\r\n"));
+    assert!(inv
+        .msg
+        .from
+        .starts_with("<sip:+861700@127.0.0.1:5060>;tag="));
     assert_ne!(inv.msg.call_id, "a-call");
     for leak in ["13800000000", "127.0.0.2", "a-call", "tag=at", "z9hG4bKa1"] {
         assert!(!inv.raw.contains(leak), "{leak} crossed: {}", inv.raw);
@@ -308,7 +313,10 @@ fn cancel_from_the_caller_cancels_the_callee_and_ends_487() {
     assert_eq!(to_b[0].method(), "CANCEL");
     assert_eq!(to_b[0].msg.top_via.branch, inv.msg.top_via.branch);
     let e = ended(r.heard()).expect("ended");
-    assert_eq!((e.reason, e.status, e.talk), (EndReason::Cancelled, 487, None));
+    assert_eq!(
+        (e.reason, e.status, e.talk),
+        (EndReason::Cancelled, 487, None)
+    );
 }
 
 #[test]
@@ -322,7 +330,9 @@ fn no_answer_gives_up_after_the_plans_ring_time() {
     r.advance(Duration::from_secs(1));
     let out = r.take();
     assert!(out.iter().any(|o| o.to == peer(A) && o.code() == Some(480)));
-    assert!(out.iter().any(|o| o.to == peer(B) && o.method() == "CANCEL"));
+    assert!(out
+        .iter()
+        .any(|o| o.to == peer(B) && o.method() == "CANCEL"));
     let e = ended(r.heard()).expect("ended");
     assert_eq!((e.reason, e.status), (EndReason::Cancelled, 480));
 }

@@ -24,18 +24,26 @@ impl Masking {
     pub(super) fn ringing(&mut self, id: CallId, call: &mut CallState, status: u16, now: Now) {
         if call.record.ringing_at.is_none() {
             call.record.ringing_at = Some(now.unix_ms);
-            self.emit(call.tenant, "call.ringing", Some(call.binding), now, || {
-                serde_json::json!({ "call": id, "status": status })
-            });
+            self.emit(
+                call.tenant,
+                "call.ringing",
+                Some(call.binding),
+                now,
+                || serde_json::json!({ "call": id, "status": status }),
+            );
         }
     }
 
     pub(super) fn answered(&mut self, id: CallId, call: &mut CallState, now: Now) {
         call.record.answer_at = Some(now.unix_ms);
         call.record.result = 200;
-        self.emit(call.tenant, "call.answered", Some(call.binding), now, || {
-            serde_json::json!({ "call": id })
-        });
+        self.emit(
+            call.tenant,
+            "call.answered",
+            Some(call.binding),
+            now,
+            || serde_json::json!({ "call": id }),
+        );
     }
 
     /// Settles the binding's reservation once; an answered one consumes a
@@ -98,10 +106,7 @@ impl Masking {
             None
         };
         // Record, talk time and the end of its checkpoint in one commit.
-        let live = self
-            .checkpointed
-            .remove(&id)
-            .map(|_| self.live_key(id));
+        let live = self.checkpointed.remove(&id).map(|_| self.live_key(id));
         self.store.call_end(record, usage, live);
     }
 

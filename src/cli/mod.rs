@@ -14,7 +14,7 @@ use crate::store::changes::Change;
 
 mod tenants;
 
-use crate::store::{NewBinding, SqliteStore, Store, StoreError};
+use crate::store::{NewBinding, StoreError};
 pub use tenants::{add_key, add_tenant, list_calls, list_tenants, revoke_key, TenantKeys};
 
 /// Errors of the operator commands.
@@ -66,7 +66,7 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
         .iter()
         .map(|e| (e.line, e.to_string()))
         .collect();
-    let mut store = SqliteStore::open(dir)?;
+    let mut store = crate::store::open(dir)?;
     // Clashes with existing bindings and within the file, by line.
     let table = BindingTable::new(cfg.binding_defaults());
     for b in store.load_all()? {
@@ -237,7 +237,7 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
             ));
         }
     }
-    let mut store = SqliteStore::open(dir)?;
+    let mut store = crate::store::open(dir)?;
     let table = BindingTable::new(cfg.binding_defaults());
     for existing in store.load_all()? {
         let _ = table.insert(existing);
@@ -278,7 +278,7 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
 /// Removes a binding; `false` if there was none. The operator's claim on
 /// its X ends with the last binding on it.
 pub fn remove(dir: &Path, id: i64) -> Result<bool, CliError> {
-    let mut store = SqliteStore::open(dir)?;
+    let mut store = crate::store::open(dir)?;
     let Some(b) = store.get(id)? else {
         return Ok(false);
     };
@@ -293,7 +293,7 @@ pub fn remove(dir: &Path, id: i64) -> Result<bool, CliError> {
 
 /// Writes every binding as a table.
 pub fn list(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
-    let mut store = SqliteStore::open(dir)?;
+    let mut store = crate::store::open(dir)?;
     let io = |source| CliError::Io {
         path: "stdout".into(),
         source,

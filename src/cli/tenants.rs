@@ -7,12 +7,12 @@ use std::path::Path;
 
 use super::CliError;
 use crate::store::changes::Change;
-use crate::store::SqliteStore;
+use crate::store::prelude::*;
 
 /// Creates a tenant; returns its first key.
 pub fn add_tenant(dir: &Path, name: &str) -> Result<String, CliError> {
-    let mut store = SqliteStore::open(dir)?;
-    Ok(crate::api::add_tenant(&mut store, name)?)
+    let mut store = crate::store::open(dir)?;
+    Ok(crate::api::add_tenant(store.as_mut(), name)?)
 }
 
 /// A tenant's name and its keys: (key id, created at).
@@ -20,7 +20,7 @@ pub type TenantKeys = (String, Vec<(String, i64)>);
 
 /// Every tenant with its keys' ids.
 pub fn list_tenants(dir: &Path) -> Result<Vec<TenantKeys>, CliError> {
-    let store = SqliteStore::open(dir)?;
+    let store = crate::store::open(dir)?;
     let mut out = Vec::new();
     for (id, name) in store.tenants()? {
         out.push((name, store.tenant_keys(id)?));
@@ -28,7 +28,7 @@ pub fn list_tenants(dir: &Path) -> Result<Vec<TenantKeys>, CliError> {
     Ok(out)
 }
 
-fn tenant_id(store: &SqliteStore, name: &str) -> Result<i64, CliError> {
+fn tenant_id(store: &dyn Backend, name: &str) -> Result<i64, CliError> {
     store
         .tenant_by_name(name)?
         .ok_or_else(|| crate::api::keys::KeyError::NoTenant(name.to_string()).into())
@@ -36,8 +36,8 @@ fn tenant_id(store: &SqliteStore, name: &str) -> Result<i64, CliError> {
 
 /// Issues another key for a tenant: (key id, key).
 pub fn add_key(dir: &Path, tenant: &str) -> Result<(String, String), CliError> {
-    let mut store = SqliteStore::open(dir)?;
-    let t = tenant_id(&store, tenant)?;
+    let mut store = crate::store::open(dir)?;
+    let t = tenant_id(store.as_ref(), tenant)?;
     store.atomically(|s| -> Result<_, CliError> {
         let k = crate::api::keys::issue(s, t)?;
         s.log_change(&Change::Keys)?;
@@ -47,8 +47,8 @@ pub fn add_key(dir: &Path, tenant: &str) -> Result<(String, String), CliError> {
 
 /// Revokes a tenant's key; `false` if it has no such key.
 pub fn revoke_key(dir: &Path, tenant: &str, key_id: &str) -> Result<bool, CliError> {
-    let mut store = SqliteStore::open(dir)?;
-    let t = tenant_id(&store, tenant)?;
+    let mut store = crate::store::open(dir)?;
+    let t = tenant_id(store.as_ref(), tenant)?;
     store.atomically(|s| -> Result<_, CliError> {
         let found = s.revoke_key(t, key_id)?;
         if found {
@@ -66,7 +66,7 @@ pub fn list_calls(
     limit: u32,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let store = SqliteStore::open(dir)?;
+    let store = crate::store::open(dir)?;
     let io = |source| CliError::Io {
         path: "stdout".into(),
         source,

@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 use super::webhook::Client;
 use super::Hub;
 use crate::bindings::TenantId;
+use crate::store::prelude::*;
 use crate::store::webhooks::{Attempt, Due};
-use crate::store::{Shared, SqliteStore};
+use crate::store::Shared;
 
 /// How persistent delivery is.
 #[derive(Clone, Debug)]
@@ -38,7 +39,7 @@ pub fn backoff(attempt: u32) -> i64 {
 /// unusable (logged).
 async fn db<T: Send + 'static>(
     store: &Shared,
-    f: impl FnOnce(&mut SqliteStore) -> Result<T, crate::store::StoreError> + Send + 'static,
+    f: impl FnOnce(&mut dyn Backend) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Option<T> {
     match crate::store::off_thread(store, f).await {
         Ok(v) => Some(v),
@@ -51,7 +52,7 @@ async fn db<T: Send + 'static>(
 
 /// Delivers due events until `cancel`.
 pub async fn run(
-    store: SqliteStore,
+    store: Box<dyn Backend>,
     client: Client,
     limits: Limits,
     hub: Arc<Hub>,

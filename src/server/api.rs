@@ -13,7 +13,6 @@ use super::core::Core;
 use super::ServerError;
 use crate::bindings::{BindingTable, Normaliser};
 use crate::config::Config;
-use crate::store::SqliteStore;
 
 /// The running parts the API works on.
 pub(super) struct ApiDeps {
@@ -71,7 +70,7 @@ pub(super) async fn start_api(
     };
     let metrics = Arc::new(move || core.engine.lock().map(|e| e.metrics()).unwrap_or_default());
     let state = crate::api::ApiState::new(
-        SqliteStore::open(data_dir)?,
+        crate::store::open(data_dir)?,
         table,
         norm,
         api_cfg,
@@ -91,7 +90,7 @@ pub(super) async fn start_api(
         disable_after: Duration::from_secs(w.disable_after_secs),
     };
     tasks.spawn(crate::events::delivery::run(
-        SqliteStore::open(data_dir)?,
+        crate::store::open(data_dir)?,
         client,
         limits,
         hub,

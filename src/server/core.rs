@@ -11,10 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::b2bua::Engine;
 use crate::calls::Masking;
-use crate::time::SharedClock;
 use crate::sip::message::Msg;
 use crate::sip::transport::{Net, Sink};
 use crate::sip::Peer;
+use crate::time::SharedClock;
 
 /// The engine behind its lock; the sockets deliver into it.
 pub(super) struct Core {

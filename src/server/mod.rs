@@ -9,14 +9,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::b2bua::{Engine, EngineConfig};
-use crate::calls::{Masking, MaskingConfig};
-use crate::time::{SharedClock, SystemClock};
 use crate::bindings::{BindingTable, Normaliser};
+use crate::calls::{Masking, MaskingConfig};
 use crate::config::Config;
 use crate::sip::transaction::TimerConfig;
 use crate::sip::transport::Net;
 use crate::sip::{host_port, Target};
-use crate::store::{SqliteStore, Store, StoreError, Writer};
+use crate::store::{Backend, StoreError, Writer};
+use crate::time::{SharedClock, SystemClock};
 
 mod api;
 mod bind;
@@ -82,13 +82,19 @@ pub struct Server {
     pub bindings: Arc<BindingTable>,
 }
 
-/// Opens the store under `dir` and loads every binding into a new table;
-/// also returns the operator change the table is current with.
-pub fn load_bindings(
-    cfg: &Config,
-    dir: &std::path::Path,
-) -> Result<(Arc<BindingTable>, SqliteStore, i64), StoreError> {
-    let mut store = SqliteStore::open(dir)?;
+/// What [`load_bindings`] opened and loaded.
+pub struct Loaded {
+    /// The live table.
+    pub table: Arc<BindingTable>,
+    /// The store it came from.
+    pub store: Box<dyn Backend>,
+    /// The operator change the table is current with.
+    pub seen: i64,
+}
+
+/// Opens the store under `dir` and loads every binding into a new table.
+pub fn load_bindings(cfg: &Config, dir: &std::path::Path) -> Result<Loaded, StoreError> {
+    let mut store = crate::store::open(dir)?;
     // Calls of an instance that still runs (draining) are its own.
     let recovered = store.recover_live(&|id| crate::handover::alive(dir, id))?;
     if recovered > 0 {
@@ -112,7 +118,11 @@ pub fn load_bindings(
         table.set_blocked(tenant, n, true);
     }
     tracing::info!(bindings = table.len(), skipped, "bindings loaded");
-    Ok((Arc::new(table), store, seen))
+    Ok(Loaded {
+        table: Arc::new(table),
+        store,
+        seen,
+    })
 }
 
 impl Server {
@@ -138,14 +148,14 @@ impl Server {
                 }
             })?,
         );
-        let (bindings, store, seen) = load_bindings(&cfg, &data_dir)?;
+        let Loaded {
+            table: bindings,
+            store,
+            seen,
+        } = load_bindings(&cfg, &data_dir)?;
         let hub = crate::events::Hub::new(store.webhook_tenants()?);
-        let (writer, store_thread) = Writer::start(
-            Box::new(store) as Box<dyn Store>,
-            cfg.records.keep_days,
-            hub.clone(),
-        )
-        .map_err(|e| ServerError::Config(format!("cannot start store thread: {e}")))?;
+        let (writer, store_thread) = Writer::start(store, cfg.records.keep_days, hub.clone())
+            .map_err(|e| ServerError::Config(format!("cannot start store thread: {e}")))?;
         let mut udps = Vec::new();
         let mut tcps = Vec::new();
         let mut addrs = Vec::new();
@@ -242,7 +252,7 @@ impl Server {
             Some(start_api(&cfg, &data_dir, deps, &front, &mut tasks).await?)
         };
         tasks.spawn(crate::watch::run(
-            SqliteStore::open(&data_dir)?,
+            crate::store::open(&data_dir)?,
             seen,
             bindings.clone(),
             api_addr.as_ref().map(|(_, st)| st.clone()),

@@ -116,8 +116,6 @@ pub fn host_port(a: SocketAddr) -> String {
     }
 }
 
-
-
 /// A new RFC 3261 branch (with the magic cookie).
 pub fn branch() -> String {
     format!("z9hG4bK{}", crate::ids::token())

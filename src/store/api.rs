@@ -3,9 +3,11 @@
 //! bindings. Every call commits before it returns: the API answers only
 //! after its change is durable.
 
+use super::prelude::*;
 use rusqlite::{params, OptionalExtension};
 
-use super::sqlite::{read_row, SELECT};
+use super::sqlite::{allowed_text, read_row, SELECT};
+use super::{NewBinding, UsageUpdate};
 use super::{SqliteStore, StoreError};
 use crate::bindings::{Binding, BindingId, Conditions, Direction, Number, TenantId};
 
@@ -77,9 +79,11 @@ impl SqliteStore {
             }
         }
     }
+}
 
+impl TenantStore for SqliteStore {
     /// Creates a tenant; returns its id.
-    pub fn add_tenant(&mut self, name: &str, now: i64) -> Result<TenantId, StoreError> {
+    fn add_tenant(&mut self, name: &str, now: i64) -> Result<TenantId, StoreError> {
         self.conn.execute(
             "INSERT INTO tenants (name, created_at) VALUES (?1, ?2)",
             params![name, now],
@@ -88,7 +92,7 @@ impl SqliteStore {
     }
 
     /// Stores the hash of a new API key for a tenant under its public id.
-    pub fn add_key(
+    fn add_key(
         &mut self,
         tenant: TenantId,
         key_id: &str,
@@ -103,7 +107,7 @@ impl SqliteStore {
     }
 
     /// A tenant's keys: (public id, created at), oldest first.
-    pub fn tenant_keys(&self, tenant: TenantId) -> Result<Vec<(String, i64)>, StoreError> {
+    fn tenant_keys(&self, tenant: TenantId) -> Result<Vec<(String, i64)>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT key_id, created_at FROM api_keys WHERE tenant_id = ?1 ORDER BY rowid",
         )?;
@@ -112,7 +116,7 @@ impl SqliteStore {
     }
 
     /// Revokes a tenant's key; `false` if the tenant has no such key.
-    pub fn revoke_key(&mut self, tenant: TenantId, key_id: &str) -> Result<bool, StoreError> {
+    fn revoke_key(&mut self, tenant: TenantId, key_id: &str) -> Result<bool, StoreError> {
         Ok(self.conn.execute(
             "DELETE FROM api_keys WHERE tenant_id = ?1 AND key_id = ?2",
             params![tenant, key_id],
@@ -120,7 +124,7 @@ impl SqliteStore {
     }
 
     /// Every tenant: (id, name), by name.
-    pub fn tenants(&self) -> Result<Vec<(TenantId, String)>, StoreError> {
+    fn tenants(&self) -> Result<Vec<(TenantId, String)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT id, name FROM tenants ORDER BY name")?;
@@ -129,7 +133,7 @@ impl SqliteStore {
     }
 
     /// The tenant of one key hash.
-    pub fn key_tenant(&self, hash: &str) -> Result<Option<TenantId>, StoreError> {
+    fn key_tenant(&self, hash: &str) -> Result<Option<TenantId>, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -141,14 +145,14 @@ impl SqliteStore {
     }
 
     /// Every (key hash, tenant), for the API's key cache.
-    pub fn keys(&self) -> Result<Vec<(String, TenantId)>, StoreError> {
+    fn keys(&self) -> Result<Vec<(String, TenantId)>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT hash, tenant_id FROM api_keys")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Tenant id by name.
-    pub fn tenant_by_name(&self, name: &str) -> Result<Option<TenantId>, StoreError> {
+    fn tenant_by_name(&self, name: &str) -> Result<Option<TenantId>, StoreError> {
         Ok(self
             .conn
             .query_row("SELECT id FROM tenants WHERE name = ?1", [name], |r| {
@@ -156,11 +160,13 @@ impl SqliteStore {
             })
             .optional()?)
     }
+}
 
+impl NumberStore for SqliteStore {
     /// Adds numbers to a tenant's pool; all or nothing. A number that
     /// anyone already holds (in a pool, as an identifier, as the operator's)
     /// is the error, with whether it is the tenant's own.
-    pub fn add_numbers(
+    fn add_numbers(
         &mut self,
         tenant: TenantId,
         numbers: &[Number],
@@ -181,13 +187,13 @@ impl SqliteStore {
     }
 
     /// Who holds X (tenant, and how: `pool`, `token` or `cli`), if anyone.
-    pub fn owner(&self, x: &Number) -> Result<Option<(TenantId, String)>, StoreError> {
+    fn owner(&self, x: &Number) -> Result<Option<(TenantId, String)>, StoreError> {
         owner_in(&self.conn, x)
     }
 
     /// Claims X for `tenant` as `source` (`token` or `cli`). Claiming what
     /// the same tenant already holds is fine; `false` if someone else does.
-    pub fn claim(
+    fn claim(
         &mut self,
         tenant: TenantId,
         x: &Number,
@@ -205,7 +211,7 @@ impl SqliteStore {
     }
 
     /// Lets go of the operator's claim on X once no binding uses it.
-    pub fn release_cli_claim(&mut self, x: &Number) -> Result<(), StoreError> {
+    fn release_cli_claim(&mut self, x: &Number) -> Result<(), StoreError> {
         self.conn.execute(
             "DELETE FROM numbers WHERE number = ?1 AND source = 'cli'
              AND NOT EXISTS (SELECT 1 FROM bindings WHERE virtual = ?1)",
@@ -215,7 +221,7 @@ impl SqliteStore {
     }
 
     /// A tenant's pool, in number order.
-    pub fn numbers(&self, tenant: TenantId) -> Result<Vec<Number>, StoreError> {
+    fn numbers(&self, tenant: TenantId) -> Result<Vec<Number>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT number FROM numbers WHERE tenant_id = ?1 AND source = 'pool' ORDER BY number",
         )?;
@@ -226,7 +232,7 @@ impl SqliteStore {
     }
 
     /// Removes a number from a tenant's pool; `false` if it was not there.
-    pub fn remove_number(&mut self, tenant: TenantId, n: &Number) -> Result<bool, StoreError> {
+    fn remove_number(&mut self, tenant: TenantId, n: &Number) -> Result<bool, StoreError> {
         Ok(self.conn.execute(
             "DELETE FROM numbers WHERE tenant_id = ?1 AND number = ?2 AND source = 'pool'",
             params![tenant, n.as_str()],
@@ -235,11 +241,7 @@ impl SqliteStore {
 
     /// X values quarantined now for any of `parties` (or for anyone, if
     /// `parties` is empty), each with its end.
-    pub fn quarantined(
-        &self,
-        parties: &[&Number],
-        now: i64,
-    ) -> Result<Vec<(Number, i64)>, StoreError> {
+    fn quarantined(&self, parties: &[&Number], now: i64) -> Result<Vec<(Number, i64)>, StoreError> {
         let mut out = Vec::new();
         if parties.is_empty() {
             let mut stmt = self.conn.prepare_cached(
@@ -266,9 +268,76 @@ impl SqliteStore {
         }
         Ok(out)
     }
+}
+
+impl BindingStore for SqliteStore {
+    fn load_all(&mut self) -> Result<Vec<Binding>, StoreError> {
+        self.bindings_where("", [])
+    }
+
+    /// One binding by id.
+    fn get(&self, id: BindingId) -> Result<Option<Binding>, StoreError> {
+        self.conn
+            .query_row(&format!("{SELECT} WHERE id = ?1"), [id], read_row)
+            .optional()?
+            .transpose()
+    }
+
+    fn insert(&mut self, rows: &[NewBinding]) -> Result<Vec<BindingId>, StoreError> {
+        self.insert_with_progress(rows, &mut |_| {})
+    }
+
+    /// [`Store::insert`], calling `progress` with the count done so far.
+    fn insert_with_progress(
+        &mut self,
+        rows: &[NewBinding],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<BindingId>, StoreError> {
+        let tx = self.conn.savepoint()?;
+        let mut ids = Vec::with_capacity(rows.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO bindings (caller, virtual, callee, not_before, not_after, max_calls,
+                 max_call_secs, talk_budget_secs, allowed_callers, created_at, tenant_id, kind,
+                 direction, idle_secs, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?10)",
+            )?;
+            for b in rows {
+                let c = &b.conditions;
+                let allowed = allowed_text(c);
+                stmt.execute(params![
+                    b.a.as_ref().map(Number::as_str),
+                    b.x.as_str(),
+                    b.b.as_str(),
+                    c.not_before,
+                    c.not_after,
+                    c.max_calls,
+                    c.max_call_secs,
+                    c.talk_budget_secs.map(|v| v as i64),
+                    allowed,
+                    b.created_at,
+                    b.tenant,
+                    b.kind.as_str(),
+                    c.direction.map(Direction::as_str),
+                    c.idle_secs.map(|v| v as i64),
+                ])?;
+                ids.push(tx.last_insert_rowid());
+                progress(ids.len());
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn remove(&mut self, id: BindingId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM bindings WHERE id = ?1", [id])?
+            > 0)
+    }
 
     /// Creates bindings (see [`super::Store::insert`]) and returns them as stored.
-    pub fn create(&mut self, rows: &[super::NewBinding]) -> Result<Vec<Binding>, StoreError> {
+    fn create(&mut self, rows: &[super::NewBinding]) -> Result<Vec<Binding>, StoreError> {
         let ids = self.insert_with_progress(rows, &mut |_| {})?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -281,7 +350,7 @@ impl SqliteStore {
     }
 
     /// Replaces the conditions of a binding.
-    pub fn set_conditions(
+    fn set_conditions(
         &mut self,
         id: BindingId,
         c: &Conditions,
@@ -309,7 +378,7 @@ impl SqliteStore {
     }
 
     /// Deletes bindings and quarantines each (party, X) until `until`; all or nothing.
-    pub fn delete(&mut self, bindings: &[Binding], until: i64) -> Result<(), StoreError> {
+    fn delete(&mut self, bindings: &[Binding], until: i64) -> Result<(), StoreError> {
         let tx = self.conn.savepoint()?;
         for b in bindings {
             tx.execute("DELETE FROM bindings WHERE id = ?1", [b.id])?;
@@ -326,7 +395,7 @@ impl SqliteStore {
     }
 
     /// A page of a tenant's bindings.
-    pub fn list(&self, tenant: TenantId, f: &Filter) -> Result<Page, StoreError> {
+    fn list(&self, tenant: TenantId, f: &Filter) -> Result<Page, StoreError> {
         let kinds = f
             .kinds
             .iter()
@@ -352,7 +421,7 @@ impl SqliteStore {
     }
 
     /// Puts a number on (or off) a tenant's blocklist.
-    pub fn set_blocked(
+    fn set_blocked(
         &mut self,
         tenant: TenantId,
         n: &Number,
@@ -374,11 +443,41 @@ impl SqliteStore {
     }
 
     /// Every blocked (tenant, number).
-    pub fn blocklist(&self) -> Result<Vec<(TenantId, Number)>, StoreError> {
+    fn blocklist(&self) -> Result<Vec<(TenantId, Number)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT tenant_id, number FROM blocklist ORDER BY tenant_id, number")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, Number::from_normalised(r.get(1)?))))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn save_usage(&mut self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
+        let tx = self.conn.savepoint()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE bindings SET calls_used = ?2, talk_secs_used = ?3, last_call_at = ?4
+                 WHERE id = ?1",
+            )?;
+            for u in updates {
+                let us = &u.usage;
+                stmt.execute(params![
+                    u.id,
+                    us.calls_used,
+                    us.talk_secs_used as i64,
+                    us.last_call_at
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Bindings with ids in `first..=last`.
+    fn bindings_between(
+        &self,
+        first: BindingId,
+        last: BindingId,
+    ) -> Result<Vec<crate::bindings::Binding>, StoreError> {
+        self.bindings_where("id BETWEEN ?1 AND ?2", params![first, last])
     }
 }

@@ -3,6 +3,7 @@
 //! transaction; a running server reads the log and applies each change to
 //! its live state (binding table, key cache) within a moment.
 
+use super::prelude::*;
 use rusqlite::params;
 
 use super::{SqliteStore, StoreError};
@@ -19,9 +20,11 @@ pub enum Change {
     Keys,
 }
 
-impl SqliteStore {
+impl SqliteStore {}
+
+impl ChangeLog for SqliteStore {
     /// Logs a change (call inside the unit of work that makes it).
-    pub fn log_change(&mut self, c: &Change) -> Result<(), StoreError> {
+    fn log_change(&mut self, c: &Change) -> Result<(), StoreError> {
         let (kind, first, last) = match c {
             Change::BindingsAdded(a, b) => ("bindings_added", *a, *b),
             Change::BindingRemoved(id) => ("binding_removed", *id, *id),
@@ -35,7 +38,7 @@ impl SqliteStore {
     }
 
     /// Id of the latest change (0 if none): where a server starts reading.
-    pub fn last_change(&self) -> Result<i64, StoreError> {
+    fn last_change(&self) -> Result<i64, StoreError> {
         Ok(self.conn.query_row(
             "SELECT COALESCE(MAX(id), 0) FROM operator_changes",
             [],
@@ -44,7 +47,7 @@ impl SqliteStore {
     }
 
     /// Changes after `after`, in order, with their ids.
-    pub fn changes_since(&self, after: i64) -> Result<Vec<(i64, Change)>, StoreError> {
+    fn changes_since(&self, after: i64) -> Result<Vec<(i64, Change)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, kind, first, last FROM operator_changes WHERE id > ?1 ORDER BY id",
         )?;
@@ -67,14 +70,5 @@ impl SqliteStore {
             out.push((id, c));
         }
         Ok(out)
-    }
-
-    /// Bindings with ids in `first..=last`.
-    pub fn bindings_between(
-        &self,
-        first: BindingId,
-        last: BindingId,
-    ) -> Result<Vec<crate::bindings::Binding>, StoreError> {
-        self.bindings_where("id BETWEEN ?1 AND ?2", params![first, last])
     }
 }

@@ -2,6 +2,7 @@
 //! number before anyone is told, and webhook deliveries are tracked here so
 //! an undelivered event survives a restart.
 
+use super::prelude::*;
 use rusqlite::params;
 
 use super::{SqliteStore, StoreError};
@@ -56,9 +57,11 @@ pub fn insert(
     Ok(body)
 }
 
-impl SqliteStore {
+impl SqliteStore {}
+
+impl EventStore for SqliteStore {
     /// Stores events in one transaction; returns (tenant, JSON) of each.
-    pub fn insert_events(
+    fn insert_events(
         &mut self,
         events: &[NewEvent],
         hooked: &dyn Fn(TenantId) -> bool,
@@ -73,7 +76,7 @@ impl SqliteStore {
     }
 
     /// Bindings that already had a `binding.expired` event.
-    pub fn expired_notified(&self) -> Result<Vec<i64>, StoreError> {
+    fn expired_notified(&self) -> Result<Vec<i64>, StoreError> {
         let mut stmt =
             self.conn.prepare("SELECT DISTINCT binding_id FROM events WHERE type = 'binding.expired' AND binding_id IS NOT NULL")?;
         let rows = stmt.query_map([], |r| r.get(0))?;

@@ -6,6 +6,7 @@
 //! time from the answer to their last heartbeat (at most the lease), and a
 //! call record saying sipmask stopped.
 
+use super::prelude::*;
 use rusqlite::params;
 
 use super::{CallRecord, SqliteStore, StoreError};
@@ -44,9 +45,50 @@ pub struct Checkpoint {
     pub rows: Vec<LiveRow>,
 }
 
-impl SqliteStore {
+/// The calls a dead instance left, as records, with their talk time.
+fn dead_calls(
+    s: &SqliteStore,
+    instance: &str,
+    at: i64,
+) -> Result<Vec<(CallRecord, i64)>, StoreError> {
+    let mut stmt = s.conn.prepare(
+        "SELECT tenant_id, binding_id, direction, caller, callee, virtual, invite_at,
+         ringing_at, answer_at, lease_secs FROM live_calls WHERE instance = ?1",
+    )?;
+    let rows = stmt.query_map([instance], |r| {
+        let answered: Option<i64> = r.get(8)?;
+        let lease: Option<i64> = r.get(9)?;
+        let talk = answered.map_or(0, |a| {
+            let secs = (at - a).max(0) / 1000;
+            lease.map_or(secs, |l| secs.min(l))
+        });
+        Ok((
+            CallRecord {
+                tenant: r.get(0)?,
+                binding: r.get(1)?,
+                direction: r.get(2)?,
+                caller: r.get(3)?,
+                callee: r.get(4)?,
+                x: r.get(5)?,
+                invite_at: r.get(6)?,
+                ringing_at: r.get(7)?,
+                answer_at: answered,
+                end_at: Some(at),
+                duration_secs: talk as u64,
+                result: if answered.is_some() { 200 } else { 503 },
+                ended_by: answered.map(|_| "system".to_string()),
+                reason: "sipmask stopped during the call".into(),
+                ..Default::default()
+            },
+            talk,
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+impl LiveStore for SqliteStore {
     /// Applies a checkpoint.
-    pub fn save_checkpoint(&mut self, c: &Checkpoint) -> Result<(), StoreError> {
+    fn save_checkpoint(&mut self, c: &Checkpoint) -> Result<(), StoreError> {
         let tx = self.conn.savepoint()?;
         tx.execute(
             "INSERT INTO live_instances (instance, at) VALUES (?1, ?2)
@@ -101,7 +143,7 @@ impl SqliteStore {
     }
 
     /// Drops the checkpoint rows of calls that ended (booked normally).
-    pub fn end_live(&mut self, keys: &[String]) -> Result<(), StoreError> {
+    fn end_live(&mut self, keys: &[String]) -> Result<(), StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached("DELETE FROM live_calls WHERE key = ?1")?;
@@ -113,7 +155,7 @@ impl SqliteStore {
 
     /// Books the calls of instances that died (`alive` says which still
     /// run, e.g. one draining); returns how many. Run before loading.
-    pub fn recover_live(&mut self, alive: &dyn Fn(&str) -> bool) -> Result<usize, StoreError> {
+    fn recover_live(&mut self, alive: &dyn Fn(&str) -> bool) -> Result<usize, StoreError> {
         self.atomically(|s| {
             let instances: Vec<(String, i64)> = {
                 let mut stmt = s.conn.prepare("SELECT instance, at FROM live_instances")?;
@@ -141,47 +183,6 @@ impl SqliteStore {
             Ok(records.len())
         })
     }
-}
-
-/// The calls a dead instance left, as records, with their talk time.
-fn dead_calls(
-    s: &SqliteStore,
-    instance: &str,
-    at: i64,
-) -> Result<Vec<(CallRecord, i64)>, StoreError> {
-    let mut stmt = s.conn.prepare(
-        "SELECT tenant_id, binding_id, direction, caller, callee, virtual, invite_at,
-         ringing_at, answer_at, lease_secs FROM live_calls WHERE instance = ?1",
-    )?;
-    let rows = stmt.query_map([instance], |r| {
-        let answered: Option<i64> = r.get(8)?;
-        let lease: Option<i64> = r.get(9)?;
-        let talk = answered.map_or(0, |a| {
-            let secs = (at - a).max(0) / 1000;
-            lease.map_or(secs, |l| secs.min(l))
-        });
-        Ok((
-            CallRecord {
-                tenant: r.get(0)?,
-                binding: r.get(1)?,
-                direction: r.get(2)?,
-                caller: r.get(3)?,
-                callee: r.get(4)?,
-                x: r.get(5)?,
-                invite_at: r.get(6)?,
-                ringing_at: r.get(7)?,
-                answer_at: answered,
-                end_at: Some(at),
-                duration_secs: talk as u64,
-                result: if answered.is_some() { 200 } else { 503 },
-                ended_by: answered.map(|_| "system".to_string()),
-                reason: "sipmask stopped during the call".into(),
-                ..Default::default()
-            },
-            talk,
-        ))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 #[cfg(test)]

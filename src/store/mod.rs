@@ -6,6 +6,7 @@
 //! (group commit), so a burst of answered calls costs one commit.
 
 mod api;
+mod backend;
 pub mod changes;
 pub mod events;
 pub mod live;
@@ -15,11 +16,23 @@ pub mod webhooks;
 mod writer;
 
 pub use api::{Filter, Page};
+pub use backend::{
+    Backend, BindingStore, ChangeLog, EventStore, LiveStore, NumberStore, RecordStore, TenantStore,
+    WebhookStore,
+};
+
+/// The storage traits, for code that calls a backend's methods.
+pub mod prelude {
+    pub use super::backend::{
+        Backend, BindingStore, ChangeLog, EventStore, LiveStore, NumberStore, RecordStore,
+        TenantStore, WebhookStore,
+    };
+}
 pub use records::{CallFilter, CallRecord};
 pub use sqlite::{private_dir, private_file, SqliteStore};
 pub use writer::Writer;
 
-use crate::bindings::{Binding, BindingId, Conditions, Kind, Number, TenantId, Usage};
+use crate::bindings::{BindingId, Conditions, Kind, Number, TenantId, Usage};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +61,10 @@ pub enum StoreError {
     /// the blocking task failed).
     #[error("store connection unavailable: {0}")]
     Unavailable(String),
+    /// A unit of work was rolled back because its work failed (the
+    /// failure itself is returned to the caller).
+    #[error("unit of work rolled back")]
+    RolledBack,
     /// The schema is newer than this program.
     #[error("database schema version {found} is newer than this sipmask ({supported})")]
     TooNew {
@@ -59,12 +76,17 @@ pub enum StoreError {
 }
 
 /// A connection shared by async tasks.
-pub type Shared = std::sync::Arc<std::sync::Mutex<SqliteStore>>;
+pub type Shared = std::sync::Arc<std::sync::Mutex<Box<dyn Backend>>>;
+
+/// Opens the embedded default backend (SQLite) under the data dir.
+pub fn open(dir: &std::path::Path) -> Result<Box<dyn Backend>, StoreError> {
+    Ok(Box::new(SqliteStore::open(dir)?))
+}
 
 /// Runs `f` on a shared connection off the async threads: SQLite blocks.
 pub async fn off_thread<T, E>(
     store: &Shared,
-    f: impl FnOnce(&mut SqliteStore) -> Result<T, E> + Send + 'static,
+    f: impl FnOnce(&mut dyn Backend) -> Result<T, E> + Send + 'static,
 ) -> Result<T, E>
 where
     T: Send + 'static,
@@ -75,7 +97,7 @@ where
         let mut conn = s
             .lock()
             .map_err(|_| StoreError::Unavailable("connection lock poisoned".into()))?;
-        f(&mut conn)
+        f(conn.as_mut())
     });
     match task.await {
         Ok(r) => r,
@@ -125,29 +147,6 @@ pub struct UsageUpdate {
     pub id: BindingId,
     /// Its usage after the change.
     pub usage: Usage,
-}
-
-/// What a storage backend does.
-pub trait Store: Send {
-    /// Every binding, for loading the table at start.
-    fn load_all(&mut self) -> Result<Vec<Binding>, StoreError>;
-    /// Creates bindings in one transaction; all or nothing. Returns the ids.
-    fn insert(&mut self, rows: &[NewBinding]) -> Result<Vec<BindingId>, StoreError>;
-    /// Deletes a binding; `false` if there was none.
-    fn remove(&mut self, id: BindingId) -> Result<bool, StoreError>;
-    /// Writes counters, all in one transaction.
-    fn save_usage(&mut self, updates: &[UsageUpdate]) -> Result<(), StoreError>;
-    /// Deletes call records older than `before` (unix ms).
-    fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError>;
-    /// Writes everything the writer gathered in one transaction, so a
-    /// call's end (record, talk time, checkpoint row gone) is all or
-    /// nothing. Events are numbered per binding; returns (tenant, JSON
-    /// body) of each. `hooked` says which tenants have webhooks.
-    fn save_batch(
-        &mut self,
-        batch: &Batch,
-        hooked: &dyn Fn(TenantId) -> bool,
-    ) -> Result<Vec<(TenantId, String)>, StoreError>;
 }
 
 /// What the writer commits at once.

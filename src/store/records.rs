@@ -2,6 +2,7 @@
 //! in batches by the store's writer thread and kept for a configured number
 //! of days.
 
+use super::prelude::*;
 use rusqlite::params;
 
 use super::{SqliteStore, StoreError};
@@ -62,8 +63,17 @@ pub struct CallFilter {
 }
 
 impl SqliteStore {
+    /// Deletes records of calls placed before `before` (unix ms).
+    fn purge_call_rows(&mut self, before: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM calls WHERE invite_at < ?1", [before])?)
+    }
+}
+
+impl RecordStore for SqliteStore {
     /// Writes records in one transaction.
-    pub fn insert_calls(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
+    fn insert_calls(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
         let tx = self.conn.savepoint()?;
         {
             let mut stmt = tx.prepare_cached(
@@ -95,7 +105,7 @@ impl SqliteStore {
     }
 
     /// A page of a tenant's call records, in order.
-    pub fn calls(
+    fn calls(
         &self,
         tenant: TenantId,
         f: &CallFilter,
@@ -143,10 +153,13 @@ impl SqliteStore {
         Ok(super::paginate(items, f.limit, |c| c.id))
     }
 
-    /// Deletes records of calls placed before `before` (unix ms).
-    pub fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError> {
-        Ok(self
+    fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError> {
+        let n = self.purge_call_rows(before)?;
+        // Events go with the records of the same age, delivered or not:
+        // a receiver that never came back does not keep them forever.
+        let m = self
             .conn
-            .execute("DELETE FROM calls WHERE invite_at < ?1", [before])?)
+            .execute("DELETE FROM events WHERE created_at < ?1", [before])?;
+        Ok(n + m)
     }
 }

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
 
-use super::{NewBinding, Store, StoreError, UsageUpdate};
-use crate::bindings::{Binding, BindingId, Conditions, Direction, Kind, Number, Usage};
+use super::StoreError;
+use crate::bindings::{Binding, Conditions, Direction, Kind, Number, Usage};
 
 /// Each entry moves the schema one version up; never edit a shipped entry.
 const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
@@ -135,11 +135,6 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Another connection to the same database.
-    pub fn reopen(&self) -> Result<Self, StoreError> {
-        SqliteStore::open(&self.dir)
-    }
-
     fn migrate(&mut self) -> Result<(), StoreError> {
         let version: i64 = self
             .conn
@@ -158,14 +153,6 @@ impl SqliteStore {
             tx.commit()?;
         }
         Ok(())
-    }
-
-    /// One binding by id.
-    pub fn get(&self, id: BindingId) -> Result<Option<Binding>, StoreError> {
-        self.conn
-            .query_row(&format!("{SELECT} WHERE id = ?1"), [id], read_row)
-            .optional()?
-            .transpose()
     }
 
     /// Bindings whose row matches `clause` (SQL after `WHERE`, or empty).
@@ -294,127 +281,24 @@ pub(super) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding
     }))
 }
 
-impl Store for SqliteStore {
-    fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError> {
-        let n = SqliteStore::purge_calls(self, before)?;
-        // Events go with the records of the same age, delivered or not:
-        // a receiver that never came back does not keep them forever.
-        let m = self
-            .conn
-            .execute("DELETE FROM events WHERE created_at < ?1", [before])?;
-        Ok(n + m)
-    }
-
-    fn save_batch(
+impl super::Backend for SqliteStore {
+    fn unit(
         &mut self,
-        b: &super::Batch,
-        hooked: &dyn Fn(crate::bindings::TenantId) -> bool,
-    ) -> Result<Vec<(crate::bindings::TenantId, String)>, StoreError> {
-        self.atomically(|s| {
-            if !b.usage.is_empty() {
-                s.save_usage(&b.usage)?;
-            }
-            if !b.calls.is_empty() {
-                s.insert_calls(&b.calls)?;
-            }
-            for c in &b.live {
-                s.save_checkpoint(c)?;
-            }
-            if !b.ended.is_empty() {
-                s.end_live(&b.ended)?;
-            }
-            if b.events.is_empty() {
-                Ok(Vec::new())
-            } else {
-                s.insert_events(&b.events, hooked)
-            }
-        })
+        f: &mut dyn FnMut(&mut dyn super::Backend) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.atomically(|s| f(s))
     }
 
-    fn load_all(&mut self) -> Result<Vec<Binding>, StoreError> {
-        self.bindings_where("", [])
-    }
-
-    fn insert(&mut self, rows: &[NewBinding]) -> Result<Vec<BindingId>, StoreError> {
-        self.insert_with_progress(rows, &mut |_| {})
-    }
-
-    fn remove(&mut self, id: BindingId) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM bindings WHERE id = ?1", [id])?
-            > 0)
-    }
-
-    fn save_usage(&mut self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
-        let tx = self.conn.savepoint()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE bindings SET calls_used = ?2, talk_secs_used = ?3, last_call_at = ?4
-                 WHERE id = ?1",
-            )?;
-            for u in updates {
-                let us = &u.usage;
-                stmt.execute(params![
-                    u.id,
-                    us.calls_used,
-                    us.talk_secs_used as i64,
-                    us.last_call_at
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-}
-
-impl SqliteStore {
-    /// [`Store::insert`], calling `progress` with the count done so far.
-    pub fn insert_with_progress(
-        &mut self,
-        rows: &[NewBinding],
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<Vec<BindingId>, StoreError> {
-        let tx = self.conn.savepoint()?;
-        let mut ids = Vec::with_capacity(rows.len());
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO bindings (caller, virtual, callee, not_before, not_after, max_calls,
-                 max_call_secs, talk_budget_secs, allowed_callers, created_at, tenant_id, kind,
-                 direction, idle_secs, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?10)",
-            )?;
-            for b in rows {
-                let c = &b.conditions;
-                let allowed = allowed_text(c);
-                stmt.execute(params![
-                    b.a.as_ref().map(Number::as_str),
-                    b.x.as_str(),
-                    b.b.as_str(),
-                    c.not_before,
-                    c.not_after,
-                    c.max_calls,
-                    c.max_call_secs,
-                    c.talk_budget_secs.map(|v| v as i64),
-                    allowed,
-                    b.created_at,
-                    b.tenant,
-                    b.kind.as_str(),
-                    c.direction.map(Direction::as_str),
-                    c.idle_secs.map(|v| v as i64),
-                ])?;
-                ids.push(tx.last_insert_rowid());
-                progress(ids.len());
-            }
-        }
-        tx.commit()?;
-        Ok(ids)
+    fn reopen(&self) -> Result<Box<dyn super::Backend>, StoreError> {
+        Ok(Box::new(SqliteStore::open(&self.dir)?))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::prelude::*;
+    use crate::store::{NewBinding, UsageUpdate};
 
     #[test]
     fn bindings_and_usage_survive_reopening() {

@@ -3,6 +3,7 @@
 //! outcome, an event's end as failed after its last attempt, redelivery on
 //! request, and a webhook disabled after failing for too long.
 
+use super::prelude::*;
 use rusqlite::{params, OptionalExtension};
 
 use super::{SqliteStore, StoreError};
@@ -71,10 +72,12 @@ pub enum Attempt {
     Failed(String),
 }
 
-impl SqliteStore {
+impl SqliteStore {}
+
+impl WebhookStore for SqliteStore {
     /// Sets (or replaces) a tenant's webhook; a replaced one starts afresh,
     /// enabled.
-    pub fn set_webhook(
+    fn set_webhook(
         &mut self,
         tenant: TenantId,
         url: &str,
@@ -91,7 +94,7 @@ impl SqliteStore {
     }
 
     /// A tenant's webhook.
-    pub fn webhook(&self, tenant: TenantId) -> Result<Option<Webhook>, StoreError> {
+    fn webhook(&self, tenant: TenantId) -> Result<Option<Webhook>, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -111,7 +114,7 @@ impl SqliteStore {
     }
 
     /// Removes a tenant's webhook and drops its undelivered events.
-    pub fn delete_webhook(&mut self, tenant: TenantId) -> Result<bool, StoreError> {
+    fn delete_webhook(&mut self, tenant: TenantId) -> Result<bool, StoreError> {
         let tx = self.conn.savepoint()?;
         let n = tx.execute("DELETE FROM webhooks WHERE tenant_id = ?1", [tenant])?;
         tx.execute(
@@ -124,14 +127,14 @@ impl SqliteStore {
 
     /// Tenants that have a webhook (disabled ones too: their events are
     /// kept for when it is enabled again).
-    pub fn webhook_tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+    fn webhook_tenants(&self) -> Result<Vec<TenantId>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT tenant_id FROM webhooks")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// (Webhooks disabled, events failed for good), for metrics.
-    pub fn webhook_health(&self) -> Result<(i64, i64), StoreError> {
+    fn webhook_health(&self) -> Result<(i64, i64), StoreError> {
         Ok(self.conn.query_row(
             "SELECT (SELECT COUNT(*) FROM webhooks WHERE disabled_at IS NOT NULL),
                     (SELECT COUNT(*) FROM events WHERE failed_at IS NOT NULL AND delivered_at IS NULL)",
@@ -141,7 +144,7 @@ impl SqliteStore {
     }
 
     /// Tenants with an enabled webhook and at least one event due now.
-    pub fn due_tenants(&self, now: i64) -> Result<Vec<TenantId>, StoreError> {
+    fn due_tenants(&self, now: i64) -> Result<Vec<TenantId>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT w.tenant_id FROM webhooks w WHERE w.disabled_at IS NULL AND EXISTS (
                SELECT 1 FROM events e WHERE e.tenant_id = w.tenant_id AND e.delivered_at IS NULL
@@ -152,12 +155,7 @@ impl SqliteStore {
     }
 
     /// A tenant's events due now, oldest first.
-    pub fn due_events(
-        &self,
-        tenant: TenantId,
-        now: i64,
-        limit: u32,
-    ) -> Result<Vec<Due>, StoreError> {
+    fn due_events(&self, tenant: TenantId, now: i64, limit: u32) -> Result<Vec<Due>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT e.id, e.body, e.event_id, e.attempts, w.url, w.secret, w.masked FROM events e
              JOIN webhooks w ON w.tenant_id = e.tenant_id
@@ -181,7 +179,7 @@ impl SqliteStore {
     /// Records one attempt for `tenant`'s event `id`. Returns `true` when
     /// this failure disabled the webhook (it has been failing since at
     /// least `disable_after_ms` ago).
-    pub fn record_attempt(
+    fn record_attempt(
         &mut self,
         tenant: TenantId,
         id: i64,
@@ -229,7 +227,7 @@ impl SqliteStore {
 
     /// A tenant's undelivered events: `failed` ones, or those still
     /// `pending`, oldest first.
-    pub fn deliveries(
+    fn deliveries(
         &self,
         tenant: TenantId,
         failed: bool,
@@ -257,7 +255,7 @@ impl SqliteStore {
 
     /// Puts a failed event of `tenant` back in line with a fresh set of
     /// attempts; `false` if the tenant has no such failed event.
-    pub fn redeliver(
+    fn redeliver(
         &mut self,
         tenant: TenantId,
         event_id: &str,

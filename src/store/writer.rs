@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use super::events::NewEvent;
 use super::live::Checkpoint;
-use super::{Batch, CallRecord, Store, UsageUpdate};
+use super::{Backend, Batch, CallRecord, UsageUpdate};
 use crate::events::Hub;
 
 enum Msg {
@@ -35,7 +35,7 @@ impl Writer {
     /// are purged as it goes. Stored events are published on `hub` once
     /// committed.
     pub fn start(
-        store: Box<dyn Store>,
+        store: Box<dyn Backend>,
         keep_days: u32,
         hub: Arc<Hub>,
     ) -> std::io::Result<(Writer, JoinHandle<()>)> {
@@ -99,7 +99,7 @@ impl Writer {
     }
 }
 
-fn run(mut store: Box<dyn Store>, rx: Receiver<Msg>, keep_ms: i64, hub: Arc<Hub>) {
+fn run(mut store: Box<dyn Backend>, rx: Receiver<Msg>, keep_ms: i64, hub: Arc<Hub>) {
     let mut last_purge: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
         // Only the latest counters of each binding matter.

@@ -13,6 +13,8 @@ use std::time::Duration;
 use sipmask::config::Config;
 use sipmask::server::Server;
 use sipmask::sip::Msg;
+#[allow(unused_imports)]
+pub use sipmask::store::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 

@@ -1,0 +1,335 @@
+//! The storage interface: what the server, the API, the command line and
+//! the webhook deliverer need from a backend, as one trait per area and
+//! [`Backend`] over all of them. SQLite ([`super::SqliteStore`]) is the
+//! embedded default; a PostgreSQL backend implements the same traits.
+//! Backend-neutral logic (units of work, the writer's batches) lives here,
+//! on `dyn Backend`, written once for every backend.
+
+use super::changes::Change;
+use super::events::NewEvent;
+use super::live::Checkpoint;
+use super::webhooks::{Attempt, Delivery, Due, Webhook};
+use super::{Batch, CallFilter, CallRecord, Filter, NewBinding, Page, StoreError, UsageUpdate};
+use crate::bindings::{Binding, BindingId, Conditions, Number, TenantId};
+
+/// Tenants and their API keys.
+pub trait TenantStore {
+    /// Creates a tenant; returns its id.
+    fn add_tenant(&mut self, name: &str, now: i64) -> Result<TenantId, StoreError>;
+
+    /// Stores the hash of a new API key for a tenant under its public id.
+    fn add_key(
+        &mut self,
+        tenant: TenantId,
+        key_id: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// A tenant's keys: (public id, created at), oldest first.
+    fn tenant_keys(&self, tenant: TenantId) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// Revokes a tenant's key; `false` if the tenant has no such key.
+    fn revoke_key(&mut self, tenant: TenantId, key_id: &str) -> Result<bool, StoreError>;
+
+    /// Every tenant: (id, name), by name.
+    fn tenants(&self) -> Result<Vec<(TenantId, String)>, StoreError>;
+
+    /// The tenant of one key hash.
+    fn key_tenant(&self, hash: &str) -> Result<Option<TenantId>, StoreError>;
+
+    /// Every (key hash, tenant), for the API's key cache.
+    fn keys(&self) -> Result<Vec<(String, TenantId)>, StoreError>;
+
+    /// Tenant id by name.
+    fn tenant_by_name(&self, name: &str) -> Result<Option<TenantId>, StoreError>;
+}
+
+/// The registry of virtual numbers (who owns each X) and the quarantine of released (party, X) pairs.
+pub trait NumberStore {
+    /// Adds numbers to a tenant's pool; all or nothing. A number that
+    /// anyone already holds (in a pool, as an identifier, as the operator's)
+    /// is the error, with whether it is the tenant's own.
+    fn add_numbers(
+        &mut self,
+        tenant: TenantId,
+        numbers: &[Number],
+        now: i64,
+    ) -> Result<Result<(), (Number, bool)>, StoreError>;
+
+    /// Who holds X (tenant, and how: `pool`, `token` or `cli`), if anyone.
+    fn owner(&self, x: &Number) -> Result<Option<(TenantId, String)>, StoreError>;
+
+    /// Claims X for `tenant` as `source` (`token` or `cli`). Claiming what
+    /// the same tenant already holds is fine; `false` if someone else does.
+    fn claim(
+        &mut self,
+        tenant: TenantId,
+        x: &Number,
+        source: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Lets go of the operator's claim on X once no binding uses it.
+    fn release_cli_claim(&mut self, x: &Number) -> Result<(), StoreError>;
+
+    /// A tenant's pool, in number order.
+    fn numbers(&self, tenant: TenantId) -> Result<Vec<Number>, StoreError>;
+
+    /// Removes a number from a tenant's pool; `false` if it was not there.
+    fn remove_number(&mut self, tenant: TenantId, n: &Number) -> Result<bool, StoreError>;
+
+    /// X values quarantined now for any of `parties` (or for anyone, if
+    /// `parties` is empty), each with its end.
+    fn quarantined(&self, parties: &[&Number], now: i64) -> Result<Vec<(Number, i64)>, StoreError>;
+}
+
+/// Bindings, their conditions and counters, and blocklists.
+pub trait BindingStore {
+    fn load_all(&mut self) -> Result<Vec<Binding>, StoreError>;
+
+    /// One binding by id.
+    fn get(&self, id: BindingId) -> Result<Option<Binding>, StoreError>;
+
+    fn insert(&mut self, rows: &[NewBinding]) -> Result<Vec<BindingId>, StoreError>;
+
+    /// [`Store::insert`], calling `progress` with the count done so far.
+    fn insert_with_progress(
+        &mut self,
+        rows: &[NewBinding],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<BindingId>, StoreError>;
+
+    fn remove(&mut self, id: BindingId) -> Result<bool, StoreError>;
+
+    /// Creates bindings (see [`super::Store::insert`]) and returns them as stored.
+    fn create(&mut self, rows: &[super::NewBinding]) -> Result<Vec<Binding>, StoreError>;
+
+    /// Replaces the conditions of a binding.
+    fn set_conditions(&mut self, id: BindingId, c: &Conditions, now: i64)
+        -> Result<(), StoreError>;
+
+    /// Deletes bindings and quarantines each (party, X) until `until`; all or nothing.
+    fn delete(&mut self, bindings: &[Binding], until: i64) -> Result<(), StoreError>;
+
+    /// A page of a tenant's bindings.
+    fn list(&self, tenant: TenantId, f: &Filter) -> Result<Page, StoreError>;
+
+    /// Puts a number on (or off) a tenant's blocklist.
+    fn set_blocked(
+        &mut self,
+        tenant: TenantId,
+        n: &Number,
+        blocked: bool,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Every blocked (tenant, number).
+    fn blocklist(&self) -> Result<Vec<(TenantId, Number)>, StoreError>;
+
+    fn save_usage(&mut self, updates: &[UsageUpdate]) -> Result<(), StoreError>;
+
+    /// Bindings with ids in `first..=last`.
+    fn bindings_between(
+        &self,
+        first: BindingId,
+        last: BindingId,
+    ) -> Result<Vec<crate::bindings::Binding>, StoreError>;
+}
+
+/// Call records.
+pub trait RecordStore {
+    /// Writes records in one transaction.
+    fn insert_calls(&mut self, records: &[CallRecord]) -> Result<(), StoreError>;
+
+    /// A page of a tenant's call records, in order.
+    fn calls(
+        &self,
+        tenant: TenantId,
+        f: &CallFilter,
+    ) -> Result<(Vec<CallRecord>, Option<i64>), StoreError>;
+
+    fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError>;
+}
+
+/// The event outbox.
+pub trait EventStore {
+    /// Stores events in one transaction; returns (tenant, JSON) of each.
+    fn insert_events(
+        &mut self,
+        events: &[NewEvent],
+        hooked: &dyn Fn(TenantId) -> bool,
+    ) -> Result<Vec<(TenantId, String)>, StoreError>;
+
+    /// Bindings that already had a `binding.expired` event.
+    fn expired_notified(&self) -> Result<Vec<i64>, StoreError>;
+}
+
+/// Tenants' webhooks and the delivery state of their events.
+pub trait WebhookStore {
+    /// Sets (or replaces) a tenant's webhook; a replaced one starts afresh,
+    /// enabled.
+    fn set_webhook(
+        &mut self,
+        tenant: TenantId,
+        url: &str,
+        secret: &str,
+        masked: bool,
+    ) -> Result<(), StoreError>;
+
+    /// A tenant's webhook.
+    fn webhook(&self, tenant: TenantId) -> Result<Option<Webhook>, StoreError>;
+
+    /// Removes a tenant's webhook and drops its undelivered events.
+    fn delete_webhook(&mut self, tenant: TenantId) -> Result<bool, StoreError>;
+
+    /// Tenants that have a webhook (disabled ones too: their events are
+    /// kept for when it is enabled again).
+    fn webhook_tenants(&self) -> Result<Vec<TenantId>, StoreError>;
+
+    /// (Webhooks disabled, events failed for good), for metrics.
+    fn webhook_health(&self) -> Result<(i64, i64), StoreError>;
+
+    /// Tenants with an enabled webhook and at least one event due now.
+    fn due_tenants(&self, now: i64) -> Result<Vec<TenantId>, StoreError>;
+
+    /// A tenant's events due now, oldest first.
+    fn due_events(&self, tenant: TenantId, now: i64, limit: u32) -> Result<Vec<Due>, StoreError>;
+
+    /// Records one attempt for `tenant`'s event `id`. Returns `true` when
+    /// this failure disabled the webhook (it has been failing since at
+    /// least `disable_after_ms` ago).
+    fn record_attempt(
+        &mut self,
+        tenant: TenantId,
+        id: i64,
+        outcome: &Attempt,
+        now: i64,
+        disable_after_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// A tenant's undelivered events: `failed` ones, or those still
+    /// `pending`, oldest first.
+    fn deliveries(
+        &self,
+        tenant: TenantId,
+        failed: bool,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Puts a failed event of `tenant` back in line with a fresh set of
+    /// attempts; `false` if the tenant has no such failed event.
+    fn redeliver(&mut self, tenant: TenantId, event_id: &str, now: i64)
+        -> Result<bool, StoreError>;
+}
+
+/// The operator's change log, applied by running servers.
+pub trait ChangeLog {
+    /// Logs a change (call inside the unit of work that makes it).
+    fn log_change(&mut self, c: &Change) -> Result<(), StoreError>;
+
+    /// Id of the latest change (0 if none): where a server starts reading.
+    fn last_change(&self) -> Result<i64, StoreError>;
+
+    /// Changes after `after`, in order, with their ids.
+    fn changes_since(&self, after: i64) -> Result<Vec<(i64, Change)>, StoreError>;
+}
+
+/// Checkpoints of live calls and their recovery after a crash.
+pub trait LiveStore {
+    /// Applies a checkpoint.
+    fn save_checkpoint(&mut self, c: &Checkpoint) -> Result<(), StoreError>;
+
+    /// Drops the checkpoint rows of calls that ended (booked normally).
+    fn end_live(&mut self, keys: &[String]) -> Result<(), StoreError>;
+
+    /// Books the calls of instances that died (`alive` says which still
+    /// run, e.g. one draining); returns how many. Run before loading.
+    fn recover_live(&mut self, alive: &dyn Fn(&str) -> bool) -> Result<usize, StoreError>;
+}
+
+/// A storage backend: every area, and units of work over them.
+pub trait Backend:
+    TenantStore
+    + NumberStore
+    + BindingStore
+    + RecordStore
+    + EventStore
+    + WebhookStore
+    + ChangeLog
+    + LiveStore
+    + Send
+{
+    /// Runs `f` as one unit of work: its writes commit together, or none
+    /// does when it fails. Units nest (the inner one is a savepoint).
+    fn unit(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn Backend) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// Another connection to the same database.
+    fn reopen(&self) -> Result<Box<dyn Backend>, StoreError>;
+}
+
+impl<'a> dyn Backend + 'a {
+    /// Runs `f` as one unit of work ([`Backend::unit`]) with its own result
+    /// and error types: an `Err` rolls everything back.
+    pub fn atomically<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Backend) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut f = Some(f);
+        let mut result: Option<Result<T, E>> = None;
+        let unit = self.unit(&mut |s| {
+            let Some(f) = f.take() else {
+                return Err(StoreError::Unavailable("unit of work ran twice".into()));
+            };
+            let r = f(s);
+            let failed = r.is_err();
+            result = Some(r);
+            if failed {
+                Err(StoreError::RolledBack)
+            } else {
+                Ok(())
+            }
+        });
+        match (unit, result) {
+            (_, Some(Err(e))) => Err(e),
+            (Err(e), _) => Err(e.into()),
+            (Ok(()), Some(Ok(v))) => Ok(v),
+            (Ok(()), None) => {
+                Err(StoreError::Unavailable("unit of work did not run".into()).into())
+            }
+        }
+    }
+
+    /// Writes everything the writer gathered in one unit of work, so a
+    /// call's end (record, talk time, checkpoint row gone) is all or
+    /// nothing. Events are numbered per binding; returns (tenant, JSON
+    /// body) of each. `hooked` says which tenants have webhooks.
+    pub fn save_batch(
+        &mut self,
+        b: &Batch,
+        hooked: &dyn Fn(TenantId) -> bool,
+    ) -> Result<Vec<(TenantId, String)>, StoreError> {
+        self.atomically(|s| {
+            if !b.usage.is_empty() {
+                s.save_usage(&b.usage)?;
+            }
+            if !b.calls.is_empty() {
+                s.insert_calls(&b.calls)?;
+            }
+            for c in &b.live {
+                s.save_checkpoint(c)?;
+            }
+            if !b.ended.is_empty() {
+                s.end_live(&b.ended)?;
+            }
+            if b.events.is_empty() {
+                Ok(Vec::new())
+            } else {
+                s.insert_events(&b.events, hooked)
+            }
+        })
+    }
+}
