@@ -163,6 +163,8 @@ async fn no_answer_cancels_the_callee_and_tells_the_caller() {
         .send(inv.from, &inv.reply(180, "ring", "", ""))
         .await;
     s.caller.expect_response(180).await;
+    // The ring time passes on the server's clock, not in real time.
+    s.sut.clock.advance(Duration::from_secs(1));
     let cancel = s.callee.expect_request("CANCEL").await;
     assert_eq!(cancel.msg.top_via.branch, inv.msg.top_via.branch);
     s.callee
@@ -297,6 +299,7 @@ async fn maximum_call_length_ends_both_legs() {
     args.max_call_secs = Some(1);
     let mut s = setup(vec![args], |_| {}).await;
     let (_d, _inv) = connect(&mut s, A, X).await;
+    s.sut.clock.advance(Duration::from_secs(1));
     let to_caller = s.caller.expect_request("BYE").await;
     let to_callee = s.callee.expect_request("BYE").await;
     assert!(to_caller.header("Reason").is_some());
@@ -429,7 +432,7 @@ async fn a_binding_expiring_during_a_call_does_not_cut_it() {
     args.not_after = Some((sipmask::time::now() + 2).to_string());
     let mut s = setup(vec![args], |_| {}).await;
     let (mut d, _) = connect(&mut s, A, X).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    s.sut.clock.advance(Duration::from_millis(2500));
     s.caller.send(s.sut.addr, &d.request("INFO", "")).await;
     let info = s.callee.expect_request("INFO").await;
     s.callee.send(info.from, &info.reply(200, "", "", "")).await;

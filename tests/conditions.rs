@@ -131,6 +131,7 @@ async fn used_up_calls_and_talk_time_are_refused() {
         "t2",
     )
     .await;
+    sut.clock.advance(Duration::from_secs(1));
     caller.expect_request("BYE").await;
     callee.expect_request("BYE").await;
     let d = Dialog::new(caller.addr, sut.addr, "13800000001", "17000000001");

@@ -66,7 +66,9 @@ async fn simultaneous_calls_share_one_talk_budget() {
     }
     assert!(talking >= 1);
     // Every live call is ended by sipmask within the budget (plus a margin
-    // for the wire), and the callee gets a BYE for each.
+    // for the wire), and the callee gets a BYE for each. The budget runs
+    // on the server's clock, 50 times faster than real time.
+    let ff = sut.fast_forward(50);
     let mut byes = 0;
     while byes < talking {
         let m = callee
@@ -78,6 +80,7 @@ async fn simultaneous_calls_share_one_talk_budget() {
             byes += 1;
         }
     }
+    drop(ff);
     sut.server.shutdown(Duration::from_millis(100)).await;
     let (_, talk) = usage(sut.dir.path());
     assert!(talk <= 5, "live calls spent {talk} s of a 5 s budget");
@@ -101,7 +104,9 @@ async fn an_answer_never_acknowledged_consumes_nothing() {
     caller.send(sut.addr, &d.invite()).await;
     answer(&mut callee, "b1").await;
     caller.expect_response(200).await;
-    // No ACK. The callee gets a BYE once sipmask gives up on the ACK.
+    // No ACK. The callee gets a BYE once sipmask gives up on the ACK
+    // (Timer H on the server's clock, run 20 times faster).
+    let ff = sut.fast_forward(20);
     let bye = loop {
         let m = callee
             .recv_within(Duration::from_secs(10))
@@ -112,6 +117,7 @@ async fn an_answer_never_acknowledged_consumes_nothing() {
         }
     };
     callee.send(bye.from, &bye.reply(200, "", "", "")).await;
+    drop(ff);
     sut.server.shutdown(Duration::from_millis(100)).await;
     assert_eq!(usage(sut.dir.path()), (0, 0), "no use, no talk time");
     let calls = operator_calls(sut.dir.path());

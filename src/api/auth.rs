@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
 
 use super::problem::ApiError;
 use super::ApiState;
@@ -16,16 +15,7 @@ use crate::bindings::TenantId;
 /// The authenticated tenant of a request.
 pub struct Tenant(pub TenantId);
 
-/// SHA-256 of a key, hex. Keys are random, so no salt or stretching is needed.
-pub fn hash_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A new random key: `smk_` and 32 characters.
-pub fn new_key() -> String {
-    crate::ids::secret("smk_")
-}
+pub use crate::service::tenants::{hash_key, new_key};
 
 impl FromRequestParts<Arc<ApiState>> for Tenant {
     type Rejection = ApiError;

@@ -3,7 +3,6 @@
 //! how many X a pair could still get. Every change is committed to the store
 //! and then applied to the live table before the answer goes out.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -15,10 +14,9 @@ use super::auth::Tenant;
 use super::model::{filter, number, phone, BindingOut, BindingPage, ConditionsIn};
 use super::problem::{ApiError, AvailabilityOut};
 use super::{ApiState, Body, Json, P, Q};
-use crate::bindings::alloc::{allocate, availability, Availability, Shortage};
-use crate::bindings::{Binding, BindingTable, Conditions, Kind, Number, TenantId};
-use crate::store::prelude::*;
-use crate::store::{Filter, NewBinding};
+use crate::bindings::{Binding, Conditions, Kind, TenantId};
+use crate::service::bindings::PairRequest;
+use crate::store::Filter;
 
 /// A new AXB binding.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -137,17 +135,7 @@ pub async fn bulk_create(
     Ok((StatusCode::CREATED, Json(BulkCreated { bindings })))
 }
 
-/// A validated request, before X is chosen.
-struct Plan {
-    a: Number,
-    b: Number,
-    x: Option<Number>,
-    prefer: Option<Number>,
-    conditions: Conditions,
-    field: String,
-}
-
-fn plan(st: &ApiState, req: CreateBinding, field: String) -> Result<Plan, ApiError> {
+fn plan(st: &ApiState, req: CreateBinding, field: String) -> Result<PairRequest, ApiError> {
     let f = |n: &str| {
         if field.is_empty() {
             n.to_string()
@@ -174,7 +162,7 @@ fn plan(st: &ApiState, req: CreateBinding, field: String) -> Result<Plan, ApiErr
         Some(c) => c.apply(&Conditions::default(), &st.norm, &f("conditions."))?,
         None => Conditions::default(),
     };
-    Ok(Plan {
+    Ok(PairRequest {
         a,
         b,
         x,
@@ -206,175 +194,25 @@ async fn create_many(
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let table = st.table.clone();
-    let defaults = st.table.defaults().clone();
-    let hub = st.hub.clone();
-    let created = st
-        .db(move |s| {
-            let now = crate::time::now();
-            let pool = pair_pool(s, &table, tenant)?;
-            let pool_set: HashSet<&Number> = pool.iter().collect();
-            // X chosen earlier in this batch, per party.
-            let mut batch: HashMap<Number, HashSet<Number>> = HashMap::new();
-            let mut rows = Vec::with_capacity(plans.len());
-            for p in plans {
-                let mut taken: HashSet<Number> = table
-                    .xs_of(&p.a)
-                    .into_iter()
-                    .chain(table.xs_of(&p.b))
-                    .collect();
-                for party in [&p.a, &p.b] {
-                    taken.extend(batch.get(party).into_iter().flatten().cloned());
-                }
-                let resting: HashSet<Number> = s
-                    .quarantined(&[&p.a, &p.b], now)?
-                    .into_iter()
-                    .map(|(x, _)| x)
-                    .collect();
-                let avail = availability(
-                    &pool,
-                    &taken,
-                    &resting,
-                    |x| table.uses_of(x),
-                    p.prefer.as_ref(),
-                );
-                let f = |n: &str| {
-                    if p.field.is_empty() {
-                        n.to_string()
-                    } else {
-                        format!("{}.{n}", p.field)
-                    }
-                };
-                let x = match &p.x {
-                    Some(x) if table.is_identifier(x) && table.tenant_of(x) == Some(tenant) => {
-                        return Err(ApiError::Conflict(format!(
-                            "{}: serves an identifier",
-                            f("x")
-                        )))
-                    }
-                    Some(x) if !pool_set.contains(x) => {
-                        return Err(ApiError::invalid(f("x"), "not a number of your pool"))
-                    }
-                    Some(x) if taken.contains(x) => {
-                        return Err(ApiError::Conflict(format!(
-                            "{}: already serves a or b",
-                            f("x")
-                        )))
-                    }
-                    Some(x) if resting.contains(x) => {
-                        return Err(ApiError::Conflict(format!(
-                            "{}: quarantined for a or b",
-                            f("x")
-                        )))
-                    }
-                    Some(x) => x.clone(),
-                    None => allocate(avail).map_err(shortage)?,
-                };
-                for party in [&p.a, &p.b] {
-                    batch.entry(party.clone()).or_default().insert(x.clone());
-                }
-                rows.push(NewBinding {
-                    tenant,
-                    kind: Kind::Axb,
-                    a: Some(p.a),
-                    x,
-                    b: p.b,
-                    conditions: p.conditions,
-                    created_at: now,
-                });
-            }
-            let created = s.create(&rows)?;
-            let out: Vec<BindingOut> = created
-                .iter()
-                .map(|b| BindingOut::from(b, &defaults))
-                .collect();
-            let events = out
-                .iter()
-                .map(|b| binding_event(tenant, "binding.created", b))
-                .collect();
-            let told = store_events(s, &hub, events)?;
-            // The live table changes last: nothing above can fail after it.
-            for b in &created {
-                table
-                    .insert(b.clone())
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
-            }
-            Ok((out, told))
-        })
-        .await?;
-    st.publish(created.1);
-    Ok(created.0)
-}
-
-/// The pool numbers a pair may get: an identifier's X reaches its owner
-/// alone and is never a pair's.
-fn pair_pool(
-    s: &dyn Backend,
-    table: &BindingTable,
-    tenant: TenantId,
-) -> Result<Vec<Number>, ApiError> {
-    let mut pool = s.numbers(tenant)?;
-    pool.retain(|x| !table.is_identifier(x));
-    Ok(pool)
-}
-
-/// Stores the events someone wants, in the caller's unit of work; returns
-/// what to publish once it commits.
-pub(super) fn store_events(
-    s: &mut dyn Backend,
-    hub: &crate::events::Hub,
-    events: Vec<crate::store::events::NewEvent>,
-) -> Result<Vec<(TenantId, String)>, ApiError> {
-    let wanted: Vec<_> = events.into_iter().filter(|e| hub.wants(e.tenant)).collect();
-    if wanted.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(s.insert_events(&wanted, &|t| hub.hooked(t))?)
-}
-
-/// An event about a binding, carrying the binding as shown by the API.
-pub(super) fn binding_event(
-    tenant: TenantId,
-    kind: &'static str,
-    b: &BindingOut,
-) -> crate::store::events::NewEvent {
-    crate::store::events::NewEvent {
-        tenant,
-        kind,
-        binding: Some(b.id),
-        data: serde_json::to_value(b).unwrap_or_default(),
-        at: crate::time::now_ms(),
-    }
-}
-
-fn shortage(s: Shortage) -> ApiError {
-    match s {
-        Shortage::EmptyPool => ApiError::PoolExhausted {
-            detail: "your number pool is empty: add numbers with POST /v1/numbers".into(),
-            availability: Availability { pool: 0, serving_pair: 0, quarantined: 0, available: 0, next: None },
-        },
-        Shortage::Exhausted(a) => ApiError::PoolExhausted {
-            detail: format!(
-                "no X left for this pair: {} of {} numbers already serve a or b and {} rest in quarantine for them",
-                a.serving_pair, a.pool, a.quarantined
-            ),
-            availability: a,
-        },
-    }
+    let created = st.svc.create_pairs(tenant, plans).await?;
+    let defaults = st.table.defaults();
+    Ok(created
+        .iter()
+        .map(|b| BindingOut::from(b, defaults))
+        .collect())
 }
 
 /// A binding of this tenant of one of `kinds`, or 404.
 pub(super) fn owned(
-    table: &BindingTable,
+    table: &crate::bindings::BindingTable,
     tenant: TenantId,
     id: i64,
     kinds: &[Kind],
     what: &'static str,
 ) -> Result<Binding, ApiError> {
-    table
-        .get(id)
-        .filter(|b| b.tenant == tenant && kinds.contains(&b.kind))
-        .ok_or(ApiError::NotFound(what))
+    Ok(crate::service::bindings::owned(
+        table, tenant, id, kinds, what,
+    )?)
 }
 
 #[utoipa::path(get, path = "/v1/bindings/{id}", tag = "bindings", params(("id" = i64, Path, description = "binding id")),
@@ -461,30 +299,12 @@ pub(super) async fn change(
     what: &'static str,
     req: ConditionsIn,
 ) -> Result<BindingOut, ApiError> {
-    let table = st.table.clone();
     let norm = st.norm.clone();
-    let hub = st.hub.clone();
-    let defaults = st.table.defaults().clone();
-    let (out, told) = st
-        .db(move |s| {
-            let mut b = owned(&table, tenant, id, kinds, what)?;
-            let c = req.apply(&b.conditions, &norm, "")?;
-            s.set_conditions(id, &c, crate::time::now())?;
-            b.conditions = c.clone();
-            let out = BindingOut::from(&b, &defaults);
-            let told = store_events(
-                s,
-                &hub,
-                vec![binding_event(tenant, "binding.changed", &out)],
-            )?;
-            table
-                .set_conditions(id, c)
-                .ok_or(ApiError::NotFound(what))?;
-            Ok((out, told))
-        })
+    let b = st
+        .svc
+        .change(tenant, id, kinds, what, move |c| req.apply(c, &norm, ""))
         .await?;
-    st.publish(told);
-    Ok(out)
+    Ok(BindingOut::from(&b, st.table.defaults()))
 }
 
 #[utoipa::path(delete, path = "/v1/bindings/{id}", tag = "bindings", params(("id" = i64, Path, description = "binding id")),
@@ -524,30 +344,7 @@ pub(super) async fn remove(
     kinds: &'static [Kind],
     what: &'static str,
 ) -> Result<StatusCode, ApiError> {
-    let table = st.table.clone();
-    let quarantine = st.cfg.quarantine_secs;
-    let hub = st.hub.clone();
-    let defaults = st.table.defaults().clone();
-    let told = st
-        .db(move |s: &mut dyn Backend| {
-            let unique: HashSet<i64> = ids.iter().copied().collect();
-            let found = unique
-                .iter()
-                .map(|id| owned(&table, tenant, *id, kinds, what))
-                .collect::<Result<Vec<_>, _>>()?;
-            s.delete(&found, crate::time::now() + quarantine as i64)?;
-            let events = found
-                .iter()
-                .map(|b| binding_event(tenant, "binding.deleted", &BindingOut::from(b, &defaults)))
-                .collect();
-            let told = store_events(s, &hub, events)?;
-            for b in &found {
-                table.remove(b.id);
-            }
-            Ok(told)
-        })
-        .await?;
-    st.publish(told);
+    st.svc.remove(tenant, ids, kinds, what).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -561,26 +358,6 @@ pub async fn pair_availability(
 ) -> Result<Json<AvailabilityOut>, ApiError> {
     let a = number(&st.norm, "a", &q.a)?;
     let b = number(&st.norm, "b", &q.b)?;
-    let table = st.table.clone();
-    let tenant = t.0;
-    let avail = st
-        .db(move |s| {
-            let pool = pair_pool(s, &table, tenant)?;
-            let taken: HashSet<Number> =
-                table.xs_of(&a).into_iter().chain(table.xs_of(&b)).collect();
-            let resting = s
-                .quarantined(&[&a, &b], crate::time::now())?
-                .into_iter()
-                .map(|(x, _)| x)
-                .collect();
-            Ok(availability(
-                &pool,
-                &taken,
-                &resting,
-                |x| table.uses_of(x),
-                None,
-            ))
-        })
-        .await?;
+    let avail = st.svc.availability(t.0, a, b).await?;
     Ok(Json((&avail).into()))
 }

@@ -2,7 +2,6 @@
 //! random SIP user part (`token`) that reaches its owner, with its `sip:`
 //! and `tel:` URIs and a QR code (SVG and PNG).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -16,9 +15,7 @@ use super::bindings::{change, list_kinds, owned, remove, ListQuery};
 use super::model::{number, BindingOut, BindingPage, ConditionsIn};
 use super::problem::ApiError;
 use super::{ApiState, Body, Json, P, Q};
-use crate::bindings::alloc::{allocate, availability};
-use crate::bindings::{Conditions, Kind, Number};
-use crate::store::NewBinding;
+use crate::bindings::{Conditions, Kind};
 
 const KINDS: &[Kind] = &[Kind::Digits, Kind::Token];
 
@@ -96,71 +93,15 @@ pub async fn create(
             "applies to AXB bindings only",
         ));
     }
-    let table = st.table.clone();
-    let tenant = t.0;
-    let kind = req.kind;
-    let hub = st.hub.clone();
-    let defaults = st.table.defaults().clone();
-    let (b, told) = st
-        .db(move |s| {
-            let now = crate::time::now();
-            let (x, kind) = match kind {
-                IdentifierKind::Token => {
-                    let x = Number::from_normalised(crate::ids::short("t-", 10));
-                    // The token is the tenant's for good: a revoked one is
-                    // never handed to anyone else.
-                    if !s.claim(tenant, &x, "token", now)? {
-                        return Err(ApiError::Internal("token collision".into()));
-                    }
-                    (x, Kind::Token)
-                }
-                IdentifierKind::Digits => {
-                    let pool = s.numbers(tenant)?;
-                    // An identifier needs an X of its own, at rest for everyone.
-                    let taken: HashSet<Number> = pool
-                        .iter()
-                        .filter(|x| table.uses_of(x) > 0)
-                        .cloned()
-                        .collect();
-                    let resting: HashSet<Number> = s
-                        .quarantined(&[], now)?
-                        .into_iter()
-                        .map(|(x, _)| x)
-                        .collect();
-                    let a = availability(&pool, &taken, &resting, |_| 0, None);
-                    (
-                        allocate(a).map_err(|_| ApiError::PoolExhausted {
-                            detail: "no free number in your pool for an identifier".into(),
-                            availability: availability(&pool, &taken, &resting, |_| 0, None),
-                        })?,
-                        Kind::Digits,
-                    )
-                }
-            };
-            let row = NewBinding {
-                tenant,
-                kind,
-                a: None,
-                x,
-                b: owner,
-                conditions,
-                created_at: now,
-            };
-            let created = s.create(&[row])?;
-            let b = created
-                .into_iter()
-                .next()
-                .ok_or_else(|| ApiError::Internal("nothing created".into()))?;
-            let shown = BindingOut::from(&b, &defaults);
-            let ev = super::bindings::binding_event(tenant, "binding.created", &shown);
-            let told = super::bindings::store_events(s, &hub, vec![ev])?;
-            table
-                .insert(b)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            Ok((shown, told))
-        })
+    let kind = match req.kind {
+        IdentifierKind::Token => crate::service::bindings::IdentifierKind::Token,
+        IdentifierKind::Digits => crate::service::bindings::IdentifierKind::Digits,
+    };
+    let b = st
+        .svc
+        .create_identifier(t.0, kind, owner, conditions)
         .await?;
-    st.publish(told);
+    let b = BindingOut::from(&b, st.table.defaults());
     Ok((StatusCode::CREATED, Json(out(&st, b))))
 }
 

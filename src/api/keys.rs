@@ -1,7 +1,6 @@
-//! API keys: issue, list and revoke a tenant's keys (over HTTP, and for the
-//! command line), and tenant names. A key is shown once, when issued; the
-//! store keeps its SHA-256 hash and a public id (`key_...`) to list and
-//! revoke it by. A revoked key stops working at once.
+//! API keys over HTTP: list, issue and revoke a tenant's own keys (the
+//! rules are in `service::tenants`). A key is shown once, when issued; a
+//! revoked key stops working at once.
 
 use std::sync::Arc;
 
@@ -10,52 +9,10 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::auth::{hash_key, new_key, Tenant};
+use super::auth::Tenant;
 use super::problem::ApiError;
 use super::{ApiState, Json, P};
-use crate::bindings::TenantId;
-use crate::store::prelude::*;
-use crate::store::StoreError;
-
-/// Why a tenant or key operation was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// Empty or unusable tenant name.
-    #[error("tenant name {0:?} is not 1 to 64 letters, digits, '.', '_' or '-' starting with a letter or digit")]
-    BadName(String),
-    /// A tenant of that name exists.
-    #[error("tenant {0:?} exists already")]
-    TenantExists(String),
-    /// No tenant of that name.
-    #[error("no tenant {0:?}")]
-    NoTenant(String),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Checks a tenant name.
-pub fn tenant_name(name: &str) -> Result<(), KeyError> {
-    let ok = (1..=64).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(KeyError::BadName(name.to_string()))
-    }
-}
-
-/// Issues a new key for `tenant`: (public id, key).
-pub fn issue(s: &mut dyn Backend, tenant: TenantId) -> Result<(String, String), StoreError> {
-    let key = new_key();
-    let id = crate::ids::short("key_", 12);
-    s.add_key(tenant, &id, &hash_key(&key), crate::time::now())?;
-    Ok((id, key))
-}
+use crate::service::tenants::hash_key;
 
 /// A key as listed (never the key itself).
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,8 +42,7 @@ pub struct NewKey {
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", responses((status = 200, body = Keys)), security(("bearer" = [])))]
 /// The tenant's keys.
 pub async fn list(State(st): State<Arc<ApiState>>, t: Tenant) -> Result<Json<Keys>, ApiError> {
-    let tenant = t.0;
-    let rows = st.db(move |s| Ok(s.tenant_keys(tenant)?)).await?;
+    let rows = st.svc.keys_of(t.0).await?;
     let items = rows
         .into_iter()
         .map(|(id, at)| KeyOut {
@@ -104,7 +60,7 @@ pub async fn create(
     t: Tenant,
 ) -> Result<(StatusCode, Json<NewKey>), ApiError> {
     let tenant = t.0;
-    let (id, key) = st.db(move |s| Ok(issue(s, tenant)?)).await?;
+    let (id, key) = st.svc.issue_key(tenant).await?;
     st.keys.insert(hash_key(&key), tenant);
     Ok((StatusCode::CREATED, Json(NewKey { id, key })))
 }
@@ -117,28 +73,7 @@ pub async fn revoke(
     t: Tenant,
     P(key_id): P<String>,
 ) -> Result<StatusCode, ApiError> {
-    let tenant = t.0;
-    let keys = st
-        .db(move |s| {
-            if !s.revoke_key(tenant, &key_id)? {
-                return Err(ApiError::NotFound("key"));
-            }
-            Ok(s.keys()?)
-        })
-        .await?;
+    let keys = st.svc.revoke(t.0, key_id).await?;
     st.reload_keys(keys);
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn tenant_names_are_checked() {
-        for bad in ["", " ", "-x", "a b", "ä", &"x".repeat(65)] {
-            assert!(super::tenant_name(bad).is_err(), "{bad:?}");
-        }
-        for good in ["acme", "acme-2.eu_west", "7eleven"] {
-            assert!(super::tenant_name(good).is_ok(), "{good}");
-        }
-    }
 }

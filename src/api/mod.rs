@@ -6,7 +6,6 @@
 pub mod auth;
 pub mod bindings;
 pub mod calls;
-pub mod expiry;
 pub mod identifiers;
 pub mod input;
 pub mod keys;
@@ -51,13 +50,16 @@ pub struct ApiConfig {
     /// Stops live streams when the server shuts down.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Non-public networks webhooks may reach.
-    pub webhook_networks: Arc<Vec<crate::events::policy::Network>>,
+    pub webhook_networks: Arc<Vec<crate::net::Network>>,
 }
 
 /// Shared state of the handlers.
 pub struct ApiState {
+    /// The domain services every change goes through.
+    pub svc: crate::service::Services,
+    /// The services' store connection, for reads.
     store: Shared,
-    /// The live binding table (shared with the SIP engine).
+    /// The live binding table (shared with the SIP engine), for reads.
     pub table: Arc<BindingTable>,
     /// Number normalisation.
     pub norm: Normaliser,
@@ -80,21 +82,27 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// Builds the state over a store connection of its own.
+    /// Builds the state over the services (and a store connection of its
+    /// own for key lookups).
     pub fn new(
-        store: Box<dyn Backend>,
-        table: Arc<BindingTable>,
+        svc: crate::service::Services,
         norm: Normaliser,
         cfg: ApiConfig,
         sip_metrics: Arc<dyn Fn() -> String + Send + Sync>,
-        hub: Arc<crate::events::Hub>,
     ) -> Result<ApiState, crate::store::StoreError> {
-        let keys = store.keys()?.into_iter().collect();
-        let key_lookup = Arc::new(Mutex::new(store.reopen()?));
+        let (keys, key_lookup) = {
+            let s = svc
+                .store
+                .lock()
+                .map_err(|_| crate::store::StoreError::Unavailable("lock poisoned".into()))?;
+            (s.keys()?.into_iter().collect(), s.reopen()?)
+        };
+        let hub = svc.hub.clone();
         Ok(ApiState {
-            key_lookup,
-            store: Arc::new(Mutex::new(store)),
-            table,
+            key_lookup: Arc::new(Mutex::new(key_lookup)),
+            store: svc.store.clone(),
+            table: svc.table.clone(),
+            svc,
             norm,
             keys,
             limiter: auth::Limiter::new(cfg.rate_per_sec, cfg.burst),
@@ -103,16 +111,6 @@ impl ApiState {
             sip_metrics,
             hub,
         })
-    }
-
-    /// Stores events about bindings and publishes them once committed.
-    pub async fn emit(&self, events: Vec<crate::store::events::NewEvent>) -> Result<(), ApiError> {
-        let hub = self.hub.clone();
-        let stored = self
-            .db(move |s| bindings::store_events(s, &hub, events))
-            .await?;
-        self.publish(stored);
-        Ok(())
     }
 
     /// The tenant of a key hash missing from the cache, from the database.
@@ -136,17 +134,8 @@ impl ApiState {
         }
     }
 
-    /// Publishes committed events to live streams.
-    pub fn publish(&self, stored: Vec<(TenantId, String)>) {
-        for (t, body) in stored {
-            self.hub.publish(t, body);
-        }
-    }
-
-    /// Runs `f` on the store off the async threads, as one unit of work:
-    /// its writes (a change and the events about it) commit together or not
-    /// at all. One at a time, so each change is also atomic against the
-    /// other API changes.
+    /// Runs `f` (a read, or a change that is the API's alone: webhook
+    /// settings) on the services' store connection off the async threads.
     pub async fn db<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut dyn Backend) -> Result<T, ApiError> + Send + 'static,
@@ -381,18 +370,4 @@ pub fn router(state: Arc<ApiState>) -> Router {
         ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
-}
-
-/// Creates a tenant with a first key; returns the key (shown once).
-pub fn add_tenant(store: &mut dyn Backend, name: &str) -> Result<String, keys::KeyError> {
-    keys::tenant_name(name)?;
-    store.atomically(|s| {
-        if s.tenant_by_name(name)?.is_some() {
-            return Err(keys::KeyError::TenantExists(name.to_string()));
-        }
-        let id = s.add_tenant(name, crate::time::now())?;
-        let (_, key) = keys::issue(s, id)?;
-        s.log_change(&crate::store::changes::Change::Keys)?;
-        Ok(key)
-    })
 }

@@ -278,3 +278,8 @@ pub struct BindingPage {
     /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
 }
+
+/// A binding as events show it: the API's representation.
+pub fn view(b: &crate::bindings::Binding, d: &crate::bindings::Defaults) -> serde_json::Value {
+    serde_json::to_value(BindingOut::from(b, d)).unwrap_or_default()
+}

@@ -1,6 +1,5 @@
 //! The number pool and the blocklist over HTTP.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -12,7 +11,6 @@ use super::auth::Tenant;
 use super::model::{number, phone};
 use super::problem::ApiError;
 use super::{ApiState, Body, Json, P};
-use crate::bindings::Number;
 
 /// Numbers to add to the pool.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -69,21 +67,7 @@ pub async fn add(
         .map(|(i, n)| phone(&st.norm, &format!("numbers[{i}]"), n))
         .collect::<Result<Vec<_>, _>>()?;
     let tenant = t.0;
-    st.db(
-        move |s| match s.add_numbers(tenant, &nums, crate::time::now())? {
-            Ok(()) => Ok(()),
-            // Whose it is stays unsaid: no oracle of other tenants' numbers.
-            Err((n, true)) => Err(ApiError::Conflict(format!(
-                "{} is already yours",
-                n.as_str()
-            ))),
-            Err((n, false)) => Err(ApiError::Conflict(format!(
-                "{} is not available",
-                n.as_str()
-            ))),
-        },
-    )
-    .await?;
+    st.svc.add_numbers(tenant, nums).await?;
     Ok((StatusCode::CREATED, pool(&st, tenant).await?))
 }
 
@@ -94,31 +78,25 @@ pub async fn list(State(st): State<Arc<ApiState>>, t: Tenant) -> Result<Json<Poo
 }
 
 async fn pool(st: &Arc<ApiState>, tenant: i64) -> Result<Json<Pool>, ApiError> {
-    let table = st.table.clone();
     let numbers = st
-        .db(move |s| {
-            let now = crate::time::now();
-            let resting: HashMap<Number, i64> = s.quarantined(&[], now)?.into_iter().collect();
-            Ok(s.numbers(tenant)?
-                .into_iter()
-                .map(|n| {
-                    let uses = table.uses_of(&n);
-                    let until = resting.get(&n).copied();
-                    let status = match (uses, until) {
-                        (1.., _) => "in_use",
-                        (0, Some(_)) => "quarantined",
-                        _ => "free",
-                    };
-                    PoolNumber {
-                        number: n.as_str().to_string(),
-                        status: status.into(),
-                        bindings: uses,
-                        quarantined_until: until.map(crate::time::format),
-                    }
-                })
-                .collect())
+        .svc
+        .pool(tenant)
+        .await?
+        .into_iter()
+        .map(|p| {
+            let status = match (p.bindings, p.quarantined_until) {
+                (1.., _) => "in_use",
+                (0, Some(_)) => "quarantined",
+                _ => "free",
+            };
+            PoolNumber {
+                number: p.number.as_str().to_string(),
+                status: status.into(),
+                bindings: p.bindings,
+                quarantined_until: p.quarantined_until.map(crate::time::format),
+            }
         })
-        .await?;
+        .collect();
     Ok(Json(Pool { numbers }))
 }
 
@@ -131,22 +109,7 @@ pub async fn remove(
     P(n): P<String>,
 ) -> Result<StatusCode, ApiError> {
     let n = phone(&st.norm, "number", &n)?;
-    let table = st.table.clone();
-    let tenant = t.0;
-    st.db(move |s| {
-        if !s.numbers(tenant)?.contains(&n) {
-            return Err(ApiError::NotFound("number"));
-        }
-        if table.uses_of(&n) > 0 {
-            return Err(ApiError::Conflict(format!(
-                "{} still serves bindings; delete them first",
-                n.as_str()
-            )));
-        }
-        s.remove_number(tenant, &n)?;
-        Ok(())
-    })
-    .await?;
+    st.svc.remove_number(t.0, n).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -156,12 +119,12 @@ pub async fn blocklist(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
 ) -> Result<Json<Blocklist>, ApiError> {
-    let tenant = t.0;
-    let all = st.db(move |s| Ok(s.blocklist()?)).await?;
-    let numbers = all
+    let numbers = st
+        .svc
+        .blocklist(t.0)
+        .await?
         .into_iter()
-        .filter(|(t, _)| *t == tenant)
-        .map(|(_, n)| n.as_str().to_string())
+        .map(|n| n.as_str().to_string())
         .collect();
     Ok(Json(Blocklist { numbers }))
 }
@@ -195,15 +158,6 @@ async fn set_blocked(
     blocked: bool,
 ) -> Result<StatusCode, ApiError> {
     let n = number(&st.norm, "number", &n)?;
-    let table = st.table.clone();
-    st.db(move |s| {
-        let changed = s.set_blocked(tenant, &n, blocked, crate::time::now())?;
-        if !blocked && !changed {
-            return Err(ApiError::NotFound("blocked number"));
-        }
-        table.set_blocked(tenant, n, blocked);
-        Ok(())
-    })
-    .await?;
+    st.svc.set_blocked(tenant, n, blocked).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -170,6 +170,26 @@ impl ApiError {
     }
 }
 
+impl From<crate::service::Error> for ApiError {
+    fn from(e: crate::service::Error) -> Self {
+        use crate::service::Error as E;
+        match e {
+            E::Invalid { field, reason } => ApiError::invalid(field, reason),
+            E::NotFound(what) => ApiError::NotFound(what),
+            E::Conflict(c) => ApiError::Conflict(c),
+            E::Exhausted {
+                detail,
+                availability,
+            } => ApiError::PoolExhausted {
+                detail,
+                availability,
+            },
+            E::Internal(e) => ApiError::Internal(e),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         ApiError::Internal(e.to_string())

@@ -85,17 +85,8 @@ pub async fn set(
         .await
         .map_err(|e| ApiError::invalid("url", e.to_string()))?
         .to_string();
-    let secret = crate::ids::secret("whsec_");
     let masked = req.numbers == NumberStyle::Masked;
-    let tenant = t.0;
-    let hook = st
-        .db(move |s| {
-            s.set_webhook(tenant, &url, &secret, masked)?;
-            s.webhook(tenant)?
-                .ok_or_else(|| ApiError::Internal("webhook vanished".into()))
-        })
-        .await?;
-    st.hub.set_hooked(tenant, true);
+    let hook = st.svc.set_webhook(t.0, url, masked).await?;
     Ok(Json(WebhookOut::from(hook)))
 }
 
@@ -197,24 +188,14 @@ pub async fn redeliver(
     t: Tenant,
     P(event_id): P<String>,
 ) -> Result<StatusCode, ApiError> {
-    let tenant = t.0;
-    let found = st
-        .db(move |s| Ok(s.redeliver(tenant, &event_id, crate::time::now_ms())?))
-        .await?;
-    if !found {
-        return Err(ApiError::NotFound("failed event"));
-    }
+    st.svc.redeliver(t.0, event_id).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 #[utoipa::path(delete, path = "/v1/webhook", tag = "events", responses((status = 204)), security(("bearer" = [])))]
 /// Removes the webhook; undelivered events are dropped.
 pub async fn delete(State(st): State<Arc<ApiState>>, t: Tenant) -> Result<StatusCode, ApiError> {
-    let tenant = t.0;
-    if !st.db(move |s| Ok(s.delete_webhook(tenant)?)).await? {
-        return Err(ApiError::NotFound("webhook"));
-    }
-    st.hub.set_hooked(tenant, false);
+    st.svc.delete_webhook(t.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -10,7 +10,6 @@ use std::path::Path;
 
 use crate::bindings::{csv, BindingTable, Conditions, Normaliser};
 use crate::config::Config;
-use crate::store::changes::Change;
 
 mod tenants;
 
@@ -47,7 +46,10 @@ pub enum CliError {
     Invalid(String),
     /// A tenant or key operation was refused.
     #[error(transparent)]
-    Keys(#[from] crate::api::keys::KeyError),
+    Keys(#[from] crate::service::tenants::TenantError),
+    /// An operator change was refused.
+    #[error(transparent)]
+    Operator(#[from] crate::service::operator::OperatorError),
 }
 
 /// Imports a CSV file, all or nothing. Returns the number of bindings added.
@@ -137,21 +139,7 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
             let _ = std::io::stderr().flush();
         }
     };
-    store.atomically(|s| -> Result<(), CliError> {
-        for n in &news {
-            if !s.claim(crate::bindings::OPERATOR, &n.x, "cli", now)? {
-                return Err(CliError::Invalid(format!(
-                    "virtual number {} belongs to an API tenant",
-                    n.x.as_str()
-                )));
-            }
-        }
-        let ids = s.insert_with_progress(&news, &mut progress)?;
-        if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
-            s.log_change(&Change::BindingsAdded(*first, *last))?;
-        }
-        Ok(())
-    })?;
+    crate::service::operator::add_bindings(store.as_mut(), &news, now, &mut progress)?;
     if tty {
         eprintln!();
     }
@@ -255,21 +243,12 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
         created_at: crate::time::now(),
     };
     let now = row.created_at;
-    let ids = store.atomically(|s| -> Result<Vec<i64>, CliError> {
-        // One owner per X: a tenant's number (pool, identifier) is not the
-        // operator's to bind.
-        if !s.claim(crate::bindings::OPERATOR, &row.x, "cli", now)? {
-            return Err(CliError::Invalid(format!(
-                "virtual number {} belongs to an API tenant",
-                row.x.as_str()
-            )));
-        }
-        let ids = s.insert(std::slice::from_ref(&row))?;
-        for id in &ids {
-            s.log_change(&Change::BindingsAdded(*id, *id))?;
-        }
-        Ok(ids)
-    })?;
+    let ids = crate::service::operator::add_bindings(
+        store.as_mut(),
+        std::slice::from_ref(&row),
+        now,
+        &mut |_| {},
+    )?;
     ids.first()
         .copied()
         .ok_or_else(|| CliError::Invalid("nothing inserted".into()))
@@ -279,16 +258,10 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
 /// its X ends with the last binding on it.
 pub fn remove(dir: &Path, id: i64) -> Result<bool, CliError> {
     let mut store = crate::store::open(dir)?;
-    let Some(b) = store.get(id)? else {
-        return Ok(false);
-    };
-    store.atomically(|s| -> Result<(), CliError> {
-        s.remove(id)?;
-        s.release_cli_claim(&b.x)?;
-        s.log_change(&Change::BindingRemoved(id))?;
-        Ok(())
-    })?;
-    Ok(true)
+    Ok(crate::service::operator::remove_binding(
+        store.as_mut(),
+        id,
+    )?)
 }
 
 /// Writes every binding as a table.

@@ -6,13 +6,16 @@ use std::io::Write;
 use std::path::Path;
 
 use super::CliError;
-use crate::store::changes::Change;
-use crate::store::prelude::*;
+use crate::service::tenants;
 
 /// Creates a tenant; returns its first key.
 pub fn add_tenant(dir: &Path, name: &str) -> Result<String, CliError> {
     let mut store = crate::store::open(dir)?;
-    Ok(crate::api::add_tenant(store.as_mut(), name)?)
+    Ok(tenants::add_tenant(
+        store.as_mut(),
+        name,
+        crate::time::now(),
+    )?)
 }
 
 /// A tenant's name and its keys: (key id, created at).
@@ -28,34 +31,20 @@ pub fn list_tenants(dir: &Path) -> Result<Vec<TenantKeys>, CliError> {
     Ok(out)
 }
 
-fn tenant_id(store: &dyn Backend, name: &str) -> Result<i64, CliError> {
-    store
-        .tenant_by_name(name)?
-        .ok_or_else(|| crate::api::keys::KeyError::NoTenant(name.to_string()).into())
-}
-
 /// Issues another key for a tenant: (key id, key).
 pub fn add_key(dir: &Path, tenant: &str) -> Result<(String, String), CliError> {
     let mut store = crate::store::open(dir)?;
-    let t = tenant_id(store.as_ref(), tenant)?;
-    store.atomically(|s| -> Result<_, CliError> {
-        let k = crate::api::keys::issue(s, t)?;
-        s.log_change(&Change::Keys)?;
-        Ok(k)
-    })
+    Ok(tenants::add_key(
+        store.as_mut(),
+        tenant,
+        crate::time::now(),
+    )?)
 }
 
 /// Revokes a tenant's key; `false` if it has no such key.
 pub fn revoke_key(dir: &Path, tenant: &str, key_id: &str) -> Result<bool, CliError> {
     let mut store = crate::store::open(dir)?;
-    let t = tenant_id(store.as_ref(), tenant)?;
-    store.atomically(|s| -> Result<_, CliError> {
-        let found = s.revoke_key(t, key_id)?;
-        if found {
-            s.log_change(&Change::Keys)?;
-        }
-        Ok(found)
-    })
+    Ok(tenants::revoke_key(store.as_mut(), tenant, key_id)?)
 }
 
 /// Writes the call records of the operator's (command-line) bindings,

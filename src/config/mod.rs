@@ -184,10 +184,10 @@ pub struct WebhooksConfig {
 
 impl WebhooksConfig {
     /// The allowed networks (validated at load).
-    pub fn networks(&self) -> Vec<crate::events::policy::Network> {
+    pub fn networks(&self) -> Vec<crate::net::Network> {
         self.allow_networks
             .iter()
-            .filter_map(|n| crate::events::policy::Network::parse(n).ok())
+            .filter_map(|n| crate::net::Network::parse(n).ok())
             .collect()
     }
 }
@@ -353,7 +353,7 @@ impl Config {
             }
         }
         for n in &self.webhooks.allow_networks {
-            if let Err(e) = crate::events::policy::Network::parse(n) {
+            if let Err(e) = crate::net::Network::parse(n) {
                 bad("webhooks.allow_networks", e.to_string());
             }
         }

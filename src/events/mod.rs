@@ -69,3 +69,13 @@ impl Hub {
         self.tx.subscribe()
     }
 }
+
+impl crate::store::events::Listeners for Hub {
+    fn hooked(&self, tenant: TenantId) -> bool {
+        Hub::hooked(self, tenant)
+    }
+
+    fn publish(&self, tenant: TenantId, body: String) {
+        Hub::publish(self, tenant, body)
+    }
+}

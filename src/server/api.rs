@@ -19,6 +19,7 @@ pub(super) struct ApiDeps {
     pub(super) table: Arc<BindingTable>,
     pub(super) core: Arc<Core>,
     pub(super) hub: Arc<crate::events::Hub>,
+    pub(super) clock: crate::time::SharedClock,
     pub(super) sip_host: String,
     /// A draining sibling shares the ports (else they must be free).
     pub(super) overlap: bool,
@@ -36,6 +37,7 @@ pub(super) async fn start_api(
         table,
         core,
         hub,
+        clock,
         sip_host,
         overlap: deps_overlap,
     } = deps;
@@ -69,14 +71,15 @@ pub(super) async fn start_api(
         default_country_code: cfg.numbers.default_country_code.clone(),
     };
     let metrics = Arc::new(move || core.engine.lock().map(|e| e.metrics()).unwrap_or_default());
-    let state = crate::api::ApiState::new(
-        crate::store::open(data_dir)?,
+    let svc = crate::service::Services {
+        store: Arc::new(std::sync::Mutex::new(crate::store::open(data_dir)?)),
         table,
-        norm,
-        api_cfg,
-        metrics,
-        hub.clone(),
-    )?;
+        hub: hub.clone(),
+        clock,
+        quarantine_secs: cfg.api.quarantine_secs,
+        view: crate::api::model::view,
+    };
+    let state = crate::api::ApiState::new(svc.clone(), norm, api_cfg, metrics)?;
     let w = &cfg.webhooks;
     let ca = (!w.ca_file.is_empty()).then(|| std::path::Path::new(&w.ca_file));
     let client = crate::events::webhook::Client::new(
@@ -97,8 +100,8 @@ pub(super) async fn start_api(
         cancel.clone(),
     ));
     let state = Arc::new(state);
-    tasks.spawn(crate::api::expiry::run(
-        state.clone(),
+    tasks.spawn(crate::service::expiry::run(
+        svc,
         Duration::from_secs(1),
         cancel.clone(),
     ));

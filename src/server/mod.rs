@@ -246,6 +246,7 @@ impl Server {
                 table: bindings.clone(),
                 core: core.clone(),
                 hub: hub.clone(),
+                clock: clock.clone(),
                 sip_host,
                 overlap,
             };

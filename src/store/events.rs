@@ -8,6 +8,17 @@ use rusqlite::params;
 use super::{SqliteStore, StoreError};
 use crate::bindings::TenantId;
 
+/// Who hears of events once they are committed: which tenants deliver
+/// webhooks (their events are kept for delivery), and the live streams to
+/// publish to. The event hub ([`crate::events::Hub`]) is one; the store
+/// knows only this.
+pub trait Listeners: Send + Sync {
+    /// Whether `tenant` has a webhook.
+    fn hooked(&self, tenant: TenantId) -> bool;
+    /// Sends a committed event (its JSON body) to live streams.
+    fn publish(&self, tenant: TenantId, body: String);
+}
+
 /// An event to store.
 #[derive(Clone, Debug)]
 pub struct NewEvent {

@@ -8,10 +8,10 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use super::events::Listeners;
 use super::events::NewEvent;
 use super::live::Checkpoint;
 use super::{Backend, Batch, CallRecord, UsageUpdate};
-use crate::events::Hub;
 
 enum Msg {
     Usage(UsageUpdate),
@@ -37,7 +37,7 @@ impl Writer {
     pub fn start(
         store: Box<dyn Backend>,
         keep_days: u32,
-        hub: Arc<Hub>,
+        hub: Arc<dyn Listeners>,
     ) -> std::io::Result<(Writer, JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
@@ -99,7 +99,7 @@ impl Writer {
     }
 }
 
-fn run(mut store: Box<dyn Backend>, rx: Receiver<Msg>, keep_ms: i64, hub: Arc<Hub>) {
+fn run(mut store: Box<dyn Backend>, rx: Receiver<Msg>, keep_ms: i64, hub: Arc<dyn Listeners>) {
     let mut last_purge: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
         // Only the latest counters of each binding matter.

@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sipmask::config::Config;
+pub use sipmask::time::ManualClock;
+pub use std::sync::Arc;
 use sipmask::server::Server;
 use sipmask::sip::Msg;
 #[allow(unused_imports)]
@@ -25,6 +27,34 @@ pub struct Sut {
     pub server: Server,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
+    /// The server's clock: tests move it instead of waiting for timers.
+    pub clock: Arc<ManualClock>,
+}
+
+impl Sut {
+    /// Runs the server's clock `factor` times faster than real time until
+    /// the returned guard is dropped, so timers of seconds fire in
+    /// milliseconds while every message still flows for real.
+    pub fn fast_forward(&self, factor: u32) -> FastForward {
+        let clock = self.clock.clone();
+        let step = Duration::from_millis(5);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(step).await;
+                clock.advance(step * factor.saturating_sub(1));
+            }
+        });
+        FastForward(task)
+    }
+}
+
+/// Stops a [`Sut::fast_forward`] when dropped.
+pub struct FastForward(tokio::task::JoinHandle<()>);
+
+impl Drop for FastForward {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Config for tests: loopback, port 0, own data dir.
@@ -64,9 +94,17 @@ pub fn ax(x: &str, owner: &str) -> sipmask::cli::AddArgs {
 
 /// Starts a server on `cfg` (whose data dir is `dir`).
 pub async fn start(cfg: Config, dir: tempfile::TempDir) -> Sut {
-    let server = Server::start(cfg).await.expect("server starts");
+    let clock = ManualClock::new();
+    let server = Server::start_with_clock(cfg, clock.clone())
+        .await
+        .expect("server starts");
     let addr = server.addrs[0];
-    Sut { server, addr, dir }
+    Sut {
+        server,
+        addr,
+        dir,
+        clock,
+    }
 }
 
 /// A received message with its raw text.
@@ -488,8 +526,9 @@ pub fn operator_calls(dir: &std::path::Path) -> Vec<sipmask::store::CallRecord> 
 
 /// Creates a tenant in `dir` and returns its key.
 pub fn tenant(dir: &std::path::Path, name: &str) -> String {
-    let mut store = sipmask::store::SqliteStore::open(dir).expect("store");
-    sipmask::api::add_tenant(&mut store, name).expect("tenant")
+    let mut store = sipmask::store::open(dir).expect("store");
+    sipmask::service::tenants::add_tenant(store.as_mut(), name, sipmask::time::now())
+        .expect("tenant")
 }
 
 /// A port free for both UDP and TCP on `ip` (asked of the OS).

@@ -1,0 +1,159 @@
+//! Domain services: the rules of changing what calls are decided on. Each
+//! change runs in one unit of work on the store (database first), then
+//! reaches the live binding table, then its events are published: the
+//! order that makes a change durable before anyone sees it. The HTTP API
+//! and the command line both call these; neither touches SQL or the table
+//! itself.
+//!
+//! - [`bindings`]: AXB pairs and identifiers (allocation of X from the
+//!   pool, quarantine), condition changes, deletions, availability.
+//! - [`numbers`]: the pool and the blocklist.
+//! - [`tenants`]: tenants and their API keys.
+//! - [`operator`]: the operator's bindings from the command line, which a
+//!   running server applies through the change log.
+//! - [`webhooks`]: tenants' webhooks and redelivery.
+//! - [`expiry`]: the sweep that tells tenants a binding expired.
+
+pub mod bindings;
+pub mod expiry;
+pub mod numbers;
+pub mod operator;
+pub mod tenants;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use crate::bindings::alloc::Availability;
+use crate::bindings::{Binding, BindingTable, Defaults, TenantId};
+use crate::events::Hub;
+use crate::store::events::NewEvent;
+use crate::store::{Backend, Shared, StoreError};
+use crate::time::SharedClock;
+
+/// Why a change was refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A value breaks a rule; `field` names it as the caller wrote it.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No such thing of the tenant's.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The change clashes with what exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// No X left.
+    #[error("{detail}")]
+    Exhausted {
+        /// Why, in words.
+        detail: String,
+        /// The counts.
+        availability: Availability,
+    },
+    /// Something that cannot happen did.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    /// An [`Error::Invalid`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// How a binding is shown in events (the API's representation of it).
+pub type View = fn(&Binding, &Defaults) -> serde_json::Value;
+
+/// What the services work on: one store connection for changes (one at a
+/// time, so each is atomic against the others), the live table, the event
+/// hub and the clock.
+#[derive(Clone)]
+pub struct Services {
+    /// The store connection changes go through.
+    pub store: Shared,
+    /// The live binding table (shared with the call policy).
+    pub table: Arc<BindingTable>,
+    /// Who hears of events.
+    pub hub: Arc<Hub>,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Seconds a released (party, X) rests before X serves that party again.
+    pub quarantine_secs: u64,
+    /// How events show a binding.
+    pub view: View,
+}
+
+impl Services {
+    /// Runs `f` as one unit of work off the async threads; then publishes
+    /// the events it stored.
+    pub(crate) async fn unit<T: Send + 'static, E>(
+        &self,
+        f: impl FnOnce(&mut dyn Backend, &mut Outbox) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError> + Send + 'static,
+    {
+        let hub = self.hub.clone();
+        let (v, told) = crate::store::off_thread(&self.store, move |s| {
+            s.atomically(|s| -> Result<_, E> {
+                let mut out = Outbox {
+                    hub,
+                    stored: Vec::new(),
+                };
+                let v = f(s, &mut out)?;
+                Ok((v, out.stored))
+            })
+        })
+        .await?;
+        for (t, body) in told {
+            self.hub.publish(t, body);
+        }
+        Ok(v)
+    }
+
+    /// An event about a binding, as events show it.
+    pub fn binding_event(&self, kind: &'static str, b: &Binding) -> NewEvent {
+        NewEvent {
+            tenant: b.tenant,
+            kind,
+            binding: Some(b.id),
+            data: (self.view)(b, self.table.defaults()),
+            at: self.clock.now().unix_ms,
+        }
+    }
+}
+
+/// Events of one unit of work: stored in it, published after it commits.
+pub struct Outbox {
+    hub: Arc<Hub>,
+    stored: Vec<(TenantId, String)>,
+}
+
+impl Outbox {
+    /// Stores the events someone wants, in the unit of work.
+    pub fn store(&mut self, s: &mut dyn Backend, events: Vec<NewEvent>) -> Result<(), StoreError> {
+        let wanted: Vec<_> = events
+            .into_iter()
+            .filter(|e| self.hub.wants(e.tenant))
+            .collect();
+        if !wanted.is_empty() {
+            let hub = self.hub.clone();
+            self.stored
+                .extend(s.insert_events(&wanted, &|t| hub.hooked(t))?);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,57 @@
+//! The operator's bindings, made on the command line while a server may be
+//! running: each change claims its X for the operator (one owner per X),
+//! writes the bindings and logs the change in one unit of work; a running
+//! server applies the log to its live table (`watch`).
+
+use crate::bindings::{BindingId, OPERATOR};
+use crate::store::changes::Change;
+use crate::store::prelude::*;
+use crate::store::{NewBinding, StoreError};
+
+/// Why an operator change was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperatorError {
+    /// X is a tenant's (pool, identifier).
+    #[error("virtual number {0} belongs to an API tenant")]
+    NotYours(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates the operator's bindings, all or none, calling `progress` with
+/// the count written so far; returns their ids.
+pub fn add_bindings(
+    store: &mut dyn Backend,
+    rows: &[NewBinding],
+    now: i64,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<BindingId>, OperatorError> {
+    store.atomically(|s| {
+        for n in rows {
+            if !s.claim(OPERATOR, &n.x, "cli", now)? {
+                return Err(OperatorError::NotYours(n.x.as_str().to_string()));
+            }
+        }
+        let ids = s.insert_with_progress(rows, progress)?;
+        if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+            s.log_change(&Change::BindingsAdded(*first, *last))?;
+        }
+        Ok(ids)
+    })
+}
+
+/// Removes a binding; `false` if there was none. The operator's claim on
+/// its X ends with the last binding on it.
+pub fn remove_binding(store: &mut dyn Backend, id: BindingId) -> Result<bool, StoreError> {
+    let Some(b) = store.get(id)? else {
+        return Ok(false);
+    };
+    store.atomically(|s| {
+        s.remove(id)?;
+        s.release_cli_claim(&b.x)?;
+        s.log_change(&Change::BindingRemoved(id))?;
+        Ok(true)
+    })
+}
