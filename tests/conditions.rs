@@ -24,12 +24,14 @@ async fn refused(args: Vec<sipmask::cli::AddArgs>, caller_user: &str, dialled: &
     let d = Dialog::new(caller.addr, sut.addr, caller_user, dialled);
     caller.send(sut.addr, &d.invite()).await;
     let resp = caller.recv().await;
-    callee.expect_silence(Duration::from_millis(300)).await;
     // The refusal is ACKed like any non-2xx final, which stops its retransmission.
     caller.send(sut.addr, &d.ack_failure(&resp)).await;
-    caller
-        .expect_silence(std::time::Duration::from_millis(700))
-        .await;
+    // Each silence below is a second of the server's time (ten times
+    // faster than real time): longer than T1, when a retransmission of the
+    // refusal would be due.
+    let _ff = sut.fast_forward(10);
+    callee.expect_silence(Duration::from_millis(100)).await;
+    caller.expect_silence(Duration::from_millis(100)).await;
     (resp, caller)
 }
 
