@@ -96,7 +96,9 @@ async fn failed_events_are_listed_and_redelivered() {
     api.pool(&["17000000001"]).await;
     api.req("POST", "/v1/bindings", Some(json!({ "a": A, "b": B })))
         .await;
-    // Two attempts (one second apart), then the event is failed.
+    // Two attempts (one second apart on the server's clock, run ten times
+    // faster), then the event is failed.
+    let ff = api.sut.fast_forward(10);
     let mut failed = serde_json::Value::Null;
     for _ in 0..50 {
         let r = api
@@ -115,10 +117,11 @@ async fn failed_events_are_listed_and_redelivered() {
         .expect("error")
         .contains("500"));
     let mut tries = 0;
-    while rx.any_within(Duration::from_millis(1500)).await.is_some() {
+    while rx.any_within(Duration::from_millis(500)).await.is_some() {
         tries += 1;
     }
     assert_eq!(tries, 2, "no attempt after the last");
+    drop(ff);
 
     rx.status.store(200, Ordering::SeqCst);
     let id = failed["event_id"].as_str().expect("id");
@@ -152,6 +155,8 @@ async fn a_receiver_failing_too_long_is_disabled() {
     api.pool(&["17000000001"]).await;
     api.req("POST", "/v1/bindings", Some(json!({ "a": A, "b": B })))
         .await;
+    // A second of failing, on the server's clock run ten times faster.
+    let ff = api.sut.fast_forward(10);
     let mut w = serde_json::Value::Null;
     for _ in 0..50 {
         w = api.req("GET", "/v1/webhook", None).await.json();
@@ -160,6 +165,7 @@ async fn a_receiver_failing_too_long_is_disabled() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    drop(ff);
     assert!(w["disabled_at"].is_string(), "{w}");
     assert!(w["failing_since"].is_string(), "{w}");
     // The operator sees it in the metrics.
@@ -269,8 +275,14 @@ async fn https_receivers_are_verified() {
     api.req_as(&keys[0], "POST", "/v1/bindings", Some(body))
         .await;
     ok.next("binding.created").await;
-    // The self-signed receiver never gets a request: the handshake fails.
-    assert!(untrusted.any_within(Duration::from_secs(3)).await.is_none());
+    // The self-signed receiver never gets a request: the handshake fails,
+    // at every retry over three seconds of the server's clock.
+    let ff = api.sut.fast_forward(10);
+    assert!(untrusted
+        .any_within(Duration::from_millis(300))
+        .await
+        .is_none());
+    drop(ff);
     let r = api
         .req_as(
             &keys[0],

@@ -56,6 +56,7 @@ pub async fn run(
     client: Client,
     limits: Limits,
     hub: Arc<Hub>,
+    clock: crate::time::SharedClock,
     cancel: CancellationToken,
 ) {
     let store: Shared = Arc::new(Mutex::new(store));
@@ -67,7 +68,7 @@ pub async fn run(
             _ = cancel.cancelled() => break,
         }
         while tasks.try_join_next().is_some() {}
-        let now = crate::time::now_ms();
+        let now = clock.now().unix_ms;
         let Some(tenants) = db(&store, move |s| s.due_tenants(now)).await else {
             continue;
         };
@@ -82,6 +83,7 @@ pub async fn run(
                 client: client.clone(),
                 limits: limits.clone(),
                 hub: hub.clone(),
+                clock: clock.clone(),
             };
             let busy = busy.clone();
             tasks.spawn(async move {
@@ -103,11 +105,12 @@ struct Job {
     client: Client,
     limits: Limits,
     hub: Arc<Hub>,
+    clock: crate::time::SharedClock,
 }
 
 impl Job {
     async fn run(self) {
-        let (t, now) = (self.tenant, crate::time::now_ms());
+        let (t, now) = (self.tenant, self.clock.now().unix_ms);
         let Some(due) = db(&self.store, move |s| s.due_events(t, now, 50)).await else {
             return;
         };
@@ -128,7 +131,7 @@ impl Job {
             d.body.clone()
         };
         let r = self.client.post(&d.url, body, &d.secret, &d.event_id).await;
-        let now = crate::time::now_ms();
+        let now = self.clock.now().unix_ms;
         let n = d.attempts + 1;
         let outcome = match &r {
             Ok(()) => Attempt::Delivered,
@@ -165,7 +168,7 @@ impl Job {
             kind: "webhook.disabled",
             binding: None,
             data: serde_json::json!({ "last_error": why }),
-            at: crate::time::now_ms(),
+            at: self.clock.now().unix_ms,
         };
         if let Some(told) = db(&self.store, move |s| s.insert_events(&[ev], &|_| false)).await {
             for (t, body) in told {

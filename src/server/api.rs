@@ -75,7 +75,7 @@ pub(super) async fn start_api(
         store: Arc::new(std::sync::Mutex::new(crate::store::open(data_dir)?)),
         table,
         hub: hub.clone(),
-        clock,
+        clock: clock.clone(),
         quarantine_secs: cfg.api.quarantine_secs,
         view: crate::api::model::view,
     };
@@ -97,6 +97,7 @@ pub(super) async fn start_api(
         client,
         limits,
         hub,
+        clock.clone(),
         cancel.clone(),
     ));
     let state = Arc::new(state);

@@ -11,12 +11,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sipmask::config::Config;
-pub use sipmask::time::ManualClock;
-pub use std::sync::Arc;
 use sipmask::server::Server;
 use sipmask::sip::Msg;
 #[allow(unused_imports)]
 pub use sipmask::store::prelude::*;
+pub use sipmask::time::ManualClock;
+pub use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
