@@ -235,7 +235,7 @@ pub async fn list(
     t: Tenant,
     Q(q): Q<ListQuery>,
 ) -> Result<Json<BindingPage>, ApiError> {
-    list_kinds(&st, t.0, q, vec!["axb"]).await.map(Json)
+    list_kinds(&st, t.0, q, vec![Kind::Axb]).await.map(Json)
 }
 
 /// Lists a tenant's bindings of `kinds`, with live usage.
@@ -243,7 +243,7 @@ pub(super) async fn list_kinds(
     st: &Arc<ApiState>,
     tenant: TenantId,
     q: ListQuery,
-    kinds: Vec<&'static str>,
+    kinds: Vec<Kind>,
 ) -> Result<BindingPage, ApiError> {
     let (after, limit) = super::model::page(&q.cursor, q.limit)?;
     let party = q

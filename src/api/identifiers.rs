@@ -125,7 +125,7 @@ pub async fn list(
     t: Tenant,
     Q(q): Q<ListQuery>,
 ) -> Result<Json<BindingPage>, ApiError> {
-    list_kinds(&st, t.0, q, vec!["digits", "token"])
+    list_kinds(&st, t.0, q, vec![Kind::Digits, Kind::Token])
         .await
         .map(Json)
 }

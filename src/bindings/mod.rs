@@ -12,5 +12,5 @@ pub mod table;
 pub use conditions::{Conditions, Defaults, Direction, Refusal, Usage, Way};
 pub use number::{Normaliser, Number, NumberError};
 pub use table::{
-    Admission, Binding, BindingId, BindingTable, Kind, TableError, TenantId, OPERATOR,
+    Admission, Binding, BindingId, BindingTable, Claim, Kind, TableError, TenantId, OPERATOR,
 };

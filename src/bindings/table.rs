@@ -53,6 +53,35 @@ impl Kind {
     }
 }
 
+/// How a tenant came to hold an X in the registry of numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Claim {
+    /// Added to the tenant's pool.
+    Pool,
+    /// A token identifier's X, the tenant's for good.
+    Token,
+    /// The operator's, from the command line, while a binding uses it.
+    Cli,
+}
+
+impl Claim {
+    /// Stable name for the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Claim::Pool => "pool",
+            Claim::Token => "token",
+            Claim::Cli => "cli",
+        }
+    }
+
+    /// Parses [`Claim::as_str`].
+    pub fn parse(s: &str) -> Option<Claim> {
+        [Claim::Pool, Claim::Token, Claim::Cli]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
 /// An AX or AXB binding with its usage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Binding {

@@ -172,7 +172,7 @@ impl Services {
                     let x = Number::from_normalised(crate::ids::short("t-", 10));
                     // The token is the tenant's for good: a revoked one is
                     // never handed to anyone else.
-                    if !s.claim(tenant, &x, "token", now)? {
+                    if !s.claim(tenant, &x, crate::bindings::Claim::Token, now)? {
                         return Err(Error::Internal("token collision".into()));
                     }
                     (x, Kind::Token)

@@ -30,7 +30,7 @@ pub fn add_bindings(
 ) -> Result<Vec<BindingId>, OperatorError> {
     store.atomically(|s| {
         for n in rows {
-            if !s.claim(OPERATOR, &n.x, "cli", now)? {
+            if !s.claim(OPERATOR, &n.x, crate::bindings::Claim::Cli, now)? {
                 return Err(OperatorError::NotYours(n.x.as_str().to_string()));
             }
         }

@@ -9,7 +9,7 @@ use rusqlite::{params, OptionalExtension};
 use super::sqlite::{allowed_text, read_row, SELECT};
 use super::{NewBinding, UsageUpdate};
 use super::{SqliteStore, StoreError};
-use crate::bindings::{Binding, BindingId, Conditions, Direction, Number, TenantId};
+use crate::bindings::{Binding, BindingId, Claim, Conditions, Direction, Kind, Number, TenantId};
 
 /// A page of bindings.
 pub struct Page {
@@ -31,20 +31,28 @@ pub struct Filter {
     /// X equals.
     pub x: Option<String>,
     /// Kinds to include.
-    pub kinds: Vec<&'static str>,
+    pub kinds: Vec<Kind>,
 }
 
 fn owner_in(
     conn: &rusqlite::Connection,
     x: &Number,
-) -> Result<Option<(TenantId, String)>, StoreError> {
-    Ok(conn
+) -> Result<Option<(TenantId, Claim)>, StoreError> {
+    let row: Option<(TenantId, String)> = conn
         .query_row(
             "SELECT tenant_id, source FROM numbers WHERE number = ?1",
             [x.as_str()],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .optional()?)
+        .optional()?;
+    row.map(|(t, source)| match Claim::parse(&source) {
+        Some(c) => Ok((t, c)),
+        None => Err(StoreError::Corrupt {
+            id: t,
+            reason: format!("number {} has the unknown source {source:?}", x.as_str()),
+        }),
+    })
+    .transpose()
 }
 
 impl SqliteStore {
@@ -187,7 +195,7 @@ impl NumberStore for SqliteStore {
     }
 
     /// Who holds X (tenant, and how: `pool`, `token` or `cli`), if anyone.
-    fn owner(&self, x: &Number) -> Result<Option<(TenantId, String)>, StoreError> {
+    fn owner(&self, x: &Number) -> Result<Option<(TenantId, Claim)>, StoreError> {
         owner_in(&self.conn, x)
     }
 
@@ -197,7 +205,7 @@ impl NumberStore for SqliteStore {
         &mut self,
         tenant: TenantId,
         x: &Number,
-        source: &str,
+        source: Claim,
         now: i64,
     ) -> Result<bool, StoreError> {
         if let Some((owner, _)) = owner_in(&self.conn, x)? {
@@ -205,7 +213,7 @@ impl NumberStore for SqliteStore {
         }
         self.conn.execute(
             "INSERT INTO numbers (number, tenant_id, created_at, source) VALUES (?1, ?2, ?3, ?4)",
-            params![x.as_str(), tenant, now, source],
+            params![x.as_str(), tenant, now, source.as_str()],
         )?;
         Ok(true)
     }
@@ -399,7 +407,7 @@ impl BindingStore for SqliteStore {
         let kinds = f
             .kinds
             .iter()
-            .map(|k| format!("'{k}'"))
+            .map(|k| format!("'{}'", k.as_str()))
             .collect::<Vec<_>>()
             .join(",");
         let sql = format!(

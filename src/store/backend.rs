@@ -10,7 +10,7 @@ use super::events::NewEvent;
 use super::live::Checkpoint;
 use super::webhooks::{Attempt, Delivery, Due, Webhook};
 use super::{Batch, CallFilter, CallRecord, Filter, NewBinding, Page, StoreError, UsageUpdate};
-use crate::bindings::{Binding, BindingId, Conditions, Number, TenantId};
+use crate::bindings::{Binding, BindingId, Claim, Conditions, Number, TenantId};
 
 /// Tenants and their API keys.
 pub trait TenantStore {
@@ -58,7 +58,7 @@ pub trait NumberStore {
     ) -> Result<Result<(), (Number, bool)>, StoreError>;
 
     /// Who holds X (tenant, and how: `pool`, `token` or `cli`), if anyone.
-    fn owner(&self, x: &Number) -> Result<Option<(TenantId, String)>, StoreError>;
+    fn owner(&self, x: &Number) -> Result<Option<(TenantId, Claim)>, StoreError>;
 
     /// Claims X for `tenant` as `source` (`token` or `cli`). Claiming what
     /// the same tenant already holds is fine; `false` if someone else does.
@@ -66,7 +66,7 @@ pub trait NumberStore {
         &mut self,
         tenant: TenantId,
         x: &Number,
-        source: &str,
+        source: Claim,
         now: i64,
     ) -> Result<bool, StoreError>;
 
