@@ -19,6 +19,19 @@ async fn run(
     caller: &str,
     dialled: &str,
 ) {
+    run_at(bindings, tcp, uas, uac, caller, dialled, 1).await
+}
+
+/// [`run`] with the server's clock `speed` times faster than real time.
+async fn run_at(
+    bindings: Vec<sipmask::cli::AddArgs>,
+    tcp: bool,
+    uas: &str,
+    uac: &str,
+    caller: &str,
+    dialled: &str,
+    speed: u32,
+) {
     let sipp = Sipp::new();
     let uas_port = free_port("127.0.0.3");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -32,6 +45,7 @@ async fn run(
         add(&cfg, b);
     }
     let sut = start(cfg, dir).await;
+    let _ff = (speed > 1).then(|| sut.fast_forward(speed));
     sipp.call(sut.addr, uas_port, uas, uac, caller, dialled, tcp)
         .await;
 }
@@ -81,5 +95,6 @@ async fn sipp_busy_callee() {
 async fn sipp_maximum_call_length_sends_bye_to_both() {
     let mut b = axb(A, X, B);
     b.max_call_secs = Some(1);
-    run(vec![b], false, "uas.xml", "uac_wait_bye.xml", A, X).await;
+    // The second passes on the server's clock, four times faster.
+    run_at(vec![b], false, "uas.xml", "uac_wait_bye.xml", A, X, 4).await;
 }
