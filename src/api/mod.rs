@@ -1,7 +1,8 @@
 //! The HTTP control API (axum): tenants' keys, the number pool, AXB
 //! bindings, flow-1 identifiers, blocklists, operations endpoints and the
-//! OpenAPI document. Changes are durable before the answer and take effect
-//! on the next INVITE: handlers write the store, then the live table.
+//! OpenAPI document. Handlers read input and shape output; every change goes
+//! through the domain services (`service`), so it is durable before the
+//! answer and takes effect on the next INVITE.
 
 pub mod auth;
 pub mod bindings;

@@ -12,6 +12,8 @@
 mod checkpoint;
 mod decide;
 mod hooks;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;

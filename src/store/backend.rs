@@ -86,23 +86,26 @@ pub trait NumberStore {
 
 /// Bindings, their conditions and counters, and blocklists.
 pub trait BindingStore {
+    /// Every binding, for loading the table at start.
     fn load_all(&mut self) -> Result<Vec<Binding>, StoreError>;
 
     /// One binding by id.
     fn get(&self, id: BindingId) -> Result<Option<Binding>, StoreError>;
 
+    /// Creates bindings in one transaction; all or nothing. Returns the ids.
     fn insert(&mut self, rows: &[NewBinding]) -> Result<Vec<BindingId>, StoreError>;
 
-    /// [`Store::insert`], calling `progress` with the count done so far.
+    /// [`BindingStore::insert`], calling `progress` with the count done so far.
     fn insert_with_progress(
         &mut self,
         rows: &[NewBinding],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<BindingId>, StoreError>;
 
+    /// Deletes a binding; `false` if there was none.
     fn remove(&mut self, id: BindingId) -> Result<bool, StoreError>;
 
-    /// Creates bindings (see [`super::Store::insert`]) and returns them as stored.
+    /// Creates bindings (see [`BindingStore::insert`]) and returns them as stored.
     fn create(&mut self, rows: &[super::NewBinding]) -> Result<Vec<Binding>, StoreError>;
 
     /// Replaces the conditions of a binding.
@@ -127,6 +130,7 @@ pub trait BindingStore {
     /// Every blocked (tenant, number).
     fn blocklist(&self) -> Result<Vec<(TenantId, Number)>, StoreError>;
 
+    /// Writes counters, all in one transaction.
     fn save_usage(&mut self, updates: &[UsageUpdate]) -> Result<(), StoreError>;
 
     /// Bindings with ids in `first..=last`.
@@ -149,6 +153,8 @@ pub trait RecordStore {
         f: &CallFilter,
     ) -> Result<(Vec<CallRecord>, Option<i64>), StoreError>;
 
+    /// Deletes call records placed before `before` (unix ms), and the
+    /// events of the same age, delivered or not.
     fn purge_calls(&mut self, before: i64) -> Result<usize, StoreError>;
 }
 

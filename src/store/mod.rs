@@ -1,11 +1,13 @@
-//! Persistence of bindings and their counters, behind the [`Store`] trait so
-//! a PostgreSQL backend can follow the SQLite one.
+//! Persistence, behind the traits of [`Backend`] (one per area: tenants,
+//! numbers, bindings, records, events, webhooks, the change log, live
+//! calls), so a PostgreSQL backend is an implementation of them. SQLite
+//! ([`SqliteStore`]) is the embedded default; [`open`] picks it.
 //!
 //! The call path never waits on a disk: it hands [`UsageUpdate`]s to a
 //! [`Writer`], a thread that commits everything queued in one transaction
 //! (group commit), so a burst of answered calls costs one commit.
 
-mod api;
+mod admin;
 mod backend;
 pub mod changes;
 pub mod events;
@@ -15,7 +17,7 @@ mod sqlite;
 pub mod webhooks;
 mod writer;
 
-pub use api::{Filter, Page};
+pub use admin::{Filter, Page};
 pub use backend::{
     Backend, BindingStore, ChangeLog, EventStore, LiveStore, NumberStore, RecordStore, TenantStore,
     WebhookStore,

@@ -1,7 +1,9 @@
-//! SQL of the control API: tenants and their keys, the number pool, the
-//! quarantine of released (party, X) pairs, blocklists, and changes to
-//! bindings. Every call commits before it returns: the API answers only
-//! after its change is durable.
+//! SQLite's tenants and their keys, the registry of numbers (pools and
+//! claims), the quarantine of released (party, X) pairs, bindings and their
+//! counters, and blocklists: the `TenantStore`, `NumberStore` and
+//! `BindingStore` implementations, and the page and filter types of
+//! binding lists. Every call commits before it returns (or with its unit of
+//! work).
 
 use super::prelude::*;
 use rusqlite::{params, OptionalExtension};
@@ -295,7 +297,7 @@ impl BindingStore for SqliteStore {
         self.insert_with_progress(rows, &mut |_| {})
     }
 
-    /// [`Store::insert`], calling `progress` with the count done so far.
+    /// [`BindingStore::insert`], calling `progress` with the count done so far.
     fn insert_with_progress(
         &mut self,
         rows: &[NewBinding],
@@ -344,7 +346,7 @@ impl BindingStore for SqliteStore {
             > 0)
     }
 
-    /// Creates bindings (see [`super::Store::insert`]) and returns them as stored.
+    /// Creates bindings (see [`BindingStore::insert`]) and returns them as stored.
     fn create(&mut self, rows: &[super::NewBinding]) -> Result<Vec<Binding>, StoreError> {
         let ids = self.insert_with_progress(rows, &mut |_| {})?;
         let mut out = Vec::with_capacity(ids.len());
