@@ -10,20 +10,9 @@ const A: &str = "13800000000";
 const B: &str = "13900000000";
 const X: &str = "17000000000";
 
-/// Starts sipmask with `bindings` and runs one SIPp call through it.
+/// Starts sipmask with `bindings` and runs one SIPp call through it, with
+/// the server's clock `speed` times faster than real time.
 async fn run(
-    bindings: Vec<sipmask::cli::AddArgs>,
-    tcp: bool,
-    uas: &str,
-    uac: &str,
-    caller: &str,
-    dialled: &str,
-) {
-    run_at(bindings, tcp, uas, uac, caller, dialled, 1).await
-}
-
-/// [`run`] with the server's clock `speed` times faster than real time.
-async fn run_at(
     bindings: Vec<sipmask::cli::AddArgs>,
     tcp: bool,
     uas: &str,
@@ -52,12 +41,12 @@ async fn run_at(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_axb_call_a_to_b_over_udp() {
-    run(vec![axb(A, X, B)], false, "uas.xml", "uac.xml", A, X).await;
+    run(vec![axb(A, X, B)], false, "uas.xml", "uac.xml", A, X, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_axb_call_b_to_a_over_udp() {
-    run(vec![axb(A, X, B)], false, "uas.xml", "uac.xml", B, X).await;
+    run(vec![axb(A, X, B)], false, "uas.xml", "uac.xml", B, X, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,13 +58,14 @@ async fn sipp_ax_call_over_udp() {
         "uac.xml",
         "13755556666",
         X,
+        1,
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_call_over_tcp() {
-    run(vec![axb(A, X, B)], true, "uas.xml", "uac.xml", A, X).await;
+    run(vec![axb(A, X, B)], true, "uas.xml", "uac.xml", A, X, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,6 +77,7 @@ async fn sipp_busy_callee() {
         "uac_busy.xml",
         A,
         X,
+        1,
     )
     .await;
 }
@@ -96,5 +87,5 @@ async fn sipp_maximum_call_length_sends_bye_to_both() {
     let mut b = axb(A, X, B);
     b.max_call_secs = Some(1);
     // The second passes on the server's clock, four times faster.
-    run_at(vec![b], false, "uas.xml", "uac_wait_bye.xml", A, X, 4).await;
+    run(vec![b], false, "uas.xml", "uac_wait_bye.xml", A, X, 4).await;
 }

@@ -84,6 +84,20 @@ fn invite(from: &str, to: &str) -> Msg {
     Msg::parse(raw.as_bytes(), true).expect("parses")
 }
 
+/// What the store holds once the writer is done: the binding's (uses,
+/// talk seconds) and the operator's call records.
+fn stored(r: &Rig) -> ((u32, u64), Vec<crate::store::CallRecord>) {
+    r.writer.flush();
+    let mut store = crate::store::open(r.dir.path()).expect("store");
+    let u = store.load_all().expect("load")[0].usage;
+    let f = CallFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    let (records, _) = store.calls(OPERATOR, &f).expect("records");
+    ((u.calls_used, u.talk_secs_used), records)
+}
+
 fn decide(r: &mut Rig, from: &str, to: &str) -> Decision<super::CallState> {
     let m = invite(from, to);
     let offer = Offer {
@@ -126,13 +140,7 @@ fn refusals_carry_the_configured_status_and_are_recorded() {
         panic!("an unknown number was admitted");
     };
     assert_eq!(status, 404);
-    r.writer.flush();
-    let store = crate::store::open(r.dir.path()).expect("store");
-    let f = CallFilter {
-        limit: 10,
-        ..Default::default()
-    };
-    let (records, _) = store.calls(OPERATOR, &f).expect("records");
+    let (_, records) = stored(&r);
     // The stranger's refusal is on X, which the operator owns; the unknown
     // number belongs to nobody's records.
     assert_eq!(records.len(), 1, "{records:?}");
@@ -159,15 +167,8 @@ fn a_confirmed_call_consumes_a_use_and_books_its_talk_time_with_its_record() {
     ] {
         r.policy.milestone(7, &mut call, m, now);
     }
-    r.writer.flush();
-    let mut store = crate::store::open(r.dir.path()).expect("store");
-    let b = &store.load_all().expect("load")[0];
-    assert_eq!((b.usage.calls_used, b.usage.talk_secs_used), (1, 42));
-    let f = CallFilter {
-        limit: 10,
-        ..Default::default()
-    };
-    let (records, _) = store.calls(OPERATOR, &f).expect("records");
+    let (usage, records) = stored(&r);
+    assert_eq!(usage, (1, 42));
     let rec = &records[0];
     assert_eq!((rec.result, rec.duration_secs), (200, 42));
     assert_eq!(rec.ended_by.as_deref(), Some("callee"));
@@ -189,10 +190,9 @@ fn an_answer_never_confirmed_costs_nothing() {
         talk: None,
     };
     r.policy.milestone(7, &mut call, Milestone::Ended(end), now);
-    r.writer.flush();
-    let mut store = crate::store::open(r.dir.path()).expect("store");
-    let b = &store.load_all().expect("load")[0];
-    assert_eq!((b.usage.calls_used, b.usage.talk_secs_used), (0, 0));
+    let (usage, records) = stored(&r);
+    assert_eq!(usage, (0, 0));
+    assert_eq!((records[0].result, records[0].duration_secs), (408, 0));
     assert_eq!(r.policy.stats().failed, 1);
 }
 
