@@ -166,3 +166,41 @@ async fn idle_connections_are_capped_and_timed_out() {
     );
     drop(idle);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_allowed_callers_than_the_schema_allows_are_refused() {
+    let api = api_with(|_| {}).await;
+    api.pool(&["17000000001"]).await;
+    let many: Vec<String> = (0..1001).map(|i| format!("1360000{i:04}")).collect();
+    let r = api
+        .req(
+            "POST",
+            "/v1/bindings",
+            Some(json!({ "a": A, "b": B, "conditions": { "allowed_callers": many } })),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["field"], "conditions.allowed_callers");
+    let b = api
+        .req("POST", "/v1/bindings", Some(json!({ "a": A, "b": B })))
+        .await
+        .json();
+    let path = format!("/v1/bindings/{}", b["id"]);
+    let r = api
+        .req("PATCH", &path, Some(json!({ "allowed_callers": many })))
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["field"], "allowed_callers");
+    // Nothing changed.
+    let got = api.req("GET", &path, None).await.json();
+    assert!(got["conditions"]["allowed_callers"].is_null(), "{got}");
+    // A thousand is fine.
+    let r = api
+        .req(
+            "PATCH",
+            &path,
+            Some(json!({ "allowed_callers": many[..1000] })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}

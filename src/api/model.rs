@@ -125,6 +125,9 @@ fn positive<T: TryFrom<i64>>(
     }
 }
 
+/// Most callers in `allowed_callers` (the schema's `maxItems`).
+pub const MAX_ALLOWED: usize = 1000;
+
 impl ConditionsIn {
     /// Applies this change to `old` (use `Conditions::default()` on create).
     pub fn apply(
@@ -137,6 +140,12 @@ impl ConditionsIn {
         let allowed = match &self.allowed_callers {
             None => old.allowed_callers.clone(),
             Some(None) => None,
+            Some(Some(list)) if list.len() > MAX_ALLOWED => {
+                return Err(ApiError::invalid(
+                    f("allowed_callers"),
+                    format!("must hold at most {MAX_ALLOWED} callers"),
+                ))
+            }
             Some(Some(list)) => Some(
                 list.iter()
                     .enumerate()

@@ -8,11 +8,12 @@
 use std::io::{BufReader, IsTerminal, Write};
 use std::path::Path;
 
-use crate::bindings::{csv, BindingTable, Conditions, Normaliser};
+use crate::bindings::{csv, Conditions, Normaliser};
 use crate::config::Config;
 
 mod tenants;
 
+use crate::service::operator;
 use crate::store::{NewBinding, StoreError};
 pub use tenants::{add_key, add_tenant, list_calls, list_tenants, revoke_key, TenantKeys};
 
@@ -68,16 +69,10 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
         .iter()
         .map(|e| (e.line, e.to_string()))
         .collect();
-    let mut store = crate::store::open(dir)?;
-    // Clashes with existing bindings and within the file, by line.
-    let table = BindingTable::new(cfg.binding_defaults());
-    for b in store.load_all()? {
-        let _ = table.insert(b);
-    }
     let now = crate::time::now();
-    let mut news = Vec::with_capacity(rows.len());
-    for (i, r) in rows.iter().enumerate() {
-        let row = NewBinding {
+    let news: Vec<NewBinding> = rows
+        .iter()
+        .map(|r| NewBinding {
             tenant: crate::bindings::OPERATOR,
             kind: crate::bindings::Kind::Cli,
             a: r.caller.clone(),
@@ -85,35 +80,13 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
             b: r.callee.clone(),
             conditions: Conditions::default(),
             created_at: now,
-        };
-        // A stand-in with a unique negative id: the table finds clashes.
-        let probe = crate::bindings::Binding {
-            id: -(i as i64) - 1,
-            tenant: row.tenant,
-            kind: row.kind,
-            a: row.a.clone(),
-            x: row.x.clone(),
-            b: row.b.clone(),
-            conditions: Conditions::default(),
-            created_at: now,
-            usage: Default::default(),
-        };
-        if let Err(e) = table.insert(probe) {
-            bad.push((r.line, format!("line {}: {e}", r.line)));
-        } else if store
-            .owner(&r.virtual_number)?
-            .is_some_and(|(t, _)| t != crate::bindings::OPERATOR)
-        {
-            bad.push((
-                r.line,
-                format!(
-                    "line {}: virtual number {} belongs to an API tenant",
-                    r.line,
-                    r.virtual_number.as_str()
-                ),
-            ));
-        }
-        news.push(row);
+        })
+        .collect();
+    let mut store = crate::store::open(dir)?;
+    // Clashes with existing bindings and within the file, by line.
+    for (i, why) in operator::clashes(store.as_mut(), cfg.binding_defaults(), &news)? {
+        let line = rows.get(i).map_or(0, |r| r.line);
+        bad.push((line, format!("line {line}: {why}")));
     }
     if !bad.is_empty() {
         bad.sort();
@@ -139,7 +112,7 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
             let _ = std::io::stderr().flush();
         }
     };
-    crate::service::operator::add_bindings(store.as_mut(), &news, now, &mut progress)?;
+    operator::add_bindings(store.as_mut(), &news, now, &mut progress)?;
     if tty {
         eprintln!();
     }
@@ -225,14 +198,6 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
             ));
         }
     }
-    let mut store = crate::store::open(dir)?;
-    let table = BindingTable::new(cfg.binding_defaults());
-    for existing in store.load_all()? {
-        let _ = table.insert(existing);
-    }
-    table
-        .check_new(crate::bindings::OPERATOR, caller.as_ref(), &x, &b)
-        .map_err(|e| CliError::Invalid(e.to_string()))?;
     let row = NewBinding {
         tenant: crate::bindings::OPERATOR,
         kind: crate::bindings::Kind::Cli,
@@ -243,12 +208,15 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
         created_at: crate::time::now(),
     };
     let now = row.created_at;
-    let ids = crate::service::operator::add_bindings(
-        store.as_mut(),
-        std::slice::from_ref(&row),
-        now,
-        &mut |_| {},
-    )?;
+    let rows = std::slice::from_ref(&row);
+    let mut store = crate::store::open(dir)?;
+    if let Some((_, why)) = operator::clashes(store.as_mut(), cfg.binding_defaults(), rows)?
+        .into_iter()
+        .next()
+    {
+        return Err(CliError::Invalid(why));
+    }
+    let ids = operator::add_bindings(store.as_mut(), rows, now, &mut |_| {})?;
     ids.first()
         .copied()
         .ok_or_else(|| CliError::Invalid("nothing inserted".into()))

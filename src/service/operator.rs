@@ -3,7 +3,7 @@
 //! writes the bindings and logs the change in one unit of work; a running
 //! server applies the log to its live table (`watch`).
 
-use crate::bindings::{BindingId, OPERATOR};
+use crate::bindings::{Binding, BindingId, BindingTable, Defaults, OPERATOR};
 use crate::store::changes::Change;
 use crate::store::prelude::*;
 use crate::store::{NewBinding, StoreError};
@@ -18,6 +18,45 @@ pub enum OperatorError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Checks new operator bindings against every stored binding, the numbers
+/// tenants hold, and each other; returns (row index, why) for each row that
+/// cannot be made, so one report can name every bad row.
+pub fn clashes(
+    store: &mut dyn Backend,
+    defaults: Defaults,
+    rows: &[NewBinding],
+) -> Result<Vec<(usize, String)>, StoreError> {
+    let table = BindingTable::new(defaults);
+    for b in store.load_all()? {
+        let _ = table.insert(b);
+    }
+    let mut bad = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        // A stand-in with a unique negative id: the table finds clashes,
+        // with the stored bindings and with the rows before it.
+        let probe = Binding {
+            id: -(i as i64) - 1,
+            tenant: row.tenant,
+            kind: row.kind,
+            a: row.a.clone(),
+            x: row.x.clone(),
+            b: row.b.clone(),
+            conditions: row.conditions.clone(),
+            created_at: row.created_at,
+            usage: Default::default(),
+        };
+        if let Err(e) = table.insert(probe) {
+            bad.push((i, e.to_string()));
+        } else if store.owner(&row.x)?.is_some_and(|(t, _)| t != OPERATOR) {
+            bad.push((
+                i,
+                OperatorError::NotYours(row.x.as_str().to_string()).to_string(),
+            ));
+        }
+    }
+    Ok(bad)
 }
 
 /// Creates the operator's bindings, all or none, calling `progress` with
