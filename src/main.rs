@@ -39,6 +39,9 @@ enum Command {
         /// HTTP API address (overrides api.listen; "" turns the API off).
         #[arg(long)]
         api_listen: Option<String>,
+        /// A network (CIDR) whose requests are taken, repeatable (adds to sip.trusted).
+        #[arg(long = "trust")]
+        trust: Vec<String>,
     },
     /// Manage API tenants.
     Tenants {
@@ -219,6 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             trunk,
             api_listen,
+            trust,
         } => {
             let mut cfg = load_config(config.as_ref())?;
             if let Some(d) = dir {
@@ -233,6 +237,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(a) = api_listen {
                 cfg.api.listen = a;
             }
+            cfg.sip.trusted.extend(trust);
             let problems = cfg.validate("");
             if !problems.is_empty() {
                 let list: Vec<String> = problems

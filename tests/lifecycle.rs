@@ -51,6 +51,11 @@ async fn spawn_server_with(
         &trunk,
         "--api-listen",
         "127.0.0.1:0",
+        // The probe and the callers (repeatable flag).
+        "--trust",
+        "127.0.0.1/32",
+        "--trust",
+        "127.0.0.2/32",
     ]);
     let child = Proc(
         cmd.stdout(Stdio::null())

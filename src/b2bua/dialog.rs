@@ -37,6 +37,22 @@ impl<P: Policy> Engine<P> {
     pub(super) fn on_in_dialog(&mut self, method: Method, m: Msg, src: Peer, now: Now) {
         let to_tag = m.to_tag.clone().unwrap_or_default();
         let found = self.dialogs.get(&(m.call_id.clone(), to_tag)).copied();
+        // A request in a call comes from that leg's party: the address its
+        // dialog was made with (any port: a trunk sends from several).
+        let stranger = found.is_some_and(|(id, side)| {
+            self.calls
+                .get_mut(&id)
+                .is_some_and(|c| c.leg(side).peer.addr.ip() != src.addr.ip())
+        });
+        if stranger {
+            tracing::debug!(%src, "in-dialog request from outside the dialog's legs");
+            if method != Method::Ack {
+                if let Incoming::New(key) = self.tx.on_request(&m, src, 0, now.mono) {
+                    self.respond_simple(&key, 403, None, now);
+                }
+            }
+            return;
+        }
         let incoming = self
             .tx
             .on_request(&m, src, found.map_or(0, |f| f.0), now.mono);
@@ -59,7 +75,7 @@ impl<P: Policy> Engine<P> {
             Method::Bye => {
                 self.respond_simple(&key, 200, None, now);
                 tracing::debug!(call = id, by = ?side, "hang-up");
-                self.send_bye(id, side.other(), now);
+                self.send_bye(id, side.other(), None, now);
                 let why = match side {
                     Side::A => EndReason::CallerHungUp,
                     Side::B => EndReason::CalleeHungUp,
@@ -87,7 +103,10 @@ impl<P: Policy> Engine<P> {
         };
         let (b_invite_cseq, media) = (call.b_invite_cseq, call.media);
         let leg = call.leg(to);
-        let (mut w, key, _) = leg.request(method.clone(), None);
+        let (mut w, key, ack) = leg.request(method.clone(), None);
+        // Every client INVITE transaction ACKs its non-2xx final (RFC 3261
+        // 17.1.1.3): a 491 in re-INVITE glare must not be resent for 32 s.
+        let ack = (method == Method::Invite).then_some(ack);
         let (our_cseq, peer, me) = (leg.local_cseq, leg.peer, leg.me.clone());
         if let Some(rack) = &m.rack {
             // RAck names the INVITE's CSeq, which differs between the legs.
@@ -98,7 +117,7 @@ impl<P: Policy> Engine<P> {
         let body = self.cross_body(media, m, &me);
         let bytes = w.finish(m.content_type.as_deref(), &body);
         self.tx
-            .send_request(key.clone(), peer, bytes, id, None, now.mono);
+            .send_request(key.clone(), peer, bytes, id, ack, now.mono);
         let relay = Relay {
             call: id,
             server_key,
@@ -182,7 +201,9 @@ impl<P: Policy> Engine<P> {
         self.tx.send_stateless(peer, bytes);
     }
 
-    fn send_bye(&mut self, id: CallId, side: Side, now: Now) {
+    /// Sends BYE on `side`; `why` (the engine ending the call itself) goes
+    /// in a Reason header, a party's own hang-up carries none.
+    fn send_bye(&mut self, id: CallId, side: Side, why: Option<EndReason>, now: Now) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -192,7 +213,13 @@ impl<P: Policy> Engine<P> {
         }
         let (mut w, key, _) = leg.request(Method::Bye, None);
         let peer = leg.peer;
-        w.header("Reason", "SIP;cause=200;text=\"Call completed elsewhere\"");
+        if let Some(why) = why {
+            // Q.850 16: normal call clearing, with our words for why.
+            w.header(
+                "Reason",
+                &format!("Q.850;cause=16;text=\"{}\"", why.as_str()),
+            );
+        }
         self.tx
             .send_request(key, peer, w.finish(None, b""), 0, None, now.mono);
     }
@@ -205,8 +232,8 @@ impl<P: Policy> Engine<P> {
                 self.send_ack(id, Side::B, p.other_cseq, None, now);
             }
         }
-        self.send_bye(id, Side::A, now);
-        self.send_bye(id, Side::B, now);
+        self.send_bye(id, Side::A, Some(why), now);
+        self.send_bye(id, Side::B, Some(why), now);
         self.finish(id, why, now);
     }
 

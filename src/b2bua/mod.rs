@@ -31,6 +31,7 @@ use crate::time::Now;
 pub use call::{Call, Leg, Phase, Side};
 pub use policy::{
     CallId, Decision, EndReason, Ending, Limit, Media, Milestone, Offer, Plan, Policy, Route,
+    Screen,
 };
 
 /// What the engine needs from the config.
@@ -171,6 +172,18 @@ impl<P: Policy> Engine<P> {
 
     /// Handles one message from `src`.
     pub fn on_message(&mut self, m: Msg, src: Peer, now: Now) {
+        let outside = m.to_tag.is_none()
+            && m.method()
+                .is_some_and(|x| !matches!(x, Method::Ack | Method::Cancel));
+        if outside {
+            if let Screen::Refuse { status, reason } = self.policy.screen(&m, src, now) {
+                if let Incoming::New(key) = self.tx.on_request(&m, src, 0, now.mono) {
+                    let tag = crate::ids::token();
+                    self.respond_with(&key, status, &reason, Some(&tag), now);
+                }
+                return;
+            }
+        }
         match m.method().cloned() {
             None => self.on_response(m, now),
             Some(Method::Cancel) => self.on_cancel(m, src, now),
@@ -178,6 +191,11 @@ impl<P: Policy> Engine<P> {
             Some(Method::Invite) => self.on_invite(m, src, now),
             Some(Method::Ack) => {} // ACK outside any dialog: nothing to do.
             Some(Method::Options) => self.reply_stateless(&m, src, 200, now),
+            // Requests that only exist inside a dialog, without a To tag:
+            // no such dialog (RFC 3261 12.2.2, 15.1.2).
+            Some(Method::Bye | Method::Update | Method::Prack | Method::Info | Method::Refer) => {
+                self.reply_stateless(&m, src, 481, now)
+            }
             Some(_) => self.reply_stateless(&m, src, 405, now),
         }
     }
@@ -226,7 +244,10 @@ impl<P: Policy> Engine<P> {
     /// Answers a request outside any dialog with `code`.
     fn reply_stateless(&mut self, m: &Msg, src: Peer, code: u16, now: Now) {
         if let Incoming::New(key) = self.tx.on_request(m, src, 0, now.mono) {
-            self.respond_simple(&key, code, None, now);
+            // A final response adds a To tag when the request had none
+            // (RFC 3261 8.2.6.2).
+            let tag = crate::ids::token();
+            self.respond_simple(&key, code, Some(&tag), now);
         }
     }
 

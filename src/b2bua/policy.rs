@@ -158,6 +158,21 @@ pub struct Ending {
     pub talk: Option<Duration>,
 }
 
+/// Whether a request from outside any dialog may be taken at all, judged
+/// before anything else by who sent it (where it came from).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Screen {
+    /// Go on.
+    Accept,
+    /// Answer with this status and take it no further.
+    Refuse {
+        /// SIP status.
+        status: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+}
+
 /// The answer to [`Policy::limit`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Limit {
@@ -172,6 +187,12 @@ pub enum Limit {
 pub trait Policy: Send {
     /// What the policy keeps for each bridged call.
     type Call: Send;
+
+    /// A request from outside any dialog (not ACK or CANCEL), before
+    /// anything else looks at it: is its source one we take requests from?
+    fn screen(&mut self, _request: &Msg, _source: Peer, _now: Now) -> Screen {
+        Screen::Accept
+    }
 
     /// A new INVITE: refuse it, or plan the outgoing leg.
     fn decide(&mut self, offer: &Offer<'_>, now: Now) -> Decision<Self::Call>;

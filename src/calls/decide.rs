@@ -60,10 +60,18 @@ impl Masking {
         }
     }
 
-    /// The caller's normalised number. One without a usable user part is
-    /// anonymous: it can still reach an AX binding that lets anyone call.
+    /// The caller's normalised number: the P-Asserted-Identity a trusted
+    /// source sent (where the config says so), else From. One without a
+    /// usable user part is anonymous: it can still reach an AX binding that
+    /// lets anyone call.
     pub(super) fn caller_of(&self, m: &Msg) -> Number {
-        m.from_user()
+        let asserted = self
+            .cfg
+            .asserted_caller
+            .then(|| m.asserted_user())
+            .flatten();
+        asserted
+            .or_else(|| m.from_user())
             .and_then(|u| self.cfg.normaliser.normalise(u).ok())
             .unwrap_or_else(|| Number::from_normalised("anonymous".into()))
     }

@@ -19,12 +19,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::b2bua::policy::{CallId, Decision, Limit, Milestone, Offer, Policy};
+use crate::b2bua::policy::{CallId, Decision, Limit, Milestone, Offer, Policy, Screen};
 use crate::bindings::{BindingId, BindingTable, Normaliser, Number, TenantId};
 use crate::config::Refusals;
 use crate::events::Hub;
 use crate::metrics::{metric, Histogram};
-use crate::sip::Target;
+use crate::net::Network;
+use crate::sip::{Msg, Peer, Target};
 use crate::store::{CallRecord, Writer};
 use crate::time::Now;
 
@@ -41,6 +42,11 @@ pub struct MaskingConfig {
     pub no_answer: Duration,
     /// This process's instance id: checkpoint keys.
     pub instance: String,
+    /// Networks whose requests are taken besides the trunk's address.
+    pub trusted: Vec<Network>,
+    /// Whether a P-Asserted-Identity from a trusted source names the
+    /// caller (else From does).
+    pub asserted_caller: bool,
 }
 
 /// Counters for metrics.
@@ -52,6 +58,8 @@ pub struct Stats {
     pub refused: u64,
     /// Calls that failed or were cancelled.
     pub failed: u64,
+    /// Requests refused because of where they came from.
+    pub untrusted: u64,
 }
 
 /// What the policy keeps of each bridged call.
@@ -117,10 +125,35 @@ impl Masking {
     pub fn stats(&self) -> Stats {
         self.stats
     }
+
+    /// Whether requests from `source` are taken: the trunk's IP address
+    /// (from any port) or a trusted network. Never what a header claims.
+    fn trusts(&self, source: Peer) -> bool {
+        let ip = crate::net::canonical(source.addr.ip());
+        let trunk = self
+            .cfg
+            .trunk
+            .as_ref()
+            .is_some_and(|t| crate::net::canonical(t.peer.addr.ip()) == ip);
+        trunk || self.cfg.trusted.iter().any(|n| n.contains(ip))
+    }
 }
 
 impl Policy for Masking {
     type Call = CallState;
+
+    fn screen(&mut self, _request: &Msg, source: Peer, _now: Now) -> Screen {
+        if self.trusts(source) {
+            return Screen::Accept;
+        }
+        self.stats.untrusted += 1;
+        // Debug only: a flood of these must not flood the log.
+        tracing::debug!(%source, "request from an untrusted source refused");
+        Screen::Refuse {
+            status: 403,
+            reason: "Forbidden".into(),
+        }
+    }
 
     fn decide(&mut self, offer: &Offer<'_>, now: Now) -> Decision<CallState> {
         // A measurement, not a decision input: the histogram's own clock.
@@ -177,6 +210,13 @@ impl Policy for Masking {
                 ("result=\"refused\"", s.refused),
                 ("result=\"failed\"", s.failed),
             ],
+        );
+        metric(
+            out,
+            "sipmask_requests_refused_total",
+            "counter",
+            "Requests refused before any decision, by why.",
+            &[("reason=\"untrusted_source\"", s.untrusted)],
         );
         self.lookup.render(
             "sipmask_binding_lookup_seconds",

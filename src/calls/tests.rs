@@ -59,6 +59,8 @@ fn rig(conditions: Conditions) -> Rig {
             },
             no_answer: Duration::from_secs(30),
             instance: "test".into(),
+            trusted: Vec::new(),
+            asserted_caller: true,
         },
         table,
         writer.clone(),

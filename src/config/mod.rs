@@ -65,6 +65,21 @@ pub struct SipConfig {
     pub t4_ms: u64,
     /// Ring timeout.
     pub no_answer_secs: u64,
+    /// Networks (CIDR) whose requests are taken besides the trunk's.
+    pub trusted: Vec<String>,
+    /// Where the caller of a trunk or trusted source is read:
+    /// `asserted` (P-Asserted-Identity, else From) or `from`.
+    pub caller_id: String,
+}
+
+impl SipConfig {
+    /// The trusted networks (checked by [`Config::validate`]).
+    pub fn trusted_networks(&self) -> Vec<crate::net::Network> {
+        self.trusted
+            .iter()
+            .filter_map(|n| crate::net::Network::parse(n).ok())
+            .collect()
+    }
 }
 
 /// `[numbers]`
@@ -351,6 +366,14 @@ impl Config {
                     "reason must be one non-empty line".into(),
                 );
             }
+        }
+        for n in &self.sip.trusted {
+            if let Err(e) = crate::net::Network::parse(n) {
+                bad("sip.trusted", e.to_string());
+            }
+        }
+        if !matches!(self.sip.caller_id.as_str(), "asserted" | "from") {
+            bad("sip.caller_id", "must be \"asserted\" or \"from\"".into());
         }
         for n in &self.webhooks.allow_networks {
             if let Err(e) = crate::net::Network::parse(n) {

@@ -205,6 +205,8 @@ impl Server {
                 },
                 no_answer: Duration::from_secs(cfg.sip.no_answer_secs),
                 instance,
+                trusted: cfg.sip.trusted_networks(),
+                asserted_caller: cfg.sip.caller_id == "asserted",
             },
             bindings.clone(),
             writer.clone(),

@@ -167,6 +167,9 @@ pub struct Msg {
     pub content_type: Option<String>,
     /// RAck value (PRACK).
     pub rack: Option<String>,
+    /// Every P-Asserted-Identity value (RFC 3325), in order: the caller as
+    /// a trusted peer asserts it. Never relayed.
+    pub asserted: Vec<String>,
     /// Headers from [`RELAYED_HEADERS`], as (canonical name, value).
     pub relayed: Vec<(&'static str, String)>,
     /// Body.
@@ -227,6 +230,7 @@ impl Msg {
             max_forwards: None,
             content_type: None,
             rack: None,
+            asserted: Vec::new(),
             relayed: Vec::new(),
             body: Vec::new(),
         }
@@ -265,6 +269,9 @@ impl Msg {
             Header::MaxForwards(_) => self.max_forwards = v.parse().ok(),
             Header::ContentType(_) => self.content_type = Some(v.to_string()),
             Header::RAck(_) => self.rack = Some(v.to_string()),
+            _ if h.name().eq_ignore_ascii_case("P-Asserted-Identity") => self
+                .asserted
+                .extend(split_commas(v).map(|p| p.trim().to_string())),
             _ => {
                 let name = h.name();
                 if let Some(canon) = RELAYED_HEADERS
@@ -315,6 +322,14 @@ impl Msg {
     /// User part of the From URI.
     pub fn from_user(&self) -> Option<&str> {
         uri_user(uri_of(&self.from))
+    }
+
+    /// User part of the first P-Asserted-Identity with a `sip:`, `sips:`
+    /// or `tel:` URI that has one.
+    pub fn asserted_user(&self) -> Option<&str> {
+        self.asserted
+            .iter()
+            .find_map(|v| uri_user(uri_of(v)).filter(|u| !u.is_empty()))
     }
 
     /// User part of the To URI.
@@ -453,6 +468,7 @@ mod tests {
         assert_eq!(m.to_user(), Some("17000000000"));
         assert_eq!(m.call_id, "call-1@10.0.0.2");
         assert_eq!((m.cseq, m.cseq_method.as_str()), (7, "INVITE"));
+        assert_eq!(m.asserted_user(), Some("13800000000"));
         assert_eq!(
             m.contact.as_deref(),
             Some("sip:13800000000@10.0.0.2:5061;transport=udp")

@@ -67,6 +67,13 @@ pub fn config(dir: &std::path::Path, trunk: SocketAddr) -> Config {
     // Webhook receivers of tests listen on loopback, which is refused by
     // default.
     cfg.webhooks.allow_networks = vec!["127.0.0.0/8".into()];
+    // Callers of tests are on 127.0.0.2 or ::1 (SIPp on 127.0.0.1); 127.0.0.4 is
+    // the untrusted stranger of tests/trust.rs.
+    cfg.sip.trusted = vec![
+        "127.0.0.1/32".into(),
+        "127.0.0.2/32".into(),
+        "::1/128".into(),
+    ];
     cfg
 }
 

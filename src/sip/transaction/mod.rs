@@ -162,7 +162,7 @@ impl Transactions {
             state: State::Proceeding,
             last: None,
             base: Some(Box::new(ResponseBase {
-                vias: m.vias.clone(),
+                vias: stamped_vias(m, src),
                 from: m.from.clone(),
                 to: m.to.clone(),
                 has_to_tag: m.to_tag.is_some(),
@@ -493,6 +493,40 @@ impl Transactions {
 /// Where responses to a request go (RFC 3261 section 18.2.2, RFC 3581):
 /// back over the same connection for TCP; for UDP to the source address,
 /// and to the source port only when `rport` asked for it.
+/// The request's Vias with the top one stamped as RFC 3261 18.2.1 and RFC
+/// 3581 say: `received` with the address the request came from when it
+/// differs from sent-by or `rport` was asked for, and `rport` filled with
+/// the port it came from.
+fn stamped_vias(m: &Msg, src: Peer) -> Vec<String> {
+    let mut vias = m.vias.clone();
+    let Some(top) = vias.first_mut() else {
+        return vias;
+    };
+    let ip = src.addr.ip();
+    let host = m.top_via.host.trim_start_matches('[').trim_end_matches(']');
+    let differs = host.parse::<std::net::IpAddr>().ok() != Some(ip);
+    if !(differs || m.top_via.rport) {
+        return vias;
+    }
+    let mut parts: Vec<String> = top
+        .split(';')
+        .enumerate()
+        .filter(|(i, p)| {
+            // Ours replace any the sender wrote.
+            let name = p.split('=').next().unwrap_or("").trim();
+            *i == 0
+                || !(name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport"))
+        })
+        .map(|(_, p)| p.trim().to_string())
+        .collect();
+    parts.push(format!("received={ip}"));
+    if m.top_via.rport {
+        parts.push(format!("rport={}", src.addr.port()));
+    }
+    *top = parts.join(";");
+    vias
+}
+
 fn reply_address(m: &Msg, src: Peer) -> Peer {
     if src.transport == Transport::Tcp || m.top_via.rport {
         return src;
