@@ -177,7 +177,7 @@ impl<P: Policy> Engine<P> {
                 .is_some_and(|x| !matches!(x, Method::Ack | Method::Cancel));
         if outside {
             if let Screen::Refuse { status, reason } = self.policy.screen(&m, src, now) {
-                if let Incoming::New(key) = self.tx.on_request(&m, src, 0, now.mono) {
+                if let Incoming::New(key) = self.tx.on_request_refused(&m, src, now.mono) {
                     let tag = crate::ids::token();
                     self.respond_with(&key, status, &reason, Some(&tag), now);
                 }

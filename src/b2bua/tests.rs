@@ -26,12 +26,24 @@ fn peer(s: &str) -> Peer {
 struct Route1 {
     limit: Option<Duration>,
     refuse: bool,
+    untrusted: bool,
     heard: Vec<Milestone>,
     limits_asked: u32,
 }
 
 impl Policy for Route1 {
     type Call = ();
+
+    fn screen(&mut self, _request: &Msg, _source: Peer, _now: Now) -> Screen {
+        if self.untrusted {
+            Screen::Refuse {
+                status: 403,
+                reason: "Forbidden".into(),
+            }
+        } else {
+            Screen::Accept
+        }
+    }
 
     fn decide(&mut self, _offer: &Offer<'_>, _now: Now) -> Decision<()> {
         if self.refuse {
@@ -438,4 +450,127 @@ fn new_calls_are_refused_while_draining_and_the_policy_is_told_nothing() {
     let out = r.take();
     assert_eq!(out.last().and_then(|o| o.code()), Some(503));
     assert!(r.heard().is_empty());
+}
+
+#[test]
+fn responses_carry_received_and_rport_of_where_the_request_came_from() {
+    let mut r = Rig::new(Route1::default());
+    // The caller wrote a private address and asked for rport.
+    let raw = invite().replace(
+        &format!("Via: SIP/2.0/UDP {A};branch=z9hG4bKa1"),
+        "Via: SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bKa1;rport",
+    );
+    r.send(A, &raw);
+    let trying = r
+        .take()
+        .into_iter()
+        .find(|o| o.code() == Some(100))
+        .expect("100 Trying");
+    assert_eq!(trying.to, peer(A), "answered where it came from");
+    let via = &trying.msg.vias[0];
+    assert!(
+        via.contains(";received=127.0.0.2") && via.contains(";rport=5060"),
+        "{via}"
+    );
+    assert!(!via.contains(";rport;"), "{via}");
+}
+
+#[test]
+fn out_of_dialog_answers_have_a_to_tag_and_dialog_only_requests_get_481() {
+    let mut r = Rig::new(Route1::default());
+    let opt = invite()
+        .replacen("INVITE sip", "OPTIONS sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS");
+    r.send(A, &opt);
+    let ok = r.one(A);
+    assert_eq!(ok.code(), Some(200));
+    assert!(ok.msg.to_tag.is_some(), "{}", ok.raw);
+    let bye = invite()
+        .replacen("INVITE sip", "BYE sip", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 2 BYE")
+        .replace("z9hG4bKa1", "z9hG4bKbye");
+    r.send(A, &bye);
+    let no = r.one(A);
+    assert_eq!(no.code(), Some(481), "{}", no.raw);
+    assert!(no.msg.to_tag.is_some());
+}
+
+#[test]
+fn an_untrusted_source_is_refused_before_any_decision() {
+    let mut r = Rig::new(Route1 {
+        untrusted: true,
+        ..Default::default()
+    });
+    r.send(A, &invite());
+    let out = r.take();
+    assert_eq!(
+        out.len(),
+        1,
+        "no 100 Trying, nothing to B: {:?}",
+        raws(&out)
+    );
+    assert_eq!(out[0].code(), Some(403));
+    assert!(r.heard().is_empty());
+    assert_eq!(r.e.live_calls(), 0);
+}
+
+#[test]
+fn a_failed_re_invite_is_acked_to_the_leg_that_refused_it_and_relayed() {
+    let mut r = Rig::new(Route1::default());
+    let (_inv, ok) = r.connect();
+    r.send(A, &from_a(&ok.msg, "INVITE", 2, "re1"));
+    let re = r
+        .take()
+        .into_iter()
+        .find(|o| o.method() == "INVITE")
+        .expect("re-INVITE to B");
+    // Glare: B is busy with its own re-INVITE.
+    r.send(B, &reply(&re.msg, 491, "bt"));
+    let out = r.take();
+    let ack = out
+        .iter()
+        .find(|o| o.to == peer(B) && o.method() == "ACK")
+        .expect("the 491 is ACKed hop by hop");
+    assert_eq!(ack.msg.cseq, re.msg.cseq);
+    assert_eq!(ack.msg.top_via.branch, re.msg.top_via.branch);
+    assert!(out.iter().any(|o| o.to == peer(A) && o.code() == Some(491)));
+    // B's 491 again (our ACK lost): ACKed again, not relayed twice.
+    r.send(B, &reply(&re.msg, 491, "bt"));
+    let again = r.take();
+    assert!(again.iter().all(|o| o.to == peer(B)), "{:?}", raws(&again));
+}
+
+#[test]
+fn only_the_byes_sipmask_starts_itself_carry_a_reason() {
+    let mut r = Rig::new(Route1::default());
+    let (_inv, ok) = r.connect();
+    r.send(A, &from_a(&ok.msg, "BYE", 2, "bye"));
+    let relayed = r
+        .take()
+        .into_iter()
+        .find(|o| o.method() == "BYE")
+        .expect("BYE to B");
+    assert!(!relayed.raw.contains("Reason:"), "{}", relayed.raw);
+    let mut r = Rig::new(Route1 {
+        limit: Some(Duration::from_secs(1)),
+        ..Default::default()
+    });
+    r.connect();
+    // The policy renews once (to 2 s), then ends the call.
+    r.advance(Duration::from_secs(1));
+    r.advance(Duration::from_secs(1));
+    let byes: Vec<_> = r
+        .take()
+        .into_iter()
+        .filter(|o| o.method() == "BYE")
+        .collect();
+    assert_eq!(byes.len(), 2);
+    for b in byes {
+        assert!(
+            b.raw
+                .contains("Reason: Q.850;cause=16;text=\"maximum call length\""),
+            "{}",
+            b.raw
+        );
+    }
 }

@@ -127,6 +127,24 @@ impl Transactions {
     /// Matches a request to a server transaction, creating one if new.
     /// A new INVITE is answered 100 Trying at once.
     pub fn on_request(&mut self, m: &Msg, src: Peer, owner: u64, now: Instant) -> Incoming {
+        self.on_request_with(m, src, owner, true, now)
+    }
+
+    /// [`Transactions::on_request`] for a request about to be refused at
+    /// once: no 100 Trying for a new INVITE (one packet fewer to a source
+    /// that may be spoofed).
+    pub fn on_request_refused(&mut self, m: &Msg, src: Peer, now: Instant) -> Incoming {
+        self.on_request_with(m, src, 0, false, now)
+    }
+
+    fn on_request_with(
+        &mut self,
+        m: &Msg,
+        src: Peer,
+        owner: u64,
+        trying: bool,
+        now: Instant,
+    ) -> Incoming {
         let key = TxKey::of_request(m);
         let is_ack = m.method() == Some(&Method::Ack);
         if let Some(tx) = self.servers.get_mut(&key) {
@@ -173,7 +191,7 @@ impl Transactions {
             owner,
         };
         self.servers.insert(key.clone(), tx);
-        if invite {
+        if invite && trying {
             if let Some(w) = self.response(&key, 100, "Trying", None) {
                 let bytes = w.finish(None, b"");
                 self.respond(&key, 100, bytes, now);
