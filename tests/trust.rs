@@ -50,6 +50,11 @@ async fn a_caller_spoofed_from_an_untrusted_source_never_reaches_the_callee() {
     let r = stranger.recv().await;
     assert_eq!(status_line(&r), "SIP/2.0 403 Forbidden", "{}", r.raw);
     assert!(r.msg.to_tag.is_some(), "{}", r.raw);
+    // Sent once: no 100 Trying before it, no retransmission after it even
+    // unacknowledged (two seconds of the server's time, past T1 and 2*T1).
+    let ff = sut.fast_forward(10);
+    stranger.expect_silence(Duration::from_millis(200)).await;
+    drop(ff);
     stranger.send(sut.addr, &d.ack_failure(&r)).await;
     // Nor does anything else from outside a call get in.
     let opt = d
@@ -150,4 +155,38 @@ async fn a_request_inside_a_call_from_a_stranger_is_refused_and_not_relayed() {
         "a hang-up is no reason: {}",
         got.raw
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_source_is_banned_and_answered_nothing_while_others_call() {
+    let (sut, mut callee) = server(&["127.0.0.2/32"], |c| {
+        c.sip.source_rate = 5;
+        c.sip.source_burst = 5;
+    })
+    .await;
+    let mut flood = Ua::bind("127.0.0.4").await;
+    for _ in 0..40 {
+        let d = Dialog::new(flood.addr, sut.addr, A, "17099999999");
+        flood.send(sut.addr, &d.invite()).await;
+    }
+    let mut answers = 0;
+    while flood
+        .recv_within(Duration::from_millis(300))
+        .await
+        .is_some()
+    {
+        answers += 1;
+    }
+    assert_eq!(answers, 5, "the burst is answered (403), the rest is not");
+    // Another source's call goes through meanwhile.
+    let mut caller = Ua::bind("127.0.0.2").await;
+    connected(&mut caller, &mut callee, sut.addr, A, X, "t").await;
+    let api = sut.server.api_addr.expect("api");
+    let m = http(api, "GET", "/metrics", None, None).await;
+    for line in [
+        "sipmask_requests_refused_total{reason=\"rate\"} 35",
+        "sipmask_source_bans_total 1",
+    ] {
+        assert!(m.body.contains(line), "{line} in {}", m.body);
+    }
 }

@@ -176,12 +176,13 @@ impl<P: Policy> Engine<P> {
             && m.method()
                 .is_some_and(|x| !matches!(x, Method::Ack | Method::Cancel));
         if outside {
-            if let Screen::Refuse { status, reason } = self.policy.screen(&m, src, now) {
-                if let Incoming::New(key) = self.tx.on_request_refused(&m, src, now.mono) {
+            match self.policy.screen(&m, src, now) {
+                Screen::Accept => {}
+                Screen::Refuse { status, reason } => {
                     let tag = crate::ids::token();
-                    self.respond_with(&key, status, &reason, Some(&tag), now);
+                    return self.tx.reply_stateless(&m, src, status, &reason, &tag);
                 }
-                return;
+                Screen::Drop => return,
             }
         }
         match m.method().cloned() {

@@ -164,13 +164,16 @@ pub struct Ending {
 pub enum Screen {
     /// Go on.
     Accept,
-    /// Answer with this status and take it no further.
+    /// Answer with this status, once and statelessly, and take it no
+    /// further.
     Refuse {
         /// SIP status.
         status: u16,
         /// Reason phrase.
         reason: String,
     },
+    /// Take it no further and answer nothing (a banned source).
+    Drop,
 }
 
 /// The answer to [`Policy::limit`].

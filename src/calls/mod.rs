@@ -12,6 +12,7 @@
 mod checkpoint;
 mod decide;
 mod hooks;
+pub mod pike;
 #[cfg(test)]
 mod tests;
 
@@ -47,6 +48,8 @@ pub struct MaskingConfig {
     /// Whether a P-Asserted-Identity from a trusted source names the
     /// caller (else From does).
     pub asserted_caller: bool,
+    /// Per-source limits on requests from outside a call.
+    pub pike: pike::PikeConfig,
 }
 
 /// Counters for metrics.
@@ -98,6 +101,10 @@ pub struct Masking {
     checkpointed: HashMap<CallId, (Option<i64>, Option<u64>)>,
     /// When the last checkpoint was taken.
     last_checkpoint: Option<Instant>,
+    /// Per-source request limits.
+    pike: pike::Pike,
+    /// When idle sources were last forgotten.
+    last_prune: Option<Instant>,
 }
 
 impl Masking {
@@ -110,7 +117,6 @@ impl Masking {
         hub: Arc<Hub>,
     ) -> Masking {
         Masking {
-            cfg,
             bindings,
             store,
             hub,
@@ -118,6 +124,9 @@ impl Masking {
             lookup: Histogram::default(),
             checkpointed: HashMap::new(),
             last_checkpoint: None,
+            pike: pike::Pike::new(cfg.pike),
+            last_prune: None,
+            cfg,
         }
     }
 
@@ -126,23 +135,40 @@ impl Masking {
         self.stats
     }
 
-    /// Whether requests from `source` are taken: the trunk's IP address
-    /// (from any port) or a trusted network. Never what a header claims.
-    fn trusts(&self, source: Peer) -> bool {
+    /// Whether `source` is the trunk's IP address (from any port).
+    fn is_trunk(&self, source: Peer) -> bool {
         let ip = crate::net::canonical(source.addr.ip());
-        let trunk = self
-            .cfg
+        self.cfg
             .trunk
             .as_ref()
-            .is_some_and(|t| crate::net::canonical(t.peer.addr.ip()) == ip);
-        trunk || self.cfg.trusted.iter().any(|n| n.contains(ip))
+            .is_some_and(|t| crate::net::canonical(t.peer.addr.ip()) == ip)
+    }
+
+    /// Whether requests from `source` are taken: the trunk's IP address or
+    /// a trusted network. Never what a header claims.
+    fn trusts(&self, source: Peer) -> bool {
+        self.is_trunk(source)
+            || self
+                .cfg
+                .trusted
+                .iter()
+                .any(|n| n.contains(source.addr.ip()))
     }
 }
 
 impl Policy for Masking {
     type Call = CallState;
 
-    fn screen(&mut self, _request: &Msg, source: Peer, _now: Now) -> Screen {
+    fn screen(&mut self, _request: &Msg, source: Peer, now: Now) -> Screen {
+        if self.is_trunk(source) {
+            return Screen::Accept;
+        }
+        if let pike::Verdict::Banned { newly } = self.pike.check(source.addr.ip(), now.mono) {
+            if newly {
+                tracing::warn!(source = %source.addr.ip(), "source over its request rate: banned, answered nothing");
+            }
+            return Screen::Drop;
+        }
         if self.trusts(source) {
             return Screen::Accept;
         }
@@ -190,6 +216,13 @@ impl Policy for Masking {
 
     fn tick(&mut self, live: &mut dyn Iterator<Item = (CallId, &CallState)>, now: Now) {
         if self
+            .last_prune
+            .is_none_or(|t| now.mono.saturating_duration_since(t) >= Duration::from_secs(10))
+        {
+            self.last_prune = Some(now.mono);
+            self.pike.forget_idle(now.mono);
+        }
+        if self
             .last_checkpoint
             .is_none_or(|t| now.mono.saturating_duration_since(t) >= checkpoint::EVERY)
         {
@@ -216,7 +249,17 @@ impl Policy for Masking {
             "sipmask_requests_refused_total",
             "counter",
             "Requests refused before any decision, by why.",
-            &[("reason=\"untrusted_source\"", s.untrusted)],
+            &[
+                ("reason=\"untrusted_source\"", s.untrusted),
+                ("reason=\"rate\"", self.pike.dropped),
+            ],
+        );
+        metric(
+            out,
+            "sipmask_source_bans_total",
+            "counter",
+            "Sources banned for going over their request rate.",
+            &[("", self.pike.bans)],
         );
         self.lookup.render(
             "sipmask_binding_lookup_seconds",

@@ -61,6 +61,11 @@ fn rig(conditions: Conditions) -> Rig {
             instance: "test".into(),
             trusted: Vec::new(),
             asserted_caller: true,
+            pike: super::pike::PikeConfig {
+                per_sec: 0.0,
+                burst: 0.0,
+                ban: Duration::ZERO,
+            },
         },
         table,
         writer.clone(),

@@ -70,6 +70,13 @@ pub struct SipConfig {
     /// Where the caller of a trunk or trusted source is read:
     /// `asserted` (P-Asserted-Identity, else From) or `from`.
     pub caller_id: String,
+    /// Requests per second one source may send from outside a call (0: no
+    /// limit); the trunk is never limited.
+    pub source_rate: u32,
+    /// Requests one source may send at once.
+    pub source_burst: u32,
+    /// Seconds a source over its rate is banned (answered nothing).
+    pub source_ban_secs: u64,
 }
 
 impl SipConfig {
@@ -371,6 +378,12 @@ impl Config {
             if let Err(e) = crate::net::Network::parse(n) {
                 bad("sip.trusted", e.to_string());
             }
+        }
+        if self.sip.source_rate > 0 && self.sip.source_burst == 0 {
+            bad(
+                "sip.source_burst",
+                "must be at least 1 when source_rate is set".into(),
+            );
         }
         if !matches!(self.sip.caller_id.as_str(), "asserted" | "from") {
             bad("sip.caller_id", "must be \"asserted\" or \"from\"".into());

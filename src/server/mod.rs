@@ -207,6 +207,11 @@ impl Server {
                 instance,
                 trusted: cfg.sip.trusted_networks(),
                 asserted_caller: cfg.sip.caller_id == "asserted",
+                pike: crate::calls::pike::PikeConfig {
+                    per_sec: f64::from(cfg.sip.source_rate),
+                    burst: f64::from(cfg.sip.source_burst.max(1)),
+                    ban: Duration::from_secs(cfg.sip.source_ban_secs),
+                },
             },
             bindings.clone(),
             writer.clone(),

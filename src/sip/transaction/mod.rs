@@ -124,27 +124,27 @@ impl Transactions {
         self.timers.len()
     }
 
+    /// Answers a request outside any transaction: one response, never
+    /// resent, nothing kept (a refusal of a source that may be spoofed
+    /// costs one packet, not eleven). A retransmitted request is simply
+    /// answered again.
+    pub fn reply_stateless(&mut self, m: &Msg, src: Peer, code: u16, reason: &str, to_tag: &str) {
+        let mut w = Writer::response(code, reason);
+        w.headers("Via", &stamped_vias(m, src));
+        w.header("From", &m.from);
+        if m.to_tag.is_some() {
+            w.header("To", &m.to);
+        } else {
+            w.header("To", &format!("{};tag={to_tag}", m.to));
+        }
+        w.header("Call-ID", &m.call_id);
+        w.header("CSeq", &format!("{} {}", m.cseq, m.cseq_method));
+        self.out.push((reply_address(m, src), w.finish(None, b"")));
+    }
+
     /// Matches a request to a server transaction, creating one if new.
     /// A new INVITE is answered 100 Trying at once.
     pub fn on_request(&mut self, m: &Msg, src: Peer, owner: u64, now: Instant) -> Incoming {
-        self.on_request_with(m, src, owner, true, now)
-    }
-
-    /// [`Transactions::on_request`] for a request about to be refused at
-    /// once: no 100 Trying for a new INVITE (one packet fewer to a source
-    /// that may be spoofed).
-    pub fn on_request_refused(&mut self, m: &Msg, src: Peer, now: Instant) -> Incoming {
-        self.on_request_with(m, src, 0, false, now)
-    }
-
-    fn on_request_with(
-        &mut self,
-        m: &Msg,
-        src: Peer,
-        owner: u64,
-        trying: bool,
-        now: Instant,
-    ) -> Incoming {
         let key = TxKey::of_request(m);
         let is_ack = m.method() == Some(&Method::Ack);
         if let Some(tx) = self.servers.get_mut(&key) {
@@ -191,7 +191,7 @@ impl Transactions {
             owner,
         };
         self.servers.insert(key.clone(), tx);
-        if invite && trying {
+        if invite {
             if let Some(w) = self.response(&key, 100, "Trying", None) {
                 let bytes = w.finish(None, b"");
                 self.respond(&key, 100, bytes, now);
