@@ -55,8 +55,16 @@ pub struct SipConfig {
     pub trunk: String,
     /// Largest message in bytes.
     pub max_message_size: usize,
-    /// TCP connection cap.
+    /// Inbound TCP connections open at once.
     pub max_tcp_connections: usize,
+    /// Our own outbound TCP connections open at once (a pool of their own).
+    pub max_tcp_outbound: usize,
+    /// Inbound TCP connections one source address may hold.
+    pub max_tcp_per_source: usize,
+    /// Seconds a TCP connection may stay silent before it is closed.
+    pub tcp_idle_secs: u64,
+    /// Seconds a message on TCP may take from its first byte to its last.
+    pub tcp_message_secs: u64,
     /// RFC 3261 T1.
     pub t1_ms: u64,
     /// RFC 3261 T2.
@@ -377,6 +385,20 @@ impl Config {
         for n in &self.sip.trusted {
             if let Err(e) = crate::net::Network::parse(n) {
                 bad("sip.trusted", e.to_string());
+            }
+        }
+        for (key, v) in [
+            (
+                "sip.max_tcp_connections",
+                self.sip.max_tcp_connections as u64,
+            ),
+            ("sip.max_tcp_outbound", self.sip.max_tcp_outbound as u64),
+            ("sip.max_tcp_per_source", self.sip.max_tcp_per_source as u64),
+            ("sip.tcp_idle_secs", self.sip.tcp_idle_secs),
+            ("sip.tcp_message_secs", self.sip.tcp_message_secs),
+        ] {
+            if v == 0 {
+                bad(key, "must be at least 1".into());
             }
         }
         if self.sip.source_rate > 0 && self.sip.source_burst == 0 {

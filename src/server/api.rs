@@ -20,6 +20,8 @@ pub(super) struct ApiDeps {
     pub(super) core: Arc<Core>,
     pub(super) hub: Arc<crate::events::Hub>,
     pub(super) clock: crate::time::SharedClock,
+    /// TCP connection pools, for the metrics.
+    pub(super) tcp: Arc<crate::sip::guard::Guard>,
     pub(super) sip_host: String,
     /// A draining sibling shares the ports (else they must be free).
     pub(super) overlap: bool,
@@ -38,6 +40,7 @@ pub(super) async fn start_api(
         core,
         hub,
         clock,
+        tcp,
         sip_host,
         overlap: deps_overlap,
     } = deps;
@@ -70,7 +73,11 @@ pub(super) async fn start_api(
     let norm = Normaliser {
         default_country_code: cfg.numbers.default_country_code.clone(),
     };
-    let metrics = Arc::new(move || core.engine.lock().map(|e| e.metrics()).unwrap_or_default());
+    let metrics = Arc::new(move || {
+        let mut out = core.engine.lock().map(|e| e.metrics()).unwrap_or_default();
+        tcp.metrics(&mut out);
+        out
+    });
     let svc = crate::service::Services {
         store: Arc::new(std::sync::Mutex::new(crate::store::open(data_dir)?)),
         table,

@@ -227,7 +227,13 @@ impl Server {
         let net = Net::new(
             udps,
             cfg.sip.max_message_size,
-            cfg.sip.max_tcp_connections,
+            crate::sip::guard::TcpLimits {
+                inbound: cfg.sip.max_tcp_connections,
+                outbound: cfg.sip.max_tcp_outbound,
+                per_source: cfg.sip.max_tcp_per_source,
+                idle: Duration::from_secs(cfg.sip.tcp_idle_secs),
+                message: Duration::from_secs(cfg.sip.tcp_message_secs),
+            },
             cancel.clone(),
             core.clone(),
         );
@@ -254,6 +260,7 @@ impl Server {
                 core: core.clone(),
                 hub: hub.clone(),
                 clock: clock.clone(),
+                tcp: net.guard.clone(),
                 sip_host,
                 overlap,
             };

@@ -3,6 +3,7 @@
 //! bindings, calls or storage: it turns bytes into [`Msg`]s and back.
 
 pub mod framing;
+pub mod guard;
 pub mod message;
 pub mod sdp;
 pub mod timer;

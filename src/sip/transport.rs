@@ -14,10 +14,11 @@ use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::framing::{next_frame, Frame};
+use super::guard::{Closed, Guard, Slot, TcpLimits};
 use super::{Msg, Peer, SipError, Transport};
 
 /// Receives whole, parsed messages from the sockets.
@@ -32,7 +33,8 @@ pub struct Net {
     /// Each socket with whether it is IPv6 (looked up per send).
     udp: Vec<(bool, Arc<UdpSocket>)>,
     tcp: DashMap<SocketAddr, mpsc::Sender<Bytes>>,
-    tcp_slots: Arc<Semaphore>,
+    /// TCP connection pools and their counters.
+    pub guard: Arc<Guard>,
     max_message: usize,
     cancel: CancellationToken,
     sink: Arc<dyn Sink>,
@@ -43,7 +45,7 @@ impl Net {
     pub fn new(
         udp: Vec<UdpSocket>,
         max_message: usize,
-        max_tcp: usize,
+        tcp_limits: TcpLimits,
         cancel: CancellationToken,
         sink: Arc<dyn Sink>,
     ) -> Arc<Net> {
@@ -54,7 +56,7 @@ impl Net {
                 .map(|s| (s.local_addr().is_ok_and(|a| a.is_ipv6()), Arc::new(s)))
                 .collect(),
             tcp: DashMap::new(),
-            tcp_slots: Arc::new(Semaphore::new(max_tcp)),
+            guard: Guard::new(tcp_limits),
             max_message,
             cancel,
         })
@@ -86,8 +88,8 @@ impl Net {
         let tx = match tx {
             Some(tx) => tx,
             None => {
-                let Ok(permit) = self.tcp_slots.clone().try_acquire_owned() else {
-                    tracing::warn!("tcp connection limit reached; message dropped");
+                let Some(slot) = self.guard.outbound() else {
+                    self.guard.count(Closed::Full);
                     return;
                 };
                 let (tx, rx) = mpsc::channel(256);
@@ -95,7 +97,7 @@ impl Net {
                 let net = self.clone();
                 tokio::spawn(async move {
                     match TcpStream::connect(to).await {
-                        Ok(stream) => net.run_conn(stream, to, rx, permit).await,
+                        Ok(stream) => net.run_conn(stream, to, rx, slot).await,
                         Err(e) => {
                             tracing::debug!(error = %e, "tcp connect failed");
                             net.tcp.remove(&to);
@@ -162,13 +164,17 @@ impl Net {
                     continue;
                 }
             };
-            let Ok(permit) = self.tcp_slots.clone().try_acquire_owned() else {
-                tracing::warn!("tcp connection limit reached; connection refused");
-                continue;
+            let slot = match self.guard.inbound(from.ip()) {
+                Ok(s) => s,
+                Err(why) => {
+                    // Dropped at once: the client sees the connection close.
+                    self.guard.count(why);
+                    continue;
+                }
             };
             let (tx, rx) = mpsc::channel(256);
             self.tcp.insert(from, tx);
-            tokio::spawn(self.clone().run_conn(stream, from, rx, permit));
+            tokio::spawn(self.clone().run_conn(stream, from, rx, slot));
         }
     }
 
@@ -178,7 +184,7 @@ impl Net {
         stream: TcpStream,
         peer_addr: SocketAddr,
         mut rx: mpsc::Receiver<Bytes>,
-        _permit: tokio::sync::OwnedSemaphorePermit,
+        _slot: Slot,
     ) {
         let _ = stream.set_nodelay(true);
         let (mut rd, mut wr) = stream.into_split();
@@ -194,24 +200,42 @@ impl Net {
             addr: peer_addr,
         };
         let mut buf = BytesMut::with_capacity(8192);
+        let limits = self.guard.limits();
+        let mut heard = tokio::time::Instant::now();
+        // When the first byte of a message still incomplete arrived.
+        let mut partial: Option<tokio::time::Instant> = None;
         'read: loop {
+            let deadline = match partial {
+                Some(t) => t + limits.message,
+                None => heard + limits.idle,
+            };
             let n = tokio::select! {
-                r = rd.read_buf(&mut buf) => r.unwrap_or(0),
+                r = tokio::time::timeout_at(deadline, rd.read_buf(&mut buf)) => match r {
+                    Ok(r) => r.unwrap_or(0),
+                    Err(_) => {
+                        self.guard.count(if partial.is_some() { Closed::Slow } else { Closed::Idle });
+                        break;
+                    }
+                },
                 _ = self.cancel.cancelled() => 0,
             };
             if n == 0 {
                 break;
             }
+            heard = tokio::time::Instant::now();
+            let mut progressed = false;
             loop {
                 match next_frame(&buf, self.max_message) {
                     Ok(Frame::Incomplete) => break,
                     Ok(Frame::KeepAlive { len, ping }) => {
+                        progressed = true;
                         let _ = buf.split_to(len);
                         if ping {
                             self.send_tcp(peer_addr, Bytes::from_static(b"\r\n"));
                         }
                     }
                     Ok(Frame::Message(len)) => {
+                        progressed = true;
                         let msg = buf.split_to(len);
                         self.parse_and_deliver(&msg, peer);
                     }
@@ -229,6 +253,13 @@ impl Net {
                     }
                 }
             }
+            // The clock of a message starts with its first byte: a read that
+            // completed a message starts the next one's clock afresh.
+            partial = match (buf.is_empty(), progressed) {
+                (true, _) => None,
+                (false, true) => Some(heard),
+                (false, false) => partial.or(Some(heard)),
+            };
         }
         // Let a final error reply go out before the writer is dropped.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
