@@ -4,6 +4,8 @@
 //! sipmask.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Upper bounds of the latency buckets, in seconds.
 pub const BUCKETS: [f64; 10] = [
@@ -55,5 +57,51 @@ pub fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(
         } else {
             out.push_str(&format!("{name}{{{labels}}} {v}\n"));
         }
+    }
+}
+
+/// Lets a repeated log line through at most once per interval and counts
+/// the ones held back, so a flood of refusals costs no disk and no CPU in
+/// the logger; the counters in the metrics say how many there were.
+#[derive(Debug)]
+pub struct Throttle {
+    every: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Throttle {
+    /// At most one line per `every`.
+    pub const fn new(every: Duration) -> Throttle {
+        Throttle {
+            every,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(n)` when this line may be logged, `n` being how many were held
+    /// back since the last one; `None` when it is held back.
+    pub fn allow(&self) -> Option<u64> {
+        let mut s = self.state.lock().ok()?;
+        let now = Instant::now();
+        if s.0.is_some_and(|t| now.duration_since(t) < self.every) {
+            s.1 += 1;
+            return None;
+        }
+        s.0 = Some(now);
+        Some(std::mem::take(&mut s.1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_throttle_lets_one_through_and_counts_the_rest() {
+        let t = super::Throttle::new(std::time::Duration::from_secs(60));
+        assert_eq!(t.allow(), Some(0));
+        assert_eq!(t.allow(), None);
+        assert_eq!(t.allow(), None);
+        let fast = super::Throttle::new(std::time::Duration::ZERO);
+        assert_eq!(fast.allow(), Some(0));
+        assert_eq!(fast.allow(), Some(0));
     }
 }

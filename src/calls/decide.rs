@@ -54,7 +54,10 @@ impl Masking {
                 Decision::Bridge(plan, state_of(a, caller, now))
             }
             Err(r) => {
-                tracing::info!(caller = %caller, dialled = %dialled, refusal = r.name(), "call refused");
+                if let Some(more) = self.refusal_log.allow() {
+                    tracing::info!(caller = %caller, dialled = %dialled, refusal = r.name(),
+                        more_refused_since = more, "call refused");
+                }
                 self.refuse(m, r, now)
             }
         }

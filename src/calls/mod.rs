@@ -24,7 +24,7 @@ use crate::b2bua::policy::{CallId, Decision, Limit, Milestone, Offer, Policy, Sc
 use crate::bindings::{BindingId, BindingTable, Normaliser, Number, TenantId};
 use crate::config::Refusals;
 use crate::events::Hub;
-use crate::metrics::{metric, Histogram};
+use crate::metrics::{metric, Histogram, Throttle};
 use crate::net::Network;
 use crate::sip::{Msg, Peer, Target};
 use crate::store::{CallRecord, Writer};
@@ -105,6 +105,9 @@ pub struct Masking {
     pike: pike::Pike,
     /// When idle sources were last forgotten.
     last_prune: Option<Instant>,
+    /// Refusals and bans are logged at most once a second each.
+    refusal_log: Throttle,
+    ban_log: Throttle,
 }
 
 impl Masking {
@@ -126,6 +129,8 @@ impl Masking {
             last_checkpoint: None,
             pike: pike::Pike::new(cfg.pike),
             last_prune: None,
+            refusal_log: Throttle::new(Duration::from_secs(1)),
+            ban_log: Throttle::new(Duration::from_secs(1)),
             cfg,
         }
     }
@@ -164,8 +169,8 @@ impl Policy for Masking {
             return Screen::Accept;
         }
         if let pike::Verdict::Banned { newly } = self.pike.check(source.addr.ip(), now.mono) {
-            if newly {
-                tracing::warn!(source = %source.addr.ip(), "source over its request rate: banned, answered nothing");
+            if let Some(more) = newly.then(|| self.ban_log.allow()).flatten() {
+                tracing::warn!(source = %source.addr.ip(), more_banned_since = more, "source over its request rate: banned, answered nothing");
             }
             return Screen::Drop;
         }

@@ -5,8 +5,8 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -53,8 +53,7 @@ pub struct Guard {
     outbound: Arc<Semaphore>,
     per_source: DashMap<IpAddr, usize>,
     counts: [AtomicU64; 4],
-    /// When a warning was last logged, and how many were held back since.
-    warned: Mutex<(Option<Instant>, u64)>,
+    warnings: crate::metrics::Throttle,
 }
 
 /// A connection's place in its pool, given back when dropped.
@@ -82,7 +81,7 @@ impl Guard {
             outbound: Arc::new(Semaphore::new(limits.outbound)),
             per_source: DashMap::new(),
             counts: Default::default(),
-            warned: Mutex::new((None, 0)),
+            warnings: crate::metrics::Throttle::new(Duration::from_secs(10)),
             limits,
         })
     }
@@ -139,19 +138,9 @@ impl Guard {
         if matches!(why, Closed::Idle) {
             return; // routine, not worth a warning
         }
-        let Ok(mut w) = self.warned.lock() else {
-            return;
-        };
-        let now = Instant::now();
-        if w.0
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(10))
-        {
-            w.1 += 1;
-            return;
+        if let Some(more) = self.warnings.allow() {
+            tracing::warn!(reason = ?why, more_since_last_warning = more, "tcp connection refused or closed");
         }
-        let more = std::mem::take(&mut w.1);
-        w.0 = Some(now);
-        tracing::warn!(reason = ?why, more_since_last_warning = more, "tcp connection refused or closed");
     }
 
     /// The counters in Prometheus text format.
