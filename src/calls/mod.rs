@@ -165,17 +165,16 @@ impl Policy for Masking {
     type Call = CallState;
 
     fn screen(&mut self, _request: &Msg, source: Peer, now: Now) -> Screen {
-        if self.is_trunk(source) {
+        if self.trusts(source) {
             return Screen::Accept;
         }
+        // Everyone else is refused; the limit makes sure a flood (often
+        // from a spoofed address) draws a few refusals, then silence.
         if let pike::Verdict::Banned { newly } = self.pike.check(source.addr.ip(), now.mono) {
             if let Some(more) = newly.then(|| self.ban_log.allow()).flatten() {
                 tracing::warn!(source = %source.addr.ip(), more_banned_since = more, "source over its request rate: banned, answered nothing");
             }
             return Screen::Drop;
-        }
-        if self.trusts(source) {
-            return Screen::Accept;
         }
         self.stats.untrusted += 1;
         // Debug only: a flood of these must not flood the log.

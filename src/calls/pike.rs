@@ -1,8 +1,9 @@
 //! Per-source limits on requests from outside a call, like Kamailio's pike:
 //! a token bucket per IP address; a source that runs it dry is banned for a
 //! while and answered nothing, so a flood (spoofed or not) costs sipmask a
-//! map lookup per datagram and the flooded address nothing. The trunk's
-//! addresses are never limited.
+//! map lookup per datagram and the flooded address nothing. Only sources
+//! that are neither the trunk nor trusted are counted: they get refusals,
+//! and the limit keeps those few.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -78,8 +78,8 @@ pub struct SipConfig {
     /// Where the caller of a trunk or trusted source is read:
     /// `asserted` (P-Asserted-Identity, else From) or `from`.
     pub caller_id: String,
-    /// Requests per second one source may send from outside a call (0: no
-    /// limit); the trunk is never limited.
+    /// Requests per second an untrusted source may send from outside a
+    /// call (0: no limit); the trunk and trusted networks are not limited.
     pub source_rate: u32,
     /// Requests one source may send at once.
     pub source_burst: u32,
