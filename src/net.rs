@@ -21,6 +21,12 @@ pub enum NetworkError {
 }
 
 impl Network {
+    /// The networks of a config list that read (the config's validation
+    /// reports the others, and refuses to start on them).
+    pub fn parse_all(list: &[String]) -> Vec<Network> {
+        list.iter().filter_map(|n| Network::parse(n).ok()).collect()
+    }
+
     /// Reads `ADDRESS/PREFIX`; a bare address is a single host.
     pub fn parse(s: &str) -> Result<Network, NetworkError> {
         let bad = || NetworkError::Syntax(s.to_string());

@@ -14,8 +14,8 @@ use super::auth::Tenant;
 use super::model::{filter, number, phone, BindingOut, BindingPage, ConditionsIn};
 use super::problem::{ApiError, AvailabilityOut};
 use super::{ApiState, Body, Json, P, Q};
-use crate::bindings::{Binding, Conditions, Kind, TenantId};
-use crate::service::bindings::PairRequest;
+use crate::bindings::{Conditions, Kind, TenantId};
+use crate::service::bindings::{owned, PairRequest};
 use crate::store::Filter;
 
 /// A new AXB binding.
@@ -195,24 +195,11 @@ async fn create_many(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let created = st.svc.create_pairs(tenant, plans).await?;
-    let defaults = st.table.defaults();
+    let defaults = st.svc.table.defaults();
     Ok(created
         .iter()
         .map(|b| BindingOut::from(b, defaults))
         .collect())
-}
-
-/// A binding of this tenant of one of `kinds`, or 404.
-pub(super) fn owned(
-    table: &crate::bindings::BindingTable,
-    tenant: TenantId,
-    id: i64,
-    kinds: &[Kind],
-    what: &'static str,
-) -> Result<Binding, ApiError> {
-    Ok(crate::service::bindings::owned(
-        table, tenant, id, kinds, what,
-    )?)
 }
 
 #[utoipa::path(get, path = "/v1/bindings/{id}", tag = "bindings", params(("id" = i64, Path, description = "binding id")),
@@ -223,8 +210,8 @@ pub async fn get(
     t: Tenant,
     P(id): P<i64>,
 ) -> Result<Json<BindingOut>, ApiError> {
-    let b = owned(&st.table, t.0, id, &[Kind::Axb], "binding")?;
-    Ok(Json(BindingOut::from(&b, st.table.defaults())))
+    let b = owned(&st.svc.table, t.0, id, &[Kind::Axb], "binding")?;
+    Ok(Json(BindingOut::from(&b, st.svc.table.defaults())))
 }
 
 #[utoipa::path(get, path = "/v1/bindings", tag = "bindings", params(ListQuery),
@@ -263,11 +250,16 @@ pub(super) async fn list_kinds(
         kinds,
     };
     let page = st.db(move |s| Ok(s.list(tenant, &filter)?)).await?;
-    let defaults = st.table.defaults();
+    let defaults = st.svc.table.defaults();
     let items = page
         .items
         .iter()
-        .map(|b| BindingOut::from(&st.table.get(b.id).unwrap_or_else(|| b.clone()), defaults))
+        .map(|b| {
+            BindingOut::from(
+                &st.svc.table.get(b.id).unwrap_or_else(|| b.clone()),
+                defaults,
+            )
+        })
         .collect();
     Ok(BindingPage {
         items,
@@ -304,7 +296,7 @@ pub(super) async fn change(
         .svc
         .change(tenant, id, kinds, what, move |c| req.apply(c, &norm, ""))
         .await?;
-    Ok(BindingOut::from(&b, st.table.defaults()))
+    Ok(BindingOut::from(&b, st.svc.table.defaults()))
 }
 
 #[utoipa::path(delete, path = "/v1/bindings/{id}", tag = "bindings", params(("id" = i64, Path, description = "binding id")),

@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Tenant;
-use super::bindings::{change, list_kinds, owned, remove, ListQuery};
+use super::bindings::{change, list_kinds, remove, ListQuery};
 use super::model::{number, BindingOut, BindingPage, ConditionsIn};
 use super::problem::ApiError;
 use super::{ApiState, Body, Json, P, Q};
 use crate::bindings::{Conditions, Kind};
+use crate::service::bindings::owned;
 
 const KINDS: &[Kind] = &[Kind::Digits, Kind::Token];
 
@@ -101,7 +102,7 @@ pub async fn create(
         .svc
         .create_identifier(t.0, kind, owner, conditions)
         .await?;
-    let b = BindingOut::from(&b, st.table.defaults());
+    let b = BindingOut::from(&b, st.svc.table.defaults());
     Ok((StatusCode::CREATED, Json(out(&st, b))))
 }
 
@@ -113,8 +114,11 @@ pub async fn get(
     t: Tenant,
     P(id): P<i64>,
 ) -> Result<Json<IdentifierOut>, ApiError> {
-    let b = owned(&st.table, t.0, id, KINDS, "identifier")?;
-    Ok(Json(out(&st, BindingOut::from(&b, st.table.defaults()))))
+    let b = owned(&st.svc.table, t.0, id, KINDS, "identifier")?;
+    Ok(Json(out(
+        &st,
+        BindingOut::from(&b, st.svc.table.defaults()),
+    )))
 }
 
 #[utoipa::path(get, path = "/v1/identifiers", tag = "identifiers", params(ListQuery),
@@ -163,7 +167,7 @@ pub async fn delete(
 }
 
 fn qr(st: &ApiState, tenant: i64, id: i64) -> Result<qrcode::QrCode, ApiError> {
-    let b = owned(&st.table, tenant, id, KINDS, "identifier")?;
+    let b = owned(&st.svc.table, tenant, id, KINDS, "identifier")?;
     let uri = format!("sip:{}@{}", b.x.as_str(), st.cfg.sip_host);
     qrcode::QrCode::new(uri.as_bytes()).map_err(|e| ApiError::Internal(e.to_string()))
 }

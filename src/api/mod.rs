@@ -28,7 +28,7 @@ use dashmap::DashMap;
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
 
-use crate::bindings::{BindingTable, Normaliser, TenantId};
+use crate::bindings::{Normaliser, TenantId};
 use crate::store::prelude::*;
 use crate::store::Shared;
 use problem::ApiError;
@@ -56,12 +56,9 @@ pub struct ApiConfig {
 
 /// Shared state of the handlers.
 pub struct ApiState {
-    /// The domain services every change goes through.
+    /// The domain services every change goes through; their store
+    /// connection, live table and event hub serve the reads too.
     pub svc: crate::service::Services,
-    /// The services' store connection, for reads.
-    store: Shared,
-    /// The live binding table (shared with the SIP engine), for reads.
-    pub table: Arc<BindingTable>,
     /// Number normalisation.
     pub norm: Normaliser,
     /// Key hash -> tenant.
@@ -78,8 +75,6 @@ pub struct ApiState {
     pub stats: ops::ApiStats,
     /// The SIP side's metrics, as Prometheus text.
     pub sip_metrics: Arc<dyn Fn() -> String + Send + Sync>,
-    /// Event fan-out.
-    pub hub: Arc<crate::events::Hub>,
 }
 
 impl ApiState {
@@ -98,11 +93,8 @@ impl ApiState {
                 .map_err(|_| crate::store::StoreError::Unavailable("lock poisoned".into()))?;
             (s.keys()?.into_iter().collect(), s.reopen()?)
         };
-        let hub = svc.hub.clone();
         Ok(ApiState {
             key_lookup: Arc::new(Mutex::new(key_lookup)),
-            store: svc.store.clone(),
-            table: svc.table.clone(),
             svc,
             norm,
             keys,
@@ -110,7 +102,6 @@ impl ApiState {
             cfg,
             stats: ops::ApiStats::default(),
             sip_metrics,
-            hub,
         })
     }
 
@@ -141,7 +132,7 @@ impl ApiState {
         &self,
         f: impl FnOnce(&mut dyn Backend) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        crate::store::off_thread(&self.store, f).await
+        crate::store::off_thread(&self.svc.store, f).await
     }
 }
 

@@ -61,7 +61,7 @@ pub async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
              # HELP sipmask_webhook_events_failed Events given up after their last attempt (kept until purged or redelivered).\n# TYPE sipmask_webhook_events_failed gauge\nsipmask_webhook_events_failed {failed}\n"
         ));
     }
-    out.push_str(&format!("# HELP sipmask_bindings Bindings in the live table.\n# TYPE sipmask_bindings gauge\nsipmask_bindings {}\n", st.table.len()));
+    out.push_str(&format!("# HELP sipmask_bindings Bindings in the live table.\n# TYPE sipmask_bindings gauge\nsipmask_bindings {}\n", st.svc.table.len()));
     out.push_str("# HELP sipmask_api_requests_total API requests by status class.\n# TYPE sipmask_api_requests_total counter\n");
     for (i, c) in st.stats.by_class.iter().enumerate().skip(1) {
         out.push_str(&format!(

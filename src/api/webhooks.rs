@@ -207,7 +207,7 @@ pub async fn stream(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = st.hub.subscribe();
+    let rx = st.svc.hub.subscribe();
     let tenant = t.0;
     let events = futures_util::stream::unfold(rx, move |mut rx| async move {
         loop {

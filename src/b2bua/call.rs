@@ -183,6 +183,14 @@ pub struct Call<C> {
 }
 
 impl<C> Call<C> {
+    /// Where a leg's requests go (and come from).
+    pub fn peer(&self, side: Side) -> Peer {
+        match side {
+            Side::A => self.a.peer,
+            Side::B => self.b.peer,
+        }
+    }
+
     /// One leg.
     pub fn leg(&mut self, side: Side) -> &mut Leg {
         match side {

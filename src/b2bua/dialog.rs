@@ -41,8 +41,8 @@ impl<P: Policy> Engine<P> {
         // dialog was made with (any port: a trunk sends from several).
         let stranger = found.is_some_and(|(id, side)| {
             self.calls
-                .get_mut(&id)
-                .is_some_and(|c| c.leg(side).peer.addr.ip() != src.addr.ip())
+                .get(&id)
+                .is_some_and(|c| c.peer(side).addr.ip() != src.addr.ip())
         });
         if stranger {
             tracing::debug!(%src, "in-dialog request from outside the dialog's legs");

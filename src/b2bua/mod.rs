@@ -191,13 +191,13 @@ impl<P: Policy> Engine<P> {
             Some(method) if m.to_tag.is_some() => self.on_in_dialog(method, m, src, now),
             Some(Method::Invite) => self.on_invite(m, src, now),
             Some(Method::Ack) => {} // ACK outside any dialog: nothing to do.
-            Some(Method::Options) => self.reply_stateless(&m, src, 200, now),
+            Some(Method::Options) => self.answer_new(&m, src, 200, now),
             // Requests that only exist inside a dialog, without a To tag:
             // no such dialog (RFC 3261 12.2.2, 15.1.2).
             Some(Method::Bye | Method::Update | Method::Prack | Method::Info | Method::Refer) => {
-                self.reply_stateless(&m, src, 481, now)
+                self.answer_new(&m, src, 481, now)
             }
-            Some(_) => self.reply_stateless(&m, src, 405, now),
+            Some(_) => self.answer_new(&m, src, 405, now),
         }
     }
 
@@ -242,8 +242,9 @@ impl<P: Policy> Engine<P> {
         }
     }
 
-    /// Answers a request outside any dialog with `code`.
-    fn reply_stateless(&mut self, m: &Msg, src: Peer, code: u16, now: Now) {
+    /// Answers a new request outside any dialog with `code`, in a server
+    /// transaction (retransmissions of the request get the same answer).
+    fn answer_new(&mut self, m: &Msg, src: Peer, code: u16, now: Now) {
         if let Incoming::New(key) = self.tx.on_request(m, src, 0, now.mono) {
             // A final response adds a To tag when the request had none
             // (RFC 3261 8.2.6.2).

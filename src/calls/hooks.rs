@@ -112,7 +112,7 @@ impl Masking {
 
     /// The call's lease of talk time ran out, or its length cap: renew the
     /// lease from the budget, or end the call.
-    pub(super) fn extend(&mut self, id: CallId, call: &mut CallState, _held: Duration) -> Limit {
+    pub(super) fn extend(&mut self, id: CallId, call: &mut CallState) -> Limit {
         let max = call.max_secs;
         let Some(held) = call.lease else {
             return Limit::End(EndReason::MaxLength);

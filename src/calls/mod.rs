@@ -140,25 +140,26 @@ impl Masking {
         self.stats
     }
 
-    /// Whether `source` is the trunk's IP address (from any port).
-    fn is_trunk(&self, source: Peer) -> bool {
+    /// Whether requests from `source` are taken: the trunk's IP address
+    /// (from any port) or a trusted network. Never what a header claims.
+    fn trusts(&self, source: Peer) -> bool {
         let ip = crate::net::canonical(source.addr.ip());
-        self.cfg
+        let trunk = self
+            .cfg
             .trunk
             .as_ref()
-            .is_some_and(|t| crate::net::canonical(t.peer.addr.ip()) == ip)
+            .is_some_and(|t| crate::net::canonical(t.peer.addr.ip()) == ip);
+        trunk || self.cfg.trusted.iter().any(|n| n.contains(ip))
     }
+}
 
-    /// Whether requests from `source` are taken: the trunk's IP address or
-    /// a trusted network. Never what a header claims.
-    fn trusts(&self, source: Peer) -> bool {
-        self.is_trunk(source)
-            || self
-                .cfg
-                .trusted
-                .iter()
-                .any(|n| n.contains(source.addr.ip()))
+/// Whether a job run every `every` is due at `now`; if so, notes it ran.
+fn due(last: &mut Option<Instant>, every: Duration, now: Instant) -> bool {
+    if last.is_some_and(|t| now.saturating_duration_since(t) < every) {
+        return false;
     }
+    *last = Some(now);
+    true
 }
 
 impl Policy for Masking {
@@ -214,23 +215,16 @@ impl Policy for Masking {
         }
     }
 
-    fn limit(&mut self, id: CallId, call: &mut CallState, held: Duration, _now: Now) -> Limit {
-        self.extend(id, call, held)
+    fn limit(&mut self, id: CallId, call: &mut CallState, _held: Duration, _now: Now) -> Limit {
+        // The lease held is the policy's own record of what was granted.
+        self.extend(id, call)
     }
 
     fn tick(&mut self, live: &mut dyn Iterator<Item = (CallId, &CallState)>, now: Now) {
-        if self
-            .last_prune
-            .is_none_or(|t| now.mono.saturating_duration_since(t) >= Duration::from_secs(10))
-        {
-            self.last_prune = Some(now.mono);
+        if due(&mut self.last_prune, Duration::from_secs(10), now.mono) {
             self.pike.forget_idle(now.mono);
         }
-        if self
-            .last_checkpoint
-            .is_none_or(|t| now.mono.saturating_duration_since(t) >= checkpoint::EVERY)
-        {
-            self.last_checkpoint = Some(now.mono);
+        if due(&mut self.last_checkpoint, checkpoint::EVERY, now.mono) {
             self.checkpoint(live, now);
         }
     }

@@ -90,10 +90,7 @@ pub struct SipConfig {
 impl SipConfig {
     /// The trusted networks (checked by [`Config::validate`]).
     pub fn trusted_networks(&self) -> Vec<crate::net::Network> {
-        self.trusted
-            .iter()
-            .filter_map(|n| crate::net::Network::parse(n).ok())
-            .collect()
+        crate::net::Network::parse_all(&self.trusted)
     }
 }
 
@@ -215,10 +212,7 @@ pub struct WebhooksConfig {
 impl WebhooksConfig {
     /// The allowed networks (validated at load).
     pub fn networks(&self) -> Vec<crate::net::Network> {
-        self.allow_networks
-            .iter()
-            .filter_map(|n| crate::net::Network::parse(n).ok())
-            .collect()
+        crate::net::Network::parse_all(&self.allow_networks)
     }
 }
 
@@ -382,9 +376,14 @@ impl Config {
                 );
             }
         }
-        for n in &self.sip.trusted {
-            if let Err(e) = crate::net::Network::parse(n) {
-                bad("sip.trusted", e.to_string());
+        for (key, list) in [
+            ("sip.trusted", &self.sip.trusted),
+            ("webhooks.allow_networks", &self.webhooks.allow_networks),
+        ] {
+            for n in list {
+                if let Err(e) = crate::net::Network::parse(n) {
+                    bad(key, e.to_string());
+                }
             }
         }
         for (key, v) in [
@@ -409,11 +408,6 @@ impl Config {
         }
         if !matches!(self.sip.caller_id.as_str(), "asserted" | "from") {
             bad("sip.caller_id", "must be \"asserted\" or \"from\"".into());
-        }
-        for n in &self.webhooks.allow_networks {
-            if let Err(e) = crate::net::Network::parse(n) {
-                bad("webhooks.allow_networks", e.to_string());
-            }
         }
         if !(1..=300).contains(&self.webhooks.timeout_secs) {
             bad("webhooks.timeout_secs", "must be 1 to 300".into());

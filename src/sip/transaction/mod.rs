@@ -50,6 +50,37 @@ struct ResponseBase {
     cseq: String,
 }
 
+impl ResponseBase {
+    /// What every response to `m` (from `src`) copies from it.
+    fn of(m: &Msg, src: Peer) -> ResponseBase {
+        ResponseBase {
+            vias: stamped_vias(m, src),
+            from: m.from.clone(),
+            to: m.to.clone(),
+            has_to_tag: m.to_tag.is_some(),
+            call_id: m.call_id.clone(),
+            cseq: format!("{} {}", m.cseq, m.cseq_method),
+        }
+    }
+
+    /// Status line, Via, From, To (with `to_tag` added if the request had
+    /// none and this is not a 100), Call-ID, CSeq.
+    fn start(&self, code: u16, reason: &str, to_tag: Option<&str>) -> Writer {
+        let mut w = Writer::response(code, reason);
+        w.headers("Via", &self.vias);
+        w.header("From", &self.from);
+        match to_tag {
+            Some(tag) if !self.has_to_tag && code > 100 => {
+                w.header("To", &format!("{};tag={tag}", self.to))
+            }
+            _ => w.header("To", &self.to),
+        };
+        w.header("Call-ID", &self.call_id);
+        w.header("CSeq", &self.cseq);
+        w
+    }
+}
+
 struct ServerTx {
     reply_to: Peer,
     invite: bool,
@@ -129,16 +160,7 @@ impl Transactions {
     /// costs one packet, not eleven). A retransmitted request is simply
     /// answered again.
     pub fn reply_stateless(&mut self, m: &Msg, src: Peer, code: u16, reason: &str, to_tag: &str) {
-        let mut w = Writer::response(code, reason);
-        w.headers("Via", &stamped_vias(m, src));
-        w.header("From", &m.from);
-        if m.to_tag.is_some() {
-            w.header("To", &m.to);
-        } else {
-            w.header("To", &format!("{};tag={to_tag}", m.to));
-        }
-        w.header("Call-ID", &m.call_id);
-        w.header("CSeq", &format!("{} {}", m.cseq, m.cseq_method));
+        let w = ResponseBase::of(m, src).start(code, reason, Some(to_tag));
         self.out.push((reply_address(m, src), w.finish(None, b"")));
     }
 
@@ -179,14 +201,7 @@ impl Transactions {
             invite,
             state: State::Proceeding,
             last: None,
-            base: Some(Box::new(ResponseBase {
-                vias: stamped_vias(m, src),
-                from: m.from.clone(),
-                to: m.to.clone(),
-                has_to_tag: m.to_tag.is_some(),
-                call_id: m.call_id.clone(),
-                cseq: format!("{} {}", m.cseq, m.cseq_method),
-            })),
+            base: Some(Box::new(ResponseBase::of(m, src))),
             interval: self.cfg.t1,
             owner,
         };
@@ -217,18 +232,7 @@ impl Transactions {
         to_tag: Option<&str>,
     ) -> Option<Writer> {
         let b = self.servers.get(key)?.base.as_deref()?;
-        let mut w = Writer::response(code, reason);
-        w.headers("Via", &b.vias);
-        w.header("From", &b.from);
-        match to_tag {
-            Some(tag) if !b.has_to_tag && code > 100 => {
-                w.header("To", &format!("{};tag={tag}", b.to))
-            }
-            _ => w.header("To", &b.to),
-        };
-        w.header("Call-ID", &b.call_id);
-        w.header("CSeq", &b.cseq);
-        Some(w)
+        Some(b.start(code, reason, to_tag))
     }
 
     /// Whether a server transaction is known (in any state).
