@@ -1,8 +1,8 @@
 //! Applies the operator's command-line changes to a running server: polls
 //! the change log (`store::changes`) and adds or removes bindings in the
 //! live table and reloads the API key cache. Changes made over the HTTP API
-//! apply directly; this covers `sipmask bindings ...`, `tenants add` and
-//! `keys ...` run beside a live `serve`.
+//! apply directly; this covers `sipmask bindings ...`, `tenants add`,
+//! `keys ...` and `accounts ...` run beside a live `serve`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiState;
 use crate::bindings::BindingTable;
+use crate::registrar::Directory;
+use crate::service::accounts::account_of;
 use crate::store::changes::Change;
 use crate::store::prelude::*;
 use crate::store::StoreError;
@@ -23,6 +25,7 @@ pub async fn run(
     store: Box<dyn Backend>,
     mut after: i64,
     table: Arc<BindingTable>,
+    accounts: Arc<Directory>,
     api: Option<Arc<ApiState>>,
     cancel: CancellationToken,
 ) {
@@ -32,8 +35,8 @@ pub async fn run(
             _ = tokio::time::sleep(EVERY) => {}
             _ = cancel.cancelled() => return,
         }
-        let (t, a) = (table.clone(), api.clone());
-        let r = crate::store::off_thread(&store, move |s| apply(s, after, &t, a.as_deref()));
+        let (t, d, a) = (table.clone(), accounts.clone(), api.clone());
+        let r = crate::store::off_thread(&store, move |s| apply(s, after, &t, &d, a.as_deref()));
         match r.await {
             Ok(last) => after = last,
             Err(e) => tracing::error!(error = %e, "applying operator changes failed"),
@@ -46,6 +49,7 @@ fn apply(
     s: &dyn Backend,
     after: i64,
     table: &BindingTable,
+    accounts: &Directory,
     api: Option<&ApiState>,
 ) -> Result<i64, StoreError> {
     let mut last = after;
@@ -71,6 +75,10 @@ fn apply(
                         "applied a binding removed from the command line"
                     );
                 }
+            }
+            Change::Accounts => {
+                let all = s.accounts(None)?;
+                accounts.load_accounts(all.into_iter().map(account_of).collect());
             }
             Change::Keys => {
                 if let Some(api) = api {

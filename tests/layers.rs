@@ -8,10 +8,10 @@ use std::path::Path;
 
 /// Lowest first. A module may use modules of strictly lower layers only.
 const LAYERS: &[&[&str]] = &[
-    &["ids", "mask", "metrics", "net", "time"],
+    &["hash", "ids", "mask", "metrics", "net", "time"],
     &["sip", "bindings"],
     &["b2bua", "store", "config"],
-    &["events"],
+    &["events", "registrar"],
     &["calls", "service"],
     &["api", "cli", "handover"],
     &["watch"],

@@ -44,12 +44,22 @@ async fn refused_requests(sut: &Sut) -> String {
 async fn a_caller_spoofed_from_an_untrusted_source_never_reaches_the_callee() {
     let (sut, mut callee) = server(&[], |_| {}).await;
     let mut stranger = Ua::bind("127.0.0.4").await;
-    // The stranger claims to be A, the caller of the binding.
+    // The stranger claims to be A, the caller of the binding. It may only
+    // call as an account: it is challenged, and From counts for nothing.
     let d = Dialog::new(stranger.addr, sut.addr, A, X);
     stranger.send(sut.addr, &d.invite()).await;
     let r = stranger.recv().await;
-    assert_eq!(status_line(&r), "SIP/2.0 403 Forbidden", "{}", r.raw);
+    assert_eq!(
+        status_line(&r),
+        "SIP/2.0 407 Proxy Authentication Required",
+        "{}",
+        r.raw
+    );
     assert!(r.msg.to_tag.is_some(), "{}", r.raw);
+    let challenges = r.headers("Proxy-Authenticate");
+    assert_eq!(challenges.len(), 2, "{}", r.raw);
+    assert!(challenges[0].contains("algorithm=SHA-256") && challenges[0].contains("qop=\"auth\""));
+    assert!(challenges[1].contains("algorithm=MD5"));
     // Sent once: no 100 Trying before it, no retransmission after it even
     // unacknowledged (two seconds of the server's time, past T1 and 2*T1).
     let ff = sut.fast_forward(10);
@@ -67,7 +77,7 @@ async fn a_caller_spoofed_from_an_untrusted_source_never_reaches_the_callee() {
     callee.expect_silence(Duration::from_millis(300)).await;
     assert_eq!(
         refused_requests(&sut).await,
-        "sipmask_requests_refused_total{reason=\"untrusted_source\"} 2"
+        "sipmask_requests_refused_total{reason=\"untrusted_source\"} 1"
     );
     // No call record: it never reached a binding.
     sut.server.shutdown(Duration::from_millis(100)).await;
@@ -85,7 +95,7 @@ async fn the_trunks_address_from_any_port_and_trusted_networks_are_taken() {
     let mut stranger = Ua::bind("127.0.0.4").await;
     let d = Dialog::new(stranger.addr, sut.addr, A, X);
     stranger.send(sut.addr, &d.invite()).await;
-    assert_eq!(stranger.recv().await.code(), 403);
+    assert_eq!(stranger.recv().await.code(), 407);
     callee.expect_silence(Duration::from_millis(300)).await;
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use crate::sip::transaction::{AckBase, TxKey};
 use crate::sip::writer::Writer;
 
-use super::policy::Media;
+use super::policy::{Media, Route};
 use crate::sip::{branch, Method, Peer, Transport};
 
 /// Which leg.
@@ -149,20 +149,23 @@ pub struct Call<C> {
     pub b: Leg,
     /// Server transaction of A's INVITE.
     pub a_invite: TxKey,
-    /// Client transaction of our INVITE to B.
-    pub b_invite: TxKey,
-    /// Our INVITE's Request-URI, for CANCEL.
-    pub b_invite_uri: String,
-    /// Our INVITE's CSeq number, for CANCEL and ACK.
+    /// Our INVITEs towards B: one per target called, each its own
+    /// dialog; `b` is the one that answered (or the first early one).
+    pub forks: Vec<Fork>,
+    /// Targets left to fail over to.
+    pub failover: Vec<Route>,
+    /// How long a target may stay silent before it counts as failed.
+    pub setup: Option<Duration>,
+    /// The CSeq number of the answered INVITE, for ACK and RAck.
     pub b_invite_cseq: u32,
-    /// Our INVITE's Via, for CANCEL.
-    pub b_invite_via: String,
+    /// User part of the From our INVITEs show.
+    pub from_user: String,
+    /// The caller's INVITE, for INVITEs to later targets.
+    pub offer: std::sync::Arc<crate::sip::message::Msg>,
     /// What happens to session descriptions.
     pub media: Media,
     /// Caller cancelled (or we gave up) before an answer.
     pub cancelled: bool,
-    /// CANCEL to send once B sends a provisional.
-    pub cancel_pending: bool,
     /// ACK owed to the other leg for the latest 2xx to an INVITE.
     pub pending_ack: Option<PendingAck>,
     /// Last ACK sent to B for a 2xx, re-sent if B repeats its 2xx.
@@ -182,7 +185,44 @@ pub struct Call<C> {
     pub state: C,
 }
 
+/// One INVITE of ours towards B: a target of the plan.
+#[derive(Clone, Debug)]
+pub struct Fork {
+    /// Its dialog.
+    pub leg: Leg,
+    /// Where it went (and its credentials).
+    pub route: Route,
+    /// Its client transaction.
+    pub invite: TxKey,
+    /// Its Via, for CANCEL.
+    pub via: String,
+    /// Its CSeq number.
+    pub cseq: u32,
+    /// Heard anything (even 100 Trying).
+    pub heard: bool,
+    /// Answered a challenge already (one try only).
+    pub authed: bool,
+    /// CANCEL to send once it sends a provisional.
+    pub cancel_pending: bool,
+    /// Its final failure, once it has one (408 when it never answered).
+    pub failed: Option<u16>,
+    /// It answered 2xx.
+    pub answered: bool,
+}
+
+impl Fork {
+    /// Still waiting for a final response.
+    pub fn pending(&self) -> bool {
+        self.failed.is_none() && !self.answered
+    }
+}
+
 impl<C> Call<C> {
+    /// The fork whose INVITE transaction is `key`.
+    pub fn fork_of(&self, key: &TxKey) -> Option<usize> {
+        self.forks.iter().position(|f| f.invite == *key)
+    }
+
     /// Where a leg's requests go (and come from).
     pub fn peer(&self, side: Side) -> Peer {
         match side {

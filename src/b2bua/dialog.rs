@@ -20,8 +20,8 @@ impl<P: Policy> Engine<P> {
             return;
         };
         let key = TxKey::of_response(&m);
-        if self.calls.get(&owner).is_some_and(|c| c.b_invite == key) {
-            return self.on_b_invite_response(owner, m, now);
+        if let Some(i) = self.calls.get(&owner).and_then(|c| c.fork_of(&key)) {
+            return self.on_b_invite_response(owner, i, m, now);
         }
         let relay = if m.code().is_some_and(|c| c >= 200) {
             self.relays.remove(&key)
@@ -68,7 +68,14 @@ impl<P: Policy> Engine<P> {
         let Some((id, side)) = found else {
             return self.respond_simple(&key, 481, None, now);
         };
-        let ended = self.calls.get(&id).is_none_or(|c| c.phase == Phase::Ended);
+        // A fork that lost (or an early dialog not relayed) has no call to
+        // speak in: its BYE is taken, anything else has no dialog.
+        let other_fork = side == Side::B
+            && self
+                .calls
+                .get(&id)
+                .is_some_and(|c| c.b.call_id != m.call_id);
+        let ended = other_fork || self.calls.get(&id).is_none_or(|c| c.phase == Phase::Ended);
         match method {
             Method::Bye if ended => self.respond_simple(&key, 200, None, now),
             _ if ended => self.respond_simple(&key, 481, None, now),
@@ -277,8 +284,8 @@ impl<P: Policy> Engine<P> {
 
     /// A request we sent got no response.
     pub(super) fn on_client_timeout(&mut self, id: CallId, key: TxKey, now: Now) {
-        if self.calls.get(&id).is_some_and(|c| c.b_invite == key) {
-            return self.on_b_invite_timeout(id, now);
+        if let Some(i) = self.calls.get(&id).and_then(|c| c.fork_of(&key)) {
+            return self.on_fork_silent(id, i, false, now);
         }
         if let Some(r) = self.relays.remove(&key) {
             self.respond_simple(&r.server_key, 408, None, now);

@@ -1,4 +1,6 @@
-//! Setting up a call: A's INVITE, our INVITE to B, B's answers relayed to A,
+//! Setting up a call: A's INVITE, our INVITEs to B (one per target, in
+//! parallel, with failover to the next target and answers to a next hop's
+//! challenge), B's answers relayed to A, the losing forks cancelled,
 //! CANCEL from A (including CANCEL crossing B's 200), no-answer timeout.
 
 use crate::ids::token;
@@ -8,12 +10,17 @@ use crate::sip::writer::{reason, Writer};
 use crate::sip::{Method, Peer};
 use crate::time::Now;
 
-use super::call::{Call, Leg, PendingAck, Phase, Side};
-use super::policy::{Decision, EndReason, Milestone, Offer, Policy};
+use bytes::Bytes;
+
+use crate::sip::digest;
+use crate::sip::transaction::AckBase;
+
+use super::call::{Call, Fork, Leg, PendingAck, Phase, Side};
+use super::policy::{Decision, EndReason, Media, Milestone, Offer, Policy, Route};
 use super::{CallId, CallTimer, Engine};
 
 impl<P: Policy> Engine<P> {
-    pub(super) fn on_invite(&mut self, m: Msg, src: Peer, now: Now) {
+    pub(super) fn on_invite(&mut self, m: Msg, src: Peer, account: Option<String>, now: Now) {
         let Incoming::New(key) = self.tx.on_request(&m, src, 0, now.mono) else {
             return;
         };
@@ -22,6 +29,7 @@ impl<P: Policy> Engine<P> {
             id,
             request: &m,
             source: src,
+            account,
         };
         let own = if !self.accepting {
             let (status, reason) = self.cfg.unavailable.clone();
@@ -43,6 +51,12 @@ impl<P: Policy> Engine<P> {
             None => self.policy.decide(&offer, now),
         };
         let (plan, state) = match decision {
+            Decision::Bridge(plan, state) if !plan.targets.is_empty() => (plan, state),
+            Decision::Bridge(..) => {
+                let tag = token();
+                self.respond_with(&key, 480, reason(480), Some(&tag), &[], now);
+                return;
+            }
             Decision::Refuse {
                 status,
                 reason,
@@ -50,14 +64,12 @@ impl<P: Policy> Engine<P> {
             } => {
                 tracing::debug!(why, status, "refusing INVITE");
                 let tag = token();
-                self.respond_with(&key, status, &reason, Some(&tag), now);
+                self.respond_with(&key, status, &reason, Some(&tag), &[], now);
                 return;
             }
-            Decision::Bridge(plan, state) => (plan, state),
         };
         self.next_id += 1;
         let me_a = self.me_for(&src);
-        let me_b = self.me_for(&plan.target.peer);
         let a_tag = token();
         let a = Leg {
             call_id: m.call_id.clone(),
@@ -75,39 +87,28 @@ impl<P: Policy> Engine<P> {
             me: me_a,
             max_forwards: 70,
         };
-        let b_tag = token();
-        let target = plan.target.uri.clone();
-        let mut b = Leg {
-            call_id: token(),
-            local_tag: b_tag.clone(),
-            local_hdr: format!("<sip:{}@{me_b}>;tag={b_tag}", plan.from_user),
-            remote_hdr: format!("<{target}>"),
-            remote_tag: None,
-            local_cseq: 0,
-            target: target.clone(),
-            route: Vec::new(),
-            peer: plan.target.peer,
-            me: me_b,
-            // Decremented from A's so a routing loop through us ends.
-            max_forwards: m.max_forwards.map_or(70, |v| v.saturating_sub(1).min(70)),
-        };
-        let (mut w, b_key, ack) = b.request(Method::Invite, None);
-        self.copy_relayed(&mut w, &m);
-        let body = self.cross_body(plan.media, &m, &b.me);
-        let bytes = w.finish(m.content_type.as_deref(), &body);
-        tracing::debug!(call = id, "bridging call");
+        tracing::debug!(call = id, forks = plan.targets.len(), "bridging call");
+        let offer = std::sync::Arc::new(m);
+        let mut sends = Vec::with_capacity(plan.targets.len());
+        let mut forks = Vec::with_capacity(plan.targets.len());
+        for route in plan.targets {
+            let (fork, bytes, ack) = self.new_fork(route, &offer, &plan.from_user, plan.media);
+            sends.push((fork.invite.clone(), fork.route.peer, bytes, ack));
+            forks.push(fork);
+        }
         let call = Call {
             phase: Phase::Calling,
-            b_invite_cseq: ack.cseq,
-            b_invite_uri: target,
-            b_invite_via: ack.via.clone(),
+            b_invite_cseq: forks[0].cseq,
+            b: forks[0].leg.clone(),
+            forks,
+            failover: plan.failover,
+            setup: plan.setup,
+            from_user: plan.from_user,
+            offer,
             media: plan.media,
             a,
-            b,
             a_invite: key.clone(),
-            b_invite: b_key.clone(),
             cancelled: false,
-            cancel_pending: false,
             pending_ack: None,
             last_b_ack: None,
             limit: plan.limit,
@@ -118,18 +119,23 @@ impl<P: Policy> Engine<P> {
             state,
         };
         self.tx.set_owner(&key, id);
-        self.tx
-            .send_request(b_key, plan.target.peer, bytes, id, Some(ack), now.mono);
         self.dialogs.insert(
             (call.a.call_id.clone(), call.a.local_tag.clone()),
             (id, Side::A),
         );
-        self.dialogs.insert(
-            (call.b.call_id.clone(), call.b.local_tag.clone()),
-            (id, Side::B),
-        );
+        for f in &call.forks {
+            self.dialogs.insert(
+                (f.leg.call_id.clone(), f.leg.local_tag.clone()),
+                (id, Side::B),
+            );
+        }
         self.by_invite.insert(key, id);
         self.calls.insert(id, call);
+        for (i, (b_key, peer, bytes, ack)) in sends.into_iter().enumerate() {
+            self.tx
+                .send_request(b_key, peer, bytes, id, Some(ack), now.mono);
+            self.arm_setup(id, i, now);
+        }
         self.tell(id, Milestone::Offered, now);
         let t = self
             .timers
@@ -137,6 +143,146 @@ impl<P: Policy> Engine<P> {
         if let Some(c) = self.calls.get_mut(&id) {
             c.timers.push(t);
         }
+    }
+
+    /// A new INVITE towards `route` for the caller's `offer`: the fork and
+    /// what to send.
+    fn new_fork(
+        &self,
+        route: Route,
+        offer: &Msg,
+        from_user: &str,
+        media: Media,
+    ) -> (Fork, Bytes, AckBase) {
+        let me = self.me_for(&route.peer);
+        let tag = token();
+        let mut leg = Leg {
+            call_id: token(),
+            local_tag: tag.clone(),
+            local_hdr: format!("<sip:{from_user}@{me}>;tag={tag}"),
+            remote_hdr: format!("<{}>", route.uri),
+            remote_tag: None,
+            local_cseq: 0,
+            target: route.uri.clone(),
+            route: Vec::new(),
+            peer: route.peer,
+            me,
+            // Decremented from A's so a routing loop through us ends.
+            max_forwards: offer
+                .max_forwards
+                .map_or(70, |v| v.saturating_sub(1).min(70)),
+        };
+        let (bytes, key, ack) = self.invite_on(&mut leg, offer, media, None);
+        let fork = Fork {
+            leg,
+            route,
+            invite: key,
+            via: ack.via.clone(),
+            cseq: ack.cseq,
+            heard: false,
+            authed: false,
+            cancel_pending: false,
+            failed: None,
+            answered: false,
+        };
+        (fork, bytes, ack)
+    }
+
+    /// Our INVITE on `leg` carrying the caller's offer, with credentials
+    /// (header name and value) when answering a challenge.
+    fn invite_on(
+        &self,
+        leg: &mut Leg,
+        offer: &Msg,
+        media: Media,
+        auth: Option<(&str, String)>,
+    ) -> (Bytes, TxKey, AckBase) {
+        let (mut w, key, ack) = leg.request(Method::Invite, None);
+        if let Some((name, value)) = auth {
+            w.header(name, &value);
+        }
+        self.copy_relayed(&mut w, offer);
+        let body = self.cross_body(media, offer, &leg.me);
+        (w.finish(offer.content_type.as_deref(), &body), key, ack)
+    }
+
+    /// Starts one more fork of a call (failing over to the next target).
+    fn add_fork(&mut self, id: CallId, route: Route, now: Now) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let (fork, bytes, ack) =
+            self.new_fork(route, &call.offer.clone(), &call.from_user, call.media);
+        let (key, peer) = (fork.invite.clone(), fork.route.peer);
+        self.dialogs.insert(
+            (fork.leg.call_id.clone(), fork.leg.local_tag.clone()),
+            (id, Side::B),
+        );
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        tracing::debug!(call = id, "failing over to the next target");
+        call.b = fork.leg.clone();
+        call.b_invite_cseq = fork.cseq;
+        call.forks.push(fork);
+        let i = call.forks.len() - 1;
+        self.tx
+            .send_request(key, peer, bytes, id, Some(ack), now.mono);
+        self.arm_setup(id, i, now);
+    }
+
+    /// Starts fork `i`'s setup timer, if the plan has one.
+    fn arm_setup(&mut self, id: CallId, i: usize, now: Now) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(setup) = call.setup {
+            let t = self
+                .timers
+                .add(now.mono + setup, CallTimer::Setup(id, i));
+            call.timers.push(t);
+        }
+    }
+
+    /// Answers fork `i`'s 401/407 with the route's credentials, once: a new
+    /// INVITE in the same dialog. `false` if it cannot.
+    fn retry_with_auth(&mut self, id: CallId, i: usize, m: &Msg, now: Now) -> bool {
+        let Some(call) = self.calls.get(&id) else {
+            return false;
+        };
+        let Some(fork) = call.forks.get(i) else {
+            return false;
+        };
+        let Some(cred) = fork.route.auth.clone() else {
+            return false;
+        };
+        let header = if m.code() == Some(407) {
+            "Proxy-Authorization"
+        } else {
+            "Authorization"
+        };
+        let Some(value) = m.challenges.iter().find_map(|c| {
+            digest::answer(c, "INVITE", &fork.route.uri, &cred.user, &cred.password)
+        }) else {
+            return false;
+        };
+        let (offer, media) = (call.offer.clone(), call.media);
+        let mut leg = fork.leg.clone();
+        // The challenge ended the first INVITE's transaction, not the
+        // dialog we are making: same Call-ID and tag, next CSeq.
+        let (bytes, key, ack) = self.invite_on(&mut leg, &offer, media, Some((header, value)));
+        let Some(fork) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) else {
+            return false;
+        };
+        let peer = fork.route.peer;
+        fork.leg = leg;
+        fork.invite = key.clone();
+        fork.via = ack.via.clone();
+        fork.cseq = ack.cseq;
+        fork.authed = true;
+        self.tx
+            .send_request(key, peer, bytes, id, Some(ack), now.mono);
+        true
     }
 
     /// Copies the session/capability headers that may cross between legs.
@@ -147,24 +293,35 @@ impl<P: Policy> Engine<P> {
         }
     }
 
-    /// B answered our INVITE (provisional or final).
-    pub(super) fn on_b_invite_response(&mut self, id: CallId, m: Msg, now: Now) {
+    /// A response to fork `i`'s INVITE (provisional or final).
+    pub(super) fn on_b_invite_response(&mut self, id: CallId, i: usize, m: Msg, now: Now) {
         let Some(code) = m.code() else { return };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        let live = call.phase == Phase::Calling && !call.cancelled;
+        let Some(fork) = call.forks.get_mut(i) else {
+            return;
+        };
+        fork.heard = true;
         if code == 100 {
             return;
         }
         if code < 200 {
-            if call.cancelled || call.phase != Phase::Calling {
-                if call.cancel_pending {
-                    call.cancel_pending = false;
-                    self.send_cancel(id, now);
+            if !live || !fork.pending() {
+                if fork.cancel_pending {
+                    fork.cancel_pending = false;
+                    self.send_cancel(id, i, None, now);
                 }
                 return;
             }
-            learn_remote(&mut call.b, &m, false);
+            learn_remote(&mut fork.leg, &m, false);
+            // The first early dialog is the one in-dialog requests (PRACK,
+            // UPDATE) are relayed on.
+            if call.b.remote_tag.is_none() && fork.leg.remote_tag.is_some() {
+                call.b = fork.leg.clone();
+                call.b_invite_cseq = fork.cseq;
+            }
             self.policy.milestone(
                 id,
                 &mut call.state,
@@ -175,26 +332,68 @@ impl<P: Policy> Engine<P> {
             return;
         }
         if code < 300 {
-            return self.on_b_answer(id, m, now);
+            return self.on_b_answer(id, i, m, now);
         }
         // Failure: the client transaction already ACKed it.
-        if !call.cancelled && call.phase == Phase::Calling {
-            let code = match code {
-                401 | 407 => 503, // the trunk's challenge is ours, not the caller's
-                c => c,
-            };
-            let (key, tag) = (call.a_invite.clone(), call.a.local_tag.clone());
-            call.result = code;
-            self.respond_simple(&key, code, Some(&tag), now);
+        if live && matches!(code, 401 | 407) && !fork.authed && self.retry_with_auth(id, i, &m, now)
+        {
+            return;
         }
-        self.finish(id, EndReason::CalleeFailed, now);
+        if let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) {
+            f.failed = Some(code);
+        }
+        self.fork_failed(id, now);
     }
 
-    fn on_b_answer(&mut self, id: CallId, m: Msg, now: Now) {
+    /// A fork failed: when none is left waiting, fail over to the next
+    /// target or give the caller the best failure.
+    fn fork_failed(&mut self, id: CallId, now: Now) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let same_dialog = call.b.remote_tag.is_some() && call.b.remote_tag == m.to_tag;
+        if call.phase != Phase::Calling || call.cancelled || call.forks.iter().any(Fork::pending) {
+            return;
+        }
+        let codes: Vec<u16> = call.forks.iter().filter_map(|f| f.failed).collect();
+        let retry = codes.iter().all(|c| matches!(c, 408 | 503));
+        if retry && !call.failover.is_empty() {
+            let route = call.failover.remove(0);
+            return self.add_fork(id, route, now);
+        }
+        // RFC 3261 16.7: a 6xx wins; else the lowest status.
+        let best = codes
+            .iter()
+            .copied()
+            .find(|c| *c >= 600)
+            .or_else(|| codes.iter().copied().min())
+            .unwrap_or(480);
+        let code = match best {
+            401 | 407 => 503, // a next hop's challenge is ours, not the caller's
+            c => c,
+        };
+        let silent = call.forks.iter().all(|f| !f.heard);
+        let (key, tag) = (call.a_invite.clone(), call.a.local_tag.clone());
+        call.result = code;
+        self.respond_simple(&key, code, Some(&tag), now);
+        let why = if silent {
+            EndReason::CalleeUnreachable
+        } else {
+            EndReason::CalleeFailed
+        };
+        self.finish(id, why, now);
+    }
+
+    fn on_b_answer(&mut self, id: CallId, i: usize, m: Msg, now: Now) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(fork) = call.forks.get(i) else {
+            return;
+        };
+        let same_dialog = fork.answered
+            && call.b.call_id == fork.leg.call_id
+            && call.b.remote_tag.is_some()
+            && call.b.remote_tag == m.to_tag;
         if call.phase == Phase::Answered && same_dialog {
             // B repeats its 2xx: our ACK was lost.
             if let Some(ack) = call.last_b_ack.clone() {
@@ -202,11 +401,17 @@ impl<P: Policy> Engine<P> {
             }
             return;
         }
-        if call.phase != Phase::Calling || call.cancelled {
+        if call.phase != Phase::Calling || call.cancelled || !fork.pending() {
             // A later fork, or a 200 that crossed A's CANCEL: ACK and BYE it.
-            return self.drop_fork(id, &m, now);
+            return self.drop_fork(id, i, &m, now);
         }
-        learn_remote(&mut call.b, &m, true);
+        let Some(fork) = call.forks.get_mut(i) else {
+            return;
+        };
+        fork.answered = true;
+        learn_remote(&mut fork.leg, &m, true);
+        call.b = fork.leg.clone();
+        call.b_invite_cseq = fork.cseq;
         call.phase = Phase::Answered;
         call.answered = Some(now.mono);
         call.result = 200;
@@ -220,11 +425,37 @@ impl<P: Policy> Engine<P> {
             call.timers
                 .push(self.timers.add(now.mono + limit, CallTimer::Limit(id)));
         }
-        tracing::debug!(call = id, "call answered");
+        tracing::debug!(call = id, fork = i, "call answered");
         self.policy
             .milestone(id, &mut call.state, Milestone::Answered, now);
+        self.cancel_forks(id, Some(ELSEWHERE), now);
         // The call is confirmed when A's ACK comes (on_ack).
         self.relay_to_a_invite(id, &m, now);
+    }
+
+    /// CANCELs every fork still waiting (now, or once it sends a
+    /// provisional: a CANCEL may not go before one).
+    fn cancel_forks(&mut self, id: CallId, reason: Option<&str>, now: Now) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let waiting: Vec<(usize, TxKey)> = call
+            .forks
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.pending())
+            .map(|(i, f)| (i, f.invite.clone()))
+            .collect();
+        for (i, key) in waiting {
+            if self.tx.is_proceeding(&key) {
+                self.send_cancel(id, i, reason, now);
+            } else {
+                let done = self.tx.client_done(&key);
+                if let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) {
+                    f.cancel_pending = !done;
+                }
+            }
+        }
     }
 
     /// Relays B's 18x or 2xx to A's INVITE transaction.
@@ -250,14 +481,14 @@ impl<P: Policy> Engine<P> {
         self.tx.respond(&key, code, bytes, now.mono);
     }
 
-    /// ACKs and ends an unwanted 2xx dialog from B.
-    fn drop_fork(&mut self, id: CallId, m: &Msg, now: Now) {
-        let Some(call) = self.calls.get(&id) else {
+    /// ACKs and ends an unwanted 2xx dialog from fork `i`.
+    fn drop_fork(&mut self, id: CallId, i: usize, m: &Msg, now: Now) {
+        let Some(f) = self.calls.get(&id).and_then(|c| c.forks.get(i)) else {
             return;
         };
-        let mut fork = call.b.clone();
+        let (mut fork, cseq) = (f.leg.clone(), f.cseq);
         learn_remote(&mut fork, m, true);
-        let (w, _, _) = fork.request(Method::Ack, Some(call.b_invite_cseq));
+        let (w, _, _) = fork.request(Method::Ack, Some(cseq));
         self.tx.send_stateless(fork.peer, w.finish(None, b""));
         let (w, key, _) = fork.request(Method::Bye, None);
         self.tx
@@ -308,36 +539,32 @@ impl<P: Policy> Engine<P> {
         }
         call.cancelled = true;
         call.result = code;
-        let (key, tag, b_key) = (
-            call.a_invite.clone(),
-            call.a.local_tag.clone(),
-            call.b_invite.clone(),
-        );
+        let (key, tag) = (call.a_invite.clone(), call.a.local_tag.clone());
         self.respond_simple(&key, code, Some(&tag), now);
-        if self.tx.is_proceeding(&b_key) {
-            self.send_cancel(id, now);
-        } else if let Some(c) = self.calls.get_mut(&id) {
-            c.cancel_pending = !self.tx.client_done(&b_key);
-        }
+        self.cancel_forks(id, None, now);
         self.finish(id, EndReason::Cancelled, now);
     }
 
-    fn send_cancel(&mut self, id: CallId, now: Now) {
-        let Some(call) = self.calls.get(&id) else {
+    /// CANCELs fork `i`'s INVITE, with a Reason when another fork won.
+    fn send_cancel(&mut self, id: CallId, i: usize, reason: Option<&str>, now: Now) {
+        let Some(f) = self.calls.get(&id).and_then(|c| c.forks.get(i)) else {
             return;
         };
-        let mut w = Writer::request("CANCEL", &call.b_invite_uri);
-        w.header("Via", &call.b_invite_via);
+        let mut w = Writer::request("CANCEL", &f.route.uri);
+        w.header("Via", &f.via);
         w.header("Max-Forwards", "70");
-        w.header("From", &call.b.local_hdr);
-        w.header("To", &format!("<{}>", call.b_invite_uri));
-        w.header("Call-ID", &call.b.call_id);
-        w.header("CSeq", &format!("{} CANCEL", call.b_invite_cseq));
+        w.header("From", &f.leg.local_hdr);
+        w.header("To", &format!("<{}>", f.route.uri));
+        w.header("Call-ID", &f.leg.call_id);
+        w.header("CSeq", &format!("{} CANCEL", f.cseq));
+        if let Some(r) = reason {
+            w.header("Reason", r);
+        }
         let key = TxKey {
-            branch: call.b_invite.branch.clone(),
+            branch: f.invite.branch.clone(),
             method: Method::Cancel,
         };
-        let peer = call.b.peer;
+        let peer = f.route.peer;
         self.tx
             .send_request(key, peer, w.finish(None, b""), 0, None, now.mono);
     }
@@ -353,21 +580,26 @@ impl<P: Policy> Engine<P> {
         }
     }
 
-    /// Our INVITE to B got no response at all (Timer B).
-    pub(super) fn on_b_invite_timeout(&mut self, id: CallId, now: Now) {
-        let Some(call) = self.calls.get(&id) else {
+    /// Fork `i`'s INVITE got no final response (Timer B), or nothing at all
+    /// within the plan's setup time (`setup`): it failed with 408.
+    pub(super) fn on_fork_silent(&mut self, id: CallId, i: usize, setup: bool, now: Now) {
+        let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) else {
             return;
         };
-        if call.phase == Phase::Calling && !call.cancelled {
-            let (key, tag) = (call.a_invite.clone(), call.a.local_tag.clone());
-            self.respond_simple(&key, 408, Some(&tag), now);
-            if let Some(c) = self.calls.get_mut(&id) {
-                c.result = 408;
-            }
-            self.finish(id, EndReason::CalleeUnreachable, now);
+        if !f.pending() || (setup && f.heard) {
+            return;
         }
+        f.failed = Some(408);
+        if setup {
+            let key = f.invite.clone();
+            self.tx.forget_client(&key);
+        }
+        self.fork_failed(id, now);
     }
 }
+
+/// The Reason of a CANCEL to the forks that lost (RFC 3326).
+const ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
 
 /// Takes B's tag, target and route set from a response that makes or
 /// confirms a dialog.

@@ -28,9 +28,9 @@ use crate::sip::transaction::{Incoming, TimerConfig, Transactions, TxEvent, TxKe
 use crate::sip::{sdp, Method, Peer};
 use crate::time::Now;
 
-pub use call::{Call, Leg, Phase, Side};
+pub use call::{Call, Fork, Leg, Phase, Side};
 pub use policy::{
-    CallId, Decision, EndReason, Ending, Limit, Media, Milestone, Offer, Plan, Policy, Route,
+    Answer, CallId, Credentials, Decision, EndReason, Ending, Limit, Media, Milestone, Offer, Plan, Policy, Route,
     Screen,
 };
 
@@ -50,6 +50,8 @@ pub struct EngineConfig {
 #[derive(Clone, Copy, Debug)]
 enum CallTimer {
     NoAnswer(CallId),
+    /// Fork `.1` must have been heard from by now.
+    Setup(CallId, usize),
     Limit(CallId),
     Cleanup(CallId),
 }
@@ -175,12 +177,16 @@ impl<P: Policy> Engine<P> {
         let outside = m.to_tag.is_none()
             && m.method()
                 .is_some_and(|x| !matches!(x, Method::Ack | Method::Cancel));
+        let mut account = None;
         if outside {
             match self.policy.screen(&m, src, now) {
                 Screen::Accept => {}
-                Screen::Refuse { status, reason } => {
+                Screen::Account(a) => account = Some(a),
+                Screen::Refuse(a) => {
                     let tag = crate::ids::token();
-                    return self.tx.reply_stateless(&m, src, status, &reason, &tag);
+                    return self
+                        .tx
+                        .reply_stateless(&m, src, a.status, &a.reason, &tag, &a.headers);
                 }
                 Screen::Drop => return,
             }
@@ -189,16 +195,39 @@ impl<P: Policy> Engine<P> {
             None => self.on_response(m, now),
             Some(Method::Cancel) => self.on_cancel(m, src, now),
             Some(method) if m.to_tag.is_some() => self.on_in_dialog(method, m, src, now),
-            Some(Method::Invite) => self.on_invite(m, src, now),
+            Some(Method::Invite) => self.on_invite(m, src, account, now),
             Some(Method::Ack) => {} // ACK outside any dialog: nothing to do.
-            Some(Method::Options) => self.answer_new(&m, src, 200, now),
+            Some(_) => self.on_other(&m, src, now),
+        }
+    }
+
+    /// A request outside any dialog that starts none: the policy's answer
+    /// (REGISTER), else ours.
+    fn on_other(&mut self, m: &Msg, src: Peer, now: Now) {
+        let Incoming::New(key) = self.tx.on_request(m, src, 0, now.mono) else {
+            return;
+        };
+        // A final response adds a To tag when the request had none (RFC
+        // 3261 8.2.6.2).
+        let tag = crate::ids::token();
+        if let Some(a) = self.policy.request(m, src, now) {
+            return self.respond_with(&key, a.status, &a.reason, Some(&tag), &a.headers, now);
+        }
+        let code = match m.method() {
+            Some(Method::Options) => 200,
             // Requests that only exist inside a dialog, without a To tag:
             // no such dialog (RFC 3261 12.2.2, 15.1.2).
             Some(Method::Bye | Method::Update | Method::Prack | Method::Info | Method::Refer) => {
-                self.answer_new(&m, src, 481, now)
+                481
             }
-            Some(_) => self.answer_new(&m, src, 405, now),
-        }
+            _ => 405,
+        };
+        self.respond_simple(&key, code, Some(&tag), now);
+    }
+
+    /// A TCP connection closed (the transport says so).
+    pub fn on_closed(&mut self, peer: Peer, now: Now) {
+        self.policy.closed(peer, now);
     }
 
     /// Fires due timers, then lets the policy look at the live calls.
@@ -212,6 +241,7 @@ impl<P: Policy> Engine<P> {
         while let Some(t) = self.timers.pop_due(now.mono) {
             match t {
                 CallTimer::NoAnswer(id) => self.on_no_answer(id, now),
+                CallTimer::Setup(id, i) => self.on_fork_silent(id, i, true, now),
                 CallTimer::Limit(id) => self.on_limit(id, now),
                 CallTimer::Cleanup(id) => self.forget(id),
             }
@@ -242,21 +272,10 @@ impl<P: Policy> Engine<P> {
         }
     }
 
-    /// Answers a new request outside any dialog with `code`, in a server
-    /// transaction (retransmissions of the request get the same answer).
-    fn answer_new(&mut self, m: &Msg, src: Peer, code: u16, now: Now) {
-        if let Incoming::New(key) = self.tx.on_request(m, src, 0, now.mono) {
-            // A final response adds a To tag when the request had none
-            // (RFC 3261 8.2.6.2).
-            let tag = crate::ids::token();
-            self.respond_simple(&key, code, Some(&tag), now);
-        }
-    }
-
     /// Responds on a server transaction with a standard reason phrase.
     fn respond_simple(&mut self, key: &TxKey, code: u16, to_tag: Option<&str>, now: Now) {
         let reason = crate::sip::writer::reason(code);
-        self.respond_with(key, code, reason, to_tag, now);
+        self.respond_with(key, code, reason, to_tag, &[], now);
     }
 
     fn respond_with(
@@ -265,11 +284,15 @@ impl<P: Policy> Engine<P> {
         code: u16,
         reason: &str,
         to_tag: Option<&str>,
+        headers: &[(&'static str, String)],
         now: Now,
     ) {
         if let Some(mut w) = self.tx.response(key, code, reason, to_tag) {
             if code == 405 || (key.method == Method::Options && code == 200) {
                 w.header("Allow", ALLOW);
+            }
+            for (name, value) in headers {
+                w.header(name, value);
             }
             self.tx.respond(key, code, w.finish(None, b""), now.mono);
         }
@@ -349,7 +372,9 @@ impl<P: Policy> Engine<P> {
     fn forget(&mut self, id: CallId) {
         if let Some(c) = self.calls.remove(&id) {
             self.dialogs.remove(&(c.a.call_id, c.a.local_tag));
-            self.dialogs.remove(&(c.b.call_id, c.b.local_tag));
+            for f in c.forks {
+                self.dialogs.remove(&(f.leg.call_id, f.leg.local_tag));
+            }
             self.by_invite.remove(&c.a_invite);
             self.relays.retain(|_, r| r.call != id);
         }
@@ -357,4 +382,5 @@ impl<P: Policy> Engine<P> {
 }
 
 /// Methods we take, for Allow headers.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, NOTIFY, MESSAGE";
+pub const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, NOTIFY, MESSAGE, REGISTER";

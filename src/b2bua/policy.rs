@@ -25,6 +25,8 @@ pub struct Offer<'a> {
     pub request: &'a Msg,
     /// Where it came from (the network's word, not a header's).
     pub source: Peer,
+    /// The account it authenticated as ([`Screen::Account`]), if any.
+    pub account: Option<String>,
 }
 
 /// What to do with a new INVITE.
@@ -47,9 +49,16 @@ pub enum Decision<C> {
 /// Where the outgoing leg goes and what it may carry.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// Where the outgoing INVITE goes. (A registrar with several contacts
-    /// makes this a list to fork to.)
-    pub target: Route,
+    /// Where the outgoing INVITE goes: one target (a trunk), or several
+    /// called at once (an account's contacts): the first to answer wins,
+    /// the others are cancelled.
+    pub targets: Vec<Route>,
+    /// Tried one after another when every target so far failed with 408
+    /// or 503, or heard nothing within `setup` (the next trunks).
+    pub failover: Vec<Route>,
+    /// How long a target may stay silent (not even 100 Trying) before it
+    /// counts as failed; `None`: until the transaction times out.
+    pub setup: Option<Duration>,
     /// User part of the From shown to the callee (the virtual number); the
     /// host is always ours.
     pub from_user: String,
@@ -69,6 +78,36 @@ pub struct Route {
     pub uri: String,
     /// Where it is sent.
     pub peer: Peer,
+    /// Credentials for the hop's digest challenge (a carrier's 401/407),
+    /// if it has any.
+    pub auth: Option<std::sync::Arc<Credentials>>,
+}
+
+impl Route {
+    /// A hop without credentials.
+    pub fn to(uri: String, peer: Peer) -> Route {
+        Route {
+            uri,
+            peer,
+            auth: None,
+        }
+    }
+}
+
+/// A user name and password to answer a next hop's challenge with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never in a log.
+        write!(f, "Credentials({}, ***)", self.user)
+    }
 }
 
 /// What crosses between the legs' session descriptions.
@@ -159,21 +198,43 @@ pub struct Ending {
 }
 
 /// Whether a request from outside any dialog may be taken at all, judged
-/// before anything else by who sent it (where it came from).
+/// before anything else by who sent it (where it came from) or by the
+/// credentials it carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Screen {
     /// Go on.
     Accept,
-    /// Answer with this status, once and statelessly, and take it no
-    /// further.
-    Refuse {
-        /// SIP status.
-        status: u16,
-        /// Reason phrase.
-        reason: String,
-    },
+    /// Go on: the request authenticated as this account, which is then
+    /// the caller whatever its From says.
+    Account(String),
+    /// Answer this, once and statelessly, and take it no further (403, or
+    /// a 407 challenge).
+    Refuse(Answer),
     /// Take it no further and answer nothing (a banned source).
     Drop,
+}
+
+/// A final answer the policy gives a request: status, reason phrase and
+/// the headers it needs (a challenge, Min-Expires, Contact).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// SIP status.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// Extra headers, in order.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Answer {
+    /// An answer with the standard reason phrase and no headers.
+    pub fn status(status: u16) -> Answer {
+        Answer {
+            status,
+            reason: crate::sip::writer::reason(status).to_string(),
+            headers: Vec::new(),
+        }
+    }
 }
 
 /// The answer to [`Policy::limit`].
@@ -196,6 +257,17 @@ pub trait Policy: Send {
     fn screen(&mut self, _request: &Msg, _source: Peer, _now: Now) -> Screen {
         Screen::Accept
     }
+
+    /// A request from outside any dialog other than INVITE, ACK and CANCEL
+    /// (REGISTER, OPTIONS, ...), once screened: the policy's answer, or
+    /// `None` for the engine's own (200 to OPTIONS, 405 ...).
+    fn request(&mut self, _request: &Msg, _source: Peer, _now: Now) -> Option<Answer> {
+        None
+    }
+
+    /// A connection-oriented flow (TCP) to `peer` closed: whatever was to
+    /// be reached over it cannot be.
+    fn closed(&mut self, _peer: Peer, _now: Now) {}
 
     /// A new INVITE: refuse it, or plan the outgoing leg.
     fn decide(&mut self, offer: &Offer<'_>, now: Now) -> Decision<Self::Call>;

@@ -29,6 +29,11 @@ struct Route1 {
     untrusted: bool,
     heard: Vec<Milestone>,
     limits_asked: u32,
+    /// Addresses to fork to (none: B alone).
+    forks: Vec<&'static str>,
+    /// Addresses to fail over to.
+    failover: Vec<&'static str>,
+    setup: Option<Duration>,
 }
 
 impl Policy for Route1 {
@@ -36,10 +41,7 @@ impl Policy for Route1 {
 
     fn screen(&mut self, _request: &Msg, _source: Peer, _now: Now) -> Screen {
         if self.untrusted {
-            Screen::Refuse {
-                status: 403,
-                reason: "Forbidden".into(),
-            }
+            Screen::Refuse(super::Answer::status(403))
         } else {
             Screen::Accept
         }
@@ -53,11 +55,15 @@ impl Policy for Route1 {
                 why: "test",
             };
         }
+        let route = |a: &str| super::Route::to(format!("sip:callee@{a}"), peer(a));
+        let mut targets: Vec<_> = self.forks.iter().map(|a| route(a)).collect();
+        if targets.is_empty() {
+            targets.push(route(B));
+        }
         let plan = Plan {
-            target: super::Route {
-                uri: "sip:callee@127.0.0.3:5060".into(),
-                peer: peer(B),
-            },
+            targets,
+            failover: self.failover.iter().map(|a| route(a)).collect(),
+            setup: self.setup,
             from_user: "+861700".into(),
             media: Media::Mask,
             no_answer: Duration::from_secs(30),

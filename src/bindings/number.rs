@@ -167,6 +167,11 @@ impl Number {
         &self.0
     }
 
+    /// Whether it is a phone number (else an app account's name).
+    pub fn is_phone(&self) -> bool {
+        is_phone(&self.0)
+    }
+
     /// Wraps a value that was normalised before (read back from the store).
     pub fn from_normalised(s: String) -> Self {
         Number(s.into())

@@ -1,11 +1,13 @@
 //! The call decision, readable top to bottom: an INVITE becomes either a
 //! refusal with its SIP status (and a record of it) or a plan to bridge to
-//! the real party through the trunk, showing X.
+//! the real party (a phone number through the trunk, an account at its
+//! registered contacts), showing X.
 
 use std::time::Duration;
 
 use crate::b2bua::policy::{Decision, Media, Offer, Plan, Route};
 use crate::bindings::{Admission, Number, Refusal};
+use crate::config::Status;
 use crate::sip::message::{uri_of, uri_user, Msg, Start};
 use crate::store::CallRecord;
 use crate::time::Now;
@@ -15,58 +17,97 @@ use super::{CallState, Masking};
 impl Masking {
     pub(super) fn decide_offer(&self, offer: &Offer<'_>, now: Now) -> Decision<CallState> {
         let m = offer.request;
-        let Some(trunk) = &self.cfg.trunk else {
-            let no_route = &self.cfg.refusals.no_route;
-            let why = "no trunk configured";
-            self.record_refusal(m, no_route.status, why, now);
-            return Decision::Refuse {
-                status: no_route.status,
-                reason: no_route.reason.clone(),
-                why,
-            };
-        };
         let norm = &self.cfg.normaliser;
-        let caller = self.caller_of(m);
+        // An authenticated account calls as itself, whatever From says.
+        let caller = match &offer.account {
+            Some(a) => Number::from_normalised(a.clone()),
+            None => self.caller_of(m),
+        };
         let dialled = match &m.start {
             Start::Request { user: Some(u), .. } => Some(u.as_str()),
             _ => uri_user(uri_of(&m.to)),
         };
         let Some(dialled) = dialled.and_then(|d| norm.normalise(d).ok()) else {
-            return self.refuse(m, Refusal::UnknownNumber, now);
+            return self.refuse(m, &caller, Refusal::UnknownNumber, now);
         };
-        match self.bindings.admit(&caller, &dialled, now.unix()) {
-            Ok(a) => {
-                tracing::debug!(call = offer.id, caller = %caller, callee = %a.callee, binding = a.binding, "bridging call");
-                let plan = Plan {
-                    target: Route {
-                        uri: format!("sip:{}@{}", a.callee.as_str(), trunk.host),
-                        peer: trunk.peer,
-                    },
-                    from_user: a.virtual_number.as_str().to_string(),
-                    media: Media::Mask,
-                    no_answer: self.cfg.no_answer,
-                    // The first limit: the lease of talk time, or the cap.
-                    limit: a
-                        .lease
-                        .or((a.max_secs > 0).then_some(a.max_secs))
-                        .map(Duration::from_secs),
-                };
-                Decision::Bridge(plan, state_of(a, caller, now))
-            }
+        let a = match self.bindings.admit(&caller, &dialled, now.unix()) {
+            Ok(a) => a,
             Err(r) => {
                 if let Some(more) = self.refusal_log.allow() {
                     tracing::info!(caller = %caller, dialled = %dialled, refusal = r.name(),
                         more_refused_since = more, "call refused");
                 }
-                self.refuse(m, r, now)
+                return self.refuse(m, &caller, r, now);
             }
+        };
+        // An account reaches its own tenant's bindings only.
+        if offer.account.is_some() && self.accounts.tenant_of(caller.as_str()) != Some(a.tenant) {
+            self.bindings.settle(a.binding, false, now.unix());
+            return self.refuse(m, &caller, Refusal::CallerNotAllowed, now);
         }
+        let targets = match self.targets(&a, now) {
+            Ok(t) => t,
+            Err((st, why)) => {
+                self.bindings.settle(a.binding, false, now.unix());
+                self.record_refusal(m, &caller, st.status, why, now);
+                return Decision::Refuse {
+                    status: st.status,
+                    reason: st.reason.clone(),
+                    why,
+                };
+            }
+        };
+        tracing::debug!(call = offer.id, caller = %caller, callee = %a.callee, binding = a.binding,
+            forks = targets.len(), "bridging call");
+        let plan = Plan {
+            targets,
+            failover: Vec::new(),
+            setup: None,
+            from_user: a.virtual_number.as_str().to_string(),
+            media: Media::Mask,
+            no_answer: self.cfg.no_answer,
+            // The first limit: the lease of talk time, or the cap.
+            limit: a
+                .lease
+                .or((a.max_secs > 0).then_some(a.max_secs))
+                .map(Duration::from_secs),
+        };
+        Decision::Bridge(plan, state_of(a, caller, now))
+    }
+
+    /// Where the callee is reached: a phone number through the trunk, an
+    /// account (of the binding's own tenant) at every contact it has
+    /// registered, all at once.
+    fn targets(&self, a: &Admission, now: Now) -> Result<Vec<Route>, (&Status, &'static str)> {
+        let r = &self.cfg.refusals;
+        if a.callee.is_phone() {
+            let Some(trunk) = &self.cfg.trunk else {
+                return Err((&r.no_route, "no trunk configured"));
+            };
+            let uri = format!("sip:{}@{}", a.callee.as_str(), trunk.host);
+            return Ok(vec![Route::to(uri, trunk.peer)]);
+        }
+        let name = a.callee.as_str();
+        let contacts = if self.accounts.tenant_of(name) == Some(a.tenant) {
+            self.accounts.contacts(name, now.unix_ms)
+        } else {
+            Vec::new()
+        };
+        if contacts.is_empty() {
+            return Err((&r.not_registered, "callee not registered"));
+        }
+        Ok(contacts
+            .into_iter()
+            .map(|c| Route::to(c.uri, c.peer))
+            .collect())
     }
 
     /// The caller's normalised number: the P-Asserted-Identity a trusted
     /// source sent (where the config says so), else From. One without a
     /// usable user part is anonymous: it can still reach an AX binding that
     /// lets anyone call.
+    /// A header can name a phone number, never an account: only digest
+    /// authentication makes a caller an account.
     pub(super) fn caller_of(&self, m: &Msg) -> Number {
         let asserted = self
             .cfg
@@ -75,13 +116,13 @@ impl Masking {
             .flatten();
         asserted
             .or_else(|| m.from_user())
-            .and_then(|u| self.cfg.normaliser.normalise(u).ok())
+            .and_then(|u| self.cfg.normaliser.phone(u).ok())
             .unwrap_or_else(|| Number::from_normalised("anonymous".into()))
     }
 
-    fn refuse(&self, m: &Msg, r: Refusal, now: Now) -> Decision<CallState> {
+    fn refuse(&self, m: &Msg, caller: &Number, r: Refusal, now: Now) -> Decision<CallState> {
         let st = self.cfg.refusals.status(r);
-        self.record_refusal(m, st.status, r.name(), now);
+        self.record_refusal(m, caller, st.status, r.name(), now);
         Decision::Refuse {
             status: st.status,
             reason: st.reason.clone(),
@@ -90,7 +131,14 @@ impl Masking {
     }
 
     /// Writes the record of a refused INVITE to a number a tenant owns.
-    pub(super) fn record_refusal(&self, m: &Msg, status: u16, why: &str, now: Now) {
+    pub(super) fn record_refusal(
+        &self,
+        m: &Msg,
+        caller: &Number,
+        status: u16,
+        why: &str,
+        now: Now,
+    ) {
         let dialled = match &m.start {
             Start::Request { user: Some(u), .. } => self.cfg.normaliser.normalise(u).ok(),
             _ => None,
@@ -100,7 +148,6 @@ impl Masking {
         let Some(tenant) = self.bindings.tenant_of(&x) else {
             return;
         };
-        let caller = self.caller_of(m);
         self.emit(tenant, "call.refused", None, now, || {
             serde_json::json!({ "caller": caller.as_str(), "x": x.as_str(), "status": status, "reason": why })
         });

@@ -1,13 +1,16 @@
 //! The call policy of a number-masking service: the [`Policy`] the call
-//! engine asks. It decides each INVITE against the binding table and plans
-//! the outgoing leg (the trunk, X shown as the caller), and turns the
+//! engine asks. It screens requests by where they come from (the trunk, a
+//! trusted network) or by digest authentication (an app account, through
+//! the [`Registrar`], which also answers REGISTER), decides each INVITE
+//! against the binding table and plans the outgoing leg (the trunk, or an
+//! account's registered contacts; X shown as the caller), and turns the
 //! call's milestones into what the product promises: uses and talk time
 //! counted, call records and events written (through the store's writer
 //! thread, never waiting on a disk), live calls checkpointed, and the
 //! call counters of the metrics.
 //!
 //! Imports downwards only: `b2bua` (the interface), `bindings`, `store`,
-//! `events`.
+//! `events`, `registrar`.
 
 mod checkpoint;
 mod decide;
@@ -20,13 +23,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::b2bua::policy::{CallId, Decision, Limit, Milestone, Offer, Policy, Screen};
+use crate::b2bua::policy::{
+    Answer, CallId, Decision, Limit, Milestone, Offer, Policy, Screen,
+};
 use crate::bindings::{BindingId, BindingTable, Normaliser, Number, TenantId};
 use crate::config::Refusals;
 use crate::events::Hub;
 use crate::metrics::{metric, Histogram, Throttle};
 use crate::net::Network;
-use crate::sip::{Msg, Peer, Target};
+use crate::registrar::{Directory, Registrar};
+use crate::sip::{Method, Msg, Peer, Target};
 use crate::store::{CallRecord, Writer};
 use crate::time::Now;
 
@@ -64,6 +70,9 @@ pub struct Stats {
     /// Requests refused because of where they came from.
     pub untrusted: u64,
 }
+
+/// How often expired registrations and nonces are swept.
+const SWEEP: Duration = Duration::from_secs(1);
 
 /// What the policy keeps of each bridged call.
 pub struct CallState {
@@ -108,6 +117,12 @@ pub struct Masking {
     /// Refusals and bans are logged at most once a second each.
     refusal_log: Throttle,
     ban_log: Throttle,
+    /// Accounts: REGISTER and digest checks of calls.
+    registrar: Registrar,
+    /// The registrar's directory, read when deciding calls.
+    accounts: Arc<Directory>,
+    /// When registrations were last swept.
+    last_sweep: Option<Instant>,
 }
 
 impl Masking {
@@ -118,8 +133,12 @@ impl Masking {
         bindings: Arc<BindingTable>,
         store: Writer,
         hub: Arc<Hub>,
+        registrar: Registrar,
     ) -> Masking {
         Masking {
+            accounts: registrar.directory().clone(),
+            registrar,
+            last_sweep: None,
             bindings,
             store,
             hub,
@@ -165,25 +184,42 @@ fn due(last: &mut Option<Instant>, every: Duration, now: Instant) -> bool {
 impl Policy for Masking {
     type Call = CallState;
 
-    fn screen(&mut self, _request: &Msg, source: Peer, now: Now) -> Screen {
+    fn screen(&mut self, request: &Msg, source: Peer, now: Now) -> Screen {
         if self.trusts(source) {
             return Screen::Accept;
         }
-        // Everyone else is refused; the limit makes sure a flood (often
-        // from a spoofed address) draws a few refusals, then silence.
+        // Everyone else must authenticate or is refused; the limit makes
+        // sure a flood (often from a spoofed address) draws a few answers,
+        // then silence.
         if let pike::Verdict::Banned { newly } = self.pike.check(source.addr.ip(), now.mono) {
             if let Some(more) = newly.then(|| self.ban_log.allow()).flatten() {
                 tracing::warn!(source = %source.addr.ip(), more_banned_since = more, "source over its request rate: banned, answered nothing");
             }
             return Screen::Drop;
         }
-        self.stats.untrusted += 1;
-        // Debug only: a flood of these must not flood the log.
-        tracing::debug!(%source, "request from an untrusted source refused");
-        Screen::Refuse {
-            status: 403,
-            reason: "Forbidden".into(),
+        match request.method() {
+            // Authenticated by the registrar itself (401).
+            Some(Method::Register) => Screen::Accept,
+            Some(Method::Invite) => match self.registrar.authenticate_call(request, now) {
+                Ok(account) => Screen::Account(account.name),
+                Err(answer) => Screen::Refuse(answer),
+            },
+            _ => {
+                self.stats.untrusted += 1;
+                // Debug only: a flood of these must not flood the log.
+                tracing::debug!(%source, "request from an untrusted source refused");
+                Screen::Refuse(Answer::status(403))
+            }
         }
+    }
+
+    fn request(&mut self, request: &Msg, source: Peer, now: Now) -> Option<Answer> {
+        (request.method() == Some(&Method::Register))
+            .then(|| self.registrar.register(request, source, now))
+    }
+
+    fn closed(&mut self, peer: Peer, _now: Now) {
+        self.registrar.connection_closed(peer);
     }
 
     fn decide(&mut self, offer: &Offer<'_>, now: Now) -> Decision<CallState> {
@@ -199,7 +235,11 @@ impl Policy for Masking {
 
     fn refused(&mut self, offer: &Offer<'_>, status: u16, why: &'static str, now: Now) {
         self.stats.refused += 1;
-        self.record_refusal(offer.request, status, why, now);
+        let caller = match &offer.account {
+            Some(a) => Number::from_normalised(a.clone()),
+            None => self.caller_of(offer.request),
+        };
+        self.record_refusal(offer.request, &caller, status, why, now);
     }
 
     fn milestone(&mut self, id: CallId, call: &mut CallState, m: Milestone, now: Now) {
@@ -221,6 +261,9 @@ impl Policy for Masking {
     }
 
     fn tick(&mut self, live: &mut dyn Iterator<Item = (CallId, &CallState)>, now: Now) {
+        if due(&mut self.last_sweep, SWEEP, now.mono) {
+            self.registrar.tick(now);
+        }
         if due(&mut self.last_prune, Duration::from_secs(10), now.mono) {
             self.pike.forget_idle(now.mono);
         }
@@ -259,6 +302,7 @@ impl Policy for Masking {
             "Sources banned for going over their request rate.",
             &[("", self.pike.bans)],
         );
+        self.registrar.metrics(out, crate::time::now_ms());
         self.lookup.render(
             "sipmask_binding_lookup_seconds",
             "Time to decide on an INVITE (lookup and conditions).",

@@ -70,6 +70,11 @@ fn rig(conditions: Conditions) -> Rig {
         table,
         writer.clone(),
         hub,
+        crate::registrar::Registrar::new(
+            crate::registrar::RegistrarConfig::default(),
+            Arc::new(crate::registrar::Directory::default()),
+            None,
+        ),
     );
     Rig {
         policy,
@@ -114,6 +119,7 @@ fn decide(r: &mut Rig, from: &str, to: &str) -> Decision<super::CallState> {
             transport: Transport::Udp,
             addr: "127.0.0.2:5060".parse().expect("addr"),
         },
+        account: None,
     };
     r.policy.decide(&offer, r.now)
 }
@@ -127,8 +133,8 @@ fn an_admitted_call_is_planned_to_the_real_party_through_the_trunk_showing_x() {
     let Decision::Bridge(plan, state) = decide(&mut r, "13800000000", "17000000000") else {
         panic!("refused");
     };
-    assert_eq!(plan.target.uri, format!("sip:{B}@127.0.0.3:5060"));
-    assert_eq!(plan.target.peer.addr.to_string(), "127.0.0.3:5060");
+    assert_eq!(plan.targets[0].uri, format!("sip:{B}@127.0.0.3:5060"));
+    assert_eq!(plan.targets[0].peer.addr.to_string(), "127.0.0.3:5060");
     assert_eq!(plan.from_user, X);
     assert_eq!(plan.no_answer, Duration::from_secs(30));
     assert_eq!(plan.limit, Some(Duration::from_secs(60)));

@@ -41,6 +41,26 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// `[log]`
     pub log: LogConfig,
+    /// `[registrar]`
+    pub registrar: RegistrarSection,
+}
+
+/// `[registrar]`: app accounts registering with digest.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrarSection {
+    /// Digest realm; passwords are hashed with it.
+    pub realm: String,
+    /// Shortest registration taken, seconds (423 below it).
+    pub min_expires: u32,
+    /// Longest registration granted, seconds.
+    pub max_expires: u32,
+    /// Registration granted when the phone names none, seconds.
+    pub default_expires: u32,
+    /// Seconds a nonce may be used.
+    pub nonce_secs: u64,
+    /// Contacts kept per account.
+    pub max_contacts: usize,
 }
 
 /// `[sip]`: transports and timers.
@@ -154,6 +174,8 @@ pub struct Refusals {
     pub talk_time_used_up: Status,
     /// No trunk, or shutting down.
     pub no_route: Status,
+    /// The callee is an account with no registered contact.
+    pub not_registered: Status,
 }
 
 impl Refusals {
@@ -411,6 +433,28 @@ impl Config {
         }
         if !(1..=300).contains(&self.webhooks.timeout_secs) {
             bad("webhooks.timeout_secs", "must be 1 to 300".into());
+        }
+        let r = &self.registrar;
+        if r.realm.is_empty() || r.realm.contains(['"', '\\', '\r', '\n']) {
+            bad("registrar.realm", "must be a non-empty word without quotes".into());
+        }
+        if r.min_expires == 0 || r.max_expires < r.min_expires {
+            bad(
+                "registrar.max_expires",
+                "min_expires must be > 0 and max_expires >= min_expires".into(),
+            );
+        }
+        if r.default_expires < r.min_expires || r.default_expires > r.max_expires {
+            bad(
+                "registrar.default_expires",
+                "must be between min_expires and max_expires".into(),
+            );
+        }
+        if r.nonce_secs == 0 {
+            bad("registrar.nonce_secs", "must be at least 1".into());
+        }
+        if r.max_contacts == 0 {
+            bad("registrar.max_contacts", "must be at least 1".into());
         }
         if !(1..=100).contains(&self.webhooks.max_attempts) {
             bad("webhooks.max_attempts", "must be 1 to 100".into());

@@ -22,6 +22,8 @@ pub(super) struct ApiDeps {
     pub(super) clock: crate::time::SharedClock,
     /// TCP connection pools, for the metrics.
     pub(super) tcp: Arc<crate::sip::guard::Guard>,
+    /// The registrar's accounts.
+    pub(super) accounts: Arc<crate::registrar::Directory>,
     pub(super) sip_host: String,
     /// A draining sibling shares the ports (else they must be free).
     pub(super) overlap: bool,
@@ -41,6 +43,7 @@ pub(super) async fn start_api(
         hub,
         clock,
         tcp,
+        accounts,
         sip_host,
         overlap: deps_overlap,
     } = deps;
@@ -85,6 +88,8 @@ pub(super) async fn start_api(
         clock: clock.clone(),
         quarantine_secs: cfg.api.quarantine_secs,
         view: crate::api::model::view,
+        accounts,
+        realm: cfg.registrar.realm.clone(),
     };
     let state = crate::api::ApiState::new(svc.clone(), norm, api_cfg, metrics)?;
     let w = &cfg.webhooks;

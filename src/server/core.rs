@@ -45,6 +45,11 @@ impl Sink for Core {
     fn deliver(&self, m: Msg, data: &[u8], peer: Peer, net: &Arc<Net>) {
         self.take(m, data, peer, net, false);
     }
+
+    fn closed(&self, peer: Peer, net: &Arc<Net>) {
+        let now = self.clock.now();
+        self.with_engine(net, |e| e.on_closed(peer, now));
+    }
 }
 
 impl Core {

@@ -90,6 +90,8 @@ pub struct Loaded {
     pub store: Box<dyn Backend>,
     /// The operator change the table is current with.
     pub seen: i64,
+    /// Accounts and the registrations saved before a restart.
+    pub accounts: Arc<crate::registrar::Directory>,
 }
 
 /// Opens the store under `dir` and loads every binding into a new table.
@@ -118,10 +120,32 @@ pub fn load_bindings(cfg: &Config, dir: &std::path::Path) -> Result<Loaded, Stor
         table.set_blocked(tenant, n, true);
     }
     tracing::info!(bindings = table.len(), skipped, "bindings loaded");
+    let accounts = Arc::new(crate::registrar::Directory::default());
+    accounts.load_accounts(
+        store
+            .accounts(None)?
+            .into_iter()
+            .map(crate::service::accounts::account_of)
+            .collect(),
+    );
+    let now_ms = crate::time::now_ms();
+    // A TCP contact was reached over its connection, which a restart closed.
+    let contacts: Vec<_> = store
+        .contacts(now_ms)?
+        .into_iter()
+        .filter_map(|(a, row)| Some((a, crate::registrar::contact_of(row)?)))
+        .filter(|(_, c)| c.peer.transport == crate::sip::Transport::Udp)
+        .collect();
+    let restored = contacts.len();
+    accounts.load_contacts(contacts, now_ms);
+    if restored > 0 {
+        tracing::info!(contacts = restored, "registrations restored");
+    }
     Ok(Loaded {
         table: Arc::new(table),
         store,
         seen,
+        accounts,
     })
 }
 
@@ -152,6 +176,7 @@ impl Server {
             table: bindings,
             store,
             seen,
+            accounts,
         } = load_bindings(&cfg, &data_dir)?;
         let hub = crate::events::Hub::new(store.webhook_tenants()?);
         let (writer, store_thread) = Writer::start(store, cfg.records.keep_days, hub.clone())
@@ -216,6 +241,11 @@ impl Server {
             bindings.clone(),
             writer.clone(),
             hub.clone(),
+            crate::registrar::Registrar::new(
+                crate::registrar::RegistrarConfig::from_section(&cfg.registrar),
+                accounts.clone(),
+                Some(writer.clone()),
+            ),
         );
         let core = Arc::new(Core {
             engine: Mutex::new(Engine::new(engine_cfg, policy)),
@@ -261,6 +291,7 @@ impl Server {
                 hub: hub.clone(),
                 clock: clock.clone(),
                 tcp: net.guard.clone(),
+                accounts: accounts.clone(),
                 sip_host,
                 overlap,
             };
@@ -270,6 +301,7 @@ impl Server {
             crate::store::open(&data_dir)?,
             seen,
             bindings.clone(),
+            accounts.clone(),
             api_addr.as_ref().map(|(_, st)| st.clone()),
             front.clone(),
         ));

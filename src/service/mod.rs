@@ -9,11 +9,13 @@
 //!   pool, quarantine), condition changes, deletions, availability.
 //! - [`numbers`]: the pool and the blocklist.
 //! - [`tenants`]: tenants and their API keys.
+//! - [`accounts`]: app accounts (digest passwords) and their registrations.
 //! - [`operator`]: the operator's bindings from the command line, which a
 //!   running server applies through the change log.
 //! - [`webhooks`]: tenants' webhooks and redelivery.
 //! - [`expiry`]: the sweep that tells tenants a binding expired.
 
+pub mod accounts;
 pub mod bindings;
 pub mod expiry;
 pub mod numbers;
@@ -94,6 +96,10 @@ pub struct Services {
     pub quarantine_secs: u64,
     /// How events show a binding.
     pub view: View,
+    /// The registrar's live accounts and registrations.
+    pub accounts: Arc<crate::registrar::Directory>,
+    /// The digest realm passwords are hashed in.
+    pub realm: String,
 }
 
 impl Services {

@@ -170,6 +170,19 @@ pub struct Msg {
     /// Every P-Asserted-Identity value (RFC 3325), in order: the caller as
     /// a trusted peer asserts it. Never relayed.
     pub asserted: Vec<String>,
+    /// Credentials: `Authorization` (to a registrar) or
+    /// `Proxy-Authorization` (to a proxy), the first of each.
+    pub authorization: Option<String>,
+    /// See `authorization`.
+    pub proxy_authorization: Option<String>,
+    /// Challenges of a 401/407 response (`WWW-Authenticate` and
+    /// `Proxy-Authenticate` values).
+    pub challenges: Vec<String>,
+    /// Every Contact value as written, for REGISTER only (other requests
+    /// keep just the first URI in `contact`).
+    pub contacts: Vec<String>,
+    /// Expires, in seconds.
+    pub expires: Option<u32>,
     /// Headers from [`RELAYED_HEADERS`], as (canonical name, value).
     pub relayed: Vec<(&'static str, String)>,
     /// Body.
@@ -231,6 +244,11 @@ impl Msg {
             content_type: None,
             rack: None,
             asserted: Vec::new(),
+            authorization: None,
+            proxy_authorization: None,
+            challenges: Vec::new(),
+            contacts: Vec::new(),
+            expires: None,
             relayed: Vec::new(),
             body: Vec::new(),
         }
@@ -257,6 +275,15 @@ impl Msg {
                     .ok_or(SipError::Header("CSeq"))?;
                 self.cseq_method = it.next().ok_or(SipError::Header("CSeq"))?.to_string();
             }
+            Header::Contact(_) if self.method() == Some(&Method::Register) => {
+                self.contacts.extend(split_commas(v).map(|c| c.trim().to_string()));
+                if self.contact.is_none() {
+                    let first = split_commas(v).next().unwrap_or(v);
+                    if first != "*" {
+                        self.contact = Some(uri_of(first).to_string());
+                    }
+                }
+            }
             Header::Contact(_) if self.contact.is_none() => {
                 let first = split_commas(v).next().unwrap_or(v);
                 if first != "*" {
@@ -269,6 +296,18 @@ impl Msg {
             Header::MaxForwards(_) => self.max_forwards = v.parse().ok(),
             Header::ContentType(_) => self.content_type = Some(v.to_string()),
             Header::RAck(_) => self.rack = Some(v.to_string()),
+            _ if h.name().eq_ignore_ascii_case("Authorization") => {
+                self.authorization.get_or_insert_with(|| v.to_string());
+            }
+            _ if h.name().eq_ignore_ascii_case("Proxy-Authorization") => {
+                self.proxy_authorization.get_or_insert_with(|| v.to_string());
+            }
+            _ if h.name().eq_ignore_ascii_case("WWW-Authenticate")
+                || h.name().eq_ignore_ascii_case("Proxy-Authenticate") =>
+            {
+                self.challenges.push(v.to_string())
+            }
+            _ if h.name().eq_ignore_ascii_case("Expires") => self.expires = v.parse().ok(),
             _ if h.name().eq_ignore_ascii_case("P-Asserted-Identity") => self
                 .asserted
                 .extend(split_commas(v).map(|p| p.trim().to_string())),
@@ -408,7 +447,7 @@ pub fn uri_of(v: &str) -> &str {
 }
 
 /// The part after the URI, where header parameters live.
-fn after_uri(v: &str) -> &str {
+pub fn after_uri(v: &str) -> &str {
     match v.rfind('>') {
         Some(i) => &v[i + 1..],
         None => v.find(';').map_or("", |i| &v[i..]),

@@ -26,6 +26,9 @@ pub trait Sink: Send + Sync + 'static {
     /// One message (datagram or framed TCP message) from `peer`, parsed,
     /// with the bytes it was parsed from.
     fn deliver(&self, m: Msg, data: &[u8], peer: Peer, net: &Arc<Net>);
+
+    /// A TCP connection with `peer` closed.
+    fn closed(&self, _peer: Peer, _net: &Arc<Net>) {}
 }
 
 /// The sockets, shared by every task.
@@ -265,6 +268,7 @@ impl Net {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         self.tcp.remove(&peer_addr);
         writer.abort();
+        self.sink.closed(peer, &self);
     }
 }
 

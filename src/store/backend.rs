@@ -5,6 +5,7 @@
 //! Backend-neutral logic (units of work, the writer's batches) lives here,
 //! on `dyn Backend`, written once for every backend.
 
+use super::accounts::{AccountRow, ContactRow};
 use super::changes::Change;
 use super::events::NewEvent;
 use super::live::Checkpoint;
@@ -254,6 +255,40 @@ pub trait LiveStore {
     fn recover_live(&mut self, alive: &dyn Fn(&str) -> bool) -> Result<usize, StoreError>;
 }
 
+/// App accounts and their registered contacts.
+pub trait AccountStore {
+    /// Creates an account; `false` if the name is taken (by anyone).
+    fn add_account(&mut self, a: &AccountRow) -> Result<bool, StoreError>;
+
+    /// Accounts of one tenant, or of all, by name.
+    fn accounts(&self, tenant: Option<TenantId>) -> Result<Vec<AccountRow>, StoreError>;
+
+    /// Who holds an account name.
+    fn account_tenant(&self, name: &str) -> Result<Option<TenantId>, StoreError>;
+
+    /// Removes a tenant's account and its contacts; `false` if it has none
+    /// of that name.
+    fn remove_account(&mut self, tenant: TenantId, name: &str) -> Result<bool, StoreError>;
+
+    /// Replaces an account's password hashes; `false` if the tenant has no
+    /// such account.
+    fn set_password(
+        &mut self,
+        tenant: TenantId,
+        name: &str,
+        realm: &str,
+        ha1_md5: &str,
+        ha1_sha256: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces an account's contacts (none left: all deleted); contacts of
+    /// an account that no longer exists are not written.
+    fn save_contacts(&mut self, account: &str, rows: &[ContactRow]) -> Result<(), StoreError>;
+
+    /// Every contact expiring after `after_ms`, with its account.
+    fn contacts(&self, after_ms: i64) -> Result<Vec<(String, ContactRow)>, StoreError>;
+}
+
 /// A storage backend: every area, and units of work over them.
 pub trait Backend:
     TenantStore
@@ -264,6 +299,7 @@ pub trait Backend:
     + WebhookStore
     + ChangeLog
     + LiveStore
+    + AccountStore
     + Send
 {
     /// Runs `f` as one unit of work: its writes commit together, or none
@@ -330,6 +366,9 @@ impl<'a> dyn Backend + 'a {
             }
             if !b.ended.is_empty() {
                 s.end_live(&b.ended)?;
+            }
+            for (account, rows) in &b.contacts {
+                s.save_contacts(account, rows)?;
             }
             if b.events.is_empty() {
                 Ok(Vec::new())

@@ -18,6 +18,8 @@ pub enum Change {
     BindingRemoved(BindingId),
     /// API keys changed (a tenant or key added, a key revoked).
     Keys,
+    /// Accounts changed (added, removed, a password changed).
+    Accounts,
 }
 
 impl SqliteStore {}
@@ -29,6 +31,7 @@ impl ChangeLog for SqliteStore {
             Change::BindingsAdded(a, b) => ("bindings_added", *a, *b),
             Change::BindingRemoved(id) => ("binding_removed", *id, *id),
             Change::Keys => ("keys", 0, 0),
+            Change::Accounts => ("accounts", 0, 0),
         };
         self.conn.execute(
             "INSERT INTO operator_changes (kind, first, last, at) VALUES (?1, ?2, ?3, ?4)",
@@ -65,6 +68,7 @@ impl ChangeLog for SqliteStore {
             let c = match kind.as_str() {
                 "bindings_added" => Change::BindingsAdded(first, last),
                 "binding_removed" => Change::BindingRemoved(first),
+                "accounts" => Change::Accounts,
                 _ => Change::Keys,
             };
             out.push((id, c));

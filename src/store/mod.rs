@@ -7,6 +7,7 @@
 //! [`Writer`], a thread that commits everything queued in one transaction
 //! (group commit), so a burst of answered calls costs one commit.
 
+pub mod accounts;
 mod admin;
 mod backend;
 pub mod changes;
@@ -19,14 +20,14 @@ mod writer;
 
 pub use admin::{Filter, Page};
 pub use backend::{
-    Backend, BindingStore, ChangeLog, EventStore, LiveStore, NumberStore, RecordStore, TenantStore,
+    AccountStore, Backend, BindingStore, ChangeLog, EventStore, LiveStore, NumberStore, RecordStore, TenantStore,
     WebhookStore,
 };
 
 /// The storage traits, for code that calls a backend's methods.
 pub mod prelude {
     pub use super::backend::{
-        Backend, BindingStore, ChangeLog, EventStore, LiveStore, NumberStore, RecordStore,
+        AccountStore, Backend, BindingStore, ChangeLog, EventStore, LiveStore, NumberStore, RecordStore,
         TenantStore, WebhookStore,
     };
 }
@@ -164,6 +165,8 @@ pub struct Batch {
     pub live: Vec<live::Checkpoint>,
     /// Checkpoint rows of calls that ended after it.
     pub ended: Vec<String>,
+    /// Accounts whose contacts changed, with all they have now.
+    pub contacts: Vec<(String, Vec<accounts::ContactRow>)>,
 }
 
 impl Batch {
@@ -174,5 +177,6 @@ impl Batch {
             && self.events.is_empty()
             && self.live.is_empty()
             && self.ended.is_empty()
+            && self.contacts.is_empty()
     }
 }

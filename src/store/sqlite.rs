@@ -105,7 +105,15 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     "CREATE TABLE live_calls (key TEXT PRIMARY KEY, instance TEXT NOT NULL, tenant_id INTEGER NOT NULL,
         binding_id INTEGER, direction TEXT, caller TEXT NOT NULL, callee TEXT, virtual TEXT NOT NULL,
         invite_at INTEGER NOT NULL, ringing_at INTEGER, answer_at INTEGER, lease_secs INTEGER);
-    CREATE TABLE live_instances (instance TEXT PRIMARY KEY, at INTEGER NOT NULL);"];
+    CREATE TABLE live_instances (instance TEXT PRIMARY KEY, at INTEGER NOT NULL);",
+    // App accounts (store::accounts) and where they are registered.
+    "CREATE TABLE accounts (name TEXT PRIMARY KEY, tenant_id INTEGER NOT NULL, realm TEXT NOT NULL,
+        ha1_md5 TEXT NOT NULL, ha1_sha256 TEXT NOT NULL, created_at INTEGER NOT NULL);
+    CREATE INDEX accounts_tenant ON accounts(tenant_id, name);
+    CREATE TABLE contacts (account TEXT NOT NULL, uri TEXT NOT NULL, transport TEXT NOT NULL,
+        addr TEXT NOT NULL, expires_ms INTEGER NOT NULL, call_id TEXT NOT NULL, cseq INTEGER NOT NULL,
+        since_ms INTEGER NOT NULL);
+    CREATE INDEX contacts_account ON contacts(account);"];
 
 /// The SQLite store.
 pub struct SqliteStore {

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 
 use super::events::Listeners;
 use super::events::NewEvent;
+use super::accounts::ContactRow;
 use super::live::Checkpoint;
 use super::{Backend, Batch, CallRecord, UsageUpdate};
 
@@ -21,6 +22,8 @@ enum Msg {
     CallEnd(Box<CallRecord>, Option<UsageUpdate>, Option<String>),
     Live(Checkpoint),
     Event(Box<NewEvent>),
+    /// An account's contacts, all of them as they are now.
+    Contacts(String, Vec<ContactRow>),
     Flush(Sender<()>),
 }
 
@@ -90,6 +93,13 @@ impl Writer {
         }
     }
 
+    /// Queues an account's contacts as they are now. Never blocks.
+    pub fn contacts(&self, account: String, rows: Vec<ContactRow>) {
+        if self.tx.send(Msg::Contacts(account, rows)).is_err() {
+            tracing::error!("store writer is gone; registration not saved");
+        }
+    }
+
     /// Waits until everything queued before this call is committed.
     pub fn flush(&self) {
         let (tx, rx) = mpsc::channel();
@@ -120,6 +130,11 @@ fn run(mut store: Box<dyn Backend>, rx: Receiver<Msg>, keep_ms: i64, hub: Arc<dy
             }
             Msg::Live(c) => batch.live.push(c),
             Msg::Event(e) => batch.events.push(*e),
+            Msg::Contacts(account, rows) => {
+                // Only the latest state of each account matters.
+                batch.contacts.retain(|(a, _)| *a != account);
+                batch.contacts.push((account, rows));
+            }
             Msg::Flush(w) => waiters.push(w),
         };
         take(first);

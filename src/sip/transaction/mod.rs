@@ -159,8 +159,19 @@ impl Transactions {
     /// resent, nothing kept (a refusal of a source that may be spoofed
     /// costs one packet, not eleven). A retransmitted request is simply
     /// answered again.
-    pub fn reply_stateless(&mut self, m: &Msg, src: Peer, code: u16, reason: &str, to_tag: &str) {
-        let w = ResponseBase::of(m, src).start(code, reason, Some(to_tag));
+    pub fn reply_stateless(
+        &mut self,
+        m: &Msg,
+        src: Peer,
+        code: u16,
+        reason: &str,
+        to_tag: &str,
+        headers: &[(&str, String)],
+    ) {
+        let mut w = ResponseBase::of(m, src).start(code, reason, Some(to_tag));
+        for (name, value) in headers {
+            w.header(name, value);
+        }
         self.out.push((reply_address(m, src), w.finish(None, b"")));
     }
 
@@ -417,6 +428,12 @@ impl Transactions {
         self.clients
             .get(key)
             .is_some_and(|t| t.state == State::Proceeding)
+    }
+
+    /// Gives up on a client transaction that heard nothing: no more
+    /// retransmissions, and a late response is dropped.
+    pub fn forget_client(&mut self, key: &TxKey) {
+        self.clients.remove(key);
     }
 
     /// Whether a client transaction has its final response (or is gone).

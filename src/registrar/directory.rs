@@ -1,0 +1,265 @@
+//! The live directory of app accounts and where each is registered: read
+//! by the call policy (who is calling, where to fork a call), changed by
+//! REGISTER and by the account services, listed by the API. One lock
+//! around plain maps; nothing in it waits.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::bindings::TenantId;
+use crate::sip::Peer;
+
+use crate::sip::digest::Ha1;
+
+/// An app account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// Its name: the user part of its address-of-record.
+    pub name: String,
+    /// The tenant it belongs to.
+    pub tenant: TenantId,
+    /// Its password hashes.
+    pub ha1: Ha1,
+}
+
+/// One registered contact of an account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    /// The Contact URI as registered: the Request-URI of calls to it.
+    pub uri: String,
+    /// Where calls are sent: the address the REGISTER came from (NAT), or
+    /// the TCP connection it came over.
+    pub peer: Peer,
+    /// When it expires (unix ms).
+    pub expires_ms: i64,
+    /// Call-ID of the registering UA, with its CSeq: a REGISTER older than
+    /// the last one seen changes nothing.
+    pub call_id: String,
+    /// See `call_id`.
+    pub cseq: u32,
+    /// When it was first registered (unix ms).
+    pub since_ms: i64,
+}
+
+#[derive(Default)]
+struct Inner {
+    accounts: HashMap<String, Account>,
+    contacts: HashMap<String, Vec<Contact>>,
+}
+
+/// Accounts and their contacts.
+#[derive(Default)]
+pub struct Directory {
+    inner: Mutex<Inner>,
+}
+
+impl Directory {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain maps, still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces every account (at start, and when the command line changed
+    /// them); contacts of accounts that are gone go too.
+    pub fn load_accounts(&self, accounts: Vec<Account>) {
+        let mut g = self.lock();
+        g.accounts = accounts.into_iter().map(|a| (a.name.clone(), a)).collect();
+        let Inner { accounts, contacts } = &mut *g;
+        contacts.retain(|name, _| accounts.contains_key(name));
+    }
+
+    /// Restores contacts saved before a restart, dropping expired ones.
+    pub fn load_contacts(&self, rows: Vec<(String, Contact)>, now_ms: i64) {
+        let mut g = self.lock();
+        for (name, c) in rows {
+            if c.expires_ms > now_ms && g.accounts.contains_key(&name) {
+                g.contacts.entry(name).or_default().push(c);
+            }
+        }
+    }
+
+    /// Adds or replaces an account.
+    pub fn put_account(&self, a: Account) {
+        self.lock().accounts.insert(a.name.clone(), a);
+    }
+
+    /// Removes an account and its contacts.
+    pub fn remove_account(&self, name: &str) {
+        let mut g = self.lock();
+        g.accounts.remove(name);
+        g.contacts.remove(name);
+    }
+
+    /// One account.
+    pub fn account(&self, name: &str) -> Option<Account> {
+        self.lock().accounts.get(name).cloned()
+    }
+
+    /// The tenant of an account.
+    pub fn tenant_of(&self, name: &str) -> Option<TenantId> {
+        self.lock().accounts.get(name).map(|a| a.tenant)
+    }
+
+    /// An account's contacts that have not expired.
+    pub fn contacts(&self, name: &str, now_ms: i64) -> Vec<Contact> {
+        self.lock()
+            .contacts
+            .get(name)
+            .map(|cs| {
+                cs.iter()
+                    .filter(|c| c.expires_ms > now_ms)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Replaces an account's contacts (an applied REGISTER).
+    pub fn set_contacts(&self, name: &str, contacts: Vec<Contact>) {
+        let mut g = self.lock();
+        if contacts.is_empty() {
+            g.contacts.remove(name);
+        } else {
+            g.contacts.insert(name.to_string(), contacts);
+        }
+    }
+
+    /// Drops expired contacts; returns the accounts that lost some, with
+    /// what they keep.
+    pub fn expire(&self, now_ms: i64) -> Vec<(String, Vec<Contact>)> {
+        let mut g = self.lock();
+        let mut changed = Vec::new();
+        for (name, cs) in g.contacts.iter_mut() {
+            let before = cs.len();
+            cs.retain(|c| c.expires_ms > now_ms);
+            if cs.len() != before {
+                changed.push((name.clone(), cs.clone()));
+            }
+        }
+        g.contacts.retain(|_, cs| !cs.is_empty());
+        changed
+    }
+
+    /// Drops contacts reached over a connection that closed; returns the
+    /// accounts that lost some, with what they keep.
+    pub fn connection_closed(&self, peer: Peer) -> Vec<(String, Vec<Contact>)> {
+        let mut g = self.lock();
+        let mut changed = Vec::new();
+        for (name, cs) in g.contacts.iter_mut() {
+            let before = cs.len();
+            cs.retain(|c| c.peer != peer);
+            if cs.len() != before {
+                changed.push((name.clone(), cs.clone()));
+            }
+        }
+        g.contacts.retain(|_, cs| !cs.is_empty());
+        changed
+    }
+
+    /// A tenant's accounts, by name, each with its live contacts.
+    pub fn of_tenant(&self, tenant: TenantId, now_ms: i64) -> Vec<(Account, Vec<Contact>)> {
+        let g = self.lock();
+        let mut out: Vec<_> = g
+            .accounts
+            .values()
+            .filter(|a| a.tenant == tenant)
+            .map(|a| {
+                let cs = g
+                    .contacts
+                    .get(&a.name)
+                    .map(|cs| {
+                        cs.iter()
+                            .filter(|c| c.expires_ms > now_ms)
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (a.clone(), cs)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        out
+    }
+
+    /// (accounts, live contacts), for metrics.
+    pub fn counts(&self, now_ms: i64) -> (usize, usize) {
+        let g = self.lock();
+        let contacts = g
+            .contacts
+            .values()
+            .flatten()
+            .filter(|c| c.expires_ms > now_ms)
+            .count();
+        (g.accounts.len(), contacts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::Transport;
+
+    fn account(name: &str, tenant: TenantId) -> Account {
+        Account {
+            name: name.into(),
+            tenant,
+            ha1: Ha1::new(name, "r", "pw"),
+        }
+    }
+
+    fn contact(port: u16, expires_ms: i64, transport: Transport) -> Contact {
+        Contact {
+            uri: format!("sip:a@127.0.0.1:{port}"),
+            peer: Peer {
+                transport,
+                addr: ([127, 0, 0, 1], port).into(),
+            },
+            expires_ms,
+            call_id: "c".into(),
+            cseq: 1,
+            since_ms: 0,
+        }
+    }
+
+    #[test]
+    fn expiry_and_closed_connections_drop_contacts() {
+        let d = Directory::default();
+        d.load_accounts(vec![account("alice", 1), account("bob", 2)]);
+        d.set_contacts(
+            "alice",
+            vec![
+                contact(5000, 1_000, Transport::Udp),
+                contact(5001, 5_000, Transport::Tcp),
+            ],
+        );
+        assert_eq!(d.contacts("alice", 500).len(), 2);
+        assert_eq!(d.contacts("alice", 2_000).len(), 1);
+        assert_eq!(d.counts(500), (2, 2));
+        let changed = d.expire(2_000);
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].1.len(), 1);
+        let gone = d.connection_closed(contact(5001, 0, Transport::Tcp).peer);
+        assert_eq!(gone, vec![("alice".to_string(), Vec::new())]);
+        assert!(d.contacts("alice", 0).is_empty());
+        assert_eq!(d.of_tenant(2, 0).len(), 1);
+        assert!(d.of_tenant(3, 0).is_empty());
+    }
+
+    #[test]
+    fn contacts_of_removed_accounts_go_with_them() {
+        let d = Directory::default();
+        d.load_accounts(vec![account("alice", 1)]);
+        d.load_contacts(
+            vec![
+                ("alice".into(), contact(5000, 9_000, Transport::Udp)),
+                ("alice".into(), contact(5001, 10, Transport::Udp)),
+                ("ghost".into(), contact(5002, 9_000, Transport::Udp)),
+            ],
+            100,
+        );
+        assert_eq!(d.contacts("alice", 100).len(), 1);
+        assert!(d.contacts("ghost", 100).is_empty());
+        d.load_accounts(Vec::new());
+        assert!(d.contacts("alice", 100).is_empty());
+    }
+}
