@@ -64,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage app accounts (phones register and call with them).
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
     /// Manage bindings in the data directory.
     Bindings {
         #[command(subcommand)]
@@ -119,6 +124,67 @@ enum KeysCommand {
         tenant: String,
         /// Key id, `key_...`.
         key_id: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct Password {
+    /// The password (8 to 128 characters). Visible to other users of the
+    /// machine in the process list: prefer --password-stdin.
+    #[arg(long, required_unless_present = "password_stdin")]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+impl Password {
+    fn read(self) -> anyhow::Result<String> {
+        match self.password {
+            Some(p) => Ok(p),
+            None => {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Ok(line.trim_end_matches(['\r', '\n']).to_string())
+            }
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Create an account; its phones register as sip:NAME@<this server>.
+    Add {
+        #[command(flatten)]
+        common: Common,
+        /// The tenant it belongs to (default: the operator's own).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Account name: a letter, then letters, digits, '.', '_', '-'.
+        name: String,
+        #[command(flatten)]
+        password: Password,
+    },
+    /// List accounts with their tenant and registered contacts.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove an account; its registrations go with it.
+    Remove {
+        #[command(flatten)]
+        common: Common,
+        /// Account name.
+        name: String,
+    },
+    /// Set an account's password.
+    Passwd {
+        #[command(flatten)]
+        common: Common,
+        /// Account name.
+        name: String,
+        #[command(flatten)]
+        password: Password,
     },
 }
 
@@ -252,6 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bindings { command } => bindings(command),
         Command::Tenants { command } => tenants(command),
         Command::Keys { command } => keys(command),
+        Command::Accounts { command } => accounts(command),
         Command::Calls {
             common,
             binding,
@@ -288,6 +355,49 @@ fn tenants(command: TenantsCommand) -> anyhow::Result<()> {
                 let ids: Vec<&str> = keys.iter().map(|(id, _)| id.as_str()).collect();
                 writeln!(out, "{name}\t{}", ids.join(","))?;
             }
+        }
+    }
+    Ok(())
+}
+
+fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
+    match command {
+        AccountsCommand::Add {
+            common,
+            tenant,
+            name,
+            password,
+        } => {
+            let cfg = load_config(common.config.as_ref())?;
+            let dir = data_dir(&cfg, common.data_dir);
+            let pw = password.read()?;
+            sipmask::cli::add_account(&dir, &cfg.registrar.realm, tenant.as_deref(), &name, &pw)?;
+            println!("added account {name}");
+        }
+        AccountsCommand::List { common } => {
+            let cfg = load_config(common.config.as_ref())?;
+            let mut out = std::io::stdout().lock();
+            for (name, tenant, contacts) in
+                sipmask::cli::list_accounts(&data_dir(&cfg, common.data_dir))?
+            {
+                writeln!(out, "{name}\t{tenant}\t{contacts} registered")?;
+            }
+        }
+        AccountsCommand::Remove { common, name } => {
+            let cfg = load_config(common.config.as_ref())?;
+            sipmask::cli::remove_account(&data_dir(&cfg, common.data_dir), &name)?;
+            println!("removed account {name}");
+        }
+        AccountsCommand::Passwd {
+            common,
+            name,
+            password,
+        } => {
+            let cfg = load_config(common.config.as_ref())?;
+            let dir = data_dir(&cfg, common.data_dir);
+            let pw = password.read()?;
+            sipmask::cli::set_password(&dir, &cfg.registrar.realm, &name, &pw)?;
+            println!("password of {name} set");
         }
     }
     Ok(())

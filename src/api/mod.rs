@@ -4,6 +4,7 @@
 //! through the domain services (`service`), so it is durable before the
 //! answer and takes effect on the next INVITE.
 
+pub mod accounts;
 pub mod auth;
 pub mod bindings;
 pub mod calls;
@@ -240,6 +241,8 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
         numbers::add, numbers::list, numbers::remove, numbers::blocklist, numbers::block, numbers::unblock,
         calls::list, calls::get, webhooks::set, webhooks::get, webhooks::delete, webhooks::stream,
         webhooks::deliveries, webhooks::redeliver, keys::list, keys::create, keys::revoke,
+        accounts::create, accounts::list, accounts::get, accounts::password, accounts::delete,
+        accounts::registrations,
     ),
     components(schemas(
         problem::Problem, webhooks::DeliveryState, input::Party, input::Phone, input::Filter, input::Cursor
@@ -347,6 +350,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/v1/events", get(webhooks::stream))
         .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/accounts", get(accounts::list).post(accounts::create))
+        .route(
+            "/v1/accounts/{name}",
+            get(accounts::get).delete(accounts::delete),
+        )
+        .route(
+            "/v1/accounts/{name}/password",
+            axum::routing::put(accounts::password),
+        )
+        .route("/v1/registrations", get(accounts::registrations))
         .route("/v1/keys/{key_id}", axum::routing::delete(keys::revoke))
         .route("/v1/calls", get(calls::list))
         .route("/v1/calls/{id}", get(calls::get))

@@ -237,9 +237,7 @@ impl<P: Policy> Engine<P> {
             return;
         };
         if let Some(setup) = call.setup {
-            let t = self
-                .timers
-                .add(now.mono + setup, CallTimer::Setup(id, i));
+            let t = self.timers.add(now.mono + setup, CallTimer::Setup(id, i));
             call.timers.push(t);
         }
     }
@@ -261,9 +259,11 @@ impl<P: Policy> Engine<P> {
         } else {
             "Authorization"
         };
-        let Some(value) = m.challenges.iter().find_map(|c| {
-            digest::answer(c, "INVITE", &fork.route.uri, &cred.user, &cred.password)
-        }) else {
+        let Some(value) = m
+            .challenges
+            .iter()
+            .find_map(|c| digest::answer(c, "INVITE", &fork.route.uri, &cred.user, &cred.password))
+        else {
             return false;
         };
         let (offer, media) = (call.offer.clone(), call.media);

@@ -30,8 +30,8 @@ use crate::time::Now;
 
 pub use call::{Call, Fork, Leg, Phase, Side};
 pub use policy::{
-    Answer, CallId, Credentials, Decision, EndReason, Ending, Limit, Media, Milestone, Offer, Plan, Policy, Route,
-    Screen,
+    Answer, CallId, Credentials, Decision, EndReason, Ending, Limit, Media, Milestone, Offer, Plan,
+    Policy, Route, Screen,
 };
 
 /// What the engine needs from the config.

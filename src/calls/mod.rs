@@ -23,9 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::b2bua::policy::{
-    Answer, CallId, Decision, Limit, Milestone, Offer, Policy, Screen,
-};
+use crate::b2bua::policy::{Answer, CallId, Decision, Limit, Milestone, Offer, Policy, Screen};
 use crate::bindings::{BindingId, BindingTable, Normaliser, Number, TenantId};
 use crate::config::Refusals;
 use crate::events::Hub;

@@ -1,4 +1,4 @@
-//! The `bindings`, `tenants`, `keys` and `check-config` commands: operator
+//! The `bindings`, `tenants`, `keys`, `accounts` and `check-config` commands: operator
 //! tools that work on the store directly, so they run beside or without a
 //! live `serve`. Each change is logged (`store::changes`) in its own unit
 //! of work, and a running server applies it within a second.
@@ -11,10 +11,12 @@ use std::path::Path;
 use crate::bindings::{csv, Conditions, Normaliser};
 use crate::config::Config;
 
+mod accounts;
 mod tenants;
 
 use crate::service::operator;
 use crate::store::{NewBinding, StoreError};
+pub use accounts::{add_account, list_accounts, remove_account, set_password, AccountLine};
 pub use tenants::{add_key, add_tenant, list_calls, list_tenants, revoke_key, TenantKeys};
 
 /// Errors of the operator commands.
@@ -51,6 +53,9 @@ pub enum CliError {
     /// An operator change was refused.
     #[error(transparent)]
     Operator(#[from] crate::service::operator::OperatorError),
+    /// An account change was refused.
+    #[error(transparent)]
+    Account(#[from] crate::service::accounts::AccountError),
 }
 
 /// Imports a CSV file, all or nothing. Returns the number of bindings added.

@@ -436,7 +436,10 @@ impl Config {
         }
         let r = &self.registrar;
         if r.realm.is_empty() || r.realm.contains(['"', '\\', '\r', '\n']) {
-            bad("registrar.realm", "must be a non-empty word without quotes".into());
+            bad(
+                "registrar.realm",
+                "must be a non-empty word without quotes".into(),
+            );
         }
         if r.min_expires == 0 || r.max_expires < r.min_expires {
             bad(

@@ -136,7 +136,13 @@ impl Registrar {
 
     /// Checks credentials (`proxy`: Proxy-Authorization and 407, else
     /// Authorization and 401).
-    fn check(&mut self, creds: Option<&str>, m: &Msg, proxy: bool, now: Now) -> Result<Account, Answer> {
+    fn check(
+        &mut self,
+        creds: Option<&str>,
+        m: &Msg,
+        proxy: bool,
+        now: Now,
+    ) -> Result<Account, Answer> {
         let Some(c) = creds.and_then(digest::parse_credentials) else {
             return Err(self.challenge(proxy, false, now));
         };

@@ -20,7 +20,9 @@ use crate::store::StoreError;
 #[non_exhaustive]
 pub enum AccountError {
     /// The name breaks the rules.
-    #[error("account name {0:?} is not 1 to 64 letters, digits, '.', '_' or '-' starting with a letter")]
+    #[error(
+        "account name {0:?} is not 1 to 64 letters, digits, '.', '_' or '-' starting with a letter"
+    )]
     BadName(String),
     /// The password breaks the rules.
     #[error("a password must be 8 to 128 characters without control characters")]
@@ -116,11 +118,7 @@ pub fn add(
 }
 
 /// Removes a tenant's account and its registrations.
-pub fn remove(
-    s: &mut dyn Backend,
-    tenant: TenantId,
-    name: &str,
-) -> Result<(), AccountError> {
+pub fn remove(s: &mut dyn Backend, tenant: TenantId, name: &str) -> Result<(), AccountError> {
     s.atomically(|s| {
         if !s.remove_account(tenant, name)? {
             return Err(AccountError::NoAccount(name.to_string()));
@@ -195,8 +193,7 @@ impl Services {
 
     /// A tenant's accounts with their live registrations.
     pub fn accounts_of(&self, tenant: TenantId) -> Vec<(Account, Vec<Contact>)> {
-        self.accounts
-            .of_tenant(tenant, self.clock.now().unix_ms)
+        self.accounts.of_tenant(tenant, self.clock.now().unix_ms)
     }
 }
 

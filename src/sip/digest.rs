@@ -226,7 +226,10 @@ impl Nonces {
         }
         let issued = self.issued(&c.nonce).ok_or(Failure::Unusable)?;
         // qop=auth is required: without it there is no nc to stop replays.
-        if !c.qop.as_deref().is_some_and(|q| q.eq_ignore_ascii_case("auth"))
+        if !c
+            .qop
+            .as_deref()
+            .is_some_and(|q| q.eq_ignore_ascii_case("auth"))
             || c.cnonce.is_empty()
             || c.nc == 0
         {
@@ -271,7 +274,13 @@ pub fn response(a: Algorithm, ha1: &str, c: &Credentials, method: &str) -> Strin
 /// Answers a challenge as a client (our trunks' 401/407): the header
 /// value for `method` on `uri` with `user`/`password`, nc 1. `None` if the
 /// challenge is not a digest one we can answer.
-pub fn answer(challenge: &str, method: &str, uri: &str, user: &str, password: &str) -> Option<String> {
+pub fn answer(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    user: &str,
+    password: &str,
+) -> Option<String> {
     let (scheme, params) = challenge.trim().split_once(char::is_whitespace)?;
     if !scheme.eq_ignore_ascii_case("Digest") {
         return None;
@@ -332,7 +341,10 @@ mod tests {
             qop: Some("auth".into()),
             nc: 1,
         };
-        (c, Ha1::new("Mufasa", "http-auth@example.org", "Circle of Life"))
+        (
+            c,
+            Ha1::new("Mufasa", "http-auth@example.org", "Circle of Life"),
+        )
     }
 
     #[test]
@@ -416,8 +428,7 @@ mod tests {
     fn without_qop_auth_nothing_passes() {
         let n = Nonces::new(300);
         let ha1 = Ha1::new("alice", "sipmask", "pw");
-        let ch = n.challenge("sipmask", false, 1_000)[1]
-            .replace(", qop=\"auth\"", "");
+        let ch = n.challenge("sipmask", false, 1_000)[1].replace(", qop=\"auth\"", "");
         let v = answer(&ch, "REGISTER", "sip:h", "alice", "pw").expect("answer");
         let c = parse_credentials(&v).expect("parse");
         assert_eq!(

@@ -276,7 +276,8 @@ impl Msg {
                 self.cseq_method = it.next().ok_or(SipError::Header("CSeq"))?.to_string();
             }
             Header::Contact(_) if self.method() == Some(&Method::Register) => {
-                self.contacts.extend(split_commas(v).map(|c| c.trim().to_string()));
+                self.contacts
+                    .extend(split_commas(v).map(|c| c.trim().to_string()));
                 if self.contact.is_none() {
                     let first = split_commas(v).next().unwrap_or(v);
                     if first != "*" {
@@ -300,7 +301,8 @@ impl Msg {
                 self.authorization.get_or_insert_with(|| v.to_string());
             }
             _ if h.name().eq_ignore_ascii_case("Proxy-Authorization") => {
-                self.proxy_authorization.get_or_insert_with(|| v.to_string());
+                self.proxy_authorization
+                    .get_or_insert_with(|| v.to_string());
             }
             _ if h.name().eq_ignore_ascii_case("WWW-Authenticate")
                 || h.name().eq_ignore_ascii_case("Proxy-Authenticate") =>

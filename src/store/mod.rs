@@ -20,15 +20,15 @@ mod writer;
 
 pub use admin::{Filter, Page};
 pub use backend::{
-    AccountStore, Backend, BindingStore, ChangeLog, EventStore, LiveStore, NumberStore, RecordStore, TenantStore,
-    WebhookStore,
+    AccountStore, Backend, BindingStore, ChangeLog, EventStore, LiveStore, NumberStore,
+    RecordStore, TenantStore, WebhookStore,
 };
 
 /// The storage traits, for code that calls a backend's methods.
 pub mod prelude {
     pub use super::backend::{
-        AccountStore, Backend, BindingStore, ChangeLog, EventStore, LiveStore, NumberStore, RecordStore,
-        TenantStore, WebhookStore,
+        AccountStore, Backend, BindingStore, ChangeLog, EventStore, LiveStore, NumberStore,
+        RecordStore, TenantStore, WebhookStore,
     };
 }
 pub use records::{CallFilter, CallRecord};

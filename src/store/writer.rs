@@ -8,9 +8,9 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use super::accounts::ContactRow;
 use super::events::Listeners;
 use super::events::NewEvent;
-use super::accounts::ContactRow;
 use super::live::Checkpoint;
 use super::{Backend, Batch, CallRecord, UsageUpdate};
 

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod hooks;
+pub mod phone;
 
 use std::net::SocketAddr;
 use std::time::Duration;
