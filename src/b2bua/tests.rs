@@ -34,6 +34,8 @@ struct Route1 {
     /// Addresses to fail over to.
     failover: Vec<&'static str>,
     setup: Option<Duration>,
+    /// Routes carry credentials for a next hop's challenge.
+    auth: bool,
 }
 
 impl Policy for Route1 {
@@ -55,7 +57,16 @@ impl Policy for Route1 {
                 why: "test",
             };
         }
-        let route = |a: &str| super::Route::to(format!("sip:callee@{a}"), peer(a));
+        let auth = self.auth.then(|| {
+            std::sync::Arc::new(Credentials {
+                user: "trunkuser".into(),
+                password: "trunkpw".into(),
+            })
+        });
+        let route = |a: &str| super::Route {
+            auth: auth.clone(),
+            ..super::Route::to(format!("sip:callee@{a}"), peer(a))
+        };
         let mut targets: Vec<_> = self.forks.iter().map(|a| route(a)).collect();
         if targets.is_empty() {
             targets.push(route(B));
@@ -578,5 +589,153 @@ fn only_the_byes_sipmask_starts_itself_carry_a_reason() {
             "{}",
             b.raw
         );
+    }
+}
+
+const C: &str = "127.0.0.4:5060";
+
+/// What was sent, split into (INVITEs, everything else).
+fn invites(out: Vec<Out>) -> (Vec<Out>, Vec<Out>) {
+    out.into_iter().partition(|o| o.method() == "INVITE")
+}
+
+#[test]
+fn a_503_fails_over_to_the_next_target_in_a_dialog_of_its_own() {
+    let mut r = Rig::new(Route1 {
+        failover: vec![C],
+        ..Default::default()
+    });
+    let first = r.offer();
+    r.send(B, &reply(&first.msg, 503, "bt"));
+    let (mut inv, rest) = invites(r.take());
+    assert_eq!(inv.len(), 1, "{:?}", raws(&rest));
+    let second = inv.remove(0);
+    assert_eq!(second.to, peer(C));
+    assert_ne!(second.msg.call_id, first.msg.call_id);
+    assert!(
+        rest.iter().all(|o| o.to == peer(B) && o.method() == "ACK"),
+        "{:?}",
+        raws(&rest)
+    );
+    r.send(C, &reply(&second.msg, 200, "ct"));
+    let ok = r.one(A);
+    assert_eq!(ok.code(), Some(200));
+    // A 404 is an answer, not a reason to try elsewhere.
+    let mut r = Rig::new(Route1 {
+        failover: vec![C],
+        ..Default::default()
+    });
+    let first = r.offer();
+    r.send(B, &reply(&first.msg, 404, "bt"));
+    let out = r.take();
+    assert!(
+        out.iter().any(|o| o.to == peer(A) && o.code() == Some(404)),
+        "{:?}",
+        raws(&out)
+    );
+    assert!(out.iter().all(|o| o.method() != "INVITE"));
+}
+
+#[test]
+fn a_silent_target_is_given_up_after_the_setup_time() {
+    let mut r = Rig::new(Route1 {
+        failover: vec![C],
+        setup: Some(Duration::from_secs(2)),
+        ..Default::default()
+    });
+    r.offer();
+    r.advance(Duration::from_millis(1999));
+    let (inv, _) = invites(r.take());
+    assert!(
+        inv.iter().all(|o| o.to == peer(B)),
+        "B is only retransmitted to"
+    );
+    r.advance(Duration::from_millis(1));
+    let (inv, _) = invites(r.take());
+    assert_eq!(inv.len(), 1);
+    assert_eq!(inv[0].to, peer(C));
+    // B is not retransmitted to any more.
+    r.advance(Duration::from_secs(1));
+    let (inv, _) = invites(r.take());
+    assert!(inv.iter().all(|o| o.to != peer(B)), "{:?}", raws(&inv));
+    // C was heard from (100 only): no more failover, and it may ring.
+    let mut r = Rig::new(Route1 {
+        failover: vec![C],
+        setup: Some(Duration::from_secs(2)),
+        ..Default::default()
+    });
+    let first = r.offer();
+    r.send(B, &reply(&first.msg, 100, "bt"));
+    r.advance(Duration::from_secs(3));
+    let (inv, _) = invites(r.take());
+    assert!(inv.is_empty(), "{:?}", raws(&inv));
+}
+
+#[test]
+fn a_next_hops_challenge_is_answered_once_in_the_same_dialog() {
+    let mut r = Rig::new(Route1 {
+        auth: true,
+        ..Default::default()
+    });
+    let first = r.offer();
+    let challenge = reply(&first.msg, 407, "bt").replace(
+        "Content-Length: 0",
+        "Proxy-Authenticate: Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0",
+    );
+    r.send(B, &challenge);
+    let (mut inv, rest) = invites(r.take());
+    assert_eq!(rest.len(), 1, "the 407 is ACKed: {:?}", raws(&rest));
+    let second = inv.remove(0);
+    assert_eq!(second.msg.call_id, first.msg.call_id);
+    assert_eq!(second.msg.cseq, first.msg.cseq + 1);
+    assert_ne!(second.msg.top_via.branch, first.msg.top_via.branch);
+    let cred = second.msg.proxy_authorization.clone().expect("credentials");
+    let c = crate::sip::digest::parse_credentials(&cred).expect("parses");
+    assert_eq!(c.username, "trunkuser");
+    assert_eq!(c.realm, "carrier");
+    let ha1 = crate::sip::digest::Ha1::new("trunkuser", "carrier", "trunkpw");
+    let want =
+        crate::sip::digest::response(crate::sip::digest::Algorithm::Md5, &ha1.md5, &c, "INVITE");
+    assert_eq!(c.response, want);
+    // Challenged again: the caller gets 503, never the carrier's 407.
+    r.send(
+        B,
+        &challenge
+            .replace(
+                &format!("CSeq: {} ", first.msg.cseq),
+                &format!("CSeq: {} ", second.msg.cseq),
+            )
+            .replace(&first.msg.top_via.branch, &second.msg.top_via.branch),
+    );
+    let out = r.take();
+    assert!(
+        out.iter().any(|o| o.to == peer(A) && o.code() == Some(503)),
+        "{:?}",
+        raws(&out)
+    );
+}
+
+#[test]
+fn when_every_fork_fails_the_best_failure_reaches_the_caller() {
+    for (codes, want) in [([486, 404], 404), ([486, 603], 603), ([480, 486], 480)] {
+        let mut r = Rig::new(Route1 {
+            forks: vec![B, C],
+            ..Default::default()
+        });
+        r.send(A, &invite());
+        let (inv, _) = invites(r.take());
+        assert_eq!(inv.len(), 2);
+        let at = |p: &str| inv.iter().find(|o| o.to == peer(p)).expect("fork");
+        r.send(B, &reply(&at(B).msg, codes[0], "bt"));
+        let out = r.take();
+        assert!(
+            out.iter().all(|o| o.to != peer(A)),
+            "one fork is still waiting"
+        );
+        r.send(C, &reply(&at(C).msg, codes[1], "ct"));
+        let out = r.take();
+        let to_a: Vec<_> = out.iter().filter(|o| o.to == peer(A)).collect();
+        assert_eq!(to_a.len(), 1);
+        assert_eq!(to_a[0].code(), Some(want), "{codes:?}");
     }
 }
