@@ -154,8 +154,6 @@ pub struct Call<C> {
     pub forks: Vec<Fork>,
     /// Targets left to fail over to.
     pub failover: Vec<Route>,
-    /// How long a target may stay silent before it counts as failed.
-    pub setup: Option<Duration>,
     /// The CSeq number of the answered INVITE, for ACK and RAck.
     pub b_invite_cseq: u32,
     /// User part of the From our INVITEs show.

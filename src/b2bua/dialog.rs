@@ -23,6 +23,11 @@ impl<P: Policy> Engine<P> {
         if let Some(i) = self.calls.get(&owner).and_then(|c| c.fork_of(&key)) {
             return self.on_b_invite_response(owner, i, m, now);
         }
+        if let Some(code) = m.code().filter(|c| *c >= 200) {
+            if let Some(id) = self.probes.remove(&key) {
+                return self.policy.probed(id, Some(code), now);
+            }
+        }
         let relay = if m.code().is_some_and(|c| c >= 200) {
             self.relays.remove(&key)
         } else {
@@ -289,6 +294,9 @@ impl<P: Policy> Engine<P> {
         }
         if let Some(r) = self.relays.remove(&key) {
             self.respond_simple(&r.server_key, 408, None, now);
+        }
+        if let Some(p) = self.probes.remove(&key) {
+            self.policy.probed(p, None, now);
         }
     }
 }

@@ -102,7 +102,6 @@ impl<P: Policy> Engine<P> {
             b: forks[0].leg.clone(),
             forks,
             failover: plan.failover,
-            setup: plan.setup,
             from_user: plan.from_user,
             offer,
             media: plan.media,
@@ -231,12 +230,12 @@ impl<P: Policy> Engine<P> {
         self.arm_setup(id, i, now);
     }
 
-    /// Starts fork `i`'s setup timer, if the plan has one.
+    /// Starts fork `i`'s setup timer, if its route has one.
     fn arm_setup(&mut self, id: CallId, i: usize, now: Now) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if let Some(setup) = call.setup {
+        if let Some(setup) = call.forks.get(i).and_then(|f| f.route.setup) {
             let t = self.timers.add(now.mono + setup, CallTimer::Setup(id, i));
             call.timers.push(t);
         }
@@ -581,7 +580,7 @@ impl<P: Policy> Engine<P> {
     }
 
     /// Fork `i`'s INVITE got no final response (Timer B), or nothing at all
-    /// within the plan's setup time (`setup`): it failed with 408.
+    /// within its route's setup time (`setup`): it failed with 408.
     pub(super) fn on_fork_silent(&mut self, id: CallId, i: usize, setup: bool, now: Now) {
         let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) else {
             return;

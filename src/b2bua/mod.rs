@@ -31,7 +31,7 @@ use crate::time::Now;
 pub use call::{Call, Fork, Leg, Phase, Side};
 pub use policy::{
     Answer, CallId, Credentials, Decision, EndReason, Ending, Limit, Media, Milestone, Offer, Plan,
-    Policy, Route, Screen,
+    Policy, Probe, Route, Screen,
 };
 
 /// What the engine needs from the config.
@@ -78,6 +78,8 @@ pub struct Engine<P: Policy> {
     /// A's INVITE server transaction -> call, for CANCEL.
     by_invite: HashMap<TxKey, CallId>,
     relays: HashMap<TxKey, Relay>,
+    /// The policy's pings waiting for an answer, by transaction.
+    probes: HashMap<TxKey, u64>,
     timers: Timers<CallTimer>,
     next_id: CallId,
     accepting: bool,
@@ -95,6 +97,7 @@ impl<P: Policy> Engine<P> {
             dialogs: HashMap::new(),
             by_invite: HashMap::new(),
             relays: HashMap::new(),
+            probes: HashMap::new(),
             timers: Timers::default(),
             next_id: 1,
             accepting: true,
@@ -252,6 +255,35 @@ impl<P: Policy> Engine<P> {
             .filter(|(_, c)| c.phase != Phase::Ended)
             .map(|(id, c)| (*id, &c.state));
         self.policy.tick(&mut live, now);
+        for p in self.policy.probes(now) {
+            self.send_probe(p, now);
+        }
+    }
+
+    /// Sends the policy's ping: an OPTIONS of our own.
+    fn send_probe(&mut self, p: Probe, now: Now) {
+        let me = self.me_for(&p.route.peer);
+        let (via, b) = (crate::sip::branch(), crate::ids::token());
+        let mut w = crate::sip::writer::Writer::request("OPTIONS", &p.route.uri);
+        w.header(
+            "Via",
+            &format!(
+                "SIP/2.0/{} {me};branch={via};rport",
+                p.route.peer.transport.as_str()
+            ),
+        );
+        w.header("Max-Forwards", "70");
+        w.header("From", &format!("<sip:sipmask@{me}>;tag={b}"));
+        w.header("To", &format!("<{}>", p.route.uri));
+        w.header("Call-ID", &crate::ids::token());
+        w.header("CSeq", "1 OPTIONS");
+        let key = TxKey {
+            branch: via,
+            method: Method::Options,
+        };
+        self.probes.insert(key.clone(), p.id);
+        self.tx
+            .send_request(key, p.route.peer, w.finish(None, b""), 0, None, now.mono);
     }
 
     /// Stops taking new calls (SIGTERM).

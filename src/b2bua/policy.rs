@@ -54,11 +54,8 @@ pub struct Plan {
     /// the others are cancelled.
     pub targets: Vec<Route>,
     /// Tried one after another when every target so far failed with 408
-    /// or 503, or heard nothing within `setup` (the next trunks).
+    /// or 503, or stayed silent past its `setup` (the next trunks).
     pub failover: Vec<Route>,
-    /// How long a target may stay silent (not even 100 Trying) before it
-    /// counts as failed; `None`: until the transaction times out.
-    pub setup: Option<Duration>,
     /// User part of the From shown to the callee (the virtual number); the
     /// host is always ours.
     pub from_user: String,
@@ -71,6 +68,16 @@ pub struct Plan {
     pub limit: Option<Duration>,
 }
 
+/// A request the policy wants sent on its own: an OPTIONS ping to a next
+/// hop, to learn whether it is up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// The policy's id of it, handed back with the answer.
+    pub id: u64,
+    /// Where it goes.
+    pub route: Route,
+}
+
 /// A next hop: Request-URI and the address it is sent to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
@@ -81,6 +88,9 @@ pub struct Route {
     /// Credentials for the hop's digest challenge (a carrier's 401/407),
     /// if it has any.
     pub auth: Option<std::sync::Arc<Credentials>>,
+    /// How long the hop may stay silent (not even 100 Trying) before it
+    /// counts as failed (408); `None`: until its transaction times out.
+    pub setup: Option<Duration>,
 }
 
 impl Route {
@@ -90,6 +100,7 @@ impl Route {
             uri,
             peer,
             auth: None,
+            setup: None,
         }
     }
 }
@@ -284,6 +295,14 @@ pub trait Policy: Send {
 
     /// Called on every timer tick with the calls not yet ended.
     fn tick(&mut self, _live: &mut dyn Iterator<Item = (CallId, &Self::Call)>, _now: Now) {}
+
+    /// Pings to send now (OPTIONS), asked after every tick.
+    fn probes(&mut self, _now: Now) -> Vec<Probe> {
+        Vec::new()
+    }
+
+    /// The final status a probe got, or `None` when it got none in time.
+    fn probed(&mut self, _id: u64, _status: Option<u16>, _now: Now) {}
 
     /// Appends the policy's metrics in Prometheus text format.
     fn metrics(&self, _out: &mut String) {}

@@ -65,6 +65,7 @@ impl Policy for Route1 {
         });
         let route = |a: &str| super::Route {
             auth: auth.clone(),
+            setup: self.setup,
             ..super::Route::to(format!("sip:callee@{a}"), peer(a))
         };
         let mut targets: Vec<_> = self.forks.iter().map(|a| route(a)).collect();
@@ -74,7 +75,6 @@ impl Policy for Route1 {
         let plan = Plan {
             targets,
             failover: self.failover.iter().map(|a| route(a)).collect(),
-            setup: self.setup,
             from_user: "+861700".into(),
             media: Media::Mask,
             no_answer: Duration::from_secs(30),

@@ -9,6 +9,7 @@ use crate::b2bua::policy::{Decision, Media, Offer, Plan, Route};
 use crate::bindings::{Admission, Number, Refusal};
 use crate::config::Status;
 use crate::sip::message::{uri_of, uri_user, Msg, Start};
+use crate::sip::Peer;
 use crate::store::CallRecord;
 use crate::time::Now;
 
@@ -21,7 +22,7 @@ impl Masking {
         // An authenticated account calls as itself, whatever From says.
         let caller = match &offer.account {
             Some(a) => Number::from_normalised(a.clone()),
-            None => self.caller_of(m),
+            None => self.caller_of(m, offer.source),
         };
         let dialled = match &m.start {
             Start::Request { user: Some(u), .. } => Some(u.as_str()),
@@ -45,7 +46,7 @@ impl Masking {
             self.bindings.settle(a.binding, false, now.unix());
             return self.refuse(m, &caller, Refusal::CallerNotAllowed, now);
         }
-        let targets = match self.targets(&a, now) {
+        let (targets, failover) = match self.targets(&a, now) {
             Ok(t) => t,
             Err((st, why)) => {
                 self.bindings.settle(a.binding, false, now.unix());
@@ -61,8 +62,7 @@ impl Masking {
             forks = targets.len(), "bridging call");
         let plan = Plan {
             targets,
-            failover: Vec::new(),
-            setup: None,
+            failover,
             from_user: a.virtual_number.as_str().to_string(),
             media: Media::Mask,
             no_answer: self.cfg.no_answer,
@@ -75,17 +75,27 @@ impl Masking {
         Decision::Bridge(plan, state_of(a, caller, now))
     }
 
-    /// Where the callee is reached: a phone number through the trunk, an
-    /// account (of the binding's own tenant) at every contact it has
-    /// registered, all at once.
-    fn targets(&self, a: &Admission, now: Now) -> Result<Vec<Route>, (&Status, &'static str)> {
+    /// Where the callee is reached, as (targets called at once, targets
+    /// to fail over to): a phone number through the best trunk up that
+    /// serves it, then the others in order; an account (of the binding's
+    /// own tenant) at every contact it has registered, all at once.
+    #[allow(clippy::type_complexity)]
+    fn targets(
+        &self,
+        a: &Admission,
+        now: Now,
+    ) -> Result<(Vec<Route>, Vec<Route>), (&Status, &'static str)> {
         let r = &self.cfg.refusals;
         if a.callee.is_phone() {
-            let Some(trunk) = &self.cfg.trunk else {
+            if self.trunks.is_empty() {
                 return Err((&r.no_route, "no trunk configured"));
-            };
-            let uri = format!("sip:{}@{}", a.callee.as_str(), trunk.host);
-            return Ok(vec![Route::to(uri, trunk.peer)]);
+            }
+            let mut routes = self.trunks.routes(a.callee.as_str());
+            if routes.is_empty() {
+                return Err((&r.no_route, "no trunk up serves the number"));
+            }
+            let first = routes.remove(0);
+            return Ok((vec![first], routes));
         }
         let name = a.callee.as_str();
         let contacts = if self.accounts.tenant_of(name) == Some(a.tenant) {
@@ -96,10 +106,11 @@ impl Masking {
         if contacts.is_empty() {
             return Err((&r.not_registered, "callee not registered"));
         }
-        Ok(contacts
+        let forks = contacts
             .into_iter()
             .map(|c| Route::to(c.uri, c.peer))
-            .collect())
+            .collect();
+        Ok((forks, Vec::new()))
     }
 
     /// The caller's normalised number: the P-Asserted-Identity a trusted
@@ -107,13 +118,14 @@ impl Masking {
     /// usable user part is anonymous: it can still reach an AX binding that
     /// lets anyone call.
     /// A header can name a phone number, never an account: only digest
-    /// authentication makes a caller an account.
-    pub(super) fn caller_of(&self, m: &Msg) -> Number {
+    /// authentication makes a caller an account. A trunk says for itself
+    /// whether its assertion counts.
+    pub(super) fn caller_of(&self, m: &Msg, source: Peer) -> Number {
         let asserted = self
-            .cfg
-            .asserted_caller
-            .then(|| m.asserted_user())
-            .flatten();
+            .trunks
+            .of_source(source.addr.ip())
+            .map_or(self.cfg.asserted_caller, |t| t.asserted_caller);
+        let asserted = asserted.then(|| m.asserted_user()).flatten();
         asserted
             .or_else(|| m.from_user())
             .and_then(|u| self.cfg.normaliser.phone(u).ok())

@@ -16,6 +16,7 @@ mod checkpoint;
 mod decide;
 mod hooks;
 pub mod pike;
+pub mod trunks;
 #[cfg(test)]
 mod tests;
 
@@ -30,15 +31,15 @@ use crate::events::Hub;
 use crate::metrics::{metric, Histogram, Throttle};
 use crate::net::Network;
 use crate::registrar::{Directory, Registrar};
-use crate::sip::{Method, Msg, Peer, Target};
+use crate::sip::{Method, Msg, Peer};
 use crate::store::{CallRecord, Writer};
 use crate::time::Now;
 
 /// What the policy needs from the config.
 #[derive(Clone, Debug)]
 pub struct MaskingConfig {
-    /// Outbound trunk for real numbers.
-    pub trunk: Option<Target>,
+    /// Trunks calls to phone numbers go out through.
+    pub trunks: Vec<trunks::Trunk>,
     /// Statuses for refusals.
     pub refusals: Refusals,
     /// Number normalisation.
@@ -121,6 +122,8 @@ pub struct Masking {
     accounts: Arc<Directory>,
     /// When registrations were last swept.
     last_sweep: Option<Instant>,
+    /// The trunks and whether they are up.
+    trunks: trunks::Trunks,
 }
 
 impl Masking {
@@ -135,6 +138,7 @@ impl Masking {
     ) -> Masking {
         Masking {
             accounts: registrar.directory().clone(),
+            trunks: trunks::Trunks::new(cfg.trunks.clone()),
             registrar,
             last_sweep: None,
             bindings,
@@ -157,16 +161,11 @@ impl Masking {
         self.stats
     }
 
-    /// Whether requests from `source` are taken: the trunk's IP address
+    /// Whether requests from `source` are taken: a trunk's IP address
     /// (from any port) or a trusted network. Never what a header claims.
     fn trusts(&self, source: Peer) -> bool {
         let ip = crate::net::canonical(source.addr.ip());
-        let trunk = self
-            .cfg
-            .trunk
-            .as_ref()
-            .is_some_and(|t| crate::net::canonical(t.peer.addr.ip()) == ip);
-        trunk || self.cfg.trusted.iter().any(|n| n.contains(ip))
+        self.trunks.of_source(ip).is_some() || self.cfg.trusted.iter().any(|n| n.contains(ip))
     }
 }
 
@@ -235,7 +234,7 @@ impl Policy for Masking {
         self.stats.refused += 1;
         let caller = match &offer.account {
             Some(a) => Number::from_normalised(a.clone()),
-            None => self.caller_of(offer.request),
+            None => self.caller_of(offer.request, offer.source),
         };
         self.record_refusal(offer.request, &caller, status, why, now);
     }
@@ -270,7 +269,16 @@ impl Policy for Masking {
         }
     }
 
+    fn probes(&mut self, now: Now) -> Vec<crate::b2bua::policy::Probe> {
+        self.trunks.probes(now.mono)
+    }
+
+    fn probed(&mut self, id: u64, status: Option<u16>, _now: Now) {
+        self.trunks.probed(id, status);
+    }
+
     fn metrics(&self, out: &mut String) {
+        self.trunks.metrics(out);
         let s = &self.stats;
         metric(
             out,

@@ -52,7 +52,17 @@ fn rig(conditions: Conditions) -> Rig {
     let (writer, _thread) = Writer::start(store, 0, hub.clone()).expect("writer");
     let policy = Masking::new(
         MaskingConfig {
-            trunk: Some(Target::parse("127.0.0.3:5060").expect("trunk")),
+            trunks: vec![super::trunks::Trunk {
+                name: "trunk".into(),
+                target: Target::parse("127.0.0.3:5060").expect("trunk"),
+                prefixes: Vec::new(),
+                priority: 0,
+                weight: 100,
+                auth: None,
+                asserted_caller: true,
+                options: None,
+                setup: None,
+            }],
             refusals: cfg.refusals.clone(),
             normaliser: Normaliser {
                 default_country_code: "86".into(),

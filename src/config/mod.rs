@@ -43,6 +43,60 @@ pub struct Config {
     pub log: LogConfig,
     /// `[registrar]`
     pub registrar: RegistrarSection,
+    /// `[[trunks]]`: carriers calls to phone numbers go out through.
+    pub trunks: Vec<TrunkSection>,
+}
+
+/// One `[[trunks]]` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkSection {
+    /// Name, for logs and metrics.
+    pub name: String,
+    /// `host:port`, with `;transport=tcp` for TCP.
+    pub address: String,
+    /// Numbers served, as E.164 prefixes (`+86`, `+86138`); empty: all.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Lower is tried first.
+    #[serde(default = "one")]
+    pub priority: u32,
+    /// Share of calls among trunks of one priority.
+    #[serde(default = "hundred")]
+    pub weight: u32,
+    /// Digest user name for the trunk's 401/407; empty: none.
+    #[serde(default)]
+    pub username: String,
+    /// Digest password.
+    #[serde(default)]
+    pub password: String,
+    /// `asserted` or `from`: where the caller of a call from this trunk is
+    /// read (default: `sip.caller_id`).
+    #[serde(default)]
+    pub caller_id: String,
+    /// Seconds between OPTIONS pings (0: never; the trunk is always up).
+    #[serde(default = "thirty")]
+    pub options_secs: u64,
+    /// Seconds the trunk may stay silent (not even 100 Trying) before a
+    /// call fails over to the next trunk.
+    #[serde(default = "five")]
+    pub setup_secs: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn hundred() -> u32 {
+    100
+}
+
+fn thirty() -> u64 {
+    30
+}
+
+fn five() -> u64 {
+    5
 }
 
 /// `[registrar]`: app accounts registering with digest.
@@ -344,6 +398,31 @@ impl Config {
                 bad("sip.trunk", e);
             }
         }
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            let key = |k: &str| format!("trunks[{i}].{k}");
+            if t.name.is_empty() || !names.insert(t.name.as_str()) {
+                bad(&key("name"), "must be set and unique among trunks".into());
+            }
+            if let Err(e) = crate::sip::Target::parse(&t.address) {
+                bad(&key("address"), e);
+            }
+            for p in &t.prefixes {
+                let d = p.strip_prefix('+').unwrap_or(p);
+                if d.is_empty() || !d.bytes().all(|b| b.is_ascii_digit()) {
+                    bad(&key("prefixes"), format!("{p:?} is not + and digits"));
+                }
+            }
+            if t.weight == 0 {
+                bad(&key("weight"), "must be at least 1".into());
+            }
+            if !matches!(t.caller_id.as_str(), "" | "asserted" | "from") {
+                bad(&key("caller_id"), "must be \"asserted\" or \"from\"".into());
+            }
+            if t.username.is_empty() != t.password.is_empty() {
+                bad(&key("password"), "username and password go together".into());
+            }
+        }
         if !(512..=65535).contains(&self.sip.max_message_size) {
             bad(
                 "sip.max_message_size",
@@ -504,6 +583,19 @@ impl Refusals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_trunk_is_named_by_its_place_and_line() {
+        let text = "[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\n\n\
+                    [[trunks]]\nname = \"b\"\naddress = \"nowhere\"\nweight = 0\n";
+        let err = Config::from_toml(text, "t.toml").expect_err("invalid").to_string();
+        assert!(err.contains("t.toml:7: trunks[1].address"), "{err}");
+        assert!(err.contains("t.toml:8: trunks[1].weight"), "{err}");
+        let ok = Config::from_toml("[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\n", "t.toml")
+            .expect("valid");
+        assert_eq!(ok.trunks[0].priority, 1);
+        assert_eq!(ok.trunks[0].options_secs, 30);
+    }
 
     #[test]
     fn embedded_config_is_valid() {

@@ -154,11 +154,23 @@ pub(super) fn locate(text: &str, key: &str) -> Option<usize> {
             })
             .map(|i| i + 1);
     };
+    // `trunks[2].address`: the key in the third `[[trunks]]`.
+    let element = table
+        .strip_suffix(']')
+        .and_then(|t| t.split_once('['))
+        .and_then(|(name, i)| Some((name, i.parse::<usize>().ok()?)));
+    let mut seen = 0usize;
     let mut in_table = false;
     for (i, l) in text.lines().enumerate() {
         let t = l.trim();
         if let Some(h) = t.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-            in_table = h.trim() == table;
+            in_table = match (element, h.trim().strip_prefix('[').and_then(|h| h.strip_suffix(']'))) {
+                (Some((name, want)), Some(array)) if array.trim() == name => {
+                    seen += 1;
+                    seen == want + 1
+                }
+                _ => h.trim() == table,
+            };
         } else if in_table && t.split('=').next().map(str::trim) == Some(name) {
             return Some(i + 1);
         }

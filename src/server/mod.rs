@@ -202,11 +202,12 @@ impl Server {
             udps.push(udp);
             tcps.push(tcp);
         }
-        let trunk = match cfg.sip.trunk.as_str() {
-            "" => None,
-            t => Some(Target::parse(t).map_err(ServerError::Config)?),
-        };
-        let (me_v4, me_v6) = advertised(&addrs, &cfg.sip.advertise, trunk.as_ref());
+        let trunks = trunks_of(&cfg)?;
+        let (me_v4, me_v6) = advertised(
+            &addrs,
+            &cfg.sip.advertise,
+            trunks.first().map(|t| &t.target),
+        );
         let me_v4_for_api = me_v4.clone().or_else(|| me_v6.clone());
         let engine_cfg = EngineConfig {
             me_v4,
@@ -223,7 +224,7 @@ impl Server {
         };
         let policy = Masking::new(
             MaskingConfig {
-                trunk,
+                trunks,
                 refusals: cfg.refusals.clone(),
                 normaliser: Normaliser {
                     default_country_code: cfg.numbers.default_country_code.clone(),
@@ -371,6 +372,54 @@ impl Server {
         self.core.handover.retire();
         tracing::info!("sipmask stopped");
     }
+}
+
+/// The trunks of the config: `sip.trunk` (every number, never pinged, as
+/// before there were several) and each `[[trunks]]`.
+fn trunks_of(cfg: &Config) -> Result<Vec<crate::calls::trunks::Trunk>, ServerError> {
+    use crate::calls::trunks::Trunk;
+    let global = cfg.sip.caller_id == "asserted";
+    let mut out = Vec::new();
+    if !cfg.sip.trunk.is_empty() {
+        out.push(Trunk {
+            name: "trunk".into(),
+            target: Target::parse(&cfg.sip.trunk).map_err(ServerError::Config)?,
+            prefixes: Vec::new(),
+            priority: 0,
+            weight: 100,
+            auth: None,
+            asserted_caller: global,
+            options: None,
+            setup: None,
+        });
+    }
+    for t in &cfg.trunks {
+        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        out.push(Trunk {
+            name: t.name.clone(),
+            target: Target::parse(&t.address).map_err(ServerError::Config)?,
+            prefixes: t
+                .prefixes
+                .iter()
+                .map(|p| format!("+{}", p.trim_start_matches('+')))
+                .collect(),
+            priority: t.priority,
+            weight: t.weight,
+            auth: (!t.username.is_empty()).then(|| {
+                Arc::new(crate::b2bua::policy::Credentials {
+                    user: t.username.clone(),
+                    password: t.password.clone(),
+                })
+            }),
+            asserted_caller: match t.caller_id.as_str() {
+                "" => global,
+                c => c == "asserted",
+            },
+            options: secs(t.options_secs),
+            setup: secs(t.setup_secs),
+        });
+    }
+    Ok(out)
 }
 
 /// Our host:port per address family for Via and Contact.
