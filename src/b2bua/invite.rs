@@ -359,7 +359,15 @@ impl<P: Policy> Engine<P> {
             let route = call.failover.remove(0);
             return self.add_fork(id, route, now);
         }
-        // RFC 3261 16.7: a 6xx wins; else the lowest status.
+        // RFC 3261 16.7: a 6xx wins; else the lowest status; a 408 we made
+        // up for a silent target only when no target said anything.
+        let heard: Vec<u16> = call
+            .forks
+            .iter()
+            .filter(|f| f.heard)
+            .filter_map(|f| f.failed)
+            .collect();
+        let codes = if heard.is_empty() { codes } else { heard };
         let best = codes
             .iter()
             .copied()

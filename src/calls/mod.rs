@@ -16,9 +16,9 @@ mod checkpoint;
 mod decide;
 mod hooks;
 pub mod pike;
-pub mod trunks;
 #[cfg(test)]
 mod tests;
+pub mod trunks;
 
 use std::collections::HashMap;
 use std::sync::Arc;

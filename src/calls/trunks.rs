@@ -206,7 +206,8 @@ mod tests {
             "sip:+8613900000000@10.0.0.1:5060"
         );
         assert_eq!(
-            t.of_source("10.0.0.2".parse().expect("ip")).map(|t| t.name.as_str()),
+            t.of_source("10.0.0.2".parse().expect("ip"))
+                .map(|t| t.name.as_str()),
             Some("cn-backup")
         );
     }

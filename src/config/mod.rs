@@ -588,11 +588,16 @@ mod tests {
     fn a_bad_trunk_is_named_by_its_place_and_line() {
         let text = "[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\n\n\
                     [[trunks]]\nname = \"b\"\naddress = \"nowhere\"\nweight = 0\n";
-        let err = Config::from_toml(text, "t.toml").expect_err("invalid").to_string();
+        let err = Config::from_toml(text, "t.toml")
+            .expect_err("invalid")
+            .to_string();
         assert!(err.contains("t.toml:7: trunks[1].address"), "{err}");
         assert!(err.contains("t.toml:8: trunks[1].weight"), "{err}");
-        let ok = Config::from_toml("[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\n", "t.toml")
-            .expect("valid");
+        let ok = Config::from_toml(
+            "[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\n",
+            "t.toml",
+        )
+        .expect("valid");
         assert_eq!(ok.trunks[0].priority, 1);
         assert_eq!(ok.trunks[0].options_secs, 30);
     }

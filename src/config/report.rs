@@ -164,7 +164,10 @@ pub(super) fn locate(text: &str, key: &str) -> Option<usize> {
     for (i, l) in text.lines().enumerate() {
         let t = l.trim();
         if let Some(h) = t.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-            in_table = match (element, h.trim().strip_prefix('[').and_then(|h| h.strip_suffix(']'))) {
+            in_table = match (
+                element,
+                h.trim().strip_prefix('[').and_then(|h| h.strip_suffix(']')),
+            ) {
                 (Some((name, want)), Some(array)) if array.trim() == name => {
                     seen += 1;
                     seen == want + 1

@@ -136,3 +136,26 @@ impl Phone {
         self.register_with(&c, expires, "SHA-256").await
     }
 }
+
+/// Checks credentials a client (sipmask towards a trunk) sent against
+/// `password`, for `method`: the response recomputed from its own fields.
+pub fn verify(header: &str, password: &str, method: &str) -> bool {
+    let get = |n: &str| param(header, n).unwrap_or_default();
+    let alg = param(header, "algorithm").unwrap_or_else(|| "MD5".into());
+    let ha1 = hash(
+        &alg,
+        &format!("{}:{}:{password}", get("username"), get("realm")),
+    );
+    let ha2 = hash(&alg, &format!("{method}:{}", get("uri")));
+    let want = hash(
+        &alg,
+        &format!(
+            "{ha1}:{}:{}:{}:{}:{ha2}",
+            get("nonce"),
+            get("nc"),
+            get("cnonce"),
+            get("qop")
+        ),
+    );
+    want == get("response")
+}
