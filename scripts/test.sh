@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of sipmask on a fresh machine: installs SIPp
-# (Debian's sip-tester) and curl when missing, then format, lints, unit and
+# (Debian's sip-tester), baresip (a real softphone) and curl when missing,
+# then format, lints, unit and
 # whole-system tests (real SIP and HTTP over loopback sockets), then a
 # bounded schemathesis run against the HTTP API (installed from PyPI).
 set -euo pipefail
@@ -11,6 +12,7 @@ SUDO=""
 missing=""
 command -v sipp >/dev/null 2>&1 || missing+=" sip-tester"
 command -v curl >/dev/null 2>&1 || missing+=" curl"
+command -v baresip >/dev/null 2>&1 || missing+=" baresip"
 if [ -n "$missing" ]; then
 	echo "installing$missing..."
 	$SUDO apt-get update -qq

@@ -115,6 +115,8 @@ pub struct RegistrarSection {
     pub nonce_secs: u64,
     /// Contacts kept per account.
     pub max_contacts: usize,
+    /// Digest algorithms offered, in order of preference.
+    pub algorithms: Vec<String>,
 }
 
 /// `[sip]`: transports and timers.
@@ -534,6 +536,16 @@ impl Config {
         }
         if r.nonce_secs == 0 {
             bad("registrar.nonce_secs", "must be at least 1".into());
+        }
+        if r.algorithms.is_empty()
+            || r.algorithms
+                .iter()
+                .any(|a| !matches!(a.as_str(), "SHA-256" | "MD5"))
+        {
+            bad(
+                "registrar.algorithms",
+                "one or both of \"SHA-256\" and \"MD5\"".into(),
+            );
         }
         if r.max_contacts == 0 {
             bad("registrar.max_contacts", "must be at least 1".into());

@@ -40,6 +40,8 @@ pub struct RegistrarConfig {
     pub nonce_secs: u64,
     /// Contacts kept per account; a new one beyond it replaces the oldest.
     pub max_contacts: usize,
+    /// Digest algorithms offered, in order of preference.
+    pub algorithms: Vec<digest::Algorithm>,
 }
 
 impl RegistrarConfig {
@@ -52,6 +54,11 @@ impl RegistrarConfig {
             default_expires: r.default_expires,
             nonce_secs: r.nonce_secs,
             max_contacts: r.max_contacts,
+            algorithms: r
+                .algorithms
+                .iter()
+                .filter_map(|a| digest::Algorithm::named(a))
+                .collect(),
         }
     }
 }
@@ -65,6 +72,7 @@ impl Default for RegistrarConfig {
             default_expires: 3600,
             nonce_secs: 300,
             max_contacts: 10,
+            algorithms: vec![digest::Algorithm::Sha256, digest::Algorithm::Md5],
         }
     }
 }
@@ -200,7 +208,7 @@ impl Registrar {
         let mut a = Answer::status(status);
         a.headers = self
             .nonces
-            .challenge(&self.cfg.realm, stale, now.unix_ms)
+            .challenge(&self.cfg.realm, &self.cfg.algorithms, stale, now.unix_ms)
             .into_iter()
             .map(|v| (name, v))
             .collect();

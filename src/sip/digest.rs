@@ -25,6 +25,11 @@ impl Algorithm {
         }
     }
 
+    /// From a config value: `SHA-256` or `MD5`.
+    pub fn named(s: &str) -> Option<Algorithm> {
+        Algorithm::parse(Some(s))
+    }
+
     fn parse(s: Option<&str>) -> Option<Algorithm> {
         match s {
             // RFC 3261: no algorithm means MD5.
@@ -245,12 +250,18 @@ impl Nonces {
         Ok(())
     }
 
-    /// `WWW-Authenticate`/`Proxy-Authenticate` values: SHA-256 first, then
-    /// MD5 (RFC 8760 5), each with qop=auth.
-    pub fn challenge(&self, realm: &str, stale: bool, now_ms: i64) -> Vec<String> {
+    /// `WWW-Authenticate`/`Proxy-Authenticate` values, one per algorithm
+    /// in order of preference (RFC 8760 2.4), each with qop=auth.
+    pub fn challenge(
+        &self,
+        realm: &str,
+        algorithms: &[Algorithm],
+        stale: bool,
+        now_ms: i64,
+    ) -> Vec<String> {
         let nonce = self.issue(now_ms);
         let stale = if stale { ", stale=true" } else { "" };
-        [Algorithm::Sha256, Algorithm::Md5]
+        algorithms
             .iter()
             .map(|a| {
                 format!(
@@ -328,6 +339,8 @@ pub fn answer(
 mod tests {
     use super::*;
 
+    const BOTH: &[Algorithm] = &[Algorithm::Sha256, Algorithm::Md5];
+
     /// RFC 7616 3.9.1: the same exchange with MD5 and with SHA-256.
     fn rfc7616(alg: &str) -> (Credentials, Ha1) {
         let c = Credentials {
@@ -381,7 +394,7 @@ mod tests {
     fn our_client_answer_passes_our_check() {
         let n = Nonces::new(300);
         let ha1 = Ha1::new("alice", "sipmask", "pw");
-        for ch in n.challenge("sipmask", false, 1_000) {
+        for ch in n.challenge("sipmask", BOTH, false, 1_000) {
             let v = answer(&ch, "REGISTER", "sip:h", "alice", "pw").expect("answer");
             let c = parse_credentials(&v).expect("parse");
             assert_eq!(n.verify(&c, "REGISTER", "sipmask", &ha1, 2_000), Ok(()));
@@ -408,7 +421,7 @@ mod tests {
         let n = Nonces::new(300);
         let other = Nonces::new(300);
         let ha1 = Ha1::new("alice", "sipmask", "pw");
-        let ch = &other.challenge("sipmask", false, 1_000)[0];
+        let ch = &other.challenge("sipmask", BOTH, false, 1_000)[0];
         let v = answer(ch, "REGISTER", "sip:h", "alice", "pw").expect("answer");
         let c = parse_credentials(&v).expect("parse");
         assert_eq!(
@@ -428,7 +441,7 @@ mod tests {
     fn without_qop_auth_nothing_passes() {
         let n = Nonces::new(300);
         let ha1 = Ha1::new("alice", "sipmask", "pw");
-        let ch = n.challenge("sipmask", false, 1_000)[1].replace(", qop=\"auth\"", "");
+        let ch = n.challenge("sipmask", BOTH, false, 1_000)[1].replace(", qop=\"auth\"", "");
         let v = answer(&ch, "REGISTER", "sip:h", "alice", "pw").expect("answer");
         let c = parse_credentials(&v).expect("parse");
         assert_eq!(

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod baresip;
 pub mod hooks;
 pub mod phone;
 
@@ -586,6 +587,57 @@ impl Sipp {
             .expect("run sipp")
     }
 
+    fn scenario(n: &str) -> String {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("sipp-scenarios")
+            .join(n)
+            .display()
+            .to_string()
+    }
+
+    /// The SIPp callee (`uas`) on 127.0.0.3:`port`.
+    pub fn uas(&self, port: u16, uas: &str, tcp: bool) -> std::process::Child {
+        let t = if tcp { "t1" } else { "u1" };
+        let args: Vec<String> = ["-sf", &Self::scenario(uas), "-i", "127.0.0.3", "-p"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([port.to_string(), "-t".into(), t.into()])
+            .collect();
+        self.spawn(&args)
+    }
+
+    /// The SIPp caller (`uac`) on 127.0.0.2 as `caller` dialling `dialled`
+    /// via `sut`.
+    pub fn uac(
+        &self,
+        sut: SocketAddr,
+        uac: &str,
+        caller: &str,
+        dialled: &str,
+        tcp: bool,
+    ) -> std::process::Child {
+        let t = if tcp { "t1" } else { "u1" };
+        let port = free_port("127.0.0.2");
+        let args: Vec<String> = [
+            sut.to_string(),
+            "-sf".into(),
+            Self::scenario(uac),
+            "-i".into(),
+            "127.0.0.2".into(),
+            "-p".into(),
+            port.to_string(),
+            "-t".into(),
+            t.into(),
+            "-s".into(),
+            dialled.into(),
+            "-key".into(),
+            "caller".into(),
+            caller.into(),
+        ]
+        .into();
+        self.spawn(&args)
+    }
+
     /// One call: the SIPp callee (`uas`) on 127.0.0.3:`uas_port`, the SIPp
     /// caller (`uac`) on 127.0.0.2 as `caller` dialling `dialled` via `sut`.
     /// Both scenarios must end successfully.
@@ -600,43 +652,9 @@ impl Sipp {
         dialled: &str,
         tcp: bool,
     ) {
-        let scenario = |n: &str| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("sipp-scenarios")
-                .join(n)
-                .display()
-                .to_string()
-        };
-        let t = if tcp { "t1" } else { "u1" }.to_string();
-        let s = |v: &str| v.to_string();
-        let callee = self.spawn(&[
-            s("-sf"),
-            scenario(uas),
-            s("-i"),
-            s("127.0.0.3"),
-            s("-p"),
-            uas_port.to_string(),
-            s("-t"),
-            t.clone(),
-        ]);
+        let callee = self.uas(uas_port, uas, tcp);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let uac_port = free_port("127.0.0.2");
-        let caller = self.spawn(&[
-            sut.to_string(),
-            s("-sf"),
-            scenario(uac),
-            s("-i"),
-            s("127.0.0.2"),
-            s("-p"),
-            uac_port.to_string(),
-            s("-t"),
-            t,
-            s("-s"),
-            s(dialled),
-            s("-key"),
-            s("caller"),
-            s(caller),
-        ]);
+        let caller = self.uac(sut, uac, caller, dialled, tcp);
         tokio::task::spawn_blocking(move || {
             sipp_ok(caller, "SIPp caller");
             sipp_ok(callee, "SIPp callee");
@@ -644,6 +662,13 @@ impl Sipp {
         .await
         .expect("join");
     }
+}
+
+/// Waits for a SIPp run and asserts it succeeded.
+pub async fn sipp_done(child: std::process::Child, who: &'static str) {
+    tokio::task::spawn_blocking(move || sipp_ok(child, who))
+        .await
+        .expect("join");
 }
 
 fn sipp_ok(child: std::process::Child, who: &str) {
