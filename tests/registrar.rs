@@ -402,3 +402,115 @@ async fn registrations_survive_a_restart_and_show_in_the_api() {
     assert_eq!(r.status, 204);
     assert_eq!(bob.register(600).await.code(), 403);
 }
+
+/// Reads one SIP message from a TCP stream (headers and Content-Length body).
+async fn read_tcp(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> String {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let msg: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                let text = String::from_utf8_lossy(&msg).to_string();
+                if !text.starts_with("SIP/2.0 100 ") {
+                    return text;
+                }
+                continue;
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .expect("a message in time")
+            .expect("read");
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_contact_is_reached_over_its_connection_while_it_is_open() {
+    use tokio::io::AsyncWriteExt;
+    let (sut, _trunk) = server().await;
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind("127.0.0.5:0".parse().expect("addr"))
+        .expect("bind");
+    let mut s = sock.connect(sut.addr).await.expect("connect");
+    let me = s.local_addr().expect("addr");
+    let mut buf = Vec::new();
+    // The contact names a port nobody listens on: calls must come over
+    // the connection, not to it.
+    let register = |cseq: u32, auth: Option<&str>| {
+        let mut h = format!(
+            "REGISTER sip:{srv} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKt{cseq}\r\n\
+             From: <sip:alice@{srv}>;tag=tt\r\nTo: <sip:alice@{srv}>\r\nCall-ID: tcp-reg\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: <sip:alice@127.0.0.5:9;transport=tcp>\r\n\
+             Expires: 600\r\nMax-Forwards: 70\r\n",
+            srv = sut.addr
+        );
+        if let Some(a) = auth {
+            h.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        h + "Content-Length: 0\r\n\r\n"
+    };
+    s.write_all(register(1, None).as_bytes())
+        .await
+        .expect("write");
+    let ch = read_tcp(&mut s, &mut buf).await;
+    assert!(ch.starts_with("SIP/2.0 401"), "{ch}");
+    let challenge = ch
+        .lines()
+        .find_map(|l| l.strip_prefix("WWW-Authenticate: "))
+        .expect("challenge")
+        .to_string();
+    let auth = credentials(
+        &challenge,
+        "alice",
+        PW,
+        "REGISTER",
+        &format!("sip:{}", sut.addr),
+        1,
+    );
+    s.write_all(register(2, Some(&auth)).as_bytes())
+        .await
+        .expect("write");
+    let ok = read_tcp(&mut s, &mut buf).await;
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let (mut caller, _d) = call(&sut, X).await;
+    let inv = read_tcp(&mut s, &mut buf).await;
+    assert!(
+        inv.starts_with("INVITE sip:alice@127.0.0.5:9;transport=tcp SIP/2.0"),
+        "{inv}"
+    );
+    assert!(inv.contains("SIP/2.0/TCP"), "{inv}");
+    let parsed = sipmask::sip::Msg::parse(inv.as_bytes(), false).expect("parses");
+    let vias: String = parsed
+        .vias
+        .iter()
+        .map(|v| format!("Via: {v}\r\n"))
+        .collect();
+    let busy = format!(
+        "SIP/2.0 486 Busy Here\r\n{vias}From: {}\r\nTo: {};tag=tb\r\nCall-ID: {}\r\nCSeq: {} INVITE\r\nContent-Length: 0\r\n\r\n",
+        parsed.from, parsed.to, parsed.call_id, parsed.cseq
+    );
+    s.write_all(busy.as_bytes()).await.expect("write");
+    caller.expect_response(486).await;
+    // The connection closes: the contact goes with it.
+    drop(s);
+    let mut gone = false;
+    for _ in 0..100 {
+        if metric(&sut, "sipmask_registered_contacts").await == "sipmask_registered_contacts 0" {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the contact outlived its connection");
+    let (mut caller, _d) = call(&sut, X).await;
+    caller.expect_response(480).await;
+}
