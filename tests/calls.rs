@@ -466,3 +466,83 @@ async fn a_cancel_after_the_answer_gets_200_and_changes_nothing() {
     s.caller.send(s.sut.addr, &stranger.cancel()).await;
     s.caller.expect_response(481).await;
 }
+
+/// The ACK for a non-2xx final response `resp` to `req` (RFC 3261
+/// 17.1.1.3: the INVITE's branch, Request-URI and CSeq number, the
+/// response's To).
+fn ack_for(req_raw: &str, resp: &Sip) -> String {
+    let req = sipmask::sip::Msg::parse(req_raw.as_bytes(), true).expect("request parses");
+    let uri = match &req.start {
+        sipmask::sip::message::Start::Request { uri, .. } => uri.clone(),
+        _ => unreachable!("a request"),
+    };
+    finish(
+        format!(
+            "ACK {uri} SIP/2.0\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nMax-Forwards: 70\r\n",
+            req.vias[0], req.from, resp.msg.to, req.call_id, req.cseq
+        ),
+        "",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_invite_glare_ends_with_acks_and_no_retransmissions() {
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let (mut d, inv) = connect(&mut s, A, X).await;
+    // Both phones put the call on hold at once.
+    let from_a = d.request("INVITE", &sdp(A, "127.0.0.2"));
+    s.caller.send(s.sut.addr, &from_a).await;
+    let target = inv.header("Contact").expect("contact");
+    let target = target.trim_matches(['<', '>']);
+    let from_b = finish(
+        format!(
+            "INVITE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKglareb;rport\r\n\
+             From: {to};tag=bobtag1\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: 7 INVITE\r\n\
+             Contact: <sip:bob@{me}>\r\nMax-Forwards: 70\r\n",
+            me = s.callee.addr,
+            to = inv.msg.to,
+            from = inv.msg.from,
+            cid = inv.msg.call_id,
+        ),
+        &sdp("bob", "127.0.0.3"),
+    );
+    s.callee.send(s.sut.addr, &from_b).await;
+    // Each side gets the other's re-INVITE and refuses it: 491.
+    let at_b = s.callee.expect_request("INVITE").await;
+    s.callee.send(at_b.from, &at_b.reply(491, "", "", "")).await;
+    let at_a = s.caller.expect_request("INVITE").await;
+    s.caller.send(at_a.from, &at_a.reply(491, "", "", "")).await;
+    // Each side's 491 is ACKed hop by hop, and each gets a 491 for its
+    // own re-INVITE, which it ACKs.
+    let mut acked = [false; 2];
+    let mut refused = [false; 2];
+    for _ in 0..4 {
+        for (i, ua) in [&mut s.caller, &mut s.callee].into_iter().enumerate() {
+            let Some(m) = ua.recv_within(Duration::from_millis(300)).await else {
+                continue;
+            };
+            if m.method() == "ACK" {
+                acked[i] = true;
+            } else if m.code() == 491 {
+                refused[i] = true;
+                let own = if i == 0 { &from_a } else { &from_b };
+                ua.send(m.from, &ack_for(own, &m)).await;
+            }
+        }
+    }
+    assert_eq!(acked, [true, true], "both 491s were ACKed by sipmask");
+    assert_eq!(refused, [true, true], "both re-INVITEs got their 491");
+    // Nothing is resent afterwards (Timer G/H of sipmask's 491s, Timer A of
+    // its re-INVITEs: 32 s of the server's time).
+    let ff = s.sut.fast_forward(40);
+    s.caller.expect_silence(Duration::from_millis(1000)).await;
+    s.callee.expect_silence(Duration::from_millis(10)).await;
+    drop(ff);
+    let api = s.sut.server.api_addr.expect("api");
+    let m = http(api, "GET", "/metrics", None, None).await;
+    assert!(
+        m.body.contains("sipmask_retransmissions_total 0"),
+        "{}",
+        m.body
+    );
+}
