@@ -81,7 +81,7 @@ fn rig(conditions: Conditions) -> Rig {
         writer.clone(),
         hub,
         crate::registrar::Registrar::new(
-            crate::registrar::RegistrarConfig::default(),
+            crate::registrar::RegistrarConfig::from_section(&cfg.registrar),
             Arc::new(crate::registrar::Directory::default()),
             None,
         ),

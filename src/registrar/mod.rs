@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::b2bua::policy::Answer;
+use crate::config::RegistrarSection;
 use crate::metrics::metric;
 use crate::sip::digest;
 use crate::sip::message::Msg;
@@ -25,55 +26,36 @@ use crate::time::Now;
 
 pub use directory::{Account, Contact, Directory};
 
-/// What the registrar needs from the config.
+/// What the registrar needs from the config: the `[registrar]` section,
+/// with its algorithm names parsed.
 #[derive(Clone, Debug)]
 pub struct RegistrarConfig {
-    /// Digest realm.
-    pub realm: String,
-    /// Shortest registration taken (423 below it), seconds.
-    pub min_expires: u32,
-    /// Longest registration granted (longer ones are cut), seconds.
-    pub max_expires: u32,
-    /// Registration granted when the phone names none, seconds.
-    pub default_expires: u32,
-    /// How long a nonce may be used, seconds.
-    pub nonce_secs: u64,
-    /// Contacts kept per account; a new one beyond it replaces the oldest.
-    pub max_contacts: usize,
-    /// Digest algorithms offered, in order of preference.
+    /// The section as configured.
+    pub section: RegistrarSection,
+    /// `section.algorithms`, parsed.
     pub algorithms: Vec<digest::Algorithm>,
 }
 
 impl RegistrarConfig {
-    /// The settings of the config's `[registrar]`.
-    pub fn from_section(r: &crate::config::RegistrarSection) -> RegistrarConfig {
+    /// The settings of the config's `[registrar]` (checked by
+    /// `Config::validate`: unknown algorithm names are left out).
+    pub fn from_section(section: &RegistrarSection) -> RegistrarConfig {
         RegistrarConfig {
-            realm: r.realm.clone(),
-            min_expires: r.min_expires,
-            max_expires: r.max_expires,
-            default_expires: r.default_expires,
-            nonce_secs: r.nonce_secs,
-            max_contacts: r.max_contacts,
-            algorithms: r
+            algorithms: section
                 .algorithms
                 .iter()
                 .filter_map(|a| digest::Algorithm::named(a))
                 .collect(),
+            section: section.clone(),
         }
     }
 }
 
-impl Default for RegistrarConfig {
-    fn default() -> Self {
-        RegistrarConfig {
-            realm: "sipmask".into(),
-            min_expires: 60,
-            max_expires: 3600,
-            default_expires: 3600,
-            nonce_secs: 300,
-            max_contacts: 10,
-            algorithms: vec![digest::Algorithm::Sha256, digest::Algorithm::Md5],
-        }
+impl std::ops::Deref for RegistrarConfig {
+    type Target = RegistrarSection;
+
+    fn deref(&self) -> &RegistrarSection {
+        &self.section
     }
 }
 

@@ -53,12 +53,7 @@ impl From<AccountError> for Error {
 /// Checks an account name: it starts with a letter, so it can never be
 /// mistaken for a phone number.
 pub fn check_name(name: &str) -> Result<(), AccountError> {
-    let ok = (1..=64).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if ok {
+    if super::word(name, char::is_ascii_alphabetic) {
         Ok(())
     } else {
         Err(AccountError::BadName(name.to_string()))

@@ -76,6 +76,16 @@ impl Error {
     }
 }
 
+/// Whether `name` is 1 to 64 ASCII letters, digits, `.`, `_` or `-`
+/// whose first character passes `first` (names of tenants and accounts).
+pub(crate) fn word(name: &str, first: fn(&char) -> bool) -> bool {
+    (1..=64).contains(&name.len())
+        && name.chars().next().as_ref().is_some_and(first)
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
 /// How a binding is shown in events (the API's representation of it).
 pub type View = fn(&Binding, &Defaults) -> serde_json::Value;
 

@@ -32,12 +32,7 @@ pub enum TenantError {
 
 /// Checks a tenant name.
 pub fn tenant_name(name: &str) -> Result<(), TenantError> {
-    let ok = (1..=64).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if ok {
+    if super::word(name, char::is_ascii_alphanumeric) {
         Ok(())
     } else {
         Err(TenantError::BadName(name.to_string()))
