@@ -100,3 +100,38 @@ async fn a_baresip_account_calls_a_phone_number_through_the_trunk() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_registered_baresips_both_ring_and_the_loser_gets_cancel() {
+    let sut = server(free_port("127.0.0.3")).await;
+    let mut mobile = alice(&sut).await;
+    // The desk phone rings and waits for someone to pick up.
+    let line = format!(
+        "<sip:alice@{};transport=udp>;auth_pass={PW};answermode=manual;regint=600",
+        sut.addr
+    );
+    let mut desk = Baresip::start("127.0.0.6", &line).await;
+    let api = sut.server.api_addr.expect("api");
+    for _ in 0..200 {
+        let m = http(api, "GET", "/metrics", None, None).await;
+        if m.body.contains("sipmask_registered_contacts 2") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sipp = Sipp::new();
+    let caller = sipp.uac(sut.addr, "uac.xml", A, X, false);
+    desk.event("CALL_INCOMING", Duration::from_secs(10)).await;
+    mobile
+        .event("CALL_ESTABLISHED", Duration::from_secs(10))
+        .await;
+    desk.event("CALL_CLOSED", Duration::from_secs(10)).await;
+    sipp_done(caller, "SIPp caller").await;
+    let trace = desk.trace();
+    assert!(trace.contains("CANCEL sip:alice-"), "{trace}");
+    assert!(
+        trace.contains("Reason: SIP;cause=200;text=\"Call completed elsewhere\""),
+        "{trace}"
+    );
+    assert!(!trace.contains(A), "{trace}");
+}

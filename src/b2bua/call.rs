@@ -158,8 +158,9 @@ pub struct Call<C> {
     pub b_invite_cseq: u32,
     /// User part of the From our INVITEs show.
     pub from_user: String,
-    /// The caller's INVITE, for INVITEs to later targets.
-    pub offer: std::sync::Arc<crate::sip::message::Msg>,
+    /// The caller's INVITE, kept only while a later INVITE may need it
+    /// (targets to fail over to, a next hop's challenge to answer).
+    pub offer: Option<std::sync::Arc<crate::sip::message::Msg>>,
     /// What happens to session descriptions.
     pub media: Media,
     /// Caller cancelled (or we gave up) before an answer.

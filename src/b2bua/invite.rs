@@ -88,14 +88,15 @@ impl<P: Policy> Engine<P> {
             max_forwards: 70,
         };
         tracing::debug!(call = id, forks = plan.targets.len(), "bridging call");
-        let offer = std::sync::Arc::new(m);
         let mut sends = Vec::with_capacity(plan.targets.len());
         let mut forks = Vec::with_capacity(plan.targets.len());
         for route in plan.targets {
-            let (fork, bytes, ack) = self.new_fork(route, &offer, &plan.from_user, plan.media);
+            let (fork, bytes, ack) = self.new_fork(route, &m, &plan.from_user, plan.media);
             sends.push((fork.invite.clone(), fork.route.peer, bytes, ack));
             forks.push(fork);
         }
+        let later = !plan.failover.is_empty() || forks.iter().any(|f| f.route.auth.is_some());
+        let offer = later.then(|| std::sync::Arc::new(m));
         let call = Call {
             phase: Phase::Calling,
             b_invite_cseq: forks[0].cseq,
@@ -210,8 +211,10 @@ impl<P: Policy> Engine<P> {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let (fork, bytes, ack) =
-            self.new_fork(route, &call.offer.clone(), &call.from_user, call.media);
+        let Some(offer) = call.offer.clone() else {
+            return;
+        };
+        let (fork, bytes, ack) = self.new_fork(route, &offer, &call.from_user, call.media);
         let (key, peer) = (fork.invite.clone(), fork.route.peer);
         self.dialogs.insert(
             (fork.leg.call_id.clone(), fork.leg.local_tag.clone()),
@@ -265,7 +268,10 @@ impl<P: Policy> Engine<P> {
         else {
             return false;
         };
-        let (offer, media) = (call.offer.clone(), call.media);
+        let Some(offer) = call.offer.clone() else {
+            return false;
+        };
+        let media = call.media;
         let mut leg = fork.leg.clone();
         // The challenge ended the first INVITE's transaction, not the
         // dialog we are making: same Call-ID and tag, next CSeq.
@@ -419,6 +425,7 @@ impl<P: Policy> Engine<P> {
         learn_remote(&mut fork.leg, &m, true);
         call.b = fork.leg.clone();
         call.b_invite_cseq = fork.cseq;
+        call.offer = None;
         call.phase = Phase::Answered;
         call.answered = Some(now.mono);
         call.result = 200;
