@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod auth;
 pub mod bindings;
 pub mod calls;
+pub mod flow;
 pub mod identifiers;
 pub mod input;
 pub mod keys;
@@ -243,9 +244,14 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
         webhooks::deliveries, webhooks::redeliver, keys::list, keys::create, keys::revoke,
         accounts::create, accounts::list, accounts::get, accounts::password, accounts::delete,
         accounts::registrations,
+        flow::create_user, flow::find_user, flow::get_user, flow::recycle_user,
+        flow::create_team, flow::list_teams, flow::patch_team,
+        flow::create_agent, flow::list_agents, flow::get_agent, flow::patch_agent, flow::delete_agent,
+        flow::create_interaction, flow::bulk_interactions, flow::acquire, flow::list_acquisitions,
+        flow::get_settings, flow::set_settings,
     ),
     components(schemas(
-        problem::Problem, webhooks::DeliveryState, input::Party, input::Phone, input::Filter, input::Cursor
+        problem::Problem, problem::ItemProblem, webhooks::DeliveryState, input::Party, input::Phone, input::Filter, input::Cursor
     )),
     modifiers(&Security)
 )]
@@ -360,6 +366,33 @@ pub fn router(state: Arc<ApiState>) -> Router {
             axum::routing::put(accounts::password),
         )
         .route("/v1/registrations", get(accounts::registrations))
+        .route("/v1/users", post(flow::create_user).get(flow::find_user))
+        .route(
+            "/v1/users/{soft_number}",
+            get(flow::get_user).delete(flow::recycle_user),
+        )
+        .route("/v1/teams", post(flow::create_team).get(flow::list_teams))
+        .route("/v1/teams/{id}", axum::routing::patch(flow::patch_team))
+        .route(
+            "/v1/agents",
+            post(flow::create_agent).get(flow::list_agents),
+        )
+        .route(
+            "/v1/agents/{id}",
+            get(flow::get_agent)
+                .patch(flow::patch_agent)
+                .delete(flow::delete_agent),
+        )
+        .route("/v1/interactions", post(flow::create_interaction))
+        .route("/v1/interactions/bulk", post(flow::bulk_interactions))
+        .route(
+            "/v1/acquisitions",
+            post(flow::acquire).get(flow::list_acquisitions),
+        )
+        .route(
+            "/v1/flow/settings",
+            get(flow::get_settings).put(flow::set_settings),
+        )
         .route("/v1/keys/{key_id}", axum::routing::delete(keys::revoke))
         .route("/v1/calls", get(calls::list))
         .route("/v1/calls/{id}", get(calls::get))

@@ -26,6 +26,19 @@ pub struct Problem {
     /// For `pool-exhausted`: what the pool holds for the pair.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub availability: Option<AvailabilityOut>,
+    /// Every bad item of a bulk request (`invalid-items`), each with its
+    /// field (`items[3].agent`) and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<ItemProblem>>,
+}
+
+/// One bad item of a bulk request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemProblem {
+    /// JSON path of the field.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
 }
 
 /// What the pool can still give a pair.
@@ -108,6 +121,10 @@ pub enum ApiError {
         retry_after: u64,
     },
     /// The store failed; details go to the log only.
+    #[error("{} item(s) refused; nothing was recorded", .0.len())]
+    Items(Vec<(String, String)>),
+    #[error("{detail}")]
+    Denied { kind: &'static str, detail: String },
     #[error("internal error")]
     Internal(String),
 }
@@ -161,6 +178,24 @@ impl ApiError {
                 "rate-limited",
                 "Too many requests",
             ),
+            ApiError::Items(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-items",
+                "Invalid items",
+            ),
+            ApiError::Denied { kind, .. } => match *kind {
+                "identity-check-failed" => (
+                    StatusCode::FORBIDDEN,
+                    "identity-check-failed",
+                    "Identity check failed",
+                ),
+                "unknown-soft-number" => (
+                    StatusCode::NOT_FOUND,
+                    "unknown-soft-number",
+                    "Unknown soft number",
+                ),
+                _ => (StatusCode::FORBIDDEN, "no-permission", "No permission"),
+            },
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -184,6 +219,8 @@ impl From<crate::service::Error> for ApiError {
                 detail,
                 availability,
             },
+            E::Items(list) => ApiError::Items(list),
+            E::Denied { kind, detail } => ApiError::Denied { kind, detail },
             E::Internal(e) => ApiError::Internal(e),
             E::Store(e) => e.into(),
         }
@@ -211,6 +248,17 @@ impl IntoResponse for ApiError {
             ApiError::PoolExhausted { availability, .. } => Some(availability.into()),
             _ => None,
         };
+        let problems = match &self {
+            ApiError::Items(list) => Some(
+                list.iter()
+                    .map(|(field, reason)| ItemProblem {
+                        field: field.clone(),
+                        reason: reason.clone(),
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
         let body = Problem {
             kind: format!("urn:sipmask:problem:{name}"),
             title: title.to_string(),
@@ -218,6 +266,7 @@ impl IntoResponse for ApiError {
             detail: self.to_string(),
             field,
             availability,
+            problems,
         };
         let mut resp = (status, axum::Json(body)).into_response();
         resp.headers_mut().insert(

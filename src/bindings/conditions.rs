@@ -120,6 +120,8 @@ pub enum Refusal {
     CallsUsedUp,
     /// The talk-time budget is spent.
     TalkTimeUsedUp,
+    /// The dialled number is a user's soft number: never callable.
+    SoftNumber,
 }
 
 impl Refusal {
@@ -133,6 +135,7 @@ impl Refusal {
             Refusal::Expired => "expired",
             Refusal::CallsUsedUp => "calls_used_up",
             Refusal::TalkTimeUsedUp => "talk_time_used_up",
+            Refusal::SoftNumber => "soft_number",
         }
     }
 }

@@ -164,6 +164,9 @@ pub struct BindingTable {
     // Tenant of each X in use, to apply its blocklist before telling a
     // stranger "not allowed" on an AXB number.
     x_tenant: DashMap<Number, TenantId>,
+    // Live soft numbers (as dialled), with how many tenants hold each:
+    // never callable, never an X or a party.
+    soft: DashMap<Number, u32>,
     defaults: Defaults,
 }
 
@@ -389,6 +392,25 @@ impl BindingTable {
             .get(party)
             .map(|v| v.clone())
             .unwrap_or_default()
+    }
+
+    /// Notes a live soft number (or, `live` false, one recycled).
+    pub fn set_soft(&self, n: Number, live: bool) {
+        if live {
+            *self.soft.entry(n).or_insert(0) += 1;
+        } else if let Some(mut c) = self.soft.get_mut(&n) {
+            *c = c.saturating_sub(1);
+            let gone = *c == 0;
+            drop(c);
+            if gone {
+                self.soft.remove_if(&n, |_, c| *c == 0);
+            }
+        }
+    }
+
+    /// Whether `n` is a live soft number.
+    pub fn is_soft(&self, n: &Number) -> bool {
+        self.soft.contains_key(n)
     }
 
     /// Puts a caller on a tenant's blocklist (or takes it off).

@@ -31,6 +31,10 @@ impl Masking {
         let Some(dialled) = dialled.and_then(|d| norm.normalise(d).ok()) else {
             return self.refuse(m, &caller, Refusal::UnknownNumber, now);
         };
+        // A user's soft number stands in for a real one: never callable.
+        if self.bindings.is_soft(&dialled) {
+            return self.refuse(m, &caller, Refusal::SoftNumber, now);
+        }
         let a = match self.bindings.admit(&caller, &dialled, now.unix()) {
             Ok(a) => a,
             Err(r) => {

@@ -68,6 +68,8 @@ pub struct Stats {
     pub failed: u64,
     /// Requests refused because of where they came from.
     pub untrusted: u64,
+    /// Calls to a soft number (refused).
+    pub soft_number: u64,
 }
 
 /// How often expired registrations and nonces are swept.
@@ -224,8 +226,11 @@ impl Policy for Masking {
         let t0 = Instant::now();
         let d = self.decide_offer(offer, now);
         self.lookup.observe(t0.elapsed().as_secs_f64());
-        if matches!(d, Decision::Refuse { .. }) {
+        if let Decision::Refuse { why, .. } = &d {
             self.stats.refused += 1;
+            if *why == crate::bindings::Refusal::SoftNumber.name() {
+                self.stats.soft_number += 1;
+            }
         }
         d
     }
@@ -247,6 +252,9 @@ impl Policy for Masking {
             Milestone::Confirmed => {
                 call.confirmed = true;
                 self.settle(call, true, now);
+                // If the binding was acquired (flow 2), the call is an
+                // interaction of its agent and user.
+                self.store.call_interaction(call.binding, now.unix());
             }
             Milestone::Ended(e) => self.ended(id, call, e, now),
         }
@@ -300,6 +308,13 @@ impl Policy for Masking {
                 ("reason=\"untrusted_source\"", s.untrusted),
                 ("reason=\"rate\"", self.pike.dropped),
             ],
+        );
+        metric(
+            out,
+            "sipmask_soft_number_calls_total",
+            "counter",
+            "Calls to a user's soft number, refused (never callable).",
+            &[("", s.soft_number)],
         );
         metric(
             out,

@@ -45,6 +45,28 @@ pub struct Config {
     pub registrar: RegistrarSection,
     /// `[[trunks]]`: carriers calls to phone numbers go out through.
     pub trunks: Vec<TrunkSection>,
+    /// `[flow]`: soft numbers and acquisition (tenants may override).
+    pub flow: FlowSection,
+}
+
+/// `[flow]`: the defaults of flow 2, which each tenant may override.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSection {
+    /// First digit of soft numbers.
+    pub soft_flag: u8,
+    /// Second digit of soft numbers.
+    pub soft_reserved: u8,
+    /// A user idle this long loses its soft number (0: never).
+    pub idle_recycle_secs: u64,
+    /// A recycled soft number rests this long before it is issued again.
+    pub soft_quarantine_secs: u64,
+    /// A soft number is pushed to an agent at most once in this long.
+    pub push_window_secs: u64,
+    /// Interactions older than this do not permit an acquisition.
+    pub lookback_secs: u64,
+    /// How long an acquired X lives after the last request or interaction.
+    pub x_lifetime_secs: u64,
 }
 
 /// One `[[trunks]]` entry.
@@ -232,6 +254,8 @@ pub struct Refusals {
     pub no_route: Status,
     /// The callee is an account with no registered contact.
     pub not_registered: Status,
+    /// See [`Refusal::SoftNumber`].
+    pub soft_number: Status,
 }
 
 impl Refusals {
@@ -245,6 +269,7 @@ impl Refusals {
             Refusal::Expired => &self.expired,
             Refusal::CallsUsedUp => &self.calls_used_up,
             Refusal::TalkTimeUsedUp => &self.talk_time_used_up,
+            Refusal::SoftNumber => &self.soft_number,
         }
     }
 }
@@ -399,6 +424,19 @@ impl Config {
             if let Err(e) = crate::sip::Target::parse(&self.sip.trunk) {
                 bad("sip.trunk", e);
             }
+        }
+        let f = &self.flow;
+        if f.soft_flag > 9 || f.soft_reserved > 9 || f.soft_flag == 0 {
+            bad(
+                "flow.soft_flag",
+                "soft_flag 1 to 9 and soft_reserved 0 to 9".into(),
+            );
+        }
+        if f.lookback_secs == 0 || f.x_lifetime_secs == 0 || f.push_window_secs == 0 {
+            bad(
+                "flow.x_lifetime_secs",
+                "lookback_secs, x_lifetime_secs and push_window_secs must be at least 1".into(),
+            );
         }
         let mut names = std::collections::HashSet::new();
         for (i, t) in self.trunks.iter().enumerate() {

@@ -90,6 +90,9 @@ pub(super) async fn start_api(
         view: crate::api::model::view,
         accounts,
         realm: cfg.registrar.realm.clone(),
+        normaliser: norm.clone(),
+        flow: cfg.flow.clone(),
+        provider: Arc::new(crate::service::flow::provider::OwnPool),
     };
     let state = crate::api::ApiState::new(svc.clone(), norm, api_cfg, metrics)?;
     let w = &cfg.webhooks;
@@ -113,6 +116,11 @@ pub(super) async fn start_api(
         cancel.clone(),
     ));
     let state = Arc::new(state);
+    tasks.spawn(crate::service::flow::users::recycle_idle_every(
+        svc.clone(),
+        Duration::from_secs(60),
+        cancel.clone(),
+    ));
     tasks.spawn(crate::service::expiry::run(
         svc,
         Duration::from_secs(1),

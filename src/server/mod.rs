@@ -119,6 +119,16 @@ pub fn load_bindings(cfg: &Config, dir: &std::path::Path) -> Result<Loaded, Stor
     for (tenant, n) in store.blocklist()? {
         table.set_blocked(tenant, n, true);
     }
+    // Users' soft numbers: calls to them are refused.
+    let norm = crate::bindings::Normaliser {
+        default_country_code: cfg.numbers.default_country_code.clone(),
+    };
+    for (_, soft) in store.live_softs()? {
+        let n = norm
+            .phone(&soft)
+            .unwrap_or_else(|_| crate::bindings::Number::from_normalised(soft));
+        table.set_soft(n, true);
+    }
     tracing::info!(bindings = table.len(), skipped, "bindings loaded");
     let accounts = Arc::new(crate::registrar::Directory::default());
     accounts.load_accounts(

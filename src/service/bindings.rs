@@ -72,87 +72,109 @@ impl Services {
     ) -> Result<Vec<Binding>, Error> {
         let me = self.clone();
         self.unit(move |s, out| {
-            let now = me.clock.now().unix();
-            let table = &me.table;
-            let pool = pair_pool(s, table, tenant)?;
-            let pool_set: HashSet<&Number> = pool.iter().collect();
-            // X chosen earlier in this batch, per party.
-            let mut batch: HashMap<Number, HashSet<Number>> = HashMap::new();
-            let mut rows = Vec::with_capacity(reqs.len());
-            for p in reqs {
-                let mut taken: HashSet<Number> = table
-                    .xs_of(&p.a)
-                    .into_iter()
-                    .chain(table.xs_of(&p.b))
-                    .collect();
-                for party in [&p.a, &p.b] {
-                    taken.extend(batch.get(party).into_iter().flatten().cloned());
-                }
-                let resting: HashSet<Number> = s
-                    .quarantined(&[&p.a, &p.b], now)?
-                    .into_iter()
-                    .map(|(x, _)| x)
-                    .collect();
-                let avail = availability(
-                    &pool,
-                    &taken,
-                    &resting,
-                    |x| table.uses_of(x),
-                    p.prefer.as_ref(),
-                );
-                let x = match &p.x {
-                    Some(x) if table.is_identifier(x) && table.tenant_of(x) == Some(tenant) => {
-                        return Err(Error::Conflict(format!(
-                            "{}: serves an identifier",
-                            p.field("x")
-                        )))
-                    }
-                    Some(x) if !pool_set.contains(x) => {
-                        return Err(Error::invalid(p.field("x"), "not a number of your pool"))
-                    }
-                    Some(x) if taken.contains(x) => {
-                        return Err(Error::Conflict(format!(
-                            "{}: already serves a or b",
-                            p.field("x")
-                        )))
-                    }
-                    Some(x) if resting.contains(x) => {
-                        return Err(Error::Conflict(format!(
-                            "{}: quarantined for a or b",
-                            p.field("x")
-                        )))
-                    }
-                    Some(x) => x.clone(),
-                    None => allocate(avail).map_err(shortage)?,
-                };
-                for party in [&p.a, &p.b] {
-                    batch.entry(party.clone()).or_default().insert(x.clone());
-                }
-                rows.push(NewBinding {
-                    tenant,
-                    kind: Kind::Axb,
-                    a: Some(p.a),
-                    x,
-                    b: p.b,
-                    conditions: p.conditions,
-                    created_at: now,
-                });
-            }
-            let created = s.create(&rows)?;
+            let created = me.pairs_in(s, tenant, reqs)?;
             let events = created
                 .iter()
                 .map(|b| me.binding_event("binding.created", b))
                 .collect();
             out.store(s, events)?;
-            // The live table changes last: nothing above can fail after it.
-            for b in &created {
-                table
-                    .insert(b.clone())
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-            }
+            me.go_live(&created)?;
             Ok(created)
         })
         .await
+    }
+
+    /// Puts bindings already stored into the live table: the last step of
+    /// a unit of work (nothing after it may fail).
+    pub(crate) fn go_live(&self, created: &[Binding]) -> Result<(), Error> {
+        for b in created {
+            self.table
+                .insert(b.clone())
+                .map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Chooses X for each pair and stores the bindings, in the unit of work
+    /// `s` (they are not live yet: see [`Services::go_live`]).
+    pub(crate) fn pairs_in(
+        &self,
+        s: &mut dyn Backend,
+        tenant: TenantId,
+        reqs: Vec<PairRequest>,
+    ) -> Result<Vec<Binding>, Error> {
+        let now = self.clock.now().unix();
+        let table = &self.table;
+        for p in &reqs {
+            for (n, f) in [(&p.a, "a"), (&p.b, "b")] {
+                super::flow::refuse_soft(self, n, &p.field(f))?;
+            }
+        }
+        let pool = pair_pool(s, table, tenant)?;
+        let pool_set: HashSet<&Number> = pool.iter().collect();
+        // X chosen earlier in this batch, per party.
+        let mut batch: HashMap<Number, HashSet<Number>> = HashMap::new();
+        let mut rows = Vec::with_capacity(reqs.len());
+        for p in reqs {
+            let mut taken: HashSet<Number> = table
+                .xs_of(&p.a)
+                .into_iter()
+                .chain(table.xs_of(&p.b))
+                .collect();
+            for party in [&p.a, &p.b] {
+                taken.extend(batch.get(party).into_iter().flatten().cloned());
+            }
+            let resting: HashSet<Number> = s
+                .quarantined(&[&p.a, &p.b], now)?
+                .into_iter()
+                .map(|(x, _)| x)
+                .collect();
+            let avail = availability(
+                &pool,
+                &taken,
+                &resting,
+                |x| table.uses_of(x),
+                p.prefer.as_ref(),
+            );
+            let x = match &p.x {
+                Some(x) if table.is_identifier(x) && table.tenant_of(x) == Some(tenant) => {
+                    return Err(Error::Conflict(format!(
+                        "{}: serves an identifier",
+                        p.field("x")
+                    )))
+                }
+                Some(x) if !pool_set.contains(x) => {
+                    return Err(Error::invalid(p.field("x"), "not a number of your pool"))
+                }
+                Some(x) if taken.contains(x) => {
+                    return Err(Error::Conflict(format!(
+                        "{}: already serves a or b",
+                        p.field("x")
+                    )))
+                }
+                Some(x) if resting.contains(x) => {
+                    return Err(Error::Conflict(format!(
+                        "{}: quarantined for a or b",
+                        p.field("x")
+                    )))
+                }
+                Some(x) => x.clone(),
+                None => allocate(avail).map_err(shortage)?,
+            };
+            for party in [&p.a, &p.b] {
+                batch.entry(party.clone()).or_default().insert(x.clone());
+            }
+            rows.push(NewBinding {
+                tenant,
+                kind: Kind::Axb,
+                a: Some(p.a),
+                x,
+                b: p.b,
+                conditions: p.conditions,
+                created_at: now,
+            });
+        }
+        Ok(s.create(&rows)?)
     }
 
     /// Creates an identifier: an X (a free pool number, or a token) that
@@ -164,6 +186,7 @@ impl Services {
         owner: Number,
         conditions: Conditions,
     ) -> Result<Binding, Error> {
+        super::flow::refuse_soft(self, &owner, "owner")?;
         let me = self.clone();
         self.unit(move |s, out| {
             let now = me.clock.now().unix();

@@ -10,6 +10,7 @@
 //! - [`numbers`]: the pool and the blocklist.
 //! - [`tenants`]: tenants and their API keys.
 //! - [`accounts`]: app accounts (digest passwords) and their registrations.
+//! - [`flow`]: soft numbers, agents and teams, interactions, acquisition.
 //! - [`operator`]: the operator's bindings from the command line, which a
 //!   running server applies through the change log.
 //! - [`webhooks`]: tenants' webhooks and redelivery.
@@ -18,6 +19,7 @@
 pub mod accounts;
 pub mod bindings;
 pub mod expiry;
+pub mod flow;
 pub mod numbers;
 pub mod operator;
 pub mod tenants;
@@ -57,6 +59,18 @@ pub enum Error {
         detail: String,
         /// The counts.
         availability: Availability,
+    },
+    /// Several items of one request break rules; nothing was changed.
+    #[error("{} item(s) refused: {}", .0.len(), .0.iter().map(|(f, r)| format!("{f}: {r}")).collect::<Vec<_>>().join("; "))]
+    Items(Vec<(String, String)>),
+    /// An acquisition was refused: `kind` is the problem type
+    /// (`identity-check-failed`, `no-permission`, `unknown-soft-number`).
+    #[error("{detail}")]
+    Denied {
+        /// Problem type.
+        kind: &'static str,
+        /// Why, in words.
+        detail: String,
     },
     /// Something that cannot happen did.
     #[error("internal error: {0}")]
@@ -110,6 +124,12 @@ pub struct Services {
     pub accounts: Arc<crate::registrar::Directory>,
     /// The digest realm passwords are hashed in.
     pub realm: String,
+    /// How numbers are normalised (soft numbers as dialled).
+    pub normaliser: crate::bindings::Normaliser,
+    /// Flow 2's defaults (`[flow]`).
+    pub flow: crate::config::FlowSection,
+    /// Where acquired numbers come from.
+    pub provider: Arc<dyn flow::provider::Provider>,
 }
 
 impl Services {

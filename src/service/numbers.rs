@@ -20,6 +20,9 @@ pub struct PoolEntry {
 impl Services {
     /// Adds numbers to a tenant's pool, all or none.
     pub async fn add_numbers(&self, tenant: TenantId, nums: Vec<Number>) -> Result<(), Error> {
+        for (i, n) in nums.iter().enumerate() {
+            super::flow::refuse_soft(self, n, &format!("numbers[{i}]"))?;
+        }
         let now = self.clock.now().unix();
         self.unit(move |s, _| match s.add_numbers(tenant, &nums, now)? {
             Ok(()) => Ok(()),

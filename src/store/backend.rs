@@ -8,6 +8,10 @@
 use super::accounts::{AccountRow, ContactRow};
 use super::changes::Change;
 use super::events::NewEvent;
+use super::flow::{
+    AcquisitionFilter, AcquisitionRecord, Agent, AgentKey, Interacted, NewInteraction, Team, User,
+    UserKey,
+};
 use super::live::Checkpoint;
 use super::webhooks::{Attempt, Delivery, Due, Webhook};
 use super::{Batch, CallFilter, CallRecord, Filter, NewBinding, Page, StoreError, UsageUpdate};
@@ -289,6 +293,150 @@ pub trait AccountStore {
     fn contacts(&self, after_ms: i64) -> Result<Vec<(String, ContactRow)>, StoreError>;
 }
 
+/// Flow 2: users and soft numbers, teams, agents, interactions, pushes,
+/// acquired numbers and acquisition decisions.
+pub trait FlowStore {
+    /// A live (not recycled) user, or with [`UserKey::LastWithSoft`] the
+    /// last one that had a soft number.
+    fn live_user(&self, tenant: TenantId, by: UserKey<'_>) -> Result<Option<User>, StoreError>;
+
+    /// Whether a soft number is live, or was recycled at or after `since`
+    /// (still resting).
+    fn soft_resting(&self, tenant: TenantId, soft: &str, since: i64) -> Result<bool, StoreError>;
+
+    /// Adds a user with its soft number; returns its id.
+    fn add_user(
+        &mut self,
+        tenant: TenantId,
+        real: &Number,
+        soft: &str,
+        ext_id: Option<&str>,
+        now: i64,
+    ) -> Result<i64, StoreError>;
+
+    /// Marks users active at `now`.
+    fn touch_users(&mut self, ids: &[i64], now: i64) -> Result<(), StoreError>;
+
+    /// Recycles a live user's soft number; `false` if there is none.
+    fn recycle_user(&mut self, tenant: TenantId, id: i64, now: i64) -> Result<bool, StoreError>;
+
+    /// A tenant's live users idle since before `before`, at most `limit`.
+    fn idle_users(
+        &self,
+        tenant: TenantId,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError>;
+
+    /// Every live soft number, with its tenant (calls to them are refused).
+    fn live_softs(&self) -> Result<Vec<(TenantId, String)>, StoreError>;
+
+    /// Adds a team; `None` if the tenant has one of that name.
+    fn add_team(
+        &mut self,
+        tenant: TenantId,
+        name: &str,
+        shares: bool,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// A tenant's teams.
+    fn teams(&self, tenant: TenantId) -> Result<Vec<Team>, StoreError>;
+
+    /// Sets whether a team shares; `false` if the tenant has no such team.
+    fn set_team_shares(
+        &mut self,
+        tenant: TenantId,
+        id: i64,
+        shares: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Registers an agent; `None` if the tenant has one with that number.
+    fn add_agent(
+        &mut self,
+        tenant: TenantId,
+        real: &Number,
+        team: i64,
+        name: Option<&str>,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// One agent.
+    fn agent(&self, tenant: TenantId, by: AgentKey<'_>) -> Result<Option<Agent>, StoreError>;
+
+    /// A tenant's agents, of one team or all.
+    fn agents(&self, tenant: TenantId, team: Option<i64>) -> Result<Vec<Agent>, StoreError>;
+
+    /// Moves an agent to another team; `false` if there is no such agent.
+    fn move_agent(&mut self, tenant: TenantId, id: i64, team: i64) -> Result<bool, StoreError>;
+
+    /// Removes an agent; `false` if there is none.
+    fn remove_agent(&mut self, tenant: TenantId, id: i64) -> Result<bool, StoreError>;
+
+    /// Records interactions.
+    fn add_interactions(
+        &mut self,
+        tenant: TenantId,
+        items: &[NewInteraction],
+    ) -> Result<(), StoreError>;
+
+    /// Whether the user interacted with an agent, or with any agent of a
+    /// team, at or after `since`.
+    fn interacted(
+        &self,
+        tenant: TenantId,
+        user: i64,
+        with: Interacted,
+        since: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Notes a push of the user's soft number to the agent at `now` unless
+    /// one was made at or after `window_start`; `true` if it is due.
+    fn push_due(
+        &mut self,
+        user: i64,
+        agent: i64,
+        window_start: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// The binding acquired for (agent, user), if any.
+    fn acquired(&self, agent: i64, user: i64) -> Result<Option<BindingId>, StoreError>;
+
+    /// Sets (or with `None` forgets) the binding acquired for (agent, user).
+    fn set_acquired(
+        &mut self,
+        agent: i64,
+        user: i64,
+        binding: Option<BindingId>,
+    ) -> Result<(), StoreError>;
+
+    /// (agent, binding) of every number acquired for a user.
+    fn acquired_of_user(&self, user: i64) -> Result<Vec<(i64, BindingId)>, StoreError>;
+
+    /// (tenant, agent, agent's team, user) of an acquired binding.
+    fn pair_of_binding(
+        &self,
+        binding: BindingId,
+    ) -> Result<Option<(TenantId, i64, i64, i64)>, StoreError>;
+
+    /// Records an acquisition decision; returns its id.
+    fn add_acquisition(&mut self, a: &AcquisitionRecord) -> Result<i64, StoreError>;
+
+    /// A page of a tenant's decisions (fetched `limit + 1` to tell a next).
+    fn acquisitions(
+        &self,
+        tenant: TenantId,
+        f: &AcquisitionFilter,
+    ) -> Result<Vec<AcquisitionRecord>, StoreError>;
+
+    /// A tenant's own flow-2 settings (JSON), if it set any.
+    fn flow_settings(&self, tenant: TenantId) -> Result<Option<String>, StoreError>;
+
+    /// Replaces a tenant's flow-2 settings (JSON).
+    fn set_flow_settings(&mut self, tenant: TenantId, body: &str) -> Result<(), StoreError>;
+}
+
 /// A storage backend: every area, and units of work over them.
 pub trait Backend:
     TenantStore
@@ -300,6 +448,7 @@ pub trait Backend:
     + ChangeLog
     + LiveStore
     + AccountStore
+    + FlowStore
     + Send
 {
     /// Runs `f` as one unit of work: its writes commit together, or none
@@ -369,6 +518,20 @@ impl<'a> dyn Backend + 'a {
             }
             for (account, rows) in &b.contacts {
                 s.save_contacts(account, rows)?;
+            }
+            for (binding, at) in &b.answered {
+                if let Some((tenant, agent, team, user)) = s.pair_of_binding(*binding)? {
+                    let kind = "call".to_string();
+                    let i = NewInteraction {
+                        user,
+                        agent,
+                        team,
+                        kind,
+                        at: *at,
+                    };
+                    s.add_interactions(tenant, &[i])?;
+                    s.touch_users(&[user], *at)?;
+                }
             }
             if b.events.is_empty() {
                 Ok(Vec::new())

@@ -12,6 +12,7 @@ mod admin;
 mod backend;
 pub mod changes;
 pub mod events;
+pub mod flow;
 pub mod live;
 mod records;
 mod sqlite;
@@ -20,15 +21,15 @@ mod writer;
 
 pub use admin::{Filter, Page};
 pub use backend::{
-    AccountStore, Backend, BindingStore, ChangeLog, EventStore, LiveStore, NumberStore,
+    AccountStore, Backend, BindingStore, ChangeLog, EventStore, FlowStore, LiveStore, NumberStore,
     RecordStore, TenantStore, WebhookStore,
 };
 
 /// The storage traits, for code that calls a backend's methods.
 pub mod prelude {
     pub use super::backend::{
-        AccountStore, Backend, BindingStore, ChangeLog, EventStore, LiveStore, NumberStore,
-        RecordStore, TenantStore, WebhookStore,
+        AccountStore, Backend, BindingStore, ChangeLog, EventStore, FlowStore, LiveStore,
+        NumberStore, RecordStore, TenantStore, WebhookStore,
     };
 }
 pub use records::{CallFilter, CallRecord};
@@ -167,6 +168,8 @@ pub struct Batch {
     pub ended: Vec<String>,
     /// Accounts whose contacts changed, with all they have now.
     pub contacts: Vec<(String, Vec<accounts::ContactRow>)>,
+    /// Answered calls: (binding, unix second).
+    pub answered: Vec<(BindingId, i64)>,
 }
 
 impl Batch {
@@ -178,5 +181,6 @@ impl Batch {
             && self.live.is_empty()
             && self.ended.is_empty()
             && self.contacts.is_empty()
+            && self.answered.is_empty()
     }
 }

@@ -113,7 +113,40 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     CREATE TABLE contacts (account TEXT NOT NULL, uri TEXT NOT NULL, transport TEXT NOT NULL,
         addr TEXT NOT NULL, expires_ms INTEGER NOT NULL, call_id TEXT NOT NULL, cseq INTEGER NOT NULL,
         since_ms INTEGER NOT NULL);
-    CREATE INDEX contacts_account ON contacts(account);"];
+    CREATE INDEX contacts_account ON contacts(account);",
+    // Flow 2 (store::flow): soft numbers, teams, agents, interactions,
+    // pushes, acquired numbers and acquisition decisions.
+    "CREATE TABLE soft_users (id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, real TEXT NOT NULL,
+        soft TEXT NOT NULL, ext_id TEXT, created_at INTEGER NOT NULL, active_at INTEGER NOT NULL,
+        recycled_at INTEGER);
+    CREATE UNIQUE INDEX soft_users_real ON soft_users(tenant_id, real) WHERE recycled_at IS NULL;
+    CREATE UNIQUE INDEX soft_users_soft ON soft_users(tenant_id, soft) WHERE recycled_at IS NULL;
+    CREATE UNIQUE INDEX soft_users_ext ON soft_users(tenant_id, ext_id) WHERE recycled_at IS NULL;
+    CREATE INDEX soft_users_recycled ON soft_users(tenant_id, soft, recycled_at);
+    CREATE INDEX soft_users_idle ON soft_users(tenant_id, active_at) WHERE recycled_at IS NULL;
+    CREATE TABLE teams (id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, name TEXT NOT NULL,
+        shares INTEGER NOT NULL, created_at INTEGER NOT NULL);
+    CREATE UNIQUE INDEX teams_name ON teams(tenant_id, name);
+    CREATE TABLE agents (id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, real TEXT NOT NULL,
+        team_id INTEGER NOT NULL, name TEXT, created_at INTEGER NOT NULL);
+    CREATE UNIQUE INDEX agents_real ON agents(tenant_id, real);
+    CREATE TABLE interactions (id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL, agent_id INTEGER NOT NULL, team_id INTEGER NOT NULL,
+        kind TEXT NOT NULL, at INTEGER NOT NULL);
+    CREATE INDEX interactions_agent ON interactions(user_id, agent_id, at);
+    CREATE INDEX interactions_team ON interactions(user_id, team_id, at);
+    CREATE TABLE pushes (user_id INTEGER NOT NULL, agent_id INTEGER NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, agent_id));
+    CREATE TABLE acquired (agent_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+        binding_id INTEGER NOT NULL, PRIMARY KEY (agent_id, user_id));
+    CREATE INDEX acquired_user ON acquired(user_id);
+    CREATE INDEX acquired_binding ON acquired(binding_id);
+    CREATE TABLE acquisitions (id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL,
+        agent_number TEXT NOT NULL, agent_id INTEGER, team_id INTEGER, soft TEXT NOT NULL,
+        user_id INTEGER, result TEXT NOT NULL, reason TEXT NOT NULL, x TEXT, binding_id INTEGER,
+        at INTEGER NOT NULL);
+    CREATE INDEX acquisitions_tenant ON acquisitions(tenant_id, id);
+    CREATE TABLE tenant_settings (tenant_id INTEGER PRIMARY KEY, body TEXT NOT NULL);"];
 
 /// The SQLite store.
 pub struct SqliteStore {

@@ -13,6 +13,7 @@ use super::events::Listeners;
 use super::events::NewEvent;
 use super::live::Checkpoint;
 use super::{Backend, Batch, CallRecord, UsageUpdate};
+use crate::bindings::BindingId;
 
 enum Msg {
     Usage(UsageUpdate),
@@ -24,6 +25,8 @@ enum Msg {
     Event(Box<NewEvent>),
     /// An account's contacts, all of them as they are now.
     Contacts(String, Vec<ContactRow>),
+    /// An answered call on a binding (an interaction if it was acquired).
+    Answered(BindingId, i64),
     Flush(Sender<()>),
 }
 
@@ -100,6 +103,15 @@ impl Writer {
         }
     }
 
+    /// Queues an answered call on `binding` at unix second `at`: an
+    /// interaction of its agent and user if the binding was acquired.
+    /// Never blocks.
+    pub fn call_interaction(&self, binding: BindingId, at: i64) {
+        if self.tx.send(Msg::Answered(binding, at)).is_err() {
+            tracing::error!("store writer is gone; call interaction not saved");
+        }
+    }
+
     /// Waits until everything queued before this call is committed.
     pub fn flush(&self) {
         let (tx, rx) = mpsc::channel();
@@ -130,6 +142,7 @@ fn run(mut store: Box<dyn Backend>, rx: Receiver<Msg>, keep_ms: i64, hub: Arc<dy
             }
             Msg::Live(c) => batch.live.push(c),
             Msg::Event(e) => batch.events.push(*e),
+            Msg::Answered(b, at) => batch.answered.push((b, at)),
             Msg::Contacts(account, rows) => {
                 // Only the latest state of each account matters.
                 batch.contacts.retain(|(a, _)| *a != account);

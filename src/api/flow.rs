@@ -1,0 +1,655 @@
+//! Flow 2 over HTTP: soft numbers of users, teams and agents, interactions
+//! (one or thousands at once), acquisitions and their records, and the
+//! tenant's own flow settings. The rules are in `service::flow`; nothing
+//! here ever returns a user's real number.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Tenant;
+use super::input::{page, phone};
+use super::problem::ApiError;
+use super::{ApiState, Body, Json, P, Q};
+use crate::service::flow::interactions::InteractionIn;
+use crate::service::flow::users::looks_soft;
+use crate::service::flow::{Settings, SettingsPatch};
+use crate::store::flow::{AcquisitionFilter, AcquisitionRecord, Agent, Team, User};
+
+fn soft(field: &str, v: &str) -> Result<String, ApiError> {
+    if looks_soft(v) {
+        Ok(v.to_string())
+    } else {
+        Err(ApiError::invalid(field, "a soft number is 11 digits"))
+    }
+}
+
+/// A user to give a soft number.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// The user's real number.
+    #[schema(value_type = super::input::Phone)]
+    pub number: String,
+    /// The tenant's own id of the user (1 to 128 characters).
+    #[schema(min_length = 1, max_length = 128)]
+    pub user_id: Option<String>,
+}
+
+/// A user as the API shows it: never its real number.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOut {
+    /// The soft number.
+    pub soft_number: String,
+    /// The tenant's own id.
+    pub user_id: Option<String>,
+    /// When the soft number was issued.
+    pub created_at: String,
+    /// Last interaction.
+    pub active_at: String,
+}
+
+impl From<User> for UserOut {
+    fn from(u: User) -> Self {
+        UserOut {
+            soft_number: u.soft,
+            user_id: u.ext_id,
+            created_at: crate::time::format(u.created_at),
+            active_at: crate::time::format(u.active_at),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/users", tag = "flow", request_body = NewUser,
+    responses((status = 201, body = UserOut), (status = 200, body = UserOut)), security(("bearer" = [])))]
+/// The user's soft number, issued if it has none (201), else the same one
+/// (200).
+pub async fn create_user(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Body(req): Body<NewUser>,
+) -> Result<(StatusCode, Json<UserOut>), ApiError> {
+    let real = phone(&st.norm, "number", &req.number)?;
+    if req
+        .user_id
+        .as_deref()
+        .is_some_and(|u| u.is_empty() || u.len() > 128 || u.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid("user_id", "1 to 128 characters"));
+    }
+    let (u, made) = st.svc.soft_number(t.0, real, req.user_id).await?;
+    let code = if made {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(u.into())))
+}
+
+/// Finding a user by the tenant's own id.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuery {
+    /// The tenant's own id of the user.
+    pub user_id: String,
+}
+
+#[utoipa::path(get, path = "/v1/users", tag = "flow", params(UserQuery),
+    responses((status = 200, body = UserOut)), security(("bearer" = [])))]
+/// A live user by the tenant's own id.
+pub async fn find_user(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Q(q): Q<UserQuery>,
+) -> Result<Json<UserOut>, ApiError> {
+    Ok(Json(st.svc.user(t.0, None, Some(q.user_id)).await?.into()))
+}
+
+#[utoipa::path(get, path = "/v1/users/{soft_number}", tag = "flow",
+    params(("soft_number" = String, Path, description = "soft number", pattern = "^[0-9]{11}$")),
+    responses((status = 200, body = UserOut)), security(("bearer" = [])))]
+/// A live user by soft number.
+pub async fn get_user(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    P(s): P<String>,
+) -> Result<Json<UserOut>, ApiError> {
+    let s = soft("soft_number", &s)?;
+    Ok(Json(st.svc.user(t.0, Some(s), None).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/v1/users/{soft_number}", tag = "flow",
+    params(("soft_number" = String, Path, description = "soft number", pattern = "^[0-9]{11}$")),
+    responses((status = 204)), security(("bearer" = [])))]
+/// Recycles the user's soft number: it stops resolving at once and rests
+/// before it is issued again.
+pub async fn recycle_user(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    P(s): P<String>,
+) -> Result<StatusCode, ApiError> {
+    let s = soft("soft_number", &s)?;
+    st.svc.recycle(t.0, s).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new team.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTeam {
+    /// Name, unique in the tenant.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    pub name: String,
+    /// Whether its agents share interactions (default false).
+    #[serde(default)]
+    pub shares: bool,
+}
+
+/// A change of a team.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamPatch {
+    /// Whether its agents share interactions.
+    pub shares: bool,
+}
+
+/// A team.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamOut {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Whether its agents share interactions.
+    pub shares: bool,
+}
+
+impl From<Team> for TeamOut {
+    fn from(t: Team) -> Self {
+        TeamOut {
+            id: t.id,
+            name: t.name,
+            shares: t.shares,
+        }
+    }
+}
+
+/// Teams.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Teams {
+    /// Oldest first.
+    pub items: Vec<TeamOut>,
+}
+
+#[utoipa::path(post, path = "/v1/teams", tag = "flow", request_body = NewTeam,
+    responses((status = 201, body = TeamOut)), security(("bearer" = [])))]
+/// Creates a team.
+pub async fn create_team(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Body(req): Body<NewTeam>,
+) -> Result<(StatusCode, Json<TeamOut>), ApiError> {
+    let team = st.svc.add_team(t.0, req.name, req.shares).await?;
+    Ok((StatusCode::CREATED, Json(team.into())))
+}
+
+#[utoipa::path(get, path = "/v1/teams", tag = "flow", responses((status = 200, body = Teams)), security(("bearer" = [])))]
+/// The tenant's teams.
+pub async fn list_teams(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+) -> Result<Json<Teams>, ApiError> {
+    let items = st
+        .svc
+        .teams(t.0)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(Json(Teams { items }))
+}
+
+#[utoipa::path(patch, path = "/v1/teams/{id}", tag = "flow", request_body = TeamPatch,
+    params(("id" = i64, Path, description = "team id")),
+    responses((status = 200, body = TeamOut)), security(("bearer" = [])))]
+/// Sets whether a team shares interactions.
+pub async fn patch_team(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    P(id): P<i64>,
+    Body(req): Body<TeamPatch>,
+) -> Result<Json<TeamOut>, ApiError> {
+    Ok(Json(
+        st.svc.set_team_shares(t.0, id, req.shares).await?.into(),
+    ))
+}
+
+/// A new agent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgent {
+    /// The agent's real number.
+    #[schema(value_type = super::input::Phone)]
+    pub number: String,
+    /// Its team's id.
+    pub team: i64,
+    /// A name (1 to 128 characters).
+    #[schema(min_length = 1, max_length = 128)]
+    pub name: Option<String>,
+}
+
+/// A move of an agent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentPatch {
+    /// Its new team's id.
+    pub team: i64,
+}
+
+/// An agent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentOut {
+    /// Id.
+    pub id: i64,
+    /// Its real number.
+    pub number: String,
+    /// Its team's id.
+    pub team: i64,
+    /// Its name.
+    pub name: Option<String>,
+}
+
+impl From<Agent> for AgentOut {
+    fn from(a: Agent) -> Self {
+        AgentOut {
+            id: a.id,
+            number: a.real.as_str().to_string(),
+            team: a.team,
+            name: a.name,
+        }
+    }
+}
+
+/// Agents.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Agents {
+    /// Oldest first.
+    pub items: Vec<AgentOut>,
+}
+
+/// Which agents to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AgentQuery {
+    /// Only this team's.
+    pub team: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/v1/agents", tag = "flow", request_body = NewAgent,
+    responses((status = 201, body = AgentOut)), security(("bearer" = [])))]
+/// Registers an agent in a team.
+pub async fn create_agent(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Body(req): Body<NewAgent>,
+) -> Result<(StatusCode, Json<AgentOut>), ApiError> {
+    let real = phone(&st.norm, "number", &req.number)?;
+    if req
+        .name
+        .as_deref()
+        .is_some_and(|n| n.is_empty() || n.chars().count() > 128 || n.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid("name", "1 to 128 characters"));
+    }
+    let a = st.svc.add_agent(t.0, real, req.team, req.name).await?;
+    Ok((StatusCode::CREATED, Json(a.into())))
+}
+
+#[utoipa::path(get, path = "/v1/agents", tag = "flow", params(AgentQuery),
+    responses((status = 200, body = Agents)), security(("bearer" = [])))]
+/// The tenant's agents.
+pub async fn list_agents(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Q(q): Q<AgentQuery>,
+) -> Result<Json<Agents>, ApiError> {
+    let items = st
+        .svc
+        .agents(t.0, q.team)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(Json(Agents { items }))
+}
+
+#[utoipa::path(get, path = "/v1/agents/{id}", tag = "flow", params(("id" = i64, Path, description = "agent id")),
+    responses((status = 200, body = AgentOut)), security(("bearer" = [])))]
+/// One agent.
+pub async fn get_agent(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    P(id): P<i64>,
+) -> Result<Json<AgentOut>, ApiError> {
+    Ok(Json(st.svc.agent(t.0, id).await?.into()))
+}
+
+#[utoipa::path(patch, path = "/v1/agents/{id}", tag = "flow", request_body = AgentPatch,
+    params(("id" = i64, Path, description = "agent id")),
+    responses((status = 200, body = AgentOut)), security(("bearer" = [])))]
+/// Moves an agent to another team.
+pub async fn patch_agent(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    P(id): P<i64>,
+    Body(req): Body<AgentPatch>,
+) -> Result<Json<AgentOut>, ApiError> {
+    Ok(Json(st.svc.move_agent(t.0, id, req.team).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/v1/agents/{id}", tag = "flow", params(("id" = i64, Path, description = "agent id")),
+    responses((status = 204)), security(("bearer" = [])))]
+/// Removes an agent: its number is no agent any more.
+pub async fn delete_agent(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    P(id): P<i64>,
+) -> Result<StatusCode, ApiError> {
+    st.svc.remove_agent(t.0, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An interaction between a user and an agent.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewInteraction {
+    /// The user's soft number (or give `user_id`).
+    #[schema(pattern = "^[0-9]{11}$")]
+    pub soft_number: Option<String>,
+    /// The tenant's own id of the user.
+    pub user_id: Option<String>,
+    /// The agent's real number.
+    #[schema(value_type = super::input::Phone)]
+    pub agent: String,
+    /// browse, favourite, chat, call, or the tenant's own kind (1 to 32 of
+    /// a-z, 0-9, `_`, `-`). browse, favourite and chat push the user's soft
+    /// number to the agent.
+    #[schema(pattern = "^[a-z0-9_-]{1,32}$")]
+    pub kind: String,
+    /// When, unix seconds (default: now).
+    pub at: Option<i64>,
+}
+
+/// Interactions in bulk.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InteractionBatch {
+    /// 1 to 10,000, recorded all or none.
+    pub items: Vec<NewInteraction>,
+}
+
+/// What was recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recorded {
+    /// Interactions recorded.
+    pub recorded: usize,
+    /// Soft numbers pushed to agents (`soft_number.pushed`).
+    pub pushed: usize,
+}
+
+/// Checks the items; bad ones are all named, with their place.
+fn interactions_in(
+    st: &ApiState,
+    items: Vec<NewInteraction>,
+    bulk: bool,
+) -> Result<Vec<InteractionIn>, ApiError> {
+    let mut problems = Vec::new();
+    let mut out = Vec::with_capacity(items.len());
+    for (i, it) in items.into_iter().enumerate() {
+        let f = |n: &str| {
+            if bulk {
+                format!("items[{i}].{n}")
+            } else {
+                n.to_string()
+            }
+        };
+        if let Some(s) = &it.soft_number {
+            if !looks_soft(s) {
+                problems.push((f("soft_number"), "a soft number is 11 digits".into()));
+            }
+        }
+        let agent = match phone(&st.norm, &f("agent"), &it.agent) {
+            Ok(a) => a,
+            Err(e) => {
+                problems.push((f("agent"), e.to_string()));
+                continue;
+            }
+        };
+        out.push(InteractionIn {
+            soft_number: it.soft_number,
+            user_id: it.user_id,
+            agent,
+            kind: it.kind,
+            at: it.at,
+        });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(ApiError::Items(problems))
+    }
+}
+
+#[utoipa::path(post, path = "/v1/interactions", tag = "flow", request_body = NewInteraction,
+    responses((status = 201, body = Recorded)), security(("bearer" = [])))]
+/// Records one interaction.
+pub async fn create_interaction(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Body(req): Body<NewInteraction>,
+) -> Result<(StatusCode, Json<Recorded>), ApiError> {
+    let items = interactions_in(&st, vec![req], false)?;
+    let (recorded, pushed) = st
+        .svc
+        .record_interactions(t.0, items, "interaction")
+        .await?;
+    Ok((StatusCode::CREATED, Json(Recorded { recorded, pushed })))
+}
+
+#[utoipa::path(post, path = "/v1/interactions/bulk", tag = "flow", request_body = InteractionBatch,
+    responses((status = 201, body = Recorded)), security(("bearer" = [])))]
+/// Records up to 10,000 interactions, all or none; every bad item is named
+/// in the problem's `problems`.
+pub async fn bulk_interactions(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Body(req): Body<InteractionBatch>,
+) -> Result<(StatusCode, Json<Recorded>), ApiError> {
+    let items = interactions_in(&st, req.items, true)?;
+    let (recorded, pushed) = st.svc.record_interactions(t.0, items, "items").await?;
+    Ok((StatusCode::CREATED, Json(Recorded { recorded, pushed })))
+}
+
+/// An agent's request for a number to call a user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAcquisition {
+    /// The agent's real number.
+    #[schema(value_type = super::input::Phone)]
+    pub agent: String,
+    /// The user's soft number.
+    #[schema(pattern = "^[0-9]{11}$")]
+    pub soft_number: String,
+}
+
+/// A granted acquisition.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcquiredOut {
+    /// The number to call: it reaches the user from the agent's number
+    /// only.
+    pub x: String,
+    /// Until when it works unless renewed.
+    pub expires_at: String,
+    /// Whether the pair already had it.
+    pub renewed: bool,
+}
+
+#[utoipa::path(post, path = "/v1/acquisitions", tag = "flow", request_body = NewAcquisition,
+    responses((status = 201, body = AcquiredOut), (status = 200, body = AcquiredOut)), security(("bearer" = [])))]
+/// An X for (agent, user): 201 when new, 200 when renewed; or the problem
+/// `identity-check-failed` (403), `no-permission` (403) or
+/// `unknown-soft-number` (404).
+pub async fn acquire(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Body(req): Body<NewAcquisition>,
+) -> Result<(StatusCode, Json<AcquiredOut>), ApiError> {
+    let agent = phone(&st.norm, "agent", &req.agent)?;
+    let s = soft("soft_number", &req.soft_number)?;
+    let a = st.svc.acquire(t.0, agent, s).await?;
+    let code = if a.renewed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        code,
+        Json(AcquiredOut {
+            x: a.x.as_str().to_string(),
+            expires_at: crate::time::format(a.expires_at),
+            renewed: a.renewed,
+        }),
+    ))
+}
+
+/// A recorded decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcquisitionOut {
+    /// Id.
+    pub id: i64,
+    /// The agent's number as sent.
+    pub agent_number: String,
+    /// The agent, if registered.
+    pub agent_id: Option<i64>,
+    /// Its team.
+    pub team_id: Option<i64>,
+    /// The soft number as sent.
+    pub soft_number: String,
+    /// granted, renewed, identity-check-failed, no-permission,
+    /// unknown-soft-number.
+    pub result: String,
+    /// Why.
+    pub reason: String,
+    /// X, when granted.
+    pub x: Option<String>,
+    /// When.
+    pub at: String,
+}
+
+impl From<AcquisitionRecord> for AcquisitionOut {
+    fn from(r: AcquisitionRecord) -> Self {
+        AcquisitionOut {
+            id: r.id,
+            agent_number: r.agent_number,
+            agent_id: r.agent,
+            team_id: r.team,
+            soft_number: r.soft,
+            result: r.result,
+            reason: r.reason,
+            x: r.x,
+            at: crate::time::format_ms(r.at),
+        }
+    }
+}
+
+/// A page of decisions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcquisitionPage {
+    /// Oldest first.
+    pub items: Vec<AcquisitionOut>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Which decisions to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AcquisitionQuery {
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<super::input::Cursor>)]
+    pub cursor: Option<String>,
+    /// Page size, 1 to 1,000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Only this agent's.
+    pub agent_id: Option<i64>,
+    /// Only this team's.
+    pub team_id: Option<i64>,
+    /// Only about this user (by soft number, live or recycled).
+    #[param(pattern = "^[0-9]{11}$")]
+    pub soft_number: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/acquisitions", tag = "flow", params(AcquisitionQuery),
+    responses((status = 200, body = AcquisitionPage)), security(("bearer" = [])))]
+/// Acquisition decisions, granted or not, per agent, team or user.
+pub async fn list_acquisitions(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Q(q): Q<AcquisitionQuery>,
+) -> Result<Json<AcquisitionPage>, ApiError> {
+    let (after, limit) = page(&q.cursor, q.limit)?;
+    let s = q
+        .soft_number
+        .as_deref()
+        .map(|s| soft("soft_number", s))
+        .transpose()?;
+    let f = AcquisitionFilter {
+        after,
+        limit,
+        agent: q.agent_id,
+        user: None,
+        team: q.team_id,
+    };
+    let (items, next) = st.svc.acquisitions(t.0, f, s).await?;
+    Ok(Json(AcquisitionPage {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor: next.map(|n| n.to_string()),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/flow/settings", tag = "flow", responses((status = 200, body = Settings)), security(("bearer" = [])))]
+/// The tenant's flow settings as they apply.
+pub async fn get_settings(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+) -> Result<Json<Settings>, ApiError> {
+    Ok(Json(st.svc.flow_settings(t.0).await?))
+}
+
+#[utoipa::path(put, path = "/v1/flow/settings", tag = "flow", request_body = SettingsPatch,
+    responses((status = 200, body = Settings)), security(("bearer" = [])))]
+/// Sets the tenant's own flow settings (absent fields keep theirs).
+pub async fn set_settings(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    Body(req): Body<SettingsPatch>,
+) -> Result<Json<Settings>, ApiError> {
+    Ok(Json(st.svc.set_flow_settings(t.0, req).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn soft_numbers_are_eleven_digits() {
+        assert!(super::soft("s", "58123456789").is_ok());
+        assert!(super::soft("s", "5812345678").is_err());
+        assert!(super::soft("s", "5812345678a").is_err());
+    }
+}
