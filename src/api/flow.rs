@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Tenant;
-use super::input::{page, phone};
+use super::input::{page, phone, JsonInt};
 use super::problem::ApiError;
 use super::{ApiState, Body, Json, P, Q};
 use crate::service::flow::interactions::InteractionIn;
@@ -236,7 +236,8 @@ pub struct NewAgent {
     #[schema(value_type = super::input::Phone)]
     pub number: String,
     /// Its team's id.
-    pub team: i64,
+    #[schema(value_type = i64)]
+    pub team: JsonInt,
     /// A name (1 to 128 characters).
     #[schema(min_length = 1, max_length = 128)]
     pub name: Option<String>,
@@ -247,7 +248,8 @@ pub struct NewAgent {
 #[serde(deny_unknown_fields)]
 pub struct AgentPatch {
     /// Its new team's id.
-    pub team: i64,
+    #[schema(value_type = i64)]
+    pub team: JsonInt,
 }
 
 /// An agent.
@@ -306,7 +308,7 @@ pub async fn create_agent(
     {
         return Err(ApiError::invalid("name", "1 to 128 characters"));
     }
-    let a = st.svc.add_agent(t.0, real, req.team, req.name).await?;
+    let a = st.svc.add_agent(t.0, real, req.team.0, req.name).await?;
     Ok((StatusCode::CREATED, Json(a.into())))
 }
 
@@ -349,7 +351,7 @@ pub async fn patch_agent(
     P(id): P<i64>,
     Body(req): Body<AgentPatch>,
 ) -> Result<Json<AgentOut>, ApiError> {
-    Ok(Json(st.svc.move_agent(t.0, id, req.team).await?.into()))
+    Ok(Json(st.svc.move_agent(t.0, id, req.team.0).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/agents/{id}", tag = "flow", params(("id" = i64, Path, description = "agent id")),
@@ -382,7 +384,8 @@ pub struct NewInteraction {
     #[schema(pattern = "^[a-z0-9_-]{1,32}$")]
     pub kind: String,
     /// When, unix seconds (default: now).
-    pub at: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub at: Option<JsonInt>,
 }
 
 /// Interactions in bulk.
@@ -390,6 +393,7 @@ pub struct NewInteraction {
 #[serde(deny_unknown_fields)]
 pub struct InteractionBatch {
     /// 1 to 10,000, recorded all or none.
+    #[serde(deserialize_with = "super::input::objects")]
     pub items: Vec<NewInteraction>,
 }
 
@@ -435,7 +439,7 @@ fn interactions_in(
             user_id: it.user_id,
             agent,
             kind: it.kind,
-            at: it.at,
+            at: it.at.map(|a| a.0),
         });
     }
     if problems.is_empty() {
@@ -500,7 +504,10 @@ pub struct AcquiredOut {
 }
 
 #[utoipa::path(post, path = "/v1/acquisitions", tag = "flow", request_body = NewAcquisition,
-    responses((status = 201, body = AcquiredOut), (status = 200, body = AcquiredOut)), security(("bearer" = [])))]
+    responses((status = 201, body = AcquiredOut), (status = 200, body = AcquiredOut),
+        (status = 403, description = "identity-check-failed or no-permission", body = super::problem::Problem,
+            content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 /// An X for (agent, user): 201 when new, 200 when renewed; or the problem
 /// `identity-check-failed` (403), `no-permission` (403) or
 /// `unknown-soft-number` (404).
@@ -534,9 +541,11 @@ pub struct AcquisitionOut {
     pub id: i64,
     /// The agent's number as sent.
     pub agent_number: String,
-    /// The agent, if registered.
+    /// The agent, if registered (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<i64>,
-    /// Its team.
+    /// Its team (absent when the number is no agent).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub team_id: Option<i64>,
     /// The soft number as sent.
     pub soft_number: String,
@@ -545,7 +554,8 @@ pub struct AcquisitionOut {
     pub result: String,
     /// Why.
     pub reason: String,
-    /// X, when granted.
+    /// X, when granted (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub x: Option<String>,
     /// When.
     pub at: String,
@@ -633,15 +643,61 @@ pub async fn get_settings(
     Ok(Json(st.svc.flow_settings(t.0).await?))
 }
 
-#[utoipa::path(put, path = "/v1/flow/settings", tag = "flow", request_body = SettingsPatch,
+/// The tenant's own flow settings; absent fields keep theirs.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsIn {
+    /// First digit of new soft numbers, 1 to 9.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 9)]
+    pub soft_flag: Option<JsonInt>,
+    /// Second digit of new soft numbers, 0 to 9.
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 9)]
+    pub soft_reserved: Option<JsonInt>,
+    /// Seconds without an interaction before a soft number is recycled (0: never).
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 3155760000_i64)]
+    pub idle_recycle_secs: Option<JsonInt>,
+    /// Seconds a recycled soft number rests.
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 3155760000_i64)]
+    pub soft_quarantine_secs: Option<JsonInt>,
+    /// Seconds between pushes of a soft number to one agent.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 3155760000_i64)]
+    pub push_window_secs: Option<JsonInt>,
+    /// Seconds of interactions that permit an acquisition.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 3155760000_i64)]
+    pub lookback_secs: Option<JsonInt>,
+    /// Seconds an acquired X lives after the last request or interaction.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 3155760000_i64)]
+    pub x_lifetime_secs: Option<JsonInt>,
+}
+
+fn secs(field: &str, v: Option<JsonInt>) -> Result<Option<u64>, ApiError> {
+    v.map(|v| u64::try_from(v.0).map_err(|_| ApiError::invalid(field, "0 or more")))
+        .transpose()
+}
+
+fn digit(field: &str, v: Option<JsonInt>) -> Result<Option<u8>, ApiError> {
+    v.map(|v| u8::try_from(v.0).map_err(|_| ApiError::invalid(field, "a digit")))
+        .transpose()
+}
+
+#[utoipa::path(put, path = "/v1/flow/settings", tag = "flow", request_body = SettingsIn,
     responses((status = 200, body = Settings)), security(("bearer" = [])))]
 /// Sets the tenant's own flow settings (absent fields keep theirs).
 pub async fn set_settings(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
-    Body(req): Body<SettingsPatch>,
+    Body(req): Body<SettingsIn>,
 ) -> Result<Json<Settings>, ApiError> {
-    Ok(Json(st.svc.set_flow_settings(t.0, req).await?))
+    let patch = SettingsPatch {
+        soft_flag: digit("soft_flag", req.soft_flag)?,
+        soft_reserved: digit("soft_reserved", req.soft_reserved)?,
+        idle_recycle_secs: secs("idle_recycle_secs", req.idle_recycle_secs)?,
+        soft_quarantine_secs: secs("soft_quarantine_secs", req.soft_quarantine_secs)?,
+        push_window_secs: secs("push_window_secs", req.push_window_secs)?,
+        lookback_secs: secs("lookback_secs", req.lookback_secs)?,
+        x_lifetime_secs: secs("x_lifetime_secs", req.x_lifetime_secs)?,
+    };
+    Ok(Json(st.svc.set_flow_settings(t.0, patch).await?))
 }
 
 #[cfg(test)]

@@ -432,6 +432,19 @@ impl Config {
                 "soft_flag 1 to 9 and soft_reserved 0 to 9".into(),
             );
         }
+        let spans = [
+            f.lookback_secs,
+            f.x_lifetime_secs,
+            f.push_window_secs,
+            f.idle_recycle_secs,
+            f.soft_quarantine_secs,
+        ];
+        if spans.iter().any(|s| *s > 3_155_760_000) {
+            bad(
+                "flow.x_lifetime_secs",
+                "spans of [flow] are at most 100 years".into(),
+            );
+        }
         if f.lookback_secs == 0 || f.x_lifetime_secs == 0 || f.push_window_secs == 0 {
             bad(
                 "flow.x_lifetime_secs",

@@ -125,7 +125,7 @@ impl Services {
         // its interactions, so its refusal says the number is gone.
         let user = s.live_user(tenant, UserKey::LastWithSoft(&rec.soft))?;
         rec.user = user.as_ref().map(|u| u.id);
-        let since = now - i64::try_from(set.lookback_secs).unwrap_or(i64::MAX);
+        let since = now.saturating_sub(i64::try_from(set.lookback_secs).unwrap_or(i64::MAX));
         let shares = s
             .teams(tenant)?
             .iter()
@@ -153,7 +153,7 @@ impl Services {
                 "the soft number is no longer live".into(),
             ));
         }
-        let until = now + i64::try_from(set.x_lifetime_secs).unwrap_or(i64::MAX / 2);
+        let until = now.saturating_add(i64::try_from(set.x_lifetime_secs).unwrap_or(i64::MAX));
         if let Some(b) = s.acquired(agent.id, user.id)? {
             if let Some(live) = self.extend_acquired(s, b, until)? {
                 return Ok(Outcome::Granted(

@@ -120,7 +120,12 @@ impl Services {
                     renew.push(b);
                 }
                 if PUSHING.contains(&r.kind.as_str())
-                    && s.push_due(r.user, r.agent, now - window + 1, now)?
+                    && s.push_due(
+                        r.user,
+                        r.agent,
+                        now.saturating_sub(window).saturating_add(1),
+                        now,
+                    )?
                 {
                     events.push(NewEvent {
                         tenant,
@@ -138,7 +143,7 @@ impl Services {
             let pushed = events.len();
             out.store(s, events)?;
             for b in renew {
-                me.extend_acquired(s, b, now + life)?;
+                me.extend_acquired(s, b, now.saturating_add(life))?;
             }
             Ok::<_, Error>((rows.len(), pushed))
         })

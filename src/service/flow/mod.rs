@@ -28,12 +28,15 @@ use crate::config::FlowSection;
 use crate::store::prelude::*;
 use crate::store::StoreError;
 
+/// The longest span any flow setting may have: 100 years.
+pub const MAX_SECS: u64 = 3_155_760_000;
+
 /// A tenant's flow-2 settings: the config's `[flow]`, with what the tenant
 /// set of its own.
 pub type Settings = FlowSection;
 
 /// What a tenant may set of its own (absent: the config's value).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     /// See [`FlowSection::soft_flag`].
@@ -83,6 +86,17 @@ impl SettingsPatch {
         ] {
             if v == Some(0) {
                 return Err(Error::invalid(name, "at least 1"));
+            }
+        }
+        for (name, v) in [
+            ("idle_recycle_secs", self.idle_recycle_secs),
+            ("soft_quarantine_secs", self.soft_quarantine_secs),
+            ("push_window_secs", self.push_window_secs),
+            ("lookback_secs", self.lookback_secs),
+            ("x_lifetime_secs", self.x_lifetime_secs),
+        ] {
+            if v.is_some_and(|v| v > MAX_SECS) {
+                return Err(Error::invalid(name, "at most 100 years"));
             }
         }
         Ok(())

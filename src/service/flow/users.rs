@@ -43,7 +43,9 @@ impl Services {
                 }
                 let settings = settings_of(s, &me.flow, tenant)?;
                 let now = me.clock.now().unix();
-                let since = now - i64::try_from(settings.soft_quarantine_secs).unwrap_or(i64::MAX);
+                let since = now.saturating_sub(
+                    i64::try_from(settings.soft_quarantine_secs).unwrap_or(i64::MAX),
+                );
                 for _ in 0..32 {
                     let soft = candidate(&settings);
                     let dialled = dialled_form(&me, &soft);
