@@ -93,6 +93,7 @@ pub(super) async fn start_api(
         normaliser: norm.clone(),
         flow: cfg.flow.clone(),
         provider: Arc::new(crate::service::flow::provider::OwnPool),
+        pools: Arc::default(),
     };
     let state = crate::api::ApiState::new(svc.clone(), norm, api_cfg, metrics)?;
     let w = &cfg.webhooks;

@@ -308,6 +308,7 @@ impl Server {
             };
             Some(start_api(&cfg, &data_dir, deps, &front, &mut tasks).await?)
         };
+        tasks.spawn(checkpoints(crate::store::open(&data_dir)?, front.clone()));
         tasks.spawn(crate::watch::run(
             crate::store::open(&data_dir)?,
             seen,
@@ -430,6 +431,25 @@ fn trunks_of(cfg: &Config) -> Result<Vec<crate::calls::trunks::Trunk>, ServerErr
         });
     }
     Ok(out)
+}
+
+/// Moves the database's log into it every second, off every request's
+/// path (connections never checkpoint by themselves), and once more at the
+/// end.
+async fn checkpoints(store: Box<dyn Backend>, stop: CancellationToken) {
+    let store: crate::store::Shared = Arc::new(Mutex::new(store));
+    loop {
+        let done = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+            _ = stop.cancelled() => true,
+        };
+        if let Err(e) = crate::store::off_thread(&store, |s| s.checkpoint()).await {
+            tracing::warn!(error = %e, "database checkpoint failed");
+        }
+        if done {
+            return;
+        }
+    }
 }
 
 /// Our host:port per address family for Via and Contact.

@@ -110,7 +110,12 @@ impl Services {
                 super::flow::refuse_soft(self, n, &p.field(f))?;
             }
         }
-        let pool = pair_pool(s, table, tenant)?;
+        let pool = self.pool_of(s, tenant)?;
+        let pool: Vec<Number> = pool
+            .iter()
+            .filter(|x| !table.is_identifier(x))
+            .cloned()
+            .collect();
         let pool_set: HashSet<&Number> = pool.iter().collect();
         // X chosen earlier in this batch, per party.
         let mut batch: HashMap<Number, HashSet<Number>> = HashMap::new();
@@ -335,6 +340,23 @@ impl Services {
 
 /// The pool numbers a pair may get: an identifier's X reaches its owner
 /// alone and is never a pair's.
+impl Services {
+    /// The tenant's pool, from memory when it was read before: it changes
+    /// only through `add_numbers` and `remove_number`, which forget it.
+    pub(crate) fn pool_of(
+        &self,
+        s: &dyn Backend,
+        tenant: TenantId,
+    ) -> Result<std::sync::Arc<Vec<Number>>, Error> {
+        if let Some(p) = self.pools.get(&tenant) {
+            return Ok(p.clone());
+        }
+        let p = std::sync::Arc::new(s.numbers(tenant)?);
+        self.pools.insert(tenant, p.clone());
+        Ok(p)
+    }
+}
+
 fn pair_pool(
     s: &dyn Backend,
     table: &BindingTable,

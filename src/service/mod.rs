@@ -130,6 +130,8 @@ pub struct Services {
     pub flow: crate::config::FlowSection,
     /// Where acquired numbers come from.
     pub provider: Arc<dyn flow::provider::Provider>,
+    /// Tenants' pools as last read (see `Services::pool_of`).
+    pub pools: Arc<dashmap::DashMap<TenantId, Arc<Vec<crate::bindings::Number>>>>,
 }
 
 impl Services {

@@ -24,11 +24,16 @@ impl Services {
             super::flow::refuse_soft(self, n, &format!("numbers[{i}]"))?;
         }
         let now = self.clock.now().unix();
-        self.unit(move |s, _| match s.add_numbers(tenant, &nums, now)? {
-            Ok(()) => Ok(()),
-            // Whose it is stays unsaid: no oracle of other tenants' numbers.
-            Err((n, true)) => Err(Error::Conflict(format!("{} is already yours", n.as_str()))),
-            Err((n, false)) => Err(Error::Conflict(format!("{} is not available", n.as_str()))),
+        let pools = self.pools.clone();
+        self.unit(move |s, _| {
+            // Forgotten under the store's lock: the next unit reads afresh.
+            pools.remove(&tenant);
+            match s.add_numbers(tenant, &nums, now)? {
+                Ok(()) => Ok(()),
+                // Whose it is stays unsaid: no oracle of other tenants' numbers.
+                Err((n, true)) => Err(Error::Conflict(format!("{} is already yours", n.as_str()))),
+                Err((n, false)) => Err(Error::Conflict(format!("{} is not available", n.as_str()))),
+            }
         })
         .await
     }
@@ -54,6 +59,7 @@ impl Services {
     /// Removes a number that serves no binding.
     pub async fn remove_number(&self, tenant: TenantId, n: Number) -> Result<(), Error> {
         let table = self.table.clone();
+        let pools = self.pools.clone();
         self.unit(move |s, _| {
             if !s.numbers(tenant)?.contains(&n) {
                 return Err(Error::NotFound("number"));
@@ -65,6 +71,7 @@ impl Services {
                 )));
             }
             s.remove_number(tenant, &n)?;
+            pools.remove(&tenant);
             Ok(())
         })
         .await

@@ -343,6 +343,9 @@ pub trait FlowStore {
     /// A tenant's teams.
     fn teams(&self, tenant: TenantId) -> Result<Vec<Team>, StoreError>;
 
+    /// One team of a tenant.
+    fn team(&self, tenant: TenantId, id: i64) -> Result<Option<Team>, StoreError>;
+
     /// Sets whether a team shares; `false` if the tenant has no such team.
     fn set_team_shares(
         &mut self,
@@ -460,6 +463,11 @@ pub trait Backend:
 
     /// Another connection to the same database.
     fn reopen(&self) -> Result<Box<dyn Backend>, StoreError>;
+
+    /// Moves committed writes from the log into the database without
+    /// blocking anyone (SQLite's passive WAL checkpoint); a no-op where
+    /// the database does that itself.
+    fn checkpoint(&mut self) -> Result<(), StoreError>;
 }
 
 impl<'a> dyn Backend + 'a {

@@ -134,6 +134,15 @@ fn user_of(r: &Row<'_>) -> rusqlite::Result<User> {
 const USER: &str =
     "SELECT id, tenant_id, real, soft, ext_id, created_at, active_at, recycled_at FROM soft_users";
 
+fn team_of(r: &Row<'_>) -> rusqlite::Result<Team> {
+    Ok(Team {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        name: r.get(2)?,
+        shares: r.get(3)?,
+    })
+}
+
 fn agent_of(r: &Row<'_>) -> rusqlite::Result<Agent> {
     Ok(Agent {
         id: r.get(0)?,
@@ -249,15 +258,18 @@ impl FlowStore for SqliteStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, tenant_id, name, shares FROM teams WHERE tenant_id = ?1 ORDER BY id",
         )?;
-        let rows = stmt.query_map([tenant], |r| {
-            Ok(Team {
-                id: r.get(0)?,
-                tenant: r.get(1)?,
-                name: r.get(2)?,
-                shares: r.get(3)?,
-            })
-        })?;
+        let rows = stmt.query_map([tenant], team_of)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn team(&self, tenant: TenantId, id: i64) -> Result<Option<Team>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id, tenant_id, name, shares FROM teams WHERE tenant_id = ?1 AND id = ?2",
+            )?
+            .query_row(params![tenant, id], team_of)
+            .optional()?)
     }
 
     fn set_team_shares(

@@ -126,10 +126,7 @@ impl Services {
         let user = s.live_user(tenant, UserKey::LastWithSoft(&rec.soft))?;
         rec.user = user.as_ref().map(|u| u.id);
         let since = now.saturating_sub(i64::try_from(set.lookback_secs).unwrap_or(i64::MAX));
-        let shares = s
-            .teams(tenant)?
-            .iter()
-            .any(|t| t.id == agent.team && t.shares);
+        let shares = s.team(tenant, agent.team)?.is_some_and(|t| t.shares);
         let permitted = match &user {
             None => false,
             Some(u) => {

@@ -9,9 +9,7 @@ use crate::store::prelude::*;
 
 /// Checks a team belongs to the tenant.
 fn team_of(s: &dyn Backend, tenant: TenantId, team: i64) -> Result<Team, Error> {
-    s.teams(tenant)?
-        .into_iter()
-        .find(|t| t.id == team)
+    s.team(tenant, team)?
         .ok_or_else(|| Error::invalid("team", "no such team of yours"))
 }
 
