@@ -467,3 +467,32 @@ async fn bad_input_gets_a_clear_problem_and_changes_nothing() {
         r.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acquired_x_carries_a_sipp_call_from_the_agent_to_the_user() {
+    let uas_port = free_port("127.0.0.3");
+    let api = api_with(|c| c.sip.trunk = format!("127.0.0.3:{uas_port}")).await;
+    let soft = world(&api).await;
+    api.req(
+        "POST",
+        "/v1/interactions",
+        Some(json!({ "soft_number": soft, "agent": NORTH_1, "kind": "chat" })),
+    )
+    .await;
+    let r = acquire(&api, NORTH_1, &soft).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let x = r.json()["x"].as_str().expect("x").to_string();
+    // SIPp as the agent's phone (on 127.0.0.2, a trusted network) and as
+    // the user's phone behind the trunk: the call must go through.
+    Sipp::new()
+        .call(
+            api.sut.addr,
+            uas_port,
+            "uas.xml",
+            "uac.xml",
+            NORTH_1,
+            &x,
+            false,
+        )
+        .await;
+}
