@@ -7,35 +7,12 @@
 
 Every request waits for its answer (durability is on: the API answers after
 the commit). Numbers are made unique per run so runs can repeat."""
-import http.client
 import json
 import random
 import sys
 import time
-import urllib.parse
 
-
-def client(url):
-    u = urllib.parse.urlparse(url)
-    return http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-
-
-def call(conn, key, method, path, body=None):
-    headers = {"Authorization": "Bearer " + key}
-    data = None
-    if body is not None:
-        data = json.dumps(body)
-        headers["Content-Type"] = "application/json"
-    t0 = time.perf_counter()
-    conn.request(method, path, body=data, headers=headers)
-    r = conn.getresponse()
-    payload = r.read()
-    return r.status, payload, time.perf_counter() - t0
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * p / 100))] * 1000 if xs else float("nan")
+from benchlib import call, client, pct
 
 
 def main():

@@ -11,36 +11,13 @@ time, all or none, committed before the answer); acquisitions per second
 (4 connections) and the latency of one acquisition (one connection, one
 request at a time: p50/p99); the server's memory (PSS of PID) at the end.
 Numbers are made unique per run, so the same server may serve several."""
-import http.client
 import json
 import random
 import sys
 import threading
 import time
-import urllib.parse
 
-
-def client(url):
-    u = urllib.parse.urlparse(url)
-    return http.client.HTTPConnection(u.hostname, u.port, timeout=120)
-
-
-def call(conn, key, method, path, body=None):
-    headers = {"Authorization": "Bearer " + key}
-    data = None
-    if body is not None:
-        data = json.dumps(body)
-        headers["Content-Type"] = "application/json"
-    t0 = time.perf_counter()
-    conn.request(method, path, body=data, headers=headers)
-    r = conn.getresponse()
-    payload = r.read()
-    return r.status, payload, time.perf_counter() - t0
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * p / 100))] * 1000 if xs else float("nan")
+from benchlib import call, client, pct
 
 
 def parallel(url, key, jobs, work, threads=4):
@@ -144,7 +121,7 @@ def main():
     lat = []
     for body in jobs[:2000]:
         lat.append(acquire(conn, key, body))
-    fresh = [{"agent": agents[a], "soft_number": softs[u]} for (u, a) in random.sample(pairs, 2000)]
+    fresh = [{"agent": agents[a], "soft_number": softs[u]} for (u, a) in random.sample(pairs, min(2000, len(pairs)))]
     new_lat = []
     for body in fresh:
         s, payload, dt = call(conn, key, "POST", "/v1/acquisitions", body)
