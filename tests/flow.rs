@@ -219,7 +219,7 @@ async fn expiry_frees_x_and_a_recycled_soft_number_stops_resolving() {
         .req(
             "PUT",
             "/v1/flow/settings",
-            Some(json!({ "x_lifetime_secs": 60, "soft_quarantine_secs": 3600 })),
+            Some(json!({ "x_lifetime_secs": 60, "soft_quarantine_secs": 3600, "x_max_calls": 1 })),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -233,6 +233,9 @@ async fn expiry_frees_x_and_a_recycled_soft_number_stops_resolving() {
     let first = acquire(&api, NORTH_1, &soft).await;
     assert_eq!(first.status, 201, "{}", first.body);
     let x = first.json()["x"].as_str().expect("x").to_string();
+    // The tenant's conditions of an acquired X: one answered call.
+    assert_eq!(api.call(NORTH_1, &x).await, 200);
+    assert_eq!(api.call(USER, &x).await, 403, "its one call is used");
     api.sut.clock.advance(Duration::from_secs(61));
     assert_eq!(
         api.call(NORTH_1, &x).await,

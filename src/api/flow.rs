@@ -668,6 +668,17 @@ pub struct SettingsIn {
     /// Seconds an acquired X lives after the last request or interaction.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 3155760000_i64)]
     pub x_lifetime_secs: Option<JsonInt>,
+    /// Longest call through an acquired X, seconds (0: the server's defaults).
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 3155760000_i64)]
+    pub x_max_call_secs: Option<JsonInt>,
+    /// Answered calls an acquired X allows (0: the server's defaults).
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 3155760000_i64)]
+    pub x_max_calls: Option<JsonInt>,
+}
+
+fn count(field: &str, v: Option<JsonInt>) -> Result<Option<u32>, ApiError> {
+    v.map(|v| u32::try_from(v.0).map_err(|_| ApiError::invalid(field, "0 to 4294967295")))
+        .transpose()
 }
 
 fn secs(field: &str, v: Option<JsonInt>) -> Result<Option<u64>, ApiError> {
@@ -696,6 +707,8 @@ pub async fn set_settings(
         push_window_secs: secs("push_window_secs", req.push_window_secs)?,
         lookback_secs: secs("lookback_secs", req.lookback_secs)?,
         x_lifetime_secs: secs("x_lifetime_secs", req.x_lifetime_secs)?,
+        x_max_call_secs: count("x_max_call_secs", req.x_max_call_secs)?,
+        x_max_calls: count("x_max_calls", req.x_max_calls)?,
     };
     Ok(Json(st.svc.set_flow_settings(t.0, patch).await?))
 }

@@ -67,6 +67,10 @@ pub struct FlowSection {
     pub lookback_secs: u64,
     /// How long an acquired X lives after the last request or interaction.
     pub x_lifetime_secs: u64,
+    /// Longest call through an acquired X, seconds (0: `[defaults]`).
+    pub x_max_call_secs: u32,
+    /// Answered calls an acquired X allows (0: `[defaults]`).
+    pub x_max_calls: u32,
 }
 
 /// One `[[trunks]]` entry.

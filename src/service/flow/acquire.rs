@@ -174,6 +174,8 @@ impl Services {
         }
         let conditions = Conditions {
             not_after: Some(until),
+            max_call_secs: (set.x_max_call_secs > 0).then_some(set.x_max_call_secs),
+            max_calls: (set.x_max_calls > 0).then_some(set.x_max_calls),
             ..Default::default()
         };
         let bound = self

@@ -53,6 +53,10 @@ pub struct SettingsPatch {
     pub lookback_secs: Option<u64>,
     /// See [`FlowSection::x_lifetime_secs`].
     pub x_lifetime_secs: Option<u64>,
+    /// See [`FlowSection::x_max_call_secs`].
+    pub x_max_call_secs: Option<u32>,
+    /// See [`FlowSection::x_max_calls`].
+    pub x_max_calls: Option<u32>,
 }
 
 impl SettingsPatch {
@@ -68,6 +72,8 @@ impl SettingsPatch {
             push_window_secs: self.push_window_secs.unwrap_or(base.push_window_secs),
             lookback_secs: self.lookback_secs.unwrap_or(base.lookback_secs),
             x_lifetime_secs: self.x_lifetime_secs.unwrap_or(base.x_lifetime_secs),
+            x_max_call_secs: self.x_max_call_secs.unwrap_or(base.x_max_call_secs),
+            x_max_calls: self.x_max_calls.unwrap_or(base.x_max_calls),
         }
     }
 
@@ -164,7 +170,9 @@ impl Services {
                 soft_quarantine_secs,
                 push_window_secs,
                 lookback_secs,
-                x_lifetime_secs
+                x_lifetime_secs,
+                x_max_call_secs,
+                x_max_calls
             );
             let body = serde_json::to_string(&mine).map_err(|e| Error::Internal(e.to_string()))?;
             s.set_flow_settings(tenant, &body)?;
