@@ -476,15 +476,24 @@ async fn an_acquired_x_carries_a_sipp_call_from_the_agent_to_the_user() {
     let uas_port = free_port("127.0.0.3");
     let api = api_with(|c| c.sip.trunk = format!("127.0.0.3:{uas_port}")).await;
     let soft = world(&api).await;
-    api.req(
-        "POST",
-        "/v1/interactions",
-        Some(json!({ "soft_number": soft, "agent": NORTH_1, "kind": "chat" })),
-    )
-    .await;
+    let r = api
+        .req(
+            "PUT",
+            "/v1/flow/settings",
+            Some(json!({ "x_lifetime_secs": 60 })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let chat = json!({ "soft_number": soft, "agent": NORTH_1, "kind": "chat" });
+    api.req("POST", "/v1/interactions", Some(chat.clone()))
+        .await;
     let r = acquire(&api, NORTH_1, &soft).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let x = r.json()["x"].as_str().expect("x").to_string();
+    // A new interaction renews X: 50 s later it has another 60.
+    api.sut.clock.advance(Duration::from_secs(50));
+    api.req("POST", "/v1/interactions", Some(chat)).await;
+    api.sut.clock.advance(Duration::from_secs(50));
     // SIPp as the agent's phone (on 127.0.0.2, a trusted network) and as
     // the user's phone behind the trunk: the call must go through.
     Sipp::new()
