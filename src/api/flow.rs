@@ -669,10 +669,10 @@ pub struct SettingsIn {
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 3155760000_i64)]
     pub x_lifetime_secs: Option<JsonInt>,
     /// Longest call through an acquired X, seconds (0: the server's defaults).
-    #[schema(value_type = Option<i64>, minimum = 0, maximum = 3155760000_i64)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub x_max_call_secs: Option<JsonInt>,
     /// Answered calls an acquired X allows (0: the server's defaults).
-    #[schema(value_type = Option<i64>, minimum = 0, maximum = 3155760000_i64)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub x_max_calls: Option<JsonInt>,
 }
 
