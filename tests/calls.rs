@@ -546,3 +546,39 @@ async fn re_invite_glare_ends_with_acks_and_no_retransmissions() {
         m.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdp_is_rebuilt_per_leg_and_unusable_sdp_is_refused() {
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let d = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    // A softphone's SDP, with the caller's number in cname and tool lines.
+    let leaky = format!(
+        "v=0\r\no={A} 2732856622 7 IN IP4 127.0.0.2\r\ns=baresip\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
+         a=tool:baresip 1.0.0\r\nm=audio 6031 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=ssrc:2732856622 cname:sip:{A}@127.0.0.2:6031\r\n\
+         a=msid:x y\r\na=sendrecv\r\n"
+    );
+    let plain = sdp(A, "127.0.0.2");
+    let invite = d.invite().replace(&plain, &leaky).replace(
+        &format!("Content-Length: {}", plain.len()),
+        &format!("Content-Length: {}", leaky.len()),
+    );
+    s.caller.send(s.sut.addr, &invite).await;
+    let inv = s.callee.expect_request("INVITE").await;
+    let body = inv.body();
+    for leak in [A, "2732856622", "baresip", "ssrc", "msid"] {
+        assert!(!body.contains(leak), "{leak} crossed:\n{body}");
+    }
+    assert!(
+        body.contains("a=rtpmap:101 telephone-event/8000") && body.contains("a=sendrecv"),
+        "{body}"
+    );
+    assert!(body.starts_with("v=0\r\no=- "), "{body}");
+    // Not SDP at all: 488, and the callee hears nothing.
+    let d2 = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    let bad = d2.invite().replace("v=0\r\n", "v=1\r\n");
+    s.caller.send(s.sut.addr, &bad).await;
+    let r = s.caller.expect_response(488).await;
+    assert_eq!(r.msg.call_id, d2.call_id);
+    s.callee.expect_silence(Duration::from_millis(200)).await;
+}

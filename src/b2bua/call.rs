@@ -56,6 +56,8 @@ pub struct Leg {
     pub me: String,
     /// Max-Forwards of requests we start on this leg.
     pub max_forwards: u32,
+    /// The SDP origin this leg is shown (our own, per leg).
+    pub origin: crate::sip::sdp::Origin,
 }
 
 impl Leg {

@@ -106,6 +106,12 @@ impl<P: Policy> Engine<P> {
             return;
         };
         let to = from.other();
+        if super::is_sdp(m)
+            && crate::sip::sdp::rebuild(&m.body, "0.0.0.0", &mut crate::sip::sdp::Origin::default())
+                .is_err()
+        {
+            return self.respond_simple(&server_key, 488, None, now);
+        }
         if call.leg(to).remote_tag.is_none() {
             // The other leg has no dialog yet (UPDATE before B's first 18x).
             return self.respond_simple(&server_key, 491, None, now);
@@ -119,14 +125,14 @@ impl<P: Policy> Engine<P> {
         // Every client INVITE transaction ACKs its non-2xx final (RFC 3261
         // 17.1.1.3): a 491 in re-INVITE glare must not be resent for 32 s.
         let ack = (method == Method::Invite).then_some(ack);
-        let (our_cseq, peer, me) = (leg.local_cseq, leg.peer, leg.me.clone());
+        let (our_cseq, peer) = (leg.local_cseq, leg.peer);
         if let Some(rack) = &m.rack {
             // RAck names the INVITE's CSeq, which differs between the legs.
             let rseq = rack.split_whitespace().next().unwrap_or("1");
             w.header("RAck", &format!("{rseq} {b_invite_cseq} INVITE"));
         }
+        let body = super::cross_or_drop(media, m, leg);
         self.copy_relayed(&mut w, m);
-        let body = self.cross_body(media, m, &me);
         let bytes = w.finish(m.content_type.as_deref(), &body);
         self.tx
             .send_request(key.clone(), peer, bytes, id, ack, now.mono);
@@ -157,7 +163,8 @@ impl<P: Policy> Engine<P> {
         }
         let media = call.media;
         let leg = call.leg(r.from);
-        let (contact, me) = (leg.contact(), leg.me.clone());
+        let contact = leg.contact();
+        let body = super::cross_or_drop(media, m, leg);
         let Some(mut w) = self.tx.response(&r.server_key, code, reason(code), None) else {
             return;
         };
@@ -165,7 +172,6 @@ impl<P: Policy> Engine<P> {
             w.header("Contact", &contact);
         }
         self.copy_relayed(&mut w, m);
-        let body = self.cross_body(media, m, &me);
         let bytes = w.finish(m.content_type.as_deref(), &body);
         self.tx.respond(&r.server_key, code, bytes, now.mono);
     }
@@ -195,14 +201,12 @@ impl<P: Policy> Engine<P> {
     /// Sends the ACK for our INVITE's 2xx on `side`, with the SDP (late
     /// offer answer) from `from_ack` if given.
     fn send_ack(&mut self, id: CallId, side: Side, cseq: u32, from_ack: Option<&Msg>, _now: Now) {
-        let body = match (from_ack, self.calls.get(&id)) {
-            (Some(a), Some(c)) => self.cross_body(c.media, a, &c.b.me),
-            _ => Vec::new(),
-        };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        let media = call.media;
         let leg = call.leg(side);
+        let body = from_ack.map_or_else(Vec::new, |a| super::cross_or_drop(media, a, leg));
         let (w, _, _) = leg.request(Method::Ack, Some(cseq));
         let peer = leg.peer;
         let ct = from_ack.and_then(|a| a.content_type.clone());

@@ -31,7 +31,12 @@ impl<P: Policy> Engine<P> {
             source: src,
             account,
         };
-        let own = if !self.accepting {
+        let own = if super::is_sdp(&m)
+            && crate::sip::sdp::rebuild(&m.body, "0.0.0.0", &mut crate::sip::sdp::Origin::default())
+                .is_err()
+        {
+            Some((488, "Not Acceptable Here".to_string(), "unusable SDP"))
+        } else if !self.accepting {
             let (status, reason) = self.cfg.unavailable.clone();
             Some((status, reason, "shutting down"))
         } else if m.max_forwards == Some(0) {
@@ -86,6 +91,7 @@ impl<P: Policy> Engine<P> {
             peer: src,
             me: me_a,
             max_forwards: 70,
+            origin: crate::sip::sdp::Origin::new(),
         };
         tracing::debug!(call = id, forks = plan.targets.len(), "bridging call");
         let mut sends = Vec::with_capacity(plan.targets.len());
@@ -171,6 +177,7 @@ impl<P: Policy> Engine<P> {
             max_forwards: offer
                 .max_forwards
                 .map_or(70, |v| v.saturating_sub(1).min(70)),
+            origin: crate::sip::sdp::Origin::new(),
         };
         let (bytes, key, ack) = self.invite_on(&mut leg, offer, media, None);
         let fork = Fork {
@@ -202,7 +209,8 @@ impl<P: Policy> Engine<P> {
             w.header(name, &value);
         }
         self.copy_relayed(&mut w, offer);
-        let body = self.cross_body(media, offer, &leg.me);
+        // The offer was checked when it came (on_invite).
+        let body = super::cross_or_drop(media, offer, leg);
         (w.finish(offer.content_type.as_deref(), &body), key, ack)
     }
 
@@ -475,22 +483,20 @@ impl<P: Policy> Engine<P> {
     /// Relays B's 18x or 2xx to A's INVITE transaction.
     fn relay_to_a_invite(&mut self, id: CallId, m: &Msg, now: Now) {
         let Some(code) = m.code() else { return };
-        let Some(call) = self.calls.get(&id) else {
+        let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let (key, tag, contact, me, media) = (
+        let (key, tag, contact) = (
             call.a_invite.clone(),
             call.a.local_tag.clone(),
             call.a.contact(),
-            call.a.me.clone(),
-            call.media,
         );
+        let body = super::cross_or_drop(call.media, m, &mut call.a);
         let Some(mut w) = self.tx.response(&key, code, reason(code), Some(&tag)) else {
             return;
         };
         w.header("Contact", &contact);
         self.copy_relayed(&mut w, m);
-        let body = self.cross_body(media, m, &me);
         let bytes = w.finish(m.content_type.as_deref(), &body);
         self.tx.respond(&key, code, bytes, now.mono);
     }

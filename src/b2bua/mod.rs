@@ -343,21 +343,6 @@ impl<P: Policy> Engine<P> {
             .unwrap_or_default()
     }
 
-    /// A body as it may cross to the other leg: SDP as the call's media
-    /// policy says (other bodies pass unchanged).
-    fn cross_body(&self, _media: Media, m: &Msg, me: &str) -> Vec<u8> {
-        let is_sdp = m
-            .content_type
-            .as_deref()
-            .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/sdp"));
-        if is_sdp {
-            let host = me.rsplit_once(':').map_or(me, |(h, _)| h);
-            sdp::mask(&m.body, host)
-        } else {
-            m.body.clone()
-        }
-    }
-
     /// Marks a call over, tells the policy and schedules its removal.
     fn finish(&mut self, id: CallId, reason: EndReason, now: Now) {
         let Some(c) = self.calls.get_mut(&id) else {
@@ -411,6 +396,32 @@ impl<P: Policy> Engine<P> {
             self.relays.retain(|_, r| r.call != id);
         }
     }
+}
+
+/// A body as it may cross to `leg`: SDP rebuilt for it (other bodies pass
+/// unchanged); an error for a body that claims to be SDP and is not.
+fn cross_body(_media: Media, m: &Msg, leg: &mut Leg) -> Result<Vec<u8>, sdp::SdpError> {
+    if !is_sdp(m) {
+        return Ok(m.body.clone());
+    }
+    let host = leg.me.rsplit_once(':').map_or(leg.me.as_str(), |(h, _)| h);
+    sdp::rebuild(&m.body, host, &mut leg.origin)
+}
+
+/// Whether a message carries SDP.
+fn is_sdp(m: &Msg) -> bool {
+    m.content_type
+        .as_deref()
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/sdp"))
+}
+
+/// [`cross_body`] for a response or an ACK, which cannot be refused: an
+/// unusable description is left out (and logged), never passed on.
+fn cross_or_drop(media: Media, m: &Msg, leg: &mut Leg) -> Vec<u8> {
+    cross_body(media, m, leg).unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "unusable SDP left out");
+        Vec::new()
+    })
 }
 
 /// Methods we take, for Allow headers.

@@ -1,50 +1,236 @@
-//! SDP masking: phones put their account or number in the `o=` user name and
-//! the `s=` line, and their host in the `o=` address. Those are replaced;
-//! media lines (`c=`, `m=`, `a=`) pass unchanged until media anchoring exists.
+//! Session descriptions rebuilt per leg from an allow-list: nothing of a
+//! party's SDP crosses unless it is known to be needed and safe. The
+//! origin (`o=`) is the leg's own (user `-`, a session id made for the leg,
+//! a version that rises when the description changes, our address), the
+//! session name is `-`, and of the media only what a call needs crosses:
+//! each `m=` line, its connection and bandwidth, and the attributes in
+//! [`MEDIA_ATTRIBUTES`]. Everything else (`a=ssrc` with its cname,
+//! `a=tool`, `msid`, ICE, fingerprints, `i=`, `u=`, `e=`, `p=`, unknown
+//! lines) is dropped. A body that is not SDP is an error: the request is
+//! refused (488), never passed through.
+//!
+//! Media addresses (`c=`, the `m=` ports) are still the parties' own until
+//! media is anchored in sipmask.
 
-/// Rewrites `o=` (user name and address) and `s=` in an SDP body. `host` is
-/// our advertised address. A body that is not UTF-8 is returned unchanged.
-pub fn mask(body: &[u8], host_ip: &str) -> Vec<u8> {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return body.to_vec();
-    };
-    let mut out = String::with_capacity(text.len() + 16);
-    for line in text.split_inclusive('\n') {
-        let (content, eol) = match line.strip_suffix("\r\n") {
-            Some(c) => (c, "\r\n"),
-            None => match line.strip_suffix('\n') {
-                Some(c) => (c, "\n"),
-                None => (line, ""),
-            },
-        };
-        if let Some(o) = content.strip_prefix("o=") {
-            let f: Vec<&str> = o.split_whitespace().collect();
-            if f.len() == 6 {
-                let ipver = if host_ip.contains(':') { "IP6" } else { "IP4" };
-                let ip = host_ip.trim_matches(['[', ']']);
-                out.push_str(&format!("o=- {} {} IN {ipver} {ip}", f[1], f[2]));
-            } else {
-                out.push_str("o=- 0 0 IN IP4 0.0.0.0");
-            }
-        } else if content.starts_with("s=") {
-            out.push_str("s=-");
-        } else {
-            out.push_str(content);
+/// Attributes that cross, at session or media level.
+pub const MEDIA_ATTRIBUTES: &[&str] = &[
+    "rtpmap",
+    "fmtp",
+    "ptime",
+    "maxptime",
+    "sendrecv",
+    "sendonly",
+    "recvonly",
+    "inactive",
+    "rtcp-mux",
+    "rtcp",
+    "silenceSupp",
+    "framerate",
+    "label",
+    "mid",
+    "group",
+];
+
+/// Why a body is not usable SDP.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SdpError {
+    /// Not UTF-8 text.
+    #[error("SDP is not text")]
+    NotText,
+    /// A required line is missing or malformed.
+    #[error("SDP {0}")]
+    Malformed(&'static str),
+}
+
+/// The origin one leg shows: its session id and the version of its last
+/// description, with a digest of that description to tell a change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// Session id, made for the leg.
+    pub session: u64,
+    /// Version of the last description sent.
+    pub version: u64,
+    /// The last description sent, without its `o=` line.
+    last: Vec<u8>,
+}
+
+impl Origin {
+    /// A fresh origin for a new leg.
+    pub fn new() -> Origin {
+        Origin {
+            session: rand::random::<u32>() as u64,
+            version: 0,
+            last: Vec::new(),
         }
-        out.push_str(eol);
     }
-    out.into_bytes()
+}
+
+/// Splits text into lines without their ends.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|l| !l.is_empty())
+}
+
+/// The name of an `a=` line's attribute.
+fn attribute(value: &str) -> &str {
+    value.split([':', ' ']).next().unwrap_or(value)
+}
+
+/// Rebuilds `body` for a leg shown from `host_ip`, with `origin` the leg's.
+pub fn rebuild(body: &[u8], host_ip: &str, origin: &mut Origin) -> Result<Vec<u8>, SdpError> {
+    let text = std::str::from_utf8(body).map_err(|_| SdpError::NotText)?;
+    let mut it = lines(text);
+    if it.next() != Some("v=0") {
+        return Err(SdpError::Malformed("must start with v=0"));
+    }
+    let mut rest = String::with_capacity(text.len());
+    let (mut has_o, mut media) = (false, 0usize);
+    for line in it {
+        let Some((kind, value)) = line.split_once('=') else {
+            return Err(SdpError::Malformed("has a line that is not type=value"));
+        };
+        match kind {
+            "o" => {
+                if value.split_whitespace().count() != 6 {
+                    return Err(SdpError::Malformed("o= needs six fields"));
+                }
+                has_o = true;
+            }
+            "m" => {
+                let f: Vec<&str> = value.split_whitespace().collect();
+                if f.len() < 4
+                    || f[1]
+                        .split('/')
+                        .next()
+                        .and_then(|p| p.parse::<u16>().ok())
+                        .is_none()
+                {
+                    return Err(SdpError::Malformed(
+                        "m= needs media, port, proto and formats",
+                    ));
+                }
+                media += 1;
+                push(&mut rest, "m", value);
+            }
+            "c" => {
+                if value.split_whitespace().count() != 3 {
+                    return Err(SdpError::Malformed("c= needs three fields"));
+                }
+                push(&mut rest, "c", value);
+            }
+            "b" | "t" => push(&mut rest, kind, value),
+            "a" if MEDIA_ATTRIBUTES.contains(&attribute(value)) => push(&mut rest, "a", value),
+            // s= is ours; i= u= e= p= z= k= r= and every other attribute
+            // stay behind.
+            _ => {}
+        }
+    }
+    if !has_o {
+        return Err(SdpError::Malformed("has no o= line"));
+    }
+    if media == 0 {
+        return Err(SdpError::Malformed("has no m= line"));
+    }
+    if !rest.contains("t=") {
+        rest = format!("t=0 0\r\n{rest}");
+    }
+    if rest.as_bytes() != origin.last.as_slice() {
+        origin.version += 1;
+        origin.last = rest.as_bytes().to_vec();
+    }
+    let ip = host_ip.trim_matches(['[', ']']);
+    let ipver = if ip.contains(':') { "IP6" } else { "IP4" };
+    let mut out = format!(
+        "v=0\r\no=- {} {} IN {ipver} {ip}\r\ns=-\r\n",
+        origin.session, origin.version
+    );
+    // t= belongs before the media: session-level lines kept their order.
+    out.push_str(&rest);
+    Ok(out.into_bytes())
+}
+
+fn push(out: &mut String, kind: &str, value: &str) {
+    out.push_str(kind);
+    out.push('=');
+    out.push_str(value);
+    out.push_str("\r\n");
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    const BARESIP: &str = "v=0\r\no=13800000000 2732856622 1 IN IP4 127.0.0.1\r\ns=baresip\r\n\
+        c=IN IP4 127.0.0.1\r\nt=0 0\r\na=tool:baresip 1.0.0\r\nm=audio 6031 RTP/AVP 0 8 101\r\n\
+        b=AS:64\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+        a=fmtp:101 0-15\r\na=sendrecv\r\na=ssrc:2732856622 cname:sip:13800000000@127.0.0.1:6031\r\n\
+        a=msid:abc def\r\na=candidate:1 1 UDP 2130706431 10.0.0.5 6031 typ host\r\n\
+        a=ptime:20\r\na=x-unknown:1\r\ni=Alice's phone\r\n";
+
     #[test]
-    fn origin_user_address_and_session_name_are_replaced() {
-        let sdp = "v=0\r\no=13800000000 1 2 IN IP4 10.0.0.2\r\ns=Alice's phone\r\nc=IN IP4 10.0.0.2\r\nm=audio 4000 RTP/AVP 0\r\n";
-        let out = String::from_utf8(super::mask(sdp.as_bytes(), "192.0.2.1")).expect("utf8");
+    fn only_the_allow_list_crosses() {
+        let mut o = Origin::new();
+        let out = String::from_utf8(rebuild(BARESIP.as_bytes(), "192.0.2.1", &mut o).expect("ok"))
+            .expect("utf8");
         assert_eq!(
             out,
-            "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nm=audio 4000 RTP/AVP 0\r\n"
+            format!(
+                "v=0\r\no=- {} 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                 m=audio 6031 RTP/AVP 0 8 101\r\nb=AS:64\r\na=rtpmap:0 PCMU/8000\r\n\
+                 a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\na=ptime:20\r\n",
+                o.session
+            )
         );
+        for leak in [
+            "13800000000",
+            "2732856622",
+            "baresip",
+            "msid",
+            "candidate",
+            "x-unknown",
+            "Alice",
+        ] {
+            assert!(!out.contains(leak), "{leak}");
+        }
+    }
+
+    #[test]
+    fn the_version_rises_only_when_the_description_changes() {
+        let mut o = Origin::new();
+        rebuild(BARESIP.as_bytes(), "192.0.2.1", &mut o).expect("ok");
+        rebuild(BARESIP.as_bytes(), "192.0.2.1", &mut o).expect("ok");
+        assert_eq!(o.version, 1, "the same description again keeps its version");
+        let hold = BARESIP.replace("a=sendrecv", "a=sendonly");
+        rebuild(hold.as_bytes(), "192.0.2.1", &mut o).expect("ok");
+        assert_eq!(o.version, 2);
+    }
+
+    #[test]
+    fn what_is_not_sdp_is_refused() {
+        let mut o = Origin::new();
+        for bad in [
+            &b"\xff\xfe"[..],
+            b"hello",
+            b"v=0\r\ns=x\r\nm=audio 1 RTP/AVP 0\r\n",
+            b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\ns=x\r\n",
+            b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n",
+            b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\nnonsense\r\nm=audio 1 RTP/AVP 0\r\n",
+        ] {
+            assert!(
+                rebuild(bad, "192.0.2.1", &mut o).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(o.version, 0);
+    }
+
+    #[test]
+    fn ipv6_origins_say_so() {
+        let mut o = Origin::new();
+        let out = rebuild(BARESIP.as_bytes(), "[2001:db8::1]", &mut o).expect("ok");
+        assert!(String::from_utf8_lossy(&out).contains(" IN IP6 2001:db8::1\r\n"));
     }
 }
