@@ -106,10 +106,7 @@ impl<P: Policy> Engine<P> {
             return;
         };
         let to = from.other();
-        if super::is_sdp(m)
-            && crate::sip::sdp::rebuild(&m.body, "0.0.0.0", &mut crate::sip::sdp::Origin::default())
-                .is_err()
-        {
+        if super::unusable_sdp(m) {
             return self.respond_simple(&server_key, 488, None, now);
         }
         if call.leg(to).remote_tag.is_none() {

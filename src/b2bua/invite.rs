@@ -31,10 +31,7 @@ impl<P: Policy> Engine<P> {
             source: src,
             account,
         };
-        let own = if super::is_sdp(&m)
-            && crate::sip::sdp::rebuild(&m.body, "0.0.0.0", &mut crate::sip::sdp::Origin::default())
-                .is_err()
-        {
+        let own = if super::unusable_sdp(&m) {
             Some((488, "Not Acceptable Here".to_string(), "unusable SDP"))
         } else if !self.accepting {
             let (status, reason) = self.cfg.unavailable.clone();

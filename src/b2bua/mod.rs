@@ -415,6 +415,12 @@ fn is_sdp(m: &Msg) -> bool {
         .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/sdp"))
 }
 
+/// Whether a message's body claims to be SDP and is not: a request that
+/// carries it is refused (488), never relayed.
+fn unusable_sdp(m: &Msg) -> bool {
+    is_sdp(m) && sdp::rebuild(&m.body, "0.0.0.0", &mut sdp::Origin::default()).is_err()
+}
+
 /// [`cross_body`] for a response or an ACK, which cannot be refused: an
 /// unusable description is left out (and logged), never passed on.
 fn cross_or_drop(media: Media, m: &Msg, leg: &mut Leg) -> Vec<u8> {
