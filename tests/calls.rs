@@ -581,4 +581,14 @@ async fn sdp_is_rebuilt_per_leg_and_unusable_sdp_is_refused() {
     let r = s.caller.expect_response(488).await;
     assert_eq!(r.msg.call_id, d2.call_id);
     s.callee.expect_silence(Duration::from_millis(200)).await;
+    // Inside a call too: a re-INVITE with unusable SDP is refused, not relayed.
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let (mut d3, _) = connect(&mut s, A, X).await;
+    let bad = d3
+        .request("INVITE", &sdp(A, "127.0.0.2"))
+        .replace("v=0\r\n", "v=1\r\n");
+    s.caller.send(s.sut.addr, &bad).await;
+    let r = s.caller.expect_response(488).await;
+    assert_eq!(r.msg.cseq, d3.cseq);
+    s.callee.expect_silence(Duration::from_millis(200)).await;
 }

@@ -106,18 +106,21 @@ impl<P: Policy> Engine<P> {
             return;
         };
         let to = from.other();
-        if super::unusable_sdp(m) {
-            return self.respond_simple(&server_key, 488, None, now);
-        }
-        if call.leg(to).remote_tag.is_none() {
-            // The other leg has no dialog yet (UPDATE before B's first 18x).
-            return self.respond_simple(&server_key, 491, None, now);
-        }
         let Some(method) = m.method().cloned() else {
             return;
         };
         let (b_invite_cseq, media) = (call.b_invite_cseq, call.media);
         let leg = call.leg(to);
+        if leg.remote_tag.is_none() {
+            // The other leg has no dialog yet (UPDATE before B's first 18x).
+            let code = if super::unusable_sdp(m) { 488 } else { 491 };
+            return self.respond_simple(&server_key, code, None, now);
+        }
+        // Rebuilt once, for the leg it goes to; what is not SDP is refused.
+        let body = match super::cross_body(media, m, leg) {
+            Ok(body) => body,
+            Err(_) => return self.respond_simple(&server_key, 488, None, now),
+        };
         let (mut w, key, ack) = leg.request(method.clone(), None);
         // Every client INVITE transaction ACKs its non-2xx final (RFC 3261
         // 17.1.1.3): a 491 in re-INVITE glare must not be resent for 32 s.
@@ -128,7 +131,6 @@ impl<P: Policy> Engine<P> {
             let rseq = rack.split_whitespace().next().unwrap_or("1");
             w.header("RAck", &format!("{rseq} {b_invite_cseq} INVITE"));
         }
-        let body = super::cross_or_drop(media, m, leg);
         self.copy_relayed(&mut w, m);
         let bytes = w.finish(m.content_type.as_deref(), &body);
         self.tx

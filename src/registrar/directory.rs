@@ -102,16 +102,7 @@ impl Directory {
 
     /// An account's contacts that have not expired.
     pub fn contacts(&self, name: &str, now_ms: i64) -> Vec<Contact> {
-        self.lock()
-            .contacts
-            .get(name)
-            .map(|cs| {
-                cs.iter()
-                    .filter(|c| c.expires_ms > now_ms)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
+        live(self.lock().contacts.get(name), now_ms)
     }
 
     /// Replaces an account's contacts (an applied REGISTER).
@@ -127,27 +118,23 @@ impl Directory {
     /// Drops expired contacts; returns the accounts that lost some, with
     /// what they keep.
     pub fn expire(&self, now_ms: i64) -> Vec<(String, Vec<Contact>)> {
-        let mut g = self.lock();
-        let mut changed = Vec::new();
-        for (name, cs) in g.contacts.iter_mut() {
-            let before = cs.len();
-            cs.retain(|c| c.expires_ms > now_ms);
-            if cs.len() != before {
-                changed.push((name.clone(), cs.clone()));
-            }
-        }
-        g.contacts.retain(|_, cs| !cs.is_empty());
-        changed
+        self.drop_contacts(|c| c.expires_ms <= now_ms)
     }
 
     /// Drops contacts reached over a connection that closed; returns the
     /// accounts that lost some, with what they keep.
     pub fn connection_closed(&self, peer: Peer) -> Vec<(String, Vec<Contact>)> {
+        self.drop_contacts(|c| c.peer == peer)
+    }
+
+    /// Drops the contacts `gone` says; returns the accounts that lost some,
+    /// with what they keep.
+    fn drop_contacts(&self, gone: impl Fn(&Contact) -> bool) -> Vec<(String, Vec<Contact>)> {
         let mut g = self.lock();
         let mut changed = Vec::new();
         for (name, cs) in g.contacts.iter_mut() {
             let before = cs.len();
-            cs.retain(|c| c.peer != peer);
+            cs.retain(|c| !gone(c));
             if cs.len() != before {
                 changed.push((name.clone(), cs.clone()));
             }
@@ -163,19 +150,7 @@ impl Directory {
             .accounts
             .values()
             .filter(|a| a.tenant == tenant)
-            .map(|a| {
-                let cs = g
-                    .contacts
-                    .get(&a.name)
-                    .map(|cs| {
-                        cs.iter()
-                            .filter(|c| c.expires_ms > now_ms)
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (a.clone(), cs)
-            })
+            .map(|a| (a.clone(), live(g.contacts.get(&a.name), now_ms)))
             .collect();
         out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         out
@@ -192,6 +167,15 @@ impl Directory {
             .count();
         (g.accounts.len(), contacts)
     }
+}
+
+/// The contacts of `cs` that have not expired at `now_ms`.
+fn live(cs: Option<&Vec<Contact>>, now_ms: i64) -> Vec<Contact> {
+    cs.into_iter()
+        .flatten()
+        .filter(|c| c.expires_ms > now_ms)
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

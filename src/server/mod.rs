@@ -124,10 +124,7 @@ pub fn load_bindings(cfg: &Config, dir: &std::path::Path) -> Result<Loaded, Stor
         default_country_code: cfg.numbers.default_country_code.clone(),
     };
     for (_, soft) in store.live_softs()? {
-        let n = norm
-            .phone(&soft)
-            .unwrap_or_else(|_| crate::bindings::Number::from_normalised(soft));
-        table.set_soft(n, true);
+        table.set_soft(crate::service::flow::dialled_form(&norm, &soft), true);
     }
     tracing::info!(bindings = table.len(), skipped, "bindings loaded");
     let accounts = Arc::new(crate::registrar::Directory::default());

@@ -110,12 +110,7 @@ impl Services {
                 super::flow::refuse_soft(self, n, &p.field(f))?;
             }
         }
-        let pool = self.pool_of(s, tenant)?;
-        let pool: Vec<Number> = pool
-            .iter()
-            .filter(|x| !table.is_identifier(x))
-            .cloned()
-            .collect();
+        let pool = self.pair_pool(s, tenant)?;
         let pool_set: HashSet<&Number> = pool.iter().collect();
         // X chosen earlier in this batch, per party.
         let mut batch: HashMap<Number, HashSet<Number>> = HashMap::new();
@@ -318,7 +313,7 @@ impl Services {
         let me = self.clone();
         self.unit(move |s, _| {
             let table = &me.table;
-            let pool = pair_pool(s, table, tenant)?;
+            let pool = me.pair_pool(s, tenant)?;
             let taken: HashSet<Number> =
                 table.xs_of(&a).into_iter().chain(table.xs_of(&b)).collect();
             let resting = s
@@ -355,16 +350,16 @@ impl Services {
         self.pools.insert(tenant, p.clone());
         Ok(p)
     }
-}
 
-fn pair_pool(
-    s: &dyn Backend,
-    table: &BindingTable,
-    tenant: TenantId,
-) -> Result<Vec<Number>, Error> {
-    let mut pool = s.numbers(tenant)?;
-    pool.retain(|x| !table.is_identifier(x));
-    Ok(pool)
+    /// The numbers of the pool a pair may get: all but identifiers' X.
+    fn pair_pool(&self, s: &dyn Backend, tenant: TenantId) -> Result<Vec<Number>, Error> {
+        Ok(self
+            .pool_of(s, tenant)?
+            .iter()
+            .filter(|x| !self.table.is_identifier(x))
+            .cloned()
+            .collect())
+    }
 }
 
 fn shortage(s: Shortage) -> Error {

@@ -23,7 +23,7 @@ pub mod users;
 use serde::{Deserialize, Serialize};
 
 use super::{Error, Services};
-use crate::bindings::{Number, TenantId};
+use crate::bindings::{Normaliser, Number, TenantId};
 use crate::config::FlowSection;
 use crate::store::prelude::*;
 use crate::store::StoreError;
@@ -124,9 +124,8 @@ pub(crate) fn settings_of(
 
 /// The form calls and bindings see a soft number in: normalised like any
 /// dialled number, so a call to it is recognised.
-pub(crate) fn dialled_form(svc: &Services, soft: &str) -> Number {
-    svc.normaliser
-        .phone(soft)
+pub fn dialled_form(norm: &Normaliser, soft: &str) -> Number {
+    norm.phone(soft)
         .unwrap_or_else(|_| Number::from_normalised(soft.to_string()))
 }
 

@@ -48,7 +48,7 @@ impl Services {
                 );
                 for _ in 0..32 {
                     let soft = candidate(&settings);
-                    let dialled = dialled_form(&me, &soft);
+                    let dialled = dialled_form(&me.normaliser, &soft);
                     // Never a number that serves as X, nor one still resting.
                     if me.table.tenant_of(&dialled).is_some()
                         || s.soft_resting(tenant, &soft, since)?
@@ -72,7 +72,8 @@ impl Services {
             })
             .await?;
         if made {
-            self.table.set_soft(dialled_form(self, &user.soft), true);
+            self.table
+                .set_soft(dialled_form(&self.normaliser, &user.soft), true);
         }
         Ok((user, made))
     }
@@ -108,7 +109,8 @@ impl Services {
                 Ok::<_, Error>(u)
             })
             .await?;
-        self.table.set_soft(dialled_form(self, &u.soft), false);
+        self.table
+            .set_soft(dialled_form(&self.normaliser, &u.soft), false);
         Ok(())
     }
 
@@ -135,7 +137,8 @@ impl Services {
             })
             .await?;
         for u in &gone {
-            self.table.set_soft(dialled_form(self, &u.soft), false);
+            self.table
+                .set_soft(dialled_form(&self.normaliser, &u.soft), false);
         }
         Ok(gone.len())
     }
