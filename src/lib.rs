@@ -17,6 +17,7 @@ pub mod handover;
 pub mod hash;
 pub mod ids;
 pub mod mask;
+pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod registrar;

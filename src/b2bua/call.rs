@@ -22,6 +22,14 @@ pub enum Side {
 }
 
 impl Side {
+    /// The party on this leg, as the media layer names it.
+    pub fn party(self) -> crate::media::Party {
+        match self {
+            Side::A => crate::media::Party::A,
+            Side::B => crate::media::Party::B,
+        }
+    }
+
     /// The other leg.
     pub fn other(self) -> Side {
         match self {
@@ -57,7 +65,7 @@ pub struct Leg {
     /// Max-Forwards of requests we start on this leg.
     pub max_forwards: u32,
     /// The SDP origin this leg is shown (our own, per leg).
-    pub origin: crate::sip::sdp::Origin,
+    pub origin: crate::media::sdp::Origin,
 }
 
 impl Leg {
@@ -203,8 +211,8 @@ pub struct Fork {
     pub heard: bool,
     /// Answered a challenge already (one try only).
     pub authed: bool,
-    /// CANCEL to send once it sends a provisional.
-    pub cancel_pending: bool,
+    /// CANCEL to send once it sends a provisional, with its Reason.
+    pub cancel_pending: Option<Option<&'static str>>,
     /// Its final failure, once it has one (408 when it never answered).
     pub failed: Option<u16>,
     /// It answered 2xx.

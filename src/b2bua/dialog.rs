@@ -117,9 +117,10 @@ impl<P: Policy> Engine<P> {
             return self.respond_simple(&server_key, code, None, now);
         }
         // Rebuilt once, for the leg it goes to; what is not SDP is refused.
-        let body = match super::cross_body(media, m, leg) {
+        let to = super::Towards::new(&self.anchor, id, from);
+        let body = match super::cross_body(to, media, m, leg) {
             Ok(body) => body,
-            Err(_) => return self.respond_simple(&server_key, 488, None, now),
+            Err(e) => return self.respond_simple(&server_key, e.status(), None, now),
         };
         let (mut w, key, ack) = leg.request(method.clone(), None);
         // Every client INVITE transaction ACKs its non-2xx final (RFC 3261
@@ -163,7 +164,8 @@ impl<P: Policy> Engine<P> {
         let media = call.media;
         let leg = call.leg(r.from);
         let contact = leg.contact();
-        let body = super::cross_or_drop(media, m, leg);
+        let to = super::Towards::new(&self.anchor, r.call, r.from.other());
+        let body = super::cross_or_drop(to, media, m, leg);
         let Some(mut w) = self.tx.response(&r.server_key, code, reason(code), None) else {
             return;
         };
@@ -205,7 +207,8 @@ impl<P: Policy> Engine<P> {
         };
         let media = call.media;
         let leg = call.leg(side);
-        let body = from_ack.map_or_else(Vec::new, |a| super::cross_or_drop(media, a, leg));
+        let to = super::Towards::new(&self.anchor, id, side.other());
+        let body = from_ack.map_or_else(Vec::new, |a| super::cross_or_drop(to, media, a, leg));
         let (w, _, _) = leg.request(Method::Ack, Some(cseq));
         let peer = leg.peer;
         let ct = from_ack.and_then(|a| a.content_type.clone());

@@ -16,8 +16,9 @@ use crate::sip::digest;
 use crate::sip::transaction::AckBase;
 
 use super::call::{Call, Fork, Leg, PendingAck, Phase, Side};
-use super::policy::{Decision, EndReason, Media, Milestone, Offer, Policy, Route};
+use super::policy::{Decision, EndReason, Media, Milestone, Offer, Plan, Policy, Route};
 use super::{CallId, CallTimer, Engine};
+use crate::media::{sdp, MediaError, Party};
 
 impl<P: Policy> Engine<P> {
     pub(super) fn on_invite(&mut self, m: Msg, src: Peer, account: Option<String>, now: Now) {
@@ -88,13 +89,19 @@ impl<P: Policy> Engine<P> {
             peer: src,
             me: me_a,
             max_forwards: 70,
-            origin: crate::sip::sdp::Origin::new(),
+            origin: crate::media::sdp::Origin::new(),
         };
         tracing::debug!(call = id, forks = plan.targets.len(), "bridging call");
+        if let Err(e) = self.anchor_offer(id, &m, &plan) {
+            tracing::warn!(error = %e, "media cannot be anchored: refusing the call");
+            let tag = token();
+            self.respond_with(&key, 503, reason(503), Some(&tag), &[], now);
+            return;
+        }
         let mut sends = Vec::with_capacity(plan.targets.len());
         let mut forks = Vec::with_capacity(plan.targets.len());
         for route in plan.targets {
-            let (fork, bytes, ack) = self.new_fork(route, &m, &plan.from_user, plan.media);
+            let (fork, bytes, ack) = self.new_fork(id, route, &m, &plan.from_user, plan.media);
             sends.push((fork.invite.clone(), fork.route.peer, bytes, ack));
             forks.push(fork);
         }
@@ -148,10 +155,29 @@ impl<P: Policy> Engine<P> {
         }
     }
 
+    /// Anchors the caller's offer before any fork carries it, so that a
+    /// full port range refuses the call (503) instead of sending an INVITE
+    /// without its description.
+    fn anchor_offer(&self, id: CallId, m: &Msg, plan: &Plan) -> Result<(), MediaError> {
+        let (Some(anchor), Media::Relay, true) = (&self.anchor, plan.media, super::is_sdp(m))
+        else {
+            return Ok(());
+        };
+        let (Some(route), Ok(offer)) = (plan.targets.first(), sdp::parse(&m.body)) else {
+            return Ok(());
+        };
+        let v6 = self.me_for(&route.peer).starts_with('[');
+        anchor
+            .describe(id, Party::A, v6, &offer.streams)
+            .map(|_| ())
+            .inspect_err(|_| anchor.release(id))
+    }
+
     /// A new INVITE towards `route` for the caller's `offer`: the fork and
     /// what to send.
     fn new_fork(
         &self,
+        id: CallId,
         route: Route,
         offer: &Msg,
         from_user: &str,
@@ -174,9 +200,9 @@ impl<P: Policy> Engine<P> {
             max_forwards: offer
                 .max_forwards
                 .map_or(70, |v| v.saturating_sub(1).min(70)),
-            origin: crate::sip::sdp::Origin::new(),
+            origin: crate::media::sdp::Origin::new(),
         };
-        let (bytes, key, ack) = self.invite_on(&mut leg, offer, media, None);
+        let (bytes, key, ack) = self.invite_on(id, &mut leg, offer, media, None);
         let fork = Fork {
             leg,
             route,
@@ -185,7 +211,7 @@ impl<P: Policy> Engine<P> {
             cseq: ack.cseq,
             heard: false,
             authed: false,
-            cancel_pending: false,
+            cancel_pending: None,
             failed: None,
             answered: false,
         };
@@ -196,6 +222,7 @@ impl<P: Policy> Engine<P> {
     /// (header name and value) when answering a challenge.
     fn invite_on(
         &self,
+        id: CallId,
         leg: &mut Leg,
         offer: &Msg,
         media: Media,
@@ -207,7 +234,8 @@ impl<P: Policy> Engine<P> {
         }
         self.copy_relayed(&mut w, offer);
         // The offer was checked when it came (on_invite).
-        let body = super::cross_or_drop(media, offer, leg);
+        let to = super::Towards::new(&self.anchor, id, Side::A);
+        let body = super::cross_or_drop(to, media, offer, leg);
         (w.finish(offer.content_type.as_deref(), &body), key, ack)
     }
 
@@ -219,7 +247,7 @@ impl<P: Policy> Engine<P> {
         let Some(offer) = call.offer.clone() else {
             return;
         };
-        let (fork, bytes, ack) = self.new_fork(route, &offer, &call.from_user, call.media);
+        let (fork, bytes, ack) = self.new_fork(id, route, &offer, &call.from_user, call.media);
         let (key, peer) = (fork.invite.clone(), fork.route.peer);
         self.dialogs.insert(
             (fork.leg.call_id.clone(), fork.leg.local_tag.clone()),
@@ -280,7 +308,7 @@ impl<P: Policy> Engine<P> {
         let mut leg = fork.leg.clone();
         // The challenge ended the first INVITE's transaction, not the
         // dialog we are making: same Call-ID and tag, next CSeq.
-        let (bytes, key, ack) = self.invite_on(&mut leg, &offer, media, Some((header, value)));
+        let (bytes, key, ack) = self.invite_on(id, &mut leg, &offer, media, Some((header, value)));
         let Some(fork) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) else {
             return false;
         };
@@ -319,9 +347,8 @@ impl<P: Policy> Engine<P> {
         }
         if code < 200 {
             if !live || !fork.pending() {
-                if fork.cancel_pending {
-                    fork.cancel_pending = false;
-                    self.send_cancel(id, i, None, now);
+                if let Some(reason) = fork.cancel_pending.take() {
+                    self.send_cancel(id, i, reason, now);
                 }
                 return;
             }
@@ -445,6 +472,9 @@ impl<P: Policy> Engine<P> {
                 .push(self.timers.add(now.mono + limit, CallTimer::Limit(id)));
         }
         tracing::debug!(call = id, fork = i, "call answered");
+        if let Some(a) = &self.anchor {
+            a.answered(id);
+        }
         self.policy
             .milestone(id, &mut call.state, Milestone::Answered, now);
         self.cancel_forks(id, Some(ELSEWHERE), now);
@@ -454,7 +484,7 @@ impl<P: Policy> Engine<P> {
 
     /// CANCELs every fork still waiting (now, or once it sends a
     /// provisional: a CANCEL may not go before one).
-    fn cancel_forks(&mut self, id: CallId, reason: Option<&str>, now: Now) {
+    fn cancel_forks(&mut self, id: CallId, reason: Option<&'static str>, now: Now) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
@@ -471,7 +501,7 @@ impl<P: Policy> Engine<P> {
             } else {
                 let done = self.tx.client_done(&key);
                 if let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) {
-                    f.cancel_pending = !done;
+                    f.cancel_pending = (!done).then_some(reason);
                 }
             }
         }
@@ -488,7 +518,8 @@ impl<P: Policy> Engine<P> {
             call.a.local_tag.clone(),
             call.a.contact(),
         );
-        let body = super::cross_or_drop(call.media, m, &mut call.a);
+        let to = super::Towards::new(&self.anchor, id, Side::B);
+        let body = super::cross_or_drop(to, call.media, m, &mut call.a);
         let Some(mut w) = self.tx.response(&key, code, reason(code), Some(&tag)) else {
             return;
         };

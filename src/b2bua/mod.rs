@@ -22,10 +22,11 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use crate::media::{sdp, Anchor, MediaError};
 use crate::sip::message::Msg;
 use crate::sip::timer::Timers;
 use crate::sip::transaction::{Incoming, TimerConfig, Transactions, TxEvent, TxKey};
-use crate::sip::{sdp, Method, Peer};
+use crate::sip::{Method, Peer};
 use crate::time::Now;
 
 pub use call::{Call, Fork, Leg, Phase, Side};
@@ -83,6 +84,10 @@ pub struct Engine<P: Policy> {
     timers: Timers<CallTimer>,
     next_id: CallId,
     accepting: bool,
+    /// Where media is anchored when a plan says [`Media::Relay`].
+    anchor: Option<std::sync::Arc<dyn Anchor>>,
+    /// An answered call with no media for this long ends.
+    media_timeout: Option<std::time::Duration>,
 }
 
 impl<P: Policy> Engine<P> {
@@ -101,7 +106,21 @@ impl<P: Policy> Engine<P> {
             timers: Timers::default(),
             next_id: 1,
             accepting: true,
+            anchor: None,
+            media_timeout: None,
         }
+    }
+
+    /// Anchors media of calls whose plan says [`Media::Relay`] in `anchor`;
+    /// answered calls silent for `timeout` end (`None`: never).
+    pub fn with_anchor(
+        mut self,
+        anchor: std::sync::Arc<dyn Anchor>,
+        timeout: Option<std::time::Duration>,
+    ) -> Engine<P> {
+        self.anchor = Some(anchor);
+        self.media_timeout = timeout;
+        self
     }
 
     /// The policy.
@@ -148,6 +167,9 @@ impl<P: Policy> Engine<P> {
         let (st, ct) = self.tx.counts();
         let mut out = String::with_capacity(1024);
         self.policy.metrics(&mut out);
+        if let Some(a) = &self.anchor {
+            out.push_str(&a.metrics());
+        }
         metric(
             &mut out,
             "sipmask_active_calls",
@@ -249,6 +271,7 @@ impl<P: Policy> Engine<P> {
                 CallTimer::Cleanup(id) => self.forget(id),
             }
         }
+        self.end_silent(now);
         let mut live = self
             .calls
             .iter()
@@ -257,6 +280,24 @@ impl<P: Policy> Engine<P> {
         self.policy.tick(&mut live, now);
         for p in self.policy.probes(now) {
             self.send_probe(p, now);
+        }
+    }
+
+    /// Ends answered calls from which the anchor heard no media for the
+    /// timeout: BYE to both, "no media" in the record.
+    fn end_silent(&mut self, now: Now) {
+        let (Some(anchor), Some(timeout)) = (&self.anchor, self.media_timeout) else {
+            return;
+        };
+        for id in anchor.silent(timeout) {
+            if self
+                .calls
+                .get(&id)
+                .is_some_and(|c| c.phase == Phase::Answered)
+            {
+                tracing::info!(call = id, "no media: ending the call");
+                self.hang_up_both(id, EndReason::NoMedia, now);
+            }
         }
     }
 
@@ -361,6 +402,9 @@ impl<P: Policy> Engine<P> {
             .filter(|_| c.confirmed)
             .map(|t| now.mono.saturating_duration_since(t));
         c.phase = Phase::Ended;
+        if let Some(a) = &self.anchor {
+            a.release(id);
+        }
         let pending = std::mem::take(&mut c.timers);
         tracing::debug!(call = id, why = reason.as_str(), "call over");
         let ending = Ending {
@@ -387,6 +431,9 @@ impl<P: Policy> Engine<P> {
     }
 
     fn forget(&mut self, id: CallId) {
+        if let Some(a) = &self.anchor {
+            a.release(id);
+        }
         if let Some(c) = self.calls.remove(&id) {
             self.dialogs.remove(&(c.a.call_id, c.a.local_tag));
             for f in c.forks {
@@ -400,12 +447,69 @@ impl<P: Policy> Engine<P> {
 
 /// A body as it may cross to `leg`: SDP rebuilt for it (other bodies pass
 /// unchanged); an error for a body that claims to be SDP and is not.
-fn cross_body(_media: Media, m: &Msg, leg: &mut Leg) -> Result<Vec<u8>, sdp::SdpError> {
+fn cross_body(
+    to: Towards<'_>,
+    media: Media,
+    m: &Msg,
+    leg: &mut Leg,
+) -> Result<Vec<u8>, CrossError> {
     if !is_sdp(m) {
         return Ok(m.body.clone());
     }
     let host = leg.me.rsplit_once(':').map_or(leg.me.as_str(), |(h, _)| h);
-    sdp::rebuild(&m.body, host, &mut leg.origin)
+    let parsed = sdp::parse(&m.body).map_err(CrossError::Sdp)?;
+    let relay = match (media, to.anchor) {
+        (Media::Relay, Some(anchor)) => Some(
+            anchor
+                .describe(
+                    to.call,
+                    to.from.party(),
+                    host.contains(':'),
+                    &parsed.streams,
+                )
+                .map_err(CrossError::Media)?,
+        ),
+        _ => None,
+    };
+    Ok(parsed.render(host, &mut leg.origin, relay.as_deref()))
+}
+
+/// Whose description crosses, in which call, and the anchor of its media.
+#[derive(Clone, Copy)]
+struct Towards<'a> {
+    anchor: Option<&'a dyn Anchor>,
+    call: CallId,
+    from: Side,
+}
+
+impl<'a> Towards<'a> {
+    fn new(anchor: &'a Option<std::sync::Arc<dyn Anchor>>, call: CallId, from: Side) -> Self {
+        Towards {
+            anchor: anchor.as_deref(),
+            call,
+            from,
+        }
+    }
+}
+
+/// Why a body cannot cross.
+#[derive(Debug, thiserror::Error)]
+enum CrossError {
+    /// It is not usable SDP: 488.
+    #[error(transparent)]
+    Sdp(sdp::SdpError),
+    /// The media cannot be anchored: 503.
+    #[error(transparent)]
+    Media(MediaError),
+}
+
+impl CrossError {
+    fn status(&self) -> u16 {
+        match self {
+            CrossError::Sdp(_) => 488,
+            CrossError::Media(_) => 503,
+        }
+    }
 }
 
 /// Whether a message carries SDP.
@@ -418,14 +522,14 @@ fn is_sdp(m: &Msg) -> bool {
 /// Whether a message's body claims to be SDP and is not: a request that
 /// carries it is refused (488), never relayed.
 fn unusable_sdp(m: &Msg) -> bool {
-    is_sdp(m) && sdp::rebuild(&m.body, "0.0.0.0", &mut sdp::Origin::default()).is_err()
+    is_sdp(m) && sdp::parse(&m.body).is_err()
 }
 
 /// [`cross_body`] for a response or an ACK, which cannot be refused: an
 /// unusable description is left out (and logged), never passed on.
-fn cross_or_drop(media: Media, m: &Msg, leg: &mut Leg) -> Vec<u8> {
-    cross_body(media, m, leg).unwrap_or_else(|e| {
-        tracing::debug!(error = %e, "unusable SDP left out");
+fn cross_or_drop(to: Towards<'_>, media: Media, m: &Msg, leg: &mut Leg) -> Vec<u8> {
+    cross_body(to, media, m, leg).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "SDP left out");
         Vec::new()
     })
 }

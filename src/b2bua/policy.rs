@@ -124,9 +124,13 @@ impl std::fmt::Debug for Credentials {
 /// What crosses between the legs' session descriptions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Media {
-    /// SDP `o=` and `s=` rewritten as ours; addresses pass (media is not
-    /// anchored). An RTP relay adds a variant that anchors it.
+    /// SDP rebuilt from the allow-list; the parties' media addresses pass
+    /// (`[media] mode = "off"`: they learn each other's address).
     Mask,
+    /// SDP rebuilt and every stream anchored in the engine's
+    /// [`Anchor`](crate::media::Anchor): each party sees only sipmask's
+    /// address, SSRC and CNAME.
+    Relay,
 }
 
 /// Why a call ended. Records and events use [`EndReason::as_str`].
@@ -150,6 +154,8 @@ pub enum EndReason {
     NoAck,
     /// The server shut down.
     Shutdown,
+    /// No RTP came from either party for the media timeout.
+    NoMedia,
 }
 
 impl EndReason {
@@ -165,6 +171,7 @@ impl EndReason {
             EndReason::TalkTimeUsedUp => "talk time used up",
             EndReason::NoAck => "no ACK from caller",
             EndReason::Shutdown => "shutdown",
+            EndReason::NoMedia => "no media",
         }
     }
 

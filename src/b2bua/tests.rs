@@ -739,3 +739,33 @@ fn when_every_fork_fails_the_best_failure_reaches_the_caller() {
         assert_eq!(to_a[0].code(), Some(want), "{codes:?}");
     }
 }
+
+#[test]
+fn a_fork_that_had_not_rung_when_another_answered_is_cancelled_with_the_reason() {
+    let mut r = Rig::new(Route1 {
+        forks: vec![B, C],
+        ..Default::default()
+    });
+    r.send(A, &invite());
+    let (inv, _) = invites(r.take());
+    let at = |p: &str| inv.iter().find(|o| o.to == peer(p)).expect("fork");
+    // B answers before C sent anything: C cannot be cancelled yet.
+    r.send(B, &reply(&at(B).msg, 200, "bt"));
+    let out = r.take();
+    assert!(
+        out.iter().all(|o| o.method() != "CANCEL"),
+        "{:?}",
+        raws(&out)
+    );
+    // C's 180 comes late: now it is cancelled, saying why.
+    r.send(C, &reply(&at(C).msg, 180, "ct"));
+    let cancel = r.one(C);
+    assert_eq!(cancel.method(), "CANCEL");
+    assert!(
+        cancel
+            .raw
+            .contains("Reason: SIP;cause=200;text=\"Call completed elsewhere\""),
+        "{}",
+        cancel.raw
+    );
+}

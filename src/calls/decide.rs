@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::b2bua::policy::{Decision, Media, Offer, Plan, Route};
+use crate::b2bua::policy::{Decision, Offer, Plan, Route};
 use crate::bindings::{Admission, Number, Refusal};
 use crate::config::Status;
 use crate::sip::message::{uri_of, uri_user, Msg, Start};
@@ -68,7 +68,7 @@ impl Masking {
             targets,
             failover,
             from_user: a.virtual_number.as_str().to_string(),
-            media: Media::Mask,
+            media: self.cfg.media,
             no_answer: self.cfg.no_answer,
             // The first limit: the lease of talk time, or the cap.
             limit: a

@@ -55,6 +55,8 @@ pub struct MaskingConfig {
     pub asserted_caller: bool,
     /// Per-source limits on requests from outside a call.
     pub pike: pike::PikeConfig,
+    /// How calls' media crosses: relayed, or the parties' addresses pass.
+    pub media: crate::b2bua::Media,
 }
 
 /// Counters for metrics.

@@ -52,6 +52,7 @@ fn rig(conditions: Conditions) -> Rig {
     let (writer, _thread) = Writer::start(store, 0, hub.clone()).expect("writer");
     let policy = Masking::new(
         MaskingConfig {
+            media: crate::b2bua::Media::Mask,
             trunks: vec![super::trunks::Trunk {
                 name: "trunk".into(),
                 target: Target::parse("127.0.0.3:5060").expect("trunk"),

@@ -47,6 +47,37 @@ pub struct Config {
     pub trunks: Vec<TrunkSection>,
     /// `[flow]`: soft numbers and acquisition (tenants may override).
     pub flow: FlowSection,
+    /// `[media]`: the RTP relay.
+    pub media: MediaSection,
+}
+
+/// `[media]`: where calls' media goes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSection {
+    /// `relay` (media through sipmask) or `off` (parties' addresses pass).
+    pub mode: MediaMode,
+    /// Lowest port of the relay's range.
+    pub port_min: u16,
+    /// Highest port of the relay's range.
+    pub port_max: u16,
+    /// Address the relay binds; empty: each family's `sip.listen` address.
+    pub bind: String,
+    /// Address written into SDP; empty: the SIP address peers see.
+    pub advertise: String,
+    /// An answered call with no RTP from either party for this long ends
+    /// (0: never).
+    pub timeout_secs: u64,
+}
+
+/// `[media] mode`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaMode {
+    /// Every stream through sipmask's relay.
+    Relay,
+    /// Parties send media to each other and learn each other's address.
+    Off,
 }
 
 /// `[flow]`: the defaults of flow 2, which each tenant may override.
@@ -454,6 +485,19 @@ impl Config {
                 "flow.x_lifetime_secs",
                 "lookback_secs, x_lifetime_secs and push_window_secs must be at least 1".into(),
             );
+        }
+        let m = &self.media;
+        if m.port_min < 1024 || m.port_max < m.port_min.saturating_add(3) {
+            bad(
+                "media.port_max",
+                "the range needs port_min at least 1024 and two pairs of ports up to port_max"
+                    .into(),
+            );
+        }
+        for (key, v) in [("media.bind", &m.bind), ("media.advertise", &m.advertise)] {
+            if !v.is_empty() && v.parse::<std::net::IpAddr>().is_err() {
+                bad(key, format!("{v:?} is not an IP address"));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for (i, t) in self.trunks.iter().enumerate() {

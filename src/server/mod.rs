@@ -5,13 +5,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::runtime::Handle;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::b2bua::{Engine, EngineConfig};
+use crate::b2bua::{Engine, EngineConfig, Media};
 use crate::bindings::{BindingTable, Normaliser};
 use crate::calls::{Masking, MaskingConfig};
-use crate::config::Config;
+use crate::config::{Config, MediaMode, MediaSection};
+use crate::media::{Relay, RelayConfig};
 use crate::sip::transaction::TimerConfig;
 use crate::sip::transport::Net;
 use crate::sip::{host_port, Target};
@@ -245,6 +247,10 @@ impl Server {
                     burst: f64::from(cfg.sip.source_burst.max(1)),
                     ban: Duration::from_secs(cfg.sip.source_ban_secs),
                 },
+                media: match cfg.media.mode {
+                    MediaMode::Relay => Media::Relay,
+                    MediaMode::Off => Media::Mask,
+                },
             },
             bindings.clone(),
             writer.clone(),
@@ -255,8 +261,18 @@ impl Server {
                 Some(writer.clone()),
             ),
         );
+        let mut engine = Engine::new(engine_cfg.clone(), policy);
+        if cfg.media.mode == MediaMode::Relay {
+            let relay = Relay::new(
+                relay_config(&cfg.media, &addrs, &engine_cfg)?,
+                Handle::current(),
+            );
+            let timeout =
+                (cfg.media.timeout_secs > 0).then(|| Duration::from_secs(cfg.media.timeout_secs));
+            engine = engine.with_anchor(relay, timeout);
+        }
         let core = Arc::new(Core {
-            engine: Mutex::new(Engine::new(engine_cfg, policy)),
+            engine: Mutex::new(engine),
             clock: clock.clone(),
             handover,
         });
@@ -447,6 +463,42 @@ async fn checkpoints(store: Box<dyn Backend>, stop: CancellationToken) {
             return;
         }
     }
+}
+
+/// Where the relay binds and what it advertises, per family of the SIP
+/// listeners: `[media] bind`/`advertise` where set, else the SIP ones.
+fn relay_config(
+    m: &MediaSection,
+    addrs: &[SocketAddr],
+    engine: &EngineConfig,
+) -> Result<RelayConfig, ServerError> {
+    let parse = |s: &str| s.parse::<IpAddr>().ok();
+    let family = |v6: bool, me: &Option<String>| -> Result<Option<(IpAddr, IpAddr)>, ServerError> {
+        let Some(listen) = addrs.iter().find(|a| a.is_ipv6() == v6) else {
+            return Ok(None);
+        };
+        let bind = parse(&m.bind)
+            .filter(|b| b.is_ipv6() == v6)
+            .unwrap_or(listen.ip());
+        let seen = me
+            .as_deref()
+            .and_then(|hp| hp.rsplit_once(':'))
+            .and_then(|(h, _)| parse(h.trim_matches(['[', ']'])));
+        let shown = parse(&m.advertise)
+            .filter(|a| a.is_ipv6() == v6)
+            .or(seen)
+            .ok_or_else(|| {
+                ServerError::Config(
+                    "media.advertise: needed when sip.advertise is not an IP address".into(),
+                )
+            })?;
+        Ok(Some((bind, shown)))
+    };
+    Ok(RelayConfig {
+        ports: (m.port_min, m.port_max),
+        v4: family(false, &engine.me_v4)?,
+        v6: family(true, &engine.me_v6)?,
+    })
 }
 
 /// Our host:port per address family for Via and Contact.

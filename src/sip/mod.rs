@@ -6,7 +6,7 @@ pub mod digest;
 pub mod framing;
 pub mod guard;
 pub mod message;
-pub mod sdp;
+
 pub mod timer;
 pub mod transaction;
 pub mod transport;

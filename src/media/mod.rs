@@ -1,0 +1,89 @@
+//! Media: what of a call's session descriptions and RTP/RTCP may cross
+//! between its parties. Owns the SDP allow-list (`sdp.rs`), the packet
+//! rewrites (`rtp.rs`) and the in-process relay (`relay.rs`) that anchors
+//! every stream in sipmask, so that each party sees only sipmask's address,
+//! SSRC and CNAME. The call engine talks to the relay through [`Anchor`],
+//! so an external media engine (rtpengine's NG protocol) can stand in for
+//! it later; this module knows nothing of SIP dialogs or bindings.
+
+mod ports;
+pub mod relay;
+pub mod rtp;
+pub mod sdp;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use relay::{Relay, RelayConfig};
+
+/// A call as the media layer knows it: the engine's call id.
+pub type CallKey = u64;
+
+/// Which party of a call a description came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Party {
+    /// The caller.
+    A,
+    /// The callee.
+    B,
+}
+
+impl Party {
+    /// Index 0 for A, 1 for B.
+    pub fn index(self) -> usize {
+        match self {
+            Party::A => 0,
+            Party::B => 1,
+        }
+    }
+
+    /// The other party.
+    pub fn other(self) -> Party {
+        match self {
+            Party::A => Party::B,
+            Party::B => Party::A,
+        }
+    }
+}
+
+/// Why media could not be anchored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The port range has no free pair left.
+    #[error("no free media ports in {0}-{1}")]
+    NoPorts(u16, u16),
+    /// No address to relay on for the leg's family.
+    #[error("no media address for {0}")]
+    NoFamily(&'static str),
+}
+
+/// Anchors a call's media: each party sends to sipmask and hears from
+/// sipmask. Called under the engine's lock, so every method is quick.
+pub trait Anchor: Send + Sync {
+    /// `from` described its streams (`streams`, in `m=` order); returns,
+    /// per stream, the address the other party is to send to (ours, of the
+    /// family `v6` says), `None` for a declined stream.
+    fn describe(
+        &self,
+        call: CallKey,
+        from: Party,
+        v6: bool,
+        streams: &[sdp::Stream],
+    ) -> Result<Vec<Option<SocketAddr>>, MediaError>;
+
+    /// The call was answered: from now on silence counts toward the timeout.
+    fn answered(&self, call: CallKey);
+
+    /// The call is over: its ports are freed.
+    fn release(&self, call: CallKey);
+
+    /// Answered calls from which no packet came for `timeout` (calls on
+    /// hold excepted); each is reported once.
+    fn silent(&self, timeout: Duration) -> Vec<CallKey>;
+
+    /// Prometheus text of the anchor's counters.
+    fn metrics(&self) -> String {
+        String::new()
+    }
+}

@@ -1,0 +1,83 @@
+//! The relay's port range: pairs of sockets (RTP on an even port, RTCP on
+//! the next) bound on demand. A port another process holds is skipped, so
+//! several servers may share a range.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A port range and where to look next.
+#[derive(Debug)]
+pub struct Ports {
+    lo: u16,
+    hi: u16,
+    next: AtomicU32,
+}
+
+impl Ports {
+    /// The range `lo..=hi` (a start that is odd moves up one).
+    pub fn new(lo: u16, hi: u16) -> Ports {
+        let lo = lo + (lo % 2);
+        let pairs = u32::from(hi.saturating_sub(lo) / 2 + 1);
+        // A random start spreads servers sharing a range over it.
+        Ports {
+            lo,
+            hi,
+            next: AtomicU32::new(rand::random::<u32>() % pairs.max(1)),
+        }
+    }
+
+    /// The configured bounds.
+    pub fn bounds(&self) -> (u16, u16) {
+        (self.lo, self.hi)
+    }
+
+    /// Binds a free pair on `ip`: (RTP, RTCP), both non-blocking.
+    pub fn pair(&self, ip: IpAddr) -> Option<(UdpSocket, UdpSocket)> {
+        let pairs = u32::from(self.hi.saturating_sub(self.lo) / 2 + 1);
+        for _ in 0..pairs {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % pairs;
+            let port = u32::from(self.lo) + 2 * i;
+            let (Ok(rtp), Ok(rtcp)) = (u16::try_from(port), u16::try_from(port + 1)) else {
+                continue;
+            };
+            if rtcp > self.hi {
+                continue;
+            }
+            let Ok(a) = UdpSocket::bind(SocketAddr::new(ip, rtp)) else {
+                continue;
+            };
+            let Ok(b) = UdpSocket::bind(SocketAddr::new(ip, rtcp)) else {
+                continue;
+            };
+            if a.set_nonblocking(true).is_ok() && b.set_nonblocking(true).is_ok() {
+                return Some((a, b));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_even_and_odd_and_never_repeat_while_held() {
+        let ports = Ports::new(41001, 41010);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let mut held = Vec::new();
+        while let Some((a, b)) = ports.pair(ip) {
+            let (pa, pb) = (
+                a.local_addr().map(|x| x.port()).unwrap_or(0),
+                b.local_addr().map(|x| x.port()).unwrap_or(0),
+            );
+            assert_eq!(pa % 2, 0);
+            assert_eq!(pb, pa + 1);
+            assert!((41002..=41010).contains(&pa));
+            held.push((a, b));
+        }
+        // 41002..41010 holds four whole pairs (41010's RTCP would be 41011).
+        assert!(held.len() <= 4);
+        assert!(ports.pair(ip).is_none(), "a full range says so");
+    }
+}
