@@ -13,6 +13,7 @@ missing=""
 command -v sipp >/dev/null 2>&1 || missing+=" sip-tester"
 command -v curl >/dev/null 2>&1 || missing+=" curl"
 command -v baresip >/dev/null 2>&1 || missing+=" baresip"
+command -v dumpcap >/dev/null 2>&1 || missing+=" tshark"
 if [ -n "$missing" ]; then
 	echo "installing$missing..."
 	$SUDO apt-get update -qq

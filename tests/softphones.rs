@@ -135,3 +135,180 @@ async fn two_registered_baresips_both_ring_and_the_loser_gets_cancel() {
     );
     assert!(!trace.contains(A), "{trace}");
 }
+
+/// G.711 decoded (ITU-T G.711, written out here so the test does not
+/// share the server's codec): mu-law for PT 0, A-law for PT 8.
+fn g711(pt: u8, b: u8) -> f64 {
+    if pt == 0 {
+        let u = !b;
+        let t = ((i32::from(u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
+        f64::from(if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 })
+    } else {
+        let a = b ^ 0x55;
+        let seg = (a & 0x70) >> 4;
+        let mut t = i32::from(a & 0x0f) << 4;
+        t += if seg == 0 { 8 } else { 0x108 };
+        if seg > 1 {
+            t <<= seg - 1;
+        }
+        f64::from(if a & 0x80 != 0 { t } else { -t })
+    }
+}
+
+/// Root mean square of the G.711 audio in RTP datagrams.
+fn loudness(rtp: &[&capture::Datagram]) -> f64 {
+    let samples: Vec<f64> = rtp
+        .iter()
+        .filter(|d| d.payload.len() > 12 && matches!(d.payload[1] & 0x7f, 0 | 8))
+        .flat_map(|d| {
+            let pt = d.payload[1] & 0x7f;
+            d.payload[12..].iter().map(move |b| g711(pt, *b))
+        })
+        .collect();
+    if samples.is_empty() {
+        return 0.0;
+    }
+    (samples.iter().map(|s| s * s).sum::<f64>() / samples.len() as f64).sqrt()
+}
+
+fn has(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The SSRC a baresip announced in the SDP it sent.
+fn ssrc_in(trace: &str) -> Option<u32> {
+    trace
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ssrc:"))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|s| s.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_baresips_talk_through_the_relay_and_nothing_of_either_reaches_the_other() {
+    let trunk_port = free_port("127.0.0.3");
+    let sut = server(trunk_port).await;
+    // Each phone's media ports in a range of its own, so the capture sees
+    // exactly what each phone receives.
+    let (a_rtp, b_rtp) = (free_port("127.0.0.5") & !1, free_port("127.0.0.3") & !1);
+    // baresip binds its media sockets to every address, and sends from
+    // 127.0.0.1 to sipmask on 127.0.0.1, so the relay latches there: the
+    // ports tell the phones apart.
+    let capture = capture::Capture::start(&format!(
+        "udp and (dst portrange {a_rtp}-{} or dst port {trunk_port} or dst portrange {b_rtp}-{})",
+        a_rtp + 3,
+        b_rtp + 3
+    ));
+    let mut alice = {
+        let line = format!(
+            "<sip:alice@{};transport=udp>;auth_pass={PW};answermode=auto;regint=600",
+            sut.addr
+        );
+        let extra = format!("rtp_ports\t{a_rtp}-{}\n", a_rtp + 3);
+        Baresip::start_with("127.0.0.5", free_port("127.0.0.5"), &line, &extra).await
+    };
+    let api = sut.server.api_addr.expect("api");
+    for _ in 0..200 {
+        let m = http(api, "GET", "/metrics", None, None).await;
+        if m.body.contains("sipmask_registered_contacts 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The carrier's side: B's phone on the trunk's address (baresip finds
+    // its account by the Request-URI's user).
+    let mut bob = Baresip::start_with(
+        "127.0.0.3",
+        trunk_port,
+        "<sip:+8613900000000@127.0.0.3>;regint=0;answermode=auto",
+        &format!("rtp_ports\t{b_rtp}-{}\n", b_rtp + 3),
+    )
+    .await;
+    alice
+        .command("dial", &format!("sip:{X2}@{}", sut.addr))
+        .await;
+    alice
+        .event("CALL_ESTABLISHED", Duration::from_secs(10))
+        .await;
+    // Long enough for both to send RTCP (the first report comes within
+    // a few seconds).
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    alice.command("hangup", "").await;
+    bob.event("CALL_CLOSED", Duration::from_secs(10)).await;
+    let got = capture.stop();
+    let (a_trace, b_trace) = (alice.trace(), bob.trace());
+
+    let bobs = |p: u16| p == trunk_port || (b_rtp..b_rtp + 4).contains(&p);
+    let to_bob: Vec<_> = got.iter().filter(|d| bobs(d.dst.port())).collect();
+    let to_alice: Vec<_> = got.iter().filter(|d| !bobs(d.dst.port())).collect();
+    let media =
+        |v: &[&capture::Datagram], port: u16| v.iter().filter(|d| d.dst.port() != port).count();
+    assert!(
+        media(&to_bob, trunk_port) > 100,
+        "bob got {} datagrams ({b_rtp}): {}",
+        to_bob.len(),
+        b_trace
+            .lines()
+            .filter(|l| l.starts_with("m=") || l.starts_with("c=") || l.starts_with("UDP"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        media(&to_alice, 0) > 100,
+        "alice got {} datagrams",
+        to_alice.len()
+    );
+    for d in to_bob.iter().chain(to_alice.iter()) {
+        assert_eq!(
+            d.src.ip().to_string(),
+            "127.0.0.1",
+            "everything comes from sipmask: {d:?}"
+        );
+    }
+    let rtcp = |v: &[&capture::Datagram]| {
+        v.iter()
+            .any(|d| d.payload.len() > 1 && (200..=204).contains(&d.payload[1]))
+    };
+    assert!(rtcp(&to_bob) && rtcp(&to_alice), "RTCP crossed both ways");
+
+    let a_ssrc = ssrc_in(&a_trace)
+        .map(|s| s.to_be_bytes().to_vec())
+        .unwrap_or_default();
+    let b_ssrc = ssrc_in(&b_trace)
+        .map(|s| s.to_be_bytes().to_vec())
+        .unwrap_or_default();
+    let secrets_of_alice: Vec<Vec<u8>> =
+        vec!["alice".into(), "127.0.0.5".into(), "baresip".into(), a_ssrc];
+    let secrets_of_bob: Vec<Vec<u8>> = vec![
+        B.into(),
+        "bob".into(),
+        "127.0.0.3".into(),
+        "baresip".into(),
+        b_ssrc,
+    ];
+    for d in &to_bob {
+        for s in &secrets_of_alice {
+            assert!(
+                !has(&d.payload, s),
+                "bob received {:?} in {d:?}",
+                String::from_utf8_lossy(s)
+            );
+        }
+    }
+    for d in &to_alice {
+        for s in &secrets_of_bob {
+            // alice's own SIP address in To/Request-URI is hers, not bob's.
+            assert!(
+                !has(&d.payload, s),
+                "alice received {:?} in {d:?}",
+                String::from_utf8_lossy(s)
+            );
+        }
+    }
+    // Each heard the other's tone, through sipmask.
+    let (a_heard, b_heard) = (loudness(&to_alice), loudness(&to_bob));
+    assert!(
+        a_heard > 1000.0 && b_heard > 1000.0,
+        "alice {a_heard}, bob {b_heard}"
+    );
+}

@@ -36,19 +36,24 @@ fn installed() -> bool {
 impl Baresip {
     /// Starts baresip on `ip` with one account line (`<sip:...>;params`).
     pub async fn start(ip: &str, account: &str) -> Baresip {
+        Baresip::start_with(ip, free_port(ip), account, "").await
+    }
+
+    /// Starts baresip on `ip:port` with one account line and extra config
+    /// lines (`rtp_ports\t...`, say).
+    pub async fn start_with(ip: &str, port: u16, account: &str, extra: &str) -> Baresip {
         assert!(
             installed(),
             "baresip is not installed: run the test command from README.md (it installs baresip)"
         );
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port(ip);
         let ctrl_port = free_port("127.0.0.1");
         let config = format!(
             "poll_method\tepoll\nsip_listen\t{ip}:{port}\nsip_trans_def\tudp\nnet_interface\t{ip}\n\
              audio_source\tausine,440\naudio_player\taufile,{heard}\nausrc_srate\t48000\n\
              ausrc_channels\t2\nauplay_channels\t2\nmodule_path\t/usr/lib/baresip/modules\n\
              module\tg711.so\nmodule\tausine.so\nmodule\taufile.so\nmodule_app\taccount.so\n\
-             module_app\tmenu.so\nmodule_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{ctrl_port}\n",
+             module_app\tmenu.so\nmodule_app\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{ctrl_port}\n{extra}",
             heard = dir.path().join("heard.wav").display()
         );
         std::fs::write(dir.path().join("config"), config).expect("config");

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod baresip;
+pub mod capture;
 pub mod hooks;
 pub mod phone;
 
