@@ -230,6 +230,9 @@ enum BindingsCommand {
         /// Valid until (unix seconds or RFC 3339).
         #[arg(long)]
         not_after: Option<String>,
+        /// Record answered calls (stereo WAV in the data dir).
+        #[arg(long)]
+        record: bool,
         /// Caller allowed on an AX binding (repeatable; default: anyone).
         #[arg(long = "allow-caller")]
         allow: Vec<String>,
@@ -452,6 +455,7 @@ fn bindings(command: BindingsCommand) -> anyhow::Result<()> {
             not_before,
             not_after,
             allow,
+            record,
         } => {
             let cfg = load_config(common.config.as_ref())?;
             let args = sipmask::cli::AddArgs {
@@ -464,6 +468,7 @@ fn bindings(command: BindingsCommand) -> anyhow::Result<()> {
                 not_before,
                 not_after,
                 allow,
+                record,
             };
             let id = sipmask::cli::add(&cfg, &data_dir(&cfg, common.data_dir), args)?;
             println!("added binding {id}");

@@ -401,3 +401,346 @@ async fn with_the_relay_off_addresses_pass_as_documented() {
     assert_eq!(c.to_sut_b, SocketAddr::from(([127, 0, 0, 2], c.am.port())));
     assert!(!c.inv.body().contains(A), "the SDP is still rebuilt");
 }
+
+/// A tone of one level: every sample of the G.711 frame the same.
+fn level(pt: u8, v: i16) -> Vec<u8> {
+    let b = if pt == 8 {
+        audio_codec_algorithms::encode_alaw(v)
+    } else {
+        audio_codec_algorithms::encode_ulaw(v)
+    };
+    vec![b; 160]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_binding_yields_a_stereo_wav_one_party_per_channel_through_the_api() {
+    use serde_json::json;
+    let (mut api, keys) = common::api::api_with_tenants(&["rival"], |_| {}).await;
+    api.pool(&[X]).await;
+    let r = api
+        .req(
+            "POST",
+            "/v1/bindings",
+            Some(json!({ "a": A, "b": B, "conditions": { "record": true, "announce": false } })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["conditions"]["record"], true);
+    assert_eq!(r.json()["conditions"]["announce"], false);
+    let x = r.json()["x"].as_str().expect("x").to_string();
+    let (mut am, mut bm) = (
+        Media::bind("127.0.0.2").await,
+        Media::bind("127.0.0.3").await,
+    );
+    let mut d = Dialog::new(api.caller.addr, api.sut.addr, A, &x);
+    let offer = leaky_sdp(A, "127.0.0.2", am.port(), A_SSRC, "sendrecv");
+    api.caller
+        .send(
+            api.sut.addr,
+            &with_body(&d.invite(), &sdp(A, "127.0.0.2"), &offer),
+        )
+        .await;
+    let inv = api.callee.expect_request("INVITE").await;
+    let to_b = media_addr(&inv.body());
+    let contact = format!("Contact: <sip:bob@{}>\r\n", api.callee.addr);
+    let answer = leaky_sdp(B, "127.0.0.3", bm.port(), B_SSRC, "sendrecv");
+    api.callee
+        .send(inv.from, &inv.reply(200, "bobtag", &contact, &answer))
+        .await;
+    let ok = api.caller.expect_response(200).await;
+    let to_a = media_addr(&ok.body());
+    d.confirm(&ok);
+    api.caller.send(api.sut.addr, &d.ack(1)).await;
+    // One second each way, paced like a phone: A loud in PCMU, B quieter
+    // in PCMA.
+    for seq in 0..50u16 {
+        let mut p = rtp(A_SSRC, seq, &level(0, 8000));
+        p[0] = 0x80;
+        p.drain(12..16);
+        am.rtp.send_to(&p, to_a).await.expect("send");
+        let mut q = rtp(B_SSRC, seq, &level(8, -4000));
+        q[0] = 0x80;
+        q[1] = 8;
+        q.drain(12..16);
+        bm.rtp.send_to(&q, to_b).await.expect("send");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(bm.recv(false).await.is_some() && am.recv(false).await.is_some());
+    api.caller.send(api.sut.addr, &d.request("BYE", "")).await;
+    let bye = api.callee.expect_request("BYE").await;
+    api.callee.send(bye.from, &bye.reply(200, "", "", "")).await;
+
+    // The record names the recording; the download is a stereo WAV.
+    let mut wav = None;
+    for _ in 0..50 {
+        let page = api.req("GET", "/v1/calls", None).await.json();
+        let rec = page["items"][0].clone();
+        if let Some(url) = rec["recording"].as_str() {
+            let got = api.req("GET", url, None).await;
+            if got.status == 200 {
+                assert_eq!(got.header("content-type"), Some("audio/wav"));
+                wav = Some(got);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let wav = wav.expect("the recording is downloadable");
+    // The test client reads bodies as text: fetch the bytes from the file
+    // the API served (same length) to decode it.
+    let dir = api.sut.dir.path().join("recordings");
+    let file = std::fs::read_dir(&dir)
+        .expect("recordings dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "wav"))
+        .expect("a wav");
+    assert_eq!(
+        wav.header("content-length")
+            .and_then(|l| l.parse::<u64>().ok()),
+        std::fs::metadata(&file).ok().map(|m| m.len())
+    );
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    assert!(!name.contains(A) && !name.contains(B), "{name}");
+    let mut rd = hound::WavReader::open(&file).expect("wav");
+    let spec = rd.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 8000, 16)
+    );
+    let s: Vec<i16> = rd.samples::<i16>().map(|s| s.expect("sample")).collect();
+    let secs = s.len() as f64 / 2.0 / 8000.0;
+    assert!((0.9..1.5).contains(&secs), "{secs} s");
+    let left: Vec<i16> = s.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = s.iter().skip(1).step_by(2).copied().collect();
+    let loud = |ch: &[i16], lo: i16, hi: i16| ch.iter().filter(|v| (lo..=hi).contains(*v)).count();
+    assert!(loud(&left, 7000, 9000) > 7000, "the caller on the left");
+    assert!(loud(&right, -4500, -3500) > 7000, "the callee on the right");
+    assert_eq!(
+        loud(&left, -4500, -3500),
+        0,
+        "the callee is not on the left"
+    );
+    // Another tenant cannot fetch it.
+    let rec = api.req("GET", "/v1/calls", None).await.json()["items"][0].clone();
+    let url = rec["recording"].as_str().expect("url").to_string();
+    assert_eq!(api.req_as(&keys[0], "GET", &url, None).await.status, 404);
+    let none = api.req("GET", "/v1/calls/999999/recording", None).await;
+    assert_eq!(none.status, 404);
+}
+
+/// A prompt file: `secs` of a loud square wave, 8 kHz mono 16-bit.
+fn prompt_wav(dir: &std::path::Path, name: &str, secs: f64) -> String {
+    let path = dir.join(name);
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).expect("wav");
+    for i in 0..(secs * 8000.0) as usize {
+        w.write_sample(if (i / 10) % 2 == 0 { 12000i16 } else { -12000 })
+            .expect("sample");
+    }
+    w.finalize().expect("finalize");
+    path.display().to_string()
+}
+
+/// Mean absolute level of the G.711 audio in a packet.
+fn level_of(p: &[u8]) -> f64 {
+    let pt = p[1] & 0x7f;
+    let s: Vec<f64> = p[12..]
+        .iter()
+        .map(|b| {
+            f64::from(if pt == 8 {
+                audio_codec_algorithms::decode_alaw(*b)
+            } else {
+                audio_codec_algorithms::decode_ulaw(*b)
+            })
+            .abs()
+        })
+        .collect();
+    s.iter().sum::<f64>() / s.len().max(1) as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_hears_the_announcement_before_the_callee_and_the_record_says_so() {
+    let files = tempfile::tempdir().expect("tempdir");
+    let wav = prompt_wav(files.path(), "protected.wav", 0.6);
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), callee.addr);
+    cfg.media.announcement = wav;
+    add(&cfg, axb(A, X, B));
+    let sut = start(cfg, dir).await;
+    let (mut am, bm) = (
+        Media::bind("127.0.0.2").await,
+        Media::bind("127.0.0.3").await,
+    );
+    let mut d = Dialog::new(caller.addr, sut.addr, A, X);
+    let offer = leaky_sdp(A, "127.0.0.2", am.port(), A_SSRC, "sendrecv");
+    caller
+        .send(
+            sut.addr,
+            &with_body(&d.invite(), &sdp(A, "127.0.0.2"), &offer),
+        )
+        .await;
+    // Early media of our own: 183 with our address and one G.711 codec.
+    let early = caller.expect_response(183).await;
+    let body = early.body();
+    let to_a = media_addr(&body);
+    assert_eq!(to_a.ip(), sut.addr.ip(), "{body}");
+    assert!(
+        body.contains("m=audio") && body.contains("a=rtpmap:0 PCMU/8000"),
+        "{body}"
+    );
+    assert!(!body.contains(A) && !body.contains("127.0.0.2"), "{body}");
+    // The callee answers at once and talks; the caller hears the prompt
+    // first, then the callee.
+    let inv = callee.expect_request("INVITE").await;
+    let to_b = media_addr(&inv.body());
+    let contact = format!("Contact: <sip:bob@{}>\r\n", callee.addr);
+    let answer = leaky_sdp(B, "127.0.0.3", bm.port(), B_SSRC, "sendrecv");
+    callee
+        .send(inv.from, &inv.reply(200, "bobtag", &contact, &answer))
+        .await;
+    let ok = caller.expect_response(200).await;
+    assert_eq!(
+        media_addr(&ok.body()),
+        to_a,
+        "the same port as the early media"
+    );
+    d.confirm(&ok);
+    caller.send(sut.addr, &d.ack(1)).await;
+    let talk = tokio::spawn(async move {
+        for seq in 0..75u16 {
+            let mut p = rtp(B_SSRC, seq, &level(0, 300));
+            p[0] = 0x80;
+            p.drain(12..16);
+            let _ = bm.rtp.send_to(&p, to_b).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let mut heard = Vec::new();
+    while let Some((p, from)) = am.recv(false).await {
+        assert_eq!(from, to_a);
+        heard.push(p);
+        if heard.len() >= 60 {
+            break;
+        }
+    }
+    talk.await.expect("talk");
+    let ssrc = |p: &Vec<u8>| u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
+    let prompt_ssrc = ssrc(&heard[0]);
+    let prompt: Vec<_> = heard
+        .iter()
+        .take_while(|p| ssrc(p) == prompt_ssrc)
+        .collect();
+    assert!(
+        (28..=32).contains(&prompt.len()),
+        "0.6 s of prompt: {} packets",
+        prompt.len()
+    );
+    assert!(
+        prompt.iter().all(|p| level_of(p) > 8000.0),
+        "the prompt is loud"
+    );
+    assert_ne!(
+        heard[0][1] & 0x80,
+        0,
+        "the prompt starts with the marker bit"
+    );
+    let rest = &heard[prompt.len()..];
+    assert!(!rest.is_empty() && rest.iter().all(|p| ssrc(p) != prompt_ssrc));
+    assert!(
+        rest.iter().all(|p| level_of(p) < 1000.0),
+        "then the callee, quietly"
+    );
+    for _ in 0..50 {
+        if operator_calls(sut.dir.path())
+            .first()
+            .is_some_and(|r| r.announced)
+        {
+            return;
+        }
+        caller.send(sut.addr, &d.request("BYE", "")).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the record never said the call was announced");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_parties_hear_the_warning_before_the_maximum_call_length() {
+    let files = tempfile::tempdir().expect("tempdir");
+    let wav = prompt_wav(files.path(), "warning.wav", 0.3);
+    let mut c = call(|cfg| {
+        cfg.media.warning = wav;
+        cfg.media.warning_secs = 60;
+        cfg.defaults.max_call_secs = 90;
+    })
+    .await;
+    // Nothing yet; 30 s in (the server's clock), the warning plays to both.
+    assert!(c.am.recv(false).await.is_none());
+    c.sut.clock.advance(Duration::from_secs(31));
+    let (pa, _) =
+        c.am.recv(false)
+            .await
+            .expect("the caller hears the warning");
+    let (pb, _) =
+        c.bm.recv(false)
+            .await
+            .expect("the callee hears the warning");
+    assert!(level_of(&pa) > 8000.0 && level_of(&pb) > 8000.0);
+    assert!(
+        c.callee.seen.iter().all(|m| !m.starts_with("BYE")),
+        "the call goes on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_caller_hears_the_refusal_prompt_then_gets_the_status() {
+    let files = tempfile::tempdir().expect("tempdir");
+    let wav = prompt_wav(files.path(), "refused.wav", 0.4);
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), callee.addr);
+    cfg.media.refusal = wav;
+    add(&cfg, axb(A, X, B));
+    let sut = start(cfg, dir).await;
+    let mut am = Media::bind("127.0.0.2").await;
+    // B is not allowed to call X as A's binding is (A, X, B): B dials X
+    // from a number the binding does not know.
+    let d = Dialog::new(caller.addr, sut.addr, "13700000000", X);
+    let offer = leaky_sdp("13700000000", "127.0.0.2", am.port(), A_SSRC, "sendrecv");
+    caller
+        .send(
+            sut.addr,
+            &with_body(&d.invite(), &sdp("13700000000", "127.0.0.2"), &offer),
+        )
+        .await;
+    let early = caller.expect_response(183).await;
+    let to_a = media_addr(&early.body());
+    let mut packets = 0;
+    while let Some((p, from)) = am.recv(false).await {
+        assert_eq!(from, to_a);
+        assert!(level_of(&p) > 8000.0);
+        packets += 1;
+        if packets == 20 {
+            break;
+        }
+    }
+    assert_eq!(packets, 20, "0.4 s of prompt");
+    let last = caller.recv().await;
+    assert!(last.code() >= 400, "then the refusal:\n{}", last.raw);
+    assert_eq!(
+        last.msg.to_tag, early.msg.to_tag,
+        "in the same early dialog"
+    );
+    callee.expect_silence(Duration::from_millis(100)).await;
+}

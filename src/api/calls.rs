@@ -46,6 +46,11 @@ pub struct CallOut {
     pub ended_by: Option<String>,
     /// Why it ended or was refused.
     pub reason: String,
+    /// Where to download the call's recording (stereo WAV: the caller
+    /// left, the callee right); null when it was not recorded.
+    pub recording: Option<String>,
+    /// Whether a prompt told the parties the call was recorded.
+    pub announced: bool,
 }
 
 impl CallOut {
@@ -72,6 +77,12 @@ impl CallOut {
             result: r.result,
             ended_by: r.ended_by,
             reason: r.reason,
+            recording: r
+                .recording
+                .as_ref()
+                .filter(|_| r.answer_at.is_some())
+                .map(|_| format!("/v1/calls/{}/recording", r.id)),
+            announced: r.announced,
         }
     }
 }
@@ -164,6 +175,65 @@ pub async fn list(
     }))
 }
 
+/// The record `id` of the tenant.
+async fn record(
+    st: &ApiState,
+    tenant: crate::bindings::TenantId,
+    id: i64,
+) -> Result<CallRecord, ApiError> {
+    let filter = CallFilter {
+        after: id.saturating_sub(1),
+        limit: 1,
+        ..Default::default()
+    };
+    let (items, _) = st.db(move |s| Ok(s.calls(tenant, &filter)?)).await?;
+    items
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or(ApiError::NotFound("call record"))
+}
+
+#[utoipa::path(get, path = "/v1/calls/{id}/recording", tag = "calls", params(("id" = i64, Path, description = "record id")),
+    responses((status = 200, content_type = "audio/wav", body = Vec<u8>),
+        (status = 404, description = "no such record, not recorded, or past retention", body = super::problem::Problem)),
+    security(("bearer" = [])))]
+/// The call's recording: a stereo WAV, 8 kHz 16-bit, the caller on the
+/// left channel and the callee on the right.
+pub async fn recording(
+    State(st): State<Arc<ApiState>>,
+    t: Tenant,
+    P(id): P<i64>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let r = record(&st, t.0, id).await?;
+    let name = r
+        .recording
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .ok_or(ApiError::NotFound("recording"))?;
+    let path = st.cfg.recordings.join(format!("{name}.wav"));
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| ApiError::NotFound("recording"))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .len();
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "audio/wav".to_string()),
+            (axum::http::header::CONTENT_LENGTH, len.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"call-{id}.wav\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
 #[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls", params(("id" = i64, Path, description = "record id")),
     responses((status = 200, body = CallOut)), security(("bearer" = [])))]
 /// One call record, parties in full.
@@ -172,16 +242,5 @@ pub async fn get(
     t: Tenant,
     P(id): P<i64>,
 ) -> Result<Json<CallOut>, ApiError> {
-    let tenant = t.0;
-    let filter = CallFilter {
-        after: id.saturating_sub(1),
-        limit: 1,
-        ..Default::default()
-    };
-    let (items, _) = st.db(move |s| Ok(s.calls(tenant, &filter)?)).await?;
-    let r = items
-        .into_iter()
-        .find(|r| r.id == id)
-        .ok_or(ApiError::NotFound("call record"))?;
-    Ok(Json(CallOut::from(r, false)))
+    Ok(Json(CallOut::from(record(&st, t.0, id).await?, false)))
 }

@@ -54,6 +54,8 @@ pub struct ApiConfig {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Non-public networks webhooks may reach.
     pub webhook_networks: Arc<Vec<crate::net::Network>>,
+    /// Where the relay writes call recordings.
+    pub recordings: std::path::PathBuf,
 }
 
 /// Shared state of the handlers.
@@ -240,7 +242,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
         identifiers::create, identifiers::get, identifiers::list, identifiers::patch, identifiers::delete,
         identifiers::qr_svg, identifiers::qr_png,
         numbers::add, numbers::list, numbers::remove, numbers::blocklist, numbers::block, numbers::unblock,
-        calls::list, calls::get, webhooks::set, webhooks::get, webhooks::delete, webhooks::stream,
+        calls::list, calls::get, calls::recording, webhooks::set, webhooks::get, webhooks::delete, webhooks::stream,
         webhooks::deliveries, webhooks::redeliver, keys::list, keys::create, keys::revoke,
         accounts::create, accounts::list, accounts::get, accounts::password, accounts::delete,
         accounts::registrations,
@@ -396,6 +398,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/keys/{key_id}", axum::routing::delete(keys::revoke))
         .route("/v1/calls", get(calls::list))
         .route("/v1/calls/{id}", get(calls::get))
+        .route("/v1/calls/{id}/recording", get(calls::recording))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -79,6 +79,14 @@ pub struct ConditionsIn {
     #[serde(default, deserialize_with = "some")]
     #[schema(value_type = Option<DirectionJson>)]
     pub direction: Option<Option<DirectionJson>>,
+    /// Record answered calls: both parties to a stereo WAV, listed on the
+    /// call record and downloadable (`GET /v1/calls/{id}/recording`).
+    pub record: Option<bool>,
+    /// Whether prompts (the announcement before bridging, the warning
+    /// before the maximum call length) play on this binding's calls; null
+    /// or absent: the server's default.
+    #[serde(default, deserialize_with = "some")]
+    pub announce: Option<Option<bool>>,
 }
 
 // Tells `"field": null` (Some(None)) from an absent field (None).
@@ -169,6 +177,8 @@ impl ConditionsIn {
                 None => old.direction,
                 Some(d) => d.map(Into::into),
             },
+            record: self.record.unwrap_or(old.record),
+            announce: self.announce.unwrap_or(old.announce),
         };
         if let (Some(s), Some(e)) = (c.not_before, c.not_after) {
             if e <= s {
@@ -203,6 +213,10 @@ pub struct ConditionsOut {
     pub allowed_callers: Option<Vec<String>>,
     /// Direction (AXB).
     pub direction: DirectionJson,
+    /// Answered calls are recorded.
+    pub record: bool,
+    /// Prompts play (null: the server's default).
+    pub announce: Option<bool>,
 }
 
 /// Usage so far.
@@ -267,6 +281,8 @@ impl BindingOut {
                     .as_ref()
                     .map(|v| v.iter().map(|n| n.as_str().to_string()).collect()),
                 direction: c.direction.unwrap_or_default().into(),
+                record: c.record,
+                announce: c.announce,
             },
             usage: UsageOut {
                 calls_used: b.usage.calls_used,

@@ -181,6 +181,10 @@ pub struct Call<C> {
     pub last_b_ack: Option<Bytes>,
     /// Talk time allowed from the answer so far (`None`: no limit).
     pub limit: Option<Duration>,
+    /// The recording's name, when the call is recorded.
+    pub record: Option<String>,
+    /// When to play the last-minute warning, after the answer.
+    pub warn_at: Option<Duration>,
     /// When B answered.
     pub answered: Option<Instant>,
     /// Whether A acknowledged the answer: only then is the call a call.

@@ -42,6 +42,7 @@ impl<P: Policy> Engine<P> {
         } else {
             None
         };
+        let by_policy = own.is_none();
         let decision = match own {
             Some((status, reason, why)) => {
                 self.policy.refused(&offer, status, why, now);
@@ -67,6 +68,10 @@ impl<P: Policy> Engine<P> {
             } => {
                 tracing::debug!(why, status, "refusing INVITE");
                 let tag = token();
+                if by_policy && self.refuse_with_prompt(&m, src, &key, &tag, (status, &reason), now)
+                {
+                    return;
+                }
                 self.respond_with(&key, status, &reason, Some(&tag), &[], now);
                 return;
             }
@@ -106,7 +111,8 @@ impl<P: Policy> Engine<P> {
             forks.push(fork);
         }
         let later = !plan.failover.is_empty() || forks.iter().any(|f| f.route.auth.is_some());
-        let offer = later.then(|| std::sync::Arc::new(m));
+        let m = std::sync::Arc::new(m);
+        let offer = later.then(|| std::sync::Arc::clone(&m));
         let call = Call {
             phase: Phase::Calling,
             b_invite_cseq: forks[0].cseq,
@@ -122,6 +128,8 @@ impl<P: Policy> Engine<P> {
             pending_ack: None,
             last_b_ack: None,
             limit: plan.limit,
+            record: plan.record,
+            warn_at: plan.warn_at,
             answered: None,
             confirmed: false,
             result: 0,
@@ -139,7 +147,7 @@ impl<P: Policy> Engine<P> {
                 (id, Side::B),
             );
         }
-        self.by_invite.insert(key, id);
+        self.by_invite.insert(key.clone(), id);
         self.calls.insert(id, call);
         for (i, (b_key, peer, bytes, ack)) in sends.into_iter().enumerate() {
             self.tx
@@ -147,12 +155,135 @@ impl<P: Policy> Engine<P> {
             self.arm_setup(id, i, now);
         }
         self.tell(id, Milestone::Offered, now);
+        if plan.announce {
+            self.announce(id, &m, &key, now);
+        }
         let t = self
             .timers
             .add(now.mono + plan.no_answer, CallTimer::NoAnswer(id));
         if let Some(c) = self.calls.get_mut(&id) {
             c.timers.push(t);
         }
+    }
+
+    /// Plays the refusal prompt to a refused caller as early media (183
+    /// with an SDP of ours) and sends the final status once it has played;
+    /// false (nothing sent) when no prompt is configured, the caller
+    /// offered no G.711 or media is not relayed.
+    fn refuse_with_prompt(
+        &mut self,
+        m: &Msg,
+        src: Peer,
+        key: &TxKey,
+        tag: &str,
+        (status, reason_phrase): (u16, &str),
+        now: Now,
+    ) -> bool {
+        let Some(anchor) = self.anchor.clone() else {
+            return false;
+        };
+        if !self.relay_refusals || !super::is_sdp(m) {
+            return false;
+        }
+        let Ok(parsed) = sdp::parse(&m.body) else {
+            return false;
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let me = self.me_for(&src);
+        let host = me
+            .rsplit_once(':')
+            .map_or(me.as_str(), |(h, _)| h)
+            .to_string();
+        anchor.note(id, Party::A, &parsed.streams);
+        let ours = match anchor.face(id, Party::A, host.contains(':')) {
+            Ok(ours) => ours,
+            Err(_) => {
+                anchor.release(id);
+                return false;
+            }
+        };
+        let play = anchor.playable(id, Party::A);
+        let Some(took) = anchor.play(id, Party::A, crate::media::Sound::Refusal) else {
+            anchor.release(id);
+            return false;
+        };
+        let body = parsed.answer(&host, &mut sdp::Origin::new(), &ours, &play);
+        let Some(mut w) = self.tx.response(key, 183, reason(183), Some(tag)) else {
+            anchor.release(id);
+            return false;
+        };
+        w.header("Contact", &format!("<sip:{me}>"));
+        let bytes = w.finish(Some("application/sdp"), &body);
+        self.tx.respond(key, 183, bytes, now.mono);
+        self.refusing.insert(
+            id,
+            super::Refusing {
+                key: key.clone(),
+                status,
+                reason: reason_phrase.to_string(),
+                tag: tag.to_string(),
+            },
+        );
+        // The prompt starts a moment after the 183 (see the relay).
+        let at = now.mono + took + std::time::Duration::from_millis(300);
+        self.timers.add(at, CallTimer::Refused(id));
+        true
+    }
+
+    /// The refusal prompt has played: the final status, and the media freed.
+    pub(super) fn on_refused(&mut self, id: CallId, now: Now) {
+        if let Some(a) = &self.anchor {
+            a.release(id);
+        }
+        if let Some(r) = self.refusing.remove(&id) {
+            self.respond_with(&r.key, r.status, &r.reason, Some(&r.tag), &[], now);
+        }
+    }
+
+    /// Answers the caller's offer ourselves with early media (183 and an
+    /// SDP naming our port facing it) and plays the announcement there
+    /// while the callee is called; the callee's media reaches the caller
+    /// once it has played. Nothing happens when the media is not relayed
+    /// or the caller offered no G.711.
+    fn announce(&mut self, id: CallId, offer: &Msg, key: &TxKey, now: Now) {
+        let Some(anchor) = self.anchor.clone() else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.media != Media::Relay || !super::is_sdp(offer) {
+            return;
+        }
+        let Ok(parsed) = sdp::parse(&offer.body) else {
+            return;
+        };
+        let host = call
+            .a
+            .me
+            .rsplit_once(':')
+            .map_or(call.a.me.as_str(), |(h, _)| h)
+            .to_string();
+        let Ok(ours) = anchor.face(id, Party::A, host.contains(':')) else {
+            return;
+        };
+        let play = anchor.playable(id, Party::A);
+        if anchor
+            .play(id, Party::A, crate::media::Sound::Announcement)
+            .is_none()
+        {
+            return;
+        }
+        let body = parsed.answer(&host, &mut call.a.origin, &ours, &play);
+        let (tag, contact) = (call.a.local_tag.clone(), call.a.contact());
+        let Some(mut w) = self.tx.response(key, 183, reason(183), Some(&tag)) else {
+            return;
+        };
+        w.header("Contact", &contact);
+        let bytes = w.finish(Some("application/sdp"), &body);
+        self.tx.respond(key, 183, bytes, now.mono);
+        self.tell(id, Milestone::Announced, now);
     }
 
     /// Anchors the caller's offer before any fork carries it, so that a
@@ -467,6 +598,10 @@ impl<P: Policy> Engine<P> {
             server_key: call.a_invite.clone(),
             other_cseq: call.b_invite_cseq,
         });
+        if let Some(warn) = call.warn_at {
+            call.timers
+                .push(self.timers.add(now.mono + warn, CallTimer::Warn(id)));
+        }
         if let Some(limit) = call.limit {
             call.timers
                 .push(self.timers.add(now.mono + limit, CallTimer::Limit(id)));
@@ -474,6 +609,9 @@ impl<P: Policy> Engine<P> {
         tracing::debug!(call = id, fork = i, "call answered");
         if let Some(a) = &self.anchor {
             a.answered(id);
+            if let Some(name) = &call.record {
+                a.record(id, name);
+            }
         }
         self.policy
             .milestone(id, &mut call.state, Milestone::Answered, now);

@@ -54,6 +54,10 @@ enum CallTimer {
     /// Fork `.1` must have been heard from by now.
     Setup(CallId, usize),
     Limit(CallId),
+    /// The last-minute warning is due.
+    Warn(CallId),
+    /// A refusal prompt has played: send the final status.
+    Refused(CallId),
     Cleanup(CallId),
 }
 
@@ -88,6 +92,18 @@ pub struct Engine<P: Policy> {
     anchor: Option<std::sync::Arc<dyn Anchor>>,
     /// An answered call with no media for this long ends.
     media_timeout: Option<std::time::Duration>,
+    /// Refused callers hear the refusal prompt (when the anchor has one).
+    relay_refusals: bool,
+    /// Refusals waiting for their prompt to end.
+    refusing: HashMap<CallId, Refusing>,
+}
+
+/// A refusal held back while its prompt plays.
+struct Refusing {
+    key: TxKey,
+    status: u16,
+    reason: String,
+    tag: String,
 }
 
 impl<P: Policy> Engine<P> {
@@ -108,6 +124,8 @@ impl<P: Policy> Engine<P> {
             accepting: true,
             anchor: None,
             media_timeout: None,
+            relay_refusals: false,
+            refusing: HashMap::new(),
         }
     }
 
@@ -120,6 +138,7 @@ impl<P: Policy> Engine<P> {
     ) -> Engine<P> {
         self.anchor = Some(anchor);
         self.media_timeout = timeout;
+        self.relay_refusals = true;
         self
     }
 
@@ -268,6 +287,8 @@ impl<P: Policy> Engine<P> {
                 CallTimer::NoAnswer(id) => self.on_no_answer(id, now),
                 CallTimer::Setup(id, i) => self.on_fork_silent(id, i, true, now),
                 CallTimer::Limit(id) => self.on_limit(id, now),
+                CallTimer::Warn(id) => self.on_warn(id),
+                CallTimer::Refused(id) => self.on_refused(id, now),
                 CallTimer::Cleanup(id) => self.forget(id),
             }
         }
@@ -280,6 +301,19 @@ impl<P: Policy> Engine<P> {
         self.policy.tick(&mut live, now);
         for p in self.policy.probes(now) {
             self.send_probe(p, now);
+        }
+    }
+
+    /// Plays the last-minute warning to both parties of an answered call.
+    fn on_warn(&mut self, id: CallId) {
+        let Some(anchor) = &self.anchor else { return };
+        if self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.phase == Phase::Answered)
+        {
+            anchor.play(id, crate::media::Party::A, crate::media::Sound::Warning);
+            anchor.play(id, crate::media::Party::B, crate::media::Sound::Warning);
         }
     }
 

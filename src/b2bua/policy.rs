@@ -66,6 +66,13 @@ pub struct Plan {
     /// Talk time allowed from the answer before [`Policy::limit`] is asked
     /// again; `None`: no limit.
     pub limit: Option<Duration>,
+    /// Record the answered call under this name (relayed media only).
+    pub record: Option<String>,
+    /// Play the announcement to the caller before the call is bridged.
+    pub announce: bool,
+    /// Play the warning to both this long after the answer (the maximum
+    /// call length less the warning's lead).
+    pub warn_at: Option<Duration>,
 }
 
 /// A request the policy wants sent on its own: an OPTIONS ping to a next
@@ -199,6 +206,8 @@ pub enum Milestone {
     Answered,
     /// The caller acknowledged the answer: now it is a call.
     Confirmed,
+    /// The caller heard the announcement before the call was bridged.
+    Announced,
     /// The call is over.
     Ended(Ending),
 }

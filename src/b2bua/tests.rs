@@ -77,6 +77,9 @@ impl Policy for Route1 {
             failover: self.failover.iter().map(|a| route(a)).collect(),
             from_user: "+861700".into(),
             media: Media::Mask,
+            record: None,
+            announce: false,
+            warn_at: None,
             no_answer: Duration::from_secs(30),
             limit: self.limit,
         };

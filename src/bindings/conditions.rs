@@ -56,6 +56,11 @@ pub struct Conditions {
     /// The binding ends after this many seconds without an answered call
     /// (counted from creation, then from each answered call).
     pub idle_secs: Option<u64>,
+    /// Record answered calls (both parties, one per channel).
+    pub record: bool,
+    /// Whether prompts play on this binding's calls (`None`: the config's
+    /// `[media] announce`).
+    pub announce: Option<bool>,
 }
 
 /// Defaults from the config, applied where a binding sets nothing.

@@ -146,6 +146,10 @@ pub struct Admission {
     pub tenant: TenantId,
     /// How the caller relates to the binding: the call's direction.
     pub direction: Way,
+    /// Whether the call is recorded.
+    pub record: bool,
+    /// Whether prompts play (`None`: the configured default).
+    pub announce: Option<bool>,
 }
 
 /// The table.
@@ -327,6 +331,8 @@ impl BindingTable {
             lease: grant.lease,
             tenant: b.tenant,
             direction: way,
+            record: b.conditions.record,
+            announce: b.conditions.announce,
         })
     }
 

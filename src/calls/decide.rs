@@ -64,11 +64,24 @@ impl Masking {
         };
         tracing::debug!(call = offer.id, caller = %caller, callee = %a.callee, binding = a.binding,
             forks = targets.len(), "bridging call");
+        let relayed = self.cfg.media == crate::b2bua::Media::Relay;
+        let prompts = relayed && a.announce.unwrap_or(self.cfg.announce);
+        // Only relayed media can be recorded.
+        let recording = (a.record && self.cfg.media == crate::b2bua::Media::Relay)
+            .then(|| format!("{}-{}", now.unix_ms, crate::ids::token()));
         let plan = Plan {
             targets,
             failover,
             from_user: a.virtual_number.as_str().to_string(),
             media: self.cfg.media,
+            record: recording.clone(),
+            announce: prompts && self.cfg.announcement,
+            warn_at: self
+                .cfg
+                .warning
+                .filter(|_| prompts)
+                .and_then(|lead| Duration::from_secs(a.max_secs).checked_sub(lead))
+                .filter(|at| !at.is_zero() && a.max_secs > 0),
             no_answer: self.cfg.no_answer,
             // The first limit: the lease of talk time, or the cap.
             limit: a
@@ -76,7 +89,9 @@ impl Masking {
                 .or((a.max_secs > 0).then_some(a.max_secs))
                 .map(Duration::from_secs),
         };
-        Decision::Bridge(plan, state_of(a, caller, now))
+        let mut state = state_of(a, caller, now);
+        state.record.recording = recording;
+        Decision::Bridge(plan, state)
     }
 
     /// Where the callee is reached, as (targets called at once, targets

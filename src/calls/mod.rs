@@ -57,6 +57,13 @@ pub struct MaskingConfig {
     pub pike: pike::PikeConfig,
     /// How calls' media crosses: relayed, or the parties' addresses pass.
     pub media: crate::b2bua::Media,
+    /// Prompts play unless a binding says otherwise.
+    pub announce: bool,
+    /// An announcement is configured.
+    pub announcement: bool,
+    /// A warning is configured, to start this long before the maximum
+    /// call length.
+    pub warning: Option<Duration>,
 }
 
 /// Counters for metrics.
@@ -258,6 +265,7 @@ impl Policy for Masking {
                 // interaction of its agent and user.
                 self.store.call_interaction(call.binding, now.unix());
             }
+            Milestone::Announced => call.record.announced = true,
             Milestone::Ended(e) => self.ended(id, call, e, now),
         }
     }

@@ -53,6 +53,9 @@ fn rig(conditions: Conditions) -> Rig {
     let policy = Masking::new(
         MaskingConfig {
             media: crate::b2bua::Media::Mask,
+            announce: false,
+            announcement: false,
+            warning: None,
             trunks: vec![super::trunks::Trunk {
                 name: "trunk".into(),
                 target: Target::parse("127.0.0.3:5060").expect("trunk"),

@@ -145,6 +145,8 @@ pub struct AddArgs {
     pub not_after: Option<String>,
     /// Allowed callers (AX).
     pub allow: Vec<String>,
+    /// Record answered calls.
+    pub record: bool,
 }
 
 /// Adds one binding; returns its id.
@@ -194,6 +196,7 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
         max_call_secs: a.max_call_secs,
         talk_budget_secs: a.talk_budget_secs,
         allowed_callers: allowed,
+        record: a.record,
         ..Default::default()
     };
     if let (Some(s), Some(e)) = (conditions.not_before, conditions.not_after) {

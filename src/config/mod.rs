@@ -68,6 +68,50 @@ pub struct MediaSection {
     /// An answered call with no RTP from either party for this long ends
     /// (0: never).
     pub timeout_secs: u64,
+    /// Days a call recording is kept (0: forever).
+    pub recording_keep_days: u32,
+    /// Whether prompts play, unless a binding says otherwise.
+    pub announce: bool,
+    /// WAV played to the caller before the call is bridged ("" none).
+    pub announcement: String,
+    /// WAV played to both parties before the maximum call length ("" none).
+    pub warning: String,
+    /// How long before the maximum call length the warning starts.
+    pub warning_secs: u32,
+    /// WAV played to a refused caller before the final status ("" none).
+    pub refusal: String,
+}
+
+impl MediaSection {
+    /// The prompts configured, loaded: (key, sound, prompt or why not).
+    pub fn prompts(
+        &self,
+    ) -> Vec<(
+        &'static str,
+        crate::media::Sound,
+        Result<crate::media::audio::Prompt, crate::media::audio::PromptError>,
+    )> {
+        use crate::media::Sound;
+        [
+            (
+                "media.announcement",
+                Sound::Announcement,
+                &self.announcement,
+            ),
+            ("media.warning", Sound::Warning, &self.warning),
+            ("media.refusal", Sound::Refusal, &self.refusal),
+        ]
+        .into_iter()
+        .filter(|(_, _, path)| !path.is_empty())
+        .map(|(key, sound, path)| {
+            (
+                key,
+                sound,
+                crate::media::audio::Prompt::load(Path::new(path)),
+            )
+        })
+        .collect()
+    }
 }
 
 /// `[media] mode`.
@@ -493,6 +537,11 @@ impl Config {
                 "the range needs port_min at least 1024 and two pairs of ports up to port_max"
                     .into(),
             );
+        }
+        for (key, _, loaded) in m.prompts() {
+            if let Err(e) = loaded {
+                bad(key, e.to_string());
+            }
         }
         for (key, v) in [("media.bind", &m.bind), ("media.advertise", &m.advertise)] {
             if !v.is_empty() && v.parse::<std::net::IpAddr>().is_err() {

@@ -6,7 +6,9 @@
 //! so an external media engine (rtpengine's NG protocol) can stand in for
 //! it later; this module knows nothing of SIP dialogs or bindings.
 
+pub mod audio;
 mod ports;
+pub mod record;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;
@@ -46,6 +48,17 @@ impl Party {
     }
 }
 
+/// The prompts the relay plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Sound {
+    /// To the caller before the call is bridged ("this call is protected").
+    Announcement,
+    /// To both, shortly before the maximum call length.
+    Warning,
+    /// To a refused caller, before the final status.
+    Refusal,
+}
+
 /// Why media could not be anchored.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -74,6 +87,36 @@ pub trait Anchor: Send + Sync {
 
     /// The call was answered: from now on silence counts toward the timeout.
     fn answered(&self, call: CallKey);
+
+    /// Records the call's first stream, both parties, as `name`.wav in the
+    /// recordings folder, until it is released.
+    fn record(&self, call: CallKey, name: &str);
+
+    /// Notes what `from` described (where it takes media, its codecs)
+    /// without opening ports for the other party: a call refused with a
+    /// prompt has no other party.
+    fn note(&self, call: CallKey, from: Party, streams: &[sdp::Stream]);
+
+    /// Opens our ports facing `party` for every stream it described
+    /// (before the other party answers: for early media of our own);
+    /// returns them as [`Anchor::describe`] does.
+    fn face(
+        &self,
+        call: CallKey,
+        party: Party,
+        v6: bool,
+    ) -> Result<Vec<Option<SocketAddr>>, MediaError>;
+
+    /// Plays `sound` to `party` on the call's first stream, in a G.711
+    /// codec the party offered or chose (`Some(payload type)` per stream,
+    /// for an SDP of our own); what the other party sends it is held back
+    /// meanwhile. Returns how long it plays, `None` when it cannot (no
+    /// such prompt configured, no G.711, no ports facing the party).
+    fn play(&self, call: CallKey, party: Party, sound: Sound) -> Option<Duration>;
+
+    /// The G.711 payload type the relay would play to `party` on each
+    /// stream (`None` where it would not).
+    fn playable(&self, call: CallKey, party: Party) -> Vec<Option<u8>>;
 
     /// The call is over: its ports are freed.
     fn release(&self, call: CallKey);

@@ -8,17 +8,20 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 
+use super::audio::{self, Prompt, FRAME};
 use super::ports::Ports;
+use super::record::Recorder;
 use super::rtp::{self, RtcpMap, Shown};
 use super::sdp::Stream;
-use super::{Anchor, CallKey, MediaError, Party};
+use super::{Anchor, CallKey, MediaError, Party, Sound};
 
 /// Where the relay binds and what it tells parties.
 #[derive(Clone, Debug)]
@@ -29,6 +32,12 @@ pub struct RelayConfig {
     pub v4: Option<(IpAddr, IpAddr)>,
     /// (bind, advertised) for IPv6 legs.
     pub v6: Option<(IpAddr, IpAddr)>,
+    /// Where recordings go.
+    pub recordings: PathBuf,
+    /// How long recordings are kept (`None`: forever).
+    pub keep: Option<Duration>,
+    /// The prompts configured.
+    pub prompts: HashMap<Sound, Prompt>,
 }
 
 /// Counters for /metrics.
@@ -73,6 +82,7 @@ struct CallMedia {
     held: [bool; 2],
     reported: bool,
     tasks: Vec<AbortHandle>,
+    recorder: Option<Arc<Recorder>>,
 }
 
 /// Where a party takes media, and whether its real source is latched.
@@ -93,6 +103,12 @@ struct StreamState {
     remote: [Mutex<Remote>; 2],
     /// The SDP address each party gave last, to tell a new one.
     described: [Mutex<Option<SocketAddr>>; 2],
+    /// Set on the first stream of a recorded call.
+    recorder: OnceLock<Arc<Recorder>>,
+    /// The payload types each party listed last.
+    formats: [Mutex<Vec<u8>>; 2],
+    /// A prompt is playing to the party: the other's media waits.
+    playing: [AtomicBool; 2],
 }
 
 /// Our ports facing one party, and what that party is shown.
@@ -124,6 +140,25 @@ impl Relay {
                 c.ms.store(c.start.elapsed().as_millis() as u64, Ordering::Relaxed);
             }
         });
+        if let Some(keep) = cfg.keep {
+            let dir = cfg.recordings.clone();
+            handle.spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(3600));
+                loop {
+                    every.tick().await;
+                    let dir = dir.clone();
+                    match tokio::task::spawn_blocking(move || super::record::sweep(&dir, keep))
+                        .await
+                    {
+                        Ok(Ok(n)) if n > 0 => {
+                            tracing::info!(deleted = n, "recordings past retention")
+                        }
+                        Ok(Err(e)) => tracing::warn!(error = %e, "recording retention"),
+                        _ => {}
+                    }
+                }
+            });
+        }
         Arc::new(Relay {
             cfg,
             ports,
@@ -195,19 +230,38 @@ impl Anchor for Relay {
         v6: bool,
         streams: &[Stream],
     ) -> Result<Vec<Option<SocketAddr>>, MediaError> {
+        self.note(call, from, streams);
+        let mut calls = self.lock();
+        let media = calls.entry(call).or_default();
+        let mut out = Vec::with_capacity(streams.len());
+        for (i, s) in streams.iter().enumerate() {
+            let Some(st) = media.streams.get(i).filter(|_| !s.off).map(Arc::clone) else {
+                out.push(None);
+                continue;
+            };
+            let mut tasks = std::mem::take(&mut media.tasks);
+            let addr = self.open(v6, &st, from.other(), &mut tasks);
+            media.tasks = tasks;
+            out.push(Some(addr?));
+        }
+        Ok(out)
+    }
+
+    fn note(&self, call: CallKey, from: Party, streams: &[Stream]) {
         let mut calls = self.lock();
         let media = calls.entry(call).or_default();
         media.held[from.index()] = streams.iter().all(|s| s.held || s.off);
-        let mut out = Vec::with_capacity(streams.len());
         for (i, s) in streams.iter().enumerate() {
             if media.streams.len() <= i {
                 media.streams.push(Arc::default());
             }
-            let st = Arc::clone(&media.streams[i]);
+            let st = &media.streams[i];
             if s.off {
-                out.push(None);
                 continue;
             }
+            *st.formats[from.index()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = s.formats.clone();
             // A new address unlatches: the party moved (or came back from
             // hold); the same description again keeps what was learnt.
             let mut said = st.described[from.index()]
@@ -215,23 +269,16 @@ impl Anchor for Relay {
                 .unwrap_or_else(|e| e.into_inner());
             if *said != s.rtp || s.rtp.is_none() {
                 *said = s.rtp;
-                let mut r = st.remote[from.index()]
+                *st.remote[from.index()]
                     .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                *r = Remote {
+                    .unwrap_or_else(|e| e.into_inner()) = Remote {
                     rtp: s.rtp,
                     rtcp: s.rtcp,
                     rtp_latched: false,
                     rtcp_latched: false,
                 };
             }
-            drop(said);
-            let mut tasks = std::mem::take(&mut media.tasks);
-            let addr = self.open(v6, &st, from.other(), &mut tasks);
-            media.tasks = tasks;
-            out.push(Some(addr?));
         }
-        Ok(out)
     }
 
     fn answered(&self, call: CallKey) {
@@ -241,11 +288,107 @@ impl Anchor for Relay {
         }
     }
 
-    fn release(&self, call: CallKey) {
-        if let Some(m) = self.lock().remove(&call) {
-            for t in m.tasks {
-                t.abort();
+    fn record(&self, call: CallKey, name: &str) {
+        let now = self.clock.now();
+        let mut calls = self.lock();
+        let Some(m) = calls.get_mut(&call) else {
+            return;
+        };
+        let Some(first) = m.streams.first() else {
+            return;
+        };
+        match Recorder::start(&self.cfg.recordings, name, now) {
+            Ok(r) => {
+                let r = Arc::new(r);
+                let _ = first.recorder.set(Arc::clone(&r));
+                m.recorder = Some(r);
             }
+            Err(e) => tracing::warn!(error = %e, "cannot record"),
+        }
+    }
+
+    fn face(
+        &self,
+        call: CallKey,
+        party: Party,
+        v6: bool,
+    ) -> Result<Vec<Option<SocketAddr>>, MediaError> {
+        let mut calls = self.lock();
+        let Some(media) = calls.get_mut(&call) else {
+            return Ok(Vec::new());
+        };
+        let mut tasks = std::mem::take(&mut media.tasks);
+        let mut out = Vec::with_capacity(media.streams.len());
+        let mut failed = None;
+        for st in &media.streams {
+            let described = !st.formats[party.index()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
+            if !described {
+                out.push(None);
+                continue;
+            }
+            match self.open(v6, st, party, &mut tasks) {
+                Ok(a) => out.push(Some(a)),
+                Err(e) => failed = Some(e),
+            }
+        }
+        media.tasks = tasks;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    fn playable(&self, call: CallKey, party: Party) -> Vec<Option<u8>> {
+        let calls = self.lock();
+        let Some(media) = calls.get(&call) else {
+            return Vec::new();
+        };
+        media
+            .streams
+            .iter()
+            .map(|st| {
+                st.formats[party.index()]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .copied()
+                    .find(|pt| audio::is_g711(*pt))
+            })
+            .collect()
+    }
+
+    fn play(&self, call: CallKey, party: Party, sound: Sound) -> Option<Duration> {
+        let prompt = self.cfg.prompts.get(&sound)?.clone();
+        let pt = self.playable(call, party).first().copied().flatten()?;
+        let mut calls = self.lock();
+        let media = calls.get_mut(&call)?;
+        let st = Arc::clone(media.streams.first()?);
+        st.facing[party.index()].get()?;
+        st.playing[party.index()].store(true, Ordering::Relaxed);
+        let took = prompt.duration();
+        let task = self.handle.spawn(speak(st, party.index(), pt, prompt));
+        media.tasks.push(task.abort_handle());
+        Some(took)
+    }
+
+    fn release(&self, call: CallKey) {
+        let Some(m) = self.lock().remove(&call) else {
+            return;
+        };
+        for t in m.tasks {
+            t.abort();
+        }
+        if let Some(r) = m.recorder {
+            // Joining the channels reads and writes files: not on a pump.
+            self.handle.spawn_blocking(move || match r.finish() {
+                Ok((path, secs)) => {
+                    tracing::info!(file = %path.display(), secs, "recording saved")
+                }
+                Err(e) => tracing::warn!(error = %e, "recording not saved"),
+            });
         }
     }
 
@@ -374,13 +517,53 @@ impl Pump {
         };
         from.heard_ssrc
             .store(u64::from(heard.ssrc), Ordering::Relaxed);
-        from.last.store(self.clock.now().max(1), Ordering::Relaxed);
+        let now = self.clock.now().max(1);
+        from.last.store(now, Ordering::Relaxed);
+        if let Some(r) = s.recorder.get() {
+            r.write(x, heard.pt, heard.ts, &buf[heard.payload..len], now);
+        }
+        if s.playing[y].load(Ordering::Relaxed) {
+            // A prompt is speaking to them: this waits its turn (dropped).
+            return;
+        }
         if let Some(addr) = dest.rtp {
             // Media is late rather than never: a full socket buffer drops.
             let _ = to.rtp.try_send_to(&buf[..len], addr);
             self.stats.rtp.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Plays `prompt` to party `to` from our port facing it, one G.711 packet
+/// each 20 ms, as a stream of its own (its own SSRC), then lets the other
+/// party's media through again.
+async fn speak(st: Arc<StreamState>, to: usize, pt: u8, prompt: Prompt) {
+    // Our own 183 goes out as this starts: let it arrive first.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let Some(f) = st.facing[to].get() else {
+        return;
+    };
+    let shown = Shown::new();
+    let mut every = tokio::time::interval(Duration::from_millis(20));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pkt = [0u8; 12 + FRAME];
+    for (i, chunk) in prompt.0.chunks(FRAME).enumerate() {
+        every.tick().await;
+        let n = i as u32;
+        pkt[0] = 0x80;
+        pkt[1] = if i == 0 { pt | 0x80 } else { pt };
+        pkt[2..4].copy_from_slice(&shown.seq.wrapping_add(n as u16).to_be_bytes());
+        pkt[4..8].copy_from_slice(&shown.ts.wrapping_add(n * FRAME as u32).to_be_bytes());
+        pkt[8..12].copy_from_slice(&shown.ssrc.to_be_bytes());
+        for (j, b) in pkt[12..].iter_mut().enumerate() {
+            *b = audio::encode(pt, chunk.get(j).copied().unwrap_or(0));
+        }
+        let dest = st.remote[to].lock().unwrap_or_else(|e| e.into_inner()).rtp;
+        if let Some(dest) = dest {
+            let _ = f.rtp.try_send_to(&pkt, dest);
+        }
+    }
+    st.playing[to].store(false, Ordering::Relaxed);
 }
 
 /// Whether a packet from `src` is the party's: the first one after a

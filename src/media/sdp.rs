@@ -96,6 +96,10 @@ pub struct Stream {
     pub held: bool,
     /// The payload types the `m=` line lists.
     pub formats: Vec<u8>,
+    /// Media type and transport of the `m=` line (`audio`, `RTP/AVP`).
+    pub media: String,
+    /// See `media`.
+    pub proto: String,
 }
 
 /// A description checked and split, ready to be rendered for a leg.
@@ -151,6 +155,8 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
                     off: port == 0,
                     held: session_held,
                     formats: f[3..].iter().filter_map(|p| p.parse().ok()).collect(),
+                    media: f[0].to_string(),
+                    proto: f[2].to_string(),
                 });
                 ports.push(port);
                 ips.push(None);
@@ -302,6 +308,60 @@ impl Parsed<'_> {
         // Session-level lines kept their order (c= before b= and t=).
         out.push_str(&rest);
         out.into_bytes()
+    }
+}
+
+impl Parsed<'_> {
+    /// Our own answer to this offer, for early media we play ourselves:
+    /// each stream we can play to (`play[i]`, a G.711 payload type, and an
+    /// address in `relay`) at our address with that codec alone; every
+    /// other stream declined (port 0).
+    pub fn answer(
+        &self,
+        host_ip: &str,
+        origin: &mut Origin,
+        relay: &[Option<SocketAddr>],
+        play: &[Option<u8>],
+    ) -> Vec<u8> {
+        let mut rest = String::with_capacity(256);
+        if let Some(a) = relay.iter().flatten().next() {
+            let v = if a.is_ipv6() { "IP6" } else { "IP4" };
+            push(&mut rest, "c", &format!("IN {v} {}", a.ip()));
+        }
+        push(&mut rest, "t", "0 0");
+        for (i, s) in self.streams.iter().enumerate() {
+            match (
+                relay.get(i).copied().flatten(),
+                play.get(i).copied().flatten(),
+            ) {
+                (Some(a), Some(pt)) => {
+                    push(
+                        &mut rest,
+                        "m",
+                        &format!("{} {} {} {pt}", s.media, a.port(), s.proto),
+                    );
+                    let name = if pt == 8 { "PCMA" } else { "PCMU" };
+                    push(&mut rest, "a", &format!("rtpmap:{pt} {name}/8000"));
+                    push(&mut rest, "a", "ptime:20");
+                    push(&mut rest, "a", "sendrecv");
+                }
+                _ => {
+                    let fmt = s.formats.first().copied().unwrap_or(0);
+                    push(&mut rest, "m", &format!("{} 0 {} {fmt}", s.media, s.proto));
+                }
+            }
+        }
+        if rest.as_bytes() != origin.last.as_slice() {
+            origin.version += 1;
+            origin.last = rest.as_bytes().to_vec();
+        }
+        let ip = host_ip.trim_matches(['[', ']']);
+        let ipver = if ip.contains(':') { "IP6" } else { "IP4" };
+        format!(
+            "v=0\r\no=- {} {} IN {ipver} {ip}\r\ns=-\r\n{rest}",
+            origin.session, origin.version
+        )
+        .into_bytes()
     }
 }
 

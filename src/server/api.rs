@@ -71,6 +71,7 @@ pub(super) async fn start_api(
         burst: cfg.api.burst,
         max_body_bytes: cfg.api.max_body_bytes,
         webhook_networks: Arc::new(cfg.webhooks.networks()),
+        recordings: cfg.storage.data_dir.join("recordings"),
         shutdown: cancel.clone(),
     };
     let norm = Normaliser {

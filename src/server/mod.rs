@@ -251,6 +251,10 @@ impl Server {
                     MediaMode::Relay => Media::Relay,
                     MediaMode::Off => Media::Mask,
                 },
+                announce: cfg.media.announce,
+                announcement: !cfg.media.announcement.is_empty(),
+                warning: (!cfg.media.warning.is_empty())
+                    .then(|| Duration::from_secs(u64::from(cfg.media.warning_secs))),
             },
             bindings.clone(),
             writer.clone(),
@@ -264,7 +268,12 @@ impl Server {
         let mut engine = Engine::new(engine_cfg.clone(), policy);
         if cfg.media.mode == MediaMode::Relay {
             let relay = Relay::new(
-                relay_config(&cfg.media, &addrs, &engine_cfg)?,
+                relay_config(
+                    &cfg.media,
+                    &data_dir.join("recordings"),
+                    &addrs,
+                    &engine_cfg,
+                )?,
                 Handle::current(),
             );
             let timeout =
@@ -469,6 +478,7 @@ async fn checkpoints(store: Box<dyn Backend>, stop: CancellationToken) {
 /// listeners: `[media] bind`/`advertise` where set, else the SIP ones.
 fn relay_config(
     m: &MediaSection,
+    recordings: &std::path::Path,
     addrs: &[SocketAddr],
     engine: &EngineConfig,
 ) -> Result<RelayConfig, ServerError> {
@@ -494,7 +504,16 @@ fn relay_config(
             })?;
         Ok(Some((bind, shown)))
     };
+    let mut prompts = std::collections::HashMap::new();
+    for (key, sound, loaded) in m.prompts() {
+        let p = loaded.map_err(|e| ServerError::Config(format!("{key}: {e}")))?;
+        prompts.insert(sound, p);
+    }
     Ok(RelayConfig {
+        prompts,
+        recordings: recordings.to_path_buf(),
+        keep: (m.recording_keep_days > 0)
+            .then(|| Duration::from_secs(u64::from(m.recording_keep_days) * 86400)),
         ports: (m.port_min, m.port_max),
         v4: family(false, &engine.me_v4)?,
         v6: family(true, &engine.me_v6)?,

@@ -309,8 +309,8 @@ impl BindingStore for SqliteStore {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO bindings (caller, virtual, callee, not_before, not_after, max_calls,
                  max_call_secs, talk_budget_secs, allowed_callers, created_at, tenant_id, kind,
-                 direction, idle_secs, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?10)",
+                 direction, idle_secs, updated_at, record, announce)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?10, ?15, ?16)",
             )?;
             for b in rows {
                 let c = &b.conditions;
@@ -330,6 +330,8 @@ impl BindingStore for SqliteStore {
                     b.kind.as_str(),
                     c.direction.map(Direction::as_str),
                     c.idle_secs.map(|v| v as i64),
+                    c.record,
+                    c.announce,
                 ])?;
                 ids.push(tx.last_insert_rowid());
                 progress(ids.len());
@@ -369,8 +371,8 @@ impl BindingStore for SqliteStore {
         let allowed = super::sqlite::allowed_text(c);
         self.conn.execute(
             "UPDATE bindings SET not_before = ?2, not_after = ?3, max_calls = ?4, max_call_secs = ?5,
-             talk_budget_secs = ?6, allowed_callers = ?7, direction = ?8, idle_secs = ?9, updated_at = ?10
-             WHERE id = ?1",
+             talk_budget_secs = ?6, allowed_callers = ?7, direction = ?8, idle_secs = ?9, updated_at = ?10,
+             record = ?11, announce = ?12 WHERE id = ?1",
             params![
                 id,
                 c.not_before,
@@ -381,7 +383,9 @@ impl BindingStore for SqliteStore {
                 allowed,
                 c.direction.map(Direction::as_str),
                 c.idle_secs.map(|v| v as i64),
-                now
+                now,
+                c.record,
+                c.announce
             ],
         )?;
         Ok(())

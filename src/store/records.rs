@@ -41,6 +41,11 @@ pub struct CallRecord {
     pub ended_by: Option<String>,
     /// Why it ended or was refused.
     pub reason: String,
+    /// File name of the call's recording (in the recordings folder), if
+    /// it was recorded.
+    pub recording: Option<String>,
+    /// A prompt told the parties the call is recorded.
+    pub announced: bool,
 }
 
 /// Filters of a call record query.
@@ -78,8 +83,9 @@ impl RecordStore for SqliteStore {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO calls (tenant_id, binding_id, direction, caller, callee, virtual, invite_at,
-                 ringing_at, answer_at, end_at, duration_secs, result, ended_by, reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 ringing_at, answer_at, end_at, duration_secs, result, ended_by, reason, recording,
+                 announced)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
             for r in records {
                 stmt.execute(params![
@@ -96,7 +102,9 @@ impl RecordStore for SqliteStore {
                     r.duration_secs as i64,
                     r.result,
                     r.ended_by,
-                    r.reason
+                    r.reason,
+                    r.recording,
+                    r.announced
                 ])?;
             }
         }
@@ -112,7 +120,7 @@ impl RecordStore for SqliteStore {
     ) -> Result<(Vec<CallRecord>, Option<i64>), StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, tenant_id, binding_id, direction, caller, callee, virtual, invite_at, ringing_at,
-             answer_at, end_at, duration_secs, result, ended_by, reason FROM calls
+             answer_at, end_at, duration_secs, result, ended_by, reason, recording, announced FROM calls
              WHERE tenant_id = ?1 AND id > ?2 AND (?3 IS NULL OR binding_id = ?3)
              AND (?4 IS NULL OR caller = ?4 OR callee = ?4 OR virtual = ?4)
              AND (?5 IS NULL OR invite_at >= ?5) AND (?6 IS NULL OR invite_at < ?6)
@@ -146,6 +154,8 @@ impl RecordStore for SqliteStore {
                     result: r.get(12)?,
                     ended_by: r.get(13)?,
                     reason: r.get(14)?,
+                    recording: r.get(15)?,
+                    announced: r.get::<_, i64>(16)? != 0,
                 })
             },
         )?;

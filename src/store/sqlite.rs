@@ -146,7 +146,13 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
         user_id INTEGER, result TEXT NOT NULL, reason TEXT NOT NULL, x TEXT, binding_id INTEGER,
         at INTEGER NOT NULL);
     CREATE INDEX acquisitions_tenant ON acquisitions(tenant_id, id);
-    CREATE TABLE tenant_settings (tenant_id INTEGER PRIMARY KEY, body TEXT NOT NULL);"];
+    CREATE TABLE tenant_settings (tenant_id INTEGER PRIMARY KEY, body TEXT NOT NULL);",
+    // Media: recorded bindings; a call's recording and whether a prompt
+    // announced it.
+    "ALTER TABLE bindings ADD COLUMN record INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE bindings ADD COLUMN announce INTEGER;
+    ALTER TABLE calls ADD COLUMN recording TEXT;
+    ALTER TABLE calls ADD COLUMN announced INTEGER NOT NULL DEFAULT 0;"];
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -270,7 +276,7 @@ pub(super) fn allowed_text(c: &Conditions) -> Option<String> {
 pub(super) const SELECT: &str =
     "SELECT id, caller, virtual, callee, not_before, not_after, max_calls,
     max_call_secs, talk_budget_secs, allowed_callers, calls_used, talk_secs_used, created_at,
-    tenant_id, kind, direction, idle_secs, last_call_at
+    tenant_id, kind, direction, idle_secs, last_call_at, record, announce
     FROM bindings";
 
 pub(super) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding, StoreError>> {
@@ -292,6 +298,8 @@ pub(super) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding
             .get::<_, Option<String>>(15)?
             .and_then(|d| Direction::parse(&d)),
         idle_secs: r.get::<_, Option<i64>>(16)?.map(|v| v.max(0) as u64),
+        record: r.get::<_, i64>(18)? != 0,
+        announce: r.get::<_, Option<i64>>(19)?.map(|v| v != 0),
     };
     let calls_used: i64 = r.get(10)?;
     let talk: i64 = r.get(11)?;
