@@ -744,3 +744,53 @@ async fn a_refused_caller_hears_the_refusal_prompt_then_gets_the_status() {
     );
     callee.expect_silence(Duration::from_millis(100)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sipp_call_streaming_rtp_is_relayed_both_ways_and_only_from_sipmask() {
+    let uas_port = free_port("127.0.0.3");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(
+        dir.path(),
+        format!("127.0.0.3:{uas_port}").parse().expect("addr"),
+    );
+    add(&cfg, axb(A, X, B));
+    let sut = start(cfg, dir).await;
+    let (a_mp, b_mp) = (free_port("127.0.0.2") & !1, free_port("127.0.0.3") & !1);
+    // What the callee receives on its media port, captured.
+    let capture = common::capture::Capture::start(&format!(
+        "udp and dst host 127.0.0.3 and dst portrange {b_mp}-{}",
+        b_mp + 1
+    ));
+    let sipp = Sipp::new();
+    // One second of a loud tone as raw mu-law for SIPp's rtp_stream.
+    let tone: Vec<u8> = (0..8000)
+        .map(|i| audio_codec_algorithms::encode_ulaw(if (i / 10) % 2 == 0 { 9000 } else { -9000 }))
+        .collect();
+    sipp.file("voice.ulaw", &tone);
+    let b_mp_s = b_mp.to_string();
+    let callee = sipp.uas_with(uas_port, "uas.xml", false, &["-rtp_echo", "-mp", &b_mp_s]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let a_mp_s = a_mp.to_string();
+    let caller = sipp.uac_with(sut.addr, "uac_rtp.xml", (A, X), false, &["-mp", &a_mp_s]);
+    sipp_done(caller, "SIPp caller").await;
+    sipp_done(callee, "SIPp callee").await;
+    let got = capture.stop();
+    assert!(got.len() >= 40, "the callee got {} RTP packets", got.len());
+    for d in &got {
+        assert_eq!(d.src.ip(), sut.addr.ip(), "from sipmask only: {d:?}");
+        assert!(!contains(&d.payload, b"127.0.0.2") && !contains(&d.payload, A.as_bytes()));
+    }
+    // The echo came back through the relay too.
+    let api = sut.server.api_addr.expect("api");
+    let m = http(api, "GET", "/metrics", None, None).await.body;
+    let relayed: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("sipmask_media_packets_total{kind=\"rtp\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        relayed >= 2 * got.len() as u64 - 4,
+        "relayed {relayed} for {} each way",
+        got.len()
+    );
+}

@@ -598,13 +598,24 @@ impl Sipp {
 
     /// The SIPp callee (`uas`) on 127.0.0.3:`port`.
     pub fn uas(&self, port: u16, uas: &str, tcp: bool) -> std::process::Child {
+        self.uas_with(port, uas, tcp, &[])
+    }
+
+    /// [`Sipp::uas`] with more arguments (`-rtp_echo`, say).
+    pub fn uas_with(&self, port: u16, uas: &str, tcp: bool, more: &[&str]) -> std::process::Child {
         let t = if tcp { "t1" } else { "u1" };
         let args: Vec<String> = ["-sf", &Self::scenario(uas), "-i", "127.0.0.3", "-p"]
             .iter()
             .map(|s| s.to_string())
             .chain([port.to_string(), "-t".into(), t.into()])
+            .chain(more.iter().map(|s| s.to_string()))
             .collect();
         self.spawn(&args)
+    }
+
+    /// A file in SIPp's working dir (audio for `rtp_stream`).
+    pub fn file(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.dir.path().join(name), bytes).expect("write sipp file");
     }
 
     /// The SIPp caller (`uac`) on 127.0.0.2 as `caller` dialling `dialled`
@@ -616,6 +627,18 @@ impl Sipp {
         caller: &str,
         dialled: &str,
         tcp: bool,
+    ) -> std::process::Child {
+        self.uac_with(sut, uac, (caller, dialled), tcp, &[])
+    }
+
+    /// [`Sipp::uac`] with more arguments.
+    pub fn uac_with(
+        &self,
+        sut: SocketAddr,
+        uac: &str,
+        (caller, dialled): (&str, &str),
+        tcp: bool,
+        more: &[&str],
     ) -> std::process::Child {
         let t = if tcp { "t1" } else { "u1" };
         let port = free_port("127.0.0.2");
@@ -635,7 +658,9 @@ impl Sipp {
             "caller".into(),
             caller.into(),
         ]
-        .into();
+        .into_iter()
+        .chain(more.iter().map(|s| s.to_string()))
+        .collect();
         self.spawn(&args)
     }
 
