@@ -8,10 +8,12 @@
 
 pub mod audio;
 mod ports;
+mod pump;
 pub mod record;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;
+mod slot;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -13,14 +13,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 
-use super::audio::{self, Prompt, FRAME};
-use super::ports::Ports;
+use super::audio::{self, Prompt};
+use super::pump::{speak, Pump};
 use super::record::Recorder;
-use super::rtp::{self, RtcpMap, Shown};
+use super::rtp::Shown;
 use super::sdp::Stream;
+use super::slot::{Pool, Slot};
 use super::{Anchor, CallKey, MediaError, Party, Sound};
 
 /// Where the relay binds and what it tells parties.
@@ -42,17 +42,17 @@ pub struct RelayConfig {
 
 /// Counters for /metrics.
 #[derive(Default)]
-struct Stats {
-    rtp: AtomicU64,
-    rtcp: AtomicU64,
+pub(super) struct Stats {
+    pub rtp: AtomicU64,
+    pub rtcp: AtomicU64,
     /// From a source other than the latched one, or not RTP at all.
-    dropped: AtomicU64,
+    pub dropped: AtomicU64,
 }
 
 /// The relay.
 pub struct Relay {
     cfg: RelayConfig,
-    ports: Ports,
+    pool: Pool,
     calls: Mutex<HashMap<CallKey, CallMedia>>,
     handle: tokio::runtime::Handle,
     clock: Arc<Coarse>,
@@ -61,13 +61,13 @@ pub struct Relay {
 
 /// Milliseconds since the relay started, advanced by a task four times a
 /// second: packets read it instead of the clock.
-struct Coarse {
+pub(super) struct Coarse {
     start: Instant,
     ms: AtomicU64,
 }
 
 impl Coarse {
-    fn now(&self) -> u64 {
+    pub fn now(&self) -> u64 {
         self.ms.load(Ordering::Relaxed)
     }
 }
@@ -81,52 +81,58 @@ struct CallMedia {
     /// Each party's last description held the media (not sendrecv).
     held: [bool; 2],
     reported: bool,
+    /// Prompts playing.
     tasks: Vec<AbortHandle>,
     recorder: Option<Arc<Recorder>>,
 }
 
 /// Where a party takes media, and whether its real source is latched.
 #[derive(Clone, Copy, Debug, Default)]
-struct Remote {
-    rtp: Option<SocketAddr>,
-    rtcp: Option<SocketAddr>,
-    rtp_latched: bool,
-    rtcp_latched: bool,
+pub(super) struct Remote {
+    pub rtp: Option<SocketAddr>,
+    pub rtcp: Option<SocketAddr>,
+    pub rtp_latched: bool,
+    pub rtcp_latched: bool,
+    /// What the party's description said.
+    pub said_rtp: Option<SocketAddr>,
+    /// See `said_rtp`.
+    pub said_rtcp: Option<SocketAddr>,
 }
 
 /// One stream (one `m=` line) of a call.
 #[derive(Default)]
-struct StreamState {
+pub(super) struct StreamState {
     /// Our sockets facing each party (index: [`Party::index`]).
-    facing: [OnceLock<Facing>; 2],
+    pub facing: [OnceLock<Facing>; 2],
     /// Where each party takes media.
-    remote: [Mutex<Remote>; 2],
+    pub remote: [Mutex<Remote>; 2],
     /// The SDP address each party gave last, to tell a new one.
     described: [Mutex<Option<SocketAddr>>; 2],
     /// Set on the first stream of a recorded call.
-    recorder: OnceLock<Arc<Recorder>>,
+    pub recorder: OnceLock<Arc<Recorder>>,
     /// The payload types each party listed last.
     formats: [Mutex<Vec<u8>>; 2],
     /// A prompt is playing to the party: the other's media waits.
-    playing: [AtomicBool; 2],
+    pub playing: [AtomicBool; 2],
 }
 
 /// Our ports facing one party, and what that party is shown.
-struct Facing {
-    rtp: Arc<UdpSocket>,
-    rtcp: Arc<UdpSocket>,
+pub(super) struct Facing {
+    pub slot: Arc<Slot>,
+    /// The address the slot is bound on (its pool).
+    bind: IpAddr,
     addr: SocketAddr,
-    shown: Shown,
+    pub shown: Shown,
     /// The SSRC this party sends with (u64::MAX: none yet).
-    heard_ssrc: AtomicU64,
+    pub heard_ssrc: AtomicU64,
     /// When RTP last came from this party (coarse ms).
-    last: AtomicU64,
+    pub last: AtomicU64,
 }
 
 impl Relay {
     /// A relay spawning its tasks on `handle`.
     pub fn new(cfg: RelayConfig, handle: tokio::runtime::Handle) -> Arc<Relay> {
-        let ports = Ports::new(cfg.ports.0, cfg.ports.1);
+        let pool = Pool::new(cfg.ports.0, cfg.ports.1);
         let clock = Arc::new(Coarse {
             start: Instant::now(),
             ms: AtomicU64::new(0),
@@ -161,7 +167,7 @@ impl Relay {
         }
         Arc::new(Relay {
             cfg,
-            ports,
+            pool,
             calls: Mutex::new(HashMap::new()),
             handle,
             clock,
@@ -179,7 +185,6 @@ impl Relay {
         v6: bool,
         stream: &Arc<StreamState>,
         party: Party,
-        tasks: &mut Vec<AbortHandle>,
     ) -> Result<SocketAddr, MediaError> {
         let slot = &stream.facing[party.index()];
         if let Some(f) = slot.get() {
@@ -188,36 +193,28 @@ impl Relay {
         let family = if v6 { self.cfg.v6 } else { self.cfg.v4 };
         let (bind, shown_ip) =
             family.ok_or(MediaError::NoFamily(if v6 { "IPv6" } else { "IPv4" }))?;
-        let (lo, hi) = self.ports.bounds();
-        let (a, b) = self.ports.pair(bind).ok_or(MediaError::NoPorts(lo, hi))?;
-        let port = a.local_addr().map_or(0, |x| x.port());
-        let _enter = self.handle.enter();
-        let (Ok(a), Ok(b)) = (UdpSocket::from_std(a), UdpSocket::from_std(b)) else {
-            return Err(MediaError::NoPorts(lo, hi));
-        };
-        let facing = Facing {
-            rtp: Arc::new(a),
-            rtcp: Arc::new(b),
-            addr: SocketAddr::new(shown_ip, port),
+        let sockets = self.pool.take(bind, self.clock.now(), &self.handle, |s| {
+            [false, true].map(|rtcp_port| {
+                let pump = Pump {
+                    slot: Arc::clone(s),
+                    rtcp_port,
+                    clock: Arc::clone(&self.clock),
+                    stats: Arc::clone(&self.stats),
+                };
+                self.handle.spawn(pump.run()).abort_handle()
+            })
+        })?;
+        let addr = SocketAddr::new(shown_ip, sockets.port);
+        // The facing first: a packet the slot takes finds it.
+        let _ = slot.set(Facing {
+            slot: Arc::clone(&sockets),
+            bind,
+            addr,
             shown: Shown::new(),
             heard_ssrc: AtomicU64::new(u64::MAX),
             last: AtomicU64::new(0),
-        };
-        let (rtp, rtcp) = (Arc::clone(&facing.rtp), Arc::clone(&facing.rtcp));
-        let addr = facing.addr;
-        // Set before the pumps start, so they always find it.
-        let _ = slot.set(facing);
-        for (sock, rtcp_port) in [(rtp, false), (rtcp, true)] {
-            let pump = Pump {
-                stream: Arc::clone(stream),
-                party,
-                sock,
-                rtcp_port,
-                clock: Arc::clone(&self.clock),
-                stats: Arc::clone(&self.stats),
-            };
-            tasks.push(self.handle.spawn(pump.run()).abort_handle());
-        }
+        });
+        *sockets.serving() = Some((Arc::clone(stream), party));
         Ok(addr)
     }
 }
@@ -239,9 +236,7 @@ impl Anchor for Relay {
                 out.push(None);
                 continue;
             };
-            let mut tasks = std::mem::take(&mut media.tasks);
-            let addr = self.open(v6, &st, from.other(), &mut tasks);
-            media.tasks = tasks;
+            let addr = self.open(v6, &st, from.other());
             out.push(Some(addr?));
         }
         Ok(out)
@@ -276,6 +271,8 @@ impl Anchor for Relay {
                     rtcp: s.rtcp,
                     rtp_latched: false,
                     rtcp_latched: false,
+                    said_rtp: s.rtp,
+                    said_rtcp: s.rtcp,
                 };
             }
         }
@@ -317,7 +314,6 @@ impl Anchor for Relay {
         let Some(media) = calls.get_mut(&call) else {
             return Ok(Vec::new());
         };
-        let mut tasks = std::mem::take(&mut media.tasks);
         let mut out = Vec::with_capacity(media.streams.len());
         let mut failed = None;
         for st in &media.streams {
@@ -329,12 +325,11 @@ impl Anchor for Relay {
                 out.push(None);
                 continue;
             }
-            match self.open(v6, st, party, &mut tasks) {
+            match self.open(v6, st, party) {
                 Ok(a) => out.push(Some(a)),
                 Err(e) => failed = Some(e),
             }
         }
-        media.tasks = tasks;
         match failed {
             Some(e) => Err(e),
             None => Ok(out),
@@ -380,6 +375,12 @@ impl Anchor for Relay {
         };
         for t in m.tasks {
             t.abort();
+        }
+        let now = self.clock.now();
+        for st in &m.streams {
+            for f in st.facing.iter().filter_map(OnceLock::get) {
+                self.pool.give_back(f.bind, Arc::clone(&f.slot), now);
+            }
         }
         if let Some(r) = m.recorder {
             // Joining the channels reads and writes files: not on a pump.
@@ -427,159 +428,14 @@ impl Anchor for Relay {
              sipmask_media_packets_total{{kind=\"dropped\"}} {}\n\
              # HELP sipmask_media_calls Calls with media anchored in the relay.\n\
              # TYPE sipmask_media_calls gauge\n\
-             sipmask_media_calls {calls}\n",
+             sipmask_media_calls {calls}\n\
+             # HELP sipmask_media_slots_resting Port pairs open between calls, for reuse.\n\
+             # TYPE sipmask_media_slots_resting gauge\n\
+             sipmask_media_slots_resting {}\n",
             s.rtp.load(Ordering::Relaxed),
             s.rtcp.load(Ordering::Relaxed),
             s.dropped.load(Ordering::Relaxed),
+            self.pool.resting(),
         )
     }
-}
-
-/// Receives on one of our sockets and relays to the other party.
-struct Pump {
-    stream: Arc<StreamState>,
-    /// The party this socket faces (the sender of what it receives).
-    party: Party,
-    sock: Arc<UdpSocket>,
-    rtcp_port: bool,
-    clock: Arc<Coarse>,
-    stats: Arc<Stats>,
-}
-
-/// Larger than any RTP packet a path MTU lets through.
-const MAX_PACKET: usize = 2048;
-
-impl Pump {
-    async fn run(self) {
-        let mut buf = [0u8; MAX_PACKET];
-        let mut out = [0u8; MAX_PACKET];
-        loop {
-            match self.sock.recv_from(&mut buf).await {
-                Ok((n, src)) => self.relay(&mut buf, n, src, &mut out),
-                // ICMP errors from earlier sends surface here on some
-                // systems; the socket is still good.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::ConnectionRefused
-                            | std::io::ErrorKind::ConnectionReset
-                            | std::io::ErrorKind::Interrupted
-                            | std::io::ErrorKind::WouldBlock
-                    ) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "media socket failed");
-                    return;
-                }
-            }
-        }
-    }
-
-    fn relay(&self, buf: &mut [u8], n: usize, src: SocketAddr, out: &mut [u8]) {
-        let (x, y) = (self.party.index(), self.party.other().index());
-        let s = &self.stream;
-        let rtcp = self.rtcp_port || rtp::is_rtcp(&buf[..n]);
-        if !latch(&s.remote[x], src, rtcp) {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let (Some(from), Some(to)) = (s.facing[x].get(), s.facing[y].get()) else {
-            return;
-        };
-        let dest = *s.remote[y].lock().unwrap_or_else(|e| e.into_inner());
-        if rtcp {
-            let heard = to.heard_ssrc.load(Ordering::Relaxed);
-            let map = RtcpMap {
-                to: &to.shown,
-                from: &from.shown,
-                their_ssrc: u32::try_from(heard).ok(),
-            };
-            let len = rtp::rewrite_rtcp(&buf[..n], out, &map);
-            let Some(addr) = dest.rtcp.or(dest.rtp) else {
-                return;
-            };
-            if len == 0 {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            // A multiplexing party takes RTCP on the RTP port.
-            let sock = if Some(addr) == dest.rtp {
-                &to.rtp
-            } else {
-                &to.rtcp
-            };
-            let _ = sock.try_send_to(&out[..len], addr);
-            self.stats.rtcp.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let Some((len, heard)) = rtp::rewrite_rtp(buf, n, &to.shown) else {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        from.heard_ssrc
-            .store(u64::from(heard.ssrc), Ordering::Relaxed);
-        let now = self.clock.now().max(1);
-        from.last.store(now, Ordering::Relaxed);
-        if let Some(r) = s.recorder.get() {
-            r.write(x, heard.pt, heard.ts, &buf[heard.payload..len], now);
-        }
-        if s.playing[y].load(Ordering::Relaxed) {
-            // A prompt is speaking to them: this waits its turn (dropped).
-            return;
-        }
-        if let Some(addr) = dest.rtp {
-            // Media is late rather than never: a full socket buffer drops.
-            let _ = to.rtp.try_send_to(&buf[..len], addr);
-            self.stats.rtp.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Plays `prompt` to party `to` from our port facing it, one G.711 packet
-/// each 20 ms, as a stream of its own (its own SSRC), then lets the other
-/// party's media through again.
-async fn speak(st: Arc<StreamState>, to: usize, pt: u8, prompt: Prompt) {
-    // Our own 183 goes out as this starts: let it arrive first.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let Some(f) = st.facing[to].get() else {
-        return;
-    };
-    let shown = Shown::new();
-    let mut every = tokio::time::interval(Duration::from_millis(20));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pkt = [0u8; 12 + FRAME];
-    for (i, chunk) in prompt.0.chunks(FRAME).enumerate() {
-        every.tick().await;
-        let n = i as u32;
-        pkt[0] = 0x80;
-        pkt[1] = if i == 0 { pt | 0x80 } else { pt };
-        pkt[2..4].copy_from_slice(&shown.seq.wrapping_add(n as u16).to_be_bytes());
-        pkt[4..8].copy_from_slice(&shown.ts.wrapping_add(n * FRAME as u32).to_be_bytes());
-        pkt[8..12].copy_from_slice(&shown.ssrc.to_be_bytes());
-        for (j, b) in pkt[12..].iter_mut().enumerate() {
-            *b = audio::encode(pt, chunk.get(j).copied().unwrap_or(0));
-        }
-        let dest = st.remote[to].lock().unwrap_or_else(|e| e.into_inner()).rtp;
-        if let Some(dest) = dest {
-            let _ = f.rtp.try_send_to(&pkt, dest);
-        }
-    }
-    st.playing[to].store(false, Ordering::Relaxed);
-}
-
-/// Whether a packet from `src` is the party's: the first one after a
-/// description latches its source, later ones must come from there.
-fn latch(remote: &Mutex<Remote>, src: SocketAddr, rtcp: bool) -> bool {
-    let mut guard = remote.lock().unwrap_or_else(|e| e.into_inner());
-    let r = &mut *guard;
-    let (addr, latched) = if rtcp {
-        (&mut r.rtcp, &mut r.rtcp_latched)
-    } else {
-        (&mut r.rtp, &mut r.rtp_latched)
-    };
-    if *latched {
-        return *addr == Some(src);
-    }
-    *addr = Some(src);
-    *latched = true;
-    true
 }

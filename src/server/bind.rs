@@ -94,3 +94,30 @@ pub(super) fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     sock.listen(1024)?;
     TcpListener::from_std(sock.into())
 }
+
+/// Raises the soft limit on open files to the hard limit: the relay holds
+/// four sockets per call, more than the usual soft limit of 1,024 allows
+/// for a few hundred calls. Returns the limit in force.
+pub(super) fn raise_open_files() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct we
+    // pass, which lives for the whole call.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
+}

@@ -172,6 +172,13 @@ impl Server {
         // Locked first: loading books a crashed run's live calls, which
         // must never be a running server's live calls.
         let lock = lock_data_dir(&data_dir)?;
+        let files = bind::raise_open_files();
+        if cfg.media.mode == MediaMode::Relay && files < 4096 {
+            tracing::warn!(
+                open_files = files,
+                "the open-file limit allows few relayed calls (four sockets each)"
+            );
+        }
         let instance = crate::ids::short("", 8);
         let handover = Arc::new(
             crate::handover::Handover::start(&data_dir, &instance).map_err(|source| {

@@ -1,0 +1,216 @@
+//! The relay's packet path: a pump per socket receives, finds the stream
+//! and party its slot serves, checks the source against the party's latch,
+//! rewrites the packet in its buffer and sends it from our socket facing
+//! the other party. Prompts are played from here too.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::audio::{self, Prompt, FRAME};
+use super::relay::{Coarse, Remote, Stats, StreamState};
+use super::rtp::{self, RtcpMap, Shown};
+use super::slot::Slot;
+use super::Party;
+
+/// Receives on one of our sockets and relays to the other party.
+pub(super) struct Pump {
+    pub slot: Arc<Slot>,
+    /// Whether this is the slot's RTCP socket.
+    pub rtcp_port: bool,
+    pub clock: Arc<Coarse>,
+    pub stats: Arc<Stats>,
+}
+
+/// Larger than any RTP packet a path MTU lets through.
+const MAX_PACKET: usize = 2048;
+
+impl Pump {
+    pub async fn run(self) {
+        let mut buf = [0u8; MAX_PACKET];
+        let mut out = [0u8; MAX_PACKET];
+        let sock = if self.rtcp_port {
+            Arc::clone(&self.slot.rtcp)
+        } else {
+            Arc::clone(&self.slot.rtp)
+        };
+        loop {
+            match sock.recv_from(&mut buf).await {
+                Ok((n, src)) => {
+                    let serving = self.slot.serving();
+                    match serving.as_ref() {
+                        Some((st, party)) => self.relay(st, *party, &mut buf, n, src, &mut out),
+                        // At rest: a late packet of the last call.
+                        None => {
+                            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                // ICMP errors from earlier sends surface here on some
+                // systems; the socket is still good.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused
+                            | std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::Interrupted
+                            | std::io::ErrorKind::WouldBlock
+                    ) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "media socket failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn relay(
+        &self,
+        s: &StreamState,
+        party: Party,
+        buf: &mut [u8],
+        n: usize,
+        src: SocketAddr,
+        out: &mut [u8],
+    ) {
+        let (x, y) = (party.index(), party.other().index());
+        let rtcp = self.rtcp_port || rtp::is_rtcp(&buf[..n]);
+        if !latch(&s.remote[x], src, rtcp) {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let (Some(from), Some(to)) = (s.facing[x].get(), s.facing[y].get()) else {
+            return;
+        };
+        let dest = *s.remote[y].lock().unwrap_or_else(|e| e.into_inner());
+        if rtcp {
+            let heard = to.heard_ssrc.load(Ordering::Relaxed);
+            let map = RtcpMap {
+                to: &to.shown,
+                from: &from.shown,
+                their_ssrc: u32::try_from(heard).ok(),
+            };
+            let len = rtp::rewrite_rtcp(&buf[..n], out, &map);
+            let Some(addr) = dest.rtcp.or(dest.rtp) else {
+                return;
+            };
+            if len == 0 {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            // A multiplexing party takes RTCP on the RTP port.
+            let sock = if Some(addr) == dest.rtp {
+                &to.slot.rtp
+            } else {
+                &to.slot.rtcp
+            };
+            let _ = sock.try_send_to(&out[..len], addr);
+            self.stats.rtcp.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let Some((len, heard)) = rtp::rewrite_rtp(buf, n, &to.shown) else {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        from.heard_ssrc
+            .store(u64::from(heard.ssrc), Ordering::Relaxed);
+        let now = self.clock.now().max(1);
+        from.last.store(now, Ordering::Relaxed);
+        if let Some(r) = s.recorder.get() {
+            r.write(x, heard.pt, heard.ts, &buf[heard.payload..len], now);
+        }
+        if s.playing[y].load(Ordering::Relaxed) {
+            // A prompt is speaking to them: this waits its turn (dropped).
+            return;
+        }
+        if let Some(addr) = dest.rtp {
+            // Media is late rather than never: a full socket buffer drops.
+            let _ = to.slot.rtp.try_send_to(&buf[..len], addr);
+            self.stats.rtp.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Plays `prompt` to party `to` from our port facing it, one G.711 packet
+/// each 20 ms, as a stream of its own (its own SSRC), then lets the other
+/// party's media through again.
+pub(super) async fn speak(st: Arc<StreamState>, to: usize, pt: u8, prompt: Prompt) {
+    // Our own 183 goes out as this starts: let it arrive first.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let Some(f) = st.facing[to].get() else {
+        return;
+    };
+    let shown = Shown::new();
+    let mut every = tokio::time::interval(Duration::from_millis(20));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pkt = [0u8; 12 + FRAME];
+    for (i, chunk) in prompt.0.chunks(FRAME).enumerate() {
+        every.tick().await;
+        let n = i as u32;
+        pkt[0] = 0x80;
+        pkt[1] = if i == 0 { pt | 0x80 } else { pt };
+        pkt[2..4].copy_from_slice(&shown.seq.wrapping_add(n as u16).to_be_bytes());
+        pkt[4..8].copy_from_slice(&shown.ts.wrapping_add(n * FRAME as u32).to_be_bytes());
+        pkt[8..12].copy_from_slice(&shown.ssrc.to_be_bytes());
+        for (j, b) in pkt[12..].iter_mut().enumerate() {
+            *b = audio::encode(pt, chunk.get(j).copied().unwrap_or(0));
+        }
+        let dest = st.remote[to].lock().unwrap_or_else(|e| e.into_inner()).rtp;
+        if let Some(dest) = dest {
+            let _ = f.slot.rtp.try_send_to(&pkt, dest);
+        }
+    }
+    st.playing[to].store(false, Ordering::Relaxed);
+}
+
+/// Whether a packet from `src` is the party's: the first one after a
+/// description latches its source, later ones must come from there.
+fn latch(remote: &Mutex<Remote>, src: SocketAddr, rtcp: bool) -> bool {
+    let mut guard = remote.lock().unwrap_or_else(|e| e.into_inner());
+    let r = &mut *guard;
+    let (addr, latched, said) = if rtcp {
+        (&mut r.rtcp, &mut r.rtcp_latched, r.said_rtcp)
+    } else {
+        (&mut r.rtp, &mut r.rtp_latched, r.said_rtp)
+    };
+    if *latched && *addr == Some(src) {
+        return true;
+    }
+    // The address the party's own description names always wins over a
+    // latch (a stranger, or a late packet of another call, got there
+    // first); any other source only latches an unlatched party.
+    if *latched && said != Some(src) {
+        return false;
+    }
+    *addr = Some(src);
+    *latched = true;
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_source_latches_and_the_described_address_always_wins() {
+        let said: SocketAddr = "192.0.2.1:4000".parse().expect("addr");
+        let nat: SocketAddr = "198.51.100.7:31000".parse().expect("addr");
+        let stranger: SocketAddr = "203.0.113.9:5000".parse().expect("addr");
+        let r = Mutex::new(Remote {
+            rtp: Some(said),
+            said_rtp: Some(said),
+            ..Default::default()
+        });
+        assert!(
+            latch(&r, nat, false),
+            "behind NAT: the first source latches"
+        );
+        assert!(!latch(&r, stranger, false), "then nobody else");
+        assert!(latch(&r, nat, false));
+        assert!(latch(&r, said, false), "the described address takes over");
+        assert!(!latch(&r, nat, false));
+        assert_eq!(r.lock().map(|g| g.rtp).ok().flatten(), Some(said));
+    }
+}

@@ -1,0 +1,168 @@
+//! The relay's sockets: a slot is a pair (RTP on an even port, RTCP on the
+//! next) with a receiving task on each, kept open from call to call. A
+//! call takes slots from the pool and gives them back when it ends; a slot
+//! rests a while before it serves again (late packets of the last call
+//! find nobody), and one unused for a minute is closed. Binding, polling
+//! registration and task start happen once per slot instead of once per
+//! call: the signalling path pays almost nothing for anchoring media.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::net::UdpSocket;
+use tokio::task::AbortHandle;
+
+use super::ports::Ports;
+use super::relay::StreamState;
+use super::{MediaError, Party};
+
+/// A released slot serves no call again before this many milliseconds.
+const REST_MS: u64 = 2_000;
+/// A slot unused this long is closed.
+const IDLE_MS: u64 = 60_000;
+
+/// A pair of our sockets and what they serve.
+pub(super) struct Slot {
+    pub rtp: Arc<UdpSocket>,
+    pub rtcp: Arc<UdpSocket>,
+    pub port: u16,
+    /// The stream and the party these sockets face now; `None` in the pool.
+    pub serving: Mutex<Option<(Arc<StreamState>, Party)>>,
+    pumps: OnceLock<[AbortHandle; 2]>,
+}
+
+impl Slot {
+    /// What the slot serves, locked for the packet at hand.
+    pub fn serving(&self) -> std::sync::MutexGuard<'_, Option<(Arc<StreamState>, Party)>> {
+        self.serving.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Per address bound, the slots at rest with when each was given back,
+/// oldest first.
+type Resting = HashMap<IpAddr, VecDeque<(u64, Arc<Slot>)>>;
+
+/// Slots at rest, per address bound.
+pub(super) struct Pool {
+    ports: Ports,
+    free: Mutex<Resting>,
+}
+
+impl Pool {
+    pub fn new(lo: u16, hi: u16) -> Pool {
+        Pool {
+            ports: Ports::new(lo, hi),
+            free: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn free(&self) -> std::sync::MutexGuard<'_, Resting> {
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Slots open, at rest and serving (for /metrics): the rest.
+    pub fn resting(&self) -> usize {
+        self.free().values().map(VecDeque::len).sum()
+    }
+
+    /// A slot on `bind` for a stream: a rested one, else a new pair whose
+    /// pumps `spawn` starts.
+    pub fn take(
+        &self,
+        bind: IpAddr,
+        now: u64,
+        handle: &tokio::runtime::Handle,
+        spawn: impl FnOnce(&Arc<Slot>) -> [AbortHandle; 2],
+    ) -> Result<Arc<Slot>, MediaError> {
+        {
+            let mut free = self.free();
+            let q = free.entry(bind).or_default();
+            if q.front()
+                .is_some_and(|(at, _)| now.saturating_sub(*at) >= REST_MS)
+            {
+                if let Some((_, slot)) = q.pop_front() {
+                    return Ok(slot);
+                }
+            }
+        }
+        let (lo, hi) = self.ports.bounds();
+        let Some((a, b)) = self.ports.pair(bind) else {
+            // The range is full: the slot that rested longest serves
+            // rather than the call failing.
+            return self
+                .free()
+                .get_mut(&bind)
+                .and_then(VecDeque::pop_front)
+                .map(|(_, slot)| slot)
+                .ok_or(MediaError::NoPorts(lo, hi));
+        };
+        let port = a.local_addr().map_or(0, |x| x.port());
+        let _enter = handle.enter();
+        let (Ok(a), Ok(b)) = (UdpSocket::from_std(a), UdpSocket::from_std(b)) else {
+            return Err(MediaError::NoPorts(lo, hi));
+        };
+        let slot = Arc::new(Slot {
+            rtp: Arc::new(a),
+            rtcp: Arc::new(b),
+            port,
+            serving: Mutex::new(None),
+            pumps: OnceLock::new(),
+        });
+        let _ = slot.pumps.set(spawn(&slot));
+        Ok(slot)
+    }
+
+    /// A slot back from a call: it serves nothing and rests; slots unused
+    /// for long are closed.
+    pub fn give_back(&self, bind: IpAddr, slot: Arc<Slot>, now: u64) {
+        *slot.serving() = None;
+        let mut free = self.free();
+        let q = free.entry(bind).or_default();
+        q.push_back((now, slot));
+        while q
+            .front()
+            .is_some_and(|(at, _)| now.saturating_sub(*at) > IDLE_MS)
+        {
+            if let Some((_, old)) = q.pop_front() {
+                // The pumps hold the sockets: stopping them closes the pair.
+                for p in old.pumps.get().into_iter().flatten() {
+                    p.abort();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_pumps(_: &Arc<Slot>) -> [AbortHandle; 2] {
+        let h = tokio::spawn(async {});
+        [h.abort_handle(), h.abort_handle()]
+    }
+
+    #[tokio::test]
+    async fn slots_rest_before_they_serve_again_unless_the_range_is_full() {
+        let pool = Pool::new(41100, 41103);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let h = tokio::runtime::Handle::current();
+        let a = pool.take(ip, 0, &h, no_pumps).expect("first pair");
+        let b = pool.take(ip, 0, &h, no_pumps).expect("second pair");
+        assert_ne!(a.port, b.port);
+        pool.give_back(ip, Arc::clone(&a), 1_000);
+        // Resting, and the range is full: the resting one serves anyway.
+        let c = pool.take(ip, 1_500, &h, no_pumps).expect("taken over");
+        assert_eq!(c.port, a.port);
+        pool.give_back(ip, c, 2_000);
+        pool.give_back(ip, b, 2_000);
+        // Rested: reused in the order given back, no new sockets.
+        let d = pool.take(ip, 4_000, &h, no_pumps).expect("rested");
+        assert_eq!(d.port, a.port);
+        assert_eq!(pool.resting(), 1);
+        // Unused for a minute: closed.
+        pool.give_back(ip, d, 4_000 + IDLE_MS + 1);
+        assert_eq!(pool.resting(), 1);
+    }
+}
