@@ -1,9 +1,12 @@
 //! The relay's port range: pairs of sockets (RTP on an even port, RTCP on
 //! the next) bound on demand. A port another process holds is skipped, so
-//! several servers may share a range.
+//! several servers may share a range; the pairs this one holds are skipped
+//! without asking the OS.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 
 /// A port range and where to look next.
 #[derive(Debug)]
@@ -11,6 +14,8 @@ pub struct Ports {
     lo: u16,
     hi: u16,
     next: AtomicU32,
+    /// The RTP ports of the pairs we hold, per address.
+    held: Mutex<HashSet<(IpAddr, u16)>>,
 }
 
 impl Ports {
@@ -23,7 +28,17 @@ impl Ports {
             lo,
             hi,
             next: AtomicU32::new(rand::random::<u32>() % pairs.max(1)),
+            held: Mutex::new(HashSet::new()),
         }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<(IpAddr, u16)>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A pair from [`Ports::pair`] was closed.
+    pub fn release(&self, ip: IpAddr, rtp: u16) {
+        self.held().remove(&(ip, rtp));
     }
 
     /// The configured bounds.
@@ -31,30 +46,40 @@ impl Ports {
         (self.lo, self.hi)
     }
 
-    /// Binds a free pair on `ip`: (RTP, RTCP), both non-blocking.
-    pub fn pair(&self, ip: IpAddr) -> Option<(UdpSocket, UdpSocket)> {
+    /// Binds a free pair on `ip`: (RTP's port, RTP, RTCP), both
+    /// non-blocking.
+    pub fn pair(&self, ip: IpAddr) -> Option<(u16, UdpSocket, UdpSocket)> {
         let pairs = u32::from(self.hi.saturating_sub(self.lo) / 2 + 1);
+        let mut held = self.held();
+        if held.len() >= pairs as usize {
+            return None;
+        }
         for _ in 0..pairs {
             let i = self.next.fetch_add(1, Ordering::Relaxed) % pairs;
             let port = u32::from(self.lo) + 2 * i;
             let (Ok(rtp), Ok(rtcp)) = (u16::try_from(port), u16::try_from(port + 1)) else {
                 continue;
             };
-            if rtcp > self.hi {
+            if rtcp > self.hi || held.contains(&(ip, rtp)) {
                 continue;
             }
-            let Ok(a) = UdpSocket::bind(SocketAddr::new(ip, rtp)) else {
+            let (Some(a), Some(b)) = (bind(ip, rtp), bind(ip, rtcp)) else {
                 continue;
             };
-            let Ok(b) = UdpSocket::bind(SocketAddr::new(ip, rtcp)) else {
-                continue;
-            };
-            if a.set_nonblocking(true).is_ok() && b.set_nonblocking(true).is_ok() {
-                return Some((a, b));
-            }
+            held.insert((ip, rtp));
+            return Some((rtp, a, b));
         }
         None
     }
+}
+
+/// A non-blocking UDP socket on `ip:port`, made so in one call.
+fn bind(ip: IpAddr, port: u16) -> Option<UdpSocket> {
+    let addr = SocketAddr::new(ip, port);
+    let ty = socket2::Type::DGRAM.nonblocking().cloexec();
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None).ok()?;
+    s.bind(&addr.into()).ok()?;
+    Some(s.into())
 }
 
 #[cfg(test)]
@@ -66,11 +91,12 @@ mod tests {
         let ports = Ports::new(41001, 41010);
         let ip: IpAddr = [127, 0, 0, 1].into();
         let mut held = Vec::new();
-        while let Some((a, b)) = ports.pair(ip) {
+        while let Some((port, a, b)) = ports.pair(ip) {
             let (pa, pb) = (
                 a.local_addr().map(|x| x.port()).unwrap_or(0),
                 b.local_addr().map(|x| x.port()).unwrap_or(0),
             );
+            assert_eq!(port, pa);
             assert_eq!(pa % 2, 0);
             assert_eq!(pb, pa + 1);
             assert!((41002..=41010).contains(&pa));

@@ -14,11 +14,12 @@ use super::rtp::{self, RtcpMap, Shown};
 use super::slot::Slot;
 use super::Party;
 
-/// Receives on one of our sockets and relays to the other party.
+/// Receives on a slot's two sockets and relays to the other party: one
+/// task per slot, woken when a socket is readable, which then takes every
+/// datagram waiting. The buffers are the worker thread's, not the task's,
+/// so a slot at rest costs a few hundred bytes.
 pub(super) struct Pump {
     pub slot: Arc<Slot>,
-    /// Whether this is the slot's RTCP socket.
-    pub rtcp_port: bool,
     pub clock: Arc<Coarse>,
     pub stats: Arc<Stats>,
 }
@@ -26,43 +27,65 @@ pub(super) struct Pump {
 /// Larger than any RTP packet a path MTU lets through.
 const MAX_PACKET: usize = 2048;
 
+thread_local! {
+    /// (receive, RTCP out) buffers of this worker thread.
+    static BUFFERS: std::cell::RefCell<([u8; MAX_PACKET], [u8; MAX_PACKET])> =
+        const { std::cell::RefCell::new(([0; MAX_PACKET], [0; MAX_PACKET])) };
+}
+
 impl Pump {
     pub async fn run(self) {
-        let mut buf = [0u8; MAX_PACKET];
-        let mut out = [0u8; MAX_PACKET];
-        let sock = if self.rtcp_port {
-            Arc::clone(&self.slot.rtcp)
-        } else {
-            Arc::clone(&self.slot.rtp)
-        };
+        let (rtp, rtcp) = (Arc::clone(&self.slot.rtp), Arc::clone(&self.slot.rtcp));
         loop {
-            match sock.recv_from(&mut buf).await {
-                Ok((n, src)) => {
-                    let serving = self.slot.serving();
-                    match serving.as_ref() {
-                        Some((st, party)) => self.relay(st, *party, &mut buf, n, src, &mut out),
-                        // At rest: a late packet of the last call.
-                        None => {
-                            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                // ICMP errors from earlier sends surface here on some
-                // systems; the socket is still good.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::ConnectionRefused
-                            | std::io::ErrorKind::ConnectionReset
-                            | std::io::ErrorKind::Interrupted
-                            | std::io::ErrorKind::WouldBlock
-                    ) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "media socket failed");
-                    return;
-                }
+            let ready = tokio::select! {
+                r = rtp.readable() => r.map(|_| (&rtp, false)),
+                r = rtcp.readable() => r.map(|_| (&rtcp, true)),
+            };
+            let Ok((sock, rtcp_port)) = ready else {
+                return;
+            };
+            if !self.drain(sock, rtcp_port) {
+                tracing::warn!("media socket failed");
+                return;
             }
         }
+    }
+
+    /// Relays every datagram waiting on `sock`; false if it failed for good.
+    fn drain(&self, sock: &tokio::net::UdpSocket, rtcp_port: bool) -> bool {
+        BUFFERS.with(|b| {
+            let Ok(mut b) = b.try_borrow_mut() else {
+                return true;
+            };
+            let (buf, out) = &mut *b;
+            loop {
+                match sock.try_recv_from(buf) {
+                    Ok((n, src)) => {
+                        let serving = self.slot.serving();
+                        match serving.as_ref() {
+                            Some((st, party)) => {
+                                self.relay(st, *party, rtcp_port, buf, n, src, out)
+                            }
+                            // At rest: a late packet of the last call.
+                            None => {
+                                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                    // ICMP errors from earlier sends surface here on some
+                    // systems; the socket is still good.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::ConnectionRefused
+                                | std::io::ErrorKind::ConnectionReset
+                                | std::io::ErrorKind::Interrupted
+                        ) => {}
+                    Err(_) => return false,
+                }
+            }
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -70,13 +93,14 @@ impl Pump {
         &self,
         s: &StreamState,
         party: Party,
+        rtcp_port: bool,
         buf: &mut [u8],
         n: usize,
         src: SocketAddr,
         out: &mut [u8],
     ) {
         let (x, y) = (party.index(), party.other().index());
-        let rtcp = self.rtcp_port || rtp::is_rtcp(&buf[..n]);
+        let rtcp = rtcp_port || rtp::is_rtcp(&buf[..n]);
         if !latch(&s.remote[x], src, rtcp) {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;

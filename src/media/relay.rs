@@ -57,6 +57,8 @@ pub struct Relay {
     handle: tokio::runtime::Handle,
     clock: Arc<Coarse>,
     stats: Arc<Stats>,
+    /// When `silent` last looked (coarse ms).
+    scanned: AtomicU64,
 }
 
 /// Milliseconds since the relay started, advanced by a task four times a
@@ -172,6 +174,7 @@ impl Relay {
             handle,
             clock,
             stats: Arc::default(),
+            scanned: AtomicU64::new(0),
         })
     }
 
@@ -194,15 +197,12 @@ impl Relay {
         let (bind, shown_ip) =
             family.ok_or(MediaError::NoFamily(if v6 { "IPv6" } else { "IPv4" }))?;
         let sockets = self.pool.take(bind, self.clock.now(), &self.handle, |s| {
-            [false, true].map(|rtcp_port| {
-                let pump = Pump {
-                    slot: Arc::clone(s),
-                    rtcp_port,
-                    clock: Arc::clone(&self.clock),
-                    stats: Arc::clone(&self.stats),
-                };
-                self.handle.spawn(pump.run()).abort_handle()
-            })
+            let pump = Pump {
+                slot: Arc::clone(s),
+                clock: Arc::clone(&self.clock),
+                stats: Arc::clone(&self.stats),
+            };
+            self.handle.spawn(pump.run()).abort_handle()
         })?;
         let addr = SocketAddr::new(shown_ip, sockets.port);
         // The facing first: a packet the slot takes finds it.
@@ -395,6 +395,11 @@ impl Anchor for Relay {
 
     fn silent(&self, timeout: Duration) -> Vec<CallKey> {
         let now = self.clock.now();
+        // Asked every engine tick; a look once a second is enough.
+        if now.saturating_sub(self.scanned.load(Ordering::Relaxed)) < 1_000 {
+            return Vec::new();
+        }
+        self.scanned.store(now, Ordering::Relaxed);
         let limit = timeout.as_millis() as u64;
         let mut out = Vec::new();
         for (id, m) in self.lock().iter_mut() {

@@ -18,7 +18,7 @@ use super::relay::StreamState;
 use super::{MediaError, Party};
 
 /// A released slot serves no call again before this many milliseconds.
-const REST_MS: u64 = 2_000;
+const REST_MS: u64 = 1_000;
 /// A slot unused this long is closed.
 const IDLE_MS: u64 = 60_000;
 
@@ -29,7 +29,16 @@ pub(super) struct Slot {
     pub port: u16,
     /// The stream and the party these sockets face now; `None` in the pool.
     pub serving: Mutex<Option<(Arc<StreamState>, Party)>>,
-    pumps: OnceLock<[AbortHandle; 2]>,
+    pump: OnceLock<AbortHandle>,
+    /// The range the pair came from, and the address it is bound on.
+    ports: Arc<Ports>,
+    bind: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.ports.release(self.bind, self.port);
+    }
 }
 
 impl Slot {
@@ -45,14 +54,14 @@ type Resting = HashMap<IpAddr, VecDeque<(u64, Arc<Slot>)>>;
 
 /// Slots at rest, per address bound.
 pub(super) struct Pool {
-    ports: Ports,
+    ports: Arc<Ports>,
     free: Mutex<Resting>,
 }
 
 impl Pool {
     pub fn new(lo: u16, hi: u16) -> Pool {
         Pool {
-            ports: Ports::new(lo, hi),
+            ports: Arc::new(Ports::new(lo, hi)),
             free: Mutex::new(HashMap::new()),
         }
     }
@@ -73,7 +82,7 @@ impl Pool {
         bind: IpAddr,
         now: u64,
         handle: &tokio::runtime::Handle,
-        spawn: impl FnOnce(&Arc<Slot>) -> [AbortHandle; 2],
+        spawn: impl FnOnce(&Arc<Slot>) -> AbortHandle,
     ) -> Result<Arc<Slot>, MediaError> {
         {
             let mut free = self.free();
@@ -87,7 +96,7 @@ impl Pool {
             }
         }
         let (lo, hi) = self.ports.bounds();
-        let Some((a, b)) = self.ports.pair(bind) else {
+        let Some((port, a, b)) = self.ports.pair(bind) else {
             // The range is full: the slot that rested longest serves
             // rather than the call failing.
             return self
@@ -97,7 +106,6 @@ impl Pool {
                 .map(|(_, slot)| slot)
                 .ok_or(MediaError::NoPorts(lo, hi));
         };
-        let port = a.local_addr().map_or(0, |x| x.port());
         let _enter = handle.enter();
         let (Ok(a), Ok(b)) = (UdpSocket::from_std(a), UdpSocket::from_std(b)) else {
             return Err(MediaError::NoPorts(lo, hi));
@@ -107,9 +115,11 @@ impl Pool {
             rtcp: Arc::new(b),
             port,
             serving: Mutex::new(None),
-            pumps: OnceLock::new(),
+            pump: OnceLock::new(),
+            ports: Arc::clone(&self.ports),
+            bind,
         });
-        let _ = slot.pumps.set(spawn(&slot));
+        let _ = slot.pump.set(spawn(&slot));
         Ok(slot)
     }
 
@@ -125,8 +135,8 @@ impl Pool {
             .is_some_and(|(at, _)| now.saturating_sub(*at) > IDLE_MS)
         {
             if let Some((_, old)) = q.pop_front() {
-                // The pumps hold the sockets: stopping them closes the pair.
-                for p in old.pumps.get().into_iter().flatten() {
+                // The pump holds the sockets: stopping it closes the pair.
+                if let Some(p) = old.pump.get() {
                     p.abort();
                 }
             }
@@ -138,9 +148,8 @@ impl Pool {
 mod tests {
     use super::*;
 
-    fn no_pumps(_: &Arc<Slot>) -> [AbortHandle; 2] {
-        let h = tokio::spawn(async {});
-        [h.abort_handle(), h.abort_handle()]
+    fn no_pumps(_: &Arc<Slot>) -> AbortHandle {
+        tokio::spawn(async {}).abort_handle()
     }
 
     #[tokio::test]
