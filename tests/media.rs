@@ -794,3 +794,48 @@ async fn a_sipp_call_streaming_rtp_is_relayed_both_ways_and_only_from_sipmask() 
         got.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callees_early_media_reaches_the_caller_through_the_relay() {
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), callee.addr);
+    add(&cfg, axb(A, X, B));
+    let sut = start(cfg, dir).await;
+    let (mut am, bm) = (
+        Media::bind("127.0.0.2").await,
+        Media::bind("127.0.0.3").await,
+    );
+    let d = Dialog::new(caller.addr, sut.addr, A, X);
+    let offer = leaky_sdp(A, "127.0.0.2", am.port(), A_SSRC, "sendrecv");
+    caller
+        .send(
+            sut.addr,
+            &with_body(&d.invite(), &sdp(A, "127.0.0.2"), &offer),
+        )
+        .await;
+    let inv = callee.expect_request("INVITE").await;
+    let to_b = media_addr(&inv.body());
+    // A ringback tone in a 183 with SDP, before any answer.
+    let contact = format!("Contact: <sip:bob@{}>\r\n", callee.addr);
+    let early = leaky_sdp(B, "127.0.0.3", bm.port(), B_SSRC, "sendrecv");
+    callee
+        .send(inv.from, &inv.reply(183, "bobtag", &contact, &early))
+        .await;
+    let progress = caller.expect_response(183).await;
+    let to_a = media_addr(&progress.body());
+    assert_eq!(to_a.ip(), sut.addr.ip(), "{}", progress.body());
+    assert!(!progress.body().contains(B) && !progress.body().contains("127.0.0.3"));
+    bm.rtp
+        .send_to(&rtp(B_SSRC, 1, b"ringback"), to_b)
+        .await
+        .expect("send");
+    let (p, from) = am
+        .recv(false)
+        .await
+        .expect("early media reaches the caller");
+    assert_eq!(from, to_a);
+    assert!(p.ends_with(b"ringback"));
+    assert_ne!(&p[8..12], &B_SSRC.to_be_bytes());
+}

@@ -70,6 +70,8 @@ pub struct MediaSection {
     pub timeout_secs: u64,
     /// Days a call recording is kept (0: forever).
     pub recording_keep_days: u32,
+    /// Port pairs per address family opened at start and kept open.
+    pub warm_pairs: u32,
     /// Whether prompts play, unless a binding says otherwise.
     pub announce: bool,
     /// WAV played to the caller before the call is bridged ("" none).

@@ -38,6 +38,8 @@ pub struct RelayConfig {
     pub keep: Option<Duration>,
     /// The prompts configured.
     pub prompts: HashMap<Sound, Prompt>,
+    /// Port pairs opened at start and kept open.
+    pub warm_pairs: usize,
 }
 
 /// Counters for /metrics.
@@ -134,7 +136,7 @@ pub(super) struct Facing {
 impl Relay {
     /// A relay spawning its tasks on `handle`.
     pub fn new(cfg: RelayConfig, handle: tokio::runtime::Handle) -> Arc<Relay> {
-        let pool = Pool::new(cfg.ports.0, cfg.ports.1);
+        let pool = Pool::new(cfg.ports.0, cfg.ports.1, cfg.warm_pairs);
         let clock = Arc::new(Coarse {
             start: Instant::now(),
             ms: AtomicU64::new(0),
@@ -167,7 +169,7 @@ impl Relay {
                 }
             });
         }
-        Arc::new(Relay {
+        let relay = Arc::new(Relay {
             cfg,
             pool,
             calls: Mutex::new(HashMap::new()),
@@ -175,7 +177,40 @@ impl Relay {
             clock,
             stats: Arc::default(),
             scanned: AtomicU64::new(0),
-        })
+        });
+        let warm = Arc::clone(&relay);
+        relay.handle.spawn_blocking(move || warm.warm());
+        relay
+    }
+
+    /// Opens `warm_pairs` pairs per family ahead of the calls: a call then
+    /// takes a pair that is ready (no socket, bind, registration or task
+    /// start on the signalling path), and a burst of calls finds them.
+    fn warm(&self) {
+        for (bind, _) in [self.cfg.v4, self.cfg.v6].into_iter().flatten() {
+            let mut opened = Vec::with_capacity(self.cfg.warm_pairs);
+            for _ in 0..self.cfg.warm_pairs {
+                match self.pool.take(bind, 0, &self.handle, |s| self.pump(s)) {
+                    Ok(s) => opened.push(s),
+                    Err(_) => break,
+                }
+            }
+            let n = opened.len();
+            for s in opened {
+                self.pool.give_back(bind, s, 0);
+            }
+            tracing::debug!(pairs = n, %bind, "media ports opened");
+        }
+    }
+
+    /// Starts the pump of a new pair.
+    fn pump(&self, slot: &Arc<Slot>) -> AbortHandle {
+        let pump = Pump {
+            slot: Arc::clone(slot),
+            clock: Arc::clone(&self.clock),
+            stats: Arc::clone(&self.stats),
+        };
+        self.handle.spawn(pump.run()).abort_handle()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallKey, CallMedia>> {
@@ -196,14 +231,9 @@ impl Relay {
         let family = if v6 { self.cfg.v6 } else { self.cfg.v4 };
         let (bind, shown_ip) =
             family.ok_or(MediaError::NoFamily(if v6 { "IPv6" } else { "IPv4" }))?;
-        let sockets = self.pool.take(bind, self.clock.now(), &self.handle, |s| {
-            let pump = Pump {
-                slot: Arc::clone(s),
-                clock: Arc::clone(&self.clock),
-                stats: Arc::clone(&self.stats),
-            };
-            self.handle.spawn(pump.run()).abort_handle()
-        })?;
+        let sockets = self
+            .pool
+            .take(bind, self.clock.now(), &self.handle, |s| self.pump(s))?;
         let addr = SocketAddr::new(shown_ip, sockets.port);
         // The facing first: a packet the slot takes finds it.
         let _ = slot.set(Facing {

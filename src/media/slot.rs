@@ -55,12 +55,15 @@ type Resting = HashMap<IpAddr, VecDeque<(u64, Arc<Slot>)>>;
 /// Slots at rest, per address bound.
 pub(super) struct Pool {
     ports: Arc<Ports>,
+    /// Pairs kept open however long they rest.
+    keep: usize,
     free: Mutex<Resting>,
 }
 
 impl Pool {
-    pub fn new(lo: u16, hi: u16) -> Pool {
+    pub fn new(lo: u16, hi: u16, keep: usize) -> Pool {
         Pool {
+            keep,
             ports: Arc::new(Ports::new(lo, hi)),
             free: Mutex::new(HashMap::new()),
         }
@@ -130,9 +133,9 @@ impl Pool {
         let mut free = self.free();
         let q = free.entry(bind).or_default();
         q.push_back((now, slot));
-        while q
-            .front()
-            .is_some_and(|(at, _)| now.saturating_sub(*at) > IDLE_MS)
+        while q.len() > self.keep
+            && q.front()
+                .is_some_and(|(at, _)| now.saturating_sub(*at) > IDLE_MS)
         {
             if let Some((_, old)) = q.pop_front() {
                 // The pump holds the sockets: stopping it closes the pair.
@@ -154,7 +157,7 @@ mod tests {
 
     #[tokio::test]
     async fn slots_rest_before_they_serve_again_unless_the_range_is_full() {
-        let pool = Pool::new(41100, 41103);
+        let pool = Pool::new(41100, 41103, 0);
         let ip: IpAddr = [127, 0, 0, 1].into();
         let h = tokio::runtime::Handle::current();
         let a = pool.take(ip, 0, &h, no_pumps).expect("first pair");

@@ -516,7 +516,11 @@ fn relay_config(
         let p = loaded.map_err(|e| ServerError::Config(format!("{key}: {e}")))?;
         prompts.insert(sound, p);
     }
+    // Two sockets a pair, and room for everything else the server opens.
+    let files = usize::try_from(bind::raise_open_files()).unwrap_or(usize::MAX);
+    let warm_pairs = (m.warm_pairs as usize).min(files.saturating_sub(4096) / 2);
     Ok(RelayConfig {
+        warm_pairs,
         prompts,
         recordings: recordings.to_path_buf(),
         keep: (m.recording_keep_days > 0)

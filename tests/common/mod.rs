@@ -70,6 +70,9 @@ pub fn config(dir: &std::path::Path, trunk: SocketAddr) -> Config {
     // Webhook receivers of tests listen on loopback, which is refused by
     // default.
     cfg.webhooks.allow_networks = vec!["127.0.0.0/8".into()];
+    // Tests run side by side on one range: each opens pairs only as calls
+    // need them.
+    cfg.media.warm_pairs = 0;
     // Callers of tests are on 127.0.0.2 or ::1 (SIPp on 127.0.0.1); 127.0.0.4 is
     // the untrusted stranger of tests/trust.rs.
     cfg.sip.trusted = vec![
