@@ -364,6 +364,9 @@ impl<P: Policy> Engine<P> {
     /// Stops taking new calls (SIGTERM).
     pub fn stop_accepting(&mut self) {
         self.accepting = false;
+        if let Some(a) = &self.anchor {
+            a.quiesce();
+        }
     }
 
     /// Ends every live call: BYE to both legs of answered ones, CANCEL and

@@ -127,6 +127,10 @@ pub trait Anchor: Send + Sync {
     /// hold excepted); each is reported once.
     fn silent(&self, timeout: Duration) -> Vec<CallKey>;
 
+    /// No new calls will come: ports kept for them are let go (a
+    /// restarting sibling needs them); live calls keep theirs.
+    fn quiesce(&self) {}
+
     /// Prometheus text of the anchor's counters.
     fn metrics(&self) -> String {
         String::new()

@@ -399,6 +399,10 @@ impl Anchor for Relay {
         Some(took)
     }
 
+    fn quiesce(&self) {
+        self.pool.close_resting();
+    }
+
     fn release(&self, call: CallKey) {
         let Some(m) = self.lock().remove(&call) else {
             return;

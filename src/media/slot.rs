@@ -55,15 +55,18 @@ type Resting = HashMap<IpAddr, VecDeque<(u64, Arc<Slot>)>>;
 /// Slots at rest, per address bound.
 pub(super) struct Pool {
     ports: Arc<Ports>,
+    /// Set when the server drains: pairs given back close.
+    closing: std::sync::atomic::AtomicBool,
     /// Pairs kept open however long they rest.
-    keep: usize,
+    keep: std::sync::atomic::AtomicUsize,
     free: Mutex<Resting>,
 }
 
 impl Pool {
     pub fn new(lo: u16, hi: u16, keep: usize) -> Pool {
         Pool {
-            keep,
+            keep: std::sync::atomic::AtomicUsize::new(keep),
+            closing: std::sync::atomic::AtomicBool::new(false),
             ports: Arc::new(Ports::new(lo, hi)),
             free: Mutex::new(HashMap::new()),
         }
@@ -126,14 +129,36 @@ impl Pool {
         Ok(slot)
     }
 
+    /// Closes every resting pair and keeps none from now on (the server
+    /// drains; its sibling takes the ports).
+    pub fn close_resting(&self) {
+        self.keep.store(0, std::sync::atomic::Ordering::Relaxed);
+        let mut free = self.free();
+        for (_, slot) in free.values_mut().flat_map(std::mem::take) {
+            if let Some(p) = slot.pump.get() {
+                p.abort();
+            }
+        }
+        // Slots given back from now on close at once.
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// A slot back from a call: it serves nothing and rests; slots unused
     /// for long are closed.
     pub fn give_back(&self, bind: IpAddr, slot: Arc<Slot>, now: u64) {
         *slot.serving() = None;
+        if self.closing.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(p) = slot.pump.get() {
+                p.abort();
+            }
+            return;
+        }
         let mut free = self.free();
         let q = free.entry(bind).or_default();
         q.push_back((now, slot));
-        while q.len() > self.keep
+        let keep = self.keep.load(std::sync::atomic::Ordering::Relaxed);
+        while q.len() > keep
             && q.front()
                 .is_some_and(|(at, _)| now.saturating_sub(*at) > IDLE_MS)
         {
@@ -176,5 +201,26 @@ mod tests {
         // Unused for a minute: closed.
         pool.give_back(ip, d, 4_000 + IDLE_MS + 1);
         assert_eq!(pool.resting(), 1);
+    }
+
+    #[tokio::test]
+    async fn kept_pairs_stay_open_until_the_server_drains() {
+        let pool = Pool::new(41200, 41207, 2);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let h = tokio::runtime::Handle::current();
+        let a = pool.take(ip, 0, &h, no_pumps).expect("pair");
+        let b = pool.take(ip, 0, &h, no_pumps).expect("pair");
+        let c = pool.take(ip, 0, &h, no_pumps).expect("pair");
+        pool.give_back(ip, a, 0);
+        pool.give_back(ip, b, 0);
+        pool.give_back(ip, c, 10 * IDLE_MS);
+        assert_eq!(pool.resting(), 2, "two kept however idle; the third closed");
+        pool.close_resting();
+        assert_eq!(pool.resting(), 0);
+        let d = pool
+            .take(ip, 20 * IDLE_MS, &h, no_pumps)
+            .expect("a new pair");
+        pool.give_back(ip, d, 20 * IDLE_MS);
+        assert_eq!(pool.resting(), 0, "draining: given back is closed");
     }
 }
