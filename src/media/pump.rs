@@ -14,12 +14,14 @@ use super::rtp::{self, RtcpMap, Shown};
 use super::slot::Slot;
 use super::Party;
 
-/// Receives on a slot's two sockets and relays to the other party: one
-/// task per slot, woken when a socket is readable, which then takes every
-/// datagram waiting. The buffers are the worker thread's, not the task's,
-/// so a slot at rest costs a few hundred bytes.
+/// Receives on one of a slot's sockets and relays to the other party:
+/// woken when the socket is readable, it takes every datagram waiting.
+/// The buffers are the worker thread's, not the task's, so a slot at rest
+/// costs a few hundred bytes.
 pub(super) struct Pump {
     pub slot: Arc<Slot>,
+    /// The slot's RTCP socket (else its RTP socket).
+    pub rtcp_port: bool,
     pub clock: Arc<Coarse>,
     pub stats: Arc<Stats>,
 }
@@ -35,16 +37,14 @@ thread_local! {
 
 impl Pump {
     pub async fn run(self) {
-        let (rtp, rtcp) = (Arc::clone(&self.slot.rtp), Arc::clone(&self.slot.rtcp));
-        loop {
-            let ready = tokio::select! {
-                r = rtp.readable() => r.map(|_| (&rtp, false)),
-                r = rtcp.readable() => r.map(|_| (&rtcp, true)),
-            };
-            let Ok((sock, rtcp_port)) = ready else {
-                return;
-            };
-            if !self.drain(sock, rtcp_port) {
+        let sock = if self.rtcp_port {
+            Arc::clone(&self.slot.rtcp)
+        } else {
+            Arc::clone(&self.slot.rtp)
+        };
+        // One waker registration per wait, however many datagrams it finds.
+        while sock.readable().await.is_ok() {
+            if !self.drain(&sock, self.rtcp_port) {
                 tracing::warn!("media socket failed");
                 return;
             }

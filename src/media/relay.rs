@@ -203,14 +203,17 @@ impl Relay {
         }
     }
 
-    /// Starts the pump of a new pair.
-    fn pump(&self, slot: &Arc<Slot>) -> AbortHandle {
-        let pump = Pump {
-            slot: Arc::clone(slot),
-            clock: Arc::clone(&self.clock),
-            stats: Arc::clone(&self.stats),
-        };
-        self.handle.spawn(pump.run()).abort_handle()
+    /// Starts the pumps of a new pair.
+    fn pump(&self, slot: &Arc<Slot>) -> [AbortHandle; 2] {
+        [false, true].map(|rtcp_port| {
+            let pump = Pump {
+                slot: Arc::clone(slot),
+                rtcp_port,
+                clock: Arc::clone(&self.clock),
+                stats: Arc::clone(&self.stats),
+            };
+            self.handle.spawn(pump.run()).abort_handle()
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallKey, CallMedia>> {

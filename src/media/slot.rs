@@ -29,7 +29,7 @@ pub(super) struct Slot {
     pub port: u16,
     /// The stream and the party these sockets face now; `None` in the pool.
     pub serving: Mutex<Option<(Arc<StreamState>, Party)>>,
-    pump: OnceLock<AbortHandle>,
+    pumps: OnceLock<[AbortHandle; 2]>,
     /// The range the pair came from, and the address it is bound on.
     ports: Arc<Ports>,
     bind: IpAddr,
@@ -42,6 +42,13 @@ impl Drop for Slot {
 }
 
 impl Slot {
+    /// Stops the pumps, which hold the sockets: the pair closes.
+    fn stop(&self) {
+        for p in self.pumps.get().into_iter().flatten() {
+            p.abort();
+        }
+    }
+
     /// What the slot serves, locked for the packet at hand.
     pub fn serving(&self) -> std::sync::MutexGuard<'_, Option<(Arc<StreamState>, Party)>> {
         self.serving.lock().unwrap_or_else(|e| e.into_inner())
@@ -88,7 +95,7 @@ impl Pool {
         bind: IpAddr,
         now: u64,
         handle: &tokio::runtime::Handle,
-        spawn: impl FnOnce(&Arc<Slot>) -> AbortHandle,
+        spawn: impl FnOnce(&Arc<Slot>) -> [AbortHandle; 2],
     ) -> Result<Arc<Slot>, MediaError> {
         {
             let mut free = self.free();
@@ -121,11 +128,11 @@ impl Pool {
             rtcp: Arc::new(b),
             port,
             serving: Mutex::new(None),
-            pump: OnceLock::new(),
+            pumps: OnceLock::new(),
             ports: Arc::clone(&self.ports),
             bind,
         });
-        let _ = slot.pump.set(spawn(&slot));
+        let _ = slot.pumps.set(spawn(&slot));
         Ok(slot)
     }
 
@@ -135,9 +142,7 @@ impl Pool {
         self.keep.store(0, std::sync::atomic::Ordering::Relaxed);
         let mut free = self.free();
         for (_, slot) in free.values_mut().flat_map(std::mem::take) {
-            if let Some(p) = slot.pump.get() {
-                p.abort();
-            }
+            slot.stop();
         }
         // Slots given back from now on close at once.
         self.closing
@@ -149,9 +154,7 @@ impl Pool {
     pub fn give_back(&self, bind: IpAddr, slot: Arc<Slot>, now: u64) {
         *slot.serving() = None;
         if self.closing.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Some(p) = slot.pump.get() {
-                p.abort();
-            }
+            slot.stop();
             return;
         }
         let mut free = self.free();
@@ -163,10 +166,7 @@ impl Pool {
                 .is_some_and(|(at, _)| now.saturating_sub(*at) > IDLE_MS)
         {
             if let Some((_, old)) = q.pop_front() {
-                // The pump holds the sockets: stopping it closes the pair.
-                if let Some(p) = old.pump.get() {
-                    p.abort();
-                }
+                old.stop();
             }
         }
     }
@@ -176,8 +176,9 @@ impl Pool {
 mod tests {
     use super::*;
 
-    fn no_pumps(_: &Arc<Slot>) -> AbortHandle {
-        tokio::spawn(async {}).abort_handle()
+    fn no_pumps(_: &Arc<Slot>) -> [AbortHandle; 2] {
+        let h = tokio::spawn(async {}).abort_handle();
+        [h.clone(), h]
     }
 
     #[tokio::test]
