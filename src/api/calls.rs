@@ -194,11 +194,12 @@ async fn record(
 }
 
 #[utoipa::path(get, path = "/v1/calls/{id}/recording", tag = "calls", params(("id" = i64, Path, description = "record id")),
-    responses((status = 200, content_type = "audio/wav", body = Vec<u8>),
-        (status = 404, description = "no such record, not recorded, or past retention", body = super::problem::Problem)),
+    responses((status = 200, content_type = "audio/wav", body = Vec<u8>)),
     security(("bearer" = [])))]
 /// The call's recording: a stereo WAV, 8 kHz 16-bit, the caller on the
-/// left channel and the callee on the right.
+/// left channel and the callee on the right. 404 when there is no such
+/// record of the tenant's, the call was not recorded, or the recording is
+/// past its retention.
 pub async fn recording(
     State(st): State<Arc<ApiState>>,
     t: Tenant,
