@@ -182,7 +182,7 @@ impl<P: Policy> Engine<P> {
         let Some(anchor) = self.anchor.clone() else {
             return false;
         };
-        if !self.relay_refusals || !super::is_sdp(m) {
+        if !super::is_sdp(m) {
             return false;
         }
         let Ok(parsed) = sdp::parse(&m.body) else {
@@ -191,31 +191,23 @@ impl<P: Policy> Engine<P> {
         let id = self.next_id;
         self.next_id += 1;
         let me = self.me_for(&src);
-        let host = me
-            .rsplit_once(':')
-            .map_or(me.as_str(), |(h, _)| h)
-            .to_string();
         anchor.note(id, Party::A, &parsed.streams);
-        let ours = match anchor.face(id, Party::A, host.contains(':')) {
-            Ok(ours) => ours,
-            Err(_) => {
-                anchor.release(id);
-                return false;
-            }
-        };
-        let play = anchor.playable(id, Party::A);
-        let Some(took) = anchor.play(id, Party::A, crate::media::Sound::Refusal) else {
+        let early = early_prompt(
+            anchor.as_ref(),
+            id,
+            &parsed,
+            super::host_of(&me),
+            &mut sdp::Origin::new(),
+            crate::media::Sound::Refusal,
+        );
+        let Some((body, took)) = early else {
             anchor.release(id);
             return false;
         };
-        let body = parsed.answer(&host, &mut sdp::Origin::new(), &ours, &play);
-        let Some(mut w) = self.tx.response(key, 183, reason(183), Some(tag)) else {
+        if !self.send_183(key, tag, &format!("<sip:{me}>"), &body, now) {
             anchor.release(id);
             return false;
-        };
-        w.header("Contact", &format!("<sip:{me}>"));
-        let bytes = w.finish(Some("application/sdp"), &body);
-        self.tx.respond(key, 183, bytes, now.mono);
+        }
         self.refusing.insert(
             id,
             super::Refusing {
@@ -259,31 +251,33 @@ impl<P: Policy> Engine<P> {
         let Ok(parsed) = sdp::parse(&offer.body) else {
             return;
         };
-        let host = call
-            .a
-            .me
-            .rsplit_once(':')
-            .map_or(call.a.me.as_str(), |(h, _)| h)
-            .to_string();
-        let Ok(ours) = anchor.face(id, Party::A, host.contains(':')) else {
+        let early = early_prompt(
+            anchor.as_ref(),
+            id,
+            &parsed,
+            super::host_of(&call.a.me),
+            &mut call.a.origin,
+            crate::media::Sound::Announcement,
+        );
+        let Some((body, _)) = early else {
             return;
         };
-        let play = anchor.playable(id, Party::A);
-        if anchor
-            .play(id, Party::A, crate::media::Sound::Announcement)
-            .is_none()
-        {
-            return;
-        }
-        let body = parsed.answer(&host, &mut call.a.origin, &ours, &play);
         let (tag, contact) = (call.a.local_tag.clone(), call.a.contact());
-        let Some(mut w) = self.tx.response(key, 183, reason(183), Some(&tag)) else {
-            return;
+        if self.send_183(key, &tag, &contact, &body, now) {
+            self.tell(id, Milestone::Announced, now);
+        }
+    }
+
+    /// Sends 183 Session Progress with our SDP on A's INVITE transaction;
+    /// false when the transaction has already answered.
+    fn send_183(&mut self, key: &TxKey, tag: &str, contact: &str, body: &[u8], now: Now) -> bool {
+        let Some(mut w) = self.tx.response(key, 183, reason(183), Some(tag)) else {
+            return false;
         };
-        w.header("Contact", &contact);
-        let bytes = w.finish(Some("application/sdp"), &body);
+        w.header("Contact", contact);
+        let bytes = w.finish(Some("application/sdp"), body);
         self.tx.respond(key, 183, bytes, now.mono);
-        self.tell(id, Milestone::Announced, now);
+        true
     }
 
     /// Anchors the caller's offer before any fork carries it, so that a
@@ -785,6 +779,25 @@ impl<P: Policy> Engine<P> {
 }
 
 /// The Reason of a CANCEL to the forks that lost (RFC 3326).
+/// Early media of our own for the caller of `id`, whose offer is `offer`:
+/// our ports facing it opened, `sound` started, and our SDP answer naming
+/// them (with `origin`, the one the caller is shown); with how long the
+/// sound plays. `None` when it cannot play (no ports, no G.711, no such
+/// prompt configured).
+fn early_prompt(
+    anchor: &dyn crate::media::Anchor,
+    id: CallId,
+    offer: &sdp::Parsed<'_>,
+    host: &str,
+    origin: &mut sdp::Origin,
+    sound: crate::media::Sound,
+) -> Option<(Vec<u8>, std::time::Duration)> {
+    let ours = anchor.face(id, Party::A, host.contains(':')).ok()?;
+    let play = anchor.playable(id, Party::A);
+    let took = anchor.play(id, Party::A, sound)?;
+    Some((offer.answer(host, origin, &ours, &play), took))
+}
+
 const ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
 
 /// Takes B's tag, target and route set from a response that makes or

@@ -92,8 +92,6 @@ pub struct Engine<P: Policy> {
     anchor: Option<std::sync::Arc<dyn Anchor>>,
     /// An answered call with no media for this long ends.
     media_timeout: Option<std::time::Duration>,
-    /// Refused callers hear the refusal prompt (when the anchor has one).
-    relay_refusals: bool,
     /// Refusals waiting for their prompt to end.
     refusing: HashMap<CallId, Refusing>,
 }
@@ -124,7 +122,6 @@ impl<P: Policy> Engine<P> {
             accepting: true,
             anchor: None,
             media_timeout: None,
-            relay_refusals: false,
             refusing: HashMap::new(),
         }
     }
@@ -138,7 +135,6 @@ impl<P: Policy> Engine<P> {
     ) -> Engine<P> {
         self.anchor = Some(anchor);
         self.media_timeout = timeout;
-        self.relay_refusals = true;
         self
     }
 
@@ -493,7 +489,7 @@ fn cross_body(
     if !is_sdp(m) {
         return Ok(m.body.clone());
     }
-    let host = leg.me.rsplit_once(':').map_or(leg.me.as_str(), |(h, _)| h);
+    let host = host_of(&leg.me);
     let parsed = sdp::parse(&m.body).map_err(CrossError::Sdp)?;
     let relay = match (media, to.anchor) {
         (Media::Relay, Some(anchor)) => Some(
@@ -547,6 +543,11 @@ impl CrossError {
             CrossError::Media(_) => 503,
         }
     }
+}
+
+/// The host of our `host:port` address (an IPv6 host keeps its brackets).
+fn host_of(me: &str) -> &str {
+    me.rsplit_once(':').map_or(me, |(h, _)| h)
 }
 
 /// Whether a message carries SDP.

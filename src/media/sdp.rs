@@ -59,6 +59,22 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// The whole description: `v=`, this origin (its version raised when
+    /// `rest` differs from the last one sent), `s=-`, then `rest`.
+    fn head(&mut self, host_ip: &str, rest: String) -> Vec<u8> {
+        if rest.as_bytes() != self.last.as_slice() {
+            self.version += 1;
+            self.last = rest.as_bytes().to_vec();
+        }
+        let ip = host_ip.trim_matches(['[', ']']);
+        let ipver = if ip.contains(':') { "IP6" } else { "IP4" };
+        format!(
+            "v=0\r\no=- {} {} IN {ipver} {ip}\r\ns=-\r\n{rest}",
+            self.session, self.version
+        )
+        .into_bytes()
+    }
+
     /// A fresh origin for a new leg.
     pub fn new() -> Origin {
         Origin {
@@ -268,10 +284,7 @@ impl Parsed<'_> {
         let mut rest = String::with_capacity(256);
         let mut m = 0usize;
         if let Some(ours) = relay {
-            if let Some(a) = ours.iter().flatten().next() {
-                let v = if a.is_ipv6() { "IP6" } else { "IP4" };
-                push(&mut rest, "c", &format!("IN {v} {}", a.ip()));
-            }
+            connection(&mut rest, ours);
         }
         for &(kind, value) in &self.lines {
             let Some(ours) = relay else {
@@ -295,19 +308,8 @@ impl Parsed<'_> {
                 _ => push(&mut rest, kind, value),
             }
         }
-        if rest.as_bytes() != origin.last.as_slice() {
-            origin.version += 1;
-            origin.last = rest.as_bytes().to_vec();
-        }
-        let ip = host_ip.trim_matches(['[', ']']);
-        let ipver = if ip.contains(':') { "IP6" } else { "IP4" };
-        let mut out = format!(
-            "v=0\r\no=- {} {} IN {ipver} {ip}\r\ns=-\r\n",
-            origin.session, origin.version
-        );
         // Session-level lines kept their order (c= before b= and t=).
-        out.push_str(&rest);
-        out.into_bytes()
+        origin.head(host_ip, rest)
     }
 }
 
@@ -324,10 +326,7 @@ impl Parsed<'_> {
         play: &[Option<u8>],
     ) -> Vec<u8> {
         let mut rest = String::with_capacity(256);
-        if let Some(a) = relay.iter().flatten().next() {
-            let v = if a.is_ipv6() { "IP6" } else { "IP4" };
-            push(&mut rest, "c", &format!("IN {v} {}", a.ip()));
-        }
+        connection(&mut rest, relay);
         push(&mut rest, "t", "0 0");
         for (i, s) in self.streams.iter().enumerate() {
             match (
@@ -351,17 +350,7 @@ impl Parsed<'_> {
                 }
             }
         }
-        if rest.as_bytes() != origin.last.as_slice() {
-            origin.version += 1;
-            origin.last = rest.as_bytes().to_vec();
-        }
-        let ip = host_ip.trim_matches(['[', ']']);
-        let ipver = if ip.contains(':') { "IP6" } else { "IP4" };
-        format!(
-            "v=0\r\no=- {} {} IN {ipver} {ip}\r\ns=-\r\n{rest}",
-            origin.session, origin.version
-        )
-        .into_bytes()
+        origin.head(host_ip, rest)
     }
 }
 
@@ -369,6 +358,14 @@ impl Parsed<'_> {
 /// media addresses pass (no relay).
 pub fn rebuild(body: &[u8], host_ip: &str, origin: &mut Origin) -> Result<Vec<u8>, SdpError> {
     Ok(parse(body)?.render(host_ip, origin, None))
+}
+
+/// The session's `c=` line: the first of our addresses.
+fn connection(out: &mut String, ours: &[Option<SocketAddr>]) {
+    if let Some(a) = ours.iter().flatten().next() {
+        let v = if a.is_ipv6() { "IP6" } else { "IP4" };
+        push(out, "c", &format!("IN {v} {}", a.ip()));
+    }
 }
 
 fn push(out: &mut String, kind: &str, value: &str) {

@@ -280,6 +280,7 @@ impl Server {
                     &data_dir.join("recordings"),
                     &addrs,
                     &engine_cfg,
+                    files,
                 )?,
                 Handle::current(),
             );
@@ -488,6 +489,7 @@ fn relay_config(
     recordings: &std::path::Path,
     addrs: &[SocketAddr],
     engine: &EngineConfig,
+    open_files: u64,
 ) -> Result<RelayConfig, ServerError> {
     let parse = |s: &str| s.parse::<IpAddr>().ok();
     let family = |v6: bool, me: &Option<String>| -> Result<Option<(IpAddr, IpAddr)>, ServerError> {
@@ -517,7 +519,7 @@ fn relay_config(
         prompts.insert(sound, p);
     }
     // Two sockets a pair, and room for everything else the server opens.
-    let files = usize::try_from(bind::raise_open_files()).unwrap_or(usize::MAX);
+    let files = usize::try_from(open_files).unwrap_or(usize::MAX);
     let warm_pairs = (m.warm_pairs as usize).min(files.saturating_sub(4096) / 2);
     Ok(RelayConfig {
         warm_pairs,
