@@ -77,6 +77,15 @@ fn rtp(ssrc: u32, seq: u16, payload: &[u8]) -> Vec<u8> {
     p
 }
 
+/// An RTP packet of payload type `pt` as a plain phone sends it (no CSRC).
+fn voice(pt: u8, ssrc: u32, seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut p = rtp(ssrc, seq, payload);
+    p[0] = 0x80;
+    p[1] = pt;
+    p.drain(12..16);
+    p
+}
+
 /// A receiver report about `about` plus an SDES whose CNAME and NOTE name
 /// the sender, as softphones send.
 fn rtcp(ssrc: u32, about: u32, number: &str, ip: &str) -> Vec<u8> {
@@ -110,6 +119,13 @@ fn leaky_sdp(number: &str, ip: &str, port: u16, ssrc: u32, dir: &str) -> String 
          a=ssrc:{ssrc} cname:sip:{number}@{ip}:{port}\r\na={dir}\r\n",
         port + 1
     )
+}
+
+/// A's INVITE of dialog `d` offering the softphone's leaky SDP with RTP
+/// on `rtp_port`.
+fn leaky_invite(d: &Dialog, rtp_port: u16) -> String {
+    let offer = leaky_sdp(A, "127.0.0.2", rtp_port, A_SSRC, "sendrecv");
+    with_body(&d.invite(), &sdp(A, "127.0.0.2"), &offer)
 }
 
 /// Where an SDP says to send RTP.
@@ -167,9 +183,19 @@ struct Call {
     to_sut_b: SocketAddr,
 }
 
-async fn call(tweak: impl FnOnce(&mut sipmask::config::Config)) -> Call {
-    let mut caller = Ua::bind("127.0.0.2").await;
-    let mut callee = Ua::bind("127.0.0.3").await;
+/// A server with the binding (A, X, B) and a `tweak`ed config, the
+/// caller and the callee (the trunk) with their media sockets.
+struct Parties {
+    sut: Sut,
+    caller: Ua,
+    callee: Ua,
+    am: Media,
+    bm: Media,
+}
+
+async fn parties(tweak: impl FnOnce(&mut sipmask::config::Config)) -> Parties {
+    let caller = Ua::bind("127.0.0.2").await;
+    let callee = Ua::bind("127.0.0.3").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = config(dir.path(), callee.addr);
     tweak(&mut cfg);
@@ -179,12 +205,25 @@ async fn call(tweak: impl FnOnce(&mut sipmask::config::Config)) -> Call {
         Media::bind("127.0.0.2").await,
         Media::bind("127.0.0.3").await,
     );
+    Parties {
+        sut,
+        caller,
+        callee,
+        am,
+        bm,
+    }
+}
+
+async fn call(tweak: impl FnOnce(&mut sipmask::config::Config)) -> Call {
+    let Parties {
+        sut,
+        mut caller,
+        mut callee,
+        am,
+        bm,
+    } = parties(tweak).await;
     let mut d = Dialog::new(caller.addr, sut.addr, A, X);
-    let offer = leaky_sdp(A, "127.0.0.2", am.port(), A_SSRC, "sendrecv");
-    let plain = sdp(A, "127.0.0.2");
-    caller
-        .send(sut.addr, &with_body(&d.invite(), &plain, &offer))
-        .await;
+    caller.send(sut.addr, &leaky_invite(&d, am.port())).await;
     let inv = callee.expect_request("INVITE").await;
     let to_sut_b = media_addr(&inv.body());
     let contact = format!("Contact: <sip:bob@{}>\r\n", callee.addr);
@@ -433,12 +472,8 @@ async fn a_recorded_binding_yields_a_stereo_wav_one_party_per_channel_through_th
         Media::bind("127.0.0.3").await,
     );
     let mut d = Dialog::new(api.caller.addr, api.sut.addr, A, &x);
-    let offer = leaky_sdp(A, "127.0.0.2", am.port(), A_SSRC, "sendrecv");
     api.caller
-        .send(
-            api.sut.addr,
-            &with_body(&d.invite(), &sdp(A, "127.0.0.2"), &offer),
-        )
+        .send(api.sut.addr, &leaky_invite(&d, am.port()))
         .await;
     let inv = api.callee.expect_request("INVITE").await;
     let to_b = media_addr(&inv.body());
@@ -454,14 +489,9 @@ async fn a_recorded_binding_yields_a_stereo_wav_one_party_per_channel_through_th
     // One second each way, paced like a phone: A loud in PCMU, B quieter
     // in PCMA.
     for seq in 0..50u16 {
-        let mut p = rtp(A_SSRC, seq, &level(0, 8000));
-        p[0] = 0x80;
-        p.drain(12..16);
+        let p = voice(0, A_SSRC, seq, &level(0, 8000));
         am.rtp.send_to(&p, to_a).await.expect("send");
-        let mut q = rtp(B_SSRC, seq, &level(8, -4000));
-        q[0] = 0x80;
-        q[1] = 8;
-        q.drain(12..16);
+        let q = voice(8, B_SSRC, seq, &level(8, -4000));
         bm.rtp.send_to(&q, to_b).await.expect("send");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -571,25 +601,15 @@ fn level_of(p: &[u8]) -> f64 {
 async fn the_caller_hears_the_announcement_before_the_callee_and_the_record_says_so() {
     let files = tempfile::tempdir().expect("tempdir");
     let wav = prompt_wav(files.path(), "protected.wav", 0.6);
-    let mut caller = Ua::bind("127.0.0.2").await;
-    let mut callee = Ua::bind("127.0.0.3").await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = config(dir.path(), callee.addr);
-    cfg.media.announcement = wav;
-    add(&cfg, axb(A, X, B));
-    let sut = start(cfg, dir).await;
-    let (mut am, bm) = (
-        Media::bind("127.0.0.2").await,
-        Media::bind("127.0.0.3").await,
-    );
+    let Parties {
+        sut,
+        mut caller,
+        mut callee,
+        mut am,
+        bm,
+    } = parties(|cfg| cfg.media.announcement = wav).await;
     let mut d = Dialog::new(caller.addr, sut.addr, A, X);
-    let offer = leaky_sdp(A, "127.0.0.2", am.port(), A_SSRC, "sendrecv");
-    caller
-        .send(
-            sut.addr,
-            &with_body(&d.invite(), &sdp(A, "127.0.0.2"), &offer),
-        )
-        .await;
+    caller.send(sut.addr, &leaky_invite(&d, am.port())).await;
     // Early media of our own: 183 with our address and one G.711 codec.
     let early = caller.expect_response(183).await;
     let body = early.body();
@@ -619,9 +639,7 @@ async fn the_caller_hears_the_announcement_before_the_callee_and_the_record_says
     caller.send(sut.addr, &d.ack(1)).await;
     let talk = tokio::spawn(async move {
         for seq in 0..75u16 {
-            let mut p = rtp(B_SSRC, seq, &level(0, 300));
-            p[0] = 0x80;
-            p.drain(12..16);
+            let p = voice(0, B_SSRC, seq, &level(0, 300));
             let _ = bm.rtp.send_to(&p, to_b).await;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -706,14 +724,13 @@ async fn both_parties_hear_the_warning_before_the_maximum_call_length() {
 async fn a_refused_caller_hears_the_refusal_prompt_then_gets_the_status() {
     let files = tempfile::tempdir().expect("tempdir");
     let wav = prompt_wav(files.path(), "refused.wav", 0.4);
-    let mut caller = Ua::bind("127.0.0.2").await;
-    let mut callee = Ua::bind("127.0.0.3").await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = config(dir.path(), callee.addr);
-    cfg.media.refusal = wav;
-    add(&cfg, axb(A, X, B));
-    let sut = start(cfg, dir).await;
-    let mut am = Media::bind("127.0.0.2").await;
+    let Parties {
+        sut,
+        mut caller,
+        mut callee,
+        mut am,
+        ..
+    } = parties(|cfg| cfg.media.refusal = wav).await;
     // B is not allowed to call X as A's binding is (A, X, B): B dials X
     // from a number the binding does not know.
     let d = Dialog::new(caller.addr, sut.addr, "13700000000", X);
@@ -797,24 +814,15 @@ async fn a_sipp_call_streaming_rtp_is_relayed_both_ways_and_only_from_sipmask() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callees_early_media_reaches_the_caller_through_the_relay() {
-    let mut caller = Ua::bind("127.0.0.2").await;
-    let mut callee = Ua::bind("127.0.0.3").await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = config(dir.path(), callee.addr);
-    add(&cfg, axb(A, X, B));
-    let sut = start(cfg, dir).await;
-    let (mut am, bm) = (
-        Media::bind("127.0.0.2").await,
-        Media::bind("127.0.0.3").await,
-    );
+    let Parties {
+        sut,
+        mut caller,
+        mut callee,
+        mut am,
+        bm,
+    } = parties(|_| {}).await;
     let d = Dialog::new(caller.addr, sut.addr, A, X);
-    let offer = leaky_sdp(A, "127.0.0.2", am.port(), A_SSRC, "sendrecv");
-    caller
-        .send(
-            sut.addr,
-            &with_body(&d.invite(), &sdp(A, "127.0.0.2"), &offer),
-        )
-        .await;
+    caller.send(sut.addr, &leaky_invite(&d, am.port())).await;
     let inv = callee.expect_request("INVITE").await;
     let to_b = media_addr(&inv.body());
     // A ringback tone in a 183 with SDP, before any answer.
