@@ -29,6 +29,33 @@ pub fn short(prefix: &str, len: usize) -> String {
     format!("{prefix}{}", &t[..len.min(t.len())])
 }
 
+/// A map keyed by one of our own sequential ids (calls, media). Such keys
+/// never come from the network, so the keyed SipHash that guards maps of
+/// peers' strings against collision floods buys nothing here; one multiply
+/// spreads a counter over the table for a fraction of its cost.
+pub type IdMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<IdHash>>;
+
+/// The hasher of [`IdMap`]: Fibonacci hashing of a u64.
+#[derive(Default, Clone, Copy)]
+pub struct IdHash(u64);
+
+impl std::hash::Hasher for IdHash {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; anything else still hashes (FNV-1a).
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -40,5 +67,22 @@ mod tests {
         assert_eq!(super::short("key_", 12).len(), 16);
         assert!(super::secret("smk_").starts_with("smk_"));
         assert_eq!(super::secret("smk_").len(), 36);
+    }
+
+    #[test]
+    fn sequential_ids_spread_over_the_table() {
+        use std::hash::BuildHasher;
+        let b = std::hash::BuildHasherDefault::<super::IdHash>::default();
+        // The table picks a bucket from the low bits and a tag from the top
+        // seven: both must vary for counters.
+        let low: std::collections::HashSet<u64> = (0..64u64).map(|i| b.hash_one(i) & 63).collect();
+        let top: std::collections::HashSet<u64> = (0..64u64).map(|i| b.hash_one(i) >> 57).collect();
+        assert!(low.len() > 32, "low bits: {}", low.len());
+        assert!(top.len() > 32, "top bits: {}", top.len());
+        let mut m = super::IdMap::default();
+        for i in 0..1000u64 {
+            m.insert(i, i * 2);
+        }
+        assert!((0..1000u64).all(|i| m.get(&i) == Some(&(i * 2))));
     }
 }

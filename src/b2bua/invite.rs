@@ -32,7 +32,9 @@ impl<P: Policy> Engine<P> {
             source: src,
             account,
         };
-        let own = if super::unusable_sdp(&m) {
+        // The offer is parsed once: checked here, rendered for each fork.
+        let described = super::is_sdp(&m).then(|| sdp::parse(&m.body));
+        let own = if matches!(described, Some(Err(_))) {
             Some((488, "Not Acceptable Here".to_string(), "unusable SDP"))
         } else if !self.accepting {
             let (status, reason) = self.cfg.unavailable.clone();
@@ -97,16 +99,25 @@ impl<P: Policy> Engine<P> {
             origin: crate::media::sdp::Origin::new(),
         };
         tracing::debug!(call = id, forks = plan.targets.len(), "bridging call");
-        if let Err(e) = self.anchor_offer(id, &m, &plan) {
-            tracing::warn!(error = %e, "media cannot be anchored: refusing the call");
-            let tag = token();
-            self.respond_with(&key, 503, reason(503), Some(&tag), &[], now);
-            return;
-        }
+        let offered = match self.anchor_offer(id, described.and_then(Result::ok), &plan) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "media cannot be anchored: refusing the call");
+                let tag = token();
+                self.respond_with(&key, 503, reason(503), Some(&tag), &[], now);
+                return;
+            }
+        };
         let mut sends = Vec::with_capacity(plan.targets.len());
         let mut forks = Vec::with_capacity(plan.targets.len());
         for route in plan.targets {
-            let (fork, bytes, ack) = self.new_fork(id, route, &m, &plan.from_user, plan.media);
+            let (fork, bytes, ack) = self.new_fork(
+                id,
+                route,
+                (&m, offered.as_ref()),
+                &plan.from_user,
+                plan.media,
+            );
             sends.push((fork.invite.clone(), fork.route.peer, bytes, ack));
             forks.push(fork);
         }
@@ -280,31 +291,44 @@ impl<P: Policy> Engine<P> {
         true
     }
 
-    /// Anchors the caller's offer before any fork carries it, so that a
-    /// full port range refuses the call (503) instead of sending an INVITE
-    /// without its description.
-    fn anchor_offer(&self, id: CallId, m: &Msg, plan: &Plan) -> Result<(), MediaError> {
-        let (Some(anchor), Media::Relay, true) = (&self.anchor, plan.media, super::is_sdp(m))
-        else {
-            return Ok(());
+    /// Anchors the caller's offer (`parsed`, when it carries SDP) before
+    /// any fork carries it, so that a full port range refuses the call (503)
+    /// instead of sending an INVITE without its description; the offer,
+    /// ready to be rendered for each fork.
+    fn anchor_offer<'m>(
+        &self,
+        id: CallId,
+        parsed: Option<sdp::Parsed<'m>>,
+        plan: &Plan,
+    ) -> Result<Option<super::Offered<'m>>, MediaError> {
+        let Some(parsed) = parsed else {
+            return Ok(None);
         };
-        let (Some(route), Ok(offer)) = (plan.targets.first(), sdp::parse(&m.body)) else {
-            return Ok(());
+        let (Some(anchor), Media::Relay, Some(route)) =
+            (&self.anchor, plan.media, plan.targets.first())
+        else {
+            return Ok(Some(super::Offered {
+                parsed,
+                relay: None,
+            }));
         };
         let v6 = self.me_for(&route.peer).starts_with('[');
-        anchor
-            .describe(id, Party::A, v6, &offer.streams)
-            .map(|_| ())
-            .inspect_err(|_| anchor.release(id))
+        let relay = anchor
+            .describe(id, Party::A, v6, &parsed.streams)
+            .inspect_err(|_| anchor.release(id))?;
+        Ok(Some(super::Offered {
+            parsed,
+            relay: Some(relay),
+        }))
     }
 
-    /// A new INVITE towards `route` for the caller's `offer`: the fork and
-    /// what to send.
+    /// A new INVITE towards `route` for the caller's `offer` (and its SDP
+    /// when already anchored): the fork and what to send.
     fn new_fork(
         &self,
         id: CallId,
         route: Route,
-        offer: &Msg,
+        (offer, offered): (&Msg, Option<&super::Offered<'_>>),
         from_user: &str,
         media: Media,
     ) -> (Fork, Bytes, AckBase) {
@@ -327,7 +351,7 @@ impl<P: Policy> Engine<P> {
                 .map_or(70, |v| v.saturating_sub(1).min(70)),
             origin: crate::media::sdp::Origin::new(),
         };
-        let (bytes, key, ack) = self.invite_on(id, &mut leg, offer, media, None);
+        let (bytes, key, ack) = self.invite_on(id, &mut leg, (offer, offered), media, None);
         let fork = Fork {
             leg,
             route,
@@ -349,7 +373,7 @@ impl<P: Policy> Engine<P> {
         &self,
         id: CallId,
         leg: &mut Leg,
-        offer: &Msg,
+        (offer, offered): (&Msg, Option<&super::Offered<'_>>),
         media: Media,
         auth: Option<(&str, String)>,
     ) -> (Bytes, TxKey, AckBase) {
@@ -359,8 +383,13 @@ impl<P: Policy> Engine<P> {
         }
         self.copy_relayed(&mut w, offer);
         // The offer was checked when it came (on_invite).
-        let to = super::Towards::new(&self.anchor, id, Side::A);
-        let body = super::cross_or_drop(to, media, offer, leg);
+        let body = match offered {
+            Some(o) => o.render(leg),
+            None => {
+                let to = super::Towards::new(&self.anchor, id, Side::A);
+                super::cross_or_drop(to, media, offer, leg)
+            }
+        };
         (w.finish(offer.content_type.as_deref(), &body), key, ack)
     }
 
@@ -372,7 +401,8 @@ impl<P: Policy> Engine<P> {
         let Some(offer) = call.offer.clone() else {
             return;
         };
-        let (fork, bytes, ack) = self.new_fork(id, route, &offer, &call.from_user, call.media);
+        let (fork, bytes, ack) =
+            self.new_fork(id, route, (&offer, None), &call.from_user, call.media);
         let (key, peer) = (fork.invite.clone(), fork.route.peer);
         self.dialogs.insert(
             (fork.leg.call_id.clone(), fork.leg.local_tag.clone()),
@@ -433,7 +463,8 @@ impl<P: Policy> Engine<P> {
         let mut leg = fork.leg.clone();
         // The challenge ended the first INVITE's transaction, not the
         // dialog we are making: same Call-ID and tag, next CSeq.
-        let (bytes, key, ack) = self.invite_on(id, &mut leg, &offer, media, Some((header, value)));
+        let (bytes, key, ack) =
+            self.invite_on(id, &mut leg, (&offer, None), media, Some((header, value)));
         let Some(fork) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) else {
             return false;
         };

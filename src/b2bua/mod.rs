@@ -77,7 +77,7 @@ pub struct Engine<P: Policy> {
     cfg: EngineConfig,
     policy: P,
     tx: Transactions,
-    calls: HashMap<CallId, Call<P::Call>>,
+    calls: crate::ids::IdMap<Call<P::Call>>,
     /// (Call-ID, our tag) of each leg -> call and side.
     dialogs: HashMap<(String, String), (CallId, Side)>,
     /// A's INVITE server transaction -> call, for CANCEL.
@@ -93,7 +93,7 @@ pub struct Engine<P: Policy> {
     /// An answered call with no media for this long ends.
     media_timeout: Option<std::time::Duration>,
     /// Refusals waiting for their prompt to end.
-    refusing: HashMap<CallId, Refusing>,
+    refusing: crate::ids::IdMap<Refusing>,
 }
 
 /// A refusal held back while its prompt plays.
@@ -112,7 +112,7 @@ impl<P: Policy> Engine<P> {
             cfg,
             policy,
             tx,
-            calls: HashMap::new(),
+            calls: Default::default(),
             dialogs: HashMap::new(),
             by_invite: HashMap::new(),
             relays: HashMap::new(),
@@ -122,7 +122,7 @@ impl<P: Policy> Engine<P> {
             accepting: true,
             anchor: None,
             media_timeout: None,
-            refusing: HashMap::new(),
+            refusing: Default::default(),
         }
     }
 
@@ -505,6 +505,21 @@ fn cross_body(
         _ => None,
     };
     Ok(parsed.render(host, &mut leg.origin, relay.as_deref()))
+}
+
+/// The caller's offer parsed and anchored once, rendered for each fork.
+pub(super) struct Offered<'m> {
+    parsed: sdp::Parsed<'m>,
+    /// Our address facing the callee per stream (the media relayed).
+    relay: Option<Vec<Option<std::net::SocketAddr>>>,
+}
+
+impl Offered<'_> {
+    /// The offer as `leg` carries it.
+    fn render(&self, leg: &mut Leg) -> Vec<u8> {
+        self.parsed
+            .render(host_of(&leg.me), &mut leg.origin, self.relay.as_deref())
+    }
 }
 
 /// Whose description crosses, in which call, and the anchor of its media.

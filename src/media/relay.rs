@@ -22,6 +22,7 @@ use super::rtp::Shown;
 use super::sdp::Stream;
 use super::slot::{Pool, Slot};
 use super::{Anchor, CallKey, MediaError, Party, Sound};
+use crate::ids::IdMap;
 
 /// Where the relay binds and what it tells parties.
 #[derive(Clone, Debug)]
@@ -55,7 +56,7 @@ pub(super) struct Stats {
 pub struct Relay {
     cfg: RelayConfig,
     pool: Pool,
-    calls: Mutex<HashMap<CallKey, CallMedia>>,
+    calls: Mutex<IdMap<CallMedia>>,
     handle: tokio::runtime::Handle,
     clock: Arc<Coarse>,
     stats: Arc<Stats>,
@@ -88,6 +89,48 @@ struct CallMedia {
     /// Prompts playing.
     tasks: Vec<AbortHandle>,
     recorder: Option<Arc<Recorder>>,
+}
+
+impl CallMedia {
+    /// What a party's description says: its payload types, where it takes
+    /// media, whether it holds.
+    fn note(&mut self, from: Party, streams: &[Stream]) {
+        self.held[from.index()] = streams.iter().all(|s| s.held || s.off);
+        for (i, s) in streams.iter().enumerate() {
+            if self.streams.len() <= i {
+                self.streams.push(Arc::default());
+            }
+            let st = &self.streams[i];
+            if s.off {
+                continue;
+            }
+            let mut formats = st.formats[from.index()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if *formats != s.formats {
+                formats.clone_from(&s.formats);
+            }
+            drop(formats);
+            // A new address unlatches: the party moved (or came back from
+            // hold); the same description again keeps what was learnt.
+            let mut said = st.described[from.index()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if *said != s.rtp || s.rtp.is_none() {
+                *said = s.rtp;
+                *st.remote[from.index()]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Remote {
+                    rtp: s.rtp,
+                    rtcp: s.rtcp,
+                    rtp_latched: false,
+                    rtcp_latched: false,
+                    said_rtp: s.rtp,
+                    said_rtcp: s.rtcp,
+                };
+            }
+        }
+    }
 }
 
 /// Where a party takes media, and whether its real source is latched.
@@ -172,7 +215,7 @@ impl Relay {
         let relay = Arc::new(Relay {
             cfg,
             pool,
-            calls: Mutex::new(HashMap::new()),
+            calls: Mutex::new(IdMap::default()),
             handle,
             clock,
             stats: Arc::default(),
@@ -216,7 +259,7 @@ impl Relay {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallKey, CallMedia>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdMap<CallMedia>> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -260,9 +303,9 @@ impl Anchor for Relay {
         v6: bool,
         streams: &[Stream],
     ) -> Result<Vec<Option<SocketAddr>>, MediaError> {
-        self.note(call, from, streams);
         let mut calls = self.lock();
         let media = calls.entry(call).or_default();
+        media.note(from, streams);
         let mut out = Vec::with_capacity(streams.len());
         for (i, s) in streams.iter().enumerate() {
             let Some(st) = media.streams.get(i).filter(|_| !s.off).map(Arc::clone) else {
@@ -276,39 +319,7 @@ impl Anchor for Relay {
     }
 
     fn note(&self, call: CallKey, from: Party, streams: &[Stream]) {
-        let mut calls = self.lock();
-        let media = calls.entry(call).or_default();
-        media.held[from.index()] = streams.iter().all(|s| s.held || s.off);
-        for (i, s) in streams.iter().enumerate() {
-            if media.streams.len() <= i {
-                media.streams.push(Arc::default());
-            }
-            let st = &media.streams[i];
-            if s.off {
-                continue;
-            }
-            *st.formats[from.index()]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = s.formats.clone();
-            // A new address unlatches: the party moved (or came back from
-            // hold); the same description again keeps what was learnt.
-            let mut said = st.described[from.index()]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if *said != s.rtp || s.rtp.is_none() {
-                *said = s.rtp;
-                *st.remote[from.index()]
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Remote {
-                    rtp: s.rtp,
-                    rtcp: s.rtcp,
-                    rtp_latched: false,
-                    rtcp_latched: false,
-                    said_rtp: s.rtp,
-                    said_rtcp: s.rtcp,
-                };
-            }
-        }
+        self.lock().entry(call).or_default().note(from, streams);
     }
 
     fn answered(&self, call: CallKey) {

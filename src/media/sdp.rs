@@ -297,13 +297,11 @@ impl Parsed<'_> {
                 "m" => {
                     let port = ours.get(m).copied().flatten().map_or(0, |a| a.port());
                     m += 1;
+                    use std::fmt::Write;
                     let mut f = value.splitn(3, ' ');
                     let (media, _, tail) = (f.next(), f.next(), f.next());
-                    push(
-                        &mut rest,
-                        "m",
-                        &format!("{} {port} {}", media.unwrap_or("audio"), tail.unwrap_or("")),
-                    );
+                    let (media, tail) = (media.unwrap_or("audio"), tail.unwrap_or(""));
+                    let _ = write!(rest, "m={media} {port} {tail}\r\n");
                 }
                 _ => push(&mut rest, kind, value),
             }
@@ -363,8 +361,9 @@ pub fn rebuild(body: &[u8], host_ip: &str, origin: &mut Origin) -> Result<Vec<u8
 /// The session's `c=` line: the first of our addresses.
 fn connection(out: &mut String, ours: &[Option<SocketAddr>]) {
     if let Some(a) = ours.iter().flatten().next() {
+        use std::fmt::Write;
         let v = if a.is_ipv6() { "IP6" } else { "IP4" };
-        push(out, "c", &format!("IN {v} {}", a.ip()));
+        let _ = write!(out, "c=IN {v} {}\r\n", a.ip());
     }
 }
 

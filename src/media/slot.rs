@@ -6,7 +6,7 @@
 //! registration and task start happen once per slot instead of once per
 //! call: the signalling path pays almost nothing for anchoring media.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -55,9 +55,30 @@ impl Slot {
     }
 }
 
-/// Per address bound, the slots at rest with when each was given back,
-/// oldest first.
-type Resting = HashMap<IpAddr, VecDeque<(u64, Arc<Slot>)>>;
+/// Per address bound (one or two: a list beats hashing), the slots at rest
+/// with when each was given back, oldest first.
+#[derive(Default)]
+struct Resting(Vec<(IpAddr, Queue)>);
+
+/// Slots at rest on one address, with when each was given back.
+type Queue = VecDeque<(u64, Arc<Slot>)>;
+
+impl Resting {
+    fn queue(&mut self, bind: IpAddr) -> &mut Queue {
+        let i = match self.0.iter().position(|(ip, _)| *ip == bind) {
+            Some(i) => i,
+            None => {
+                self.0.push((bind, VecDeque::new()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Queue> {
+        self.0.iter().map(|(_, q)| q)
+    }
+}
 
 /// Slots at rest, per address bound.
 pub(super) struct Pool {
@@ -75,7 +96,7 @@ impl Pool {
             keep: std::sync::atomic::AtomicUsize::new(keep),
             closing: std::sync::atomic::AtomicBool::new(false),
             ports: Arc::new(Ports::new(lo, hi)),
-            free: Mutex::new(HashMap::new()),
+            free: Mutex::new(Resting::default()),
         }
     }
 
@@ -99,7 +120,7 @@ impl Pool {
     ) -> Result<Arc<Slot>, MediaError> {
         {
             let mut free = self.free();
-            let q = free.entry(bind).or_default();
+            let q = free.queue(bind);
             if q.front()
                 .is_some_and(|(at, _)| now.saturating_sub(*at) >= REST_MS)
             {
@@ -114,8 +135,8 @@ impl Pool {
             // rather than the call failing.
             return self
                 .free()
-                .get_mut(&bind)
-                .and_then(VecDeque::pop_front)
+                .queue(bind)
+                .pop_front()
                 .map(|(_, slot)| slot)
                 .ok_or(MediaError::NoPorts(lo, hi));
         };
@@ -141,7 +162,7 @@ impl Pool {
     pub fn close_resting(&self) {
         self.keep.store(0, std::sync::atomic::Ordering::Relaxed);
         let mut free = self.free();
-        for (_, slot) in free.values_mut().flat_map(std::mem::take) {
+        for (_, slot) in free.0.iter_mut().flat_map(|(_, q)| std::mem::take(q)) {
             slot.stop();
         }
         // Slots given back from now on close at once.
@@ -158,7 +179,7 @@ impl Pool {
             return;
         }
         let mut free = self.free();
-        let q = free.entry(bind).or_default();
+        let q = free.queue(bind);
         q.push_back((now, slot));
         let keep = self.keep.load(std::sync::atomic::Ordering::Relaxed);
         while q.len() > keep
