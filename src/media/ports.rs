@@ -63,23 +63,32 @@ impl Ports {
             if rtcp > self.hi || held.contains(&(ip, rtp)) {
                 continue;
             }
-            let (Some(a), Some(b)) = (bind(ip, rtp), bind(ip, rtcp)) else {
-                continue;
-            };
-            held.insert((ip, rtp));
-            return Some((rtp, a, b));
+            // A port in use is skipped; any other failure (out of file
+            // descriptors, most often) would fail on every port: the
+            // scan stops instead of trying them all, call after call.
+            match (bind(ip, rtp), bind(ip, rtcp)) {
+                (Ok(a), Ok(b)) => {
+                    held.insert((ip, rtp));
+                    return Some((rtp, a, b));
+                }
+                (Err(e), _) | (_, Err(e)) if e.kind() != std::io::ErrorKind::AddrInUse => {
+                    tracing::debug!(error = %e, "cannot open media ports");
+                    return None;
+                }
+                _ => continue,
+            }
         }
         None
     }
 }
 
 /// A non-blocking UDP socket on `ip:port`, made so in one call.
-fn bind(ip: IpAddr, port: u16) -> Option<UdpSocket> {
+fn bind(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
     let addr = SocketAddr::new(ip, port);
     let ty = socket2::Type::DGRAM.nonblocking().cloexec();
-    let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None).ok()?;
-    s.bind(&addr.into()).ok()?;
-    Some(s.into())
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
 }
 
 #[cfg(test)]

@@ -17,9 +17,38 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::datagrams::{self, Inbox};
 use super::framing::{next_frame, Frame};
 use super::guard::{Closed, Guard, Slot, TcpLimits};
 use super::{Msg, Peer, SipError, Transport};
+
+thread_local! {
+    /// While a receive task handles a batch on this thread: the datagrams
+    /// to send at its end.
+    static OUTBOX: std::cell::RefCell<Option<Vec<(SocketAddr, Bytes)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The batch in progress on this thread; closed on drop too, so a panic
+/// in a handler cannot leave later sends of the thread queued for good.
+struct Outbox;
+
+impl Outbox {
+    fn open(out: Vec<(SocketAddr, Bytes)>) -> Outbox {
+        OUTBOX.with(|o| *o.borrow_mut() = Some(out));
+        Outbox
+    }
+
+    fn close(self) -> Vec<(SocketAddr, Bytes)> {
+        OUTBOX.with(|o| o.borrow_mut().take()).unwrap_or_default()
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        OUTBOX.with(|o| o.borrow_mut().take());
+    }
+}
 
 /// Receives whole, parsed messages from the sockets.
 pub trait Sink: Send + Sync + 'static {
@@ -68,20 +97,52 @@ impl Net {
     /// Sends one message; failures are logged, never fatal (SIP retransmits).
     pub fn send(self: &Arc<Self>, peer: Peer, data: Bytes) {
         match peer.transport {
-            Transport::Udp => self.send_udp(peer.addr, &data),
+            Transport::Udp => self.send_udp(peer.addr, data),
             Transport::Tcp => self.send_tcp(peer.addr, data),
         }
     }
 
-    fn send_udp(&self, to: SocketAddr, data: &[u8]) {
-        let sock = self
-            .udp
+    fn send_udp(&self, to: SocketAddr, data: Bytes) {
+        // Answers to a batch being received leave together at its end.
+        let Some(data) = OUTBOX.with(|o| match o.borrow_mut().as_mut() {
+            Some(out) => {
+                out.push((to, data));
+                None
+            }
+            None => Some(data),
+        }) else {
+            return;
+        };
+        if let Some(s) = self.udp_for(to) {
+            if let Err(e) = s.try_send_to(&data, to) {
+                tracing::debug!(error = %e, "udp send failed");
+            }
+        }
+    }
+
+    /// Our UDP socket of `to`'s family (else the first).
+    fn udp_for(&self, to: SocketAddr) -> Option<&Arc<UdpSocket>> {
+        self.udp
             .iter()
             .find(|(v6, _)| *v6 == to.is_ipv6())
-            .or_else(|| self.udp.first());
-        if let Some((_, s)) = sock {
-            if let Err(e) = s.try_send_to(data, to) {
-                tracing::debug!(error = %e, "udp send failed");
+            .or_else(|| self.udp.first())
+            .map(|(_, s)| s)
+    }
+
+    /// Sends what a batch queued: one system call per socket.
+    fn flush(&self, out: &[(SocketAddr, Bytes)]) {
+        for (v6, sock) in &self.udp {
+            let mine: Vec<(SocketAddr, &[u8])> = out
+                .iter()
+                .filter(|(to, _)| self.udp_for(*to).is_some_and(|s| Arc::ptr_eq(s, sock)))
+                .map(|(to, b)| (*to, b.as_ref()))
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let failed = datagrams::send_all(sock, &mine);
+            if failed > 0 {
+                tracing::debug!(failed, v6, "udp sends failed");
             }
         }
     }
@@ -120,35 +181,65 @@ impl Net {
         let Some(sock) = self.udp.get(i).map(|(_, s)| s.clone()) else {
             return;
         };
-        let mut buf = vec![0u8; 65536];
+        // One byte more than a message may have: a longer one shows.
+        let mut inbox = Inbox::new(self.max_message + 1);
+        let mut out = Vec::with_capacity(datagrams::BATCH * 2);
         loop {
-            let (n, from) = tokio::select! {
-                r = sock.recv_from(&mut buf) => match r {
-                    Ok(x) => x,
+            tokio::select! {
+                r = sock.readable() => if let Err(e) = r {
+                    tracing::warn!(error = %e, "udp socket failed");
+                    return;
+                },
+                _ = self.cancel.cancelled() => return,
+            }
+            // Everything waiting, a batch per system call; after a few full
+            // batches the other tasks get their turn.
+            for _ in 0..8 {
+                match inbox.recv(&sock) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) => {
                         // ICMP port unreachable and the like: keep going.
                         tracing::debug!(error = %e, "udp receive error");
                         continue;
                     }
-                },
-                _ = self.cancel.cancelled() => return,
-            };
-            if n > self.max_message {
-                tracing::debug!(size = n, "oversized datagram dropped");
-                continue;
+                }
+                let full = inbox.len() == datagrams::BATCH;
+                let batch = Outbox::open(std::mem::take(&mut out));
+                for i in 0..inbox.len() {
+                    if let Some((data, Some(from), false)) = inbox.get(i) {
+                        self.take_datagram(data, from);
+                    } else {
+                        tracing::debug!("oversized datagram dropped");
+                    }
+                }
+                out = batch.close();
+                self.flush(&out);
+                out.clear();
+                if !full {
+                    break;
+                }
             }
-            let data = &buf[..n];
-            if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
-                continue; // keep-alive
-            }
-            self.parse_and_deliver(
-                data,
-                Peer {
-                    transport: Transport::Udp,
-                    addr: from,
-                },
-            );
+            tokio::task::yield_now().await;
         }
+    }
+
+    /// One received datagram: a message for the sink, or a keep-alive.
+    fn take_datagram(self: &Arc<Self>, data: &[u8], from: SocketAddr) {
+        if data.len() > self.max_message {
+            tracing::debug!(size = data.len(), "oversized datagram dropped");
+            return;
+        }
+        if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return; // keep-alive
+        }
+        self.parse_and_deliver(
+            data,
+            Peer {
+                transport: Transport::Udp,
+                addr: from,
+            },
+        );
     }
 
     /// Accepts TCP connections until `stop` (connections already open go

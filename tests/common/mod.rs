@@ -214,6 +214,23 @@ pub struct Ua {
 impl Ua {
     pub async fn bind(ip: &str) -> Ua {
         let sock = UdpSocket::bind(format!("{ip}:0")).await.expect("bind ua");
+        // Room for a burst of answers, past rmem_max where allowed (root).
+        let s = socket2::SockRef::from(&sock);
+        let _ = s.set_recv_buffer_size(4 << 20);
+        if s.recv_buffer_size().unwrap_or(0) < 4 << 20 {
+            use std::os::fd::AsRawFd;
+            let n: libc::c_int = 4 << 20;
+            // SAFETY: setsockopt reads an int from a live local.
+            unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    (&n as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
         let addr = sock.local_addr().expect("addr");
         Ua {
             sock,
