@@ -12,6 +12,7 @@ pub mod bindings;
 pub mod calls;
 pub mod cli;
 pub mod config;
+pub mod datagrams;
 pub mod events;
 pub mod handover;
 pub mod hash;

@@ -148,5 +148,8 @@ async fn a_flooding_source_does_not_keep_another_from_calling() {
         .find_map(|l| l.strip_prefix("sipmask_requests_refused_total{reason=\"rate\"} "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    assert!(refused >= sent as u64 / 2, "{refused} of {sent} read and refused");
+    assert!(
+        refused >= sent as u64 / 2,
+        "{refused} of {sent} read and refused"
+    );
 }

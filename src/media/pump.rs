@@ -13,9 +13,11 @@ use super::relay::{Coarse, Remote, Stats, StreamState};
 use super::rtp::{self, RtcpMap, Shown};
 use super::slot::Slot;
 use super::Party;
+use crate::datagrams::Inbox;
 
 /// Receives on one of a slot's sockets and relays to the other party:
-/// woken when the socket is readable, it takes every datagram waiting.
+/// woken when the socket is readable, it takes every datagram waiting, a
+/// batch per system call (`recvmmsg`).
 /// The buffers are the worker thread's, not the task's, so a slot at rest
 /// costs a few hundred bytes.
 pub(super) struct Pump {
@@ -31,8 +33,8 @@ const MAX_PACKET: usize = 2048;
 
 thread_local! {
     /// (receive, RTCP out) buffers of this worker thread.
-    static BUFFERS: std::cell::RefCell<([u8; MAX_PACKET], [u8; MAX_PACKET])> =
-        const { std::cell::RefCell::new(([0; MAX_PACKET], [0; MAX_PACKET])) };
+    static BUFFERS: std::cell::RefCell<(Inbox, [u8; MAX_PACKET])> =
+        std::cell::RefCell::new((Inbox::new(MAX_PACKET), [0; MAX_PACKET]));
 }
 
 impl Pump {
@@ -57,19 +59,25 @@ impl Pump {
             let Ok(mut b) = b.try_borrow_mut() else {
                 return true;
             };
-            let (buf, out) = &mut *b;
+            let (inbox, out) = &mut *b;
             loop {
-                match sock.try_recv_from(buf) {
-                    Ok((n, src)) => {
+                match inbox.recv(sock) {
+                    Ok(got) => {
                         let serving = self.slot.serving();
-                        match serving.as_ref() {
-                            Some((st, party)) => {
-                                self.relay(st, *party, rtcp_port, buf, n, src, out)
+                        for i in 0..got {
+                            match (serving.as_ref(), inbox.get_mut(i)) {
+                                (Some((st, party)), Some((buf, n, Some(src), false))) => {
+                                    self.relay(st, *party, rtcp_port, buf, n, src, out)
+                                }
+                                // At rest (a late packet of the last call),
+                                // or no RTP (too long).
+                                _ => {
+                                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                                }
                             }
-                            // At rest: a late packet of the last call.
-                            None => {
-                                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                            }
+                        }
+                        if inbox.drained() {
+                            return true;
                         }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,

@@ -2,7 +2,6 @@
 //! the RFC 3261 section 17 transaction state machines. Knows nothing of
 //! bindings, calls or storage: it turns bytes into [`Msg`]s and back.
 
-pub mod datagrams;
 pub mod digest;
 pub mod framing;
 pub mod guard;

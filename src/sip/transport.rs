@@ -17,10 +17,10 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::datagrams::{self, Inbox};
 use super::framing::{next_frame, Frame};
 use super::guard::{Closed, Guard, Slot, TcpLimits};
 use super::{Msg, Peer, SipError, Transport};
+use crate::datagrams::{self, Inbox};
 
 thread_local! {
     /// While a receive task handles a batch on this thread: the datagrams
@@ -192,9 +192,11 @@ impl Net {
                 },
                 _ = self.cancel.cancelled() => return,
             }
-            // Everything waiting, a batch per system call; after a few full
-            // batches the other tasks get their turn.
-            for _ in 0..8 {
+            // Everything waiting, a batch per system call, until the socket
+            // would block (which re-arms the wake-up); every few batches the
+            // other tasks get their turn.
+            let mut rounds = 0;
+            loop {
                 match inbox.recv(&sock) {
                     Ok(_) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -204,7 +206,6 @@ impl Net {
                         continue;
                     }
                 }
-                let full = inbox.len() == datagrams::BATCH;
                 let batch = Outbox::open(std::mem::take(&mut out));
                 for i in 0..inbox.len() {
                     if let Some((data, Some(from), false)) = inbox.get(i) {
@@ -216,11 +217,14 @@ impl Net {
                 out = batch.close();
                 self.flush(&out);
                 out.clear();
-                if !full {
+                if inbox.drained() {
                     break;
                 }
+                rounds += 1;
+                if rounds % 8 == 0 {
+                    tokio::task::yield_now().await;
+                }
             }
-            tokio::task::yield_now().await;
         }
     }
 

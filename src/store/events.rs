@@ -42,11 +42,11 @@ pub fn insert(
     pending: bool,
 ) -> Result<String, StoreError> {
     let seq: i64 = match e.binding {
-        Some(b) => tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE binding_id = ?1",
-            [b],
-            |r| r.get(0),
-        )?,
+        // Cached statements: every call stores events, and preparing the
+        // SQL each time cost more than running it.
+        Some(b) => tx
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE binding_id = ?1")?
+            .query_row([b], |r| r.get(0))?,
         None => 0,
     };
     let event_id = crate::ids::secret("evt_");
@@ -60,11 +60,11 @@ pub fn insert(
     })
     .to_string();
     let delivered = (!pending).then_some(e.at);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO events (tenant_id, event_id, type, binding_id, seq, body, created_at, next_attempt_at, delivered_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
-        params![e.tenant, event_id, e.kind, e.binding, seq, body, e.at, delivered],
-    )?;
+    )?
+    .execute(params![e.tenant, event_id, e.kind, e.binding, seq, body, e.at, delivered])?;
     Ok(body)
 }
 

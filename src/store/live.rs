@@ -90,11 +90,11 @@ impl LiveStore for SqliteStore {
     /// Applies a checkpoint.
     fn save_checkpoint(&mut self, c: &Checkpoint) -> Result<(), StoreError> {
         let tx = self.conn.savepoint()?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO live_instances (instance, at) VALUES (?1, ?2)
              ON CONFLICT (instance) DO UPDATE SET at = excluded.at",
-            params![c.instance, c.at],
-        )?;
+        )?
+        .execute(params![c.instance, c.at])?;
         for row in &c.rows {
             match row {
                 LiveRow::New {

@@ -1,7 +1,8 @@
 //! Datagrams in batches: up to [`BATCH`] received with one `recvmmsg` and
 //! any number sent with one `sendmmsg` per socket, where a message at a
-//! time costs a system call each. Used by the SIP sockets; a datagram's
-//! bytes and source are the same as `recv_from` would give.
+//! time costs a system call each. Used by the SIP sockets and the media
+//! relay's pumps; a datagram's bytes and source are the same as
+//! `recv_from` would give. Imports nothing from the rest of sipmask.
 //!
 //! Linux only has the calls; elsewhere the same interface receives and
 //! sends one datagram per call.
@@ -55,6 +56,20 @@ impl Inbox {
         Some((&self.bufs[i][..n], from, cut))
     }
 
+    /// Datagram `i` of the last receive in its whole buffer (for rewriting
+    /// in place), with its length and source.
+    pub fn get_mut(&mut self, i: usize) -> Option<(&mut [u8], usize, Option<SocketAddr>, bool)> {
+        let (n, from, cut) = *self.got.get(i)?;
+        Some((&mut self.bufs[i][..], n, from, cut))
+    }
+
+    /// Whether the last receive emptied the socket (it took less than a
+    /// batch): the caller waits for readiness again instead of asking once
+    /// more only to hear it would block.
+    pub fn drained(&self) -> bool {
+        self.got.len() < BATCH
+    }
+
     /// Takes the datagrams waiting on `sock`, up to [`BATCH`], without
     /// waiting: `WouldBlock` when there are none (which also tells tokio to
     /// wait for the next readiness). Any other error is the socket's
@@ -62,8 +77,23 @@ impl Inbox {
     /// is reported once and the datagrams behind it stay queued.
     pub fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
         self.got.clear();
-        sock.try_io(Interest::READABLE, || self.recv_now(sock))?;
-        Ok(self.got.len())
+        let r = sock.try_io(Interest::READABLE, || {
+            self.recv_now(sock)?;
+            // Less than a batch: the queue is empty, and tokio may forget
+            // the readiness now (a datagram arriving meanwhile raises it
+            // again) rather than after one more call that would block.
+            if self.drained() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(())
+        });
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.got.is_empty() => {
+                Ok(self.got.len())
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(self.got.len()),
+        }
     }
 
     #[cfg(target_os = "linux")]
@@ -119,8 +149,15 @@ impl Inbox {
 
     #[cfg(not(target_os = "linux"))]
     fn recv_now(&mut self, sock: &UdpSocket) -> io::Result<()> {
-        let (n, from) = sock.try_recv_from(&mut self.bufs[0])?;
-        self.got.push((n, Some(from), false));
+        // One call per datagram, until a batch or an empty socket, so that
+        // a short batch still means the socket is empty.
+        for buf in &mut self.bufs {
+            match sock.try_recv_from(buf) {
+                Ok((n, from)) => self.got.push((n, Some(from), n == buf.len())),
+                Err(e) if self.got.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+        }
         Ok(())
     }
 }
@@ -203,7 +240,8 @@ fn to_std(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketA
         libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says the storage holds a sockaddr_in, and
             // sockaddr_storage is aligned for every sockaddr type.
-            let a = unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let a =
+                unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             Some(SocketAddr::V4(SocketAddrV4::new(
                 Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
                 u16::from_be(a.sin_port),
@@ -232,7 +270,9 @@ fn from_std(to: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
         SocketAddr::V4(a) => {
             // SAFETY: sockaddr_storage is large and aligned enough for a
             // sockaddr_in.
-            let s = unsafe { &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let s = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
             s.sin_family = libc::AF_INET as libc::sa_family_t;
             s.sin_port = a.port().to_be();
             s.sin_addr = libc::in_addr {
@@ -242,8 +282,9 @@ fn from_std(to: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
         }
         SocketAddr::V6(a) => {
             // SAFETY: as above, for sockaddr_in6.
-            let s =
-                unsafe { &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let s = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
             s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             s.sin6_port = a.port().to_be();
             s.sin6_flowinfo = a.flowinfo();
@@ -300,7 +341,11 @@ mod tests {
         let msgs: Vec<Vec<u8>> = (0..1000u32)
             .map(|i| {
                 // A datagram at the largest size among small ones.
-                let len = if i == 500 { 65_507 } else { 20 + (i as usize % 300) };
+                let len = if i == 500 {
+                    65_507
+                } else {
+                    20 + (i as usize % 300)
+                };
                 let mut v = vec![(i % 251) as u8; len];
                 v[..4].copy_from_slice(&i.to_be_bytes());
                 v
@@ -339,7 +384,10 @@ mod tests {
         let (rx, tx) = pair().await;
         let to = rx.local_addr().expect("addr");
         let big = vec![7u8; 3000];
-        assert_eq!(send_all(&tx, &[(to, b"small"), (to, &big), (to, b"after")]), 0);
+        assert_eq!(
+            send_all(&tx, &[(to, b"small"), (to, &big), (to, b"after")]),
+            0
+        );
         let mut inbox = Inbox::new(1000);
         let mut got = Vec::new();
         while got.len() < 3 {
@@ -395,7 +443,10 @@ mod tests {
                 Err(_) => errors += 1,
             }
         }
-        assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+        assert_eq!(
+            got,
+            vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+        );
         assert_eq!(errors, 1, "the error was reported once");
     }
 
