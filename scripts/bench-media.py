@@ -12,7 +12,13 @@ memory. Prints per step: packets relayed, loss, jitter added (|D|, p99 and
 max), CPU per 1,000 packets, the calls one core would carry at that cost,
 and memory per call.
 
-usage: scripts/bench-media.py [-n 250,500,1000] [-s 10] [--only sipmask|rtpengine]
+With perf installed it also counts the relay's system calls over the load
+(perf stat, syscall tracepoints, every thread) and prints packets relayed
+per system call. `--bin NAME=PATH` (repeatable) runs more sipmask builds
+beside the default one, e.g. a build from before a change.
+
+usage: scripts/bench-media.py [-n 250,500,1000] [-s 10] [--only NAME]
+                              [--bin NAME=PATH]...
 Needs: cargo build --release --example rtpload; rtpengine-daemon installed.
 """
 import argparse
@@ -83,8 +89,10 @@ def header(lines, name):
     return ""
 
 
-def start_sipmask(work, n):
-    binary = os.environ.get("SIPMASK_BIN", os.path.join(ROOT, "target/release/sipmask"))
+BINS = {"sipmask": os.environ.get("SIPMASK_BIN", os.path.join(ROOT, "target/release/sipmask"))}
+
+
+def start_sipmask(work, n, binary):
     data = os.path.join(work, "data")
     csv = os.path.join(work, "b.csv")
     with open(csv, "w") as f:
@@ -242,10 +250,23 @@ def setup_rtpengine(ng, _unused, n, gen_a, gen_b):
 
 # --- one step --------------------------------------------------------------
 
+def syscalls(pid, secs):
+    """perf counting the system calls of pid's threads for secs, or None."""
+    if not shutil.which("perf"):
+        return None
+    return subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", str(pid),
+                             "--", "sleep", str(secs)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
 def step(name, n, secs, rtpload):
     work = tempfile.mkdtemp(prefix=f"bench-media-{name}-")
-    start, setup = (start_sipmask, setup_sipmask) if name == "sipmask" else (start_rtpengine, setup_rtpengine)
-    proc, addr, extra = start(work, n)
+    if name in BINS:
+        proc, addr, extra = start_sipmask(work, n, BINS[name])
+        setup = setup_sipmask
+    else:
+        proc, addr, extra = start_rtpengine(work, n)
+        setup = setup_rtpengine
     try:
         time.sleep(0.5)
         rss0 = rss_kib(proc.pid)
@@ -261,10 +282,17 @@ def step(name, n, secs, rtpload):
         time.sleep(1.0)
         idle = cpu_secs(proc.pid) - idle0
         c0, t0 = cpu_secs(proc.pid), time.time()
+        counting = syscalls(proc.pid, secs)
         out = subprocess.run([rtpload, "%s:%d" % gen_a, "%s:%d" % gen_b, calls, str(secs)],
                              check=True, capture_output=True, text=True).stdout
         cpu = cpu_secs(proc.pid) - c0 - idle * (time.time() - t0)
         r = json.loads(out)
+        r["pkts_per_syscall"] = 0.0
+        if counting:
+            err = counting.communicate()[1]
+            n_sys = next((int(l.split(",")[0]) for l in err.splitlines()
+                          if "sys_enter" in l and l.split(",")[0].isdigit()), 0)
+            r["pkts_per_syscall"] = round(r["received"] / max(n_sys, 1), 2)
         r.update(relay=name, cpu_s=round(cpu, 2), rss_mib=round(rss1 / 1024, 1),
                  kib_per_call=round((rss1 - rss0) / n, 1))
         r["cpu_ms_per_1000_pkts"] = round(1000 * cpu / max(r["received"], 1) * 1000, 3)
@@ -286,16 +314,20 @@ def main():
     ap.add_argument("-s", type=float, default=10)
     ap.add_argument("--only", default="")
     ap.add_argument("--rtpload", default=os.path.join(ROOT, "target/release/examples/rtpload"))
+    ap.add_argument("--bin", action="append", default=[])
     a = ap.parse_args()
-    relays = [r for r in ("sipmask", "rtpengine") if not a.only or r == a.only]
+    for b in a.bin:
+        name, _, path = b.partition("=")
+        BINS[name] = os.path.abspath(path)
+    relays = [r for r in (*BINS, "rtpengine") if not a.only or r == a.only]
     print(f"{'relay':10} {'calls':>6} {'pkts/s':>8} {'loss%':>7} {'D p99 ms':>9} {'D max':>7} "
-          f"{'cpu ms/1k pkts':>15} {'calls/core':>10} {'KiB/call':>9}")
+          f"{'cpu ms/1k pkts':>15} {'calls/core':>10} {'KiB/call':>9} {'pkts/syscall':>12}")
     for n in [int(x) for x in a.n.split(",")]:
         for name in relays:
             r = step(name, n, a.s, a.rtpload)
             print(f"{name:10} {n:6} {r['rate_pps']:8.0f} {r['loss_pct']:7.3f} {r['jitter_p99_ms']:9.3f} "
                   f"{r['jitter_max_ms']:7.1f} {r['cpu_ms_per_1000_pkts']:15.3f} {r['calls_per_core']:10} "
-                  f"{r['kib_per_call']:9.1f}", flush=True)
+                  f"{r['kib_per_call']:9.1f} {r['pkts_per_syscall']:12.2f}", flush=True)
 
 
 if __name__ == "__main__":
