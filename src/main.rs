@@ -9,13 +9,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sipmask::config::Config;
 
-/// mimalloc instead of glibc's malloc: a call makes hundreds of small
-/// allocations, many freed on another thread (the store writer, the API),
-/// where glibc's free walked its bins (about a fifth of the instructions
-/// of a call, see docs/benchmarks.md).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "sipmask",
