@@ -46,6 +46,18 @@ impl Baresip {
             installed(),
             "baresip is not installed: run the test command from README.md (it installs baresip)"
         );
+        // The control port is picked free, then bound by baresip: another
+        // test may take it in between. Then baresip says so and this tries
+        // another port.
+        for _ in 0..3 {
+            if let Some(b) = Baresip::try_start(ip, port, account, extra).await {
+                return b;
+            }
+        }
+        panic!("baresip's ctrl_tcp found no free port in three tries");
+    }
+
+    async fn try_start(ip: &str, port: u16, account: &str, extra: &str) -> Option<Baresip> {
         let dir = tempfile::tempdir().expect("tempdir");
         let ctrl_port = free_port("127.0.0.1");
         let config = format!(
@@ -78,14 +90,29 @@ impl Baresip {
                 Err(e) => panic!("baresip's ctrl_tcp never listened: {e}"),
             }
         };
-        Baresip {
+        // Connected, but perhaps to whoever holds the port: baresip's own
+        // word settles it once its modules are loaded.
+        let read = |d: &tempfile::TempDir| {
+            std::fs::read_to_string(d.path().join("trace.log")).unwrap_or_default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !read(&dir).contains("audio codecs") && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if read(&dir).contains("ctrl_tcp: failed to listen") {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        Some(Baresip {
             child,
             dir,
             ctrl,
             buf: Vec::new(),
             sip: format!("{ip}:{port}").parse().expect("addr"),
             token: 0,
-        }
+        })
     }
 
     /// Everything baresip printed, its SIP trace included.
