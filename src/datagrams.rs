@@ -99,31 +99,16 @@ impl Inbox {
     #[cfg(target_os = "linux")]
     fn recv_now(&mut self, sock: &UdpSocket) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        let mut iov: Vec<libc::iovec> = self
-            .bufs
-            .iter_mut()
-            .map(|b| libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: b.len(),
-            })
-            .collect();
-        let mut hdrs: Vec<libc::mmsghdr> = iov
-            .iter_mut()
-            .zip(self.names.iter_mut())
-            .map(|(v, name)| {
-                // SAFETY: msghdr is plain old data; the fields set below
-                // are all the kernel reads.
-                let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-                h.msg_name = (name as *mut libc::sockaddr_storage).cast();
-                h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                h.msg_iov = v;
-                h.msg_iovlen = 1;
-                libc::mmsghdr {
-                    msg_hdr: h,
-                    msg_len: 0,
-                }
-            })
-            .collect();
+        // On the stack: a receive allocates nothing.
+        let mut iov: [libc::iovec; BATCH] = std::array::from_fn(|i| libc::iovec {
+            iov_base: self.bufs[i].as_mut_ptr().cast(),
+            iov_len: self.bufs[i].len(),
+        });
+        let whole = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let mut hdrs: [libc::mmsghdr; BATCH] = std::array::from_fn(|_| header());
+        for ((h, v), name) in hdrs.iter_mut().zip(&mut iov).zip(&mut self.names) {
+            point(h, name, whole, v);
+        }
         // SAFETY: every header points at a live buffer, its length and a
         // sockaddr_storage owned by `self` (or `iov`, alive until the end
         // of this function); the kernel writes at most that much into each.
@@ -198,16 +183,9 @@ fn send_some(sock: &UdpSocket, out: &[(SocketAddr, &[u8])]) -> io::Result<usize>
         .iter_mut()
         .zip(names.iter_mut())
         .map(|(v, (name, len))| {
-            // SAFETY: as in recv_now; the kernel only reads these.
-            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-            h.msg_name = (name as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = *len;
-            h.msg_iov = v;
-            h.msg_iovlen = 1;
-            libc::mmsghdr {
-                msg_hdr: h,
-                msg_len: 0,
-            }
+            let mut h = header();
+            point(&mut h, name, *len, v);
+            h
         })
         .collect();
     // SAFETY: every header points at an address and a buffer that live
@@ -231,6 +209,28 @@ fn send_some(sock: &UdpSocket, out: &[(SocketAddr, &[u8])]) -> io::Result<usize>
 fn send_some(sock: &UdpSocket, out: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
     let (to, bytes) = out[0];
     sock.try_send_to(bytes, to).map(|_| 1)
+}
+
+/// An empty message header.
+#[cfg(target_os = "linux")]
+fn header() -> libc::mmsghdr {
+    // SAFETY: mmsghdr is plain old data; all zeroes (null pointers, zero
+    // lengths) is a valid value, filled in by `point`.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Points `h` at one address (`len` of it used) and one buffer.
+#[cfg(target_os = "linux")]
+fn point(
+    h: &mut libc::mmsghdr,
+    name: &mut libc::sockaddr_storage,
+    len: libc::socklen_t,
+    buf: &mut libc::iovec,
+) {
+    h.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+    h.msg_hdr.msg_namelen = len;
+    h.msg_hdr.msg_iov = buf;
+    h.msg_hdr.msg_iovlen = 1;
 }
 
 #[cfg(target_os = "linux")]
@@ -302,24 +302,33 @@ fn from_std(to: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 mod tests {
     use super::*;
 
+    /// Sets an int socket option; setsockopt's result.
+    fn set_int(sock: &UdpSocket, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> i32 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: setsockopt reads an int from a live local.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    }
+
     /// Gives `sock` a receive buffer of `bytes`, past net.core.rmem_max
     /// where allowed (SO_RCVBUFFORCE, as root).
     fn room(sock: &UdpSocket, bytes: usize) {
-        use std::os::fd::AsRawFd;
         let s = socket2::SockRef::from(sock);
         let _ = s.set_recv_buffer_size(bytes);
         if s.recv_buffer_size().unwrap_or(0) < bytes {
-            let n = bytes as libc::c_int;
-            // SAFETY: setsockopt reads an int from a live local.
-            unsafe {
-                libc::setsockopt(
-                    sock.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVBUFFORCE,
-                    (&n as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
+            set_int(
+                sock,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                bytes as libc::c_int,
+            );
         }
         assert!(
             s.recv_buffer_size().unwrap_or(0) >= bytes,
@@ -409,19 +418,7 @@ mod tests {
         // A port nobody listens on: the ICMP unreachable comes back to rx
         // as a pending error between the datagrams it receives (reported
         // on an unconnected socket with IP_RECVERR).
-        use std::os::fd::AsRawFd;
-        let on: libc::c_int = 1;
-        // SAFETY: setsockopt reads an int from a live local.
-        let set = unsafe {
-            libc::setsockopt(
-                rx.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_RECVERR,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(set, 0);
+        assert_eq!(set_int(&rx, libc::IPPROTO_IP, libc::IP_RECVERR, 1), 0);
         let gone = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let dead = gone.local_addr().expect("addr");
         drop(gone);

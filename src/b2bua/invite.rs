@@ -304,22 +304,15 @@ impl<P: Policy> Engine<P> {
         let Some(parsed) = parsed else {
             return Ok(None);
         };
-        let (Some(anchor), Media::Relay, Some(route)) =
-            (&self.anchor, plan.media, plan.targets.first())
-        else {
-            return Ok(Some(super::Offered {
-                parsed,
-                relay: None,
-            }));
+        let relay = match (&self.anchor, plan.media, plan.targets.first()) {
+            (Some(anchor), Media::Relay, Some(route)) => {
+                let v6 = self.me_for(&route.peer).starts_with('[');
+                let ours = anchor.describe(id, Party::A, v6, &parsed.streams);
+                Some(ours.inspect_err(|_| anchor.release(id))?)
+            }
+            _ => None,
         };
-        let v6 = self.me_for(&route.peer).starts_with('[');
-        let relay = anchor
-            .describe(id, Party::A, v6, &parsed.streams)
-            .inspect_err(|_| anchor.release(id))?;
-        Ok(Some(super::Offered {
-            parsed,
-            relay: Some(relay),
-        }))
+        Ok(Some(super::Offered { parsed, relay }))
     }
 
     /// A new INVITE towards `route` for the caller's `offer` (and its SDP

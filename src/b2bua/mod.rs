@@ -489,7 +489,6 @@ fn cross_body(
     if !is_sdp(m) {
         return Ok(m.body.clone());
     }
-    let host = host_of(&leg.me);
     let parsed = sdp::parse(&m.body).map_err(CrossError::Sdp)?;
     let relay = match (media, to.anchor) {
         (Media::Relay, Some(anchor)) => Some(
@@ -497,17 +496,18 @@ fn cross_body(
                 .describe(
                     to.call,
                     to.from.party(),
-                    host.contains(':'),
+                    host_of(&leg.me).contains(':'),
                     &parsed.streams,
                 )
                 .map_err(CrossError::Media)?,
         ),
         _ => None,
     };
-    Ok(parsed.render(host, &mut leg.origin, relay.as_deref()))
+    Ok(Offered { parsed, relay }.render(leg))
 }
 
-/// The caller's offer parsed and anchored once, rendered for each fork.
+/// A description parsed and anchored, to be rendered for a leg (the
+/// caller's offer: once for all its forks).
 pub(super) struct Offered<'m> {
     parsed: sdp::Parsed<'m>,
     /// Our address facing the callee per stream (the media relayed).

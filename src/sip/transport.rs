@@ -181,8 +181,8 @@ impl Net {
         let Some(sock) = self.udp.get(i).map(|(_, s)| s.clone()) else {
             return;
         };
-        // One byte more than a message may have: a longer one shows.
-        let mut inbox = Inbox::new(self.max_message + 1);
+        // A datagram longer than a message may be comes in cut, and marked.
+        let mut inbox = Inbox::new(self.max_message);
         let mut out = Vec::with_capacity(datagrams::BATCH * 2);
         loop {
             tokio::select! {
@@ -208,10 +208,13 @@ impl Net {
                 }
                 let batch = Outbox::open(std::mem::take(&mut out));
                 for i in 0..inbox.len() {
-                    if let Some((data, Some(from), false)) = inbox.get(i) {
-                        self.take_datagram(data, from);
-                    } else {
-                        tracing::debug!("oversized datagram dropped");
+                    match inbox.get(i) {
+                        Some((data, Some(from), false)) => self.take_datagram(data, from),
+                        Some((_, _, true)) => {
+                            tracing::debug!(limit = self.max_message, "oversized datagram dropped")
+                        }
+                        // A source of an address family we do not speak.
+                        _ => {}
                     }
                 }
                 out = batch.close();
@@ -230,10 +233,6 @@ impl Net {
 
     /// One received datagram: a message for the sink, or a keep-alive.
     fn take_datagram(self: &Arc<Self>, data: &[u8], from: SocketAddr) {
-        if data.len() > self.max_message {
-            tracing::debug!(size = data.len(), "oversized datagram dropped");
-            return;
-        }
         if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return; // keep-alive
         }
