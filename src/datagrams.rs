@@ -147,10 +147,17 @@ impl Inbox {
     }
 }
 
-/// Sends each `(to, bytes)` from `sock`, all in one system call where it
-/// can; returns how many could not be sent. A datagram the kernel refuses
-/// (no route, a full buffer) is skipped, never retried: SIP retransmits.
-pub fn send_all(sock: &UdpSocket, out: &[(SocketAddr, &[u8])]) -> usize {
+/// Stands in for the unused entries of a send batch.
+#[cfg(target_os = "linux")]
+const UNSPECIFIED: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
+
+/// Sends each `(to, bytes)` from `sock`, a batch per system call; returns
+/// how many could not be sent. A datagram the kernel refuses (no route, a
+/// full buffer) is skipped, never retried: SIP retransmits.
+pub fn send_all<B: AsRef<[u8]>>(sock: &UdpSocket, out: &[(SocketAddr, B)]) -> usize {
     let mut failed = 0;
     let mut rest = out;
     while !rest.is_empty() {
@@ -167,27 +174,23 @@ pub fn send_all(sock: &UdpSocket, out: &[(SocketAddr, &[u8])]) -> usize {
 }
 
 #[cfg(target_os = "linux")]
-fn send_some(sock: &UdpSocket, out: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+fn send_some<B: AsRef<[u8]>>(sock: &UdpSocket, out: &[(SocketAddr, B)]) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
-    let take = out.len().min(1024);
-    let mut names: Vec<(libc::sockaddr_storage, libc::socklen_t)> =
-        out[..take].iter().map(|(to, _)| from_std(to)).collect();
-    let mut iov: Vec<libc::iovec> = out[..take]
-        .iter()
-        .map(|(_, b)| libc::iovec {
+    // On the stack: a batch's worth per call, no allocation per send.
+    let take = out.len().min(BATCH);
+    let mut names: [(libc::sockaddr_storage, libc::socklen_t); BATCH] =
+        std::array::from_fn(|i| from_std(&out.get(i).map_or(UNSPECIFIED, |(to, _)| *to)));
+    let mut iov: [libc::iovec; BATCH] = std::array::from_fn(|i| {
+        let b = out.get(i).map_or(&[][..], |(_, b)| b.as_ref());
+        libc::iovec {
             iov_base: b.as_ptr() as *mut libc::c_void,
             iov_len: b.len(),
-        })
-        .collect();
-    let mut hdrs: Vec<libc::mmsghdr> = iov
-        .iter_mut()
-        .zip(names.iter_mut())
-        .map(|(v, (name, len))| {
-            let mut h = header();
-            point(&mut h, name, *len, v);
-            h
-        })
-        .collect();
+        }
+    });
+    let mut hdrs: [libc::mmsghdr; BATCH] = std::array::from_fn(|_| header());
+    for ((h, v), (name, len)) in hdrs.iter_mut().zip(iov.iter_mut()).zip(names.iter_mut()) {
+        point(h, name, *len, v);
+    }
     // SAFETY: every header points at an address and a buffer that live
     // until this function returns; the kernel reads them and writes only
     // msg_len.
@@ -195,7 +198,7 @@ fn send_some(sock: &UdpSocket, out: &[(SocketAddr, &[u8])]) -> io::Result<usize>
         libc::sendmmsg(
             sock.as_raw_fd(),
             hdrs.as_mut_ptr(),
-            hdrs.len() as libc::c_uint,
+            take as libc::c_uint,
             libc::MSG_DONTWAIT,
         )
     };
@@ -206,9 +209,9 @@ fn send_some(sock: &UdpSocket, out: &[(SocketAddr, &[u8])]) -> io::Result<usize>
 }
 
 #[cfg(not(target_os = "linux"))]
-fn send_some(sock: &UdpSocket, out: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
-    let (to, bytes) = out[0];
-    sock.try_send_to(bytes, to).map(|_| 1)
+fn send_some<B: AsRef<[u8]>>(sock: &UdpSocket, out: &[(SocketAddr, B)]) -> io::Result<usize> {
+    let (to, bytes) = &out[0];
+    sock.try_send_to(bytes.as_ref(), *to).map(|_| 1)
 }
 
 /// An empty message header.
@@ -394,7 +397,7 @@ mod tests {
         let to = rx.local_addr().expect("addr");
         let big = vec![7u8; 3000];
         assert_eq!(
-            send_all(&tx, &[(to, b"small"), (to, &big), (to, b"after")]),
+            send_all(&tx, &[(to, &b"small"[..]), (to, &big), (to, b"after")]),
             0
         );
         let mut inbox = Inbox::new(1000);

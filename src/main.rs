@@ -485,8 +485,7 @@ fn bindings(command: BindingsCommand) -> anyhow::Result<()> {
 }
 
 fn init_logs(level: &str) {
-    // rsipstack's parser logs message details; keep it to warnings.
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| format!("{level},rsipstack=warn"));
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_string());
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour codes only for a person at a terminal, not in files or journals.

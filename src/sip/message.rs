@@ -1,11 +1,10 @@
 //! An incoming SIP message reduced to what a B2BUA reads: parsed by
-//! `rsipstack::sip`'s parser, then flattened into one struct with the
+//! [`super::parse`], flattened into one struct with the
 //! transaction and dialog identifiers already picked out. Everything else
 //! is dropped here, which is why nothing of one party can leak through
 //! headers we never look at.
 
-use rsipstack::sip::{Header, SipMessage};
-
+use super::parse::Name;
 use super::SipError;
 
 /// Request method; methods outside RFC 3261 and its extensions are `Other`.
@@ -190,43 +189,7 @@ pub struct Msg {
 }
 
 impl Msg {
-    /// Parses a complete message. `datagram` says the bytes are a whole UDP
-    /// datagram: a body without Content-Length then runs to its end.
-    pub fn parse(data: &[u8], datagram: bool) -> Result<Msg, SipError> {
-        let parsed = rsipstack::sip::parser::parse_message(data)
-            .map_err(|e| SipError::Parse(e.to_string()))?;
-        let (start, headers, mut body) = match parsed {
-            SipMessage::Request(r) => {
-                let user = r.uri.auth.as_ref().map(|a| a.user.clone());
-                let start = Start::Request {
-                    method: Method::from_token(&r.method.to_string()),
-                    uri: r.uri.to_string(),
-                    user,
-                };
-                (start, r.headers, r.body)
-            }
-            SipMessage::Response(r) => {
-                let code: u16 = r.status_code.into();
-                (Start::Response { code }, r.headers, r.body)
-            }
-        };
-        let mut m = Msg::empty(start);
-        let mut has_length = false;
-        for h in headers.iter() {
-            has_length |= matches!(h, Header::ContentLength(_));
-            m.take(h)?;
-        }
-        if datagram && !has_length {
-            if let Some(pos) = find(data, b"\r\n\r\n") {
-                body = data[pos + 4..].to_vec();
-            }
-        }
-        m.body = body;
-        m.check()?;
-        Ok(m)
-    }
-
-    fn empty(start: Start) -> Msg {
+    pub(super) fn empty(start: Start) -> Msg {
         Msg {
             start,
             vias: Vec::new(),
@@ -254,20 +217,20 @@ impl Msg {
         }
     }
 
-    fn take(&mut self, h: &Header) -> Result<(), SipError> {
-        let v = h.value().trim();
+    /// One header value, trimmed, of a header `Msg` reads.
+    pub(super) fn take(&mut self, h: Name, v: &str) -> Result<(), SipError> {
         match h {
-            Header::Via(_) => self.vias.extend(split_commas(v).map(str::to_string)),
-            Header::From(_) => {
+            Name::Via => self.vias.extend(split_commas(v).map(str::to_string)),
+            Name::From => {
                 self.from = v.to_string();
                 self.from_tag = param(after_uri(v), "tag").map(str::to_string);
             }
-            Header::To(_) => {
+            Name::To => {
                 self.to = v.to_string();
                 self.to_tag = param(after_uri(v), "tag").map(str::to_string);
             }
-            Header::CallId(_) => self.call_id = v.to_string(),
-            Header::CSeq(_) => {
+            Name::CallId => self.call_id = v.to_string(),
+            Name::CSeq => {
                 let mut it = v.split_whitespace();
                 self.cseq = it
                     .next()
@@ -275,7 +238,7 @@ impl Msg {
                     .ok_or(SipError::Header("CSeq"))?;
                 self.cseq_method = it.next().ok_or(SipError::Header("CSeq"))?.to_string();
             }
-            Header::Contact(_) if self.method() == Some(&Method::Register) => {
+            Name::Contact if self.method() == Some(&Method::Register) => {
                 self.contacts
                     .extend(split_commas(v).map(|c| c.trim().to_string()));
                 if self.contact.is_none() {
@@ -285,48 +248,40 @@ impl Msg {
                     }
                 }
             }
-            Header::Contact(_) if self.contact.is_none() => {
-                let first = split_commas(v).next().unwrap_or(v);
-                if first != "*" {
-                    self.contact = Some(uri_of(first).to_string());
+            Name::Contact => {
+                if self.contact.is_none() {
+                    let first = split_commas(v).next().unwrap_or(v);
+                    if first != "*" {
+                        self.contact = Some(uri_of(first).to_string());
+                    }
                 }
             }
-            Header::RecordRoute(_) => self
+            Name::RecordRoute => self
                 .record_route
                 .extend(split_commas(v).map(str::to_string)),
-            Header::MaxForwards(_) => self.max_forwards = v.parse().ok(),
-            Header::ContentType(_) => self.content_type = Some(v.to_string()),
-            Header::RAck(_) => self.rack = Some(v.to_string()),
-            _ if h.name().eq_ignore_ascii_case("Authorization") => {
+            Name::MaxForwards => self.max_forwards = v.parse().ok(),
+            Name::ContentType => self.content_type = Some(v.to_string()),
+            Name::RAck => self.rack = Some(v.to_string()),
+            Name::Authorization => {
                 self.authorization.get_or_insert_with(|| v.to_string());
             }
-            _ if h.name().eq_ignore_ascii_case("Proxy-Authorization") => {
+            Name::ProxyAuthorization => {
                 self.proxy_authorization
                     .get_or_insert_with(|| v.to_string());
             }
-            _ if h.name().eq_ignore_ascii_case("WWW-Authenticate")
-                || h.name().eq_ignore_ascii_case("Proxy-Authenticate") =>
-            {
-                self.challenges.push(v.to_string())
-            }
-            _ if h.name().eq_ignore_ascii_case("Expires") => self.expires = v.parse().ok(),
-            _ if h.name().eq_ignore_ascii_case("P-Asserted-Identity") => self
+            Name::Challenge => self.challenges.push(v.to_string()),
+            Name::Expires => self.expires = v.parse().ok(),
+            Name::Asserted => self
                 .asserted
                 .extend(split_commas(v).map(|p| p.trim().to_string())),
-            _ => {
-                let name = h.name();
-                if let Some(canon) = RELAYED_HEADERS
-                    .iter()
-                    .find(|n| n.eq_ignore_ascii_case(name))
-                {
-                    self.relayed.push((canon, v.to_string()));
-                }
-            }
+            Name::Relayed(canon) => self.relayed.push((canon, v.to_string())),
+            // Read by the parser itself.
+            Name::ContentLength => {}
         }
         Ok(())
     }
 
-    fn check(&mut self) -> Result<(), SipError> {
+    pub(super) fn check(&mut self) -> Result<(), SipError> {
         let top = self.vias.first().ok_or(SipError::Header("Via"))?;
         self.top_via = parse_via(top).ok_or(SipError::Header("Via"))?;
         if self.from.is_empty() {
@@ -420,22 +375,26 @@ fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
 
 /// Splits a header value on commas that are not inside quotes or `<>`.
 pub fn split_commas(v: &str) -> impl Iterator<Item = &str> {
-    let mut parts = Vec::new();
-    let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
-    for (i, c) in v.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            '<' if !quoted => depth += 1,
-            '>' if !quoted => depth -= 1,
-            ',' if !quoted && depth <= 0 => {
-                parts.push(v[start..i].trim());
-                start = i + 1;
+    let mut rest = Some(v);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        let (mut depth, mut quoted) = (0i32, false);
+        for (i, c) in s.bytes().enumerate() {
+            match c {
+                b'"' => quoted = !quoted,
+                b'<' if !quoted => depth += 1,
+                b'>' if !quoted => depth -= 1,
+                b',' if !quoted && depth <= 0 => {
+                    rest = Some(&s[i + 1..]);
+                    return Some(s[..i].trim());
+                }
+                _ => {}
             }
-            _ => {}
         }
-    }
-    parts.push(v[start..].trim());
-    parts.into_iter().filter(|p| !p.is_empty())
+        rest = None;
+        Some(s.trim())
+    })
+    .filter(|p| !p.is_empty())
 }
 
 /// The URI of a name-addr (`"Bob" <sip:b@h>;tag=1`) or addr-spec (`sip:b@h;tag=1`).
@@ -526,6 +485,17 @@ mod tests {
             Msg::parse(bad.as_bytes(), true),
             Err(SipError::Header("Call-ID"))
         ));
+    }
+
+    #[test]
+    fn commas_split_outside_quotes_and_angle_brackets_only() {
+        let v = r#""Doe, J" <sip:a@h;x=1,2>;q=1 , <sip:b@h>,,sip:c@h"#;
+        let parts: Vec<&str> = split_commas(v).collect();
+        assert_eq!(
+            parts,
+            [r#""Doe, J" <sip:a@h;x=1,2>;q=1"#, "<sip:b@h>", "sip:c@h"]
+        );
+        assert_eq!(split_commas(" ").count(), 0);
     }
 
     #[test]

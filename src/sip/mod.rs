@@ -6,6 +6,7 @@ pub mod digest;
 pub mod framing;
 pub mod guard;
 pub mod message;
+mod parse;
 
 pub mod timer;
 pub mod transaction;

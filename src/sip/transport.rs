@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::framing::{next_frame, Frame};
 use super::guard::{Closed, Guard, Slot, TcpLimits};
-use super::{Msg, Peer, SipError, Transport};
+use super::{Method, Msg, Peer, SipError, Transport};
 use crate::datagrams::{self, Inbox};
 
 thread_local! {
@@ -131,6 +131,13 @@ impl Net {
 
     /// Sends what a batch queued: one system call per socket.
     fn flush(&self, out: &[(SocketAddr, Bytes)]) {
+        if let [(_, sock)] = self.udp.as_slice() {
+            let failed = datagrams::send_all(sock, out);
+            if failed > 0 {
+                tracing::debug!(failed, "udp sends failed");
+            }
+            return;
+        }
         for (v6, sock) in &self.udp {
             let mine: Vec<(SocketAddr, &[u8])> = out
                 .iter()
@@ -393,7 +400,7 @@ fn unknown_method(data: &[u8]) -> bool {
     let token: &[u8] = data.split(|b| *b == b' ').next().unwrap_or(b"");
     !token.is_empty()
         && token.iter().all(|b| b.is_ascii_uppercase())
-        && std::str::from_utf8(token).is_ok_and(|t| t.parse::<rsipstack::sip::Method>().is_err())
+        && std::str::from_utf8(token).is_ok_and(|t| Method::known(t).is_none())
 }
 
 /// An error response built from the raw header lines of a request that

@@ -1,0 +1,405 @@
+//! The wire grammar of a SIP message (RFC 3261 sections 7 and 25): the
+//! start line, header lines (folded lines joined, compact names known) and
+//! the body as Content-Length bounds it. It reads the bytes in place and
+//! hands each header it knows to [`Msg`] as a borrowed name and value, so a
+//! message costs only the copies `Msg` keeps; headers it does not know are
+//! skipped unread.
+
+use std::borrow::Cow;
+
+use super::message::{find, Method, Msg, Start, RELAYED_HEADERS};
+use super::SipError;
+
+/// A header `Msg` reads, by its canonical name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Name {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    Contact,
+    RecordRoute,
+    MaxForwards,
+    ContentType,
+    ContentLength,
+    RAck,
+    Authorization,
+    ProxyAuthorization,
+    /// `WWW-Authenticate` or `Proxy-Authenticate`.
+    Challenge,
+    Expires,
+    Asserted,
+    /// One of [`RELAYED_HEADERS`], canonical.
+    Relayed(&'static str),
+}
+
+const NAMES: &[(&str, Name)] = &[
+    ("Via", Name::Via),
+    ("From", Name::From),
+    ("To", Name::To),
+    ("Call-ID", Name::CallId),
+    ("CSeq", Name::CSeq),
+    ("Contact", Name::Contact),
+    ("Record-Route", Name::RecordRoute),
+    ("Max-Forwards", Name::MaxForwards),
+    ("Content-Type", Name::ContentType),
+    ("Content-Length", Name::ContentLength),
+    ("RAck", Name::RAck),
+    ("Authorization", Name::Authorization),
+    ("Proxy-Authorization", Name::ProxyAuthorization),
+    ("WWW-Authenticate", Name::Challenge),
+    ("Proxy-Authenticate", Name::Challenge),
+    ("Expires", Name::Expires),
+    ("P-Asserted-Identity", Name::Asserted),
+];
+
+/// The header a wire name stands for (case-insensitive; compact forms of
+/// RFC 3261 section 7.3.3 and its extensions), `None` for one we skip.
+fn name_of(wire: &str) -> Option<Name> {
+    if let [c] = wire.as_bytes() {
+        return Some(match c.to_ascii_lowercase() {
+            b'v' => Name::Via,
+            b'f' => Name::From,
+            b't' => Name::To,
+            b'i' => Name::CallId,
+            b'm' => Name::Contact,
+            b'c' => Name::ContentType,
+            b'l' => Name::ContentLength,
+            b'k' => Name::Relayed("Supported"),
+            b'o' => Name::Relayed("Event"),
+            b'x' => Name::Relayed("Session-Expires"),
+            _ => return None,
+        });
+    }
+    NAMES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(wire))
+        .map(|(_, h)| *h)
+        .or_else(|| {
+            RELAYED_HEADERS
+                .iter()
+                .find(|n| n.eq_ignore_ascii_case(wire))
+                .map(|n| Name::Relayed(n))
+        })
+}
+
+/// Methods a request may carry. Matched regardless of case, as peers in
+/// the field send them; one not here is answered 501 by the transport.
+const METHODS: &[&str] = &[
+    "INVITE",
+    "ACK",
+    "CANCEL",
+    "BYE",
+    "OPTIONS",
+    "REGISTER",
+    "REFER",
+    "UPDATE",
+    "PRACK",
+    "INFO",
+    "MESSAGE",
+    "NOTIFY",
+    "SUBSCRIBE",
+    "PUBLISH",
+];
+
+impl Method {
+    /// The method a request line's token names, `None` when it is none we
+    /// know.
+    pub fn known(token: &str) -> Option<Method> {
+        METHODS
+            .iter()
+            .find(|m| m.eq_ignore_ascii_case(token))
+            .map(|m| Method::from_token(m))
+    }
+}
+
+fn bad(why: &str) -> SipError {
+    SipError::Parse(why.to_string())
+}
+
+impl Msg {
+    /// Parses a complete message. `datagram` says the bytes are a whole UDP
+    /// datagram: a body without Content-Length then runs to its end.
+    pub fn parse(data: &[u8], datagram: bool) -> Result<Msg, SipError> {
+        let head_end =
+            find(data, b"\r\n\r\n").ok_or_else(|| bad("no empty line ends the headers"))?;
+        let head =
+            std::str::from_utf8(&data[..head_end]).map_err(|_| bad("header text is not UTF-8"))?;
+        let mut lines = head
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .peekable();
+        let start = start_line(lines.next().unwrap_or(""))?;
+        let mut m = Msg::empty(start);
+        let mut length = None;
+        while let Some(line) = lines.next() {
+            if line.is_empty() {
+                break;
+            }
+            // A line without a colon is no header; one with a name we do
+            // not read is skipped, continuation lines and all.
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let mut value = Cow::Borrowed(value.trim());
+            while let Some(more) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+                let v = value.to_mut();
+                v.push(' ');
+                v.push_str(more.trim());
+            }
+            match name_of(name.trim()) {
+                Some(Name::ContentLength) => {
+                    length = Some(
+                        value
+                            .parse::<usize>()
+                            .map_err(|_| SipError::Header("Content-Length"))?,
+                    )
+                }
+                Some(h) => m.take(h, &value)?,
+                None => {}
+            }
+        }
+        let rest = &data[head_end + 4..];
+        let body = match length {
+            // Bytes beyond the body are not part of the message (RFC 3261
+            // section 18.3); fewer than announced is an error.
+            Some(n) => rest.get(..n).ok_or(SipError::Header("Content-Length"))?,
+            None if datagram => rest,
+            None => &[],
+        };
+        m.body = body.to_vec();
+        m.check()?;
+        Ok(m)
+    }
+}
+
+/// A Request-Line or Status-Line.
+fn start_line(line: &str) -> Result<Start, SipError> {
+    let mut parts = line.splitn(3, [' ', '\t']);
+    let (first, second) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let third = parts.next().unwrap_or("").trim();
+    if first.len() > 4 && first[..4].eq_ignore_ascii_case("SIP/") {
+        if !first.eq_ignore_ascii_case("SIP/2.0") {
+            return Err(bad("unsupported SIP version"));
+        }
+        let code = second
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..=699).contains(c) && second.len() == 3)
+            .ok_or_else(|| bad("status code is not three digits from 100 to 699"))?;
+        return Ok(Start::Response { code });
+    }
+    let method = Method::known(first).ok_or_else(|| bad("unknown method"))?;
+    if !third.eq_ignore_ascii_case("SIP/2.0") {
+        return Err(bad("request line does not end in SIP/2.0"));
+    }
+    let uri = second.trim();
+    let user = request_user(uri)?;
+    Ok(Start::Request {
+        method,
+        uri: uri.to_string(),
+        user,
+    })
+}
+
+/// Checks a Request-URI (`scheme:` and, for SIP, a host) and returns its
+/// user part, percent-decoded, without password or user parameters.
+fn request_user(uri: &str) -> Result<Option<String>, SipError> {
+    let (scheme, rest) = uri
+        .split_once(':')
+        .filter(|(s, r)| {
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphabetic()) && !r.is_empty()
+        })
+        .ok_or_else(|| bad("Request-URI has no scheme"))?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    if scheme.eq_ignore_ascii_case("tel") {
+        let number = rest.split(';').next().unwrap_or(rest);
+        return Ok(Some(decode(number)));
+    }
+    if !(scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")) {
+        return Ok(None);
+    }
+    let (userinfo, hostport) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, rest),
+    };
+    let hostport = hostport.split(';').next().unwrap_or(hostport);
+    let host_ok = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').is_some_and(|(ip, port)| {
+            ip.parse::<std::net::Ipv6Addr>().is_ok()
+                && (port.is_empty() || port.strip_prefix(':').is_some_and(is_port))
+        }),
+        None => match hostport.rsplit_once(':') {
+            Some((host, port)) => !host.is_empty() && is_port(port),
+            None => !hostport.is_empty(),
+        },
+    };
+    if !host_ok {
+        return Err(bad("Request-URI has no valid host"));
+    }
+    Ok(userinfo.map(|u| {
+        let u = u.split(':').next().unwrap_or(u);
+        decode(u.split(';').next().unwrap_or(u))
+    }))
+}
+
+fn is_port(p: &str) -> bool {
+    !p.is_empty() && p.parse::<u16>().is_ok()
+}
+
+/// `%XX` escapes decoded (RFC 3261 section 19.1.2); a broken escape is
+/// kept as written.
+fn decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(start: &str) -> String {
+        format!(
+            "{start}\r\nVia: SIP/2.0/UDP a.example:5060;branch=z9hG4bK-1\r\n\
+             From: <sip:a@a.example>;tag=1\r\nTo: <sip:b@b.example>\r\n\
+             Call-ID: c1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    #[test]
+    fn request_lines_without_a_host_or_scheme_are_refused() {
+        for line in [
+            "BYE  SIP/2.0",
+            "BYE \t SIP/2.0",
+            "BYE sip: SIP/2.0",
+            "BYE sip:bob@ SIP/2.0",
+            "BYE sip:bob@host:99999 SIP/2.0",
+            "BYE sip:[::zz]:5060 SIP/2.0",
+            "BYE bob SIP/2.0",
+            "BYE sip:bob@host SIP/3.0",
+            "BYE sip:bob@host",
+            "FROB sip:bob@host SIP/2.0",
+        ] {
+            assert!(
+                Msg::parse(head(line).as_bytes(), true).is_err(),
+                "{line:?} was accepted"
+            );
+        }
+        for line in [
+            "BYE sip:bob@127.0.0.1:5060 SIP/2.0",
+            "BYE sip:bob@b.example;transport=udp SIP/2.0",
+            "INVITE sip:[::1]:5060 SIP/2.0",
+            "INVITE tel:+15551234567 SIP/2.0",
+            "bye sip:bob@host SIP/2.0",
+        ] {
+            assert!(
+                Msg::parse(head(line).as_bytes(), true).is_ok(),
+                "{line:?} was refused"
+            );
+        }
+    }
+
+    #[test]
+    fn the_request_user_is_decoded_and_bare() {
+        for (uri, user) in [
+            ("sip:%2B8613800000000@h", Some("+8613800000000")),
+            ("sip:alice:secret@h:5060", Some("alice")),
+            ("sip:+15551234567;npdi@h;user=phone", Some("+15551234567")),
+            ("tel:+15551234567;phone-context=x", Some("+15551234567")),
+            ("sip:h", None),
+            ("sip:50%@h", Some("50%")),
+        ] {
+            assert_eq!(request_user(uri).ok().flatten().as_deref(), user, "{uri}");
+        }
+    }
+
+    #[test]
+    fn status_lines_need_a_three_digit_code() {
+        for (line, ok) in [
+            ("SIP/2.0 200 OK", true),
+            ("SIP/2.0 404", true),
+            ("sip/2.0 180 Ringing", true),
+            ("SIP/2.0 99 Low", false),
+            ("SIP/2.0 700 High", false),
+            ("SIP/2.0 0200 OK", false),
+            ("SIP/2.0 abc", false),
+            ("SIP/1.0 200 OK", false),
+        ] {
+            assert_eq!(
+                Msg::parse(head(line).as_bytes(), true).is_ok(),
+                ok,
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn folded_values_join_and_unknown_headers_are_skipped() {
+        let raw = "OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP a:5060;branch=z9hG4bK-1\r\n\
+                   X-Secret: a\r\n  continued: still secret\r\n\
+                   f: <sip:a@a>\r\n ;tag=9\r\nt: <sip:b@b>\r\ni: c1\r\nCSeq: 1 OPTIONS\r\n\
+                   Supported: timer,\r\n\t100rel\r\nnot a header\r\n\r\n";
+        let m = Msg::parse(raw.as_bytes(), true).expect("parse");
+        assert_eq!(m.from, "<sip:a@a> ;tag=9");
+        assert_eq!(m.from_tag.as_deref(), Some("9"));
+        assert_eq!(m.relayed, vec![("Supported", "timer, 100rel".to_string())]);
+    }
+
+    #[test]
+    fn content_length_bounds_the_body() {
+        let with = |cl: &str, body: &str| {
+            format!(
+                "INVITE sip:b@h SIP/2.0\r\nv: SIP/2.0/UDP a:5060;branch=z9hG4bK-1\r\n\
+                 f: <sip:a@a>;tag=1\r\nt: <sip:b@b>\r\ni: c1\r\nCSeq: 1 INVITE\r\n\
+                 {cl}\r\n{body}"
+            )
+        };
+        let m = Msg::parse(with("l: 3\r\n", "abcdef").as_bytes(), true).expect("parse");
+        assert_eq!(m.body, b"abc");
+        let m = Msg::parse(with("", "abcdef").as_bytes(), true).expect("parse");
+        assert_eq!(m.body, b"abcdef");
+        let m = Msg::parse(with("", "abcdef").as_bytes(), false).expect("parse");
+        assert!(m.body.is_empty());
+        for cl in [
+            "Content-Length: 7\r\n",
+            "Content-Length: x\r\n",
+            "l: -1\r\n",
+        ] {
+            assert_eq!(
+                Msg::parse(with(cl, "abcdef").as_bytes(), true).err(),
+                Some(SipError::Header("Content-Length")),
+                "{cl}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_text_must_be_utf8() {
+        let mut raw = head("OPTIONS sip:h SIP/2.0").into_bytes();
+        let at = raw.len() - 4;
+        raw.splice(at..at, *b"\r\nX: \xff");
+        assert!(Msg::parse(&raw, true).is_err());
+    }
+}
