@@ -17,6 +17,7 @@ pub mod events;
 pub mod handover;
 pub mod hash;
 pub mod ids;
+pub mod logs;
 pub mod mask;
 pub mod media;
 pub mod metrics;

@@ -315,8 +315,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .collect();
                 anyhow::bail!("{}", list.join("\n"));
             }
-            init_logs(&cfg.log.level);
-            serve(cfg)
+            let logs = init_logs(&cfg.log.level);
+            let served = serve(cfg);
+            if let Some(l) = logs {
+                l.flush();
+            }
+            served
         }
         Command::Bindings { command } => bindings(command),
         Command::Tenants { command } => tenants(command),
@@ -484,16 +488,35 @@ fn bindings(command: BindingsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logs(level: &str) {
+/// Logs to standard output in batches (`sipmask::logs`); the writer comes
+/// back so what gathered is written at exit. Without the batching thread,
+/// line by line.
+fn init_logs(level: &str) -> Option<sipmask::logs::Batched> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_string());
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour codes only for a person at a terminal, not in files or journals.
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    match sipmask::logs::Batched::start() {
+        Ok(logs) => {
+            fmt.with_writer(logs.clone()).init();
+            // The lines before a panic come before its message.
+            let before = logs.clone();
+            let hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                before.flush();
+                hook(info);
+            }));
+            Some(logs)
+        }
+        Err(_) => {
+            fmt.init();
+            None
+        }
+    }
 }
 
 fn serve(cfg: Config) -> anyhow::Result<()> {

@@ -8,7 +8,16 @@ use std::path::Path;
 
 /// Lowest first. A module may use modules of strictly lower layers only.
 const LAYERS: &[&[&str]] = &[
-    &["datagrams", "hash", "ids", "mask", "metrics", "net", "time"],
+    &[
+        "datagrams",
+        "hash",
+        "ids",
+        "logs",
+        "mask",
+        "metrics",
+        "net",
+        "time",
+    ],
     &["sip", "bindings", "media"],
     &["b2bua", "store", "config"],
     &["events", "registrar"],

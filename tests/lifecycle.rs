@@ -350,7 +350,8 @@ async fn a_crash_loses_only_seconds_of_a_live_call() {
         let mut s = sipmask::store::SqliteStore::open(dir.path()).expect("store");
         s.load_all().expect("load")[0].usage.talk_secs_used
     };
-    // Checkpoints every 2 s: at most that much (plus a commit) is lost.
+    // A call is written at its second checkpoint (one a second), then its
+    // heartbeat moves every second: at most 2 s (plus a commit) is lost.
     assert!((2..=5).contains(&talk), "booked {talk} s of a 5 s call");
     let calls = operator_calls(dir.path());
     assert_eq!(calls.len(), 1, "the live call has its record");

@@ -118,6 +118,8 @@ pub struct Masking {
     lookup: Histogram,
     /// Calls in the checkpoint, with the answer time and lease it holds.
     checkpointed: HashMap<CallId, (Option<i64>, Option<u64>)>,
+    /// Calls live at the last checkpoint that it did not write yet.
+    sighted: crate::ids::IdMap<()>,
     /// When the last checkpoint was taken.
     last_checkpoint: Option<Instant>,
     /// Per-source request limits.
@@ -158,6 +160,7 @@ impl Masking {
             stats: Stats::default(),
             lookup: Histogram::default(),
             checkpointed: HashMap::new(),
+            sighted: Default::default(),
             last_checkpoint: None,
             pike: pike::Pike::new(cfg.pike),
             last_prune: None,
