@@ -18,7 +18,7 @@ pub mod policy;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use crate::ids::WireMap;
 
 use bytes::Bytes;
 
@@ -79,12 +79,12 @@ pub struct Engine<P: Policy> {
     tx: Transactions,
     calls: crate::ids::IdMap<Call<P::Call>>,
     /// (Call-ID, our tag) of each leg -> call and side.
-    dialogs: HashMap<(String, String), (CallId, Side)>,
+    dialogs: WireMap<(String, String), (CallId, Side)>,
     /// A's INVITE server transaction -> call, for CANCEL.
-    by_invite: HashMap<TxKey, CallId>,
-    relays: HashMap<TxKey, Relay>,
+    by_invite: WireMap<TxKey, CallId>,
+    relays: WireMap<TxKey, Relay>,
     /// The policy's pings waiting for an answer, by transaction.
-    probes: HashMap<TxKey, u64>,
+    probes: WireMap<TxKey, u64>,
     timers: Timers<CallTimer>,
     next_id: CallId,
     accepting: bool,
@@ -113,10 +113,10 @@ impl<P: Policy> Engine<P> {
             policy,
             tx,
             calls: Default::default(),
-            dialogs: HashMap::new(),
-            by_invite: HashMap::new(),
-            relays: HashMap::new(),
-            probes: HashMap::new(),
+            dialogs: Default::default(),
+            by_invite: Default::default(),
+            relays: Default::default(),
+            probes: Default::default(),
             timers: Timers::default(),
             next_id: 1,
             accepting: true,

@@ -8,6 +8,8 @@
 
 use dashmap::DashMap;
 
+use crate::ids::Keyed;
+
 use super::conditions::{check, Conditions, Defaults, Refusal, Usage, Way};
 use super::number::Number;
 
@@ -155,22 +157,22 @@ pub struct Admission {
 /// The table.
 #[derive(Default)]
 pub struct BindingTable {
-    by_id: DashMap<BindingId, Binding>,
-    axb: DashMap<(Number, Number), BindingId>,
-    ax: DashMap<Number, BindingId>,
+    by_id: DashMap<BindingId, Binding, Keyed>,
+    axb: DashMap<(Number, Number), BindingId, Keyed>,
+    ax: DashMap<Number, BindingId, Keyed>,
     // How many bindings use each X: pool status, allocation order, and
     // "caller not allowed" versus "unknown number" without a scan.
-    x_count: DashMap<Number, u32>,
+    x_count: DashMap<Number, u32, Keyed>,
     // The X of every AXB binding of each party, for allocation.
-    party_xs: DashMap<Number, Vec<Number>>,
+    party_xs: DashMap<Number, Vec<Number>, Keyed>,
     // Blocked callers per tenant.
-    blocked: DashMap<(TenantId, Number), ()>,
+    blocked: DashMap<(TenantId, Number), (), Keyed>,
     // Tenant of each X in use, to apply its blocklist before telling a
     // stranger "not allowed" on an AXB number.
-    x_tenant: DashMap<Number, TenantId>,
+    x_tenant: DashMap<Number, TenantId, Keyed>,
     // Live soft numbers (as dialled), with how many tenants hold each:
     // never callable, never an X or a party.
-    soft: DashMap<Number, u32>,
+    soft: DashMap<Number, u32, Keyed>,
     defaults: Defaults,
 }
 

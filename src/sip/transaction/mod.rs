@@ -16,7 +16,7 @@
 //! Retransmissions of requests are absorbed here and answered with the last
 //! response; ACKs for non-2xx finals are generated here (hop by hop).
 
-use std::collections::HashMap;
+use crate::ids::WireMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -115,8 +115,8 @@ enum TimerKind {
 /// All transactions of the process.
 pub struct Transactions {
     cfg: TimerConfig,
-    servers: HashMap<TxKey, ServerTx>,
-    clients: HashMap<TxKey, ClientTx>,
+    servers: WireMap<TxKey, ServerTx>,
+    clients: WireMap<TxKey, ClientTx>,
     timers: Timers<TimerKind>,
     /// Messages to send, drained by the transport.
     pub out: Vec<(Peer, Bytes)>,
@@ -129,8 +129,8 @@ impl Transactions {
     pub fn new(cfg: TimerConfig) -> Self {
         Transactions {
             cfg,
-            servers: HashMap::new(),
-            clients: HashMap::new(),
+            servers: Default::default(),
+            clients: Default::default(),
             timers: Timers::default(),
             out: Vec::new(),
             retransmissions: 0,
