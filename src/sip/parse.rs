@@ -179,7 +179,8 @@ fn start_line(line: &str) -> Result<Start, SipError> {
     let mut parts = line.splitn(3, [' ', '\t']);
     let (first, second) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let third = parts.next().unwrap_or("").trim();
-    if first.len() > 4 && first[..4].eq_ignore_ascii_case("SIP/") {
+    // Bytes, not str slicing: the token may hold any UTF-8.
+    if first.len() > 4 && first.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
         if !first.eq_ignore_ascii_case("SIP/2.0") {
             return Err(bad("unsupported SIP version"));
         }
@@ -301,6 +302,10 @@ mod tests {
             "BYE sip:bob@host SIP/3.0",
             "BYE sip:bob@host",
             "FROB sip:bob@host SIP/2.0",
+            "BYE€ñ sip:bob@host SIP/2.0",
+            "CA€ñ sip:bob@host SIP/2.0",
+            "€ñ :;<>\"INVITE sip:bob@host SIP/2.0",
+            "SIP€ 200 OK",
         ] {
             assert!(
                 Msg::parse(head(line).as_bytes(), true).is_err(),
