@@ -345,6 +345,21 @@ mod tests {
         (a, b)
     }
 
+    /// The next `n` datagrams `rx` receives, each with its cut flag.
+    async fn take(rx: &UdpSocket, inbox: &mut Inbox, n: usize) -> Vec<(Vec<u8>, bool)> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            rx.readable().await.expect("readable");
+            if let Ok(k) = inbox.recv(rx) {
+                for i in 0..k {
+                    let (d, _, cut) = inbox.get(i).expect("datagram");
+                    got.push((d.to_vec(), cut));
+                }
+            }
+        }
+        got
+    }
+
     #[tokio::test]
     async fn a_burst_is_taken_in_batches_in_order_and_whole() {
         let (rx, tx) = pair().await;
@@ -400,18 +415,9 @@ mod tests {
             send_all(&tx, &[(to, &b"small"[..]), (to, &big), (to, b"after")]),
             0
         );
-        let mut inbox = Inbox::new(1000);
-        let mut got = Vec::new();
-        while got.len() < 3 {
-            rx.readable().await.expect("readable");
-            if let Ok(n) = inbox.recv(&rx) {
-                for i in 0..n {
-                    let (d, _, cut) = inbox.get(i).expect("datagram");
-                    got.push((d.len(), cut));
-                }
-            }
-        }
-        assert_eq!(got, vec![(5, false), (1000, true), (5, false)]);
+        let got = take(&rx, &mut Inbox::new(1000), 3).await;
+        let sizes: Vec<(usize, bool)> = got.iter().map(|(d, cut)| (d.len(), *cut)).collect();
+        assert_eq!(sizes, vec![(5, false), (1000, true), (5, false)]);
     }
 
     #[tokio::test]
@@ -458,16 +464,11 @@ mod tests {
         // An IPv6 destination on an IPv4 socket is refused by the kernel.
         let failed = send_all(&tx, &[(to, b"a"), (v6, b"x"), (to, b"b")]);
         assert_eq!(failed, 1);
-        let mut inbox = Inbox::new(100);
-        let mut got = Vec::new();
-        while got.len() < 2 {
-            rx.readable().await.expect("readable");
-            if let Ok(n) = inbox.recv(&rx) {
-                for i in 0..n {
-                    got.push(inbox.get(i).expect("datagram").0.to_vec());
-                }
-            }
-        }
+        let got: Vec<Vec<u8>> = take(&rx, &mut Inbox::new(100), 2)
+            .await
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
         assert_eq!(got, vec![b"a".to_vec(), b"b".to_vec()]);
     }
 }

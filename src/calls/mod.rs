@@ -20,7 +20,6 @@ pub mod pike;
 mod tests;
 pub mod trunks;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,7 +116,7 @@ pub struct Masking {
     /// Time taken by decisions on INVITEs.
     lookup: Histogram,
     /// Calls in the checkpoint, with the answer time and lease it holds.
-    checkpointed: HashMap<CallId, (Option<i64>, Option<u64>)>,
+    checkpointed: crate::ids::IdMap<(Option<i64>, Option<u64>)>,
     /// Calls live at the last checkpoint that it did not write yet.
     sighted: crate::ids::IdMap<()>,
     /// When the last checkpoint was taken.
@@ -159,7 +158,7 @@ impl Masking {
             hub,
             stats: Stats::default(),
             lookup: Histogram::default(),
-            checkpointed: HashMap::new(),
+            checkpointed: Default::default(),
             sighted: Default::default(),
             last_checkpoint: None,
             pike: pike::Pike::new(cfg.pike),

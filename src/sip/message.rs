@@ -238,17 +238,11 @@ impl Msg {
                     .ok_or(SipError::Header("CSeq"))?;
                 self.cseq_method = it.next().ok_or(SipError::Header("CSeq"))?.to_string();
             }
-            Name::Contact if self.method() == Some(&Method::Register) => {
-                self.contacts
-                    .extend(split_commas(v).map(|c| c.trim().to_string()));
-                if self.contact.is_none() {
-                    let first = split_commas(v).next().unwrap_or(v);
-                    if first != "*" {
-                        self.contact = Some(uri_of(first).to_string());
-                    }
-                }
-            }
             Name::Contact => {
+                if self.method() == Some(&Method::Register) {
+                    self.contacts
+                        .extend(split_commas(v).map(|c| c.trim().to_string()));
+                }
                 if self.contact.is_none() {
                     let first = split_commas(v).next().unwrap_or(v);
                     if first != "*" {

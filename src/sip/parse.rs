@@ -291,38 +291,29 @@ mod tests {
 
     #[test]
     fn request_lines_without_a_host_or_scheme_are_refused() {
-        for line in [
-            "BYE  SIP/2.0",
-            "BYE \t SIP/2.0",
-            "BYE sip: SIP/2.0",
-            "BYE sip:bob@ SIP/2.0",
-            "BYE sip:bob@host:99999 SIP/2.0",
-            "BYE sip:[::zz]:5060 SIP/2.0",
-            "BYE bob SIP/2.0",
-            "BYE sip:bob@host SIP/3.0",
-            "BYE sip:bob@host",
-            "FROB sip:bob@host SIP/2.0",
-            "BYE€ñ sip:bob@host SIP/2.0",
-            "CA€ñ sip:bob@host SIP/2.0",
-            "€ñ :;<>\"INVITE sip:bob@host SIP/2.0",
-            "SIP€ 200 OK",
+        for (line, ok) in [
+            ("BYE  SIP/2.0", false),
+            ("BYE \t SIP/2.0", false),
+            ("BYE sip: SIP/2.0", false),
+            ("BYE sip:bob@ SIP/2.0", false),
+            ("BYE sip:bob@host:99999 SIP/2.0", false),
+            ("BYE sip:[::zz]:5060 SIP/2.0", false),
+            ("BYE bob SIP/2.0", false),
+            ("BYE sip:bob@host SIP/3.0", false),
+            ("BYE sip:bob@host", false),
+            ("FROB sip:bob@host SIP/2.0", false),
+            ("BYE€ñ sip:bob@host SIP/2.0", false),
+            ("CA€ñ sip:bob@host SIP/2.0", false),
+            ("€ñ :;<>\"INVITE sip:bob@host SIP/2.0", false),
+            ("SIP€ 200 OK", false),
+            ("BYE sip:bob@127.0.0.1:5060 SIP/2.0", true),
+            ("BYE sip:bob@b.example;transport=udp SIP/2.0", true),
+            ("INVITE sip:[::1]:5060 SIP/2.0", true),
+            ("INVITE tel:+15551234567 SIP/2.0", true),
+            ("bye sip:bob@host SIP/2.0", true),
         ] {
-            assert!(
-                Msg::parse(head(line).as_bytes(), true).is_err(),
-                "{line:?} was accepted"
-            );
-        }
-        for line in [
-            "BYE sip:bob@127.0.0.1:5060 SIP/2.0",
-            "BYE sip:bob@b.example;transport=udp SIP/2.0",
-            "INVITE sip:[::1]:5060 SIP/2.0",
-            "INVITE tel:+15551234567 SIP/2.0",
-            "bye sip:bob@host SIP/2.0",
-        ] {
-            assert!(
-                Msg::parse(head(line).as_bytes(), true).is_ok(),
-                "{line:?} was refused"
-            );
+            let parsed = Msg::parse(head(line).as_bytes(), true);
+            assert_eq!(parsed.is_ok(), ok, "{line:?}: {:?}", parsed.err());
         }
     }
 

@@ -129,25 +129,21 @@ impl Net {
             .map(|(_, s)| s)
     }
 
-    /// Sends what a batch queued: one system call per socket.
+    /// Sends what a batch queued: one system call per socket (none for a
+    /// socket with nothing to send).
     fn flush(&self, out: &[(SocketAddr, Bytes)]) {
-        if let [(_, sock)] = self.udp.as_slice() {
-            let failed = datagrams::send_all(sock, out);
-            if failed > 0 {
-                tracing::debug!(failed, "udp sends failed");
-            }
-            return;
-        }
         for (v6, sock) in &self.udp {
-            let mine: Vec<(SocketAddr, &[u8])> = out
-                .iter()
-                .filter(|(to, _)| self.udp_for(*to).is_some_and(|s| Arc::ptr_eq(s, sock)))
-                .map(|(to, b)| (*to, b.as_ref()))
-                .collect();
-            if mine.is_empty() {
-                continue;
-            }
-            let failed = datagrams::send_all(sock, &mine);
+            let failed = if self.udp.len() == 1 {
+                // Every destination is this socket's: no sorting, no copy.
+                datagrams::send_all(sock, out)
+            } else {
+                let mine: Vec<(SocketAddr, &[u8])> = out
+                    .iter()
+                    .filter(|(to, _)| self.udp_for(*to).is_some_and(|s| Arc::ptr_eq(s, sock)))
+                    .map(|(to, b)| (*to, b.as_ref()))
+                    .collect();
+                datagrams::send_all(sock, &mine)
+            };
             if failed > 0 {
                 tracing::debug!(failed, v6, "udp sends failed");
             }
