@@ -27,5 +27,6 @@ pub mod server;
 pub mod service;
 pub mod sip;
 pub mod store;
+pub mod text;
 pub mod time;
 pub mod watch;

@@ -11,6 +11,7 @@ use crate::sip::writer::Writer;
 
 use super::policy::{Media, Route};
 use crate::sip::{branch, Method, Peer, Transport};
+use crate::text::{cat, Digits};
 
 /// Which leg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,8 +73,8 @@ impl Leg {
     /// Contact header value for this leg.
     pub fn contact(&self) -> String {
         match self.peer.transport {
-            Transport::Udp => format!("<sip:{}>", self.me),
-            Transport::Tcp => format!("<sip:{};transport=tcp>", self.me),
+            Transport::Udp => cat(&["<sip:", &self.me, ">"]),
+            Transport::Tcp => cat(&["<sip:", &self.me, ";transport=tcp>"]),
         }
     }
 
@@ -81,11 +82,15 @@ impl Leg {
     pub fn via(&self) -> (String, String) {
         let b = branch();
         (
-            format!(
-                "SIP/2.0/{} {};branch={b};rport",
+            cat(&[
+                "SIP/2.0/",
                 self.peer.transport.as_str(),
-                self.me
-            ),
+                " ",
+                &self.me,
+                ";branch=",
+                &b,
+                ";rport",
+            ]),
             b,
         )
     }
@@ -104,11 +109,14 @@ impl Leg {
         let mut w = Writer::request(method.as_str(), &self.target);
         w.header("Via", &via);
         w.headers("Route", &self.route);
-        w.header("Max-Forwards", &self.max_forwards.to_string());
+        w.header_num("Max-Forwards", self.max_forwards.into());
         w.header("From", &self.local_hdr);
         w.header("To", &self.remote_hdr);
         w.header("Call-ID", &self.call_id);
-        w.header("CSeq", &format!("{cseq} {}", method.as_str()));
+        w.header_parts(
+            "CSeq",
+            &[Digits::new(cseq.into()).as_str(), " ", method.as_str()],
+        );
         if method != Method::Bye && method != Method::Ack {
             w.header("Contact", &self.contact());
         }

@@ -84,7 +84,7 @@ impl<P: Policy> Engine<P> {
         let a = Leg {
             call_id: m.call_id.clone(),
             local_tag: a_tag.clone(),
-            local_hdr: format!("{};tag={a_tag}", m.to),
+            local_hdr: crate::text::cat(&[&m.to, ";tag=", &a_tag]),
             remote_hdr: m.from.clone(),
             remote_tag: m.from_tag.clone(),
             local_cseq: 0,
@@ -215,7 +215,13 @@ impl<P: Policy> Engine<P> {
             anchor.release(id);
             return false;
         };
-        if !self.send_183(key, tag, &format!("<sip:{me}>"), &body, now) {
+        if !self.send_183(
+            key,
+            tag,
+            &crate::text::cat(&["<sip:", &me, ">"]),
+            &body,
+            now,
+        ) {
             anchor.release(id);
             return false;
         }
@@ -330,8 +336,8 @@ impl<P: Policy> Engine<P> {
         let mut leg = Leg {
             call_id: token(),
             local_tag: tag.clone(),
-            local_hdr: format!("<sip:{from_user}@{me}>;tag={tag}"),
-            remote_hdr: format!("<{}>", route.uri),
+            local_hdr: crate::text::cat(&["<sip:", from_user, "@", &me, ">;tag=", &tag]),
+            remote_hdr: crate::text::cat(&["<", &route.uri, ">"]),
             remote_tag: None,
             local_cseq: 0,
             target: route.uri.clone(),
@@ -758,9 +764,12 @@ impl<P: Policy> Engine<P> {
         w.header("Via", &f.via);
         w.header("Max-Forwards", "70");
         w.header("From", &f.leg.local_hdr);
-        w.header("To", &format!("<{}>", f.route.uri));
+        w.header_parts("To", &["<", &f.route.uri, ">"]);
         w.header("Call-ID", &f.leg.call_id);
-        w.header("CSeq", &format!("{} CANCEL", f.cseq));
+        w.header_parts(
+            "CSeq",
+            &[crate::text::Digits::new(f.cseq.into()).as_str(), " CANCEL"],
+        );
         if let Some(r) = reason {
             w.header("Reason", r);
         }

@@ -75,18 +75,19 @@ impl Normaliser {
             return Err(NumberError::TooLong);
         }
         let cc = &self.default_country_code;
+        use crate::text::cat;
         let e164 = if plus {
-            format!("+{digits}")
+            cat(&["+", digits])
         } else if let Some(intl) = digits.strip_prefix("00") {
-            format!("+{intl}")
+            cat(&["+", intl])
         } else if cc.is_empty() {
             digits.to_string()
         } else if let Some(national) = digits.strip_prefix('0') {
-            format!("+{cc}{national}")
+            cat(&["+", cc, national])
         } else if digits.starts_with(cc.as_str()) && digits.len() > 11 {
-            format!("+{digits}")
+            cat(&["+", digits])
         } else {
-            format!("+{cc}{digits}")
+            cat(&["+", cc, digits])
         };
         Ok(Number(e164.into()))
     }

@@ -41,7 +41,7 @@ impl Trunk {
 
     fn route(&self, number: &str) -> Route {
         Route {
-            uri: format!("sip:{number}@{}", self.target.host),
+            uri: crate::text::cat(&["sip:", number, "@", &self.target.host]),
             peer: self.target.peer,
             auth: self.auth.clone(),
             setup: self.setup,

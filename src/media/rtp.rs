@@ -27,9 +27,20 @@ impl Shown {
             ssrc: rand::random(),
             seq: rand::random(),
             ts: rand::random(),
-            cname: format!("{:016x}@sipmask", rand::random::<u64>()),
+            cname: cname(rand::random()),
         }
     }
+}
+
+/// `n` as 16 hex digits, then `@sipmask` (what `{:016x}@sipmask` gives).
+fn cname(n: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(24);
+    for i in (0..16).rev() {
+        s.push(HEX[((n >> (i * 4)) & 15) as usize] as char);
+    }
+    s.push_str("@sipmask");
+    s
 }
 
 impl Default for Shown {
@@ -280,6 +291,13 @@ fn feedback(w: &mut Out<'_>, body: &[u8], fmt: u8, map: &RtcpMap<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cname_is_sixteen_hex_digits() {
+        for n in [0u64, 0xab, u64::MAX, 0x0123_4567_89ab_cdef] {
+            assert_eq!(cname(n), format!("{n:016x}@sipmask"));
+        }
+    }
 
     fn shown(ssrc: u32, seq: u16, ts: u32) -> Shown {
         Shown {

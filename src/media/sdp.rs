@@ -68,11 +68,23 @@ impl Origin {
         }
         let ip = host_ip.trim_matches(['[', ']']);
         let ipver = if ip.contains(':') { "IP6" } else { "IP4" };
-        format!(
-            "v=0\r\no=- {} {} IN {ipver} {ip}\r\ns=-\r\n{rest}",
-            self.session, self.version
-        )
-        .into_bytes()
+        use crate::text::Digits;
+        let mut out = Vec::with_capacity(rest.len() + 80);
+        for part in [
+            "v=0\r\no=- ",
+            Digits::new(self.session).as_str(),
+            " ",
+            Digits::new(self.version).as_str(),
+            " IN ",
+            ipver,
+            " ",
+            ip,
+            "\r\ns=-\r\n",
+            &rest,
+        ] {
+            out.extend_from_slice(part.as_bytes());
+        }
+        out
     }
 
     /// A fresh origin for a new leg.
@@ -297,11 +309,13 @@ impl Parsed<'_> {
                 "m" => {
                     let port = ours.get(m).copied().flatten().map_or(0, |a| a.port());
                     m += 1;
-                    use std::fmt::Write;
                     let mut f = value.splitn(3, ' ');
                     let (media, _, tail) = (f.next(), f.next(), f.next());
                     let (media, tail) = (media.unwrap_or("audio"), tail.unwrap_or(""));
-                    let _ = write!(rest, "m={media} {port} {tail}\r\n");
+                    let port = crate::text::Digits::new(port.into());
+                    for part in ["m=", media, " ", port.as_str(), " ", tail, "\r\n"] {
+                        rest.push_str(part);
+                    }
                 }
                 _ => push(&mut rest, kind, value),
             }

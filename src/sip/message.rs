@@ -231,7 +231,7 @@ impl Msg {
             }
             Name::CallId => self.call_id = v.to_string(),
             Name::CSeq => {
-                let mut it = v.split_whitespace();
+                let mut it = v.split_ascii_whitespace();
                 self.cseq = it
                     .next()
                     .and_then(|n| n.parse().ok())
@@ -240,8 +240,7 @@ impl Msg {
             }
             Name::Contact => {
                 if self.method() == Some(&Method::Register) {
-                    self.contacts
-                        .extend(split_commas(v).map(|c| c.trim().to_string()));
+                    self.contacts.extend(split_commas(v).map(str::to_string));
                 }
                 if self.contact.is_none() {
                     let first = split_commas(v).next().unwrap_or(v);
@@ -265,9 +264,7 @@ impl Msg {
             }
             Name::Challenge => self.challenges.push(v.to_string()),
             Name::Expires => self.expires = v.parse().ok(),
-            Name::Asserted => self
-                .asserted
-                .extend(split_commas(v).map(|p| p.trim().to_string())),
+            Name::Asserted => self.asserted.extend(split_commas(v).map(str::to_string)),
             Name::Relayed(canon) => self.relayed.push((canon, v.to_string())),
             // Read by the parser itself.
             Name::ContentLength => {}
@@ -330,11 +327,14 @@ impl Msg {
 
 /// Parses one Via value.
 pub fn parse_via(v: &str) -> Option<TopVia> {
-    let (proto, rest) = v.trim().split_once(char::is_whitespace)?;
-    let transport = proto.rsplit('/').next()?.trim().to_ascii_uppercase();
-    let rest = rest.trim();
-    let (sent_by, params) = match rest.find(';') {
-        Some(i) => (rest[..i].trim(), &rest[i..]),
+    let v = v.trim_ascii();
+    let sp = v.bytes().position(|b| b == b' ' || b == b'\t')?;
+    let (proto, rest) = (&v[..sp], v[sp + 1..].trim_ascii());
+    let transport = proto[rat(proto, b'/').map_or(0, |i| i + 1)..]
+        .trim_ascii()
+        .to_ascii_uppercase();
+    let (sent_by, params) = match at(rest, b';') {
+        Some(i) => (rest[..i].trim_ascii(), &rest[i..]),
         None => (rest, ""),
     };
     let (host, port) = split_host_port(sent_by)?;
@@ -343,28 +343,66 @@ pub fn parse_via(v: &str) -> Option<TopVia> {
         host: host.to_string(),
         port,
         branch: param(params, "branch").unwrap_or("").to_string(),
-        rport: params.split(';').any(|p| {
-            p.trim()
-                .split('=')
-                .next()
-                .is_some_and(|n| n.eq_ignore_ascii_case("rport"))
+        rport: pieces(params, b';').any(|p| {
+            cut(p, b'=')
+                .map_or(p, |(n, _)| n)
+                .trim_ascii()
+                .eq_ignore_ascii_case("rport")
         }),
     })
 }
 
 fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     if let Some(rest) = s.strip_prefix('[') {
-        let end = rest.find(']')?;
+        let end = at(rest, b']')?;
         let port = rest[end + 1..]
             .strip_prefix(':')
             .and_then(|p| p.parse().ok());
         return Some((&s[..end + 2], port));
     }
-    match s.rsplit_once(':') {
-        Some((h, p)) => Some((h, Some(p.trim().parse().ok()?))),
+    match rat(s, b':') {
+        Some(i) => Some((&s[..i], Some(s[i + 1..].trim_ascii().parse().ok()?))),
         None if !s.is_empty() => Some((s, None)),
         None => None,
     }
+}
+
+/// Position of the ASCII byte `b` in `s`. SIP values are short, so a byte
+/// loop beats a general searcher; a cut at an ASCII byte is always on a
+/// char boundary.
+#[inline]
+pub(crate) fn at(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|c| c == b)
+}
+
+/// Position of the last ASCII byte `b` in `s`.
+#[inline]
+pub(crate) fn rat(s: &str, b: u8) -> Option<usize> {
+    s.bytes().rposition(|c| c == b)
+}
+
+/// `s` around its first ASCII byte `b`, without it.
+#[inline]
+pub(crate) fn cut(s: &str, b: u8) -> Option<(&str, &str)> {
+    at(s, b).map(|i| (&s[..i], &s[i + 1..]))
+}
+
+/// The pieces of `s` between ASCII bytes `b` (`str::split` on a byte).
+pub(crate) fn pieces(s: &str, b: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match cut(r, b) {
+            Some((head, tail)) => {
+                rest = Some(tail);
+                Some(head)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// Splits a header value on commas that are not inside quotes or `<>`.
@@ -380,56 +418,61 @@ pub fn split_commas(v: &str) -> impl Iterator<Item = &str> {
                 b'>' if !quoted => depth -= 1,
                 b',' if !quoted && depth <= 0 => {
                     rest = Some(&s[i + 1..]);
-                    return Some(s[..i].trim());
+                    return Some(s[..i].trim_ascii());
                 }
                 _ => {}
             }
         }
         rest = None;
-        Some(s.trim())
+        Some(s.trim_ascii())
     })
     .filter(|p| !p.is_empty())
 }
 
 /// The URI of a name-addr (`"Bob" <sip:b@h>;tag=1`) or addr-spec (`sip:b@h;tag=1`).
 pub fn uri_of(v: &str) -> &str {
-    if let (Some(a), Some(b)) = (v.find('<'), v.rfind('>')) {
+    if let (Some(a), Some(b)) = (at(v, b'<'), rat(v, b'>')) {
         if a < b {
             return &v[a + 1..b];
         }
     }
-    v.split(';').next().unwrap_or(v).trim()
+    cut(v, b';').map_or(v, |(uri, _)| uri).trim_ascii()
 }
 
 /// The part after the URI, where header parameters live.
 pub fn after_uri(v: &str) -> &str {
-    match v.rfind('>') {
+    match rat(v, b'>') {
         Some(i) => &v[i + 1..],
-        None => v.find(';').map_or("", |i| &v[i..]),
+        None => at(v, b';').map_or("", |i| &v[i..]),
     }
 }
 
 /// Value of `;name=value` in a parameter list.
 pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
-    params.split(';').find_map(|p| {
-        let (n, v) = p.split_once('=')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    pieces(params, b';').find_map(|p| {
+        let (n, v) = cut(p, b'=')?;
+        n.trim_ascii()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim_ascii())
     })
 }
 
 /// User part of a `sip:`/`sips:`/`tel:` URI.
 pub fn uri_user(uri: &str) -> Option<&str> {
-    let rest = uri.split_once(':')?.1;
-    if uri.get(..3).is_some_and(|s| s.eq_ignore_ascii_case("tel")) {
-        return rest.split(';').next();
+    let rest = cut(uri, b':')?.1;
+    fn before_params(s: &str) -> &str {
+        cut(s, b';').map_or(s, |(h, _)| h)
     }
-    let (user, _) = rest.split_once('@')?;
-    Some(user.split(';').next().unwrap_or(user))
+    if uri.get(..3).is_some_and(|s| s.eq_ignore_ascii_case("tel")) {
+        return Some(before_params(rest));
+    }
+    let (user, _) = cut(rest, b'@')?;
+    Some(before_params(user))
 }
 
 /// Position of `needle` in `hay`.
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use super::message::{find, Method, Msg, Start, RELAYED_HEADERS};
+use super::message::{cut, find, rat, Method, Msg, Start, RELAYED_HEADERS};
 use super::SipError;
 
 /// A header `Msg` reads, by its canonical name.
@@ -72,14 +72,22 @@ fn name_of(wire: &str) -> Option<Name> {
             _ => return None,
         });
     }
+    // Most headers of a message are ones we skip: length and first letter
+    // turn nearly all of them away before a comparison.
+    let first = wire.as_bytes().first()?.to_ascii_lowercase();
+    let like = |n: &str| {
+        n.len() == wire.len()
+            && n.as_bytes()[0].to_ascii_lowercase() == first
+            && n.eq_ignore_ascii_case(wire)
+    };
     NAMES
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(wire))
+        .find(|(n, _)| like(n))
         .map(|(_, h)| *h)
         .or_else(|| {
             RELAYED_HEADERS
                 .iter()
-                .find(|n| n.eq_ignore_ascii_case(wire))
+                .find(|n| like(n))
                 .map(|n| Name::Relayed(n))
         })
 }
@@ -126,10 +134,7 @@ impl Msg {
             find(data, b"\r\n\r\n").ok_or_else(|| bad("no empty line ends the headers"))?;
         let head =
             std::str::from_utf8(&data[..head_end]).map_err(|_| bad("header text is not UTF-8"))?;
-        let mut lines = head
-            .split('\n')
-            .map(|l| l.strip_suffix('\r').unwrap_or(l))
-            .peekable();
+        let mut lines = Lines(head);
         let start = start_line(lines.next().unwrap_or(""))?;
         let mut m = Msg::empty(start);
         let mut length = None;
@@ -139,16 +144,16 @@ impl Msg {
             }
             // A line without a colon is no header; one with a name we do
             // not read is skipped, continuation lines and all.
-            let Some((name, value)) = line.split_once(':') else {
+            let Some((name, value)) = cut(line, b':') else {
                 continue;
             };
-            let mut value = Cow::Borrowed(value.trim());
-            while let Some(more) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+            let mut value = Cow::Borrowed(value.trim_ascii());
+            while let Some(more) = lines.continuation() {
                 let v = value.to_mut();
                 v.push(' ');
-                v.push_str(more.trim());
+                v.push_str(more.trim_ascii());
             }
-            match name_of(name.trim()) {
+            match name_of(name.trim_ascii()) {
                 Some(Name::ContentLength) => {
                     length = Some(
                         value
@@ -174,11 +179,41 @@ impl Msg {
     }
 }
 
+/// The lines of a message head, each without its CR LF (or bare LF).
+struct Lines<'a>(&'a str);
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let (line, rest) = match memchr::memchr(b'\n', self.0.as_bytes()) {
+            Some(i) => (&self.0[..i], &self.0[i + 1..]),
+            None => (self.0, ""),
+        };
+        self.0 = rest;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+}
+
+impl<'a> Lines<'a> {
+    /// The next line when it continues the last one (starts with
+    /// whitespace: a folded header, RFC 3261 section 7.3.1).
+    fn continuation(&mut self) -> Option<&'a str> {
+        match self.0.as_bytes().first() {
+            Some(b' ' | b'\t') => self.next(),
+            _ => None,
+        }
+    }
+}
+
 /// A Request-Line or Status-Line.
 fn start_line(line: &str) -> Result<Start, SipError> {
     let mut parts = line.splitn(3, [' ', '\t']);
     let (first, second) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let third = parts.next().unwrap_or("").trim();
+    let third = parts.next().unwrap_or("").trim_ascii();
     // Bytes, not str slicing: the token may hold any UTF-8.
     if first.len() > 4 && first.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
         if !first.eq_ignore_ascii_case("SIP/2.0") {
@@ -195,7 +230,7 @@ fn start_line(line: &str) -> Result<Start, SipError> {
     if !third.eq_ignore_ascii_case("SIP/2.0") {
         return Err(bad("request line does not end in SIP/2.0"));
     }
-    let uri = second.trim();
+    let uri = second.trim_ascii();
     let user = request_user(uri)?;
     Ok(Start::Request {
         method,
@@ -207,42 +242,43 @@ fn start_line(line: &str) -> Result<Start, SipError> {
 /// Checks a Request-URI (`scheme:` and, for SIP, a host) and returns its
 /// user part, percent-decoded, without password or user parameters.
 fn request_user(uri: &str) -> Result<Option<String>, SipError> {
-    let (scheme, rest) = uri
-        .split_once(':')
+    let (scheme, rest) = cut(uri, b':')
         .filter(|(s, r)| {
             !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphabetic()) && !r.is_empty()
         })
         .ok_or_else(|| bad("Request-URI has no scheme"))?;
-    let rest = rest.split('?').next().unwrap_or(rest);
+    let rest = before(rest, b'?');
     if scheme.eq_ignore_ascii_case("tel") {
-        let number = rest.split(';').next().unwrap_or(rest);
+        let number = before(rest, b';');
         return Ok(Some(decode(number)));
     }
     if !(scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")) {
         return Ok(None);
     }
-    let (userinfo, hostport) = match rest.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
+    let (userinfo, hostport) = match rat(rest, b'@') {
+        Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
         None => (None, rest),
     };
-    let hostport = hostport.split(';').next().unwrap_or(hostport);
+    let hostport = before(hostport, b';');
     let host_ok = match hostport.strip_prefix('[') {
-        Some(v6) => v6.split_once(']').is_some_and(|(ip, port)| {
+        Some(v6) => cut(v6, b']').is_some_and(|(ip, port)| {
             ip.parse::<std::net::Ipv6Addr>().is_ok()
                 && (port.is_empty() || port.strip_prefix(':').is_some_and(is_port))
         }),
-        None => match hostport.rsplit_once(':') {
-            Some((host, port)) => !host.is_empty() && is_port(port),
+        None => match rat(hostport, b':') {
+            Some(i) => i > 0 && is_port(&hostport[i + 1..]),
             None => !hostport.is_empty(),
         },
     };
     if !host_ok {
         return Err(bad("Request-URI has no valid host"));
     }
-    Ok(userinfo.map(|u| {
-        let u = u.split(':').next().unwrap_or(u);
-        decode(u.split(';').next().unwrap_or(u))
-    }))
+    Ok(userinfo.map(|u| decode(before(before(u, b':'), b';'))))
+}
+
+/// `s` up to its first ASCII byte `b` (all of it when there is none).
+fn before(s: &str, b: u8) -> &str {
+    cut(s, b).map_or(s, |(head, _)| head)
 }
 
 fn is_port(p: &str) -> bool {

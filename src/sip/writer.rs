@@ -22,7 +22,11 @@ impl Writer {
     /// Starts a response.
     pub fn response(code: u16, reason: &str) -> Writer {
         let mut buf = Vec::with_capacity(768);
-        buf.extend_from_slice(format!("SIP/2.0 {code} {reason}\r\n").as_bytes());
+        buf.extend_from_slice(b"SIP/2.0 ");
+        buf.extend_from_slice(crate::text::Digits::new(code.into()).as_str().as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(reason.as_bytes());
+        buf.extend_from_slice(b"\r\n");
         Writer { buf }
     }
 
@@ -33,6 +37,22 @@ impl Writer {
         self.buf.extend_from_slice(value.as_bytes());
         self.buf.extend_from_slice(b"\r\n");
         self
+    }
+
+    /// Adds a header whose value is `parts` one after another.
+    pub fn header_parts(&mut self, name: &str, parts: &[&str]) -> &mut Writer {
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b": ");
+        for p in parts {
+            self.buf.extend_from_slice(p.as_bytes());
+        }
+        self.buf.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// Adds a header whose value is a number.
+    pub fn header_num(&mut self, name: &str, n: u64) -> &mut Writer {
+        self.header(name, crate::text::Digits::new(n).as_str())
     }
 
     /// Adds a header per value.
@@ -54,7 +74,7 @@ impl Writer {
                 self.header("Content-Type", ct);
             }
         }
-        self.header("Content-Length", &body.len().to_string());
+        self.header_num("Content-Length", body.len() as u64);
         self.buf.extend_from_slice(b"\r\n");
         self.buf.extend_from_slice(body);
         Bytes::from(self.buf)

@@ -79,9 +79,8 @@ impl SqliteStore {
 impl RecordStore for SqliteStore {
     /// Writes records in one transaction.
     fn insert_calls(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
-        let tx = self.conn.savepoint()?;
-        {
-            let mut stmt = tx.prepare_cached(
+        self.atomically(|s| {
+            let mut stmt = s.conn.prepare_cached(
                 "INSERT INTO calls (tenant_id, binding_id, direction, caller, callee, virtual, invite_at,
                  ringing_at, answer_at, end_at, duration_secs, result, ended_by, reason, recording,
                  announced)
@@ -107,9 +106,8 @@ impl RecordStore for SqliteStore {
                     r.announced
                 ])?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// A page of a tenant's call records, in order.

@@ -179,6 +179,9 @@ impl SqliteStore {
         // the database would stall whichever commit crossed the threshold.
         // (A command-line process checkpoints when it closes.)
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Room for every statement the store caches (about 40), so the
+        // writer's few never fall out of the cache and get parsed again.
+        conn.set_prepared_statement_cache_capacity(64);
         let mut store = SqliteStore {
             conn,
             dir: dir.to_path_buf(),

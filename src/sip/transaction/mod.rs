@@ -59,7 +59,11 @@ impl ResponseBase {
             to: m.to.clone(),
             has_to_tag: m.to_tag.is_some(),
             call_id: m.call_id.clone(),
-            cseq: format!("{} {}", m.cseq, m.cseq_method),
+            cseq: crate::text::cat(&[
+                crate::text::Digits::new(m.cseq.into()).as_str(),
+                " ",
+                &m.cseq_method,
+            ]),
         }
     }
 
@@ -71,7 +75,7 @@ impl ResponseBase {
         w.header("From", &self.from);
         match to_tag {
             Some(tag) if !self.has_to_tag && code > 100 => {
-                w.header("To", &format!("{};tag={tag}", self.to))
+                w.header_parts("To", &[&self.to, ";tag=", tag])
             }
             _ => w.header("To", &self.to),
         };
@@ -418,7 +422,10 @@ impl Transactions {
         w.header("From", &a.from);
         w.header("To", &resp.to);
         w.header("Call-ID", &a.call_id);
-        w.header("CSeq", &format!("{} ACK", a.cseq));
+        w.header_parts(
+            "CSeq",
+            &[crate::text::Digits::new(a.cseq.into()).as_str(), " ACK"],
+        );
         let peer = tx.peer;
         self.out.push((peer, w.finish(None, b"")));
     }
