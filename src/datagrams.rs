@@ -147,13 +147,6 @@ impl Inbox {
     }
 }
 
-/// Stands in for the unused entries of a send batch.
-#[cfg(target_os = "linux")]
-const UNSPECIFIED: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
-    std::net::Ipv4Addr::UNSPECIFIED,
-    0,
-));
-
 /// Sends each `(to, bytes)` from `sock`, a batch per system call; returns
 /// how many could not be sent. A datagram the kernel refuses (no route, a
 /// full buffer) is skipped, never retried: SIP retransmits.
@@ -175,29 +168,36 @@ pub fn send_all<B: AsRef<[u8]>>(sock: &UdpSocket, out: &[(SocketAddr, B)]) -> us
 
 #[cfg(target_os = "linux")]
 fn send_some<B: AsRef<[u8]>>(sock: &UdpSocket, out: &[(SocketAddr, B)]) -> io::Result<usize> {
+    use std::mem::MaybeUninit;
     use std::os::fd::AsRawFd;
-    // On the stack: a batch's worth per call, no allocation per send.
+    // On the stack: a batch's worth per call, no allocation per send; only
+    // the entries used are written (a batch is mostly a few datagrams).
     let take = out.len().min(BATCH);
-    let mut names: [(libc::sockaddr_storage, libc::socklen_t); BATCH] =
-        std::array::from_fn(|i| from_std(&out.get(i).map_or(UNSPECIFIED, |(to, _)| *to)));
-    let mut iov: [libc::iovec; BATCH] = std::array::from_fn(|i| {
-        let b = out.get(i).map_or(&[][..], |(_, b)| b.as_ref());
-        libc::iovec {
+    let mut names = [const { MaybeUninit::<libc::sockaddr_storage>::uninit() }; BATCH];
+    let mut iov = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
+    let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
+    for (((h, v), name), (to, b)) in hdrs
+        .iter_mut()
+        .zip(iov.iter_mut())
+        .zip(names.iter_mut())
+        .zip(&out[..take])
+    {
+        let (addr, len) = from_std(to);
+        let name = name.write(addr);
+        let b = b.as_ref();
+        let v = v.write(libc::iovec {
             iov_base: b.as_ptr() as *mut libc::c_void,
             iov_len: b.len(),
-        }
-    });
-    let mut hdrs: [libc::mmsghdr; BATCH] = std::array::from_fn(|_| header());
-    for ((h, v), (name, len)) in hdrs.iter_mut().zip(iov.iter_mut()).zip(names.iter_mut()) {
-        point(h, name, *len, v);
+        });
+        point(h.write(header()), name, len, v);
     }
-    // SAFETY: every header points at an address and a buffer that live
-    // until this function returns; the kernel reads them and writes only
-    // msg_len.
+    // SAFETY: the first `take` headers were written above, each pointing
+    // at an address and a buffer that live until this function returns;
+    // the kernel reads them and writes only msg_len.
     let n = unsafe {
         libc::sendmmsg(
             sock.as_raw_fd(),
-            hdrs.as_mut_ptr(),
+            hdrs.as_mut_ptr().cast::<libc::mmsghdr>(),
             take as libc::c_uint,
             libc::MSG_DONTWAIT,
         )

@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
         "mask",
         "metrics",
         "net",
+        "text",
         "time",
     ],
     &["sip", "bindings", "media"],

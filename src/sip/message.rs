@@ -4,6 +4,8 @@
 //! is dropped here, which is why nothing of one party can leak through
 //! headers we never look at.
 
+use std::borrow::Cow;
+
 use super::parse::Name;
 use super::SipError;
 
@@ -105,7 +107,7 @@ pub enum Start {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TopVia {
     /// `UDP`, `TCP`, ...
-    pub transport: String,
+    pub transport: Cow<'static, str>,
     /// Host of sent-by.
     pub host: String,
     /// Port of sent-by, if given.
@@ -330,9 +332,12 @@ pub fn parse_via(v: &str) -> Option<TopVia> {
     let v = v.trim_ascii();
     let sp = v.bytes().position(|b| b == b' ' || b == b'\t')?;
     let (proto, rest) = (&v[..sp], v[sp + 1..].trim_ascii());
-    let transport = proto[rat(proto, b'/').map_or(0, |i| i + 1)..]
-        .trim_ascii()
-        .to_ascii_uppercase();
+    let transport = proto[rat(proto, b'/').map_or(0, |i| i + 1)..].trim_ascii();
+    // The usual transports without an allocation each.
+    let transport = ["UDP", "TCP", "TLS", "SCTP", "WS", "WSS"]
+        .into_iter()
+        .find(|t| t.eq_ignore_ascii_case(transport))
+        .map_or_else(|| Cow::Owned(transport.to_ascii_uppercase()), Cow::Borrowed);
     let (sent_by, params) = match at(rest, b';') {
         Some(i) => (rest[..i].trim_ascii(), &rest[i..]),
         None => (rest, ""),
@@ -533,6 +538,22 @@ mod tests {
             [r#""Doe, J" <sip:a@h;x=1,2>;q=1"#, "<sip:b@h>", "sip:c@h"]
         );
         assert_eq!(split_commas(" ").count(), 0);
+    }
+
+    #[test]
+    fn byte_cuts_keep_multibyte_text_whole() {
+        // Cuts happen at ASCII bytes only, so text around them stays valid.
+        assert_eq!(param("€x;tag=ü€;lr", "tag"), Some("ü€"));
+        assert_eq!(uri_of("\"Ünïcödé\" <sip:€@h>;tag=1"), "sip:€@h");
+        assert_eq!(after_uri("<sip:a@h>;tag=é"), ";tag=é");
+        assert_eq!(uri_user("sip:ü;x=1@h"), Some("ü"));
+        assert_eq!(pieces("a;;b", b';').collect::<Vec<_>>(), ["a", "", "b"]);
+        assert_eq!(pieces("", b';').collect::<Vec<_>>(), [""]);
+        let v = parse_via("SIP/2.0/udp h€st:5060;branch=z9hG4bK€;RPORT").expect("via");
+        assert_eq!((v.transport.as_ref(), v.host.as_str()), ("UDP", "h€st"));
+        assert_eq!((v.branch.as_str(), v.rport), ("z9hG4bK€", true));
+        let v = parse_via("SIP/2.0/quic h").expect("via");
+        assert_eq!((v.transport.as_ref(), v.port), ("QUIC", None));
     }
 
     #[test]
