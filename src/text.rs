@@ -6,10 +6,15 @@
 /// Concatenates `parts` into one string allocated at its final size.
 pub fn cat(parts: &[&str]) -> String {
     let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for p in parts {
-        s.push_str(p);
-    }
+    push(&mut s, parts);
     s
+}
+
+/// Appends `parts` to `out`, one after another.
+pub fn push(out: &mut String, parts: &[&str]) {
+    for p in parts {
+        out.push_str(p);
+    }
 }
 
 /// The decimal digits of a number, on the stack.

@@ -11,7 +11,7 @@ use crate::sip::writer::Writer;
 
 use super::policy::{Media, Route};
 use crate::sip::{branch, Method, Peer, Transport};
-use crate::text::{cat, Digits};
+use crate::text::cat;
 
 /// Which leg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -113,10 +113,7 @@ impl Leg {
         w.header("From", &self.local_hdr);
         w.header("To", &self.remote_hdr);
         w.header("Call-ID", &self.call_id);
-        w.header_parts(
-            "CSeq",
-            &[Digits::new(cseq.into()).as_str(), " ", method.as_str()],
-        );
+        w.cseq(cseq, method.as_str());
         if method != Method::Bye && method != Method::Ack {
             w.header("Contact", &self.contact());
         }

@@ -766,10 +766,7 @@ impl<P: Policy> Engine<P> {
         w.header("From", &f.leg.local_hdr);
         w.header_parts("To", &["<", &f.route.uri, ">"]);
         w.header("Call-ID", &f.leg.call_id);
-        w.header_parts(
-            "CSeq",
-            &[crate::text::Digits::new(f.cseq.into()).as_str(), " CANCEL"],
-        );
+        w.cseq(f.cseq, "CANCEL");
         if let Some(r) = reason {
             w.header("Reason", r);
         }

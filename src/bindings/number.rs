@@ -9,6 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::mask::Masked;
+use crate::text::cat;
 
 /// A normalised party: an E.164 number with `+`, or an account/token.
 /// Shared text: the table keeps each number in several indexes, and a
@@ -75,7 +76,6 @@ impl Normaliser {
             return Err(NumberError::TooLong);
         }
         let cc = &self.default_country_code;
-        use crate::text::cat;
         let e164 = if plus {
             cat(&["+", digits])
         } else if let Some(intl) = digits.strip_prefix("00") {

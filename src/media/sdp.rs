@@ -69,8 +69,7 @@ impl Origin {
         let ip = host_ip.trim_matches(['[', ']']);
         let ipver = if ip.contains(':') { "IP6" } else { "IP4" };
         use crate::text::Digits;
-        let mut out = Vec::with_capacity(rest.len() + 80);
-        for part in [
+        crate::text::cat(&[
             "v=0\r\no=- ",
             Digits::new(self.session).as_str(),
             " ",
@@ -81,10 +80,8 @@ impl Origin {
             ip,
             "\r\ns=-\r\n",
             &rest,
-        ] {
-            out.extend_from_slice(part.as_bytes());
-        }
-        out
+        ])
+        .into_bytes()
     }
 
     /// A fresh origin for a new leg.
@@ -313,9 +310,10 @@ impl Parsed<'_> {
                     let (media, _, tail) = (f.next(), f.next(), f.next());
                     let (media, tail) = (media.unwrap_or("audio"), tail.unwrap_or(""));
                     let port = crate::text::Digits::new(port.into());
-                    for part in ["m=", media, " ", port.as_str(), " ", tail, "\r\n"] {
-                        rest.push_str(part);
-                    }
+                    crate::text::push(
+                        &mut rest,
+                        &["m=", media, " ", port.as_str(), " ", tail, "\r\n"],
+                    );
                 }
                 _ => push(&mut rest, kind, value),
             }

@@ -348,12 +348,8 @@ pub fn parse_via(v: &str) -> Option<TopVia> {
         host: host.to_string(),
         port,
         branch: param(params, "branch").unwrap_or("").to_string(),
-        rport: pieces(params, b';').any(|p| {
-            cut(p, b'=')
-                .map_or(p, |(n, _)| n)
-                .trim_ascii()
-                .eq_ignore_ascii_case("rport")
-        }),
+        rport: pieces(params, b';')
+            .any(|p| before(p, b'=').trim_ascii().eq_ignore_ascii_case("rport")),
     })
 }
 
@@ -390,6 +386,12 @@ pub(crate) fn rat(s: &str, b: u8) -> Option<usize> {
 #[inline]
 pub(crate) fn cut(s: &str, b: u8) -> Option<(&str, &str)> {
     at(s, b).map(|i| (&s[..i], &s[i + 1..]))
+}
+
+/// `s` up to its first ASCII byte `b` (all of it when there is none).
+#[inline]
+pub(crate) fn before(s: &str, b: u8) -> &str {
+    cut(s, b).map_or(s, |(head, _)| head)
 }
 
 /// The pieces of `s` between ASCII bytes `b` (`str::split` on a byte).
@@ -441,7 +443,7 @@ pub fn uri_of(v: &str) -> &str {
             return &v[a + 1..b];
         }
     }
-    cut(v, b';').map_or(v, |(uri, _)| uri).trim_ascii()
+    before(v, b';').trim_ascii()
 }
 
 /// The part after the URI, where header parameters live.
@@ -465,14 +467,11 @@ pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
 /// User part of a `sip:`/`sips:`/`tel:` URI.
 pub fn uri_user(uri: &str) -> Option<&str> {
     let rest = cut(uri, b':')?.1;
-    fn before_params(s: &str) -> &str {
-        cut(s, b';').map_or(s, |(h, _)| h)
-    }
     if uri.get(..3).is_some_and(|s| s.eq_ignore_ascii_case("tel")) {
-        return Some(before_params(rest));
+        return Some(before(rest, b';'));
     }
     let (user, _) = cut(rest, b'@')?;
-    Some(before_params(user))
+    Some(before(user, b';'))
 }
 
 /// Position of `needle` in `hay`.

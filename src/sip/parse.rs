@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use super::message::{cut, find, rat, Method, Msg, Start, RELAYED_HEADERS};
+use super::message::{before, cut, find, rat, Method, Msg, Start, RELAYED_HEADERS};
 use super::SipError;
 
 /// A header `Msg` reads, by its canonical name.
@@ -274,11 +274,6 @@ fn request_user(uri: &str) -> Result<Option<String>, SipError> {
         return Err(bad("Request-URI has no valid host"));
     }
     Ok(userinfo.map(|u| decode(before(before(u, b':'), b';'))))
-}
-
-/// `s` up to its first ASCII byte `b` (all of it when there is none).
-fn before(s: &str, b: u8) -> &str {
-    cut(s, b).map_or(s, |(head, _)| head)
 }
 
 fn is_port(p: &str) -> bool {

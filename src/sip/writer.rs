@@ -32,11 +32,7 @@ impl Writer {
 
     /// Adds a header.
     pub fn header(&mut self, name: &str, value: &str) -> &mut Writer {
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.extend_from_slice(b": ");
-        self.buf.extend_from_slice(value.as_bytes());
-        self.buf.extend_from_slice(b"\r\n");
-        self
+        self.header_parts(name, &[value])
     }
 
     /// Adds a header whose value is `parts` one after another.
@@ -48,6 +44,12 @@ impl Writer {
         }
         self.buf.extend_from_slice(b"\r\n");
         self
+    }
+
+    /// Adds CSeq: `cseq` and `method`.
+    pub fn cseq(&mut self, cseq: u32, method: &str) -> &mut Writer {
+        let n = crate::text::Digits::new(cseq.into());
+        self.header_parts("CSeq", &[n.as_str(), " ", method])
     }
 
     /// Adds a header whose value is a number.

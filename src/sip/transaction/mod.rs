@@ -422,10 +422,7 @@ impl Transactions {
         w.header("From", &a.from);
         w.header("To", &resp.to);
         w.header("Call-ID", &a.call_id);
-        w.header_parts(
-            "CSeq",
-            &[crate::text::Digits::new(a.cseq.into()).as_str(), " ACK"],
-        );
+        w.cseq(a.cseq, "ACK");
         let peer = tx.peer;
         self.out.push((peer, w.finish(None, b"")));
     }
