@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 
 use super::ServerError;
 
@@ -35,8 +35,9 @@ pub(super) fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, Serv
 }
 
 /// A UDP socket with large kernel buffers: a burst of calls must not be
-/// dropped by the kernel while the engine is busy for a moment.
-pub(super) fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+/// dropped by the kernel while the engine is busy for a moment. Left
+/// unregistered: the SIP thread's runtime takes it (`sip_thread`).
+pub(super) fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Socket, Type};
     const BUFFER: usize = 4 << 20;
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
@@ -49,13 +50,15 @@ pub(super) fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     sock.set_reuse_port(true)?;
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
-    UdpSocket::from_std(sock.into())
+    Ok(sock.into())
 }
 
 /// UDP and TCP on one port (RFC 3261 section 18). For port 0 the OS picks
 /// the UDP port; a TCP socket (an outgoing connection) may hold that port
 /// already, so a few picks are tried.
-pub(super) fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener, u16)> {
+pub(super) fn bind_pair(
+    addr: SocketAddr,
+) -> std::io::Result<(std::net::UdpSocket, TcpListener, u16)> {
     let mut tries = if addr.port() == 0 { 20 } else { 1 };
     loop {
         let udp = bind_udp(addr)?;

@@ -23,10 +23,12 @@ use crate::time::{SharedClock, SystemClock};
 mod api;
 mod bind;
 mod core;
+mod sip_thread;
 
 use self::core::{handed, tick, Core};
 use api::{start_api, ApiDeps};
 use bind::{bind_pair, check_free, lock_data_dir};
+use sip_thread::SipThread;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,8 @@ pub struct Server {
     front: CancellationToken,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
+    // Runs the UDP receive loops and the tick (some of `tasks`).
+    sip: Option<SipThread>,
     /// Bound SIP addresses (UDP and TCP share each).
     pub addrs: Vec<SocketAddr>,
     /// Bound HTTP API address, if the API is on.
@@ -197,6 +201,8 @@ impl Server {
         let hub = crate::events::Hub::new(store.webhook_tenants()?);
         let (writer, store_thread) = Writer::start(store, cfg.records.keep_days, hub.clone())
             .map_err(|e| ServerError::Config(format!("cannot start store thread: {e}")))?;
+        let sip = SipThread::start()
+            .map_err(|e| ServerError::Config(format!("cannot start the SIP thread: {e}")))?;
         let mut udps = Vec::new();
         let mut tcps = Vec::new();
         let mut addrs = Vec::new();
@@ -214,6 +220,12 @@ impl Server {
                 check_free(addr).map_err(bind_err)?;
             }
             let (udp, tcp, port) = bind_pair(addr).map_err(bind_err)?;
+            // Registered where its receive loop runs, so its wake-ups
+            // never cross threads.
+            let udp = {
+                let _on = sip.handle().enter();
+                tokio::net::UdpSocket::from_std(udp).map_err(bind_err)?
+            };
             addrs.push(SocketAddr::new(addr.ip(), port));
             udps.push(udp);
             tcps.push(tcp);
@@ -310,12 +322,15 @@ impl Server {
         );
         let mut tasks = JoinSet::new();
         for i in 0..addrs.len() {
-            tasks.spawn(net.clone().run_udp(i));
+            tasks.spawn_on(net.clone().run_udp(i), sip.handle());
         }
         for l in tcps {
             tasks.spawn(net.clone().run_tcp_listener(l, front.clone()));
         }
-        tasks.spawn(tick(core.clone(), net.clone(), cancel.clone()));
+        tasks.spawn_on(
+            tick(core.clone(), net.clone(), cancel.clone()),
+            sip.handle(),
+        );
         tasks.spawn(handed(core.clone(), net.clone(), cancel.clone()));
         tracing::info!(?addrs, "sipmask serving SIP over UDP and TCP");
         let sip_host = match (&cfg.api.sip_host, &me_v4_for_api) {
@@ -357,6 +372,7 @@ impl Server {
             front,
             cancel,
             tasks,
+            sip: Some(sip),
             addrs,
             api_addr,
             bindings,
@@ -407,6 +423,9 @@ impl Server {
         let _ = tokio::task::spawn_blocking(move || store.flush()).await;
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
+        if let Some(sip) = self.sip.take() {
+            sip.stop().await;
+        }
         // Everything is committed (flushed above); the store thread ends
         // with the process, once the last engine reference is gone.
         drop(self.store_thread.take());

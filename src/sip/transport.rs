@@ -70,10 +70,14 @@ pub struct Net {
     max_message: usize,
     cancel: CancellationToken,
     sink: Arc<dyn Sink>,
+    // The runtime TCP connections run on: the one `new` was called on,
+    // not the SIP thread's, where a UDP message may ask for a connection.
+    tcp_runtime: tokio::runtime::Handle,
 }
 
 impl Net {
-    /// Wraps already-bound sockets (tests bind port 0).
+    /// Wraps already-bound sockets (tests bind port 0). Called within the
+    /// runtime that is to run TCP connections.
     pub fn new(
         udp: Vec<UdpSocket>,
         max_message: usize,
@@ -91,6 +95,7 @@ impl Net {
             guard: Guard::new(tcp_limits),
             max_message,
             cancel,
+            tcp_runtime: tokio::runtime::Handle::current(),
         })
     }
 
@@ -162,7 +167,7 @@ impl Net {
                 let (tx, rx) = mpsc::channel(256);
                 self.tcp.insert(to, tx.clone());
                 let net = self.clone();
-                tokio::spawn(async move {
+                self.tcp_runtime.spawn(async move {
                     match TcpStream::connect(to).await {
                         Ok(stream) => net.run_conn(stream, to, rx, slot).await,
                         Err(e) => {
