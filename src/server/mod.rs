@@ -1,5 +1,6 @@
 //! Wiring: builds the parts from a [`Config`], binds the sockets, runs the
-//! receive loops and the timer tick, and shuts down gracefully.
+//! UDP receive loops and the timer tick on the SIP thread (`sip_thread`)
+//! and the rest on the caller's runtime, and shuts down gracefully.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
