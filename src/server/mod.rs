@@ -43,6 +43,14 @@ pub enum ServerError {
         /// OS error.
         source: std::io::Error,
     },
+    /// A thread of the server could not be started.
+    #[error("cannot start the {name} thread: {source}")]
+    Thread {
+        /// Which thread.
+        name: &'static str,
+        /// OS error.
+        source: std::io::Error,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -201,9 +209,14 @@ impl Server {
         } = load_bindings(&cfg, &data_dir)?;
         let hub = crate::events::Hub::new(store.webhook_tenants()?);
         let (writer, store_thread) = Writer::start(store, cfg.records.keep_days, hub.clone())
-            .map_err(|e| ServerError::Config(format!("cannot start store thread: {e}")))?;
-        let sip = SipThread::start()
-            .map_err(|e| ServerError::Config(format!("cannot start the SIP thread: {e}")))?;
+            .map_err(|source| ServerError::Thread {
+                name: "store",
+                source,
+            })?;
+        let sip = SipThread::start().map_err(|source| ServerError::Thread {
+            name: "SIP",
+            source,
+        })?;
         let mut udps = Vec::new();
         let mut tcps = Vec::new();
         let mut addrs = Vec::new();

@@ -5,9 +5,9 @@
 //! Why a thread of its own: on the shared two-worker runtime a datagram's
 //! wake-up, its receive task and the tick hopped between workers (work
 //! stealing, cross-thread wake-ups); one thread that owns the sockets'
-//! readiness and the tasks waiting on it does the same work for 14% less
-//! CPU a call (docs/benchmarks.md, issue 12). The media pumps keep both
-//! workers of the main runtime.
+//! readiness and the tasks waiting on it did the same calls for 8-16% less
+//! CPU each at 1,000 calls/s (docs/benchmarks.md, issue 12, fourth round).
+//! The media pumps keep both workers of the main runtime.
 
 use std::thread::JoinHandle;
 
@@ -25,10 +25,7 @@ pub(super) struct SipThread {
 impl SipThread {
     /// Starts the thread with its runtime.
     pub(super) fn start() -> std::io::Result<SipThread> {
-        let rt = Builder::new_current_thread()
-            .enable_all()
-            .thread_name("sipmask-sip")
-            .build()?;
+        let rt = Builder::new_current_thread().enable_all().build()?;
         let handle = rt.handle().clone();
         let stop = CancellationToken::new();
         let until = stop.clone();

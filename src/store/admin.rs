@@ -91,9 +91,7 @@ impl SqliteStore {
             }
         }
     }
-}
 
-impl SqliteStore {
     /// Runs one statement without parameters from the statement cache.
     fn run_cached(&self, sql: &str) -> Result<(), StoreError> {
         self.conn.prepare_cached(sql)?.execute([])?;
