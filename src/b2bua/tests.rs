@@ -12,6 +12,8 @@ use crate::sip::{Msg, Transport};
 const A: &str = "127.0.0.2:5060";
 const B: &str = "127.0.0.3:5060";
 const ME: &str = "127.0.0.1:5060";
+/// B's To tag: long and with a dash, so no random tag of ours can contain it by chance.
+const B_TAG: &str = "b-side-tag";
 
 fn peer(s: &str) -> Peer {
     Peer {
@@ -198,9 +200,9 @@ impl Rig {
     /// 200 A got.
     fn connect(&mut self) -> (Out, Out) {
         let inv = self.offer();
-        self.send(B, &reply(&inv.msg, 180, "bt"));
+        self.send(B, &reply(&inv.msg, 180, B_TAG));
         assert_eq!(self.one(A).code(), Some(180));
-        self.send(B, &reply(&inv.msg, 200, "bt"));
+        self.send(B, &reply(&inv.msg, 200, B_TAG));
         let ok = self.one(A);
         assert_eq!(ok.code(), Some(200));
         self.send(A, &ack_from_a(&ok.msg));
@@ -217,7 +219,7 @@ fn raws(out: &[Out]) -> Vec<&str> {
 fn invite() -> String {
     format!(
         "INVITE sip:+8617000000000@{ME} SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKa1\r\n\
-         Max-Forwards: 70\r\nFrom: <sip:13800000000@127.0.0.2>;tag=at\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:13800000000@127.0.0.2>;tag=a-side-tag\r\n\
          To: <sip:+8617000000000@127.0.0.1>\r\nCall-ID: a-call\r\nCSeq: 1 INVITE\r\n\
          Contact: <sip:13800000000@{A}>\r\nContent-Length: 0\r\n\r\n"
     )
@@ -257,11 +259,11 @@ fn from_a(ok: &Msg, method: &str, cseq: u32, branch: &str) -> String {
     )
 }
 
-/// A request from B in the dialog of our INVITE (B tagged "bt").
+/// A request from B in the dialog of our INVITE (B tagged `B_TAG`).
 fn from_b(inv: &Msg, method: &str, cseq: u32) -> String {
     format!(
         "{method} sip:{ME} SIP/2.0\r\nVia: SIP/2.0/UDP {B};branch=z9hG4bKb{cseq}\r\n\
-         Max-Forwards: 70\r\nFrom: {};tag=bt\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
+         Max-Forwards: 70\r\nFrom: {};tag={B_TAG}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
          Contact: <sip:callee@{B}>\r\nContent-Length: 0\r\n\r\n",
         inv.to, inv.from, inv.call_id
     )
@@ -286,7 +288,13 @@ fn an_offer_goes_out_with_the_plans_target_and_from_and_nothing_of_a() {
         .from
         .starts_with("<sip:+861700@127.0.0.1:5060>;tag="));
     assert_ne!(inv.msg.call_id, "a-call");
-    for leak in ["13800000000", "127.0.0.2", "a-call", "tag=at", "z9hG4bKa1"] {
+    for leak in [
+        "13800000000",
+        "127.0.0.2",
+        "a-call",
+        "a-side-tag",
+        "z9hG4bKa1",
+    ] {
         assert!(!inv.raw.contains(leak), "{leak} crossed: {}", inv.raw);
     }
     assert_eq!(inv.msg.max_forwards, Some(69));
@@ -314,7 +322,7 @@ fn a_refusal_is_answered_and_nothing_is_called() {
 fn an_answer_is_relayed_and_confirmed_by_the_callers_ack() {
     let mut r = Rig::new(Route1::default());
     let (_inv, ok) = r.connect();
-    assert!(!ok.raw.contains("bt"), "B's tag crossed: {}", ok.raw);
+    assert!(!ok.raw.contains(B_TAG), "B's tag crossed: {}", ok.raw);
     assert!(!ok.raw.contains("127.0.0.3"), "B's address crossed");
     assert_eq!(
         r.heard(),
@@ -331,7 +339,7 @@ fn an_answer_is_relayed_and_confirmed_by_the_callers_ack() {
 fn cancel_from_the_caller_cancels_the_callee_and_ends_487() {
     let mut r = Rig::new(Route1::default());
     let inv = r.offer();
-    r.send(B, &reply(&inv.msg, 180, "bt"));
+    r.send(B, &reply(&inv.msg, 180, B_TAG));
     r.take();
     let cancel = invite()
         .replacen("INVITE sip", "CANCEL sip", 1)
@@ -355,7 +363,7 @@ fn cancel_from_the_caller_cancels_the_callee_and_ends_487() {
 fn no_answer_gives_up_after_the_plans_ring_time() {
     let mut r = Rig::new(Route1::default());
     let inv = r.offer();
-    r.send(B, &reply(&inv.msg, 180, "bt"));
+    r.send(B, &reply(&inv.msg, 180, B_TAG));
     r.take();
     r.advance(Duration::from_secs(29));
     assert!(r.take().iter().all(|o| o.method() != "CANCEL"));
@@ -405,7 +413,7 @@ fn a_re_invite_crosses_with_the_other_legs_identifiers_and_its_ack_follows() {
     assert_eq!(re.to, peer(B));
     assert_eq!(re.msg.call_id, inv.msg.call_id);
     assert!(!re.raw.contains("a-call"));
-    r.send(B, &reply(&re.msg, 200, "bt"));
+    r.send(B, &reply(&re.msg, 200, B_TAG));
     let ok2 = r.one(A);
     assert_eq!((ok2.code(), ok2.msg.cseq), (Some(200), 2));
     r.send(A, &from_a(&ok.msg, "ACK", 2, "re2"));
@@ -452,7 +460,7 @@ fn bye_from_the_callee_ends_the_call_and_reaches_the_caller() {
 fn an_answer_never_acknowledged_ends_as_408_with_no_talk_time() {
     let mut r = Rig::new(Route1::default());
     let inv = r.offer();
-    r.send(B, &reply(&inv.msg, 200, "bt"));
+    r.send(B, &reply(&inv.msg, 200, B_TAG));
     assert_eq!(r.one(A).code(), Some(200));
     // Timer H-like give-up of the 2xx (64*T1 = 32 s) with retransmissions.
     for _ in 0..70 {
@@ -545,7 +553,7 @@ fn a_failed_re_invite_is_acked_to_the_leg_that_refused_it_and_relayed() {
         .find(|o| o.method() == "INVITE")
         .expect("re-INVITE to B");
     // Glare: B is busy with its own re-INVITE.
-    r.send(B, &reply(&re.msg, 491, "bt"));
+    r.send(B, &reply(&re.msg, 491, B_TAG));
     let out = r.take();
     let ack = out
         .iter()
@@ -555,7 +563,7 @@ fn a_failed_re_invite_is_acked_to_the_leg_that_refused_it_and_relayed() {
     assert_eq!(ack.msg.top_via.branch, re.msg.top_via.branch);
     assert!(out.iter().any(|o| o.to == peer(A) && o.code() == Some(491)));
     // B's 491 again (our ACK lost): ACKed again, not relayed twice.
-    r.send(B, &reply(&re.msg, 491, "bt"));
+    r.send(B, &reply(&re.msg, 491, B_TAG));
     let again = r.take();
     assert!(again.iter().all(|o| o.to == peer(B)), "{:?}", raws(&again));
 }
@@ -609,7 +617,7 @@ fn a_503_fails_over_to_the_next_target_in_a_dialog_of_its_own() {
         ..Default::default()
     });
     let first = r.offer();
-    r.send(B, &reply(&first.msg, 503, "bt"));
+    r.send(B, &reply(&first.msg, 503, B_TAG));
     let (mut inv, rest) = invites(r.take());
     assert_eq!(inv.len(), 1, "{:?}", raws(&rest));
     let second = inv.remove(0);
@@ -629,7 +637,7 @@ fn a_503_fails_over_to_the_next_target_in_a_dialog_of_its_own() {
         ..Default::default()
     });
     let first = r.offer();
-    r.send(B, &reply(&first.msg, 404, "bt"));
+    r.send(B, &reply(&first.msg, 404, B_TAG));
     let out = r.take();
     assert!(
         out.iter().any(|o| o.to == peer(A) && o.code() == Some(404)),
@@ -668,7 +676,7 @@ fn a_silent_target_is_given_up_after_the_setup_time() {
         ..Default::default()
     });
     let first = r.offer();
-    r.send(B, &reply(&first.msg, 100, "bt"));
+    r.send(B, &reply(&first.msg, 100, B_TAG));
     r.advance(Duration::from_secs(3));
     let (inv, _) = invites(r.take());
     assert!(inv.is_empty(), "{:?}", raws(&inv));
@@ -681,7 +689,7 @@ fn a_next_hops_challenge_is_answered_once_in_the_same_dialog() {
         ..Default::default()
     });
     let first = r.offer();
-    let challenge = reply(&first.msg, 407, "bt").replace(
+    let challenge = reply(&first.msg, 407, B_TAG).replace(
         "Content-Length: 0",
         "Proxy-Authenticate: Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0",
     );
@@ -729,7 +737,7 @@ fn when_every_fork_fails_the_best_failure_reaches_the_caller() {
         let (inv, _) = invites(r.take());
         assert_eq!(inv.len(), 2);
         let at = |p: &str| inv.iter().find(|o| o.to == peer(p)).expect("fork");
-        r.send(B, &reply(&at(B).msg, codes[0], "bt"));
+        r.send(B, &reply(&at(B).msg, codes[0], B_TAG));
         let out = r.take();
         assert!(
             out.iter().all(|o| o.to != peer(A)),
@@ -753,7 +761,7 @@ fn a_fork_that_had_not_rung_when_another_answered_is_cancelled_with_the_reason()
     let (inv, _) = invites(r.take());
     let at = |p: &str| inv.iter().find(|o| o.to == peer(p)).expect("fork");
     // B answers before C sent anything: C cannot be cancelled yet.
-    r.send(B, &reply(&at(B).msg, 200, "bt"));
+    r.send(B, &reply(&at(B).msg, 200, B_TAG));
     let out = r.take();
     assert!(
         out.iter().all(|o| o.method() != "CANCEL"),
