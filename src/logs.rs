@@ -31,12 +31,19 @@ impl Shared {
 
     /// Writes out what gathered.
     fn flush(&self) {
-        let batch = std::mem::take(&mut *self.lock());
-        if !batch.is_empty() {
+        self.flush_into(&mut Vec::new());
+    }
+
+    /// Writes out what gathered, swapping in `spare` (left empty, its
+    /// capacity kept) so that the next batch does not grow a buffer again.
+    fn flush_into(&self, spare: &mut Vec<u8>) {
+        std::mem::swap(&mut *self.lock(), spare);
+        if !spare.is_empty() {
             let mut out = std::io::stdout().lock();
             // Nowhere to report a failed log write: drop the batch.
-            let _ = out.write_all(&batch).and_then(|()| out.flush());
+            let _ = out.write_all(spare).and_then(|()| out.flush());
         }
+        spare.clear();
     }
 }
 
@@ -51,15 +58,18 @@ impl Batched {
         let s = shared.clone();
         std::thread::Builder::new()
             .name("sipmask-logs".into())
-            .spawn(move || loop {
-                {
-                    let mut buf = s.lock();
-                    while buf.is_empty() {
-                        buf = s.ready.wait(buf).unwrap_or_else(|e| e.into_inner());
+            .spawn(move || {
+                let mut spare = Vec::new();
+                loop {
+                    {
+                        let mut buf = s.lock();
+                        while buf.is_empty() {
+                            buf = s.ready.wait(buf).unwrap_or_else(|e| e.into_inner());
+                        }
                     }
+                    std::thread::sleep(GATHER);
+                    s.flush_into(&mut spare);
                 }
-                std::thread::sleep(GATHER);
-                s.flush();
             })?;
         Ok(Batched(shared))
     }

@@ -160,12 +160,16 @@ pub struct Call<C> {
     pub phase: Phase,
     /// Caller leg.
     pub a: Leg,
-    /// Callee leg.
-    pub b: Leg,
+    /// The fork that is the callee leg: the one that answered, the first
+    /// early dialog before that, the latest fork before either. An index,
+    /// not a copy, so that the leg has one state (its CSeq, its target)
+    /// and a call does not clone a `Leg` at each provisional and answer.
+    /// `forks` only grows, and a call starts with one, so it is in range.
+    pub b_fork: usize,
     /// Server transaction of A's INVITE.
     pub a_invite: TxKey,
     /// Our INVITEs towards B: one per target called, each its own
-    /// dialog; `b` is the one that answered (or the first early one).
+    /// dialog; `b_fork` says which is the callee leg.
     pub forks: Vec<Fork>,
     /// Targets left to fail over to.
     pub failover: Vec<Route>,
@@ -241,11 +245,16 @@ impl<C> Call<C> {
         self.forks.iter().position(|f| f.invite == *key)
     }
 
+    /// The callee leg.
+    pub fn b(&self) -> &Leg {
+        &self.forks[self.b_fork].leg
+    }
+
     /// Where a leg's requests go (and come from).
     pub fn peer(&self, side: Side) -> Peer {
         match side {
             Side::A => self.a.peer,
-            Side::B => self.b.peer,
+            Side::B => self.b().peer,
         }
     }
 
@@ -253,7 +262,7 @@ impl<C> Call<C> {
     pub fn leg(&mut self, side: Side) -> &mut Leg {
         match side {
             Side::A => &mut self.a,
-            Side::B => &mut self.b,
+            Side::B => &mut self.forks[self.b_fork].leg,
         }
     }
 }

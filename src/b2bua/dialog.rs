@@ -79,7 +79,7 @@ impl<P: Policy> Engine<P> {
             && self
                 .calls
                 .get(&id)
-                .is_some_and(|c| c.b.call_id != m.call_id);
+                .is_some_and(|c| c.b().call_id != m.call_id);
         let ended = other_fork || self.calls.get(&id).is_none_or(|c| c.phase == Phase::Ended);
         match method {
             Method::Bye if ended => self.respond_simple(&key, 200, None, now),

@@ -127,7 +127,7 @@ impl<P: Policy> Engine<P> {
         let call = Call {
             phase: Phase::Calling,
             b_invite_cseq: forks[0].cseq,
-            b: forks[0].leg.clone(),
+            b_fork: 0,
             forks,
             failover: plan.failover,
             from_user: plan.from_user,
@@ -411,7 +411,7 @@ impl<P: Policy> Engine<P> {
             return;
         };
         tracing::debug!(call = id, "failing over to the next target");
-        call.b = fork.leg.clone();
+        call.b_fork = call.forks.len();
         call.b_invite_cseq = fork.cseq;
         call.forks.push(fork);
         let i = call.forks.len() - 1;
@@ -508,11 +508,13 @@ impl<P: Policy> Engine<P> {
                 return;
             }
             learn_remote(&mut fork.leg, &m, false);
+            let (early, cseq) = (fork.leg.remote_tag.is_some(), fork.cseq);
             // The first early dialog is the one in-dialog requests (PRACK,
-            // UPDATE) are relayed on.
-            if call.b.remote_tag.is_none() && fork.leg.remote_tag.is_some() {
-                call.b = fork.leg.clone();
-                call.b_invite_cseq = fork.cseq;
+            // UPDATE) are relayed on; a fork's INVITE sent again with
+            // credentials has a new CSeq.
+            if early && (call.b_fork == i || call.b().remote_tag.is_none()) {
+                call.b_fork = i;
+                call.b_invite_cseq = cseq;
             }
             self.policy.milestone(
                 id,
@@ -591,13 +593,13 @@ impl<P: Policy> Engine<P> {
             return;
         };
         let same_dialog = fork.answered
-            && call.b.call_id == fork.leg.call_id
-            && call.b.remote_tag.is_some()
-            && call.b.remote_tag == m.to_tag;
+            && call.b_fork == i
+            && fork.leg.remote_tag.is_some()
+            && fork.leg.remote_tag == m.to_tag;
         if call.phase == Phase::Answered && same_dialog {
             // B repeats its 2xx: our ACK was lost.
             if let Some(ack) = call.last_b_ack.clone() {
-                self.tx.send_stateless(call.b.peer, ack);
+                self.tx.send_stateless(fork.leg.peer, ack);
             }
             return;
         }
@@ -610,7 +612,7 @@ impl<P: Policy> Engine<P> {
         };
         fork.answered = true;
         learn_remote(&mut fork.leg, &m, true);
-        call.b = fork.leg.clone();
+        call.b_fork = i;
         call.b_invite_cseq = fork.cseq;
         call.offer = None;
         call.phase = Phase::Answered;

@@ -780,3 +780,36 @@ fn a_fork_that_had_not_rung_when_another_answered_is_cancelled_with_the_reason()
         cancel.raw
     );
 }
+
+#[test]
+fn a_request_in_the_early_dialog_moves_the_callee_legs_cseq_on_past_the_answer() {
+    let mut r = Rig::new(Route1::default());
+    let inv = r.offer();
+    r.send(B, &reply(&inv.msg, 183, B_TAG));
+    let early = r.one(A);
+    assert_eq!(early.code(), Some(183));
+    r.send(A, &from_a(&early.msg, "UPDATE", 2, "up1"));
+    let update = r.one(B);
+    assert_eq!(update.method(), "UPDATE");
+    assert!(update.msg.cseq > inv.msg.cseq);
+    r.send(B, &reply(&update.msg, 200, B_TAG));
+    assert_eq!(r.one(A).code(), Some(200));
+    r.send(B, &reply(&inv.msg, 200, B_TAG));
+    let ok = r.one(A);
+    assert_eq!(ok.code(), Some(200));
+    r.send(A, &ack_from_a(&ok.msg));
+    assert_eq!(r.one(B).method(), "ACK");
+    r.send(A, &from_a(&ok.msg, "BYE", 3, "bye"));
+    let out = r.take();
+    let bye = out
+        .iter()
+        .find(|o| o.to == peer(B) && o.method() == "BYE")
+        .expect("BYE to B");
+    // RFC 3261 12.2.1.1: each new request in a dialog takes a higher CSeq.
+    assert!(
+        bye.msg.cseq > update.msg.cseq,
+        "BYE CSeq {} after UPDATE CSeq {}",
+        bye.msg.cseq,
+        update.msg.cseq
+    );
+}
