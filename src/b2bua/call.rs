@@ -96,8 +96,8 @@ impl Leg {
     }
 
     /// Starts an in-dialog request: bumps CSeq unless it is ACK (which reuses
-    /// `cseq`). Returns the writer, the transaction key and the ACK base.
-    pub fn request(&mut self, method: Method, ack_cseq: Option<u32>) -> (Writer, TxKey, AckBase) {
+    /// `cseq`). Returns the writer, the transaction key and our Via.
+    fn start(&mut self, method: Method, ack_cseq: Option<u32>) -> (Writer, TxKey, String, u32) {
         let cseq = match ack_cseq {
             Some(c) => c,
             None => {
@@ -117,6 +117,19 @@ impl Leg {
         if method != Method::Bye && method != Method::Ack {
             w.header("Contact", &self.contact());
         }
+        (w, TxKey { branch: b, method }, via, cseq)
+    }
+
+    /// Starts an in-dialog request other than INVITE (see [`Leg::invite`]).
+    pub fn request(&mut self, method: Method, ack_cseq: Option<u32>) -> (Writer, TxKey) {
+        let (w, key, _, _) = self.start(method, ack_cseq);
+        (w, key)
+    }
+
+    /// Starts an INVITE in this dialog; with it, what its ACK for a non-2xx
+    /// final copies (only an INVITE needs one, so only it pays for the copies).
+    pub fn invite(&mut self) -> (Writer, TxKey, AckBase) {
+        let (w, key, via, cseq) = self.start(Method::Invite, None);
         let ack = AckBase {
             uri: self.target.clone(),
             via,
@@ -126,7 +139,7 @@ impl Leg {
             cseq,
             route: self.route.clone(),
         };
-        (w, TxKey { branch: b, method }, ack)
+        (w, key, ack)
     }
 }
 

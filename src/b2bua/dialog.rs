@@ -122,10 +122,15 @@ impl<P: Policy> Engine<P> {
             Ok(body) => body,
             Err(e) => return self.respond_simple(&server_key, e.status(), None, now),
         };
-        let (mut w, key, ack) = leg.request(method.clone(), None);
         // Every client INVITE transaction ACKs its non-2xx final (RFC 3261
         // 17.1.1.3): a 491 in re-INVITE glare must not be resent for 32 s.
-        let ack = (method == Method::Invite).then_some(ack);
+        let (mut w, key, ack) = if method == Method::Invite {
+            let (w, key, ack) = leg.invite();
+            (w, key, Some(ack))
+        } else {
+            let (w, key) = leg.request(method.clone(), None);
+            (w, key, None)
+        };
         let (our_cseq, peer) = (leg.local_cseq, leg.peer);
         if let Some(rack) = &m.rack {
             // RAck names the INVITE's CSeq, which differs between the legs.
@@ -209,7 +214,7 @@ impl<P: Policy> Engine<P> {
         let leg = call.leg(side);
         let to = super::Towards::new(&self.anchor, id, side.other());
         let body = from_ack.map_or_else(Vec::new, |a| super::cross_or_drop(to, media, a, leg));
-        let (w, _, _) = leg.request(Method::Ack, Some(cseq));
+        let (w, _) = leg.request(Method::Ack, Some(cseq));
         let peer = leg.peer;
         let ct = from_ack.and_then(|a| a.content_type.clone());
         let bytes = w.finish(ct.as_deref(), &body);
@@ -229,7 +234,7 @@ impl<P: Policy> Engine<P> {
         if leg.remote_tag.is_none() {
             return;
         }
-        let (mut w, key, _) = leg.request(Method::Bye, None);
+        let (mut w, key) = leg.request(Method::Bye, None);
         let peer = leg.peer;
         if let Some(why) = why {
             // Q.850 16: normal call clearing, with our words for why.

@@ -376,7 +376,7 @@ impl<P: Policy> Engine<P> {
         media: Media,
         auth: Option<(&str, String)>,
     ) -> (Bytes, TxKey, AckBase) {
-        let (mut w, key, ack) = leg.request(Method::Invite, None);
+        let (mut w, key, ack) = leg.invite();
         if let Some((name, value)) = auth {
             w.header(name, &value);
         }
@@ -700,9 +700,9 @@ impl<P: Policy> Engine<P> {
         };
         let (mut fork, cseq) = (f.leg.clone(), f.cseq);
         learn_remote(&mut fork, m, true);
-        let (w, _, _) = fork.request(Method::Ack, Some(cseq));
+        let (w, _) = fork.request(Method::Ack, Some(cseq));
         self.tx.send_stateless(fork.peer, w.finish(None, b""));
-        let (w, key, _) = fork.request(Method::Bye, None);
+        let (w, key) = fork.request(Method::Bye, None);
         self.tx
             .send_request(key, fork.peer, w.finish(None, b""), 0, None, now.mono);
     }
