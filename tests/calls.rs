@@ -102,7 +102,7 @@ async fn axb_call_is_bridged_and_masked_both_ways() {
         "BobPhone".into(),
         "127.0.0.3".into(),
         format!(":{}", s.callee.addr.port()),
-        inv.msg.call_id.clone(),
+        inv.msg.call_id.to_string(),
         "bobtag1".into(),
     ];
     assert_no_leak(&s.caller.seen, &callee_secrets);
@@ -190,8 +190,8 @@ async fn caller_cancel_during_ringing_reaches_the_callee() {
     let ok = s.caller.recv().await;
     let other = s.caller.recv().await;
     let mut codes = [
-        (ok.code(), ok.msg.cseq_method.clone()),
-        (other.code(), other.msg.cseq_method.clone()),
+        (ok.code(), ok.msg.cseq_method.to_string()),
+        (other.code(), other.msg.cseq_method.to_string()),
     ];
     codes.sort();
     assert_eq!(
@@ -355,8 +355,8 @@ async fn second_answer_of_a_forking_callee_is_acked_then_hung_up() {
     while acks.len() < 2 || byes.is_empty() {
         let m = s.callee.recv().await;
         match m.method().as_str() {
-            "ACK" => acks.push(m.msg.to_tag.clone()),
-            "BYE" => byes.push(m.msg.to_tag.clone()),
+            "ACK" => acks.push(m.msg.to_tag.as_deref().map(str::to_string)),
+            "BYE" => byes.push(m.msg.to_tag.as_deref().map(str::to_string)),
             _ => {}
         }
     }

@@ -349,7 +349,7 @@ async fn rtp_and_rtcp_cross_only_through_sipmask_with_the_legs_own_identity() {
         B_SSRC.to_be_bytes().to_vec(),
         B_SSRC.to_string().into(),
         c.bm.port().to_string().into(),
-        c.inv.msg.call_id.clone().into(),
+        c.inv.msg.call_id.as_bytes().to_vec(),
     ];
     let mut a_got: Vec<Vec<u8>> = c
         .caller

@@ -40,8 +40,8 @@ impl<P: Policy> Engine<P> {
 
     /// A request carrying a To tag: it belongs to a dialog we know, or gets 481.
     pub(super) fn on_in_dialog(&mut self, method: Method, m: Msg, src: Peer, now: Now) {
-        let to_tag = m.to_tag.clone().unwrap_or_default();
-        let found = self.dialogs.get(&(m.call_id.clone(), to_tag)).copied();
+        let to_tag = m.to_tag.as_deref().unwrap_or_default().to_string();
+        let found = self.dialogs.get(&(m.call_id.to_string(), to_tag)).copied();
         // A request in a call comes from that leg's party: the address its
         // dialog was made with (any port: a trunk sends from several).
         let stranger = found.is_some_and(|(id, side)| {

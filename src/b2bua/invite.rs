@@ -82,17 +82,17 @@ impl<P: Policy> Engine<P> {
         let me_a = self.me_for(&src);
         let a_tag = token();
         let a = Leg {
-            call_id: m.call_id.clone(),
+            call_id: m.call_id.to_string(),
             local_tag: a_tag.clone(),
             local_hdr: crate::text::cat(&[&m.to, ";tag=", &a_tag]),
-            remote_hdr: m.from.clone(),
-            remote_tag: m.from_tag.clone(),
+            remote_hdr: m.from.to_string(),
+            remote_tag: m.from_tag.as_deref().map(str::to_string),
             local_cseq: 0,
-            target: m
-                .contact
-                .clone()
-                .unwrap_or_else(|| crate::sip::message::uri_of(&m.from).to_string()),
-            route: m.record_route.clone(),
+            target: m.contact.as_deref().map_or_else(
+                || crate::sip::message::uri_of(&m.from).to_string(),
+                str::to_string,
+            ),
+            route: m.record_route.iter().map(|r| r.to_string()).collect(),
             peer: src,
             me: me_a,
             max_forwards: 70,
@@ -595,7 +595,7 @@ impl<P: Policy> Engine<P> {
         let same_dialog = fork.answered
             && call.b_fork == i
             && fork.leg.remote_tag.is_some()
-            && fork.leg.remote_tag == m.to_tag;
+            && fork.leg.remote_tag.as_deref() == m.to_tag.as_deref();
         if call.phase == Phase::Answered && same_dialog {
             // B repeats its 2xx: our ACK was lost.
             if let Some(ack) = call.last_b_ack.clone() {
@@ -839,11 +839,11 @@ fn learn_remote(leg: &mut Leg, m: &Msg, confirm: bool) {
         return;
     }
     if leg.remote_tag.is_none() || confirm {
-        leg.remote_tag = m.to_tag.clone();
-        leg.remote_hdr = m.to.clone();
+        leg.remote_tag = m.to_tag.as_deref().map(str::to_string);
+        leg.remote_hdr = m.to.to_string();
         if let Some(c) = &m.contact {
-            leg.target = c.clone();
+            leg.target = c.to_string();
         }
-        leg.route = m.record_route.iter().rev().cloned().collect();
+        leg.route = m.record_route.iter().rev().map(|r| r.to_string()).collect();
     }
 }

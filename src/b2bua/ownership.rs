@@ -20,7 +20,9 @@ impl<P: super::Policy> Engine<P> {
             return true; // a retransmission, or the ACK of our final response
         }
         if let Some(tag) = &m.to_tag {
-            return self.dialogs.contains_key(&(m.call_id.clone(), tag.clone()));
+            return self
+                .dialogs
+                .contains_key(&(m.call_id.to_string(), tag.to_string()));
         }
         match method {
             Method::Invite => self.accepting,

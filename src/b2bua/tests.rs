@@ -229,7 +229,7 @@ fn invite() -> String {
 fn reply(req: &Msg, code: u16, tag: &str) -> String {
     let vias: String = req.vias.iter().map(|v| format!("Via: {v}\r\n")).collect();
     let to = if req.to_tag.is_some() {
-        req.to.clone()
+        req.to.to_string()
     } else {
         format!("{};tag={tag}", req.to)
     };
@@ -716,7 +716,10 @@ fn a_next_hops_challenge_is_answered_once_in_the_same_dialog() {
                 &format!("CSeq: {} ", first.msg.cseq),
                 &format!("CSeq: {} ", second.msg.cseq),
             )
-            .replace(&first.msg.top_via.branch, &second.msg.top_via.branch),
+            .replace(
+                first.msg.top_via.branch.as_str(),
+                &second.msg.top_via.branch,
+            ),
     );
     let out = r.take();
     assert!(

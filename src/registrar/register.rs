@@ -127,7 +127,7 @@ impl Registrar {
             uri: w.uri,
             peer: src,
             expires_ms: now_ms + i64::from(w.expires) * 1000,
-            call_id: m.call_id.clone(),
+            call_id: m.call_id.to_string(),
             cseq: m.cseq,
             since_ms,
         };

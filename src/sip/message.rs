@@ -5,8 +5,10 @@
 //! headers we never look at.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::parse::Name;
+use super::piece::Piece;
 use super::SipError;
 
 /// Request method; methods outside RFC 3261 and its extensions are `Other`.
@@ -92,9 +94,9 @@ pub enum Start {
         /// Method.
         method: Method,
         /// Request-URI as written.
-        uri: String,
+        uri: Piece,
         /// User part of the Request-URI, if any.
-        user: Option<String>,
+        user: Option<Piece>,
     },
     /// A response.
     Response {
@@ -104,16 +106,16 @@ pub enum Start {
 }
 
 /// The top Via, taken apart.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopVia {
     /// `UDP`, `TCP`, ...
     pub transport: Cow<'static, str>,
     /// Host of sent-by.
-    pub host: String,
+    pub host: Piece,
     /// Port of sent-by, if given.
     pub port: Option<u16>,
     /// `branch` parameter.
-    pub branch: String,
+    pub branch: Piece,
     /// `rport` present (RFC 3581).
     pub rport: bool,
 }
@@ -141,68 +143,77 @@ pub struct Msg {
     /// Start line.
     pub start: Start,
     /// Every Via value, top first.
-    pub vias: Vec<String>,
+    pub vias: Vec<Piece>,
     /// The top Via.
     pub top_via: TopVia,
     /// From value as written.
-    pub from: String,
+    pub from: Piece,
     /// To value as written.
-    pub to: String,
+    pub to: Piece,
     /// From tag.
-    pub from_tag: Option<String>,
+    pub from_tag: Option<Piece>,
     /// To tag.
-    pub to_tag: Option<String>,
+    pub to_tag: Option<Piece>,
     /// Call-ID.
-    pub call_id: String,
+    pub call_id: Piece,
     /// CSeq number.
     pub cseq: u32,
     /// CSeq method.
-    pub cseq_method: String,
+    pub cseq_method: Piece,
     /// URI of the first Contact.
-    pub contact: Option<String>,
+    pub contact: Option<Piece>,
     /// Record-Route values, in order.
-    pub record_route: Vec<String>,
+    pub record_route: Vec<Piece>,
     /// Max-Forwards.
     pub max_forwards: Option<u32>,
     /// Content-Type.
-    pub content_type: Option<String>,
+    pub content_type: Option<Piece>,
     /// RAck value (PRACK).
-    pub rack: Option<String>,
+    pub rack: Option<Piece>,
     /// Every P-Asserted-Identity value (RFC 3325), in order: the caller as
     /// a trusted peer asserts it. Never relayed.
-    pub asserted: Vec<String>,
+    pub asserted: Vec<Piece>,
     /// Credentials: `Authorization` (to a registrar) or
     /// `Proxy-Authorization` (to a proxy), the first of each.
-    pub authorization: Option<String>,
+    pub authorization: Option<Piece>,
     /// See `authorization`.
-    pub proxy_authorization: Option<String>,
+    pub proxy_authorization: Option<Piece>,
     /// Challenges of a 401/407 response (`WWW-Authenticate` and
     /// `Proxy-Authenticate` values).
-    pub challenges: Vec<String>,
+    pub challenges: Vec<Piece>,
     /// Every Contact value as written, for REGISTER only (other requests
     /// keep just the first URI in `contact`).
-    pub contacts: Vec<String>,
+    pub contacts: Vec<Piece>,
     /// Expires, in seconds.
     pub expires: Option<u32>,
     /// Headers from [`RELAYED_HEADERS`], as (canonical name, value).
-    pub relayed: Vec<(&'static str, String)>,
+    pub relayed: Vec<(&'static str, Piece)>,
     /// Body.
     pub body: Vec<u8>,
 }
 
 impl Msg {
-    pub(super) fn empty(start: Start) -> Msg {
+    /// A message with nothing read yet; `text` is the buffer its values
+    /// will be pieces of.
+    pub(super) fn empty(start: Start, text: &Arc<str>) -> Msg {
+        let none = || Piece::empty_of(text);
         Msg {
             start,
             vias: Vec::new(),
-            top_via: TopVia::default(),
-            from: String::new(),
-            to: String::new(),
+            top_via: TopVia {
+                transport: Cow::Borrowed(""),
+                host: none(),
+                port: None,
+                branch: none(),
+                rport: false,
+            },
+            from: none(),
+            to: none(),
             from_tag: None,
             to_tag: None,
-            call_id: String::new(),
+            call_id: none(),
             cseq: 0,
-            cseq_method: String::new(),
+            cseq_method: none(),
             contact: None,
             record_route: Vec::new(),
             max_forwards: None,
@@ -219,55 +230,54 @@ impl Msg {
         }
     }
 
-    /// One header value, trimmed, of a header `Msg` reads.
-    pub(super) fn take(&mut self, h: Name, v: &str) -> Result<(), SipError> {
+    /// One header value, trimmed, of a header `Msg` reads; `text` is the
+    /// message's buffer, which `v` is normally a slice of.
+    pub(super) fn take(&mut self, text: &Arc<str>, h: Name, v: &str) -> Result<(), SipError> {
+        let piece = |part: &str| Piece::within(text, part);
         match h {
-            Name::Via => self.vias.extend(split_commas(v).map(str::to_string)),
+            Name::Via => self.vias.extend(split_commas(v).map(piece)),
             Name::From => {
-                self.from = v.to_string();
-                self.from_tag = param(after_uri(v), "tag").map(str::to_string);
+                self.from = piece(v);
+                self.from_tag = param(after_uri(v), "tag").map(piece);
             }
             Name::To => {
-                self.to = v.to_string();
-                self.to_tag = param(after_uri(v), "tag").map(str::to_string);
+                self.to = piece(v);
+                self.to_tag = param(after_uri(v), "tag").map(piece);
             }
-            Name::CallId => self.call_id = v.to_string(),
+            Name::CallId => self.call_id = piece(v),
             Name::CSeq => {
                 let mut it = v.split_ascii_whitespace();
                 self.cseq = it
                     .next()
                     .and_then(|n| n.parse().ok())
                     .ok_or(SipError::Header("CSeq"))?;
-                self.cseq_method = it.next().ok_or(SipError::Header("CSeq"))?.to_string();
+                self.cseq_method = piece(it.next().ok_or(SipError::Header("CSeq"))?);
             }
             Name::Contact => {
                 if self.method() == Some(&Method::Register) {
-                    self.contacts.extend(split_commas(v).map(str::to_string));
+                    self.contacts.extend(split_commas(v).map(piece));
                 }
                 if self.contact.is_none() {
                     let first = split_commas(v).next().unwrap_or(v);
                     if first != "*" {
-                        self.contact = Some(uri_of(first).to_string());
+                        self.contact = Some(piece(uri_of(first)));
                     }
                 }
             }
-            Name::RecordRoute => self
-                .record_route
-                .extend(split_commas(v).map(str::to_string)),
+            Name::RecordRoute => self.record_route.extend(split_commas(v).map(piece)),
             Name::MaxForwards => self.max_forwards = v.parse().ok(),
-            Name::ContentType => self.content_type = Some(v.to_string()),
-            Name::RAck => self.rack = Some(v.to_string()),
+            Name::ContentType => self.content_type = Some(piece(v)),
+            Name::RAck => self.rack = Some(piece(v)),
             Name::Authorization => {
-                self.authorization.get_or_insert_with(|| v.to_string());
+                self.authorization.get_or_insert_with(|| piece(v));
             }
             Name::ProxyAuthorization => {
-                self.proxy_authorization
-                    .get_or_insert_with(|| v.to_string());
+                self.proxy_authorization.get_or_insert_with(|| piece(v));
             }
-            Name::Challenge => self.challenges.push(v.to_string()),
+            Name::Challenge => self.challenges.push(piece(v)),
             Name::Expires => self.expires = v.parse().ok(),
-            Name::Asserted => self.asserted.extend(split_commas(v).map(str::to_string)),
-            Name::Relayed(canon) => self.relayed.push((canon, v.to_string())),
+            Name::Asserted => self.asserted.extend(split_commas(v).map(piece)),
+            Name::Relayed(canon) => self.relayed.push((canon, piece(v))),
             // Read by the parser itself.
             Name::ContentLength => {}
         }
@@ -327,9 +337,9 @@ impl Msg {
     }
 }
 
-/// Parses one Via value.
-pub fn parse_via(v: &str) -> Option<TopVia> {
-    let v = v.trim_ascii();
+/// Parses one Via value; host and branch are pieces of its buffer.
+pub fn parse_via(via: &Piece) -> Option<TopVia> {
+    let v = via.trim_ascii();
     let sp = v.bytes().position(|b| b == b' ' || b == b'\t')?;
     let (proto, rest) = (&v[..sp], v[sp + 1..].trim_ascii());
     let transport = proto[rat(proto, b'/').map_or(0, |i| i + 1)..].trim_ascii();
@@ -345,9 +355,9 @@ pub fn parse_via(v: &str) -> Option<TopVia> {
     let (host, port) = split_host_port(sent_by)?;
     Some(TopVia {
         transport,
-        host: host.to_string(),
+        host: via.sub(host),
         port,
-        branch: param(params, "branch").unwrap_or("").to_string(),
+        branch: via.sub(param(params, "branch").unwrap_or("")),
         rport: pieces(params, b';')
             .any(|p| before(p, b'=').trim_ascii().eq_ignore_ascii_case("rport")),
     })
@@ -514,7 +524,7 @@ mod tests {
             m.contact.as_deref(),
             Some("sip:13800000000@10.0.0.2:5061;transport=udp")
         );
-        assert_eq!(m.relayed, vec![("Supported", "100rel, timer".to_string())]);
+        assert_eq!(m.relayed, vec![("Supported", Piece::from("100rel, timer"))]);
         // No Content-Length on UDP: the body runs to the end of the datagram.
         assert_eq!(m.body, b"v=0\r\n");
     }
@@ -548,16 +558,20 @@ mod tests {
         assert_eq!(uri_user("sip:ü;x=1@h"), Some("ü"));
         assert_eq!(pieces("a;;b", b';').collect::<Vec<_>>(), ["a", "", "b"]);
         assert_eq!(pieces("", b';').collect::<Vec<_>>(), [""]);
-        let v = parse_via("SIP/2.0/udp h€st:5060;branch=z9hG4bK€;RPORT").expect("via");
+        let v =
+            parse_via(&Piece::from("SIP/2.0/udp h€st:5060;branch=z9hG4bK€;RPORT")).expect("via");
         assert_eq!((v.transport.as_ref(), v.host.as_str()), ("UDP", "h€st"));
         assert_eq!((v.branch.as_str(), v.rport), ("z9hG4bK€", true));
-        let v = parse_via("SIP/2.0/quic h").expect("via");
+        let v = parse_via(&Piece::from("SIP/2.0/quic h")).expect("via");
         assert_eq!((v.transport.as_ref(), v.port), ("QUIC", None));
     }
 
     #[test]
     fn ipv6_via_parses() {
-        let v = parse_via("SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bKx").expect("via");
+        let v = parse_via(&Piece::from(
+            "SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bKx",
+        ))
+        .expect("via");
         assert_eq!(v.host, "[2001:db8::1]");
         assert_eq!(v.port, Some(5070));
     }

@@ -7,6 +7,7 @@ pub mod framing;
 pub mod guard;
 pub mod message;
 mod parse;
+pub mod piece;
 
 pub mod timer;
 pub mod transaction;
@@ -17,6 +18,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 pub use message::{Method, Msg, Start};
+pub use piece::Piece;
 
 /// Errors of the SIP layer.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

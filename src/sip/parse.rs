@@ -6,8 +6,10 @@
 //! skipped unread.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::message::{before, cut, find, rat, Method, Msg, Start, RELAYED_HEADERS};
+use super::piece::Piece;
 use super::SipError;
 
 /// A header `Msg` reads, by its canonical name.
@@ -134,9 +136,11 @@ impl Msg {
             find(data, b"\r\n\r\n").ok_or_else(|| bad("no empty line ends the headers"))?;
         let head =
             std::str::from_utf8(&data[..head_end]).map_err(|_| bad("header text is not UTF-8"))?;
-        let mut lines = Lines(head);
-        let start = start_line(lines.next().unwrap_or(""))?;
-        let mut m = Msg::empty(start);
+        // The one copy of the head: every value kept is a piece of it.
+        let text: Arc<str> = Arc::from(head);
+        let mut lines = Lines(&text);
+        let start = start_line(&text, lines.next().unwrap_or(""))?;
+        let mut m = Msg::empty(start, &text);
         let mut length = None;
         while let Some(line) = lines.next() {
             if line.is_empty() {
@@ -161,7 +165,7 @@ impl Msg {
                             .map_err(|_| SipError::Header("Content-Length"))?,
                     )
                 }
-                Some(h) => m.take(h, &value)?,
+                Some(h) => m.take(&text, h, &value)?,
                 None => {}
             }
         }
@@ -209,8 +213,8 @@ impl<'a> Lines<'a> {
     }
 }
 
-/// A Request-Line or Status-Line.
-fn start_line(line: &str) -> Result<Start, SipError> {
+/// A Request-Line or Status-Line, a line of `text`.
+fn start_line(text: &Arc<str>, line: &str) -> Result<Start, SipError> {
     let mut parts = line.splitn(3, [' ', '\t']);
     let (first, second) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let third = parts.next().unwrap_or("").trim_ascii();
@@ -231,17 +235,20 @@ fn start_line(line: &str) -> Result<Start, SipError> {
         return Err(bad("request line does not end in SIP/2.0"));
     }
     let uri = second.trim_ascii();
-    let user = request_user(uri)?;
+    let user = request_user(uri)?.map(|u| match u {
+        Cow::Borrowed(u) => Piece::within(text, u),
+        Cow::Owned(u) => Piece::from(u),
+    });
     Ok(Start::Request {
         method,
-        uri: uri.to_string(),
+        uri: Piece::within(text, uri),
         user,
     })
 }
 
 /// Checks a Request-URI (`scheme:` and, for SIP, a host) and returns its
 /// user part, percent-decoded, without password or user parameters.
-fn request_user(uri: &str) -> Result<Option<String>, SipError> {
+fn request_user(uri: &str) -> Result<Option<Cow<'_, str>>, SipError> {
     let (scheme, rest) = cut(uri, b':')
         .filter(|(s, r)| {
             !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphabetic()) && !r.is_empty()
@@ -282,9 +289,9 @@ fn is_port(p: &str) -> bool {
 
 /// `%XX` escapes decoded (RFC 3261 section 19.1.2); a broken escape is
 /// kept as written.
-fn decode(s: &str) -> String {
+fn decode(s: &str) -> Cow<'_, str> {
     if !s.contains('%') {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -305,7 +312,7 @@ fn decode(s: &str) -> String {
             }
         }
     }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+    Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| s.to_string()))
 }
 
 #[cfg(test)]
@@ -391,7 +398,7 @@ mod tests {
         let m = Msg::parse(raw.as_bytes(), true).expect("parse");
         assert_eq!(m.from, "<sip:a@a> ;tag=9");
         assert_eq!(m.from_tag.as_deref(), Some("9"));
-        assert_eq!(m.relayed, vec![("Supported", "timer, 100rel".to_string())]);
+        assert_eq!(m.relayed, vec![("Supported", Piece::from("timer, 100rel"))]);
     }
 
     #[test]

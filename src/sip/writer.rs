@@ -58,13 +58,13 @@ impl Writer {
     }
 
     /// Adds a header per value.
-    pub fn headers<'a>(
+    pub fn headers<V: AsRef<str>>(
         &mut self,
         name: &str,
-        values: impl IntoIterator<Item = &'a String>,
+        values: impl IntoIterator<Item = V>,
     ) -> &mut Writer {
         for v in values {
-            self.header(name, v);
+            self.header(name, v.as_ref());
         }
         self
     }

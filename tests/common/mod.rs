@@ -383,7 +383,7 @@ impl Dialog {
 
     /// Takes the To (with tag) of a response to make later requests in-dialog.
     pub fn confirm(&mut self, resp: &Sip) {
-        self.remote_to = resp.msg.to.clone();
+        self.remote_to = resp.msg.to.to_string();
     }
 
     pub fn ack(&self, cseq: u32) -> String {
@@ -398,7 +398,7 @@ impl Dialog {
     pub fn ack_failure(&self, resp: &Sip) -> String {
         let uri = format!("sip:{}@{}", self.target, self.server);
         let mut d = Dialog {
-            remote_to: resp.msg.to.clone(),
+            remote_to: resp.msg.to.to_string(),
             ..self.clone_ids()
         };
         d.cseq = 1;

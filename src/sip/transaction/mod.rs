@@ -26,6 +26,7 @@ mod types;
 pub use types::{AckBase, Incoming, TimerConfig, TxEvent, TxKey};
 
 use super::message::{Method, Msg};
+use super::piece::Piece;
 use super::timer::Timers;
 use super::writer::Writer;
 use super::{Peer, Transport};
@@ -42,11 +43,12 @@ enum State {
 /// The headers a response to a request copies (RFC 3261 section 8.2.6.2).
 #[derive(Clone, Debug)]
 struct ResponseBase {
-    vias: Vec<String>,
-    from: String,
-    to: String,
+    // Pieces of the request's text: shared, not copied.
+    vias: Vec<Piece>,
+    from: Piece,
+    to: Piece,
     has_to_tag: bool,
-    call_id: String,
+    call_id: Piece,
     cseq: String,
 }
 
@@ -540,7 +542,7 @@ impl Transactions {
 /// 3581 say: `received` with the address the request came from when it
 /// differs from sent-by or `rport` was asked for, and `rport` filled with
 /// the port it came from.
-fn stamped_vias(m: &Msg, src: Peer) -> Vec<String> {
+fn stamped_vias(m: &Msg, src: Peer) -> Vec<Piece> {
     let mut vias = m.vias.clone();
     let Some(top) = vias.first_mut() else {
         return vias;
@@ -566,7 +568,7 @@ fn stamped_vias(m: &Msg, src: Peer) -> Vec<String> {
     if m.top_via.rport {
         parts.push(format!("rport={}", src.addr.port()));
     }
-    *top = parts.join(";");
+    *top = Piece::from(parts.join(";"));
     vias
 }
 

@@ -53,7 +53,7 @@ impl TxKey {
     /// Key of a response: branch plus CSeq method.
     pub fn of_response(m: &Msg) -> TxKey {
         TxKey {
-            branch: m.top_via.branch.clone(),
+            branch: m.top_via.branch.to_string(),
             method: Method::from_token(&m.cseq_method),
         }
     }
@@ -63,7 +63,7 @@ impl TxKey {
 // identify their transactions well enough.
 fn branch_or_fallback(m: &Msg) -> String {
     if m.top_via.branch.starts_with("z9hG4bK") {
-        m.top_via.branch.clone()
+        m.top_via.branch.to_string()
     } else {
         format!(
             "2543:{}:{}:{}",
