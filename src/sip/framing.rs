@@ -33,7 +33,7 @@ pub fn next_frame(buf: &[u8], limit: usize) -> Result<Frame, SipError> {
             ping: buf[..lead].windows(4).any(|w| w == b"\r\n\r\n"),
         });
     }
-    let Some(head_end) = super::message::find(buf, b"\r\n\r\n") else {
+    let Some(head_end) = super::message::head_end(buf) else {
         if buf.len() > limit {
             return Err(SipError::TooLarge {
                 size: buf.len(),

@@ -484,9 +484,14 @@ pub fn uri_user(uri: &str) -> Option<&str> {
     Some(before(user, b';'))
 }
 
-/// Position of `needle` in `hay`.
-pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
+/// Position of the empty line (CR LF CR LF) that ends a message's head.
+pub fn head_end(data: &[u8]) -> Option<usize> {
+    // Built once: `memmem::find` sets up a searcher on every call, which
+    // cost as much as the search itself on a message's few hundred bytes.
+    static BLANK: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    BLANK
+        .get_or_init(|| memchr::memmem::Finder::new(b"\r\n\r\n"))
+        .find(data)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::message::{before, cut, find, rat, Method, Msg, Start, RELAYED_HEADERS};
+use super::message::{before, cut, head_end, rat, Method, Msg, Start, RELAYED_HEADERS};
 use super::piece::Piece;
 use super::SipError;
 
@@ -132,8 +132,7 @@ impl Msg {
     /// Parses a complete message. `datagram` says the bytes are a whole UDP
     /// datagram: a body without Content-Length then runs to its end.
     pub fn parse(data: &[u8], datagram: bool) -> Result<Msg, SipError> {
-        let head_end =
-            find(data, b"\r\n\r\n").ok_or_else(|| bad("no empty line ends the headers"))?;
+        let head_end = head_end(data).ok_or_else(|| bad("no empty line ends the headers"))?;
         let head =
             std::str::from_utf8(&data[..head_end]).map_err(|_| bad("header text is not UTF-8"))?;
         // The one copy of the head: every value kept is a piece of it.
@@ -426,6 +425,33 @@ mod tests {
                 Some(SipError::Header("Content-Length")),
                 "{cl}"
             );
+        }
+    }
+
+    #[test]
+    fn every_name_we_read_is_known_in_any_case_and_no_other() {
+        for (n, h) in NAMES {
+            for w in [
+                n.to_string(),
+                n.to_ascii_lowercase(),
+                n.to_ascii_uppercase(),
+            ] {
+                assert_eq!(name_of(&w), Some(*h), "{w}");
+            }
+        }
+        for n in RELAYED_HEADERS {
+            assert_eq!(name_of(&n.to_ascii_lowercase()), Some(Name::Relayed(n)));
+        }
+        for w in [
+            "Tx",
+            "Vias",
+            "X-Call-ID",
+            "Subject",
+            "User-Agent",
+            "",
+            "Call-IDs",
+        ] {
+            assert_eq!(name_of(w), None, "{w}");
         }
     }
 

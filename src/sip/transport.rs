@@ -408,7 +408,7 @@ fn unknown_method(data: &[u8]) -> bool {
 /// could not be parsed or framed. `None` for responses and for requests
 /// whose Via, From, To, Call-ID or CSeq cannot be found.
 pub fn raw_error_reply(data: &[u8], code: u16) -> Option<Bytes> {
-    let head_end = super::message::find(data, b"\r\n\r\n").unwrap_or(data.len().min(8192));
+    let head_end = super::message::head_end(data).unwrap_or(data.len().min(8192));
     let text = String::from_utf8_lossy(&data[..head_end]);
     let mut lines = text.split("\r\n");
     let start = lines.next()?;
