@@ -162,6 +162,16 @@ impl<P: Policy> Engine<P> {
         self.tx.awaiting_final()
     }
 
+    /// When the earliest timer of a transaction or a call is due; `None`
+    /// when none is pending. What [`Engine::on_timer`] does besides
+    /// (housekeeping of the policy, silent media) has no deadline here.
+    pub fn next_due(&self) -> Option<std::time::Instant> {
+        match (self.tx.next_due(), self.timers.next()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Sizes of the engine's tables, for logs and leak hunting.
     pub fn sizes(&self) -> String {
         let (st, ct) = self.tx.counts();

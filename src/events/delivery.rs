@@ -29,6 +29,9 @@ pub struct Limits {
     pub disable_after: Duration,
 }
 
+/// How often the dispatcher looks for due retries unwoken.
+const LOOK: Duration = Duration::from_secs(1);
+
 /// Seconds to wait after attempt `n` (1-based) failed: 1, 2, 4, ... up to
 /// an hour.
 pub fn backoff(attempt: u32) -> i64 {
@@ -63,8 +66,12 @@ pub async fn run(
     let busy: Arc<Mutex<HashSet<TenantId>>> = Arc::default();
     let mut tasks = JoinSet::new();
     loop {
+        // A stored event wakes the dispatcher at once; retries are seconds
+        // apart, so a look each second finds them without polling the
+        // store five times a second, busy or idle.
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = tokio::time::sleep(LOOK) => {}
+            _ = hub.stored.notified() => {}
             _ = cancel.cancelled() => break,
         }
         while tasks.try_join_next().is_some() {}

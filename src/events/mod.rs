@@ -22,6 +22,9 @@ pub type Published = Arc<(TenantId, String)>;
 pub struct Hub {
     tx: broadcast::Sender<Published>,
     hooked: DashMap<TenantId, ()>,
+    /// Wakes webhook delivery: an event of a tenant with a webhook was
+    /// stored.
+    pub(crate) stored: tokio::sync::Notify,
 }
 
 impl Hub {
@@ -31,6 +34,7 @@ impl Hub {
         Arc::new(Hub {
             tx,
             hooked: webhook_tenants.into_iter().map(|t| (t, ())).collect(),
+            stored: tokio::sync::Notify::new(),
         })
     }
 
@@ -61,6 +65,9 @@ impl Hub {
 
     /// Sends a stored event to live streams.
     pub fn publish(&self, tenant: TenantId, body: String) {
+        if self.hooked(tenant) {
+            self.stored.notify_one();
+        }
         let _ = self.tx.send(Arc::new((tenant, body)));
     }
 

@@ -1,10 +1,9 @@
 //! The engine behind its lock and what feeds it: parsed socket messages,
-//! messages a sibling instance hands over, and the timer tick, each with a
-//! reading of the one clock.
+//! messages a sibling instance hands over, and its timers (run as
+//! [`super::ticks`] plans), each with a reading of the one clock.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +15,8 @@ use crate::sip::transport::{Net, Sink};
 use crate::sip::Peer;
 use crate::time::SharedClock;
 
+use super::ticks::Ticks;
+
 /// The engine behind its lock; the sockets deliver into it.
 pub(super) struct Core {
     pub(super) engine: Mutex<Engine<Masking>>,
@@ -23,6 +24,8 @@ pub(super) struct Core {
     pub(super) clock: SharedClock,
     // Where messages for a sibling instance go (restart overlap).
     pub(super) handover: Arc<crate::handover::Handover>,
+    /// When the engine's timers run.
+    pub(super) ticks: Ticks,
 }
 
 impl Core {
@@ -34,9 +37,25 @@ impl Core {
             };
             f(&mut e);
             e.drain(&mut out);
+            // A timer set sooner than the timers' wake-up is planned.
+            self.ticks.deadline(e.next_due());
         }
         for (peer, bytes) in out {
             net.send(peer, bytes);
+        }
+    }
+
+    /// Runs the engine's timers if they are due.
+    pub(super) fn run_timers_if_due(&self, net: &Arc<Net>) {
+        let now = self.clock.now();
+        let (due, sizes) = self.ticks.take_due(now.mono);
+        if due {
+            self.with_engine(net, |e| {
+                e.on_timer(now);
+                if sizes {
+                    tracing::debug!(sizes = %e.sizes(), "engine tables");
+                }
+            });
         }
     }
 }
@@ -49,6 +68,10 @@ impl Sink for Core {
     fn closed(&self, peer: Peer, net: &Arc<Net>) {
         let now = self.clock.now();
         self.with_engine(net, |e| e.on_closed(peer, now));
+    }
+
+    fn batch_done(&self, net: &Arc<Net>) {
+        self.run_timers_if_due(net);
     }
 }
 
@@ -106,27 +129,14 @@ pub(super) async fn handed(core: Arc<Core>, net: Arc<Net>, cancel: CancellationT
             }
             _ = cancel.cancelled() => return,
         };
+        if core.handover.is_look(from, &buf[..n]) {
+            // A sibling started or stopped.
+            let h = core.handover.clone();
+            let _ = tokio::task::spawn_blocking(move || h.refresh()).await;
+            continue;
+        }
         if let Some((peer, data)) = core.handover.unwrap(from, &buf[..n]) {
             core.take_handed(data, peer, &net);
-        }
-    }
-}
-
-/// Ticks the engine's timers. 10 ms is far finer than any SIP timer needs.
-pub(super) async fn tick(core: Arc<Core>, net: Arc<Net>, cancel: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_millis(10));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut n: u64 = 0;
-    loop {
-        tokio::select! {
-            _ = every.tick() => core.with_engine(&net, |e| {
-                e.on_timer(core.clock.now());
-                n += 1;
-                if n.is_multiple_of(1000) {
-                    tracing::debug!(sizes = %e.sizes(), "engine tables");
-                }
-            }),
-            _ = cancel.cancelled() => return,
         }
     }
 }

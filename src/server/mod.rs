@@ -25,8 +25,10 @@ mod api;
 mod bind;
 mod core;
 mod sip_thread;
+mod ticks;
 
-use self::core::{handed, tick, Core};
+use self::core::{handed, Core};
+use self::ticks::tick;
 use api::{start_api, ApiDeps};
 use bind::{bind_pair, check_free, lock_data_dir};
 use sip_thread::SipThread;
@@ -222,6 +224,8 @@ impl Server {
         let mut addrs = Vec::new();
         handover.refresh();
         let overlap = handover.sibling().is_some();
+        // The running instance learns of this one now, not at its next look.
+        handover.announce();
         for l in &cfg.sip.listen {
             let addr: SocketAddr = l
                 .parse()
@@ -316,6 +320,7 @@ impl Server {
         }
         let core = Arc::new(Core {
             engine: Mutex::new(engine),
+            ticks: ticks::Ticks::new(clock.now().mono),
             clock: clock.clone(),
             handover,
         });

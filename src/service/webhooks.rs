@@ -46,6 +46,8 @@ impl Services {
             .unit(move |s, _| Ok::<_, Error>(s.redeliver(tenant, &event_id, now)?))
             .await?;
         if found {
+            // Due now: the dispatcher need not wait for its next look.
+            self.hub.stored.notify_one();
             Ok(())
         } else {
             Err(Error::NotFound("failed event"))

@@ -47,6 +47,11 @@ impl<T> Timers<T> {
         }
     }
 
+    /// The earliest deadline, if any timer is pending.
+    pub fn next(&self) -> Option<Instant> {
+        self.set.first_key_value().map(|((at, _), _)| *at)
+    }
+
     /// Number of pending timers.
     pub fn len(&self) -> usize {
         self.set.len()
@@ -70,6 +75,7 @@ mod tests {
         h.add(t0 + Duration::from_millis(20), "b");
         h.add(t0 + Duration::from_millis(10), "a");
         assert_eq!(h.pop_due(t0), None);
+        assert_eq!(h.next(), Some(t0 + Duration::from_millis(10)));
         assert_eq!(h.pop_due(t0 + Duration::from_millis(30)), Some("a"));
         assert_eq!(h.pop_due(t0 + Duration::from_millis(30)), Some("b"));
     }

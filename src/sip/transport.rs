@@ -58,6 +58,11 @@ pub trait Sink: Send + Sync + 'static {
 
     /// A TCP connection with `peer` closed.
     fn closed(&self, _peer: Peer, _net: &Arc<Net>) {}
+
+    /// A batch of datagrams was delivered; what the sink sends now leaves
+    /// with the batch's answers. The thread is awake anyway: work that is
+    /// due soon costs no wake-up of its own here.
+    fn batch_done(&self, _net: &Arc<Net>) {}
 }
 
 /// The sockets, shared by every task.
@@ -225,6 +230,7 @@ impl Net {
                         _ => {}
                     }
                 }
+                self.sink.batch_done(&self);
                 out = batch.close();
                 self.flush(&out);
                 out.clear();

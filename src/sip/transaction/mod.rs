@@ -156,6 +156,11 @@ impl Transactions {
             .count()
     }
 
+    /// When the earliest pending timer is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
     /// Pending timers (including ones that will find nothing to do).
     pub fn timer_count(&self) -> usize {
         self.timers.len()
