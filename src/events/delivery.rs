@@ -71,7 +71,7 @@ pub async fn run(
         // store five times a second, busy or idle.
         tokio::select! {
             _ = tokio::time::sleep(LOOK) => {}
-            _ = hub.stored.notified() => {}
+            _ = hub.delivery_woken() => {}
             _ = cancel.cancelled() => break,
         }
         while tasks.try_join_next().is_some() {}

@@ -23,8 +23,8 @@ pub struct Hub {
     tx: broadcast::Sender<Published>,
     hooked: DashMap<TenantId, ()>,
     /// Wakes webhook delivery: an event of a tenant with a webhook was
-    /// stored.
-    pub(crate) stored: tokio::sync::Notify,
+    /// stored, or one is due again.
+    due: tokio::sync::Notify,
 }
 
 impl Hub {
@@ -34,7 +34,7 @@ impl Hub {
         Arc::new(Hub {
             tx,
             hooked: webhook_tenants.into_iter().map(|t| (t, ())).collect(),
-            stored: tokio::sync::Notify::new(),
+            due: tokio::sync::Notify::new(),
         })
     }
 
@@ -66,9 +66,20 @@ impl Hub {
     /// Sends a stored event to live streams.
     pub fn publish(&self, tenant: TenantId, body: String) {
         if self.hooked(tenant) {
-            self.stored.notify_one();
+            self.wake_delivery();
         }
         let _ = self.tx.send(Arc::new((tenant, body)));
+    }
+
+    /// Tells webhook delivery that an event is due now.
+    pub fn wake_delivery(&self) {
+        self.due.notify_one();
+    }
+
+    /// Until an event may be due for a webhook (see
+    /// [`Hub::wake_delivery`]).
+    pub async fn delivery_woken(&self) {
+        self.due.notified().await
     }
 
     /// A live stream of every tenant's events (filter by tenant).

@@ -47,7 +47,7 @@ impl Services {
             .await?;
         if found {
             // Due now: the dispatcher need not wait for its next look.
-            self.hub.stored.notify_one();
+            self.hub.wake_delivery();
             Ok(())
         } else {
             Err(Error::NotFound("failed event"))
