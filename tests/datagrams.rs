@@ -1,7 +1,8 @@
 //! What receiving and sending in batches could break, over real UDP: a
 //! burst larger than a batch is answered once per request, a request at
-//! the largest size a datagram allows is handled beside small ones, and a
-//! source that floods does not keep another from calling.
+//! the largest size a datagram allows is handled beside small ones, a
+//! source that floods does not keep another from calling, and timers fire
+//! on time while batches keep coming (they run at a batch's end then).
 
 mod common;
 
@@ -151,5 +152,44 @@ async fn a_flooding_source_does_not_keep_another_from_calling() {
     assert!(
         refused >= sent as u64 / 2,
         "{refused} of {sent} read and refused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_fire_while_datagrams_keep_the_server_busy() {
+    // Keep-alives every millisecond: a batch ends in every 10 ms, so the
+    // batches run the timers and the timers' own wake-up keeps being put
+    // off. Timer A must still resend an unanswered INVITE after T1 and
+    // again 2*T1 later (500 ms, 1 s).
+    let (sut, mut callee) = server().await;
+    let pinger = Ua::bind("127.0.0.2").await;
+    let to = sut.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pinging = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                pinger.send_bytes(to, b"\r\n\r\n").await;
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            n
+        })
+    };
+    let caller = Ua::bind("127.0.0.2").await;
+    let d = Dialog::new(caller.addr, sut.addr, A, X);
+    caller.send(sut.addr, &d.invite()).await;
+    let first = callee.expect_request("INVITE").await;
+    let via = first.header("Via");
+    for resend in ["after T1", "after 2*T1"] {
+        let again = callee.expect_request("INVITE").await;
+        assert_eq!(again.header("Via"), via, "the same INVITE, resent {resend}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let pings = pinging.await.expect("pinger");
+    assert!(
+        pings >= 500,
+        "the server was kept busy: {pings} keep-alives"
     );
 }
