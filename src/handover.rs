@@ -103,15 +103,6 @@ impl Handover {
         }
     }
 
-    /// Whether a datagram is a sibling's word to look it up again (see
-    /// [`Handover::announce`]); only one with our secret counts.
-    pub fn is_look(&self, from: SocketAddr, datagram: &[u8]) -> bool {
-        from.ip().is_loopback()
-            && datagram
-                .strip_suffix(b"\n")
-                .is_some_and(|d| d == format!("{MAGIC} {} {LOOK}", self.secret).as_bytes())
-    }
-
     /// The live sibling as last looked up: no file access, so the
     /// message path can ask for every datagram.
     pub fn sibling(&self) -> Option<Sibling> {
@@ -179,14 +170,9 @@ impl Handover {
         }
     }
 
-    /// Reads a forwarded datagram: the original source and the message.
-    /// Anything without our secret is dropped: the source is believed only
-    /// from a sibling.
-    pub fn unwrap<'a>(
-        &self,
-        from: SocketAddr,
-        datagram: &'a [u8],
-    ) -> Option<(SocketAddr, &'a [u8])> {
+    /// Reads a datagram of the handover socket. Anything without our
+    /// secret is dropped: a source is believed only from a sibling.
+    pub fn read<'a>(&self, from: SocketAddr, datagram: &'a [u8]) -> Option<FromSibling<'a>> {
         if !from.ip().is_loopback() {
             return None;
         }
@@ -196,9 +182,25 @@ impl Handover {
         if parts.next() != Some(MAGIC) || parts.next() != Some(self.secret.as_str()) {
             return None;
         }
-        let peer = parts.next()?.parse().ok()?;
-        Some((peer, &datagram[nl + 1..]))
+        match parts.next()? {
+            LOOK => {
+                (parts.next().is_none() && nl + 1 == datagram.len()).then_some(FromSibling::Look)
+            }
+            peer => Some(FromSibling::Message(
+                peer.parse().ok()?,
+                &datagram[nl + 1..],
+            )),
+        }
     }
+}
+
+/// What a sibling sent (see [`Handover::read`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum FromSibling<'a> {
+    /// A message it handed over, with the message's original source.
+    Message(SocketAddr, &'a [u8]),
+    /// Look your sibling up again: it started, or is gone.
+    Look,
 }
 
 #[cfg(test)]
@@ -218,11 +220,13 @@ mod tests {
         a.forward(&sib, peer, b"BYE sip:x SIP/2.0\r\n\r\n");
         let mut buf = [0u8; 256];
         let (n, from) = b.sock.recv_from(&mut buf).await.expect("recv");
-        let (src, msg) = b.unwrap(from, &buf[..n]).expect("believed");
+        let Some(FromSibling::Message(src, msg)) = b.read(from, &buf[..n]) else {
+            panic!("a sibling's message is believed");
+        };
         assert_eq!(src, peer);
         assert!(msg.starts_with(b"BYE"));
         let forged = format!("{MAGIC} wrong {peer}\nBYE");
-        assert!(b.unwrap(from, forged.as_bytes()).is_none());
+        assert!(b.read(from, forged.as_bytes()).is_none());
         drop(b);
         a.refresh();
         assert!(a.sibling().is_none(), "a dead sibling is forgotten");
@@ -238,18 +242,27 @@ mod tests {
             tell.refresh();
             tell.announce();
             let (n, from) = told.sock.recv_from(&mut buf).await.expect("recv");
-            assert!(told.is_look(from, &buf[..n]));
-            assert!(!tell.is_look(from, &buf[..n]), "not with another's secret");
-            assert!(told.unwrap(from, &buf[..n]).is_none(), "no message to take");
+            assert_eq!(told.read(from, &buf[..n]), Some(FromSibling::Look));
+            assert!(
+                tell.read(from, &buf[..n]).is_none(),
+                "not with another's secret"
+            );
         }
         let (n, from) = {
             old.retire();
             new.sock.recv_from(&mut buf).await.expect("recv")
         };
-        assert!(new.is_look(from, &buf[..n]), "a clean exit is told too");
+        assert_eq!(
+            new.read(from, &buf[..n]),
+            Some(FromSibling::Look),
+            "a clean exit is told too"
+        );
         new.refresh();
         assert!(new.sibling().is_none(), "and the sibling is forgotten");
         let stranger: SocketAddr = "192.0.2.7:5060".parse().expect("addr");
-        assert!(!new.is_look(stranger, &buf[..n]), "only from loopback");
+        assert!(
+            new.read(stranger, &buf[..n]).is_none(),
+            "only from loopback"
+        );
     }
 }

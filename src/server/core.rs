@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::b2bua::Engine;
 use crate::calls::Masking;
+use crate::handover::FromSibling;
 use crate::sip::message::Msg;
 use crate::sip::transport::{Net, Sink};
 use crate::sip::Peer;
@@ -121,22 +122,23 @@ pub(super) async fn handed(core: Arc<Core>, net: Arc<Net>, cancel: CancellationT
                 Ok(x) => x,
                 Err(_) => continue,
             },
-            // The directory scan stays off the message path.
             _ = look.tick() => {
-                let h = core.handover.clone();
-                let _ = tokio::task::spawn_blocking(move || h.refresh()).await;
+                look_up(&core).await;
                 continue;
             }
             _ = cancel.cancelled() => return,
         };
-        if core.handover.is_look(from, &buf[..n]) {
+        match core.handover.read(from, &buf[..n]) {
+            Some(FromSibling::Message(peer, data)) => core.take_handed(data, peer, &net),
             // A sibling started or stopped.
-            let h = core.handover.clone();
-            let _ = tokio::task::spawn_blocking(move || h.refresh()).await;
-            continue;
-        }
-        if let Some((peer, data)) = core.handover.unwrap(from, &buf[..n]) {
-            core.take_handed(data, peer, &net);
+            Some(FromSibling::Look) => look_up(&core).await,
+            None => {}
         }
     }
+}
+
+/// Looks the sibling up again, off the message path (a directory scan).
+async fn look_up(core: &Core) {
+    let h = core.handover.clone();
+    let _ = tokio::task::spawn_blocking(move || h.refresh()).await;
 }

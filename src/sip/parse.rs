@@ -234,10 +234,8 @@ fn start_line(text: &Arc<str>, line: &str) -> Result<Start, SipError> {
         return Err(bad("request line does not end in SIP/2.0"));
     }
     let uri = second.trim_ascii();
-    let user = request_user(uri)?.map(|u| match u {
-        Cow::Borrowed(u) => Piece::within(text, u),
-        Cow::Owned(u) => Piece::from(u),
-    });
+    // A decoded user part lies outside `text`: `within` copies it.
+    let user = request_user(uri)?.map(|u| Piece::within(text, &u));
     Ok(Start::Request {
         method,
         uri: Piece::within(text, uri),
