@@ -42,10 +42,10 @@ pub fn short(prefix: &str, len: usize) -> String {
 /// never come from the network, so the keyed SipHash that guards maps of
 /// peers' strings against collision floods buys nothing here; one multiply
 /// spreads a counter over the table for a fraction of its cost.
-pub type IdMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<IdHash>>;
+pub type IdMap<V> = crate::sharded::Sharded<u64, V, std::hash::BuildHasherDefault<IdHash>>;
 
 /// A map keyed by what peers send (branches, Call-IDs, tags, numbers).
-pub type WireMap<K, V> = std::collections::HashMap<K, V, Keyed>;
+pub type WireMap<K, V> = crate::sharded::Sharded<K, V, Keyed>;
 
 /// The hasher of [`WireMap`]: aHash under keys drawn once per process. A
 /// peer who cannot learn the keys cannot aim its strings at one bucket,

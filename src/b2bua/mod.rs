@@ -299,12 +299,14 @@ impl<P: Policy> Engine<P> {
             }
         }
         self.end_silent(now);
-        let mut live = self
-            .calls
-            .iter()
-            .filter(|(_, c)| c.phase != Phase::Ended)
-            .map(|(id, c)| (*id, &c.state));
-        self.policy.tick(&mut live, now);
+        {
+            let mut live = self
+                .calls
+                .iter()
+                .filter(|(_, c)| c.phase != Phase::Ended)
+                .map(|(id, c)| (*id, &c.state));
+            self.policy.tick(&mut live, now);
+        }
         for p in self.policy.probes(now) {
             self.send_probe(p, now);
         }

@@ -304,7 +304,7 @@ impl Anchor for Relay {
         streams: &[Stream],
     ) -> Result<Vec<Option<SocketAddr>>, MediaError> {
         let mut calls = self.lock();
-        let media = calls.entry(call).or_default();
+        let media = calls.get_or_insert_with(call, Default::default);
         media.note(from, streams);
         let mut out = Vec::with_capacity(streams.len());
         for (i, s) in streams.iter().enumerate() {
@@ -319,7 +319,9 @@ impl Anchor for Relay {
     }
 
     fn note(&self, call: CallKey, from: Party, streams: &[Stream]) {
-        self.lock().entry(call).or_default().note(from, streams);
+        self.lock()
+            .get_or_insert_with(call, Default::default)
+            .note(from, streams);
     }
 
     fn answered(&self, call: CallKey) {
