@@ -1,9 +1,13 @@
 //! Random identifiers, shared by every layer: SIP tags, branches and
 //! Call-IDs, instance ids, API keys, webhook secrets and event ids. Lives
 //! at the bottom so that nothing above SIP has to import the SIP layer for
-//! a random string.
+//! a random string. The maps keyed by such strings and by our own
+//! sequential ids live here too, split in shards ([`Sharded`]).
 
 use rand::Rng;
+
+mod sharded;
+pub use sharded::Sharded;
 
 const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
@@ -42,10 +46,10 @@ pub fn short(prefix: &str, len: usize) -> String {
 /// never come from the network, so the keyed SipHash that guards maps of
 /// peers' strings against collision floods buys nothing here; one multiply
 /// spreads a counter over the table for a fraction of its cost.
-pub type IdMap<V> = crate::sharded::Sharded<u64, V, std::hash::BuildHasherDefault<IdHash>>;
+pub type IdMap<V> = Sharded<u64, V, std::hash::BuildHasherDefault<IdHash>>;
 
 /// A map keyed by what peers send (branches, Call-IDs, tags, numbers).
-pub type WireMap<K, V> = crate::sharded::Sharded<K, V, Keyed>;
+pub type WireMap<K, V> = Sharded<K, V, Keyed>;
 
 /// The hasher of [`WireMap`]: aHash under keys drawn once per process. A
 /// peer who cannot learn the keys cannot aim its strings at one bucket,

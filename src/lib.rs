@@ -25,7 +25,6 @@ pub mod net;
 pub mod registrar;
 pub mod server;
 pub mod service;
-pub mod sharded;
 pub mod sip;
 pub mod store;
 pub mod text;
