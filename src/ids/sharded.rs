@@ -198,6 +198,29 @@ mod tests {
     }
 
     #[test]
+    fn an_insert_grows_at_most_one_shard_and_moves_a_small_part() {
+        // What the shards are for: the entries one insert may move (those
+        // of the shard that doubles) stay a small part of the map.
+        let mut m = Map::default();
+        let caps = |m: &Map| m.shards.iter().map(|s| s.capacity()).collect::<Vec<_>>();
+        let mut before = caps(&m);
+        let mut most_moved = 0;
+        for i in 0..100_000u32 {
+            m.insert(format!("z9hG4bK-{i}-0"), i);
+            let after = caps(&m);
+            let grown: Vec<usize> = (0..before.len())
+                .filter(|&s| after[s] != before[s])
+                .collect();
+            assert!(grown.len() <= 1, "insert {i} grew shards {grown:?}");
+            if let Some(&s) = grown.first() {
+                most_moved = most_moved.max(m.shards[s].len());
+            }
+            before = after;
+        }
+        assert!(most_moved < 100_000 / 32, "one growth moved {most_moved}");
+    }
+
+    #[test]
     fn entries_spread_over_every_shard() {
         // A shard left empty or crowded would bring back the one big
         // doubling the shards exist to avoid.
