@@ -68,6 +68,9 @@ pub enum MediaError {
     /// The port range has no free pair left.
     #[error("no free media ports in {0}-{1}")]
     NoPorts(u16, u16),
+    /// Sockets cannot be opened at all (the open-files limit, most often).
+    #[error("cannot open media sockets: {0}")]
+    Sockets(String),
     /// No address to relay on for the leg's family.
     #[error("no media address for {0}")]
     NoFamily(&'static str),

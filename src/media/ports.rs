@@ -47,12 +47,14 @@ impl Ports {
     }
 
     /// Binds a free pair on `ip`: (RTP's port, RTP, RTCP), both
-    /// non-blocking.
-    pub fn pair(&self, ip: IpAddr) -> Option<(u16, UdpSocket, UdpSocket)> {
+    /// non-blocking; `Ok(None)` when every pair is taken, the error when
+    /// sockets cannot be opened at all (out of file descriptors, most
+    /// often), so that the operator is told which of the two it is.
+    pub fn pair(&self, ip: IpAddr) -> std::io::Result<Option<(u16, UdpSocket, UdpSocket)>> {
         let pairs = u32::from(self.hi.saturating_sub(self.lo) / 2 + 1);
         let mut held = self.held();
         if held.len() >= pairs as usize {
-            return None;
+            return Ok(None);
         }
         for _ in 0..pairs {
             let i = self.next.fetch_add(1, Ordering::Relaxed) % pairs;
@@ -69,16 +71,15 @@ impl Ports {
             match (bind(ip, rtp), bind(ip, rtcp)) {
                 (Ok(a), Ok(b)) => {
                     held.insert((ip, rtp));
-                    return Some((rtp, a, b));
+                    return Ok(Some((rtp, a, b)));
                 }
                 (Err(e), _) | (_, Err(e)) if e.kind() != std::io::ErrorKind::AddrInUse => {
-                    tracing::debug!(error = %e, "cannot open media ports");
-                    return None;
+                    return Err(e);
                 }
                 _ => continue,
             }
         }
-        None
+        Ok(None)
     }
 }
 
@@ -100,7 +101,7 @@ mod tests {
         let ports = Ports::new(41001, 41010);
         let ip: IpAddr = [127, 0, 0, 1].into();
         let mut held = Vec::new();
-        while let Some((port, a, b)) = ports.pair(ip) {
+        while let Ok(Some((port, a, b))) = ports.pair(ip) {
             let (pa, pb) = (
                 a.local_addr().map(|x| x.port()).unwrap_or(0),
                 b.local_addr().map(|x| x.port()).unwrap_or(0),
@@ -113,6 +114,16 @@ mod tests {
         }
         // 41002..41010 holds four whole pairs (41010's RTCP would be 41011).
         assert!(held.len() <= 4);
-        assert!(ports.pair(ip).is_none(), "a full range says so");
+        assert!(matches!(ports.pair(ip), Ok(None)), "a full range says so");
+    }
+
+    #[test]
+    fn sockets_that_cannot_be_opened_are_an_error_not_a_full_range() {
+        // An address this machine does not have fails every port the way
+        // running out of file descriptors does (binding sends nothing).
+        let ports = Ports::new(41101, 41110);
+        let foreign: IpAddr = [192, 0, 2, 1].into();
+        let err = ports.pair(foreign).err().map(|e| e.kind());
+        assert_eq!(err, Some(std::io::ErrorKind::AddrNotAvailable));
     }
 }

@@ -130,15 +130,18 @@ impl Pool {
             }
         }
         let (lo, hi) = self.ports.bounds();
-        let Some((port, a, b)) = self.ports.pair(bind) else {
-            // The range is full: the slot that rested longest serves
-            // rather than the call failing.
-            return self
-                .free()
-                .queue(bind)
-                .pop_front()
-                .map(|(_, slot)| slot)
-                .ok_or(MediaError::NoPorts(lo, hi));
+        let (port, a, b) = match self.ports.pair(bind) {
+            Ok(Some(pair)) => pair,
+            // The range is full, or no socket can be opened: the slot that
+            // rested longest serves rather than the call failing.
+            full_or_failed => {
+                let rested = self.free().queue(bind).pop_front();
+                return match (rested, full_or_failed) {
+                    (Some((_, slot)), _) => Ok(slot),
+                    (None, Err(e)) => Err(MediaError::Sockets(e.to_string())),
+                    (None, _) => Err(MediaError::NoPorts(lo, hi)),
+                };
+            }
         };
         let _enter = handle.enter();
         let (Ok(a), Ok(b)) = (UdpSocket::from_std(a), UdpSocket::from_std(b)) else {
