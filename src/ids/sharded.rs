@@ -133,7 +133,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> Sharded<K, V, S> {
 
     /// Keeps the entries for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
-        for s in self.shards.iter_mut() {
+        // Most shards of a small map are empty; a walk of each would be a
+        // fixed cost on every call that ends.
+        for s in self.shards.iter_mut().filter(|s| !s.is_empty()) {
             s.retain(|e| keep(&e.0, &mut e.1));
         }
         self.len = self.shards.iter().map(HashTable::len).sum();
@@ -143,6 +145,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Sharded<K, V, S> {
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.shards
             .iter()
+            .filter(|s| !s.is_empty())
             .flat_map(|s| s.iter().map(|e| (&e.0, &e.1)))
     }
 
@@ -150,6 +153,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Sharded<K, V, S> {
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
         self.shards
             .iter_mut()
+            .filter(|s| !s.is_empty())
             .flat_map(|s| s.iter_mut().map(|e| (&e.0, &mut e.1)))
     }
 
