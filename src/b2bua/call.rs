@@ -216,6 +216,10 @@ pub struct Call<C> {
     pub result: u16,
     /// No-answer and limit timers, cancelled when the call ends.
     pub timers: Vec<crate::sip::timer::TimerKey>,
+    /// Requests of this call relayed to the other leg whose final response
+    /// may still come (keys into the engine's relays; some may be gone).
+    /// The call's end removes its own instead of walking every relay.
+    pub relays: Vec<TxKey>,
     /// The policy's state of the call.
     pub state: C,
 }

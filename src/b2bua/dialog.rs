@@ -149,6 +149,13 @@ impl<P: Policy> Engine<P> {
             their_cseq: m.cseq,
             our_cseq,
         };
+        if let Some(call) = self.calls.get_mut(&id) {
+            // Answered ones drop out here, so a long call that refreshes
+            // its session keeps a short list.
+            let relays = &self.relays;
+            call.relays.retain(|k| relays.contains_key(k));
+            call.relays.push(key.clone());
+        }
         self.relays.insert(key, relay);
     }
 

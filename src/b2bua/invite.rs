@@ -145,6 +145,7 @@ impl<P: Policy> Engine<P> {
             confirmed: false,
             result: 0,
             timers: Vec::new(),
+            relays: Vec::new(),
             state,
         };
         self.tx.set_owner(&key, id);

@@ -485,7 +485,9 @@ impl<P: Policy> Engine<P> {
                 self.dialogs.remove(&(f.leg.call_id, f.leg.local_tag));
             }
             self.by_invite.remove(&c.a_invite);
-            self.relays.retain(|_, r| r.call != id);
+            for k in &c.relays {
+                self.relays.remove(k);
+            }
         }
     }
 }

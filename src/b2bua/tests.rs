@@ -819,3 +819,39 @@ fn a_request_in_the_early_dialog_moves_the_callee_legs_cseq_on_past_the_answer()
         update.msg.cseq
     );
 }
+
+#[test]
+fn a_request_still_relayed_when_the_call_ends_is_forgotten_with_it() {
+    let mut r = Rig::new(Route1::default());
+    let (inv, ok) = r.connect();
+    // Two re-INVITEs from A: the first answered, the second still out.
+    r.send(A, &from_a(&ok.msg, "INVITE", 2, "re1"));
+    let re1 = relayed_invite(r.take());
+    r.send(B, &reply(&re1.msg, 200, B_TAG));
+    assert_eq!(r.one(A).code(), Some(200));
+    r.send(A, &from_a(&ok.msg, "ACK", 2, "re1-ack"));
+    r.take();
+    r.send(A, &from_a(&ok.msg, "INVITE", 3, "re2"));
+    let re2 = relayed_invite(r.take());
+    assert!(r.e.sizes().contains("relays=1"), "{}", r.e.sizes());
+    r.send(B, &from_b(&inv.msg, "BYE", 1));
+    r.take();
+    // The ended call is kept a while for stray messages, then forgotten.
+    r.advance(Duration::from_secs(6));
+    r.take();
+    assert!(r.e.sizes().contains("calls=0"), "{}", r.e.sizes());
+    assert!(r.e.sizes().contains("relays=0"), "{}", r.e.sizes());
+    // B's late answer to the forgotten request reaches nobody.
+    r.send(B, &reply(&re2.msg, 200, B_TAG));
+    let late = r.take();
+    assert!(late.iter().all(|o| o.to != peer(A)), "{:?}", raws(&late));
+}
+
+/// The INVITE that went to B among `out` (beside A's 100 Trying).
+fn relayed_invite(out: Vec<Out>) -> Out {
+    let (mut to_b, _) = invites(out);
+    assert_eq!(to_b.len(), 1);
+    let inv = to_b.remove(0);
+    assert_eq!(inv.to, peer(B));
+    inv
+}
