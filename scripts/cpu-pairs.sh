@@ -14,11 +14,15 @@
 # bindings on 5080 (`bindings import`, `serve --trunk`), and SIPp placing
 # RATE (1,000) calls/s for SECONDS (10) from 5061 as compare.sh does. CPU
 # is utime+stime of the process and of its SIP thread (`sipmask-sip`) from
-# /proc, over the calls only. BENCH is ../shared/bench unless set.
+# /proc, over the calls only; failed calls and retransmissions are counted
+# as compare.sh counts them (scripts/sipp-lib.sh). BENCH is ../shared/bench
+# unless set.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bench=${BENCH:-$here/../../shared/bench}
 bench=$(cd "$bench" && pwd)
+# shellcheck source=scripts/sipp-lib.sh
+source "$here/sipp-lib.sh"
 rate=1000 secs=10 rounds=5
 while getopts "r:s:k:" opt; do
 	case $opt in
@@ -35,7 +39,7 @@ command -v sipp >/dev/null || { echo "sipp not found" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/sipcpu.XXXXXX)
 calls="$work/calls.csv"
-{ echo SEQUENTIAL; tail -n +2 "$bench/bindings.csv" | awk -F, '{ print $1 ";" $2 }'; } >"$calls"
+sipp_calls_csv "$bench" "$calls"
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -80,11 +84,9 @@ one() {
 	wait "$pid" "$uas" 2>/dev/null || true
 	pids=()
 	local failed retrans
-	# SIPp's closing screen: the Failed call row, the Retrans column.
-	failed=$(awk -F'|' '/Failed call/ { f = $3 + 0 } END { print (f == "" ? "?" : f) }' "$dir/uac.log")
-	retrans=$(grep -E -- "(---------->|<----------)" "$dir/uac.log" | tail -8 |
-		sed 's/[BE]-RTD1//' | awk '{ s += $4 } END { print s + 0 }') || true
-	result="$(((t1 - t0) * 1000000 / hz / n)) $(((s1 - s0) * 1000000 / hz / n)) $failed $retrans"
+	failed=$(sipp_count "Failed call" "$dir/uac.log")
+	retrans=$(sipp_retrans "$dir/uac.log")
+	result="$(((t1 - t0) * 1000000 / hz / n)) $(((s1 - s0) * 1000000 / hz / n)) ${failed:-?} $retrans"
 }
 
 printf "%-5s %-40s %9s %9s %6s %7s\n" round binary total_us sip_us failed retrans

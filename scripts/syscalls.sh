@@ -18,6 +18,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bench=${BENCH:-$here/../../shared/bench}
 bench=$(cd "$bench" && pwd)
+# shellcheck source=scripts/sipp-lib.sh
+source "$here/sipp-lib.sh"
 ncalls=5000 rate=1000 settle=35
 while getopts "n:r:w:" opt; do
 	case $opt in
@@ -37,7 +39,7 @@ busy=$(ss -Htuln "( sport = :$sut_port or sport = :$uas_port or sport = :$uac_po
 [ -z "$busy" ] || { echo "ports in use:"; echo "$busy"; exit 1; } >&2
 work=$(mktemp -d /tmp/sipsys.XXXXXX)
 calls="$work/calls.csv"
-{ echo SEQUENTIAL; tail -n +2 "$bench/bindings.csv" | awk -F, '{ print $1 ";" $2 }'; } >"$calls"
+sipp_calls_csv "$bench" "$calls"
 
 uas_pid=""
 cleanup() {
@@ -89,11 +91,10 @@ for target in "$@"; do
 		-nostdin >"$tdir/uac.out" 2>&1) || true
 	wait $counting
 	count "$pids" $window "$tdir/idle"
-	ok=$(awk -F'|' '/Successful call/ { gsub(/ /, "", $3); print $3 }' "$tdir/uac.out" | tail -1)
-	bad=$(awk -F'|' '/Failed call/ { gsub(/ /, "", $3); print $3 }' "$tdir/uac.out" | tail -1)
+	ok=$(sipp_count "Successful call" "$tdir/uac.out")
+	bad=$(sipp_count "Failed call" "$tdir/uac.out")
 	ok=${ok:-0} bad=${bad:-$ncalls}
-	retrans=$(awk '/---------->/ { n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/ && ++n == 2) s += $i }
-		END { print s + 0 }' "$tdir/uac.out")
+	retrans=$(sipp_retrans "$tdir/uac.out")
 	per() { # per NAME...: (busy - idle) / calls, summed over the names
 		awk -v n="$ncalls" -v want=" $* " '
 			FILENAME ~ /busy$/ && index(want, " " $1 " ") { b += $2 }
