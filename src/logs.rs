@@ -5,6 +5,10 @@
 //! call per batch, not one per line. Idle, the thread sleeps on a condition
 //! and costs no wake-ups.
 
+mod line;
+
+pub use line::{Fields, Line};
+
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;

@@ -4,14 +4,14 @@
 //! maximum length, a 2xx never ACKed). Unknown dialogs get 481.
 
 use crate::sip::message::Msg;
-use crate::sip::transaction::{Incoming, TxKey};
+use crate::sip::transaction::{Incoming, TxKey, TxKeyRef};
 use crate::sip::writer::reason;
 use crate::sip::{Method, Peer};
 use crate::time::Now;
 
 use super::call::{PendingAck, Phase, Side};
 use super::policy::{EndReason, Limit, Milestone, Policy};
-use super::{CallId, CallTimer, Engine, Relay};
+use super::{CallId, CallTimer, DialogRef, Engine, Relay};
 
 impl<P: Policy> Engine<P> {
     /// A response from B or A to something we sent.
@@ -19,8 +19,12 @@ impl<P: Policy> Engine<P> {
         let Some(owner) = self.tx.on_response(&m, now.mono) else {
             return;
         };
-        let key = TxKey::of_response(&m);
-        if let Some(i) = self.calls.get(&owner).and_then(|c| c.fork_of(&key)) {
+        let key = TxKeyRef::of_response(&m);
+        if let Some(i) = self
+            .calls
+            .get(&owner)
+            .and_then(|c| c.forks.iter().position(|f| key.is(&f.invite)))
+        {
             return self.on_b_invite_response(owner, i, m, now);
         }
         if let Some(code) = m.code().filter(|c| *c >= 200) {
@@ -40,8 +44,8 @@ impl<P: Policy> Engine<P> {
 
     /// A request carrying a To tag: it belongs to a dialog we know, or gets 481.
     pub(super) fn on_in_dialog(&mut self, method: Method, m: Msg, src: Peer, now: Now) {
-        let to_tag = m.to_tag.as_deref().unwrap_or_default().to_string();
-        let found = self.dialogs.get(&(m.call_id.to_string(), to_tag)).copied();
+        let to_tag = m.to_tag.as_deref().unwrap_or_default();
+        let found = self.dialogs.get(&DialogRef(&m.call_id, to_tag)).copied();
         // A request in a call comes from that leg's party: the address its
         // dialog was made with (any port: a trunk sends from several).
         let stranger = found.is_some_and(|(id, side)| {

@@ -61,6 +61,24 @@ enum CallTimer {
     Cleanup(CallId),
 }
 
+/// A dialog's key, (Call-ID, our tag), borrowed from a message to look
+/// up [`Engine`]'s dialogs without copying either.
+struct DialogRef<'a>(&'a str, &'a str);
+
+// Hashes as the tuple of `String`s the table owns does.
+impl std::hash::Hash for DialogRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+        self.1.hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<(String, String)> for DialogRef<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        key.0 == self.0 && key.1 == self.1
+    }
+}
+
 /// A request relayed to the other leg, waiting for its response.
 #[derive(Clone)]
 struct Relay {
@@ -604,3 +622,22 @@ fn cross_or_drop(to: Towards<'_>, media: Media, m: &Msg, leg: &mut Leg) -> Vec<u
 /// Methods we take, for Allow headers.
 pub const ALLOW: &str =
     "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, NOTIFY, MESSAGE, REGISTER";
+
+#[cfg(test)]
+mod dialog_ref_tests {
+    use super::DialogRef;
+
+    #[test]
+    fn a_dialog_is_found_by_the_borrowed_key_and_only_its_own() {
+        let mut dialogs: crate::ids::WireMap<(String, String), u32> = Default::default();
+        for i in 0..1_000u32 {
+            dialogs.insert((format!("call-{i}"), format!("tag-{i}")), i);
+        }
+        assert_eq!(dialogs.get(&DialogRef("call-321", "tag-321")), Some(&321));
+        assert_eq!(dialogs.get(&DialogRef("call-321", "tag-322")), None);
+        // The parts do not run together: ("ab", "c") is not ("a", "bc").
+        dialogs.insert(("ab".into(), "c".into()), 7);
+        assert_eq!(dialogs.get(&DialogRef("a", "bc")), None);
+        assert!(dialogs.contains_key(&DialogRef("ab", "c")));
+    }
+}

@@ -4,7 +4,7 @@
 
 use super::Engine;
 use crate::sip::message::Method;
-use crate::sip::transaction::TxKey;
+use crate::sip::transaction::{TxKey, TxKeyRef};
 use crate::sip::Msg;
 
 impl<P: super::Policy> Engine<P> {
@@ -13,7 +13,7 @@ impl<P: super::Policy> Engine<P> {
     /// or anything out of dialog that any instance answers alike.
     pub fn handles(&self, m: &Msg) -> bool {
         let Some(method) = m.method() else {
-            return self.tx.has_client(&TxKey::of_response(m));
+            return self.tx.has_client(&TxKeyRef::of_response(m));
         };
         let key = TxKey::of_request(m);
         if self.tx.exists(&key) {
@@ -22,7 +22,7 @@ impl<P: super::Policy> Engine<P> {
         if let Some(tag) = &m.to_tag {
             return self
                 .dialogs
-                .contains_key(&(m.call_id.to_string(), tag.to_string()));
+                .contains_key(&super::DialogRef(&m.call_id, tag));
         }
         match method {
             Method::Invite => self.accepting,

@@ -11,10 +11,10 @@
 //! moves a sixty-fourth of the entries, and the shards cross their
 //! thresholds at different inserts instead of all at once.
 
-use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
 use hashbrown::hash_table::{Entry, HashTable};
+use hashbrown::Equivalent;
 
 const SHARDS: usize = 64;
 
@@ -60,32 +60,29 @@ impl<K: Hash + Eq, V, S: BuildHasher> Sharded<K, V, S> {
     /// The value of `k`.
     pub fn get<Q>(&self, k: &Q) -> Option<&V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let h = self.hash(k);
         self.shards[shard(h)]
-            .find(h, |e| e.0.borrow() == k)
+            .find(h, |e| k.equivalent(&e.0))
             .map(|e| &e.1)
     }
 
     /// The value of `k`, to change.
     pub fn get_mut<Q>(&mut self, k: &Q) -> Option<&mut V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let h = self.hash(k);
         self.shards[shard(h)]
-            .find_mut(h, |e| e.0.borrow() == k)
+            .find_mut(h, |e| k.equivalent(&e.0))
             .map(|e| &mut e.1)
     }
 
     /// Whether `k` has a value.
     pub fn contains_key<Q>(&self, k: &Q) -> bool
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.get(k).is_some()
     }
@@ -121,11 +118,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> Sharded<K, V, S> {
     /// Takes the value of `k` out.
     pub fn remove<Q>(&mut self, k: &Q) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let h = self.hash(k);
-        let found = self.shards[shard(h)].find_entry(h, |e| e.0.borrow() == k);
+        let found = self.shards[shard(h)].find_entry(h, |e| k.equivalent(&e.0));
         let ((_, v), _) = found.ok()?.remove();
         self.len -= 1;
         Some(v)

@@ -18,6 +18,11 @@ use crate::time::SharedClock;
 
 use super::ticks::Ticks;
 
+thread_local! {
+    /// What the engine queued, between its lock and the sockets.
+    static SPARE: std::cell::RefCell<Vec<(Peer, Bytes)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The engine behind its lock; the sockets deliver into it.
 pub(super) struct Core {
     pub(super) engine: Mutex<Engine<Masking>>,
@@ -31,7 +36,9 @@ pub(super) struct Core {
 
 impl Core {
     pub(super) fn with_engine(&self, net: &Arc<Net>, f: impl FnOnce(&mut Engine<Masking>)) {
-        let mut out: Vec<(Peer, Bytes)> = Vec::new();
+        // The thread's spare vector, not a new one per message: sending
+        // happens after the lock is let go, so what goes out is moved here.
+        let mut out = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
         {
             let Ok(mut e) = self.engine.lock() else {
                 return;
@@ -41,9 +48,10 @@ impl Core {
             // A timer set sooner than the timers' wake-up is planned.
             self.ticks.deadline(e.next_due());
         }
-        for (peer, bytes) in out {
+        for (peer, bytes) in out.drain(..) {
             net.send(peer, bytes);
         }
+        SPARE.with(|s| *s.borrow_mut() = out);
     }
 
     /// Runs the engine's timers if they are due.

@@ -23,7 +23,7 @@ use bytes::Bytes;
 
 mod types;
 
-pub use types::{AckBase, Incoming, TimerConfig, TxEvent, TxKey};
+pub use types::{AckBase, Incoming, TimerConfig, TxEvent, TxKey, TxKeyRef};
 
 use super::message::{Method, Msg};
 use super::piece::Piece;
@@ -263,7 +263,7 @@ impl Transactions {
     }
 
     /// Whether a client transaction has this key.
-    pub fn has_client(&self, key: &TxKey) -> bool {
+    pub fn has_client(&self, key: &TxKeyRef<'_>) -> bool {
         self.clients.contains_key(key)
     }
 
@@ -369,7 +369,7 @@ impl Transactions {
     /// TU must see it; retransmitted finals and non-2xx ACKs are handled here.
     pub fn on_response(&mut self, m: &Msg, now: Instant) -> Option<u64> {
         let code = m.code()?;
-        let key = TxKey::of_response(m);
+        let key = TxKeyRef::of_response(m);
         let tx = self.clients.get_mut(&key)?;
         let udp = tx.peer.transport == Transport::Udp;
         match (tx.state, code) {
@@ -389,9 +389,10 @@ impl Transactions {
                 tx.state = State::Accepted;
                 tx.request = Bytes::new();
                 tx.ack = None;
+                let owner = tx.owner;
                 self.timers
-                    .add(now + self.cfg.t1 * 64, TimerKind::ClientEnd(key));
-                Some(tx.owner)
+                    .add(now + self.cfg.t1 * 64, TimerKind::ClientEnd(key.to_owned()));
+                Some(owner)
             }
             (State::Accepted, 200..=299) => Some(tx.owner),
             (State::Calling | State::Proceeding, _) => {
@@ -406,7 +407,8 @@ impl Transactions {
                 if tx.invite {
                     self.send_ack(&key, m);
                 }
-                self.timers.add(now + wait, TimerKind::ClientEnd(key));
+                self.timers
+                    .add(now + wait, TimerKind::ClientEnd(key.to_owned()));
                 Some(owner)
             }
             (State::Completed, 300..) if tx.invite => {
@@ -417,7 +419,7 @@ impl Transactions {
         }
     }
 
-    fn send_ack(&mut self, key: &TxKey, resp: &Msg) {
+    fn send_ack(&mut self, key: &TxKeyRef<'_>, resp: &Msg) {
         let Some(tx) = self.clients.get(key) else {
             return;
         };

@@ -171,3 +171,32 @@ fn non_invite_client_backs_off_to_t2() {
     }
     assert_eq!(gaps, vec![5, 10, 20, 40, 40, 40]);
 }
+
+#[test]
+fn a_response_finds_its_transaction_by_the_borrowed_key_among_many() {
+    let mut tables: crate::ids::WireMap<TxKey, u32> = Default::default();
+    for i in 0..2_000u32 {
+        for method in [Method::Invite, Method::Bye, Method::Other("FOO".into())] {
+            let key = TxKey {
+                branch: format!("z9hG4bK-{i}"),
+                method,
+            };
+            tables.insert(key, i);
+        }
+    }
+    for (i, method) in [(0, "INVITE"), (777, "BYE"), (1_999, "FOO")] {
+        let m = resp(200, &format!("z9hG4bK-{i}"), method);
+        let key = TxKeyRef::of_response(&m);
+        assert_eq!(tables.get(&key), Some(&i), "{method}");
+        assert_eq!(key.to_owned(), TxKey::of_response(&m));
+        assert!(key.is(&TxKey::of_response(&m)));
+    }
+    // Same branch, another method: another transaction.
+    let m = resp(200, "z9hG4bK-5", "CANCEL");
+    assert_eq!(tables.get(&TxKeyRef::of_response(&m)), None);
+    assert_eq!(
+        tables.remove(&TxKeyRef::of_response(&resp(200, "z9hG4bK-5", "BYE"))),
+        Some(5)
+    );
+    assert_eq!(tables.len(), 5_999);
+}

@@ -52,10 +52,56 @@ impl TxKey {
 
     /// Key of a response: branch plus CSeq method.
     pub fn of_response(m: &Msg) -> TxKey {
-        TxKey {
-            branch: m.top_via.branch.to_string(),
+        TxKeyRef::of_response(m).to_owned()
+    }
+}
+
+/// A [`TxKey`] borrowed from a message: looks up the tables that own
+/// keys without copying the branch (a response is matched three or four
+/// times on its way through).
+#[derive(Debug, PartialEq, Eq)]
+pub struct TxKeyRef<'a> {
+    /// Via branch.
+    pub branch: &'a str,
+    /// Method the transaction was created by.
+    pub method: Method,
+}
+
+impl<'a> TxKeyRef<'a> {
+    /// Key of a response: branch plus CSeq method.
+    pub fn of_response(m: &'a Msg) -> TxKeyRef<'a> {
+        TxKeyRef {
+            branch: &m.top_via.branch,
             method: Method::from_token(&m.cseq_method),
         }
+    }
+
+    /// The owned key.
+    pub fn to_owned(&self) -> TxKey {
+        TxKey {
+            branch: self.branch.to_string(),
+            method: self.method.clone(),
+        }
+    }
+
+    /// Whether `key` is this one.
+    pub fn is(&self, key: &TxKey) -> bool {
+        key.branch == self.branch && key.method == self.method
+    }
+}
+
+// Hashes as the derived `Hash` of `TxKey` does (a `String` hashes as its
+// `str`), so that tables of `TxKey` find their entries by it.
+impl std::hash::Hash for TxKeyRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.branch.hash(state);
+        self.method.hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<TxKey> for TxKeyRef<'_> {
+    fn equivalent(&self, key: &TxKey) -> bool {
+        self.is(key)
     }
 }
 
