@@ -117,7 +117,15 @@ impl Leg {
         if method != Method::Bye && method != Method::Ack {
             w.header("Contact", &self.contact());
         }
-        (w, TxKey { branch: b, method }, via, cseq)
+        (
+            w,
+            TxKey {
+                branch: b.into(),
+                method,
+            },
+            via,
+            cseq,
+        )
     }
 
     /// Starts an in-dialog request other than INVITE (see [`Leg::invite`]).

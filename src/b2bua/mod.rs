@@ -379,7 +379,7 @@ impl<P: Policy> Engine<P> {
         w.header("Call-ID", &crate::ids::token());
         w.header("CSeq", "1 OPTIONS");
         let key = TxKey {
-            branch: via,
+            branch: via.into(),
             method: Method::Options,
         };
         self.probes.insert(key.clone(), p.id);

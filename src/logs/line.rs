@@ -114,9 +114,7 @@ impl Visit for Visitor<'_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, |w| {
-            w.write_str(crate::text::Digits::new(value).as_str())
-        });
+        self.put(field, |w| write!(w, "{value}"));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {

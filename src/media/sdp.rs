@@ -136,6 +136,16 @@ pub struct Parsed<'a> {
     pub streams: Vec<Stream>,
 }
 
+/// What a media section says of its addresses, gathered as its lines
+/// come: the `m=` port, its own `c=`, `a=rtcp` and `a=rtcp-mux`.
+#[derive(Default)]
+struct Found {
+    port: u16,
+    ip: Option<IpAddr>,
+    rtcp: Option<(u16, Option<IpAddr>)>,
+    mux: bool,
+}
+
 /// Checks `body` and keeps what may cross.
 pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
     let text = std::str::from_utf8(body).map_err(|_| SdpError::NotText)?;
@@ -148,10 +158,8 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
     let (mut has_o, mut has_t) = (false, false);
     // Session-level connection address and direction, which media inherit.
     let (mut session_ip, mut session_held) = (None::<IpAddr>, false);
-    let mut ips: Vec<Option<IpAddr>> = Vec::new();
-    let mut rtcp: Vec<Option<(u16, Option<IpAddr>)>> = Vec::new();
-    let mut mux: Vec<bool> = Vec::new();
-    let mut ports: Vec<u16> = Vec::new();
+    // Per stream, what its addresses are made of once all lines are read.
+    let mut found: Vec<Found> = Vec::new();
     for line in it {
         let Some((kind, value)) = line.split_once('=') else {
             return Err(SdpError::Malformed("has a line that is not type=value"));
@@ -164,12 +172,18 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
                 has_o = true;
             }
             "m" => {
-                let f: Vec<&str> = value.split_whitespace().collect();
-                let port = f
-                    .get(1)
+                let mut f = value.split_whitespace();
+                let (media, port, proto) = (f.next(), f.next(), f.next());
+                let port = port
                     .and_then(|p| p.split('/').next())
                     .and_then(|p| p.parse::<u16>().ok());
-                let (Some(port), true) = (port, f.len() >= 4) else {
+                let formats: Vec<u8> = f.filter_map(|p| p.parse().ok()).collect();
+                let (Some(media), Some(port), Some(proto), true) = (
+                    media,
+                    port,
+                    proto,
+                    value.split_whitespace().nth(3).is_some(),
+                ) else {
                     return Err(SdpError::Malformed(
                         "m= needs media, port, proto and formats",
                     ));
@@ -179,25 +193,26 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
                     rtcp: None,
                     off: port == 0,
                     held: session_held,
-                    formats: f[3..].iter().filter_map(|p| p.parse().ok()).collect(),
-                    media: f[0].to_string(),
-                    proto: f[2].to_string(),
+                    formats,
+                    media: media.to_string(),
+                    proto: proto.to_string(),
                 });
-                ports.push(port);
-                ips.push(None);
-                rtcp.push(None);
-                mux.push(false);
+                found.push(Found {
+                    port,
+                    ..Found::default()
+                });
                 kept.push((kind, value));
             }
             "c" => {
-                let f: Vec<&str> = value.split_whitespace().collect();
-                if f.len() != 3 {
+                let mut f = value.split_whitespace();
+                let (Some(_), Some(_), Some(addr), None) = (f.next(), f.next(), f.next(), f.next())
+                else {
                     return Err(SdpError::Malformed("c= needs three fields"));
-                }
+                };
                 // A multicast address carries a TTL: c=IN IP4 224.2.1.1/127.
-                let ip = f[2].split('/').next().unwrap_or("").parse::<IpAddr>().ok();
-                match ips.last_mut() {
-                    Some(slot) => *slot = ip,
+                let ip = addr.split('/').next().unwrap_or("").parse::<IpAddr>().ok();
+                match found.last_mut() {
+                    Some(s) => s.ip = ip,
                     None => session_ip = ip,
                 }
                 kept.push((kind, value));
@@ -220,19 +235,19 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
                         }
                     }
                     "rtcp-mux" => {
-                        if let Some(m) = mux.last_mut() {
-                            *m = true;
+                        if let Some(s) = found.last_mut() {
+                            s.mux = true;
                         }
                     }
                     "rtcp" => {
                         // a=rtcp:PORT [IN IP4 ADDRESS]
-                        let f: Vec<&str> = value["rtcp".len()..]
+                        let mut f = value["rtcp".len()..]
                             .trim_start_matches(':')
-                            .split_whitespace()
-                            .collect();
-                        let port = f.first().and_then(|p| p.parse::<u16>().ok());
-                        if let (Some(port), Some(slot)) = (port, rtcp.last_mut()) {
-                            *slot = Some((port, f.get(2).and_then(|a| a.parse().ok())));
+                            .split_whitespace();
+                        let port = f.next().and_then(|p| p.parse::<u16>().ok());
+                        if let (Some(port), Some(s)) = (port, found.last_mut()) {
+                            // After the port: IN, IP4 or IP6, the address.
+                            s.rtcp = Some((port, f.nth(2).and_then(|a| a.parse().ok())));
                         }
                     }
                     _ => {}
@@ -252,10 +267,11 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
     if streams.is_empty() {
         return Err(SdpError::Malformed("has no m= line"));
     }
-    for (i, s) in streams.iter_mut().enumerate() {
-        let port = ports[i];
-        let ip = ips[i].or(session_ip);
-        let Some(ip) = ip else { continue };
+    for (s, f) in streams.iter_mut().zip(&found) {
+        let port = f.port;
+        let Some(ip) = f.ip.or(session_ip) else {
+            continue;
+        };
         if ip.is_unspecified() {
             s.held = true;
         }
@@ -263,9 +279,9 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
             continue;
         }
         s.rtp = Some(SocketAddr::new(ip, port));
-        s.rtcp = Some(match rtcp[i] {
+        s.rtcp = Some(match f.rtcp {
             Some((p, a)) => SocketAddr::new(a.unwrap_or(ip), p),
-            None if mux[i] => SocketAddr::new(ip, port),
+            None if f.mux => SocketAddr::new(ip, port),
             None => SocketAddr::new(ip, port.wrapping_add(1)),
         });
     }
@@ -396,6 +412,44 @@ mod tests {
         a=fmtp:101 0-15\r\na=sendrecv\r\na=ssrc:2732856622 cname:sip:13800000000@127.0.0.1:6031\r\n\
         a=msid:abc def\r\na=candidate:1 1 UDP 2130706431 10.0.0.5 6031 typ host\r\n\
         a=ptime:20\r\na=x-unknown:1\r\ni=Alice's phone\r\n";
+
+    #[test]
+    fn rtcp_goes_where_a_rtcp_says_else_to_the_next_port() {
+        let sdp = |extra: &str| {
+            format!(
+                "v=0\r\no=- 1 1 IN IP4 192.0.2.5\r\ns=-\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\n\
+                 m=audio 4000 RTP/AVP 0\r\n{extra}m=audio 5000 RTP/AVP 8\r\nc=IN IP4 192.0.2.6\r\n"
+            )
+        };
+        let rtcp = |extra: &str| {
+            let body = sdp(extra);
+            let p = parse(body.as_bytes()).expect("valid");
+            p.streams.iter().map(|s| s.rtcp).collect::<Vec<_>>()
+        };
+        let at = |a: &str| Some(a.parse::<SocketAddr>().expect("addr"));
+        assert_eq!(rtcp(""), [at("192.0.2.5:4001"), at("192.0.2.6:5001")]);
+        assert_eq!(
+            rtcp("a=rtcp-mux\r\n"),
+            [at("192.0.2.5:4000"), at("192.0.2.6:5001")]
+        );
+        assert_eq!(
+            rtcp("a=rtcp:4444\r\n"),
+            [at("192.0.2.5:4444"), at("192.0.2.6:5001")]
+        );
+        assert_eq!(
+            rtcp("a=rtcp:4444 IN IP4 198.51.100.7\r\n"),
+            [at("198.51.100.7:4444"), at("192.0.2.6:5001")]
+        );
+        for bad in [
+            "m=audio 4000 RTP/AVP\r\n",
+            "c=IN IP4\r\n",
+            "c=IN IP4 1.2.3.4 x\r\n",
+        ] {
+            let body =
+                format!("v=0\r\no=- 1 1 IN IP4 192.0.2.5\r\ns=-\r\n{bad}m=audio 1 RTP/AVP 0\r\n");
+            assert!(parse(body.as_bytes()).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn only_the_allow_list_crosses() {

@@ -178,7 +178,7 @@ fn a_response_finds_its_transaction_by_the_borrowed_key_among_many() {
     for i in 0..2_000u32 {
         for method in [Method::Invite, Method::Bye, Method::Other("FOO".into())] {
             let key = TxKey {
-                branch: format!("z9hG4bK-{i}"),
+                branch: format!("z9hG4bK-{i}").into(),
                 method,
             };
             tables.insert(key, i);

@@ -2,6 +2,7 @@
 //! transaction is keyed (RFC 3261 17.1.3 and 17.2.3), what an ACK copies
 //! from its INVITE, and what the layer reports to its user.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::sip::message::{Method, Msg};
@@ -28,10 +29,12 @@ impl Default for TimerConfig {
 }
 
 /// Identifies a transaction: branch plus method (ACK counts as INVITE).
+/// The branch is shared, not copied, by the key's clones: a transaction's
+/// timers, the call that owns it and the engine's tables each hold one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TxKey {
     /// Via branch.
-    pub branch: String,
+    pub branch: Arc<str>,
     /// Method the transaction was created by.
     pub method: Method,
 }
@@ -79,14 +82,14 @@ impl<'a> TxKeyRef<'a> {
     /// The owned key.
     pub fn to_owned(&self) -> TxKey {
         TxKey {
-            branch: self.branch.to_string(),
+            branch: Arc::from(self.branch),
             method: self.method.clone(),
         }
     }
 
     /// Whether `key` is this one.
     pub fn is(&self, key: &TxKey) -> bool {
-        key.branch == self.branch && key.method == self.method
+        &*key.branch == self.branch && key.method == self.method
     }
 }
 
@@ -107,16 +110,16 @@ impl hashbrown::Equivalent<TxKey> for TxKeyRef<'_> {
 
 // RFC 2543 peers send no magic-cookie branch; Call-ID + CSeq + From tag
 // identify their transactions well enough.
-fn branch_or_fallback(m: &Msg) -> String {
+fn branch_or_fallback(m: &Msg) -> Arc<str> {
     if m.top_via.branch.starts_with("z9hG4bK") {
-        m.top_via.branch.to_string()
+        Arc::from(&*m.top_via.branch)
     } else {
-        format!(
+        Arc::from(format!(
             "2543:{}:{}:{}",
             m.call_id,
             m.cseq,
             m.from_tag.as_deref().unwrap_or("")
-        )
+        ))
     }
 }
 
