@@ -266,8 +266,11 @@ impl Fork {
 
 impl<C> Call<C> {
     /// The fork whose INVITE transaction is `key`.
-    pub fn fork_of(&self, key: &TxKey) -> Option<usize> {
-        self.forks.iter().position(|f| f.invite == *key)
+    /// `key` is owned or borrowed from a response ([`TxKeyRef`]).
+    ///
+    /// [`TxKeyRef`]: crate::sip::transaction::TxKeyRef
+    pub fn fork_of<Q: hashbrown::Equivalent<TxKey> + ?Sized>(&self, key: &Q) -> Option<usize> {
+        self.forks.iter().position(|f| key.equivalent(&f.invite))
     }
 
     /// The callee leg.

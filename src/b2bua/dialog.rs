@@ -20,11 +20,7 @@ impl<P: Policy> Engine<P> {
             return;
         };
         let key = TxKeyRef::of_response(&m);
-        if let Some(i) = self
-            .calls
-            .get(&owner)
-            .and_then(|c| c.forks.iter().position(|f| key.is(&f.invite)))
-        {
+        if let Some(i) = self.calls.get(&owner).and_then(|c| c.fork_of(&key)) {
             return self.on_b_invite_response(owner, i, m, now);
         }
         if let Some(code) = m.code().filter(|c| *c >= 200) {

@@ -52,11 +52,6 @@ impl TxKey {
             method,
         }
     }
-
-    /// Key of a response: branch plus CSeq method.
-    pub fn of_response(m: &Msg) -> TxKey {
-        TxKeyRef::of_response(m).to_owned()
-    }
 }
 
 /// A [`TxKey`] borrowed from a message: looks up the tables that own
