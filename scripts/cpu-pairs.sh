@@ -37,16 +37,9 @@ shift $((OPTIND - 1))
 for b in "$@"; do [ -x "$b" ] || { echo "not an executable: $b" >&2; exit 2; }; done
 command -v sipp >/dev/null || { echo "sipp not found" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/sipcpu.XXXXXX)
+sipp_workdir sipcpu
 calls="$work/calls.csv"
 sipp_calls_csv "$bench" "$calls"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	[ -n "${KEEP:-}" ] && echo "work files: $work" >&2 || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT HUP
 hz=$(getconf CLK_TCK)
 
 # ticks PID [COMM]: utime+stime of the process, or of its thread COMM.

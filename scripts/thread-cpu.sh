@@ -38,14 +38,7 @@ shift 2
 [ -x "$bin" ] || { echo "not an executable: $bin" >&2; exit 2; }
 command -v sipp >/dev/null || { echo "sipp not found" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/threadcpu.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	[ -n "${KEEP:-}" ] && echo "work files: $work" >&2 || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT HUP
+sipp_workdir threadcpu
 sipp_calls_csv "$bench" "$work/calls.csv"
 
 sipp -sf "$bench/sipp/uas_callee.xml" -i 127.0.0.1 -p 5090 -nostdin -max_socket 60000 \
