@@ -427,9 +427,13 @@ pub fn split_commas(v: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(v);
     std::iter::from_fn(move || {
         let s = rest?;
-        let (mut depth, mut quoted) = (0i32, false);
+        let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
         for (i, c) in s.bytes().enumerate() {
+            if std::mem::take(&mut escaped) {
+                continue;
+            }
             match c {
+                b'\\' if quoted => escaped = true,
                 b'"' => quoted = !quoted,
                 b'<' if !quoted => depth += 1,
                 b'>' if !quoted => depth -= 1,
@@ -446,22 +450,44 @@ pub fn split_commas(v: &str) -> impl Iterator<Item = &str> {
     .filter(|p| !p.is_empty())
 }
 
-/// The URI of a name-addr (`"Bob" <sip:b@h>;tag=1`) or addr-spec (`sip:b@h;tag=1`).
-pub fn uri_of(v: &str) -> &str {
-    if let (Some(a), Some(b)) = (at(v, b'<'), rat(v, b'>')) {
-        if a < b {
-            return &v[a + 1..b];
+/// A name-addr (`"Bob" <sip:b@h>;tag=1`) or addr-spec (`sip:b@h;tag=1`)
+/// split into its URI and what follows it (header parameters), per RFC
+/// 3261 §25.1: a display name may be a quoted string holding `<`, `>`, `;`
+/// and escaped quotes, and parameters after `>` may hold `<` and `>` inside
+/// quotes (`+sip.instance="<urn:uuid:...>"`). Without `<` outside quotes
+/// the value is an addr-spec and its parameters start at the first `;`.
+fn split_name_addr(v: &str) -> (&str, &str) {
+    let b = v.as_bytes();
+    let (mut i, mut quoted) = (0, false);
+    while i < b.len() {
+        match b[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => {
+                // A URI holds no `>` of its own (it would be escaped).
+                return match at(&v[i + 1..], b'>') {
+                    Some(j) => (&v[i + 1..i + 1 + j], &v[i + 2 + j..]),
+                    None => (v[i + 1..].trim_ascii(), ""),
+                };
+            }
+            _ => {}
         }
+        i += 1;
     }
-    before(v, b';').trim_ascii()
+    match at(v, b';') {
+        Some(i) => (v[..i].trim_ascii(), &v[i..]),
+        None => (v.trim_ascii(), ""),
+    }
+}
+
+/// The URI of a name-addr or addr-spec (see [`split_name_addr`]).
+pub fn uri_of(v: &str) -> &str {
+    split_name_addr(v).0
 }
 
 /// The part after the URI, where header parameters live.
 pub fn after_uri(v: &str) -> &str {
-    match rat(v, b'>') {
-        Some(i) => &v[i + 1..],
-        None => at(v, b';').map_or("", |i| &v[i..]),
-    }
+    split_name_addr(v).1
 }
 
 /// Value of `;name=value` in a parameter list.
@@ -552,6 +578,57 @@ mod tests {
             [r#""Doe, J" <sip:a@h;x=1,2>;q=1"#, "<sip:b@h>", "sip:c@h"]
         );
         assert_eq!(split_commas(" ").count(), 0);
+    }
+
+    /// Linphone 5.1's REGISTER: its Contact carries `+sip.instance` with
+    /// `<` and `>` inside quotes after the URI.
+    const LINPHONE_REGISTER: &str = "REGISTER sip:127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bK.V1tbz5R7y;rport\r\n\
+From: <sip:alice@127.0.0.1>;tag=yHa~Gx2Lm\r\n\
+To: sip:alice@127.0.0.1\r\n\
+CSeq: 21 REGISTER\r\n\
+Call-ID: 7fXz-PqwKZ\r\n\
+Max-Forwards: 70\r\n\
+Supported: replaces, outbound, gruu, path, record-aware\r\n\
+Accept: application/sdp\r\n\
+Accept: text/plain\r\n\
+Accept: application/vnd.gsma.rcs-ft-http+xml\r\n\
+Contact: <sip:alice@192.168.1.20:5062;transport=udp>;+org.linphone.specs=\"lime\";+sip.instance=\"<urn:uuid:2f0d1b8e-5c0a-4c7e-9d1f-6a3b5e7c9d01>\";expires=600\r\n\
+Expires: 600\r\n\
+User-Agent: Linphone-Desktop/5.1.2 (debian) Debian GNU/Linux 12, Qt 5.15.8 LinphoneCore/5.1.2\r\n\
+Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn linphone_contacts_keep_their_uri_and_parameters() {
+        let m = Msg::parse(LINPHONE_REGISTER.as_bytes(), true).expect("parse");
+        assert_eq!(
+            m.contact.as_deref(),
+            Some("sip:alice@192.168.1.20:5062;transport=udp")
+        );
+        assert_eq!(m.contacts.len(), 1);
+        let c = &m.contacts[0];
+        assert_eq!(uri_of(c), "sip:alice@192.168.1.20:5062;transport=udp");
+        assert_eq!(param(after_uri(c), "expires"), Some("600"));
+        assert_eq!(
+            param(after_uri(c), "+sip.instance"),
+            Some("\"<urn:uuid:2f0d1b8e-5c0a-4c7e-9d1f-6a3b5e7c9d01>\"")
+        );
+        assert_eq!(m.from_tag.as_deref(), Some("yHa~Gx2Lm"));
+        // An INVITE's Contact from Linphone: a display name, a GRUU, the
+        // instance after it.
+        let invite = "\"Alice <home>\" <sip:alice@192.168.1.20:5062;gr=urn:uuid:2f0d>;+sip.instance=\"<urn:uuid:2f0d>\"";
+        assert_eq!(uri_of(invite), "sip:alice@192.168.1.20:5062;gr=urn:uuid:2f0d");
+        assert_eq!(
+            param(after_uri(invite), "+sip.instance"),
+            Some("\"<urn:uuid:2f0d>\"")
+        );
+        // A quoted display name with an escaped quote and a `>`.
+        let v = r#""a \" > b" <sip:x@h>;tag=9"#;
+        assert_eq!((uri_of(v), after_uri(v)), ("sip:x@h", ";tag=9"));
+        assert_eq!(split_commas(r#""a \" ," <sip:x@h>, <sip:y@h>"#).count(), 2);
+        // addr-spec: parameters start at the first `;`.
+        assert_eq!(uri_of("sip:a@h;tag=1"), "sip:a@h");
+        assert_eq!(after_uri("sip:a@h;tag=1"), ";tag=1");
     }
 
     #[test]
