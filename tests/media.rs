@@ -819,7 +819,7 @@ async fn the_callees_early_media_reaches_the_caller_through_the_relay() {
         mut caller,
         mut callee,
         mut am,
-        bm,
+        mut bm,
     } = parties(|_| {}).await;
     let d = Dialog::new(caller.addr, sut.addr, A, X);
     caller.send(sut.addr, &leaky_invite(&d, am.port())).await;
@@ -846,4 +846,151 @@ async fn the_callees_early_media_reaches_the_caller_through_the_relay() {
     assert_eq!(from, to_a);
     assert!(p.ends_with(b"ringback"));
     assert_ne!(&p[8..12], &B_SSRC.to_be_bytes());
+    // The caller's microphone reaches nobody while the callee rings...
+    for seq in 1..=3u16 {
+        am.rtp
+            .send_to(&rtp(A_SSRC, seq, b"caller before the answer"), to_a)
+            .await
+            .expect("send");
+    }
+    assert!(
+        bm.recv(false).await.is_none(),
+        "the ringing callee heard the caller"
+    );
+    // ...and from the answer on, it does.
+    callee
+        .send(inv.from, &inv.reply(200, "bobtag", &contact, &early))
+        .await;
+    caller.expect_response(200).await;
+    am.rtp
+        .send_to(&rtp(A_SSRC, 4, b"caller after the answer"), to_a)
+        .await
+        .expect("send");
+    let (p, _) = bm.recv(false).await.expect("answered: the callee hears");
+    assert!(p.ends_with(b"caller after the answer"));
+}
+
+/// A counter of the server's /metrics.
+async fn metric(sut: &Sut, name: &str) -> u64 {
+    let api = sut.server.api_addr.expect("api");
+    let m = http(api, "GET", "/metrics", None, None).await;
+    m.body
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_sent_no_sip_cannot_take_a_calls_media() {
+    let Parties {
+        sut,
+        mut caller,
+        mut callee,
+        mut am,
+        mut bm,
+    } = parties(|_| {}).await;
+    let mut d = Dialog::new(caller.addr, sut.addr, A, X);
+    caller.send(sut.addr, &leaky_invite(&d, am.port())).await;
+    let inv = callee.expect_request("INVITE").await;
+    let to_b = media_addr(&inv.body());
+    let contact = format!("Contact: <sip:bob@{}>\r\n", callee.addr);
+    callee
+        .send(inv.from, &inv.reply(180, "bobtag", &contact, ""))
+        .await;
+    caller.expect_response(180).await;
+    // The spray, while the callee rings: a host that sent no SIP, from an
+    // address of neither party, at the port facing the callee.
+    let mut spray = Media::bind("127.0.0.9").await;
+    for seq in 0..20u16 {
+        spray
+            .rtp
+            .send_to(&rtp(0x5eed_5eed, seq, b"spray"), to_b)
+            .await
+            .expect("send");
+    }
+    // The callee is behind NAT: its SDP names a private address; its
+    // media comes from its signalling address, from another port.
+    let answer = leaky_sdp(B, "10.11.12.13", 40000, B_SSRC, "sendrecv");
+    callee
+        .send(inv.from, &inv.reply(200, "bobtag", &contact, &answer))
+        .await;
+    let ok = caller.expect_response(200).await;
+    let to_a = media_addr(&ok.body());
+    d.confirm(&ok);
+    caller.send(sut.addr, &d.ack(1)).await;
+    callee.expect_request("ACK").await;
+    // Both ports sprayed before either party sends a packet.
+    for seq in 20..40u16 {
+        for to in [to_a, to_b] {
+            spray
+                .rtp
+                .send_to(&rtp(0x5eed_5eed, seq, b"spray"), to)
+                .await
+                .expect("send");
+        }
+    }
+    // The parties talk; the callee from its NAT address.
+    for seq in 1..=5u16 {
+        am.rtp
+            .send_to(&rtp(A_SSRC, seq, b"caller voice"), to_a)
+            .await
+            .expect("send");
+        bm.rtp
+            .send_to(&rtp(B_SSRC, seq, b"callee voice"), to_b)
+            .await
+            .expect("send");
+        let (p, _) = am.recv(false).await.expect("the caller hears the callee");
+        assert!(p.ends_with(b"callee voice"), "{p:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Once latched, the callee hears the caller (its first packets went
+    // to the private address it described, which nobody has).
+    am.rtp
+        .send_to(&rtp(A_SSRC, 6, b"caller voice"), to_a)
+        .await
+        .expect("send");
+    let (p, from) = bm.recv(false).await.expect("the callee hears the caller");
+    assert!(p.ends_with(b"caller voice"));
+    assert_eq!(from, to_b);
+    // More spray after the latch changes nothing either.
+    for to in [to_a, to_b] {
+        spray
+            .rtp
+            .send_to(&rtp(0x5eed_5eed, 99, b"spray"), to)
+            .await
+            .expect("send");
+    }
+    assert!(spray.recv(false).await.is_none(), "the stranger got media");
+    assert!(am
+        .seen
+        .iter()
+        .chain(&bm.seen)
+        .all(|p| !p.ends_with(b"spray")));
+    assert!(
+        metric(&sut, "sipmask_rtp_foreign_total").await >= 60,
+        "the stranger's packets are counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_held_with_sendonly_is_not_ended_by_the_media_timeout() {
+    // baresip and Linphone hold with a=sendonly (answered recvonly) and then
+    // send nothing: that is a hold (RFC 3264 §8.4), not a dead call.
+    let mut c = call(|cfg| cfg.media.timeout_secs = 1).await;
+    let hold = leaky_sdp(A, "127.0.0.2", c.am.port(), A_SSRC, "sendonly");
+    c.caller
+        .send(c.sut.addr, &c.d.request("INVITE", &hold))
+        .await;
+    let re = c.callee.expect_request("INVITE").await;
+    let answer = leaky_sdp(B, "127.0.0.3", c.bm.port(), B_SSRC, "recvonly");
+    c.callee
+        .send(re.from, &re.reply(200, "", "", &answer))
+        .await;
+    c.caller.expect_response(200).await;
+    c.caller.send(c.sut.addr, &c.d.ack(c.d.cseq)).await;
+    c.callee.expect_request("ACK").await;
+    // Three timeouts of silence: no BYE to either.
+    c.callee.expect_silence(Duration::from_secs(3)).await;
+    c.caller.expect_silence(Duration::from_millis(200)).await;
 }

@@ -110,6 +110,7 @@ impl<P: Policy> Engine<P> {
             return;
         };
         let (b_invite_cseq, media) = (call.b_invite_cseq, call.media);
+        let source = call.leg(from).peer.addr.ip();
         let leg = call.leg(to);
         if leg.remote_tag.is_none() {
             // The other leg has no dialog yet (UPDATE before B's first 18x).
@@ -117,7 +118,7 @@ impl<P: Policy> Engine<P> {
             return self.respond_simple(&server_key, code, None, now);
         }
         // Rebuilt once, for the leg it goes to; what is not SDP is refused.
-        let to = super::Towards::new(&self.anchor, id, from);
+        let to = super::Towards::new(&self.anchor, id, from, source);
         let body = match super::cross_body(to, media, m, leg) {
             Ok(body) => body,
             Err(e) => return self.respond_simple(&server_key, e.status(), None, now),
@@ -174,9 +175,10 @@ impl<P: Policy> Engine<P> {
             });
         }
         let media = call.media;
+        let source = call.leg(r.from.other()).peer.addr.ip();
         let leg = call.leg(r.from);
         let contact = leg.contact();
-        let to = super::Towards::new(&self.anchor, r.call, r.from.other());
+        let to = super::Towards::new(&self.anchor, r.call, r.from.other(), source);
         let body = super::cross_or_drop(to, media, m, leg);
         let Some(mut w) = self.tx.response(&r.server_key, code, reason(code), None) else {
             return;
@@ -218,8 +220,9 @@ impl<P: Policy> Engine<P> {
             return;
         };
         let media = call.media;
+        let source = call.leg(side.other()).peer.addr.ip();
         let leg = call.leg(side);
-        let to = super::Towards::new(&self.anchor, id, side.other());
+        let to = super::Towards::new(&self.anchor, id, side.other(), source);
         let body = from_ack.map_or_else(Vec::new, |a| super::cross_or_drop(to, media, a, leg));
         let (w, _) = leg.request(Method::Ack, Some(cseq));
         let peer = leg.peer;

@@ -99,7 +99,7 @@ impl<P: Policy> Engine<P> {
             origin: crate::media::sdp::Origin::new(),
         };
         tracing::debug!(call = id, forks = plan.targets.len(), "bridging call");
-        let offered = match self.anchor_offer(id, described.and_then(Result::ok), &plan) {
+        let offered = match self.anchor_offer(id, described.and_then(Result::ok), &plan, src) {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(error = %e, "media cannot be anchored: refusing the call");
@@ -114,7 +114,7 @@ impl<P: Policy> Engine<P> {
             let (fork, bytes, ack) = self.new_fork(
                 id,
                 route,
-                (&m, offered.as_ref()),
+                (&m, offered.as_ref(), src.addr.ip()),
                 &plan.from_user,
                 plan.media,
             );
@@ -203,7 +203,7 @@ impl<P: Policy> Engine<P> {
         let id = self.next_id;
         self.next_id += 1;
         let me = self.me_for(&src);
-        anchor.note(id, Party::A, &parsed.streams);
+        anchor.note(id, Party::A, &parsed.streams, src.addr.ip());
         let early = early_prompt(
             anchor.as_ref(),
             id,
@@ -307,6 +307,7 @@ impl<P: Policy> Engine<P> {
         id: CallId,
         parsed: Option<sdp::Parsed<'m>>,
         plan: &Plan,
+        src: Peer,
     ) -> Result<Option<super::Offered<'m>>, MediaError> {
         let Some(parsed) = parsed else {
             return Ok(None);
@@ -314,7 +315,7 @@ impl<P: Policy> Engine<P> {
         let relay = match (&self.anchor, plan.media, plan.targets.first()) {
             (Some(anchor), Media::Relay, Some(route)) => {
                 let v6 = self.me_for(&route.peer).starts_with('[');
-                let ours = anchor.describe(id, Party::A, v6, &parsed.streams);
+                let ours = anchor.describe(id, Party::A, v6, &parsed.streams, src.addr.ip());
                 Some(ours.inspect_err(|_| anchor.release(id))?)
             }
             _ => None,
@@ -328,10 +329,11 @@ impl<P: Policy> Engine<P> {
         &self,
         id: CallId,
         route: Route,
-        (offer, offered): (&Msg, Option<&super::Offered<'_>>),
+        offer: (&Msg, Option<&super::Offered<'_>>, std::net::IpAddr),
         from_user: &str,
         media: Media,
     ) -> (Fork, Bytes, AckBase) {
+        let msg = offer.0;
         let me = self.me_for(&route.peer);
         let tag = token();
         let mut leg = Leg {
@@ -346,12 +348,10 @@ impl<P: Policy> Engine<P> {
             peer: route.peer,
             me,
             // Decremented from A's so a routing loop through us ends.
-            max_forwards: offer
-                .max_forwards
-                .map_or(70, |v| v.saturating_sub(1).min(70)),
+            max_forwards: msg.max_forwards.map_or(70, |v| v.saturating_sub(1).min(70)),
             origin: crate::media::sdp::Origin::new(),
         };
-        let (bytes, key, ack) = self.invite_on(id, &mut leg, (offer, offered), media, None);
+        let (bytes, key, ack) = self.invite_on(id, &mut leg, offer, media, None);
         let fork = Fork {
             leg,
             route,
@@ -367,13 +367,14 @@ impl<P: Policy> Engine<P> {
         (fork, bytes, ack)
     }
 
-    /// Our INVITE on `leg` carrying the caller's offer, with credentials
+    /// Our INVITE on `leg` carrying the caller's offer (anchored already,
+    /// or not yet; the caller's signalling address), with credentials
     /// (header name and value) when answering a challenge.
     fn invite_on(
         &self,
         id: CallId,
         leg: &mut Leg,
-        (offer, offered): (&Msg, Option<&super::Offered<'_>>),
+        (offer, offered, a_source): (&Msg, Option<&super::Offered<'_>>, std::net::IpAddr),
         media: Media,
         auth: Option<(&str, String)>,
     ) -> (Bytes, TxKey, AckBase) {
@@ -386,7 +387,7 @@ impl<P: Policy> Engine<P> {
         let body = match offered {
             Some(o) => o.render(leg),
             None => {
-                let to = super::Towards::new(&self.anchor, id, Side::A);
+                let to = super::Towards::new(&self.anchor, id, Side::A, a_source);
                 super::cross_or_drop(to, media, offer, leg)
             }
         };
@@ -401,8 +402,13 @@ impl<P: Policy> Engine<P> {
         let Some(offer) = call.offer.clone() else {
             return;
         };
-        let (fork, bytes, ack) =
-            self.new_fork(id, route, (&offer, None), &call.from_user, call.media);
+        let (fork, bytes, ack) = self.new_fork(
+            id,
+            route,
+            (&offer, None, call.a.peer.addr.ip()),
+            &call.from_user,
+            call.media,
+        );
         let (key, peer) = (fork.invite.clone(), fork.route.peer);
         self.dialogs.insert(
             (fork.leg.call_id.clone(), fork.leg.local_tag.clone()),
@@ -463,8 +469,14 @@ impl<P: Policy> Engine<P> {
         let mut leg = fork.leg.clone();
         // The challenge ended the first INVITE's transaction, not the
         // dialog we are making: same Call-ID and tag, next CSeq.
-        let (bytes, key, ack) =
-            self.invite_on(id, &mut leg, (&offer, None), media, Some((header, value)));
+        let a_source = call.a.peer.addr.ip();
+        let (bytes, key, ack) = self.invite_on(
+            id,
+            &mut leg,
+            (&offer, None, a_source),
+            media,
+            Some((header, value)),
+        );
         let Some(fork) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) else {
             return false;
         };
@@ -523,7 +535,7 @@ impl<P: Policy> Engine<P> {
                 Milestone::Ringing { status: code },
                 now,
             );
-            self.relay_to_a_invite(id, &m, now);
+            self.relay_to_a_invite(id, i, &m, now);
             return;
         }
         if code < 300 {
@@ -644,7 +656,7 @@ impl<P: Policy> Engine<P> {
             .milestone(id, &mut call.state, Milestone::Answered, now);
         self.cancel_forks(id, Some(ELSEWHERE), now);
         // The call is confirmed when A's ACK comes (on_ack).
-        self.relay_to_a_invite(id, &m, now);
+        self.relay_to_a_invite(id, i, &m, now);
     }
 
     /// CANCELs every fork still waiting (now, or once it sends a
@@ -672,10 +684,13 @@ impl<P: Policy> Engine<P> {
         }
     }
 
-    /// Relays B's 18x or 2xx to A's INVITE transaction.
-    fn relay_to_a_invite(&mut self, id: CallId, m: &Msg, now: Now) {
+    /// Relays fork `fork`'s 18x or 2xx to A's INVITE transaction.
+    fn relay_to_a_invite(&mut self, id: CallId, fork: usize, m: &Msg, now: Now) {
         let Some(code) = m.code() else { return };
         let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(b_source) = call.forks.get(fork).map(|f| f.leg.peer.addr.ip()) else {
             return;
         };
         let (key, tag, contact) = (
@@ -683,7 +698,7 @@ impl<P: Policy> Engine<P> {
             call.a.local_tag.clone(),
             call.a.contact(),
         );
-        let to = super::Towards::new(&self.anchor, id, Side::B);
+        let to = super::Towards::new(&self.anchor, id, Side::B, b_source);
         let body = super::cross_or_drop(to, call.media, m, &mut call.a);
         let Some(mut w) = self.tx.response(&key, code, reason(code), Some(&tag)) else {
             return;

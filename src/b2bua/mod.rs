@@ -530,6 +530,7 @@ fn cross_body(
                     to.from.party(),
                     host_of(&leg.me).contains(':'),
                     &parsed.streams,
+                    to.source,
                 )
                 .map_err(CrossError::Media)?,
         ),
@@ -560,14 +561,22 @@ struct Towards<'a> {
     anchor: Option<&'a dyn Anchor>,
     call: CallId,
     from: Side,
+    /// Where `from`'s signalling comes from: its media may too.
+    source: std::net::IpAddr,
 }
 
 impl<'a> Towards<'a> {
-    fn new(anchor: &'a Option<std::sync::Arc<dyn Anchor>>, call: CallId, from: Side) -> Self {
+    fn new(
+        anchor: &'a Option<std::sync::Arc<dyn Anchor>>,
+        call: CallId,
+        from: Side,
+        source: std::net::IpAddr,
+    ) -> Self {
         Towards {
             anchor: anchor.as_deref(),
             call,
             from,
+            source,
         }
     }
 }

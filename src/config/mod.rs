@@ -184,6 +184,10 @@ pub struct TrunkSection {
     /// call fails over to the next trunk.
     #[serde(default = "five")]
     pub setup_secs: u64,
+    /// Networks (CIDR) the trunk's media may come from besides its
+    /// signalling address and the addresses its SDP names.
+    #[serde(default)]
+    pub media_networks: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -573,6 +577,11 @@ impl Config {
             }
             if t.username.is_empty() != t.password.is_empty() {
                 bad(&key("password"), "username and password go together".into());
+            }
+            for n in &t.media_networks {
+                if let Err(e) = crate::net::Network::parse(n) {
+                    bad(&key("media_networks"), e.to_string());
+                }
             }
         }
         if !(512..=65535).contains(&self.sip.max_message_size) {

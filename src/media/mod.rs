@@ -15,7 +15,7 @@ pub mod rtp;
 pub mod sdp;
 mod slot;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 pub use relay::{Relay, RelayConfig};
@@ -79,18 +79,24 @@ pub enum MediaError {
 /// Anchors a call's media: each party sends to sipmask and hears from
 /// sipmask. Called under the engine's lock, so every method is quick.
 pub trait Anchor: Send + Sync {
-    /// `from` described its streams (`streams`, in `m=` order); returns,
-    /// per stream, the address the other party is to send to (ours, of the
-    /// family `v6` says), `None` for a declined stream.
+    /// `from` described its streams (`streams`, in `m=` order) in a
+    /// message whose signalling came from `source`; returns, per stream,
+    /// the address the other party is to send to (ours, of the family `v6`
+    /// says), `None` for a declined stream. Media is taken from `from`
+    /// only from `source`, the addresses the description names and its
+    /// trunk's media networks.
     fn describe(
         &self,
         call: CallKey,
         from: Party,
         v6: bool,
         streams: &[sdp::Stream],
+        source: IpAddr,
     ) -> Result<Vec<Option<SocketAddr>>, MediaError>;
 
-    /// The call was answered: from now on silence counts toward the timeout.
+    /// The call was answered: from now on the caller's media reaches the
+    /// callee (before, only early media from the callee crosses), and
+    /// silence counts toward the timeout.
     fn answered(&self, call: CallKey);
 
     /// Records the call's first stream, both parties, as `name`.wav in the
@@ -100,7 +106,7 @@ pub trait Anchor: Send + Sync {
     /// Notes what `from` described (where it takes media, its codecs)
     /// without opening ports for the other party: a call refused with a
     /// prompt has no other party.
-    fn note(&self, call: CallKey, from: Party, streams: &[sdp::Stream]);
+    fn note(&self, call: CallKey, from: Party, streams: &[sdp::Stream], source: IpAddr);
 
     /// Opens our ports facing `party` for every stream it described
     /// (before the other party answers: for early media of our own);

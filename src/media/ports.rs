@@ -1,19 +1,18 @@
 //! The relay's port range: pairs of sockets (RTP on an even port, RTCP on
-//! the next) bound on demand. A port another process holds is skipped, so
-//! several servers may share a range; the pairs this one holds are skipped
-//! without asking the OS.
+//! the next) bound on demand, each at a random place in the range so that
+//! nobody can tell a call's ports from the last call's. A port another
+//! process holds is skipped, so several servers may share a range; the
+//! pairs this one holds are skipped without asking the OS.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
-/// A port range and where to look next.
+/// A port range.
 #[derive(Debug)]
 pub struct Ports {
     lo: u16,
     hi: u16,
-    next: AtomicU32,
     /// The RTP ports of the pairs we hold, per address.
     held: Mutex<HashSet<(IpAddr, u16)>>,
 }
@@ -22,12 +21,9 @@ impl Ports {
     /// The range `lo..=hi` (a start that is odd moves up one).
     pub fn new(lo: u16, hi: u16) -> Ports {
         let lo = lo + (lo % 2);
-        let pairs = u32::from(hi.saturating_sub(lo) / 2 + 1);
-        // A random start spreads servers sharing a range over it.
         Ports {
             lo,
             hi,
-            next: AtomicU32::new(rand::random::<u32>() % pairs.max(1)),
             held: Mutex::new(HashSet::new()),
         }
     }
@@ -56,8 +52,12 @@ impl Ports {
         if held.len() >= pairs as usize {
             return Ok(None);
         }
-        for _ in 0..pairs {
-            let i = self.next.fetch_add(1, Ordering::Relaxed) % pairs;
+        // A random place, then onwards from there: the free pairs are
+        // found however full the range, and where a call's ports are says
+        // nothing of where the next call's will be.
+        let start = rand::random::<u32>() % pairs.max(1);
+        for k in 0..pairs {
+            let i = (start + k) % pairs;
             let port = u32::from(self.lo) + 2 * i;
             let (Ok(rtp), Ok(rtcp)) = (u16::try_from(port), u16::try_from(port + 1)) else {
                 continue;
@@ -115,6 +115,24 @@ mod tests {
         // 41002..41010 holds four whole pairs (41010's RTCP would be 41011).
         assert!(held.len() <= 4);
         assert!(matches!(ports.pair(ip), Ok(None)), "a full range says so");
+    }
+
+    #[test]
+    fn the_next_pair_cannot_be_told_from_the_last() {
+        // Over a wide range, the step from one pair to the next is not the
+        // same from call to call (sequential handing out gave +2 each time).
+        let ports = Ports::new(42000, 43999);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let mut got = Vec::new();
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            if let Ok(Some((port, a, b))) = ports.pair(ip) {
+                got.push(i32::from(port));
+                held.push((a, b));
+            }
+        }
+        let steps: std::collections::HashSet<i32> = got.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(steps.len() > 2, "ports in a predictable order: {got:?}");
     }
 
     #[test]

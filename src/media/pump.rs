@@ -3,17 +3,18 @@
 //! rewrites the packet in its buffer and sends it from our socket facing
 //! the other party. Prompts are played from here too.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::audio::{self, Prompt, FRAME};
-use super::relay::{Coarse, Remote, Stats, StreamState};
+use super::relay::{Coarse, Latch, Remote, Stats, StreamState};
 use super::rtp::{self, RtcpMap, Shown};
 use super::slot::Slot;
 use super::Party;
 use crate::datagrams::Inbox;
+use crate::net::Network;
 
 /// Receives on one of a slot's sockets and relays to the other party:
 /// woken when the socket is readable, it takes every datagram waiting, a
@@ -26,6 +27,8 @@ pub(super) struct Pump {
     pub rtcp_port: bool,
     pub clock: Arc<Coarse>,
     pub stats: Arc<Stats>,
+    /// Trunks' media networks (see `RelayConfig::media_networks`).
+    pub networks: Arc<[(IpAddr, Vec<Network>)]>,
 }
 
 /// Larger than any RTP packet a path MTU lets through.
@@ -109,7 +112,16 @@ impl Pump {
     ) {
         let (x, y) = (party.index(), party.other().index());
         let rtcp = rtcp_port || rtp::is_rtcp(&buf[..n]);
-        if !latch(&s.remote[x], src, rtcp) {
+        let ssrc = buf
+            .get(8..12)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        if !latch(&s.remote[x], src, rtcp, ssrc, &self.networks) {
+            self.stats.foreign.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if party == Party::A && !s.answered.load(Ordering::Relaxed) {
+            // Ringing: the callee hears nothing of the caller until it
+            // answers (early media goes the other way only).
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -197,27 +209,55 @@ pub(super) async fn speak(st: Arc<StreamState>, to: usize, pt: u8, prompt: Promp
     st.playing[to].store(false, Ordering::Relaxed);
 }
 
-/// Whether a packet from `src` is the party's: the first one after a
-/// description latches its source, later ones must come from there.
-fn latch(remote: &Mutex<Remote>, src: SocketAddr, rtcp: bool) -> bool {
+/// RTP packets with one SSRC from one source that latch it for good.
+const STABLE: u8 = 3;
+
+/// Whether a packet from `src` (RTP with `ssrc`, or RTCP) is the party's.
+/// Only the party's own addresses ([`Remote::owns`]) are heard at all;
+/// the first of them to send is tried, and kept once its SSRC has held
+/// for [`STABLE`] packets (RTCP: at once) until the party describes its
+/// media again. Before that, another of its addresses may take over (a
+/// phone whose first packets leave from a second interface).
+fn latch(
+    remote: &Mutex<Remote>,
+    src: SocketAddr,
+    rtcp: bool,
+    ssrc: u32,
+    networks: &[(IpAddr, Vec<Network>)],
+) -> bool {
     let mut guard = remote.lock().unwrap_or_else(|e| e.into_inner());
     let r = &mut *guard;
-    let (addr, latched, said) = if rtcp {
-        (&mut r.rtcp, &mut r.rtcp_latched, r.said_rtcp)
+    let (addr, state) = if rtcp {
+        (&mut r.rtcp, &mut r.rtcp_latch)
     } else {
-        (&mut r.rtp, &mut r.rtp_latched, r.said_rtp)
+        (&mut r.rtp, &mut r.rtp_latch)
     };
-    if *latched && *addr == Some(src) {
-        return true;
+    match *state {
+        Latch::Fixed => return *addr == Some(src),
+        Latch::Trying { ssrc: was, seen } if *addr == Some(src) => {
+            *state = match (was == ssrc, seen + 1) {
+                (true, n) if n >= STABLE => Latch::Fixed,
+                (true, n) => Latch::Trying { ssrc, seen: n },
+                (false, _) => Latch::Trying { ssrc, seen: 1 },
+            };
+            return true;
+        }
+        _ => {}
     }
-    // The address the party's own description names always wins over a
-    // latch (a stranger, or a late packet of another call, got there
-    // first); any other source only latches an unlatched party.
-    if *latched && said != Some(src) {
+    if !r.owns(src.ip(), networks) {
         return false;
     }
+    let (addr, state) = if rtcp {
+        (&mut r.rtcp, &mut r.rtcp_latch)
+    } else {
+        (&mut r.rtp, &mut r.rtp_latch)
+    };
     *addr = Some(src);
-    *latched = true;
+    *state = if rtcp {
+        Latch::Fixed
+    } else {
+        Latch::Trying { ssrc, seen: 1 }
+    };
     true
 }
 
@@ -226,23 +266,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_source_latches_and_the_described_address_always_wins() {
+    fn only_the_partys_addresses_latch_and_a_stable_latch_holds_until_the_next_description() {
         let said: SocketAddr = "192.0.2.1:4000".parse().expect("addr");
         let nat: SocketAddr = "198.51.100.7:31000".parse().expect("addr");
+        let nat2: SocketAddr = "198.51.100.7:31002".parse().expect("addr");
         let stranger: SocketAddr = "203.0.113.9:5000".parse().expect("addr");
+        let gateway: SocketAddr = "10.9.0.20:7000".parse().expect("addr");
         let r = Mutex::new(Remote {
             rtp: Some(said),
             said_rtp: Some(said),
+            signalling: Some(nat.ip()),
             ..Default::default()
         });
+        let none: &[(IpAddr, Vec<Network>)] = &[];
         assert!(
-            latch(&r, nat, false),
-            "behind NAT: the first source latches"
+            !latch(&r, stranger, false, 1, none),
+            "a stranger first: nothing"
         );
-        assert!(!latch(&r, stranger, false), "then nobody else");
-        assert!(latch(&r, nat, false));
-        assert!(latch(&r, said, false), "the described address takes over");
-        assert!(!latch(&r, nat, false));
         assert_eq!(r.lock().map(|g| g.rtp).ok().flatten(), Some(said));
+        assert!(
+            latch(&r, nat, false, 7, none),
+            "behind NAT: the signalling address"
+        );
+        assert!(!latch(&r, stranger, false, 7, none));
+        // Before the SSRC held, another of the party's sources may take over.
+        assert!(latch(&r, nat2, false, 8, none));
+        for _ in 0..STABLE {
+            assert!(latch(&r, nat2, false, 8, none));
+        }
+        assert!(
+            !latch(&r, nat, false, 8, none),
+            "latched: its own other port too"
+        );
+        assert!(
+            !latch(&r, said, false, 8, none),
+            "even the described address"
+        );
+        assert_eq!(r.lock().map(|g| g.rtp).ok().flatten(), Some(nat2));
+        // A trunk's media gateway, in a network configured for it.
+        let trunk: IpAddr = "198.51.100.7".parse().expect("ip");
+        let nets = vec![(trunk, vec![Network::parse("10.9.0.0/16").expect("net")])];
+        let t = Mutex::new(Remote {
+            said_rtp: Some(said),
+            signalling: Some(trunk),
+            ..Default::default()
+        });
+        assert!(!latch(&t, gateway, false, 1, none));
+        assert!(latch(&t, gateway, false, 1, &nets));
+        // The networks are the trunk's alone.
+        let other = Mutex::new(Remote {
+            signalling: Some("192.0.2.99".parse().expect("ip")),
+            ..Default::default()
+        });
+        assert!(!latch(&other, gateway, false, 1, &nets));
     }
 }

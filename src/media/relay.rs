@@ -1,10 +1,14 @@
 //! The in-process RTP/RTCP relay. Each stream of a call has, per party, a
 //! pair of our ports (RTP, RTCP) facing that party: the party sends there
-//! and hears from there, so neither learns the other's address. The first
-//! packet after each description latches where the party really sends from
-//! (symmetric RTP through NAT); packets from elsewhere are dropped. Every
-//! packet is rewritten for the leg it goes to (`rtp.rs`) in the buffer it
-//! was received into.
+//! and hears from there, so neither learns the other's address. Media is
+//! taken only from the party's own addresses (where its signalling came
+//! from, what its description names, its trunk's media networks); the
+//! first such source whose SSRC stays stable is latched until the next
+//! description (symmetric RTP through NAT), and packets from anywhere else
+//! are dropped and counted. Until the answer only the callee is heard
+//! (early media): the caller's microphone reaches nobody who has not
+//! answered. Every packet is rewritten for the leg it goes to (`rtp.rs`)
+//! in the buffer it was received into.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +27,7 @@ use super::sdp::Stream;
 use super::slot::{Pool, Slot};
 use super::{Anchor, CallKey, MediaError, Party, Sound};
 use crate::ids::IdMap;
+use crate::net::Network;
 
 /// Where the relay binds and what it tells parties.
 #[derive(Clone, Debug)]
@@ -39,8 +44,12 @@ pub struct RelayConfig {
     pub keep: Option<Duration>,
     /// The prompts configured.
     pub prompts: HashMap<Sound, Prompt>,
-    /// Port pairs opened at start and kept open.
+    /// Port pairs opened at start and kept open; more are opened in the
+    /// background when fewer than half of them are ready.
     pub warm_pairs: usize,
+    /// Per trunk (by its signalling address), the networks its media may
+    /// also come from (carriers' media gateways).
+    pub media_networks: Vec<(IpAddr, Vec<Network>)>,
 }
 
 /// Counters for /metrics.
@@ -48,13 +57,22 @@ pub struct RelayConfig {
 pub(super) struct Stats {
     pub rtp: AtomicU64,
     pub rtcp: AtomicU64,
-    /// From a source other than the latched one, or not RTP at all.
+    /// Late for a slot at rest, not RTP at all, or the caller's before
+    /// the answer.
     pub dropped: AtomicU64,
+    /// From a source that is not the party's.
+    pub foreign: AtomicU64,
 }
 
 /// The relay.
 pub struct Relay {
     cfg: RelayConfig,
+    /// See [`RelayConfig::media_networks`], shared with the pumps.
+    networks: Arc<[(IpAddr, Vec<Network>)]>,
+    /// A background task is opening pairs.
+    growing: AtomicBool,
+    /// This relay, for the tasks it starts.
+    me: std::sync::Weak<Relay>,
     pool: Pool,
     calls: Mutex<IdMap<CallMedia>>,
     handle: tokio::runtime::Handle,
@@ -93,8 +111,8 @@ struct CallMedia {
 
 impl CallMedia {
     /// What a party's description says: its payload types, where it takes
-    /// media, whether it holds.
-    fn note(&mut self, from: Party, streams: &[Stream]) {
+    /// media, whether it holds; `source` is where its signalling came from.
+    fn note(&mut self, from: Party, streams: &[Stream], source: IpAddr) {
         self.held[from.index()] = streams.iter().all(|s| s.held || s.off);
         for (i, s) in streams.iter().enumerate() {
             if self.streams.len() <= i {
@@ -116,17 +134,19 @@ impl CallMedia {
             let mut said = st.described[from.index()]
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            if *said != s.rtp || s.rtp.is_none() {
+            let mut remote = st.remote[from.index()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if *said != s.rtp || s.rtp.is_none() || remote.signalling != Some(source) {
                 *said = s.rtp;
-                *st.remote[from.index()]
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Remote {
+                *remote = Remote {
                     rtp: s.rtp,
                     rtcp: s.rtcp,
-                    rtp_latched: false,
-                    rtcp_latched: false,
+                    rtp_latch: Latch::Open,
+                    rtcp_latch: Latch::Open,
                     said_rtp: s.rtp,
                     said_rtcp: s.rtcp,
+                    signalling: Some(source),
                 };
             }
         }
@@ -138,12 +158,45 @@ impl CallMedia {
 pub(super) struct Remote {
     pub rtp: Option<SocketAddr>,
     pub rtcp: Option<SocketAddr>,
-    pub rtp_latched: bool,
-    pub rtcp_latched: bool,
+    pub rtp_latch: Latch,
+    pub rtcp_latch: Latch,
     /// What the party's description said.
     pub said_rtp: Option<SocketAddr>,
     /// See `said_rtp`.
     pub said_rtcp: Option<SocketAddr>,
+    /// Where the party's signalling came from.
+    pub signalling: Option<IpAddr>,
+}
+
+impl Remote {
+    /// Whether media from `ip` may be the party's: its signalling address,
+    /// an address its description names, or a media network of the trunk
+    /// it signals from.
+    pub fn owns(&self, ip: IpAddr, networks: &[(IpAddr, Vec<Network>)]) -> bool {
+        let ip = crate::net::canonical(ip);
+        let same = |a: Option<IpAddr>| a.map(crate::net::canonical) == Some(ip);
+        same(self.signalling)
+            || same(self.said_rtp.map(|a| a.ip()))
+            || same(self.said_rtcp.map(|a| a.ip()))
+            || networks.iter().any(|(trunk, nets)| {
+                self.signalling.map(crate::net::canonical) == Some(crate::net::canonical(*trunk))
+                    && nets.iter().any(|n| n.contains(ip))
+            })
+    }
+}
+
+/// How far a party's media source is learnt since its last description.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum Latch {
+    /// Nothing came yet: the first packet from the party's own addresses
+    /// is taken.
+    #[default]
+    Open,
+    /// A source sends; it is kept once its SSRC has held for a few packets,
+    /// until then another of the party's addresses may take its place.
+    Trying { ssrc: u32, seen: u8 },
+    /// Kept until the next description.
+    Fixed,
 }
 
 /// One stream (one `m=` line) of a call.
@@ -161,6 +214,8 @@ pub(super) struct StreamState {
     formats: [Mutex<Vec<u8>>; 2],
     /// A prompt is playing to the party: the other's media waits.
     pub playing: [AtomicBool; 2],
+    /// The call was answered: the caller's media reaches the callee.
+    pub answered: AtomicBool,
 }
 
 /// Our ports facing one party, and what that party is shown.
@@ -212,7 +267,10 @@ impl Relay {
                 }
             });
         }
-        let relay = Arc::new(Relay {
+        let relay = Arc::new_cyclic(|me| Relay {
+            me: me.clone(),
+            networks: cfg.media_networks.clone().into(),
+            growing: AtomicBool::new(false),
             cfg,
             pool,
             calls: Mutex::new(IdMap::default()),
@@ -221,29 +279,36 @@ impl Relay {
             stats: Arc::default(),
             scanned: AtomicU64::new(0),
         });
-        let warm = Arc::clone(&relay);
-        relay.handle.spawn_blocking(move || warm.warm());
+        for (bind, _) in [relay.cfg.v4, relay.cfg.v6].into_iter().flatten() {
+            relay.grow(bind);
+        }
         relay
     }
 
-    /// Opens `warm_pairs` pairs per family ahead of the calls: a call then
-    /// takes a pair that is ready (no socket, bind, registration or task
-    /// start on the signalling path), and a burst of calls finds them.
-    fn warm(&self) {
-        for (bind, _) in [self.cfg.v4, self.cfg.v6].into_iter().flatten() {
-            let mut opened = Vec::with_capacity(self.cfg.warm_pairs);
-            for _ in 0..self.cfg.warm_pairs {
-                match self.pool.take(bind, 0, &self.handle, |s| self.pump(s)) {
-                    Ok(s) => opened.push(s),
+    /// Opens `warm_pairs` more pairs on `bind` in the background: a call
+    /// then takes a pair that is ready (no socket, bind, registration or
+    /// task start on the signalling path). Called at start and whenever
+    /// fewer than half that many are ready, so the pool follows demand
+    /// instead of squatting on the whole range from the start.
+    fn grow(&self, bind: IpAddr) {
+        let Some(relay) = self.me.upgrade() else {
+            return;
+        };
+        if self.cfg.warm_pairs == 0 || self.growing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.handle.spawn_blocking(move || {
+            let mut opened = 0;
+            for _ in 0..relay.cfg.warm_pairs {
+                match relay.pool.open(bind, &relay.handle, |s| relay.pump(s)) {
+                    Ok(s) => relay.pool.give_back(bind, s, 0),
                     Err(_) => break,
                 }
+                opened += 1;
             }
-            let n = opened.len();
-            for s in opened {
-                self.pool.give_back(bind, s, 0);
-            }
-            tracing::debug!(pairs = n, %bind, "media ports opened");
-        }
+            relay.growing.store(false, Ordering::Release);
+            tracing::debug!(pairs = opened, %bind, "media ports opened");
+        });
     }
 
     /// Starts the pumps of a new pair.
@@ -254,6 +319,7 @@ impl Relay {
                 rtcp_port,
                 clock: Arc::clone(&self.clock),
                 stats: Arc::clone(&self.stats),
+                networks: Arc::clone(&self.networks),
             };
             self.handle.spawn(pump.run()).abort_handle()
         })
@@ -277,9 +343,11 @@ impl Relay {
         let family = if v6 { self.cfg.v6 } else { self.cfg.v4 };
         let (bind, shown_ip) =
             family.ok_or(MediaError::NoFamily(if v6 { "IPv6" } else { "IPv4" }))?;
-        let sockets = self
-            .pool
-            .take(bind, self.clock.now(), &self.handle, |s| self.pump(s))?;
+        let now = self.clock.now();
+        let sockets = self.pool.take(bind, now, &self.handle, |s| self.pump(s))?;
+        if self.pool.ready(bind, now) < self.cfg.warm_pairs / 2 {
+            self.grow(bind);
+        }
         let addr = SocketAddr::new(shown_ip, sockets.port);
         // The facing first: a packet the slot takes finds it.
         let _ = slot.set(Facing {
@@ -302,10 +370,11 @@ impl Anchor for Relay {
         from: Party,
         v6: bool,
         streams: &[Stream],
+        source: IpAddr,
     ) -> Result<Vec<Option<SocketAddr>>, MediaError> {
         let mut calls = self.lock();
         let media = calls.get_or_insert_with(call, Default::default);
-        media.note(from, streams);
+        media.note(from, streams, source);
         let mut out = Vec::with_capacity(streams.len());
         for (i, s) in streams.iter().enumerate() {
             let Some(st) = media.streams.get(i).filter(|_| !s.off).map(Arc::clone) else {
@@ -318,16 +387,19 @@ impl Anchor for Relay {
         Ok(out)
     }
 
-    fn note(&self, call: CallKey, from: Party, streams: &[Stream]) {
+    fn note(&self, call: CallKey, from: Party, streams: &[Stream], source: IpAddr) {
         self.lock()
             .get_or_insert_with(call, Default::default)
-            .note(from, streams);
+            .note(from, streams, source);
     }
 
     fn answered(&self, call: CallKey) {
         let now = self.clock.now();
         if let Some(m) = self.lock().get_mut(&call) {
             m.answered.get_or_insert(now);
+            for st in &m.streams {
+                st.answered.store(true, Ordering::Relaxed);
+            }
         }
     }
 
@@ -481,6 +553,9 @@ impl Anchor for Relay {
              sipmask_media_packets_total{{kind=\"rtp\"}} {}\n\
              sipmask_media_packets_total{{kind=\"rtcp\"}} {}\n\
              sipmask_media_packets_total{{kind=\"dropped\"}} {}\n\
+             # HELP sipmask_rtp_foreign_total RTP and RTCP packets dropped because they came from an address that is not the party's (no signalling, description or trunk media network of its own).\n\
+             # TYPE sipmask_rtp_foreign_total counter\n\
+             sipmask_rtp_foreign_total {}\n\
              # HELP sipmask_media_calls Calls with media anchored in the relay.\n\
              # TYPE sipmask_media_calls gauge\n\
              sipmask_media_calls {calls}\n\
@@ -490,6 +565,7 @@ impl Anchor for Relay {
             s.rtp.load(Ordering::Relaxed),
             s.rtcp.load(Ordering::Relaxed),
             s.dropped.load(Ordering::Relaxed),
+            s.foreign.load(Ordering::Relaxed),
             self.pool.resting(),
         )
     }

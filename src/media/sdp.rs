@@ -117,7 +117,8 @@ pub struct Stream {
     pub rtcp: Option<SocketAddr>,
     /// The port was 0: the stream is declined, nothing is relayed.
     pub off: bool,
-    /// `a=inactive` or `c=0.0.0.0`: the party sends nothing for now.
+    /// A direction other than sendrecv (`a=sendonly`, `a=recvonly`,
+    /// `a=inactive`) or `c=0.0.0.0`: the stream is on hold, one way or both.
     pub held: bool,
     /// The payload types the `m=` line lists.
     pub formats: Vec<u8>,
@@ -225,13 +226,14 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
             "a" => {
                 let name = attribute(value);
                 match name {
-                    "inactive" => match streams.last_mut() {
-                        Some(s) => s.held = true,
-                        None => session_held = true,
-                    },
-                    "sendrecv" | "sendonly" | "recvonly" => {
-                        if let Some(s) = streams.last_mut() {
-                            s.held = false;
+                    // RFC 3264 §8.4: a party holds with sendonly (and
+                    // sends nothing once the other side answers recvonly)
+                    // or inactive; only sendrecv is two-way media.
+                    "inactive" | "sendonly" | "recvonly" | "sendrecv" => {
+                        let held = name != "sendrecv";
+                        match streams.last_mut() {
+                            Some(s) => s.held = held,
+                            None => session_held = held,
                         }
                     }
                     "rtcp-mux" => {
@@ -487,6 +489,26 @@ mod tests {
         let hold = BARESIP.replace("a=sendrecv", "a=sendonly");
         rebuild(hold.as_bytes(), "192.0.2.1", &mut o).expect("ok");
         assert_eq!(o.version, 2);
+    }
+
+    #[test]
+    fn every_direction_but_sendrecv_is_a_hold() {
+        for (dir, held) in [
+            ("sendrecv", false),
+            ("sendonly", true),
+            ("recvonly", true),
+            ("inactive", true),
+        ] {
+            let sdp = BARESIP.replace("a=sendrecv", &format!("a={dir}"));
+            let p = parse(sdp.as_bytes()).expect("parse");
+            assert!(p.streams.iter().all(|s| s.held == held), "{dir}");
+        }
+        // At session level, inherited by the streams.
+        let sdp = BARESIP
+            .replace("a=sendrecv\r\n", "")
+            .replace("t=0 0\r\n", "t=0 0\r\na=recvonly\r\n");
+        let p = parse(sdp.as_bytes()).expect("parse");
+        assert!(p.streams.iter().all(|s| s.held));
     }
 
     #[test]

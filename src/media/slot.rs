@@ -121,27 +121,46 @@ impl Pool {
         {
             let mut free = self.free();
             let q = free.queue(bind);
-            if q.front()
-                .is_some_and(|(at, _)| now.saturating_sub(*at) >= REST_MS)
-            {
-                if let Some((_, slot)) = q.pop_front() {
+            // Any of the rested slots, not the oldest: the order calls give
+            // ports back in must not tell which the next call gets.
+            let rested = q.partition_point(|(at, _)| now.saturating_sub(*at) >= REST_MS);
+            if rested > 0 {
+                let i = rand::random::<u32>() as usize % rested;
+                if let Some((_, slot)) = q.swap_remove_front(i) {
                     return Ok(slot);
                 }
             }
         }
+        match self.open(bind, handle, spawn) {
+            Ok(slot) => Ok(slot),
+            // The range is full, or no socket can be opened: the slot that
+            // rested longest serves rather than the call failing.
+            Err(e) => match self.free().queue(bind).pop_front() {
+                Some((_, slot)) => Ok(slot),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Slots on `bind` that have rested long enough to serve at `now`.
+    pub fn ready(&self, bind: IpAddr, now: u64) -> usize {
+        self.free()
+            .queue(bind)
+            .partition_point(|(at, _)| now.saturating_sub(*at) >= REST_MS)
+    }
+
+    /// A new pair on `bind` whose pumps `spawn` starts.
+    pub fn open(
+        &self,
+        bind: IpAddr,
+        handle: &tokio::runtime::Handle,
+        spawn: impl FnOnce(&Arc<Slot>) -> [AbortHandle; 2],
+    ) -> Result<Arc<Slot>, MediaError> {
         let (lo, hi) = self.ports.bounds();
         let (port, a, b) = match self.ports.pair(bind) {
             Ok(Some(pair)) => pair,
-            // The range is full, or no socket can be opened: the slot that
-            // rested longest serves rather than the call failing.
-            full_or_failed => {
-                let rested = self.free().queue(bind).pop_front();
-                return match (rested, full_or_failed) {
-                    (Some((_, slot)), _) => Ok(slot),
-                    (None, Err(e)) => Err(MediaError::Sockets(e.to_string())),
-                    (None, _) => Err(MediaError::NoPorts(lo, hi)),
-                };
-            }
+            Ok(None) => return Err(MediaError::NoPorts(lo, hi)),
+            Err(e) => return Err(MediaError::Sockets(e.to_string())),
         };
         let _enter = handle.enter();
         let (Ok(a), Ok(b)) = (UdpSocket::from_std(a), UdpSocket::from_std(b)) else {
@@ -217,11 +236,12 @@ mod tests {
         // Resting, and the range is full: the resting one serves anyway.
         let c = pool.take(ip, 1_500, &h, no_pumps).expect("taken over");
         assert_eq!(c.port, a.port);
+        let b_port = b.port;
         pool.give_back(ip, c, 2_000);
         pool.give_back(ip, b, 2_000);
-        // Rested: reused in the order given back, no new sockets.
+        // Rested: one of them reused, no new sockets.
         let d = pool.take(ip, 4_000, &h, no_pumps).expect("rested");
-        assert_eq!(d.port, a.port);
+        assert!(d.port == a.port || d.port == b_port);
         assert_eq!(pool.resting(), 1);
         // Unused for a minute: closed.
         pool.give_back(ip, d, 4_000 + IDLE_MS + 1);

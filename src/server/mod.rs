@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::b2bua::{Engine, EngineConfig, Media};
 use crate::bindings::{BindingTable, Normaliser};
 use crate::calls::{Masking, MaskingConfig};
-use crate::config::{Config, MediaMode, MediaSection};
+use crate::config::{Config, MediaMode};
 use crate::media::{Relay, RelayConfig};
 use crate::sip::transaction::TimerConfig;
 use crate::sip::transport::Net;
@@ -306,7 +306,7 @@ impl Server {
         if cfg.media.mode == MediaMode::Relay {
             let relay = Relay::new(
                 relay_config(
-                    &cfg.media,
+                    &cfg,
                     &data_dir.join("recordings"),
                     &addrs,
                     &engine_cfg,
@@ -523,12 +523,13 @@ async fn checkpoints(store: Box<dyn Backend>, stop: CancellationToken) {
 /// Where the relay binds and what it advertises, per family of the SIP
 /// listeners: `[media] bind`/`advertise` where set, else the SIP ones.
 fn relay_config(
-    m: &MediaSection,
+    cfg: &Config,
     recordings: &std::path::Path,
     addrs: &[SocketAddr],
     engine: &EngineConfig,
     open_files: u64,
 ) -> Result<RelayConfig, ServerError> {
+    let m = &cfg.media;
     let parse = |s: &str| s.parse::<IpAddr>().ok();
     let family = |v6: bool, me: &Option<String>| -> Result<Option<(IpAddr, IpAddr)>, ServerError> {
         let Some(listen) = addrs.iter().find(|a| a.is_ipv6() == v6) else {
@@ -559,7 +560,17 @@ fn relay_config(
     // Two sockets a pair, and room for everything else the server opens.
     let files = usize::try_from(open_files).unwrap_or(usize::MAX);
     let warm_pairs = (m.warm_pairs as usize).min(files.saturating_sub(4096) / 2);
+    let media_networks = cfg
+        .trunks
+        .iter()
+        .filter(|t| !t.media_networks.is_empty())
+        .filter_map(|t| {
+            let ip = crate::sip::Target::parse(&t.address).ok()?.peer.addr.ip();
+            Some((ip, crate::net::Network::parse_all(&t.media_networks)))
+        })
+        .collect();
     Ok(RelayConfig {
+        media_networks,
         warm_pairs,
         prompts,
         recordings: recordings.to_path_buf(),

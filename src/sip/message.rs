@@ -617,7 +617,10 @@ Content-Length: 0\r\n\r\n";
         // An INVITE's Contact from Linphone: a display name, a GRUU, the
         // instance after it.
         let invite = "\"Alice <home>\" <sip:alice@192.168.1.20:5062;gr=urn:uuid:2f0d>;+sip.instance=\"<urn:uuid:2f0d>\"";
-        assert_eq!(uri_of(invite), "sip:alice@192.168.1.20:5062;gr=urn:uuid:2f0d");
+        assert_eq!(
+            uri_of(invite),
+            "sip:alice@192.168.1.20:5062;gr=urn:uuid:2f0d"
+        );
         assert_eq!(
             param(after_uri(invite), "+sip.instance"),
             Some("\"<urn:uuid:2f0d>\"")
