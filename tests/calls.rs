@@ -604,3 +604,39 @@ async fn sdp_is_rebuilt_per_leg_and_unusable_sdp_is_refused() {
     assert_eq!(r.msg.cseq, d3.cseq);
     s.callee.expect_silence(Duration::from_millis(200)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capability_headers_are_ours_not_the_callers_software() {
+    // Linphone 5.1's lists, distinctive enough to name the app.
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let d = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    let invite = d.invite().replacen(
+        "\r\n",
+        "\r\nAllow: INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, NOTIFY, MESSAGE, SUBSCRIBE, INFO, PRACK, UPDATE\r\n\
+         Supported: replaces, outbound, gruu, path, record-aware, 100rel\r\n\
+         Accept: application/sdp\r\nAccept: text/plain\r\nAccept: application/vnd.gsma.rcs-ft-http+xml\r\n",
+        1,
+    );
+    s.caller.send(s.sut.addr, &invite).await;
+    let inv = s.callee.expect_request("INVITE").await;
+    assert_eq!(inv.header("Allow").as_deref(), Some(sipmask::b2bua::ALLOW));
+    assert_eq!(inv.headers("Supported"), ["100rel"]);
+    assert_eq!(inv.headers("Accept"), ["application/sdp, text/plain"]);
+    for print in ["record-aware", "gruu", "REFER", "vnd.gsma"] {
+        assert!(!inv.raw.contains(print), "{print} crossed:\n{}", inv.raw);
+    }
+    // A party that lists nothing we carry gets no Supported at all, not
+    // an empty one.
+    let contact = format!("Contact: <sip:bob@{}>\r\n", s.callee.addr);
+    let ok = inv
+        .reply(200, "bobtag", &contact, &sdp(B, "127.0.0.3"))
+        .replacen(
+            "\r\n",
+            "\r\nSupported: outbound, gruu\r\nAllow: INVITE, BYE, X-SECRET\r\n",
+            1,
+        );
+    s.callee.send(inv.from, &ok).await;
+    let ok = s.caller.expect_response(200).await;
+    assert!(ok.header("Supported").is_none(), "{}", ok.raw);
+    assert_eq!(ok.header("Allow").as_deref(), Some(sipmask::b2bua::ALLOW));
+}

@@ -491,11 +491,43 @@ impl<P: Policy> Engine<P> {
         true
     }
 
-    /// Copies the session/capability headers that may cross between legs.
+    /// Writes the session/capability headers that cross between legs.
+    /// Capability lists are our own: `Allow` is what we take, `Supported`,
+    /// `Require` and `Accept` are what we carry end to end among what the
+    /// party listed, in our order and spelling, one header each; a party's
+    /// own list (its software shows through it) never crosses.
     pub(super) fn copy_relayed(&self, w: &mut Writer, m: &Msg) {
+        let mut lists: [(&str, &[&str], Vec<&str>); 3] = [
+            ("Supported", super::OPTION_TAGS, Vec::new()),
+            ("Require", super::OPTION_TAGS, Vec::new()),
+            ("Accept", super::ACCEPT, Vec::new()),
+        ];
+        let mut allow = false;
         for (name, value) in &m.relayed {
             debug_assert!(RELAYED_HEADERS.contains(name));
-            w.header(name, value);
+            if *name == "Allow" {
+                allow = true;
+            } else if let Some((_, ours, got)) = lists.iter_mut().find(|(n, ..)| n == name) {
+                for theirs in value.split(',') {
+                    let theirs = theirs.split(';').next().unwrap_or("").trim();
+                    if let Some(o) = ours.iter().find(|o| o.eq_ignore_ascii_case(theirs)) {
+                        if !got.contains(o) {
+                            got.push(o);
+                        }
+                    }
+                }
+            } else {
+                w.header(name, value);
+            }
+        }
+        if allow {
+            w.header("Allow", super::ALLOW);
+        }
+        for (name, ours, got) in lists {
+            let kept: Vec<&str> = ours.iter().copied().filter(|o| got.contains(o)).collect();
+            if !kept.is_empty() {
+                w.header(name, &kept.join(", "));
+            }
         }
     }
 

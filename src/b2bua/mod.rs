@@ -628,6 +628,20 @@ fn cross_or_drop(to: Towards<'_>, media: Media, m: &Msg, leg: &mut Leg) -> Vec<u
     })
 }
 
+/// SIP extensions carried end to end (RFC 3262 reliable provisionals,
+/// through PRACK; RFC 4028 session timers, through Session-Expires, Min-SE
+/// and UPDATE), for Supported and Require.
+pub const OPTION_TAGS: &[&str] = &["100rel", "timer"];
+
+/// Body types that cross, for Accept.
+pub const ACCEPT: &[&str] = &[
+    "application/sdp",
+    "text/plain",
+    "message/cpim",
+    "message/sipfrag",
+    "application/dtmf-relay",
+];
+
 /// Methods we take, for Allow headers.
 pub const ALLOW: &str =
     "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, NOTIFY, MESSAGE, REGISTER";

@@ -135,6 +135,9 @@ impl Pump {
                 to: &to.shown,
                 from: &from.shown,
                 their_ssrc: u32::try_from(heard).ok(),
+                ntp: rtp::ntp_now(),
+                to_sr: to.sr.load(Ordering::Relaxed),
+                from_sr: &from.sr,
             };
             let len = rtp::rewrite_rtcp(&buf[..n], out, &map);
             let Some(addr) = dest.rtcp.or(dest.rtp) else {

@@ -229,6 +229,8 @@ pub(super) struct Facing {
     pub heard_ssrc: AtomicU64,
     /// When RTP last came from this party (coarse ms).
     pub last: AtomicU64,
+    /// This party's last sender report (see `RtcpMap::from_sr`).
+    pub sr: AtomicU64,
 }
 
 impl Relay {
@@ -357,6 +359,7 @@ impl Relay {
             shown: Shown::new(),
             heard_ssrc: AtomicU64::new(u64::MAX),
             last: AtomicU64::new(0),
+            sr: AtomicU64::new(0),
         });
         *sockets.serving() = Some((Arc::clone(stream), party));
         Ok(addr)

@@ -118,6 +118,31 @@ pub struct RtcpMap<'a> {
     /// The receiving party's own SSRC, as last heard, which the sender's
     /// reports name by `from.ssrc`.
     pub their_ssrc: Option<u32>,
+    /// Our clock now, as a 64-bit NTP timestamp: a sender report carries
+    /// it instead of the sending device's clock.
+    pub ntp: u64,
+    /// The receiving party's last sender report as the sender saw it and
+    /// as the party sent it (middle 32 bits of each NTP timestamp, ours in
+    /// the high half): the sender's report blocks name ours (LSR), the
+    /// party is given back its own.
+    pub to_sr: u64,
+    /// Where this packet's own sender report is noted, the same way.
+    pub from_sr: &'a std::sync::atomic::AtomicU64,
+}
+
+/// The middle 32 bits of a 64-bit NTP timestamp (what LSR holds).
+fn mid(ntp: u64) -> u32 {
+    (ntp >> 16) as u32
+}
+
+/// Now as a 64-bit NTP timestamp (seconds since 1900 and a binary fraction).
+pub fn ntp_now() -> u64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs().wrapping_add(2_208_988_800);
+    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+    (secs << 32) | frac
 }
 
 const SR: u8 = 200;
@@ -218,7 +243,15 @@ fn report(w: &mut Out<'_>, body: &[u8], count: u8, fixed: usize, map: &RtcpMap<'
     w.put(&[0x80, body[1], 0, 0]);
     w.put(&map.to.ssrc.to_be_bytes());
     if fixed == 28 {
-        w.put(&body[8..16]);
+        // Our clock, never the device's; what it stood for is kept so the
+        // other party's reception reports can be mapped back (LSR).
+        let theirs = u64::from(u32_at(body, 8).unwrap_or(0)) << 32
+            | u64::from(u32_at(body, 12).unwrap_or(0));
+        w.put(&map.ntp.to_be_bytes());
+        map.from_sr.store(
+            u64::from(mid(map.ntp)) << 32 | u64::from(mid(theirs)),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let ts = u32_at(body, 16).unwrap_or(0).wrapping_add(map.to.ts);
         w.put(&ts.to_be_bytes());
         w.put(&body[20..28]);
@@ -238,7 +271,16 @@ fn report(w: &mut Out<'_>, body: &[u8], count: u8, fixed: usize, map: &RtcpMap<'
         w.put(&block[4..10]);
         let seq = u16::from_be_bytes([block[10], block[11]]).wrapping_sub(map.from.seq);
         w.put(&seq.to_be_bytes());
-        w.put(&block[12..24]);
+        w.put(&block[12..16]);
+        // LSR names the receiving party's last SR as we showed it: given
+        // back as the party sent it, or zero (no SR) with DLSR.
+        let lsr = u32_at(block, 16).unwrap_or(0);
+        if lsr != 0 && lsr == (map.to_sr >> 32) as u32 {
+            w.put(&(map.to_sr as u32).to_be_bytes());
+            w.put(&block[20..24]);
+        } else {
+            w.put(&[0; 8]);
+        }
         kept += 1;
     }
     w.set_count(start, kept);
@@ -341,19 +383,25 @@ mod tests {
     fn rtcp_reports_are_mapped_and_sdes_rebuilt() {
         let to = shown(0x11111111, 0, 50);
         let from = shown(0x22222222, 3, 0);
+        let sr = std::sync::atomic::AtomicU64::new(0);
         let map = RtcpMap {
             to: &to,
             from: &from,
             their_ssrc: Some(0x33333333),
+            ntp: 0x0102_0304_0506_0708,
+            to_sr: 0xaaaa_bbbb_cccc_dddd,
+            from_sr: &sr,
         };
         // SR with one block about 0x22222222, then SDES with a number in it, then APP.
         let mut p = vec![0x81, SR, 0, 12, 0xde, 0xad, 0xbe, 0xef];
-        p.extend_from_slice(&[0; 8]); // NTP
+        p.extend_from_slice(&0x1111_2222_3333_4444u64.to_be_bytes()); // the device's NTP
         p.extend_from_slice(&100u32.to_be_bytes());
         p.extend_from_slice(&[0; 8]);
         p.extend_from_slice(&0x22222222u32.to_be_bytes());
         p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 13]);
-        p.extend_from_slice(&[0; 12]);
+        p.extend_from_slice(&[0; 4]); // jitter
+        p.extend_from_slice(&0xaaaa_bbbbu32.to_be_bytes()); // LSR: our NTP as shown
+        p.extend_from_slice(&16u32.to_be_bytes()); // DLSR
         let cname = b"sip:13800000000@10.0.0.5";
         let mut sd = vec![
             0x81,
@@ -381,6 +429,18 @@ mod tests {
         let n = rewrite_rtcp(&p, &mut out, &map);
         let o = &out[..n];
         assert_eq!(&o[4..8], &0x11111111u32.to_be_bytes());
+        assert_eq!(
+            &o[8..16],
+            &map.ntp.to_be_bytes(),
+            "our clock, not the device's"
+        );
+        assert_eq!(
+            sr.load(std::sync::atomic::Ordering::Relaxed),
+            0x0304_0506_2222_3333,
+            "what our NTP stood for"
+        );
+        assert_eq!(&o[44..48], &0xcccc_ddddu32.to_be_bytes(), "LSR given back");
+        assert_eq!(&o[48..52], &16u32.to_be_bytes());
         assert_eq!(&o[16..20], &150u32.to_be_bytes());
         assert_eq!(&o[28..32], &0x33333333u32.to_be_bytes());
         assert_eq!(&o[36..40], &[0, 0, 0, 10]);
@@ -406,10 +466,14 @@ mod tests {
     #[test]
     fn truncated_rtcp_yields_nothing_that_overruns() {
         let to = shown(1, 0, 0);
+        let sr = std::sync::atomic::AtomicU64::new(0);
         let map = RtcpMap {
             to: &to,
             from: &to,
             their_ssrc: None,
+            ntp: 0,
+            to_sr: 0,
+            from_sr: &sr,
         };
         let mut out = [0u8; 64];
         for bad in [
