@@ -514,3 +514,45 @@ async fn a_tcp_contact_is_reached_over_its_connection_while_it_is_open() {
     let (mut caller, _d) = call(&sut, X).await;
     caller.expect_response(480).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_removed_from_the_command_line_is_not_rung_and_its_name_inherits_nothing() {
+    let (sut, _trunk) = server().await;
+    let mut phone = Phone::new("127.0.0.5", "alice", PW, sut.addr).await;
+    assert_eq!(phone.register(600).await.code(), 200);
+    sipmask::cli::remove_account(sut.dir.path(), "alice").expect("removed");
+    // The running server applies the command's change (it polls every
+    // 250 ms): alice's phone is not rung any more.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (mut caller, _d) = call(&sut, X).await;
+    let r = caller.recv().await;
+    assert!(r.code() >= 400, "{}", r.raw);
+    phone.ua.expect_silence(Duration::from_millis(300)).await;
+    // A new account of the same name, at once (within one poll): the
+    // previous owner's phone is not its phone.
+    sipmask::cli::add_account(sut.dir.path(), "sipmask", None, "alice", "another-owner-2")
+        .expect("added again");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (mut caller, _d) = call(&sut, X).await;
+    let r = caller.expect_response(480).await;
+    assert_eq!(r.code(), 480);
+    phone.ua.expect_silence(Duration::from_millis(300)).await;
+    assert_eq!(
+        metric(&sut, "sipmask_registered_contacts").await,
+        "sipmask_registered_contacts 0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_removed_and_added_again_within_one_poll_inherits_nothing() {
+    let (sut, _trunk) = server().await;
+    let mut phone = Phone::new("127.0.0.5", "alice", PW, sut.addr).await;
+    assert_eq!(phone.register(600).await.code(), 200);
+    sipmask::cli::remove_account(sut.dir.path(), "alice").expect("removed");
+    sipmask::cli::add_account(sut.dir.path(), "sipmask", None, "alice", "another-owner-2")
+        .expect("added again");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (mut caller, _d) = call(&sut, X).await;
+    caller.expect_response(480).await;
+    phone.ua.expect_silence(Duration::from_millis(300)).await;
+}

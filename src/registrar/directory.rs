@@ -18,6 +18,8 @@ pub struct Account {
     pub name: String,
     /// The tenant it belongs to.
     pub tenant: TenantId,
+    /// Tells it from an earlier account of the same name.
+    pub uid: i64,
     /// Its password hashes.
     pub ha1: Ha1,
 }
@@ -63,9 +65,17 @@ impl Directory {
     /// them); contacts of accounts that are gone go too.
     pub fn load_accounts(&self, accounts: Vec<Account>) {
         let mut g = self.lock();
-        g.accounts = accounts.into_iter().map(|a| (a.name.clone(), a)).collect();
+        let fresh: HashMap<String, Account> =
+            accounts.into_iter().map(|a| (a.name.clone(), a)).collect();
+        // Contacts stay with the account that registered them: a name
+        // removed and made again (between two loads) starts with none.
+        let old = std::mem::replace(&mut g.accounts, fresh);
         let Inner { accounts, contacts } = &mut *g;
-        contacts.retain(|name, _| accounts.contains_key(name));
+        contacts.retain(|name, _| {
+            accounts
+                .get(name)
+                .is_some_and(|a| old.get(name).is_none_or(|o| o.uid == a.uid))
+        });
     }
 
     /// Restores contacts saved before a restart, dropping expired ones.
@@ -187,6 +197,7 @@ mod tests {
         Account {
             name: name.into(),
             tenant,
+            uid: 1,
             ha1: Ha1::new(name, "r", "pw"),
         }
     }

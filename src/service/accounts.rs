@@ -74,6 +74,7 @@ pub fn account_of(r: AccountRow) -> Account {
     Account {
         name: r.name,
         tenant: r.tenant,
+        uid: r.uid,
         ha1: Ha1 {
             realm: r.realm,
             md5: r.ha1_md5,
@@ -102,6 +103,7 @@ pub fn add(
         ha1_md5: ha1.md5,
         ha1_sha256: ha1.sha256,
         created_at: now,
+        uid: rand::random::<i64>() & i64::MAX,
     };
     s.atomically(|s| {
         if !s.add_account(&row)? {
@@ -138,11 +140,12 @@ pub fn passwd(
             return Err(AccountError::NoAccount(name.to_string()));
         }
         s.log_change(&Change::Accounts)?;
-        Ok(Account {
-            name: name.to_string(),
-            tenant,
-            ha1: ha1.clone(),
-        })
+        let row = s
+            .accounts(Some(tenant))?
+            .into_iter()
+            .find(|a| a.name == name);
+        row.map(account_of)
+            .ok_or_else(|| AccountError::NoAccount(name.to_string()))
     })
 }
 

@@ -22,6 +22,9 @@ pub struct AccountRow {
     pub ha1_sha256: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// Random, set when it is made: tells it from an earlier account of
+    /// the same name.
+    pub uid: i64,
 }
 
 /// A registered contact as stored.
@@ -46,16 +49,16 @@ pub struct ContactRow {
 impl AccountStore for SqliteStore {
     fn add_account(&mut self, a: &AccountRow) -> Result<bool, StoreError> {
         let n = self.conn.execute(
-            "INSERT OR IGNORE INTO accounts (name, tenant_id, realm, ha1_md5, ha1_sha256, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![a.name, a.tenant, a.realm, a.ha1_md5, a.ha1_sha256, a.created_at],
+            "INSERT OR IGNORE INTO accounts (name, tenant_id, realm, ha1_md5, ha1_sha256, created_at, uid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![a.name, a.tenant, a.realm, a.ha1_md5, a.ha1_sha256, a.created_at, a.uid],
         )?;
         Ok(n == 1)
     }
 
     fn accounts(&self, tenant: Option<TenantId>) -> Result<Vec<AccountRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT name, tenant_id, realm, ha1_md5, ha1_sha256, created_at FROM accounts
+            "SELECT name, tenant_id, realm, ha1_md5, ha1_sha256, created_at, uid FROM accounts
              WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY name",
         )?;
         let rows = stmt.query_map([tenant], |r| {
@@ -66,6 +69,7 @@ impl AccountStore for SqliteStore {
                 ha1_md5: r.get(3)?,
                 ha1_sha256: r.get(4)?,
                 created_at: r.get(5)?,
+                uid: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -165,6 +169,7 @@ mod tests {
             ha1_md5: "m".into(),
             ha1_sha256: "s".into(),
             created_at: 1,
+            uid: 7,
         }
     }
 

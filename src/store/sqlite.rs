@@ -152,7 +152,10 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     "ALTER TABLE bindings ADD COLUMN record INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE bindings ADD COLUMN announce INTEGER;
     ALTER TABLE calls ADD COLUMN recording TEXT;
-    ALTER TABLE calls ADD COLUMN announced INTEGER NOT NULL DEFAULT 0;"];
+    ALTER TABLE calls ADD COLUMN announced INTEGER NOT NULL DEFAULT 0;",
+    // An account's identity beyond its name: a name removed and made again
+    // is another account, which inherits no registration of the first.
+    "ALTER TABLE accounts ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;"];
 
 /// The SQLite store.
 pub struct SqliteStore {
