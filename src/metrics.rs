@@ -90,6 +90,15 @@ impl Throttle {
         s.0 = Some(now);
         Some(std::mem::take(&mut s.1))
     }
+
+    /// How many lines were held back since the last one let through, now
+    /// taken (for a last line at shutdown).
+    pub fn take_held(&self) -> u64 {
+        self.state
+            .lock()
+            .map(|mut s| std::mem::take(&mut s.1))
+            .unwrap_or(0)
+    }
 }
 
 #[cfg(test)]

@@ -994,3 +994,45 @@ async fn a_call_held_with_sendonly_is_not_ended_by_the_media_timeout() {
     c.callee.expect_silence(Duration::from_secs(3)).await;
     c.caller.expect_silence(Duration::from_millis(200)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_ports_cannot_all_be_taken_is_refused_before_anyone_rings() {
+    // Room for one pair: the call needs two (facing each party).
+    let mut lo = free_port("127.0.0.1");
+    lo -= lo % 2;
+    let Parties {
+        sut,
+        mut caller,
+        mut callee,
+        am,
+        ..
+    } = parties(|cfg| {
+        cfg.media.port_min = lo;
+        cfg.media.port_max = lo + 1;
+    })
+    .await;
+    let d = Dialog::new(caller.addr, sut.addr, A, X);
+    caller.send(sut.addr, &leaky_invite(&d, am.port())).await;
+    let r = caller.recv().await;
+    assert_eq!(r.code(), 503, "{}", r.raw);
+    callee.expect_silence(Duration::from_millis(300)).await;
+    // Recorded as such, and nothing charged to the binding.
+    let mut record = None;
+    for _ in 0..50 {
+        record = operator_calls(sut.dir.path()).into_iter().next();
+        if record.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = record.expect("a call record");
+    assert_eq!(
+        (record.result, record.reason.as_str()),
+        (503, "no media ports")
+    );
+    let mut out = Vec::new();
+    sipmask::cli::list(sut.dir.path(), &mut out).expect("list");
+    let out = String::from_utf8_lossy(&out);
+    let row = out.lines().nth(1).expect("the binding");
+    assert_eq!(row.split('\t').nth(4), Some("0"), "no use charged: {out}");
+}

@@ -102,9 +102,18 @@ impl<P: Policy> Engine<P> {
         let offered = match self.anchor_offer(id, described.and_then(Result::ok), &plan, src) {
             Ok(o) => o,
             Err(e) => {
-                tracing::warn!(error = %e, "media cannot be anchored: refusing the call");
+                super::warn_media(&e, "media cannot be anchored: refusing the call");
                 let tag = token();
                 self.respond_with(&key, 503, reason(503), Some(&tag), &[], now);
+                // Its reservation is let go, and no use is charged.
+                let mut state = state;
+                let ending = super::policy::Ending {
+                    reason: EndReason::NoMediaPorts,
+                    status: 503,
+                    talk: None,
+                };
+                self.policy
+                    .milestone(id, &mut state, Milestone::Ended(ending), now);
                 return;
             }
         };
@@ -298,10 +307,11 @@ impl<P: Policy> Engine<P> {
         true
     }
 
-    /// Anchors the caller's offer (`parsed`, when it carries SDP) before
-    /// any fork carries it, so that a full port range refuses the call (503)
-    /// instead of sending an INVITE without its description; the offer,
-    /// ready to be rendered for each fork.
+    /// Anchors the caller's offer (`parsed`, when it carries SDP) and opens
+    /// the ports facing the caller before any fork carries it, so that a
+    /// full port range refuses the call (503) instead of sending an INVITE
+    /// or a 2xx without its description; the offer, ready to be rendered
+    /// for each fork.
     fn anchor_offer<'m>(
         &self,
         id: CallId,
@@ -316,7 +326,12 @@ impl<P: Policy> Engine<P> {
             (Some(anchor), Media::Relay, Some(route)) => {
                 let v6 = self.me_for(&route.peer).starts_with('[');
                 let ours = anchor.describe(id, Party::A, v6, &parsed.streams, src.addr.ip());
-                Some(ours.inspect_err(|_| anchor.release(id))?)
+                // The ports facing the caller too, before anyone rings: a
+                // range that runs out later would leave the answer without
+                // its description (RFC 3264) on a call charged as answered.
+                let a_v6 = self.me_for(&src).starts_with('[');
+                let facing_a = ours.and_then(|o| anchor.face(id, Party::A, a_v6).map(|_| o));
+                Some(facing_a.inspect_err(|_| anchor.release(id))?)
             }
             _ => None,
         };

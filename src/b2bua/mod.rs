@@ -623,9 +623,27 @@ fn unusable_sdp(m: &Msg) -> bool {
 /// unusable description is left out (and logged), never passed on.
 fn cross_or_drop(to: Towards<'_>, media: Media, m: &Msg, leg: &mut Leg) -> Vec<u8> {
     cross_body(to, media, m, leg).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "SDP left out");
+        warn_media(&e, "SDP left out");
         Vec::new()
     })
+}
+
+/// Media warnings (a full port range, SDP left out) come with every call
+/// in a burst: at most one line a second, with how many were held back.
+static MEDIA_LOG: crate::metrics::Throttle =
+    crate::metrics::Throttle::new(std::time::Duration::from_secs(1));
+
+/// Logs a media warning through [`MEDIA_LOG`].
+fn warn_media(e: &dyn std::fmt::Display, what: &'static str) {
+    if let Some(held_back) = MEDIA_LOG.allow() {
+        tracing::warn!(error = %e, held_back, "{what}");
+    }
+}
+
+/// Media warning lines held back since the last one logged (taken, for
+/// the shutdown's last word).
+pub fn media_warnings_held_back() -> u64 {
+    MEDIA_LOG.take_held()
 }
 
 /// SIP extensions carried end to end (RFC 3262 reliable provisionals,

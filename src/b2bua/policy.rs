@@ -163,6 +163,8 @@ pub enum EndReason {
     Shutdown,
     /// No RTP came from either party for the media timeout.
     NoMedia,
+    /// The relay had no ports for the call: refused (503) before it rang.
+    NoMediaPorts,
 }
 
 impl EndReason {
@@ -179,6 +181,7 @@ impl EndReason {
             EndReason::NoAck => "no ACK from caller",
             EndReason::Shutdown => "shutdown",
             EndReason::NoMedia => "no media",
+            EndReason::NoMediaPorts => "no media ports",
         }
     }
 

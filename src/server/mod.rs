@@ -449,6 +449,13 @@ impl Server {
         // with the process, once the last engine reference is gone.
         drop(self.store_thread.take());
         self.core.handover.retire();
+        let held_back = crate::b2bua::media_warnings_held_back();
+        if held_back > 0 {
+            tracing::warn!(
+                held_back,
+                "media warnings held back since the last one logged"
+            );
+        }
         tracing::info!("sipmask stopped");
     }
 }
