@@ -204,3 +204,94 @@ async fn more_allowed_callers_than_the_schema_allows_are_refused() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// Opens a connection to `api` from `ip` and sends `text`.
+async fn open_from(ip: &str, api: std::net::SocketAddr, text: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind(format!("{ip}:0").parse().expect("addr"))
+        .expect("bind");
+    let mut s = sock.connect(api).await.expect("connect");
+    s.write_all(text.as_bytes()).await.expect("write");
+    s
+}
+
+/// Everything the server sends on `s` until it closes it (or `wait` ends).
+async fn answer_of(s: &mut tokio::net::TcpStream, wait: std::time::Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(wait, s.read_to_end(&mut raw)).await;
+    String::from_utf8_lossy(&raw).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_sending_no_body_locks_out_nobody_and_is_timed_out() {
+    let (api, keys) = api_with_tenants(&["slow"], |c| {
+        c.api.max_connections = 20;
+        c.api.max_requests_per_tenant = 8;
+        c.api.body_timeout_secs = 1;
+    })
+    .await;
+    // The slow tenant promises bodies it never sends, on every connection
+    // the server takes, from several addresses.
+    let head = format!(
+        "POST /v1/numbers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{",
+        keys[0]
+    );
+    let mut slow = Vec::new();
+    for i in 0..20 {
+        slow.push(open_from(&format!("127.0.0.{}", 20 + i % 4), api.api, &head).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Beyond its share it is told so at once; the others are kept waiting.
+    let mut busy = 0;
+    for s in &mut slow {
+        let text = answer_of(s, std::time::Duration::from_millis(50)).await;
+        if text.starts_with("HTTP/1.1 429") {
+            assert!(text.contains("too-many-in-progress"), "{text}");
+            busy += 1;
+        }
+    }
+    assert_eq!(busy, 12, "eight requests in progress, twelve refused");
+    // Another tenant is served meanwhile.
+    let r = api.req("GET", "/v1/numbers", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The waiting ones get 408 at the body deadline, and are closed.
+    let mut timed_out = 0;
+    for s in &mut slow {
+        let text = answer_of(s, std::time::Duration::from_secs(3)).await;
+        if text.starts_with("HTTP/1.1 408") {
+            assert!(text.contains("body-timeout"), "{text}");
+            timed_out += 1;
+        }
+    }
+    assert_eq!(timed_out, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_gets_its_share_of_connections_only() {
+    let api = api_with(|c| c.api.max_connections_per_source = 4).await;
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(open_from("127.0.0.30", api.api, "").await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut fifth = open_from(
+        "127.0.0.30",
+        api.api,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    let text = answer_of(&mut fifth, std::time::Duration::from_secs(2)).await;
+    assert_eq!(text, "", "closed without an answer");
+    let mut other = open_from(
+        "127.0.0.31",
+        api.api,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let text = answer_of(&mut other, std::time::Duration::from_secs(2)).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    drop(idle);
+}

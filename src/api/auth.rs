@@ -12,8 +12,31 @@ use super::problem::ApiError;
 use super::ApiState;
 use crate::bindings::TenantId;
 
-/// The authenticated tenant of a request.
-pub struct Tenant(pub TenantId);
+/// The authenticated tenant of a request, holding one of the tenant's
+/// requests in progress until it is dropped (with the handler).
+pub struct Tenant(
+    pub TenantId,
+    #[expect(dead_code, reason = "held for its Drop: the request is in progress")] InProgress,
+);
+
+/// One request of a tenant in progress; dropped, it is done.
+pub struct InProgress {
+    tenant: TenantId,
+    counts: Arc<Mutex<HashMap<TenantId, usize>>>,
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.counts.lock() {
+            if let Some(n) = c.get_mut(&self.tenant) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.remove(&self.tenant);
+                }
+            }
+        }
+    }
+}
 
 pub use crate::service::tenants::{hash_key, new_key};
 
@@ -39,8 +62,9 @@ impl FromRequestParts<Arc<ApiState>> for Tenant {
             Some(t) => t,
             None => state.lookup_key(hash).await.ok_or(ApiError::Unauthorized)?,
         };
+        let held = state.limiter.begin(tenant)?;
         state.limiter.take(tenant)?;
-        Ok(Tenant(tenant))
+        Ok(Tenant(tenant, held))
     }
 }
 
@@ -52,21 +76,45 @@ fn bearer(v: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
 }
 
-/// Per-tenant token buckets.
+/// Per-tenant token buckets, and requests in progress.
 pub struct Limiter {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<TenantId, (f64, Instant)>>,
+    /// Most requests of one tenant in progress.
+    max_in_progress: usize,
+    in_progress: Arc<Mutex<HashMap<TenantId, usize>>>,
 }
 
 impl Limiter {
-    /// `rate` requests per second on average, bursts of `burst`.
-    pub fn new(rate: u32, burst: u32) -> Limiter {
+    /// `rate` requests per second on average, bursts of `burst`, at most
+    /// `in_progress` at once.
+    pub fn new(rate: u32, burst: u32, in_progress: usize) -> Limiter {
         Limiter {
             rate: f64::from(rate.max(1)),
             burst: f64::from(burst.max(1)),
             buckets: Mutex::new(HashMap::new()),
+            max_in_progress: in_progress.max(1),
+            in_progress: Arc::default(),
         }
+    }
+
+    /// Starts one of `tenant`'s requests, unless it has as many in
+    /// progress as it may: a tenant's slow requests take its own share of
+    /// the server, never the others'.
+    pub fn begin(&self, tenant: TenantId) -> Result<InProgress, ApiError> {
+        let Ok(mut c) = self.in_progress.lock() else {
+            return Err(ApiError::Busy);
+        };
+        let n = c.entry(tenant).or_insert(0);
+        if *n >= self.max_in_progress {
+            return Err(ApiError::Busy);
+        }
+        *n += 1;
+        Ok(InProgress {
+            tenant,
+            counts: Arc::clone(&self.in_progress),
+        })
     }
 
     /// Takes one request's token, or says how long to wait.
@@ -94,7 +142,7 @@ mod tests {
 
     #[test]
     fn bucket_refuses_past_the_burst_with_a_wait() {
-        let l = Limiter::new(1, 2);
+        let l = Limiter::new(1, 2, 8);
         assert!(l.take(1).is_ok());
         assert!(l.take(1).is_ok());
         assert!(matches!(
@@ -102,6 +150,17 @@ mod tests {
             Err(ApiError::RateLimited { retry_after: 1 })
         ));
         assert!(l.take(2).is_ok(), "tenants have their own buckets");
+    }
+
+    #[test]
+    fn a_tenant_has_its_own_share_of_requests_in_progress() {
+        let l = Limiter::new(1, 2, 2);
+        let a = l.begin(1).expect("first");
+        let _b = l.begin(1).expect("second");
+        assert!(matches!(l.begin(1), Err(ApiError::Busy)));
+        assert!(l.begin(2).is_ok(), "another tenant is served");
+        drop(a);
+        assert!(l.begin(1).is_ok(), "one done, one more may start");
     }
 
     #[test]

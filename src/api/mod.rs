@@ -50,6 +50,10 @@ pub struct ApiConfig {
     pub burst: u32,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// How long a request's body may take to arrive.
+    pub body_timeout: std::time::Duration,
+    /// Requests of one tenant in progress at once.
+    pub max_requests_per_tenant: usize,
     /// Stops live streams when the server shuts down.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Non-public networks webhooks may reach.
@@ -102,7 +106,7 @@ impl ApiState {
             svc,
             norm,
             keys,
-            limiter: auth::Limiter::new(cfg.rate_per_sec, cfg.burst),
+            limiter: auth::Limiter::new(cfg.rate_per_sec, cfg.burst, cfg.max_requests_per_tenant),
             cfg,
             stats: ops::ApiStats::default(),
             sip_metrics,
@@ -143,10 +147,10 @@ impl ApiState {
 /// A JSON request body whose errors become problem documents naming the field.
 pub struct Body<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<ApiState>> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &Arc<ApiState>) -> Result<Self, Self::Rejection> {
         let json = req
             .headers()
             .get(axum::http::header::CONTENT_TYPE)
@@ -163,7 +167,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         if !json {
             return Err(ApiError::MediaType);
         }
-        let bytes = match axum::body::Bytes::from_request(req, state).await {
+        // A body that never comes (or a byte a second) must not hold the
+        // connection and the tenant's share for long.
+        let read = axum::body::Bytes::from_request(req, state);
+        let Ok(read) = tokio::time::timeout(state.cfg.body_timeout, read).await else {
+            return Err(ApiError::BodyTimeout);
+        };
+        let bytes = match read {
             Ok(b) => b,
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(ApiError::TooLarge)

@@ -97,6 +97,12 @@ pub enum ApiError {
     /// The body is too large.
     #[error("request body too large")]
     TooLarge,
+    /// The body did not arrive in time.
+    #[error("the request body did not arrive within api.body_timeout_secs")]
+    BodyTimeout,
+    /// The tenant has as many requests in progress as it may.
+    #[error("too many requests of this tenant in progress (api.max_requests_per_tenant)")]
+    Busy,
     /// The body is not declared as JSON.
     #[error("send the body as Content-Type: application/json")]
     MediaType,
@@ -156,6 +162,16 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
                 "Request body too large",
+            ),
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Request body too slow",
+            ),
+            ApiError::Busy => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-in-progress",
+                "Too many requests in progress",
             ),
             ApiError::MediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

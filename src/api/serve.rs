@@ -1,10 +1,13 @@
 //! The API's HTTP server: an accept loop with a cap on open connections
-//! (a permit per connection; past the cap a new connection is closed at
-//! once), a deadline for reading each request's headers (idle and slow
-//! clients are dropped), and a shutdown that ends streams and connections
+//! (a permit per connection; past the cap, or past one source address's
+//! share, a new connection is closed at once), a deadline for reading each
+//! request's headers (idle and slow clients are dropped; the body's
+//! deadline is the `Body` extractor's), and a shutdown that ends streams and connections
 //! within a second of being asked.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -19,8 +22,45 @@ use tokio_util::sync::CancellationToken;
 pub struct Limits {
     /// Most connections open at once.
     pub max_connections: usize,
+    /// Most connections open at once from one IP address.
+    pub max_per_source: usize,
     /// Longest wait for a request's headers, idle keep-alive included.
     pub header_timeout: Duration,
+}
+
+/// One open connection counted against its source address.
+struct Source {
+    ip: IpAddr,
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Source {
+    /// Counts a connection from `ip`, unless it has `max` open already.
+    fn open(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Source> {
+        let mut c = counts.lock().ok()?;
+        let n = c.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Source {
+            ip,
+            counts: Arc::clone(counts),
+        })
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.counts.lock() {
+            if let Some(n) = c.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.remove(&self.ip);
+                }
+            }
+        }
+    }
 }
 
 /// Grace given to requests in flight when shutting down.
@@ -36,6 +76,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let sources = Arc::new(std::sync::Mutex::new(HashMap::<IpAddr, usize>::new()));
     let mut conns = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -43,8 +84,8 @@ pub async fn run(
             _ = cancel.cancelled() => break,
         };
         while conns.try_join_next().is_some() {}
-        let stream = match accepted {
-            Ok((s, _)) => s,
+        let (stream, from) = match accepted {
+            Ok((s, from)) => (s, from.ip()),
             Err(e) => {
                 // Out of descriptors and the like: back off, do not spin.
                 tracing::warn!(error = %e, "API accept failed");
@@ -57,10 +98,15 @@ pub async fn run(
             drop(stream);
             continue;
         };
+        let Some(source) = Source::open(&sources, from, limits.max_per_source) else {
+            refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
         let svc = TowerToHyperService::new(app.clone());
         let cancel = cancel.clone();
         conns.spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, source);
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout);

@@ -379,6 +379,12 @@ pub struct ApiSection {
     pub max_connections: usize,
     /// Seconds a client has to send a request's headers.
     pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body after its headers.
+    pub body_timeout_secs: u64,
+    /// Most HTTP connections open at once from one IP address.
+    pub max_connections_per_source: usize,
+    /// Most requests of one tenant in progress at once.
+    pub max_requests_per_tenant: usize,
 }
 
 /// `[webhooks]`: where and how hard events are delivered.
@@ -610,6 +616,18 @@ impl Config {
         }
         if self.api.max_connections == 0 {
             bad("api.max_connections", "must be at least 1".into());
+        }
+        if !(1..=600).contains(&self.api.body_timeout_secs) {
+            bad("api.body_timeout_secs", "must be 1 to 600".into());
+        }
+        if self.api.max_connections_per_source == 0 {
+            bad(
+                "api.max_connections_per_source",
+                "must be at least 1".into(),
+            );
+        }
+        if self.api.max_requests_per_tenant == 0 {
+            bad("api.max_requests_per_tenant", "must be at least 1".into());
         }
         if !(1..=600).contains(&self.api.header_timeout_secs) {
             bad("api.header_timeout_secs", "must be 1 to 600".into());

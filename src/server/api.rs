@@ -70,6 +70,8 @@ pub(super) async fn start_api(
         rate_per_sec: cfg.api.rate_per_sec,
         burst: cfg.api.burst,
         max_body_bytes: cfg.api.max_body_bytes,
+        body_timeout: Duration::from_secs(cfg.api.body_timeout_secs),
+        max_requests_per_tenant: cfg.api.max_requests_per_tenant,
         webhook_networks: Arc::new(cfg.webhooks.networks()),
         recordings: cfg.storage.data_dir.join("recordings"),
         shutdown: cancel.clone(),
@@ -131,6 +133,7 @@ pub(super) async fn start_api(
     let app = crate::api::router(state.clone());
     let limits = crate::api::serve::Limits {
         max_connections: cfg.api.max_connections,
+        max_per_source: cfg.api.max_connections_per_source,
         header_timeout: Duration::from_secs(cfg.api.header_timeout_secs),
     };
     tasks.spawn(crate::api::serve::run(
