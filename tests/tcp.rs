@@ -1,6 +1,8 @@
 //! TCP cannot be held hostage, over real sockets: idle connections and
-//! slow senders are cut, one source gets only its share, and our own
-//! connections to a TCP trunk have a pool that inbound ones cannot fill.
+//! slow senders are cut, one source gets only its share, a full pool makes
+//! way for a newcomer by closing the longest idle connection that never
+//! carried a REGISTER or an INVITE, and our own connections to a TCP trunk
+//! have a pool that inbound ones cannot fill.
 
 mod common;
 
@@ -57,6 +59,25 @@ async fn ask(s: &mut TcpStream, to: std::net::SocketAddr) -> String {
     s.write_all(options(from, to).as_bytes())
         .await
         .expect("write");
+    let mut buf = vec![0u8; 2048];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Sends a REGISTER on `s` and reads the status line of the answer.
+async fn register(s: &mut TcpStream, to: std::net::SocketAddr) -> String {
+    let from = s.local_addr().expect("local");
+    let register = options(from, to)
+        .replace("OPTIONS sip:", "REGISTER sip:")
+        .replace("CSeq: 1 OPTIONS", "CSeq: 1 REGISTER");
+    s.write_all(register.as_bytes()).await.expect("write");
     let mut buf = vec![0u8; 2048];
     let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
         .await
@@ -140,12 +161,13 @@ async fn inbound_connections_cannot_starve_calls_to_a_tcp_trunk() {
     cfg.sip.max_tcp_connections = 4;
     add(&cfg, axb(A, X, B));
     let sut = start(cfg, dir).await;
-    // Every inbound place is taken by idle connections.
+    // Every inbound place is taken by connections that carried a
+    // REGISTER (which are never evicted for a newcomer).
     let mut hogs = Vec::new();
     for ip in ["127.0.0.1", "127.0.0.2", "127.0.0.4", "127.0.0.5"] {
         let mut s = connect_from(ip, sut.addr).await;
-        // Answered (200, or 403 to the untrusted): the connection is up.
-        assert!(ask(&mut s, sut.addr).await.starts_with("SIP/2.0 "));
+        // Answered (401, or 403 to the untrusted): the connection is up.
+        assert!(register(&mut s, sut.addr).await.starts_with("SIP/2.0 "));
         hogs.push(s);
     }
     let mut refused = connect_from("127.0.0.6", sut.addr).await;
@@ -165,4 +187,43 @@ async fn inbound_connections_cannot_starve_calls_to_a_tcp_trunk() {
         .expect("read");
     let got = String::from_utf8_lossy(&buf[..n]);
     assert!(got.starts_with("INVITE sip:+8613900000000@"), "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_from_many_addresses_make_way_for_a_newcomer() {
+    let sut = server("127.0.0.3:9".parse().expect("addr"), |c| {
+        c.sip.max_tcp_connections = 12;
+        c.sip.max_tcp_per_source = 4;
+        c.sip.tcp_idle_secs = 600;
+    })
+    .await;
+    // A phone registers its flow first (a REGISTER is refused here: what
+    // counts is that it carried one).
+    let mut phone = connect_from("127.0.0.40", sut.addr).await;
+    assert!(register(&mut phone, sut.addr).await.starts_with("SIP/2.0 "));
+    // Then the pool is filled with idle connections from several addresses.
+    let mut idle = Vec::new();
+    for i in 0..11 {
+        idle.push(connect_from(&format!("127.0.0.{}", 41 + i % 3), sut.addr).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A newcomer is served: the idle connection idle longest made way.
+    let mut newcomer = connect_from("127.0.0.50", sut.addr).await;
+    // Answered (403: it is not trusted), not closed.
+    assert!(ask(&mut newcomer, sut.addr).await.starts_with("SIP/2.0 "));
+    assert!(
+        closed_within(&mut idle[0], Duration::from_secs(2)).await,
+        "the oldest idle connection was closed"
+    );
+    // The phone's connection was kept.
+    assert!(ask(&mut phone, sut.addr).await.starts_with("SIP/2.0 "));
+    let api = sut.server.api_addr.expect("api");
+    let m = http(api, "GET", "/metrics", None, None).await;
+    assert!(
+        m.body
+            .contains("sipmask_tcp_connections_ended_total{reason=\"evicted\"} 1"),
+        "{}",
+        m.body
+    );
 }

@@ -277,6 +277,24 @@ impl Net {
             };
             let slot = match self.guard.inbound(from.ip()) {
                 Ok(s) => s,
+                Err(Closed::Full) if self.guard.evict_one() => {
+                    // The newcomer waits (off the accept loop) for the
+                    // evicted connection's place.
+                    self.guard.count(Closed::Evicted);
+                    let net = self.clone();
+                    tokio::spawn(async move {
+                        let wait = std::time::Duration::from_secs(1);
+                        match net.guard.inbound_within(from.ip(), wait).await {
+                            Ok(slot) => {
+                                let (tx, rx) = mpsc::channel(256);
+                                net.tcp.insert(from, tx);
+                                net.run_conn(stream, from, rx, slot).await;
+                            }
+                            Err(why) => net.guard.count(why),
+                        }
+                    });
+                    continue;
+                }
                 Err(why) => {
                     // Dropped at once: the client sees the connection close.
                     self.guard.count(why);
@@ -295,7 +313,7 @@ impl Net {
         stream: TcpStream,
         peer_addr: SocketAddr,
         mut rx: mpsc::Receiver<Bytes>,
-        _slot: Slot,
+        slot: Slot,
     ) {
         let _ = stream.set_nodelay(true);
         let (mut rd, mut wr) = stream.into_split();
@@ -329,11 +347,13 @@ impl Net {
                     }
                 },
                 _ = self.cancel.cancelled() => 0,
+                _ = slot.evicted() => 0,
             };
             if n == 0 {
                 break;
             }
             heard = tokio::time::Instant::now();
+            slot.heard();
             let mut progressed = false;
             loop {
                 match next_frame(&buf, self.max_message) {
@@ -348,6 +368,9 @@ impl Net {
                     Ok(Frame::Message(len)) => {
                         progressed = true;
                         let msg = buf.split_to(len);
+                        if msg.starts_with(b"REGISTER ") || msg.starts_with(b"INVITE ") {
+                            slot.keep();
+                        }
                         self.parse_and_deliver(&msg, peer);
                     }
                     Err(e) => {
