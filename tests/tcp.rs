@@ -227,3 +227,30 @@ async fn idle_connections_from_many_addresses_make_way_for_a_newcomer() {
         m.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_two_content_lengths_is_refused_400_not_framed() {
+    let sut = server("127.0.0.3:9".parse().expect("addr"), |_| {}).await;
+    let mut s = connect_from("127.0.0.2", sut.addr).await;
+    let from = s.local_addr().expect("local");
+    // Framed by the first length, the second message would hide in the body.
+    let smuggled = options(from, sut.addr);
+    let two = options(from, sut.addr).replace(
+        "Content-Length: 0\r\n",
+        &format!(
+            "Content-Length: 0\r\nContent-Length: {}\r\n",
+            smuggled.len()
+        ),
+    );
+    s.write_all(format!("{two}{smuggled}").as_bytes())
+        .await
+        .expect("write");
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut got)).await;
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("SIP/2.0 400"), "{got}");
+    assert!(
+        !got.contains("200 OK"),
+        "a message was framed by one length: {got}"
+    );
+}

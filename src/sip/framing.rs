@@ -53,22 +53,30 @@ pub fn next_frame(buf: &[u8], limit: usize) -> Result<Frame, SipError> {
     Ok(Frame::Message(total))
 }
 
-/// Content-Length (or compact `l`) of a header block; required on streams.
+/// Content-Length (or compact `l`) of a header block; required on streams,
+/// and only once: two of them frame the stream two ways (request
+/// smuggling), so such a message is refused, never framed by the first.
 fn content_length(head: &[u8]) -> Result<usize, SipError> {
     let text = std::str::from_utf8(head).map_err(|_| SipError::Header("Content-Length"))?;
+    let mut found = None;
     for line in text.split("\r\n").skip(1) {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
         let name = name.trim();
         if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
-            return value
-                .trim()
-                .parse()
-                .map_err(|_| SipError::Header("Content-Length"));
+            if found.is_some() {
+                return Err(SipError::Header("Content-Length"));
+            }
+            found = Some(
+                value
+                    .trim()
+                    .parse()
+                    .map_err(|_| SipError::Header("Content-Length"))?,
+            );
         }
     }
-    Err(SipError::Header("Content-Length"))
+    found.ok_or(SipError::Header("Content-Length"))
 }
 
 #[cfg(test)]
@@ -115,5 +123,11 @@ mod tests {
         ));
         let b = b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\n\r\n";
         assert_eq!(next_frame(b, 4096), Err(SipError::Header("Content-Length")));
+        let b = b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 0\r\nl: 40\r\n\r\n";
+        assert_eq!(
+            next_frame(b, 4096),
+            Err(SipError::Header("Content-Length")),
+            "two lengths are refused, not framed by the first"
+        );
     }
 }

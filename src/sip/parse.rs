@@ -157,6 +157,10 @@ impl Msg {
                 v.push_str(more.trim_ascii());
             }
             match name_of(name.trim_ascii()) {
+                // Twice is two framings of one message: refused.
+                Some(Name::ContentLength) if length.is_some() => {
+                    return Err(SipError::Header("Content-Length"))
+                }
                 Some(Name::ContentLength) => {
                     length = Some(
                         value
