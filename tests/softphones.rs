@@ -21,10 +21,16 @@ const PW: &str = "alice-secret-1";
 /// A server with account alice, bindings (A, X, alice) and (alice, X2, B),
 /// the trunk on 127.0.0.3:`trunk_port`.
 async fn server(trunk_port: u16) -> Sut {
+    server_with(trunk_port, |_| {}).await
+}
+
+/// [`server`] with a `tweak`ed config.
+async fn server_with(trunk_port: u16, tweak: impl FnOnce(&mut sipmask::config::Config)) -> Sut {
     let dir = tempfile::tempdir().expect("tempdir");
     let trunk = format!("127.0.0.3:{trunk_port}").parse().expect("addr");
     let mut cfg = config(dir.path(), trunk);
     cfg.registrar.algorithms = vec!["MD5".into()];
+    tweak(&mut cfg);
     sipmask::cli::add_account(dir.path(), "sipmask", None, "alice", PW).expect("account");
     add(&cfg, axb(A, X, "sip:alice@sipmask"));
     add(&cfg, axb("sip:alice@sipmask", X2, B));
@@ -187,13 +193,25 @@ fn ssrc_in(trace: &str) -> Option<u32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_baresips_talk_through_the_relay_and_nothing_of_either_reaches_the_other() {
     let trunk_port = free_port("127.0.0.3");
-    let sut = server(trunk_port).await;
+    // baresip binds its media sockets to every address, and so sends from
+    // 127.0.0.1 to sipmask on 127.0.0.1 whatever its own address. Media is
+    // taken only from a party's signalling address, its SDP's addresses or
+    // its trunk's media networks: alice signals from 127.0.0.1 (not
+    // trusted here: she is an account that authenticates), and the trunk
+    // (bob, on 127.0.0.3) has its media gateway on 127.0.0.1.
+    let sut = server_with(trunk_port, |cfg| {
+        cfg.sip.trusted.retain(|n| n != "127.0.0.1/32");
+        cfg.sip.trunk.clear();
+        cfg.trunks = vec![toml::from_str(&format!(
+            "name = \"carrier\"\naddress = \"127.0.0.3:{trunk_port}\"\n\
+             options_secs = 0\nmedia_networks = [\"127.0.0.1/32\"]\n"
+        ))
+        .expect("trunk")];
+    })
+    .await;
     // Each phone's media ports in a range of its own, so the capture sees
-    // exactly what each phone receives.
-    let (a_rtp, b_rtp) = (free_port("127.0.0.5") & !1, free_port("127.0.0.3") & !1);
-    // baresip binds its media sockets to every address, and sends from
-    // 127.0.0.1 to sipmask on 127.0.0.1, so the relay latches there: the
-    // ports tell the phones apart.
+    // exactly what each phone receives: the ports tell the phones apart.
+    let (a_rtp, b_rtp) = (free_port("127.0.0.1") & !1, free_port("127.0.0.3") & !1);
     let capture = capture::Capture::start(&format!(
         "udp and (dst portrange {a_rtp}-{} or dst port {trunk_port} or dst portrange {b_rtp}-{})",
         a_rtp + 3,
@@ -205,7 +223,7 @@ async fn two_baresips_talk_through_the_relay_and_nothing_of_either_reaches_the_o
             sut.addr
         );
         let extra = format!("rtp_ports\t{a_rtp}-{}\n", a_rtp + 3);
-        Baresip::start_with("127.0.0.5", free_port("127.0.0.5"), &line, &extra).await
+        Baresip::start_with("127.0.0.1", free_port("127.0.0.1"), &line, &extra).await
     };
     let api = sut.server.api_addr.expect("api");
     for _ in 0..200 {
@@ -277,8 +295,13 @@ async fn two_baresips_talk_through_the_relay_and_nothing_of_either_reaches_the_o
     let b_ssrc = ssrc_in(&b_trace)
         .map(|s| s.to_be_bytes().to_vec())
         .unwrap_or_default();
-    let secrets_of_alice: Vec<Vec<u8>> =
-        vec!["alice".into(), "127.0.0.5".into(), "baresip".into(), a_ssrc];
+    // (Her address is sipmask's own here: her port and SSRC tell her.)
+    let secrets_of_alice: Vec<Vec<u8>> = vec![
+        "alice".into(),
+        "baresip".into(),
+        a_ssrc,
+        format!(":{a_rtp}").into(),
+    ];
     let secrets_of_bob: Vec<Vec<u8>> = vec![
         B.into(),
         "bob".into(),
