@@ -494,6 +494,8 @@ async fn an_acquired_x_carries_a_sipp_call_from_the_agent_to_the_user() {
     api.sut.clock.advance(Duration::from_secs(50));
     api.req("POST", "/v1/interactions", Some(chat)).await;
     api.sut.clock.advance(Duration::from_secs(50));
+    // The tenant watches its events while the call goes on.
+    let mut events = api.event_stream().await;
     // SIPp as the agent's phone (on 127.0.0.2, a trusted network) and as
     // the user's phone behind the trunk: the call must go through.
     Sipp::new()
@@ -507,4 +509,50 @@ async fn an_acquired_x_carries_a_sipp_call_from_the_agent_to_the_user() {
             false,
         )
         .await;
+    // Wherever the acquired binding's user shows (events, call records,
+    // bindings, by party too), the tenant sees the soft number, never the
+    // real one: it may forward all of it to agents.
+    let mut seen = String::new();
+    let mut buf = vec![0u8; 8192];
+    while !seen.contains("call.ended") {
+        use tokio::io::AsyncReadExt;
+        let n = tokio::time::timeout(Duration::from_secs(5), events.read(&mut buf))
+            .await
+            .expect("events in time")
+            .expect("read");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        seen.contains("call.offered") && seen.contains(&soft),
+        "{seen}"
+    );
+    let mut listed = String::new();
+    for _ in 0..50 {
+        listed = api.req("GET", "/v1/calls", None).await.body;
+        if listed.contains(&x) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The list masks parties: the soft number's mask, not the user's.
+    let soft_masked = format!("{}****{}", &soft[..3], &soft[soft.len() - 4..]);
+    assert!(listed.contains(&soft_masked), "{listed}");
+    assert!(!listed.contains("139****0000"), "{listed}");
+    let bindings = api.req("GET", "/v1/bindings", None).await.body;
+    assert!(bindings.contains(&soft), "{bindings}");
+    let by_party = api
+        .req("GET", &format!("/v1/bindings?party={USER}"), None)
+        .await
+        .body;
+    for (what, text) in [
+        ("events", &seen),
+        ("records", &listed),
+        ("bindings", &bindings),
+        ("bindings by party", &by_party),
+    ] {
+        assert!(
+            !text.contains(USER),
+            "the user's real number in {what}: {text}"
+        );
+    }
 }

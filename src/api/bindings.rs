@@ -211,7 +211,10 @@ pub async fn get(
     P(id): P<i64>,
 ) -> Result<Json<BindingOut>, ApiError> {
     let b = owned(&st.svc.table, t.0, id, &[Kind::Axb], "binding")?;
-    Ok(Json(BindingOut::from(&b, st.svc.table.defaults())))
+    Ok(Json(BindingOut::from(
+        &st.svc.table.display(&b),
+        st.svc.table.defaults(),
+    )))
 }
 
 #[utoipa::path(get, path = "/v1/bindings", tag = "bindings", params(ListQuery),
@@ -255,10 +258,8 @@ pub(super) async fn list_kinds(
         .items
         .iter()
         .map(|b| {
-            BindingOut::from(
-                &st.svc.table.get(b.id).unwrap_or_else(|| b.clone()),
-                defaults,
-            )
+            let live = st.svc.table.get(b.id).unwrap_or_else(|| b.clone());
+            BindingOut::from(&st.svc.table.display(&live), defaults)
         })
         .collect();
     Ok(BindingPage {
@@ -296,7 +297,10 @@ pub(super) async fn change(
         .svc
         .change(tenant, id, kinds, what, move |c| req.apply(c, &norm, ""))
         .await?;
-    Ok(BindingOut::from(&b, st.svc.table.defaults()))
+    Ok(BindingOut::from(
+        &st.svc.table.display(&b),
+        st.svc.table.defaults(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/v1/bindings/{id}", tag = "bindings", params(("id" = i64, Path, description = "binding id")),

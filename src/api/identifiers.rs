@@ -102,7 +102,7 @@ pub async fn create(
         .svc
         .create_identifier(t.0, kind, owner, conditions)
         .await?;
-    let b = BindingOut::from(&b, st.svc.table.defaults());
+    let b = BindingOut::from(&st.svc.table.display(&b), st.svc.table.defaults());
     Ok((StatusCode::CREATED, Json(out(&st, b))))
 }
 
@@ -117,7 +117,7 @@ pub async fn get(
     let b = owned(&st.svc.table, t.0, id, KINDS, "identifier")?;
     Ok(Json(out(
         &st,
-        BindingOut::from(&b, st.svc.table.defaults()),
+        BindingOut::from(&st.svc.table.display(&b), st.svc.table.defaults()),
     )))
 }
 

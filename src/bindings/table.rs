@@ -173,6 +173,9 @@ pub struct BindingTable {
     // Live soft numbers (as dialled), with how many tenants hold each:
     // never callable, never an X or a party.
     soft: DashMap<Number, u32, Keyed>,
+    // Flow 2: the soft number that stands for the user (B) of each acquired
+    // binding, wherever the tenant is shown the binding or its calls.
+    shown: DashMap<BindingId, Number, Keyed>,
     defaults: Defaults,
 }
 
@@ -255,6 +258,7 @@ impl BindingTable {
     /// Removes a binding; calls in progress are not affected.
     pub fn remove(&self, id: BindingId) -> Option<Binding> {
         let (_, b) = self.by_id.remove(&id)?;
+        self.shown.remove(&id);
         match &b.a {
             Some(a) => {
                 self.axb.remove(&(a.clone(), b.x.clone()));
@@ -400,6 +404,31 @@ impl BindingTable {
             .get(party)
             .map(|v| v.clone())
             .unwrap_or_default()
+    }
+
+    /// Shows `soft` for the user (B) of acquired binding `id` (flow 2)
+    /// wherever the tenant sees the binding or its calls.
+    pub fn set_shown(&self, id: BindingId, soft: Number) {
+        self.shown.insert(id, soft);
+    }
+
+    /// `b` as its tenant is shown it: an acquired binding's user is its
+    /// soft number, never the real one.
+    pub fn display(&self, b: &Binding) -> Binding {
+        let mut out = b.clone();
+        if let Some(soft) = self.shown.get(&b.id) {
+            out.b = soft.clone();
+        }
+        out
+    }
+
+    /// A party `n` of a call on binding `id` as its tenant is shown it
+    /// (see [`BindingTable::display`]).
+    pub fn display_party(&self, id: BindingId, n: &str) -> String {
+        match (self.shown.get(&id), self.by_id.get(&id)) {
+            (Some(soft), Some(b)) if b.b.as_str() == n => soft.as_str().to_string(),
+            _ => n.to_string(),
+        }
     }
 
     /// Notes a live soft number (or, `live` false, one recycled).

@@ -59,7 +59,6 @@ impl Masking {
                 }),
                 None => {
                     let mut record = c.record.clone();
-                    record.caller = c.caller.as_str().to_string();
                     record.answer_at = answer;
                     rows.push(LiveRow::New {
                         key: key(&self.cfg.instance, id),

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::b2bua::policy::{Decision, Offer, Plan, Route};
-use crate::bindings::{Admission, Number, Refusal};
+use crate::bindings::{Admission, BindingTable, Number, Refusal};
 use crate::config::Status;
 use crate::sip::message::{uri_of, uri_user, Msg, Start};
 use crate::sip::Peer;
@@ -89,7 +89,7 @@ impl Masking {
                 .or((a.max_secs > 0).then_some(a.max_secs))
                 .map(Duration::from_secs),
         };
-        let mut state = state_of(a, caller, now);
+        let mut state = state_of(a, caller, now, &self.bindings);
         state.record.recording = recording;
         Decision::Bridge(plan, state)
     }
@@ -195,8 +195,10 @@ impl Masking {
     }
 }
 
-/// The policy's state of an admitted call.
-fn state_of(a: Admission, caller: Number, now: Now) -> CallState {
+/// The policy's state of an admitted call. Its record shows the parties
+/// as the tenant sees them (an acquired binding's user by its soft number).
+fn state_of(a: Admission, caller: Number, now: Now, table: &BindingTable) -> CallState {
+    let shown_caller = table.display_party(a.binding, caller.as_str());
     CallState {
         binding: a.binding,
         tenant: a.tenant,
@@ -209,7 +211,8 @@ fn state_of(a: Admission, caller: Number, now: Now) -> CallState {
             tenant: a.tenant,
             binding: Some(a.binding),
             direction: Some(a.direction.as_str().to_string()),
-            callee: Some(a.callee.as_str().to_string()),
+            caller: shown_caller,
+            callee: Some(table.display_party(a.binding, a.callee.as_str())),
             x: a.virtual_number.as_str().to_string(),
             invite_at: now.unix_ms,
             ..Default::default()

@@ -16,8 +16,8 @@ impl Masking {
     pub(super) fn offered(&mut self, id: CallId, call: &mut CallState, now: Now) {
         let r = &call.record;
         self.emit(call.tenant, "call.offered", Some(call.binding), now, || {
-            serde_json::json!({ "call": id, "direction": r.direction, "caller": call.caller.as_str(),
-                "callee": call.callee.as_str(), "x": r.x })
+            serde_json::json!({ "call": id, "direction": r.direction, "caller": r.caller,
+                "callee": r.callee, "x": r.x })
         });
     }
 
@@ -70,7 +70,6 @@ impl Masking {
             // An answer the caller never acknowledged is no call.
             record.answer_at = None;
         }
-        record.caller = call.caller.as_str().to_string();
         record.end_at = Some(now.unix_ms);
         record.reason = e.reason.as_str().to_string();
         let answered = e.talk.is_some();

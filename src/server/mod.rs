@@ -143,6 +143,9 @@ pub fn load_bindings(cfg: &Config, dir: &std::path::Path) -> Result<Loaded, Stor
     for (_, soft) in store.live_softs()? {
         table.set_soft(crate::service::flow::dialled_form(&norm, &soft), true);
     }
+    for (binding, soft) in store.acquired_softs()? {
+        table.set_shown(binding, crate::bindings::Number::from_normalised(soft));
+    }
     tracing::info!(bindings = table.len(), skipped, "bindings loaded");
     let accounts = Arc::new(crate::registrar::Directory::default());
     accounts.load_accounts(

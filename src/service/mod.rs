@@ -168,7 +168,7 @@ impl Services {
             tenant: b.tenant,
             kind,
             binding: Some(b.id),
-            data: (self.view)(b, self.table.defaults()),
+            data: (self.view)(&self.table.display(b), self.table.defaults()),
             at: self.clock.now().unix_ms,
         }
     }

@@ -331,6 +331,10 @@ pub trait FlowStore {
     /// Every live soft number, with its tenant (calls to them are refused).
     fn live_softs(&self) -> Result<Vec<(TenantId, String)>, StoreError>;
 
+    /// Every acquired binding with its user's soft number (what the tenant
+    /// is shown for the user).
+    fn acquired_softs(&self) -> Result<Vec<(BindingId, String)>, StoreError>;
+
     /// Adds a team; `None` if the tenant has one of that name.
     fn add_team(
         &mut self,

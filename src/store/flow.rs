@@ -240,6 +240,14 @@ impl FlowStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn acquired_softs(&self) -> Result<Vec<(BindingId, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.binding_id, u.soft FROM acquired a JOIN soft_users u ON u.id = a.user_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn add_team(
         &mut self,
         tenant: TenantId,

@@ -30,7 +30,8 @@ pub struct Acquired {
 /// A decision as the unit of work ends it: the refusal is returned only
 /// after its record is committed.
 enum Outcome {
-    Granted(Acquired, Vec<crate::bindings::Binding>),
+    /// The grant, the bindings it made, and the user's soft number.
+    Granted(Acquired, Vec<crate::bindings::Binding>, String),
     Refused(&'static str, String),
 }
 
@@ -57,7 +58,7 @@ impl Services {
                 };
                 let outcome = me.decide(s, &mut rec, &set, now)?;
                 let (result, reason) = match &outcome {
-                    Outcome::Granted(a, _) if a.renewed => {
+                    Outcome::Granted(a, ..) if a.renewed => {
                         ("renewed", "the pair's number lives on".to_string())
                     }
                     Outcome::Granted(..) => ("granted", "interaction found".to_string()),
@@ -65,7 +66,7 @@ impl Services {
                 };
                 rec.result = result.to_string();
                 rec.reason = reason;
-                if let Outcome::Granted(a, _) = &outcome {
+                if let Outcome::Granted(a, ..) = &outcome {
                     rec.x = Some(a.x.as_str().to_string());
                     rec.binding = Some(a.binding);
                 }
@@ -77,7 +78,7 @@ impl Services {
                     "result": rec.result,
                     "reason": rec.reason,
                 });
-                if let Outcome::Granted(a, _) = &outcome {
+                if let Outcome::Granted(a, ..) = &outcome {
                     data["x"] = a.x.as_str().into();
                     data["expires_at"] = crate::time::format(a.expires_at).into();
                 }
@@ -91,14 +92,18 @@ impl Services {
                         at: now_ms,
                     }],
                 )?;
-                if let Outcome::Granted(_, fresh) = &outcome {
+                if let Outcome::Granted(a, fresh, soft) = &outcome {
                     me.go_live(fresh)?;
+                    // The tenant sees the user as the soft number, never
+                    // the real one, wherever this binding shows.
+                    me.table
+                        .set_shown(a.binding, Number::from_normalised(soft.clone()));
                 }
                 Ok::<_, Error>(outcome)
             })
             .await?;
         match outcome {
-            Outcome::Granted(a, _) => Ok(a),
+            Outcome::Granted(a, ..) => Ok(a),
             Outcome::Refused(kind, detail) => Err(Error::Denied { kind, detail }),
         }
     }
@@ -161,6 +166,7 @@ impl Services {
                         renewed: true,
                     },
                     Vec::new(),
+                    user.soft.clone(),
                 ));
             }
             // Expired (or gone): let it go; X rests for the pair.
@@ -190,6 +196,7 @@ impl Services {
                 renewed: false,
             },
             vec![bound],
+            user.soft.clone(),
         ))
     }
 
