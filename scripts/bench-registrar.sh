@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks of the registrar, with the shared harness (../shared/bench):
+# Benchmarks of the registrar, with the project's harness (bench/):
 #
 #   scripts/bench-registrar.sh [-r "RATES"] [-s SECONDS] [-c "CALL RATES"]
 #
@@ -10,12 +10,11 @@
 #    200, at each rate for SECONDS; per step: registrations, failures,
 #    retransmissions, p99 of each round trip, sipmask's CPU per registration.
 # 2. Calls through a registered contact beside calls through the trunk, in
-#    one compare.sh run (a patched copy whose callee may start after the
-#    target, so the target can register the callee's address first).
+#    one bench/compare.sh run (the registered target's callee starts after
+#    it, so the target can register the callee's address first).
 # Run from the project root after `cargo build --release` (or set SIPMASK_BIN).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-shared=${BENCH_DIR:-$root/../shared/bench}
 rates="500 1000 2000 3000 4000"
 secs=10
 call_rates="1000 2000"
@@ -76,23 +75,4 @@ kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 [ -n "$call_rates" ] || exit 0
 echo
 echo "== calls: through the trunk and through a registered contact, one run =="
-bench="$work/bench"
-cp -r "$shared" "$bench"
-cp "$root/bench/targets/sipmask-registered.sh" "$bench/targets/"
-# The callee starts after target_start when the target sets UAS_AFTER.
-python3 - "$bench/compare.sh" <<'PY'
-import sys
-p = sys.argv[1]
-s = open(p).read()
-start = s.index('\tsipp -sf "$here/sipp/uas_callee.xml"')
-end = s.index('uas_pid=$!', start) + len('uas_pid=$!\n')
-uas = s[start:end]
-s = s[:start] + s[end:]
-s = s.replace('\tsource "$here/targets/$target.sh"', '\tUAS_AFTER=""\n\tsource "$here/targets/$target.sh"', 1)
-s = s.replace('\ttarget_start "$tdir" $sut_port "$callee" "$here/bindings.csv"\n',
-              '\t[ -n "${UAS_AFTER:-}" ] || {\n' + uas + '\t}\n'
-              '\ttarget_start "$tdir" $sut_port "$callee" "$here/bindings.csv"\n'
-              '\t[ -z "${UAS_AFTER:-}" ] || {\n' + uas + '\t}\n', 1)
-open(p, 'w').write(s)
-PY
-"$bench/compare.sh" -r "$call_rates" -s "$secs" sipmask sipmask-registered
+"$root/bench/compare.sh" -r "$call_rates" -s "$secs" sipmask sipmask-registered

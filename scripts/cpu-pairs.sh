@@ -15,11 +15,11 @@
 # RATE (1,000) calls/s for SECONDS (10) from 5061 as compare.sh does. CPU
 # is utime+stime of the process and of its SIP thread (`sipmask-sip`) from
 # /proc, over the calls only; failed calls and retransmissions are counted
-# as compare.sh counts them (scripts/sipp-lib.sh). BENCH is ../shared/bench
+# as compare.sh counts them (scripts/sipp-lib.sh). BENCH is bench/
 # unless set.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-bench=${BENCH:-$here/../../shared/bench}
+bench=${BENCH:-$here/../bench}
 bench=$(cd "$bench" && pwd)
 # shellcheck source=scripts/sipp-lib.sh
 source "$here/sipp-lib.sh"
@@ -58,7 +58,7 @@ ticks() {
 one() {
 	local bin=$1 dir="$work/run"
 	rm -rf "$dir" && mkdir -p "$dir"
-	sipp -sf "$bench/sipp/uas_callee.xml" -i 127.0.0.1 -p 5090 -nostdin >"$dir/uas.log" 2>&1 &
+	sipp -sf "$bench/sipp/callee.xml" -i 127.0.0.1 -p 5090 -nostdin >"$dir/uas.log" 2>&1 &
 	local uas=$!
 	"$bin" bindings import --data-dir "$dir/data" "$bench/bindings.csv" >"$dir/import.log" 2>&1
 	"$bin" serve --data-dir "$dir/data" --listen 127.0.0.1:5080 --trunk 127.0.0.1:5090 \
@@ -69,7 +69,7 @@ one() {
 	kill -0 "$pid" 2>/dev/null || { cat "$dir/sipmask.log" >&2; exit 1; }
 	local t0 s0 t1 s1 n=$((rate * secs))
 	t0=$(ticks "$pid") s0=$(ticks "$pid" sipmask-sip)
-	(cd "$dir" && sipp 127.0.0.1:5080 -sf "$bench/sipp/uac_masked.xml" -inf "$calls" \
+	(cd "$dir" && sipp 127.0.0.1:5080 -sf "$bench/sipp/caller.xml" -inf "$calls" \
 		-i 127.0.0.1 -p 5061 -r "$rate" -m "$n" -l $((rate * 8)) -max_socket 60000 \
 		-nostdin -timeout $((secs * 3 + 30))s >"$dir/uac.log" 2>&1) || true
 	t1=$(ticks "$pid") s1=$(ticks "$pid" sipmask-sip)

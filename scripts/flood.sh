@@ -6,12 +6,12 @@
 #
 # usage: scripts/flood.sh [SECONDS] [CALL_RATE] [FLOOD_RATE]   (10 100 5000)
 # needs: sipp, a release build (cargo build --release) or SIPMASK_BIN,
-# and ../shared/bench (its SIPp scenarios and bindings).
+# and bench/ (its SIPp scenarios and bindings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10} rate=${2:-100} flood=${3:-5000}
 bin=${SIPMASK_BIN:-$PWD/target/release/sipmask}
-bench=$(cd "${BENCH:-../shared/bench}" && pwd)
+bench=$(cd "${BENCH:-bench}" && pwd)
 [ -x "$bin" ] || { echo "no sipmask at $bin: cargo build --release" >&2; exit 1; }
 work=$(mktemp -d /tmp/sipmask-flood.XXXXXX)
 pids=()
@@ -22,7 +22,7 @@ trap cleanup EXIT
 # 127.0.0.2 (trusted), the flood from 127.0.0.4 (a stranger).
 "$bin" bindings import --data-dir "$work/data" "$bench/bindings.csv" >/dev/null
 { echo SEQUENTIAL; tail -n +2 "$bench/bindings.csv" | awk -F, '{ print $1 ";" $2 }'; } >"$work/calls.csv"
-sipp -sf "$bench/sipp/uas_callee.xml" -i 127.0.0.3 -p 5090 -nostdin -max_socket 60000 \
+sipp -sf "$bench/sipp/callee.xml" -i 127.0.0.3 -p 5090 -nostdin -max_socket 60000 \
 	>"$work/uas.out" 2>&1 &
 pids+=($!)
 "$bin" serve --data-dir "$work/data" --listen 127.0.0.1:5060 --trunk 127.0.0.3:5090 \
@@ -37,7 +37,7 @@ pct() { # pct FILE P -> P-th percentile of the response times (ms)
 
 calls() { # calls NAME: legitimate calls for $secs s; prints a row
 	local out="$work/$1"; mkdir -p "$out"
-	(cd "$out" && timeout $((secs * 4 + 30)) sipp 127.0.0.1:5060 -sf "$bench/sipp/uac_masked.xml" \
+	(cd "$out" && timeout $((secs * 4 + 30)) sipp 127.0.0.1:5060 -sf "$bench/sipp/caller.xml" \
 		-inf "$work/calls.csv" -i 127.0.0.2 -p 5070 -r "$rate" -m $((rate * secs)) \
 		-nostdin -trace_rtt -rtt_freq 1 >"$out/stdout" 2>&1) || true
 	local ok bad rtt

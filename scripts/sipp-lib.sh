@@ -1,7 +1,7 @@
 # Shared by the shell scripts that drive the bench's SIPp scenarios
 # (scripts/syscalls.sh, scripts/cpu-pairs.sh, scripts/thread-cpu.sh): the
 # caller's input file and SIPp's closing screen read the way
-# ../shared/bench/compare.sh reads them, so that their counts mean what the
+# bench/compare.sh reads them, so that their counts mean what the
 # harness's do, and a work directory cleaned up with what ran in it. Source
 # it; it runs nothing by itself.
 

@@ -7,7 +7,7 @@
 #
 # TARGET is a target of the benchmark harness (a name in $BENCH/targets, or a
 # path to such a file, e.g. scripts/bench-targets/sipmask-off.sh). BENCH is
-# ../shared/bench unless set. For each target: start it with a SIPp callee,
+# bench/ unless set. For each target: start it with a SIPp callee,
 # count its system calls over a window in which SIPp places CALLS calls
 # (5,000) at RATE calls/s (1,000) as compare.sh does (answer after 180 and
 # 20 ms, hang up after 1 s) and the timers they leave behind fire (SECONDS
@@ -16,7 +16,7 @@
 # Prints the total and the syscalls that matter to a UDP server.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-bench=${BENCH:-$here/../../shared/bench}
+bench=${BENCH:-$here/../bench}
 bench=$(cd "$bench" && pwd)
 # shellcheck source=scripts/sipp-lib.sh
 source "$here/sipp-lib.sh"
@@ -73,7 +73,7 @@ for target in "$@"; do
 	tdir="$work/$name"; mkdir -p "$tdir"
 	# shellcheck source=/dev/null
 	source "$file"
-	sipp -sf "$bench/sipp/uas_callee.xml" -i 127.0.0.1 -p $uas_port -nostdin -max_socket 60000 \
+	sipp -sf "$bench/sipp/callee.xml" -i 127.0.0.1 -p $uas_port -nostdin -max_socket 60000 \
 		>"$tdir/uas.out" 2>&1 &
 	uas_pid=$!
 	DIRECT=""
@@ -86,7 +86,7 @@ for target in "$@"; do
 	count "$pids" $window "$tdir/busy" &
 	counting=$!
 	sleep 0.5
-	(cd "$tdir" && timeout $((window - 1)) sipp "$dest" -sf "$bench/sipp/uac_masked.xml" -inf "$calls" \
+	(cd "$tdir" && timeout $((window - 1)) sipp "$dest" -sf "$bench/sipp/caller.xml" -inf "$calls" \
 		-i 127.0.0.1 -p $uac_port -r "$rate" -m "$ncalls" -l $((rate * 8)) -max_socket 60000 \
 		-nostdin >"$tdir/uac.out" 2>&1) || true
 	wait $counting

@@ -17,10 +17,10 @@
 # not tick-sampled like utime and stime), faults are minor faults, and
 # switches are voluntary plus involuntary, each divided by the step's
 # calls. Failed calls and retransmissions as compare.sh counts them
-# (scripts/sipp-lib.sh). BENCH is ../shared/bench unless set.
+# (scripts/sipp-lib.sh). BENCH is bench/ unless set.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-bench=${BENCH:-$here/../../shared/bench}
+bench=${BENCH:-$here/../bench}
 bench=$(cd "$bench" && pwd)
 # shellcheck source=scripts/sipp-lib.sh
 source "$here/sipp-lib.sh"
@@ -41,7 +41,7 @@ command -v sipp >/dev/null || { echo "sipp not found" >&2; exit 1; }
 sipp_workdir threadcpu
 sipp_calls_csv "$bench" "$work/calls.csv"
 
-sipp -sf "$bench/sipp/uas_callee.xml" -i 127.0.0.1 -p 5090 -nostdin -max_socket 60000 \
+sipp -sf "$bench/sipp/callee.xml" -i 127.0.0.1 -p 5090 -nostdin -max_socket 60000 \
 	>"$work/uas.log" 2>&1 &
 pids+=($!)
 "$bin" bindings import --data-dir "$work/data" "$bench/bindings.csv" >"$work/import.log" 2>&1
@@ -66,7 +66,7 @@ snapshot() {
 for rate in $rates; do
 	n=$((rate * secs))
 	snapshot >"$work/before"
-	(cd "$work" && sipp 127.0.0.1:5080 -sf "$bench/sipp/uac_masked.xml" -inf "$work/calls.csv" \
+	(cd "$work" && sipp 127.0.0.1:5080 -sf "$bench/sipp/caller.xml" -inf "$work/calls.csv" \
 		-i 127.0.0.1 -p 5061 -r "$rate" -m "$n" -l $((rate * 8)) -max_socket 60000 \
 		-nostdin -timeout $((secs * 3 + 30))s >"$work/uac.log" 2>&1) || true
 	snapshot >"$work/after"
