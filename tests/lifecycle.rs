@@ -147,6 +147,68 @@ async fn consumed_use_survives_a_crash_and_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_use_a_caller_was_answered_on_survives_a_kill_at_once() {
+    // A counted binding: its uses must be exact across a crash. Calls
+    // come in a burst; the server is killed the moment the last caller has
+    // its 200, before any ACK: every 200 a caller got is a use on disk.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let callee = Ua::bind("127.0.0.3").await;
+    let out = Command::new(bin())
+        .args(["bindings", "add", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--caller",
+            A,
+            "--virtual",
+            X,
+            "--callee",
+            B,
+            "--max-calls",
+            "1000",
+        ])
+        .output()
+        .expect("add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port("127.0.0.1");
+    let sut: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let proc = spawn_server(dir.path(), port, callee.addr).await;
+    // The callee answers every INVITE at once.
+    let answering = tokio::spawn(async move {
+        let mut callee = callee;
+        loop {
+            let Some(inv) = callee.recv_within(Duration::from_secs(10)).await else {
+                return;
+            };
+            if inv.method() == "INVITE" {
+                let contact = format!("Contact: <sip:b@{}>\r\n", callee.addr);
+                let ok = inv.reply(200, "b", &contact, &sdp(B, "127.0.0.3"));
+                callee.send(inv.from, &ok).await;
+            }
+        }
+    });
+    let mut callers = Vec::new();
+    for _ in 0..20 {
+        let caller = Ua::bind("127.0.0.2").await;
+        let d = Dialog::new(caller.addr, sut, A, X);
+        caller.send(sut, &d.invite()).await;
+        callers.push(caller);
+    }
+    let mut answered = 0;
+    for c in &mut callers {
+        let r = c.expect_response(200).await;
+        assert_eq!(r.code(), 200);
+        answered += 1;
+    }
+    drop(proc); // SIGKILL at once: no ACK was sent, nothing flushed
+    answering.abort();
+    assert_eq!(calls_used(dir.path()), answered.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_live_calls_with_bye_on_both_legs() {
     let mut caller = Ua::bind("127.0.0.2").await;
     let mut callee = Ua::bind("127.0.0.3").await;

@@ -701,9 +701,18 @@ impl<P: Policy> Engine<P> {
         }
         self.policy
             .milestone(id, &mut call.state, Milestone::Answered, now);
+        let hold = self.policy.hold_answer(id, &mut call.state, now);
         self.cancel_forks(id, Some(ELSEWHERE), now);
         // The call is confirmed when A's ACK comes (on_ack).
-        self.relay_to_a_invite(id, i, &m, now);
+        match hold {
+            Some(ticket) => self.held.push(super::HeldAnswer {
+                ticket,
+                call: id,
+                fork: i,
+                answer: m,
+            }),
+            None => self.relay_to_a_invite(id, i, &m, now),
+        }
     }
 
     /// CANCELs every fork still waiting (now, or once it sends a
@@ -732,7 +741,7 @@ impl<P: Policy> Engine<P> {
     }
 
     /// Relays fork `fork`'s 18x or 2xx to A's INVITE transaction.
-    fn relay_to_a_invite(&mut self, id: CallId, fork: usize, m: &Msg, now: Now) {
+    pub(super) fn relay_to_a_invite(&mut self, id: CallId, fork: usize, m: &Msg, now: Now) {
         let Some(code) = m.code() else { return };
         let Some(call) = self.calls.get_mut(&id) else {
             return;

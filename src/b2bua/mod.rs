@@ -112,6 +112,17 @@ pub struct Engine<P: Policy> {
     media_timeout: Option<std::time::Duration>,
     /// Refusals waiting for their prompt to end.
     refusing: crate::ids::IdMap<Refusing>,
+    /// Answers held until the policy's storage has what they commit to
+    /// ([`Policy::hold_answer`]).
+    held: Vec<HeldAnswer>,
+}
+
+/// A callee's 2xx held back from the caller until its ticket is durable.
+struct HeldAnswer {
+    ticket: u64,
+    call: CallId,
+    fork: usize,
+    answer: Msg,
 }
 
 /// A refusal held back while its prompt plays.
@@ -141,6 +152,21 @@ impl<P: Policy> Engine<P> {
             anchor: None,
             media_timeout: None,
             refusing: Default::default(),
+            held: Vec::new(),
+        }
+    }
+
+    /// Relays the answers held by [`Policy::hold_answer`] whose ticket is
+    /// `upto` or earlier: what they commit to is durable now.
+    pub fn release_answers(&mut self, upto: u64, now: Now) {
+        let mut i = 0;
+        while i < self.held.len() {
+            if self.held[i].ticket <= upto {
+                let h = self.held.swap_remove(i);
+                self.relay_to_a_invite(h.call, h.fork, &h.answer, now);
+            } else {
+                i += 1;
+            }
         }
     }
 

@@ -309,6 +309,14 @@ pub trait Policy: Send {
     /// A milestone of a bridged call.
     fn milestone(&mut self, id: CallId, call: &mut Self::Call, m: Milestone, now: Now);
 
+    /// The callee answered (after [`Milestone::Answered`]): `Some(ticket)`
+    /// holds its 2xx back from the caller until the engine is told, with
+    /// [`super::Engine::release_answers`], that the ticket is durable (a
+    /// counted use must survive a crash once the caller has its answer).
+    fn hold_answer(&mut self, _id: CallId, _call: &mut Self::Call, _now: Now) -> Option<u64> {
+        None
+    }
+
     /// The plan's limit was reached: `held` is the time allowed so far.
     fn limit(&mut self, id: CallId, call: &mut Self::Call, held: Duration, now: Now) -> Limit;
 

@@ -346,6 +346,25 @@ impl BindingTable {
         self.x_count.contains_key(x)
     }
 
+    /// Whether binding `id` counts its calls (a `max_calls`, its own or
+    /// the default): its uses must survive a crash exactly.
+    pub fn counted(&self, id: BindingId) -> bool {
+        self.by_id.get(&id).is_some_and(|b| {
+            b.conditions
+                .effective(&self.defaults, b.created_at)
+                .max_calls
+                > 0
+        })
+    }
+
+    /// Gives back the use of an answered call that was never confirmed
+    /// (charged at its answer). Returns the new usage to persist.
+    pub fn refund(&self, id: BindingId) -> Option<Usage> {
+        let mut b = self.by_id.get_mut(&id)?;
+        b.usage.calls_used = b.usage.calls_used.saturating_sub(1);
+        Some(b.usage)
+    }
+
     /// Ends a reservation: an answered call consumes the use and restarts
     /// the idle lifetime. Returns the new usage so the caller can persist it;
     /// `None` if the binding is gone.

@@ -206,6 +206,7 @@ fn state_of(a: Admission, caller: Number, now: Now, table: &BindingTable) -> Cal
         max_secs: a.max_secs,
         lease: a.lease,
         settled: false,
+        charged_at_answer: false,
         confirmed: false,
         record: CallRecord {
             tenant: a.tenant,

@@ -63,6 +63,26 @@ impl Masking {
         }
     }
 
+    /// Settles an answered call on a binding that counts its calls at the
+    /// answer, not at the ACK, and has its use committed at once: the
+    /// ticket says when it is durable, and the caller gets the 2xx only
+    /// then (so a crash cannot lose a use a caller was answered on). An
+    /// answer the caller then never acknowledges gives its use back when
+    /// the call ends; a crash before that keeps it: a count errs on the
+    /// side of its limit.
+    pub(super) fn settle_durably(&mut self, call: &mut CallState, now: Now) -> Option<u64> {
+        if call.settled || !self.bindings.counted(call.binding) {
+            return None;
+        }
+        call.settled = true;
+        let usage = self.bindings.settle(call.binding, true, now.unix())?;
+        call.charged_at_answer = true;
+        Some(self.store.usage_now(UsageUpdate {
+            id: call.binding,
+            usage,
+        }))
+    }
+
     pub(super) fn ended(&mut self, id: CallId, call: &mut CallState, e: Ending, now: Now) {
         let mut record = std::mem::take(&mut call.record);
         record.result = e.status;
@@ -90,6 +110,13 @@ impl Masking {
             self.stats.failed += 1;
         }
         self.settle(call, false, now);
+        let refund = (call.charged_at_answer && !call.confirmed)
+            .then(|| self.bindings.refund(call.binding))
+            .flatten()
+            .map(|usage| UsageUpdate {
+                id: call.binding,
+                usage,
+            });
         record.duration_secs = talk.unwrap_or(0);
         self.emit(record.tenant, "call.ended", record.binding, now, || {
             call_json(id, &record)
@@ -104,6 +131,7 @@ impl Masking {
         } else {
             None
         };
+        let usage = usage.or(refund);
         // Record, talk time and the end of its checkpoint in one commit.
         let live = self.checkpointed.remove(&id).map(|_| self.live_key(id));
         self.store.call_end(record, usage, live);

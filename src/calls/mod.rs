@@ -100,6 +100,9 @@ pub struct CallState {
     pub lease: Option<u64>,
     /// Whether the binding's reservation was settled.
     pub settled: bool,
+    /// Whether the use was charged (durably) at the answer, before the
+    /// caller's ACK; it goes back if the ACK never comes.
+    pub charged_at_answer: bool,
     /// Whether the caller confirmed the answer.
     pub confirmed: bool,
     /// The call record so far.
@@ -270,6 +273,10 @@ impl Policy for Masking {
             Milestone::Announced => call.record.announced = true,
             Milestone::Ended(e) => self.ended(id, call, e, now),
         }
+    }
+
+    fn hold_answer(&mut self, _id: CallId, call: &mut CallState, now: Now) -> Option<u64> {
+        self.settle_durably(call, now)
     }
 
     fn limit(&mut self, id: CallId, call: &mut CallState, _held: Duration, _now: Now) -> Limit {

@@ -218,6 +218,7 @@ impl Server {
                 name: "store",
                 source,
             })?;
+        let durable = writer.durable();
         let sip = SipThread::start().map_err(|source| ServerError::Thread {
             name: "SIP",
             source,
@@ -354,6 +355,10 @@ impl Server {
             sip.handle(),
         );
         tasks.spawn(handed(core.clone(), net.clone(), cancel.clone()));
+        tasks.spawn_on(
+            release_answers(core.clone(), net.clone(), durable, cancel.clone()),
+            sip.handle(),
+        );
         tracing::info!(?addrs, "sipmask serving SIP over UDP and TCP");
         let sip_host = match (&cfg.api.sip_host, &me_v4_for_api) {
             (h, _) if !h.is_empty() => h.clone(),
@@ -460,6 +465,25 @@ impl Server {
             );
         }
         tracing::info!("sipmask stopped");
+    }
+}
+
+/// Relays the answers the policy held until their uses were durable, as
+/// the store thread commits them (a few milliseconds: group commit).
+async fn release_answers(
+    core: Arc<Core>,
+    net: Arc<Net>,
+    durable: Arc<crate::store::Durable>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = durable.wake.notified() => {
+                let (upto, now) = (durable.committed(), core.clock.now());
+                core.with_engine(&net, |e| e.release_answers(upto, now));
+            }
+            _ = cancel.cancelled() => return,
+        }
     }
 }
 

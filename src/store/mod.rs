@@ -34,7 +34,7 @@ pub mod prelude {
 }
 pub use records::{CallFilter, CallRecord};
 pub use sqlite::{private_dir, private_file, SqliteStore};
-pub use writer::Writer;
+pub use writer::{Durable, Writer};
 
 use crate::bindings::{BindingId, Conditions, Kind, Number, TenantId, Usage};
 

@@ -18,6 +18,10 @@ use crate::bindings::BindingId;
 
 enum Msg {
     Usage(UsageUpdate),
+    /// Counters that must be on disk before the call path goes on: the
+    /// batch holding them is committed at once, and `Durable` then says
+    /// that `u64` (their ticket) is safe.
+    UsageNow(UsageUpdate, u64),
     Call(Box<CallRecord>),
     /// A call's end: its record, its binding's counters and its
     /// checkpoint row go in one transaction.
@@ -75,11 +79,30 @@ impl Drop for Gone {
     }
 }
 
+/// What the writer has made durable of the counters the call path waits
+/// for: tickets are handed out in order, and every ticket up to
+/// `committed` is on disk. The call path is told through `wake`.
+#[derive(Default)]
+pub struct Durable {
+    issued: std::sync::atomic::AtomicU64,
+    committed: std::sync::atomic::AtomicU64,
+    /// Notified after each commit that made tickets durable.
+    pub wake: tokio::sync::Notify,
+}
+
+impl Durable {
+    /// Every ticket up to this one is on disk.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+}
+
 /// Handle to the writer thread. Cloning shares the thread.
 #[derive(Clone)]
 pub struct Writer {
     queue: Arc<Queue>,
     _open: Arc<Open>,
+    durable: Arc<Durable>,
 }
 
 impl Writer {
@@ -92,15 +115,23 @@ impl Writer {
         hub: Arc<dyn Listeners>,
     ) -> std::io::Result<(Writer, JoinHandle<()>)> {
         let queue = Arc::new(Queue::default());
-        let q = queue.clone();
+        let durable = Arc::new(Durable::default());
+        let (q, d) = (queue.clone(), durable.clone());
         let handle = std::thread::Builder::new()
             .name("sipmask-store".into())
             .spawn(move || {
                 let _gone = Gone(q.clone());
-                run(store, &q, i64::from(keep_days) * 86_400_000, hub)
+                run(store, &q, i64::from(keep_days) * 86_400_000, hub, &d)
             })?;
         let open = Arc::new(Open(queue.clone()));
-        Ok((Writer { queue, _open: open }, handle))
+        Ok((
+            Writer {
+                queue,
+                _open: open,
+                durable,
+            },
+            handle,
+        ))
     }
 
     /// Queues `m`; false when the thread is gone. Never blocks beyond the
@@ -153,6 +184,26 @@ impl Writer {
         }
     }
 
+    /// Queues new counters of a binding to be committed at once (group
+    /// commit: whatever else is queued goes in the same transaction), and
+    /// returns the ticket [`Durable::committed`] reaches when they are on
+    /// disk. Never blocks; the caller waits (or not) through [`Writer::durable`].
+    pub fn usage_now(&self, update: UsageUpdate) -> u64 {
+        let ticket = self.durable.issued.fetch_add(1, Ordering::AcqRel) + 1;
+        if !self.send(Msg::UsageNow(update, ticket)) {
+            tracing::error!(binding = update.id, "store writer is gone; usage not saved");
+            // Nothing will be saved: nobody should wait for it either.
+            self.durable.committed.fetch_max(ticket, Ordering::AcqRel);
+            self.durable.wake.notify_one();
+        }
+        ticket
+    }
+
+    /// What the writer has made durable.
+    pub fn durable(&self) -> Arc<Durable> {
+        self.durable.clone()
+    }
+
     /// Queues new counters of a binding. Never blocks.
     pub fn usage(&self, update: UsageUpdate) {
         if !self.send(Msg::Usage(update)) {
@@ -196,7 +247,13 @@ impl Writer {
 /// live calls' talk time is checkpointed apart.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
 
-fn run(mut store: Box<dyn Backend>, queue: &Queue, keep_ms: i64, hub: Arc<dyn Listeners>) {
+fn run(
+    mut store: Box<dyn Backend>,
+    queue: &Queue,
+    keep_ms: i64,
+    hub: Arc<dyn Listeners>,
+    durable: &Durable,
+) {
     let mut last_purge: Option<std::time::Instant> = None;
     let mut taken: Vec<Msg> = Vec::new();
     loop {
@@ -208,8 +265,11 @@ fn run(mut store: Box<dyn Backend>, queue: &Queue, keep_ms: i64, hub: Arc<dyn Li
                 }
                 items = queue.ready.wait(items).unwrap_or_else(|e| e.into_inner());
             }
-            // Someone waits on a flush: commit what is there now.
-            let waited = items.iter().any(|m| matches!(m, Msg::Flush(_)));
+            // Someone waits (a flush, or a call's answer on its use):
+            // commit what is there now.
+            let waited = items
+                .iter()
+                .any(|m| matches!(m, Msg::Flush(_) | Msg::UsageNow(..)));
             if !waited {
                 drop(items);
                 std::thread::sleep(GATHER);
@@ -221,9 +281,14 @@ fn run(mut store: Box<dyn Backend>, queue: &Queue, keep_ms: i64, hub: Arc<dyn Li
         let mut usage: HashMap<i64, UsageUpdate> = HashMap::new();
         let mut batch = Batch::default();
         let mut waiters = Vec::new();
+        let mut ticket = 0;
         let mut take = |m: Msg| match m {
             Msg::Usage(u) => {
                 usage.insert(u.id, u);
+            }
+            Msg::UsageNow(u, t) => {
+                usage.insert(u.id, u);
+                ticket = ticket.max(t);
             }
             Msg::Call(c) => batch.calls.push(*c),
             Msg::CallEnd(c, u, key) => {
@@ -270,6 +335,12 @@ fn run(mut store: Box<dyn Backend>, queue: &Queue, keep_ms: i64, hub: Arc<dyn Li
         }
         for w in waiters {
             let _ = w.send(());
+        }
+        if ticket > 0 {
+            // Tickets are committed in order: a later batch never holds an
+            // earlier ticket than this one's.
+            durable.committed.fetch_max(ticket, Ordering::AcqRel);
+            durable.wake.notify_one();
         }
     }
 }
