@@ -40,7 +40,20 @@ fn public_v4(a: Ipv4Addr) -> bool {
 }
 
 fn public_v6(a: Ipv6Addr) -> bool {
-    let s0 = a.segments()[0];
+    let seg = a.segments();
+    let s0 = seg[0];
+    // Forms that carry an IPv4 address: 6to4 (2002:V4HI:V4LO::) is as
+    // public as the address it embeds; IPv4-compatible (::V4, deprecated)
+    // and Teredo (2001:0::/32, the client's address obfuscated) are
+    // refused outright.
+    if s0 == 0x2002 {
+        let [h0, h1] = seg[1].to_be_bytes();
+        let [l0, l1] = seg[2].to_be_bytes();
+        return public_v4(Ipv4Addr::new(h0, h1, l0, l1));
+    }
+    if seg[..6].iter().all(|s| *s == 0) || (s0 == 0x2001 && seg[1] == 0) {
+        return false;
+    }
     !(a.is_unspecified()
         || a.is_loopback()
         || a.is_multicast()
@@ -75,10 +88,18 @@ mod tests {
             "fd00::1",
             "::",
             "255.255.255.255",
+            // IPv4-compatible, 6to4 and Teredo spellings of inside places.
+            "::127.0.0.1",
+            "::169.254.169.254",
+            "::10.0.0.1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2002:c0a8:101::5",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(!permitted(ip(a), &[]), "{a}");
         }
-        for a in ["93.184.216.34", "2606:2800:220:1::1"] {
+        for a in ["93.184.216.34", "2606:2800:220:1::1", "2002:5db8:d822::1"] {
             assert!(permitted(ip(a), &[]), "{a}");
         }
     }
