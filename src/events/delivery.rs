@@ -7,6 +7,7 @@
 //! Delivery is at least once: receivers drop duplicates by event id.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,8 +30,15 @@ pub struct Limits {
     pub disable_after: Duration,
 }
 
-/// How often the dispatcher looks for due retries unwoken.
+/// How often the dispatcher looks for due retries unwoken, at most.
 const LOOK: Duration = Duration::from_secs(1);
+
+/// How long the dispatcher sleeps at `now` (unix ms): until the soonest
+/// retry a job planned, if that comes before its next look.
+fn nap(soonest: i64, now: i64) -> Duration {
+    let until = u64::try_from(soonest.saturating_sub(now)).unwrap_or(0);
+    Duration::from_millis(until).min(LOOK)
+}
 
 /// Seconds to wait after attempt `n` (1-based) failed: 1, 2, 4, ... up to
 /// an hour.
@@ -64,18 +72,25 @@ pub async fn run(
 ) {
     let store: Shared = Arc::new(Mutex::new(store));
     let busy: Arc<Mutex<HashSet<TenantId>>> = Arc::default();
+    let soonest = Arc::new(AtomicI64::new(i64::MAX));
     let mut tasks = JoinSet::new();
     loop {
-        // A stored event wakes the dispatcher at once; retries are seconds
-        // apart, so a look each second finds them without polling the
+        // A stored event wakes the dispatcher at once; a retry when it is
+        // due (the first a second after the failure, as documented), and
+        // a look each second finds anything else without polling the
         // store five times a second, busy or idle.
+        let wait = nap(soonest.load(Ordering::Acquire), clock.now().unix_ms);
         tokio::select! {
-            _ = tokio::time::sleep(LOOK) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = hub.delivery_woken() => {}
             _ = cancel.cancelled() => break,
         }
         while tasks.try_join_next().is_some() {}
         let now = clock.now().unix_ms;
+        // Retries due by now are found below; jobs note the next ones.
+        let _ = soonest.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+            (s <= now).then_some(i64::MAX)
+        });
         let Some(tenants) = db(&store, move |s| s.due_tenants(now)).await else {
             continue;
         };
@@ -91,6 +106,7 @@ pub async fn run(
                 limits: limits.clone(),
                 hub: hub.clone(),
                 clock: clock.clone(),
+                soonest: soonest.clone(),
             };
             let busy = busy.clone();
             tasks.spawn(async move {
@@ -113,6 +129,8 @@ struct Job {
     limits: Limits,
     hub: Arc<Hub>,
     clock: crate::time::SharedClock,
+    /// The soonest retry any job planned (unix ms).
+    soonest: Arc<AtomicI64>,
 }
 
 impl Job {
@@ -145,6 +163,9 @@ impl Job {
             Err(e) if n >= self.limits.max_attempts => Attempt::Failed(e.clone()),
             Err(e) => Attempt::Retry(now + backoff(n) * 1000, e.clone()),
         };
+        if let Attempt::Retry(at, _) = &outcome {
+            self.soonest.fetch_min(*at, Ordering::AcqRel);
+        }
         match &outcome {
             Attempt::Failed(e) => {
                 tracing::warn!(tenant = self.tenant, event = %d.event_id, attempts = n, error = %e, "webhook event failed for good")
@@ -227,6 +248,14 @@ fn mask_value(v: &mut serde_json::Value, party: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dispatcher_wakes_for_the_soonest_retry_within_its_look() {
+        assert_eq!(nap(i64::MAX, 5_000), LOOK, "no retry planned");
+        assert_eq!(nap(5_400, 5_000), Duration::from_millis(400));
+        assert_eq!(nap(4_000, 5_000), Duration::ZERO, "overdue");
+        assert_eq!(nap(9_000, 5_000), LOOK);
+    }
 
     #[test]
     fn backoff_doubles_to_an_hour() {
