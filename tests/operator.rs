@@ -127,6 +127,38 @@ fn bad_or_duplicate_tenants_are_clear_errors() {
 }
 
 #[test]
+fn reading_commands_refuse_a_data_dir_with_no_database_and_make_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let typo = dir.path().join("dta");
+    let t = typo.to_str().expect("utf-8");
+    for args in [
+        vec!["bindings", "list", "--data-dir", t],
+        vec!["tenants", "list", "--data-dir", t],
+        vec!["calls", "--data-dir", t],
+        vec!["accounts", "list", "--data-dir", t],
+        vec!["bindings", "remove", "--data-dir", t, "1"],
+        vec!["keys", "add", "--data-dir", t, "acme"],
+    ] {
+        let out = Command::new(bin()).args(&args).output().expect("runs");
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no sipmask database") && err.contains("dta"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !typo.join("sipmask.db").exists(),
+            "{args:?} made a database"
+        );
+    }
+}
+
+#[test]
 fn a_csv_import_reports_every_bad_row_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = dir.path().join("b.csv");

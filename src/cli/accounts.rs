@@ -44,7 +44,7 @@ pub fn add_account(
 
 /// Every account with its tenant's name and its live registrations.
 pub fn list_accounts(dir: &Path) -> Result<Vec<AccountLine>, CliError> {
-    let store = crate::store::open(dir)?;
+    let store = super::open_existing(dir)?;
     let names: std::collections::HashMap<TenantId, String> = store.tenants()?.into_iter().collect();
     let contacts = store.contacts(crate::time::now_ms())?;
     Ok(store
@@ -63,7 +63,7 @@ pub fn list_accounts(dir: &Path) -> Result<Vec<AccountLine>, CliError> {
 
 /// Removes an account and its registrations.
 pub fn remove_account(dir: &Path, name: &str) -> Result<(), CliError> {
-    let mut store = crate::store::open(dir)?;
+    let mut store = super::open_existing(dir)?;
     let t = holder(store.as_ref(), name)?;
     accounts::remove(store.as_mut(), t, name)?;
     Ok(())
@@ -71,7 +71,7 @@ pub fn remove_account(dir: &Path, name: &str) -> Result<(), CliError> {
 
 /// Gives an account a new password.
 pub fn set_password(dir: &Path, realm: &str, name: &str, password: &str) -> Result<(), CliError> {
-    let mut store = crate::store::open(dir)?;
+    let mut store = super::open_existing(dir)?;
     let t = holder(store.as_ref(), name)?;
     accounts::passwd(store.as_mut(), t, name, password, realm)?;
     Ok(())

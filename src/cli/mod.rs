@@ -56,6 +56,19 @@ pub enum CliError {
     /// An account change was refused.
     #[error(transparent)]
     Account(#[from] crate::service::accounts::AccountError),
+    /// A command that reads or changes what is there found no database.
+    #[error("{0}: no sipmask database here (sipmask.db); check --data-dir (or storage.data_dir)")]
+    NoDatabase(String),
+}
+
+/// The store of `dir`, which must hold a database already: a command that
+/// reads (or removes, or re-keys) must not make an empty one in a
+/// mistyped folder and report it as empty.
+pub(crate) fn open_existing(dir: &Path) -> Result<Box<dyn crate::store::Backend>, CliError> {
+    if !dir.join("sipmask.db").is_file() {
+        return Err(CliError::NoDatabase(dir.display().to_string()));
+    }
+    Ok(crate::store::open(dir)?)
 }
 
 /// Imports a CSV file, all or nothing. Returns the number of bindings added.
@@ -233,7 +246,7 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
 /// Removes a binding; `false` if there was none. The operator's claim on
 /// its X ends with the last binding on it.
 pub fn remove(dir: &Path, id: i64) -> Result<bool, CliError> {
-    let mut store = crate::store::open(dir)?;
+    let mut store = open_existing(dir)?;
     Ok(crate::service::operator::remove_binding(
         store.as_mut(),
         id,
@@ -242,7 +255,7 @@ pub fn remove(dir: &Path, id: i64) -> Result<bool, CliError> {
 
 /// Writes every binding as a table.
 pub fn list(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
-    let mut store = crate::store::open(dir)?;
+    let mut store = open_existing(dir)?;
     let io = |source| CliError::Io {
         path: "stdout".into(),
         source,

@@ -23,7 +23,7 @@ pub type TenantKeys = (String, Vec<(String, i64)>);
 
 /// Every tenant with its keys' ids.
 pub fn list_tenants(dir: &Path) -> Result<Vec<TenantKeys>, CliError> {
-    let store = crate::store::open(dir)?;
+    let store = super::open_existing(dir)?;
     let mut out = Vec::new();
     for (id, name) in store.tenants()? {
         out.push((name, store.tenant_keys(id)?));
@@ -33,7 +33,7 @@ pub fn list_tenants(dir: &Path) -> Result<Vec<TenantKeys>, CliError> {
 
 /// Issues another key for a tenant: (key id, key).
 pub fn add_key(dir: &Path, tenant: &str) -> Result<(String, String), CliError> {
-    let mut store = crate::store::open(dir)?;
+    let mut store = super::open_existing(dir)?;
     Ok(tenants::add_key(
         store.as_mut(),
         tenant,
@@ -43,7 +43,7 @@ pub fn add_key(dir: &Path, tenant: &str) -> Result<(String, String), CliError> {
 
 /// Revokes a tenant's key; `false` if it has no such key.
 pub fn revoke_key(dir: &Path, tenant: &str, key_id: &str) -> Result<bool, CliError> {
-    let mut store = crate::store::open(dir)?;
+    let mut store = super::open_existing(dir)?;
     Ok(tenants::revoke_key(store.as_mut(), tenant, key_id)?)
 }
 
@@ -55,7 +55,7 @@ pub fn list_calls(
     limit: u32,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let store = crate::store::open(dir)?;
+    let store = super::open_existing(dir)?;
     let io = |source| CliError::Io {
         path: "stdout".into(),
         source,
