@@ -556,3 +556,38 @@ async fn an_acquired_x_carries_a_sipp_call_from_the_agent_to_the_user() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whether_a_number_is_a_live_soft_number_is_no_other_tenants_to_learn() {
+    let (api, keys) = api_with_tenants(&["rival"], |_| {}).await;
+    let soft = world(&api).await;
+    let rival = |path: &'static str, body: Value| {
+        let (api, key) = (api.api, keys[0].clone());
+        async move { http(api, "POST", path, Some(&key), Some(&body.to_string())).await }
+    };
+    // A live soft number and one nobody holds, of the same shape: the
+    // same answer, by shape.
+    let unused = if soft.ends_with('1') {
+        "58000000002"
+    } else {
+        "58000000001"
+    };
+    let live = rival("/v1/numbers", json!({ "numbers": [soft] })).await;
+    let free = rival("/v1/numbers", json!({ "numbers": [unused] })).await;
+    assert_eq!(live.status, 422, "{}", live.body);
+    assert_eq!(
+        (live.status, live.body.replace(&soft, "N")),
+        (free.status, free.body.replace(unused, "N"))
+    );
+    assert_eq!(
+        rival("/v1/numbers", json!({ "numbers": ["17000000009"] }))
+            .await
+            .status,
+        201
+    );
+    // Nor is a soft number anyone's real number.
+    let r = api
+        .req("POST", "/v1/users", Some(json!({ "number": soft })))
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+}

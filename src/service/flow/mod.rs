@@ -129,13 +129,33 @@ pub fn dialled_form(norm: &Normaliser, soft: &str) -> Number {
         .unwrap_or_else(|_| Number::from_normalised(soft.to_string()))
 }
 
-/// Whether `n` is somebody's soft number: never an X, a party or a number
-/// of a pool.
+/// Refuses a number shaped like a soft number (the flag digit, the
+/// reserved digit, nine more, in the default country): never an X, a
+/// party, an agent, a user's real number or a number of a pool. Judged by
+/// shape alone, the same for every tenant: whether some tenant's user
+/// holds it is nobody else's to learn.
 pub(crate) fn refuse_soft(svc: &Services, n: &Number, field: &str) -> Result<(), Error> {
-    if svc.table.is_soft(n) {
-        return Err(Error::invalid(field, "a soft number is never callable"));
+    if soft_shaped(&svc.normaliser, &svc.flow, n) {
+        return Err(Error::invalid(
+            field,
+            "shaped like a soft number (flag and reserved digit), which is never callable",
+        ));
     }
     Ok(())
+}
+
+/// Whether `n` has the shape of the server's soft numbers.
+fn soft_shaped(norm: &Normaliser, flow: &FlowSection, n: &Number) -> bool {
+    let cc = &norm.default_country_code;
+    let national = n
+        .as_str()
+        .strip_prefix('+')
+        .and_then(|d| d.strip_prefix(cc.as_str()))
+        .filter(|_| !cc.is_empty());
+    let prefix = [b'0' + flow.soft_flag, b'0' + flow.soft_reserved];
+    national.is_some_and(|d| {
+        d.len() == 11 && d.as_bytes().starts_with(&prefix) && d.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 impl Services {

@@ -28,6 +28,8 @@ impl Services {
         real: Number,
         ext_id: Option<String>,
     ) -> Result<(User, bool), Error> {
+        // A soft number is no real number: its acquisition would fail.
+        super::refuse_soft(self, &real, "number")?;
         let me = self.clone();
         let (user, made) = self
             .unit(move |s, _| {
