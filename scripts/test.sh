@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of sipmask on a fresh machine: installs SIPp
-# (Debian's sip-tester), baresip (a real softphone) and curl when missing,
+# (Debian's sip-tester), baresip and Linphone (linphone-cli: two real,
+# independent softphones), tshark and curl when missing,
 # then format, lints, unit and
 # whole-system tests (real SIP and HTTP over loopback sockets), then a
 # bounded schemathesis run against the HTTP API (installed from PyPI).
@@ -13,6 +14,7 @@ missing=""
 command -v sipp >/dev/null 2>&1 || missing+=" sip-tester"
 command -v curl >/dev/null 2>&1 || missing+=" curl"
 command -v baresip >/dev/null 2>&1 || missing+=" baresip"
+command -v linphone-daemon >/dev/null 2>&1 || missing+=" linphone-cli"
 command -v dumpcap >/dev/null 2>&1 || missing+=" tshark"
 if [ -n "$missing" ]; then
 	echo "installing$missing..."

@@ -1,6 +1,9 @@
 //! Real softphones: baresip (Debian's package, headless) registers with
 //! digest as an app account and is called by SIPp through sipmask, and
-//! calls a phone number out through the trunk after a 407 challenge. What
+//! calls a phone number out through the trunk after a 407 challenge;
+//! Linphone 5.1 (linphone-daemon), a second SIP stack, registers (its
+//! Contact carries +sip.instance), calls baresip and is called by it
+//! through X, holds past the media timeout and sends DTMF. What
 //! crosses is checked in baresip's own SIP trace. baresip 1.0 gives up on
 //! a challenge offering SHA-256, so these servers offer MD5 only
 //! (`registrar.algorithms`); the SHA-256 path is tested in registrar.rs.
@@ -10,6 +13,7 @@ mod common;
 use std::time::Duration;
 
 use common::baresip::Baresip;
+use common::linphone::Linphone;
 use common::*;
 
 const A: &str = "13800000000";
@@ -334,4 +338,144 @@ async fn two_baresips_talk_through_the_relay_and_nothing_of_either_reaches_the_o
         a_heard > 1000.0 && b_heard > 1000.0,
         "alice {a_heard}, bob {b_heard}"
     );
+}
+
+/// Waits until sipmask counts `n` registered contacts.
+async fn registered(sut: &Sut, n: usize) -> bool {
+    let api = sut.server.api_addr.expect("api");
+    let want = format!("sipmask_registered_contacts {n}");
+    for _ in 0..200 {
+        if http(api, "GET", "/metrics", None, None)
+            .await
+            .body
+            .contains(&want)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linphone_and_baresip_call_each_other_hold_and_send_dtmf() {
+    // Two independent phones, both app accounts: alice (baresip) and lin
+    // (Linphone 5.1, whose Contact carries +sip.instance="<urn:...>").
+    // Both signal from 127.0.0.1, where both send their media from.
+    const LIN_PW: &str = "lin-secret-2";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trunk = format!("127.0.0.3:{}", free_port("127.0.0.3"))
+        .parse()
+        .expect("addr");
+    let mut cfg = config(dir.path(), trunk);
+    cfg.registrar.algorithms = vec!["MD5".into()];
+    cfg.sip.trusted.retain(|n| n != "127.0.0.1/32");
+    // A hold sends nothing: it must outlive the media timeout.
+    cfg.media.timeout_secs = 2;
+    sipmask::cli::add_account(dir.path(), "sipmask", None, "alice", PW).expect("alice");
+    sipmask::cli::add_account(dir.path(), "sipmask", None, "lin", LIN_PW).expect("lin");
+    add(&cfg, axb("sip:alice@sipmask", X, "sip:lin@sipmask"));
+    let sut = start(cfg, dir).await;
+    let a_rtp = free_port("127.0.0.1") & !1;
+    let mut alice = Baresip::start_with(
+        "127.0.0.1",
+        free_port("127.0.0.1"),
+        &format!(
+            "<sip:alice@{};transport=udp>;auth_pass={PW};answermode=auto;regint=600",
+            sut.addr
+        ),
+        &format!("rtp_ports\t{a_rtp}-{}\n", a_rtp + 3),
+    )
+    .await;
+    assert!(registered(&sut, 1).await, "{}", alice.trace());
+    let mut lin = Linphone::start(
+        "127.0.0.1",
+        free_port("127.0.0.1"),
+        free_port("127.0.0.1") & !1,
+    )
+    .await;
+    let r = lin
+        .command(&format!(
+            "register sip:lin@{0} sip:{0} {LIN_PW} lin NULL",
+            sut.addr
+        ))
+        .await;
+    assert!(r.contains("Status: Ok"), "{r}");
+    assert!(
+        registered(&sut, 2).await,
+        "linphone never registered:\n{}",
+        lin.trace()
+    );
+
+    // alice calls lin through X; lin answers.
+    alice
+        .command("dial", &format!("sip:{X}@{}", sut.addr))
+        .await;
+    let ev = lin
+        .expect("LinphoneCallIncomingReceived", Duration::from_secs(10))
+        .await;
+    let id = ev
+        .lines()
+        .find_map(|l| l.strip_prefix("Id: "))
+        .unwrap_or_else(|| panic!("no call id in {ev:?}"))
+        .to_string();
+    let r = lin.command("answer").await;
+    assert!(r.contains("Status: Ok"), "{r}");
+    alice
+        .event("CALL_ESTABLISHED", Duration::from_secs(10))
+        .await;
+    lin.expect("LinphoneCallStreamsRunning", Duration::from_secs(10))
+        .await;
+    // lin holds (sendonly, then nothing) past the media timeout, resumes.
+    let r = lin.command("call-pause").await;
+    assert!(r.contains("Status: Ok"), "{r}");
+    lin.expect("LinphoneCallPaused", Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let r = lin.command(&format!("call-resume {id}")).await;
+    assert!(
+        r.contains("Status: Ok"),
+        "held call cut: {r}\n{}",
+        lin.trace()
+    );
+    lin.expect("LinphoneCallStreamsRunning", Duration::from_secs(10))
+        .await;
+    // DTMF from lin reaches alice (RFC 4733 through the relay).
+    // DTMF from lin reaches alice's phone as RFC 4733 events (digit 5),
+    // through sipmask with its own SSRC.
+    let capture = capture::Capture::start(&format!("udp and dst portrange {a_rtp}-{}", a_rtp + 3));
+    let r = lin.command("dtmf 5").await;
+    assert!(r.contains("Status: Ok"), "{r}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got = capture.stop();
+    let events: Vec<_> = got
+        .iter()
+        .filter(|d| d.payload.len() >= 16 && d.payload[1] & 0x7f == 101)
+        .collect();
+    assert!(
+        events.iter().any(|d| d.payload[12] == 5),
+        "no RFC 4733 digit 5 reached alice: {} datagrams",
+        got.len()
+    );
+    assert!(events.iter().all(|d| d.src.ip() == sut.addr.ip()));
+    alice.command("hangup", "").await;
+    lin.expect("LinphoneCallEnd", Duration::from_secs(10)).await;
+    alice.event("CALL_CLOSED", Duration::from_secs(10)).await;
+
+    // And the other way: lin calls alice through X.
+    let r = lin.command(&format!("call sip:{X}@{}", sut.addr)).await;
+    assert!(r.contains("Status: Ok"), "{r}");
+    alice
+        .event("CALL_ESTABLISHED", Duration::from_secs(10))
+        .await;
+    lin.expect("LinphoneCallStreamsRunning", Duration::from_secs(10))
+        .await;
+    lin.command("terminate").await;
+    alice.event("CALL_CLOSED", Duration::from_secs(10)).await;
+
+    // What each phone was shown: X, never the other's account or stack.
+    let a = alice.trace();
+    for leak in ["sip:lin@", "belle-sip", "Linphone", "+sip.instance"] {
+        assert!(!a.contains(leak), "alice received {leak:?}:\n{a}");
+    }
 }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod baresip;
 pub mod capture;
 pub mod hooks;
+pub mod linphone;
 pub mod phone;
 
 use std::net::SocketAddr;
