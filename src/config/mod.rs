@@ -472,23 +472,36 @@ impl Config {
         let mut problems = Vec::new();
         // Unknown keys and wrong types are left out of the merge, so the
         // values can still be checked and every problem said at once.
-        let merged = merge(defaults, user, "", text, &mut problems);
-        let cfg: Config = match toml::Value::Table(merged).try_into() {
+        let leaves = report::leaves(&user, "");
+        let merged = merge(defaults.clone(), user, "", text, &mut problems);
+        let cfg: Config = match toml::Value::Table(merged.clone()).try_into() {
             Ok(c) => c,
-            Err(e) => {
-                let e: toml::de::Error = e;
-                problems.push(Problem {
-                    line: None,
-                    key: "(value)".into(),
-                    reason: e.message().to_string(),
-                });
-                return Err(invalid(problems));
+            // A value of the right TOML type the typed config still
+            // refuses (a negative count, an unknown variant): found one by
+            // one, each said with its line, and left out so the rest are
+            // checked too.
+            Err(_) => {
+                let kept = report::typed_leaves(defaults, &merged, leaves, text, &mut problems);
+                match toml::Value::Table(kept).try_into() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let e: toml::de::Error = e;
+                        problems.push(Problem {
+                            line: None,
+                            key: "(value)".into(),
+                            reason: e.message().to_string(),
+                        });
+                        return Err(invalid(problems));
+                    }
+                }
             }
         };
         problems.extend(cfg.validate(text));
         if problems.is_empty() {
             Ok(cfg)
         } else {
+            // In the file's order, those without a line last.
+            problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
             Err(invalid(problems))
         }
     }
@@ -596,8 +609,22 @@ impl Config {
                 "must be between 512 and 65535".into(),
             );
         }
-        if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
-            bad("sip.t2_ms", "t1_ms must be > 0 and t2_ms >= t1_ms".into());
+        if self.sip.t1_ms == 0 {
+            bad("sip.t1_ms", "must be at least 1".into());
+        } else if self.sip.t2_ms < self.sip.t1_ms {
+            // Where the operator set one of the two: the other is a default.
+            let key = if locate(text, "sip.t2_ms").is_some() {
+                "sip.t2_ms"
+            } else {
+                "sip.t1_ms"
+            };
+            bad(
+                key,
+                format!(
+                    "t2_ms ({}) must be at least t1_ms ({})",
+                    self.sip.t2_ms, self.sip.t1_ms
+                ),
+            );
         }
         if self.sip.no_answer_secs == 0 {
             bad("sip.no_answer_secs", "must be at least 1".into());
@@ -771,6 +798,35 @@ impl Refusals {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_problem_is_said_with_its_line_and_key_whatever_else_is_wrong() {
+        let text = "[sip]\nt1_ms = 0\nsource_rate = -5\nunknownkey = 3\n\n\
+                    [media]\nmode = \"bogus\"\n";
+        let err = Config::from_toml(text, "t.toml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        for want in [
+            "t.toml:2: sip.t1_ms: must be at least 1",
+            "t.toml:3: sip.source_rate: invalid value: integer `-5`",
+            "t.toml:4: sip.unknownkey: unknown key",
+            "t.toml:7: media.mode: unknown variant `bogus`",
+        ] {
+            assert!(err.contains(want), "{want} in:\n{err}");
+        }
+        let dup = Config::from_toml("[sip]\nt1_ms = 100\n[sip]\nt2_ms = 200\n", "d.toml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(dup.starts_with("d.toml:3: sip: "), "{dup}");
+        assert!(dup.contains("duplicate key `sip`"), "{dup}");
+        let cross = Config::from_toml("[sip]\nt2_ms = 100\n", "c.toml")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(cross.starts_with("c.toml:2: sip.t2_ms: "), "{cross}");
+    }
     use super::*;
 
     #[test]
@@ -805,10 +861,10 @@ mod tests {
             .to_string();
         let line = text
             .lines()
-            .position(|l| l.starts_with("t2_ms"))
+            .position(|l| l.starts_with("t1_ms"))
             .expect("line")
             + 1;
-        assert!(err.contains(&format!("x.toml:{line}: sip.t2_ms")), "{err}");
+        assert!(err.contains(&format!("x.toml:{line}: sip.t1_ms")), "{err}");
     }
 
     #[test]

@@ -55,10 +55,16 @@ impl fmt::Display for Problem {
 }
 
 pub(super) fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
-    let line = e
-        .span()
-        .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-    let msg = e.message().to_string();
+    // The line the error starts on (a span at a line's first byte is on
+    // that line, not the one before).
+    let line = e.span().map(|s| {
+        text.as_bytes()[..s.start.min(text.len())]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    });
+    let msg = e.message().trim().replace('\n', ": ");
     // serde names the unknown or missing field in its message; keep it whole.
     Problem {
         line,
@@ -179,4 +185,72 @@ pub(super) fn locate(text: &str, key: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// Every value a user's table sets, with its dotted key (tables opened,
+/// arrays whole: `[[trunks]]` is one value).
+pub(super) fn leaves(t: &toml::Table, prefix: &str) -> Vec<(String, toml::Value)> {
+    let mut out = Vec::new();
+    for (k, v) in t {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(inner) => out.extend(leaves(inner, &key)),
+            v => out.push((key, v.clone())),
+        }
+    }
+    out
+}
+
+/// `defaults` with each of `leaves` that `merged` took (known key, right
+/// type) and that the typed config accepts on its own; each it refuses is
+/// a problem at its line.
+pub(super) fn typed_leaves(
+    defaults: toml::Table,
+    merged: &toml::Table,
+    leaves: Vec<(String, toml::Value)>,
+    text: &str,
+    problems: &mut Vec<Problem>,
+) -> toml::Table {
+    let mut kept = defaults.clone();
+    for (key, value) in leaves {
+        if lookup(merged, &key) != Some(&value) {
+            continue; // unknown or of the wrong type: already said
+        }
+        let mut alone = defaults.clone();
+        set(&mut alone, &key, value.clone());
+        if let Err(e) = toml::Value::Table(alone).try_into::<super::Config>() {
+            problems.push(Problem {
+                line: locate_any(text, &key),
+                key,
+                reason: e.message().trim().to_string(),
+            });
+        } else {
+            set(&mut kept, &key, value);
+        }
+    }
+    kept
+}
+
+fn lookup<'a>(t: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+    match key.split_once('.') {
+        None => t.get(key),
+        Some((head, rest)) => lookup(t.get(head)?.as_table()?, rest),
+    }
+}
+
+fn set(t: &mut toml::Table, key: &str, value: toml::Value) {
+    match key.split_once('.') {
+        None => {
+            t.insert(key.to_string(), value);
+        }
+        Some((head, rest)) => {
+            if let Some(toml::Value::Table(inner)) = t.get_mut(head) {
+                set(inner, rest, value);
+            }
+        }
+    }
 }
