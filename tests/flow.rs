@@ -591,3 +591,41 @@ async fn whether_a_number_is_a_live_soft_number_is_no_other_tenants_to_learn() {
         .await;
     assert_eq!(r.status, 422, "{}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_ids_and_names_are_read_exactly_and_refused_for_what_they_are() {
+    let (api, keys) = api_with_tenants(&["rival"], |_| {}).await;
+    world(&api).await;
+    // Another tenant's agent is not found, whatever the body says.
+    let agents = api.req("GET", "/v1/agents", None).await.json();
+    let id = agents["items"][0]["id"].as_i64().expect("an agent");
+    let body = json!({ "team": 1 }).to_string();
+    let r = http(
+        api.api,
+        "PATCH",
+        &format!("/v1/agents/{id}"),
+        Some(&keys[0]),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    // A control character is said to be one, not a length.
+    let r = api
+        .req(
+            "POST",
+            "/v1/users",
+            Some(json!({ "number": "13900000001", "user_id": "u\u{85}1" })),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("control"), "{}", r.body);
+    // An integer written as a float is read exactly (or refused).
+    let r = api
+        .req(
+            "POST",
+            "/v1/bindings/delete",
+            Some(json!({ "ids": [serde_json::Number::from_f64(4032036042280702.0)] })),
+        )
+        .await;
+    assert!(!r.body.contains("702.5"), "{}", r.body);
+}

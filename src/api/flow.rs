@@ -76,9 +76,16 @@ pub async fn create_user(
     if req
         .user_id
         .as_deref()
-        .is_some_and(|u| u.is_empty() || u.len() > 128 || u.chars().any(char::is_control))
+        .is_some_and(|u| u.is_empty() || u.chars().count() > 128)
     {
         return Err(ApiError::invalid("user_id", "1 to 128 characters"));
+    }
+    if req
+        .user_id
+        .as_deref()
+        .is_some_and(|u| u.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid("user_id", "no control characters"));
     }
     let (u, made) = st.svc.soft_number(t.0, real, req.user_id).await?;
     let code = if made {
@@ -304,9 +311,16 @@ pub async fn create_agent(
     if req
         .name
         .as_deref()
-        .is_some_and(|n| n.is_empty() || n.chars().count() > 128 || n.chars().any(char::is_control))
+        .is_some_and(|n| n.is_empty() || n.chars().count() > 128)
     {
         return Err(ApiError::invalid("name", "1 to 128 characters"));
+    }
+    if req
+        .name
+        .as_deref()
+        .is_some_and(|n| n.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid("name", "no control characters"));
     }
     let a = st.svc.add_agent(t.0, real, req.team.0, req.name).await?;
     Ok((StatusCode::CREATED, Json(a.into())))

@@ -188,6 +188,17 @@ pub struct Cursor(pub String);
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn integers_written_as_floats_are_read_exactly_or_refused() {
+        let read = |t: &str| serde_json::from_str::<JsonInt>(t).map(|j| j.0).ok();
+        assert_eq!(read("4032036042280702.0"), Some(4032036042280702));
+        assert_eq!(read("3.0"), Some(3));
+        assert_eq!(read("4032036042280702.5"), None);
+        assert_eq!(read("1e300"), None);
+        // Past 2^53 a float cannot say which integer it meant.
+        assert_eq!(read("9007199254740993.0"), None);
+    }
     use super::*;
 
     #[test]

@@ -94,7 +94,9 @@ fn parse_row(line: usize, text: &str, norm: &Normaliser) -> Result<Row, RowError
     } else {
         Some(field("caller", fields[0])?)
     };
-    let virtual_number = field("virtual", fields[1])?;
+    let virtual_number = norm
+        .virtual_number(fields[1])
+        .map_err(|e| err(format!("virtual: {e}")))?;
     let callee = field("callee", fields[2])?;
     if caller.as_ref() == Some(&callee) {
         return Err(err("caller and callee are the same party".into()));

@@ -24,6 +24,14 @@ pub enum NumberError {
     /// Nothing left after removing scheme, host and separators.
     #[error("empty number")]
     Empty,
+    /// A URI with nothing before its `@`.
+    #[error("the URI has no user part: write it as sip:name@host or sip:+number@host")]
+    NoUser,
+    /// A virtual number written with a trunk or international prefix.
+    #[error(
+        "a virtual number has no leading 0: write it as +country and number, or national digits"
+    )]
+    LeadingZero,
     /// Characters that belong in no number nor account name.
     #[error("invalid character {0:?} in number")]
     BadChar(char),
@@ -52,6 +60,9 @@ impl Normaliser {
     /// Normalises a number, a `tel:`/`sip:` URI or an account name.
     pub fn normalise(&self, raw: &str) -> Result<Number, NumberError> {
         let user = user_part(raw.trim());
+        if user.is_empty() && raw.contains('@') {
+            return Err(NumberError::NoUser);
+        }
         if user.is_empty() {
             return Err(NumberError::Empty);
         }
@@ -96,6 +107,17 @@ impl Normaliser {
     /// normalised; accounts and tokens are refused.
     pub fn phone(&self, raw: &str) -> Result<Number, NumberError> {
         callable(self.normalise(raw)?)
+    }
+
+    /// A virtual number as the operator writes one (command line, CSV): a
+    /// phone number whose digits do not start with 0, the API's rule, so
+    /// that both take the same numbers.
+    pub fn virtual_number(&self, raw: &str) -> Result<Number, NumberError> {
+        let user = user_part(raw.trim());
+        if user.trim_start_matches('+').starts_with('0') {
+            return Err(NumberError::LeadingZero);
+        }
+        self.phone(raw)
     }
 
     /// A party given by a client: a phone number as for [`Self::phone`],
@@ -239,7 +261,21 @@ mod tests {
     #[test]
     fn garbage_is_rejected() {
         assert_eq!(cn().normalise(""), Err(NumberError::Empty));
-        assert_eq!(cn().normalise("sip:@host"), Err(NumberError::Empty));
+        assert_eq!(cn().normalise("sip:@host"), Err(NumberError::NoUser));
+        assert_eq!(
+            cn().virtual_number("017000000000"),
+            Err(NumberError::LeadingZero)
+        );
+        assert_eq!(
+            cn().virtual_number("+017000000000"),
+            Err(NumberError::LeadingZero)
+        );
+        assert_eq!(
+            cn().virtual_number("tel:+8617000000000")
+                .map(|n| n.as_str().to_string()),
+            Ok("+8617000000000".to_string())
+        );
+        assert!(cn().virtual_number("sip:alice@example.com").is_err());
         assert_eq!(cn().normalise("a\"b"), Err(NumberError::BadChar('"')));
         assert_eq!(
             cn().normalise("1234567890123456"),

@@ -190,7 +190,9 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
         )));
     }
     let caller = a.caller.as_deref().map(|c| num("caller", c)).transpose()?;
-    let x = num("virtual", &a.virtual_number)?;
+    let x = norm
+        .virtual_number(&a.virtual_number)
+        .map_err(|e| CliError::Invalid(format!("virtual: {e}")))?;
     let b = num("callee", &a.callee)?;
     let allowed = if a.allow.is_empty() {
         None

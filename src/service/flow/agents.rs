@@ -110,6 +110,10 @@ impl Services {
     /// were made in.
     pub async fn move_agent(&self, tenant: TenantId, id: i64, team: i64) -> Result<Agent, Error> {
         self.unit(move |s, _| {
+            // Whose agent first: another tenant's is not found (404),
+            // whatever the body says.
+            s.agent(tenant, AgentKey::Id(id))?
+                .ok_or(Error::NotFound("agent"))?;
             team_of(s, tenant, team)?;
             if !s.move_agent(tenant, id, team)? {
                 return Err(Error::NotFound("agent"));
