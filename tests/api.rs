@@ -285,11 +285,19 @@ async fn bad_input_gets_a_problem_naming_the_field_and_changes_nothing() {
             .status,
         413
     );
-    // A bulk request with one bad item applies nothing.
-    let bulk = json!({ "bindings": [ { "a": A, "b": B }, { "a": A, "b": "bad\"" } ] });
+    // A bulk request with bad items applies nothing, and names each.
+    let bulk = json!({ "bindings": [
+        { "a": A, "b": B }, { "a": A, "b": "bad\"" }, { "a": "0123", "b": B }
+    ] });
     let r = api.req("POST", "/v1/bindings/bulk", Some(bulk)).await;
     assert_eq!(r.status, 422);
-    assert_eq!(r.json()["field"], "bindings[1].b");
+    let named: Vec<String> = r.json()["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["field"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(named, ["bindings[1].b", "bindings[2].a"], "{}", r.body);
     let list = api.req("GET", "/v1/bindings", None).await.json();
     assert_eq!(
         list["items"].as_array().map(Vec::len),

@@ -179,21 +179,24 @@ async fn create_many(
     field: &str,
 ) -> Result<Vec<BindingOut>, ApiError> {
     let many = !field.is_empty();
-    let plans = reqs
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| {
-            plan(
-                st,
-                r,
-                if many {
-                    format!("{field}[{i}]")
-                } else {
-                    String::new()
-                },
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut plans = Vec::with_capacity(reqs.len());
+    // Every bad item of a bulk request is named at once, not the first.
+    let mut problems = Vec::new();
+    for (i, r) in reqs.into_iter().enumerate() {
+        let at = if many {
+            format!("{field}[{i}]")
+        } else {
+            String::new()
+        };
+        match plan(st, r, at) {
+            Ok(p) => plans.push(p),
+            Err(ApiError::Invalid { field, reason }) if many => problems.push((field, reason)),
+            Err(e) => return Err(e),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Items(problems));
+    }
     let created = st.svc.create_pairs(tenant, plans).await?;
     let defaults = st.svc.table.defaults();
     Ok(created
