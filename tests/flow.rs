@@ -179,7 +179,8 @@ async fn only_agents_that_interacted_get_a_number_that_only_they_can_use() {
         "a call through X records an interaction"
     );
 
-    // Every decision is recorded, per agent, user and team.
+    // Every decision is recorded, per agent, user and team; by soft
+    // number, those that never came to a user (the stranger's) too.
     let all = api
         .req("GET", &format!("/v1/acquisitions?soft_number={soft}"), None)
         .await;
@@ -191,7 +192,14 @@ async fn only_agents_that_interacted_get_a_number_that_only_they_can_use() {
         .collect();
     assert_eq!(
         results,
-        ["granted", "granted", "granted", "no-permission", "renewed"],
+        [
+            "identity-check-failed",
+            "granted",
+            "granted",
+            "granted",
+            "no-permission",
+            "renewed"
+        ],
         "{}",
         all.body
     );

@@ -639,6 +639,7 @@ pub async fn list_acquisitions(
         limit,
         agent: q.agent_id,
         user: None,
+        soft: None,
         team: q.team_id,
     };
     let (items, next) = st.svc.acquisitions(t.0, f, s).await?;

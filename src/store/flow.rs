@@ -114,6 +114,10 @@ pub struct AcquisitionFilter {
     pub agent: Option<i64>,
     /// Of this user.
     pub user: Option<i64>,
+    /// About this soft number as sent (with `user`: that user's, and the
+    /// decisions that never came to a user, such as identity-check
+    /// failures).
+    pub soft: Option<String>,
     /// Of this team.
     pub team: Option<i64>,
 }
@@ -496,11 +500,21 @@ impl FlowStore for SqliteStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, tenant_id, agent_number, agent_id, team_id, soft, user_id, result, reason, x,
              binding_id, at FROM acquisitions WHERE tenant_id = ?1 AND id > ?2
-             AND (?3 IS NULL OR agent_id = ?3) AND (?4 IS NULL OR user_id = ?4)
+             AND (?3 IS NULL OR agent_id = ?3)
+             AND (?7 IS NULL AND (?4 IS NULL OR user_id = ?4)
+                  OR soft = ?7 AND (user_id IS NULL OR ?4 IS NULL OR user_id = ?4))
              AND (?5 IS NULL OR team_id = ?5) ORDER BY id LIMIT ?6",
         )?;
         let rows = stmt.query_map(
-            params![tenant, f.after, f.agent, f.user, f.team, f.limit + 1],
+            params![
+                tenant,
+                f.after,
+                f.agent,
+                f.user,
+                f.team,
+                f.limit + 1,
+                f.soft
+            ],
             |r| {
                 Ok(AcquisitionRecord {
                     id: r.get(0)?,

@@ -230,11 +230,11 @@ impl Services {
         soft: Option<String>,
     ) -> Result<(Vec<AcquisitionRecord>, Option<i64>), Error> {
         self.unit(move |s, _| {
-            if let Some(soft) = &soft {
-                match s.live_user(tenant, UserKey::LastWithSoft(soft))? {
-                    Some(u) => f.user = Some(u.id),
-                    None => return Ok::<_, Error>((Vec::new(), None)),
-                }
+            if let Some(soft) = soft {
+                f.user = s
+                    .live_user(tenant, UserKey::LastWithSoft(&soft))?
+                    .map(|u| u.id);
+                f.soft = Some(soft);
             }
             let rows = s.acquisitions(tenant, &f)?;
             Ok(crate::store::paginate(rows, f.limit, |r| r.id))
