@@ -259,10 +259,17 @@ async fn expiry_frees_x_and_a_recycled_soft_number_stops_resolving() {
         "the old X rests for the pair"
     );
 
-    // Recycled: the soft number no longer resolves; the same real number
-    // gets another soft number while the old one rests.
+    // Recycled: the soft number no longer resolves, and the X acquired for
+    // its user no longer reaches the user; the same real number gets
+    // another soft number while the old one rests.
+    let live_x = second.json()["x"].as_str().expect("x").to_string();
     let r = api.req("DELETE", &format!("/v1/users/{soft}"), None).await;
     assert_eq!(r.status, 204);
+    assert_eq!(
+        api.call(NORTH_1, &live_x).await,
+        404,
+        "the recycled user's X still reached the user"
+    );
     assert_eq!(
         api.req("GET", &format!("/v1/users/{soft}"), None)
             .await

@@ -410,6 +410,9 @@ pub trait FlowStore {
     /// The binding acquired for (agent, user), if any.
     fn acquired(&self, agent: i64, user: i64) -> Result<Option<BindingId>, StoreError>;
 
+    /// Every (agent, binding) acquired for `user`.
+    fn acquired_for_user(&self, user: i64) -> Result<Vec<(i64, BindingId)>, StoreError>;
+
     /// Sets (or with `None` forgets) the binding acquired for (agent, user).
     fn set_acquired(
         &mut self,

@@ -413,6 +413,14 @@ impl FlowStore for SqliteStore {
             .optional()?)
     }
 
+    fn acquired_for_user(&self, user: i64) -> Result<Vec<(i64, BindingId)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT agent_id, binding_id FROM acquired WHERE user_id = ?1")?;
+        let rows = stmt.query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn set_acquired(
         &mut self,
         agent: i64,

@@ -107,12 +107,18 @@ impl Services {
                 let u = s
                     .live_user(tenant, UserKey::Soft(&soft))?
                     .ok_or(Error::NotFound("user"))?;
-                s.recycle_user(tenant, u.id, me.clock.now().unix())?;
-                Ok::<_, Error>(u)
+                let now = me.clock.now().unix();
+                s.recycle_user(tenant, u.id, now)?;
+                let ended = me.end_acquired(s, u.id, now)?;
+                Ok::<_, Error>((u, ended))
             })
             .await?;
+        let (u, ended) = u;
         self.table
             .set_soft(dialled_form(&self.normaliser, &u.soft), false);
+        for b in ended {
+            self.table.remove(b);
+        }
         Ok(())
     }
 
@@ -132,17 +138,45 @@ impl Services {
                     let idle = i64::try_from(set.idle_recycle_secs).unwrap_or(i64::MAX);
                     for u in s.idle_users(tenant, now.saturating_sub(idle) + 1, 10_000)? {
                         s.recycle_user(tenant, u.id, now)?;
-                        out.push(u);
+                        let ended = me.end_acquired(s, u.id, now)?;
+                        out.push((u, ended));
                     }
                 }
                 Ok::<_, Error>(out)
             })
             .await?;
-        for u in &gone {
+        for (u, ended) in &gone {
             self.table
                 .set_soft(dialled_form(&self.normaliser, &u.soft), false);
+            for b in ended {
+                self.table.remove(*b);
+            }
         }
         Ok(gone.len())
+    }
+
+    /// Ends every X acquired for `user` (its soft number is recycled: the
+    /// number no longer stands for anyone, and X must not reach them): the
+    /// bindings are deleted (X rests for the pair) in the unit of work `s`;
+    /// returns them, to leave the live table once it commits.
+    fn end_acquired(
+        &self,
+        s: &mut dyn crate::store::Backend,
+        user: i64,
+        now: i64,
+    ) -> Result<Vec<crate::bindings::BindingId>, Error> {
+        let mut ended = Vec::new();
+        for (agent, b) in s.acquired_for_user(user)? {
+            if let Some(binding) = self.table.get(b) {
+                s.delete(
+                    std::slice::from_ref(&binding),
+                    now + self.quarantine_secs as i64,
+                )?;
+                ended.push(b);
+            }
+            s.set_acquired(agent, user, None)?;
+        }
+        Ok(ended)
     }
 }
 
