@@ -644,3 +644,59 @@ async fn numbers_ids_and_names_are_read_exactly_and_refused_for_what_they_are() 
         .await;
     assert!(!r.body.contains("702.5"), "{}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_ids_and_old_interactions_mean_what_they_say() {
+    let mut api = api_with(|_| {}).await;
+    let soft = world(&api).await;
+    let put = |v: Value| api.req("PUT", "/v1/flow/settings", Some(v));
+    // Spans are at most 100 years, calls included.
+    assert_eq!(
+        put(json!({ "x_max_call_secs": 4294967295u32 }))
+            .await
+            .status,
+        422
+    );
+    // A flag digit that starts real mobile numbers (+86: 1) is refused.
+    let r = put(json!({ "soft_flag": 1 })).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    // null returns a setting to the server's default.
+    assert_eq!(
+        put(json!({ "x_lifetime_secs": 60 })).await.json()["x_lifetime_secs"],
+        60
+    );
+    let r = put(json!({ "x_lifetime_secs": null })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let default = sipmask::config::Config::embedded()
+        .expect("config")
+        .flow
+        .x_lifetime_secs;
+    assert_eq!(r.json()["x_lifetime_secs"], default);
+    // The same number with another user_id is a conflict, not ignored.
+    let r = api
+        .req(
+            "POST",
+            "/v1/users",
+            Some(json!({ "number": USER, "user_id": "u-2" })),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    // An interaction from before the look-back renews no X.
+    put(json!({ "x_lifetime_secs": 60, "lookback_secs": 3600 })).await;
+    let chat = json!({ "soft_number": soft, "agent": NORTH_1, "kind": "chat" });
+    api.req("POST", "/v1/interactions", Some(chat)).await;
+    let r = acquire(&api, NORTH_1, &soft).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let x = r.json()["x"].as_str().expect("x").to_string();
+    api.sut.clock.advance(Duration::from_secs(50));
+    let now = sipmask::time::Clock::now(api.sut.clock.as_ref()).unix();
+    let old = json!({ "soft_number": soft, "agent": NORTH_1, "kind": "chat", "at": now - 7200 });
+    let r = api.req("POST", "/v1/interactions", Some(old)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    api.sut.clock.advance(Duration::from_secs(20));
+    assert_eq!(
+        api.call(NORTH_1, &x).await,
+        404,
+        "a backdated interaction renewed X"
+    );
+}

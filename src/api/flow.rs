@@ -658,51 +658,64 @@ pub async fn get_settings(
     Ok(Json(st.svc.flow_settings(t.0).await?))
 }
 
-/// The tenant's own flow settings; absent fields keep theirs.
+/// The tenant's own flow settings; absent fields keep theirs, `null`
+/// returns a field to the server's default.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsIn {
     /// First digit of new soft numbers, 1 to 9.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 9)]
-    pub soft_flag: Option<JsonInt>,
+    #[serde(default, deserialize_with = "super::model::some")]
+    pub soft_flag: Option<Option<JsonInt>>,
     /// Second digit of new soft numbers, 0 to 9.
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 9)]
-    pub soft_reserved: Option<JsonInt>,
+    #[serde(default, deserialize_with = "super::model::some")]
+    pub soft_reserved: Option<Option<JsonInt>>,
     /// Seconds without an interaction before a soft number is recycled (0: never).
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 3155760000_i64)]
-    pub idle_recycle_secs: Option<JsonInt>,
+    #[serde(default, deserialize_with = "super::model::some")]
+    pub idle_recycle_secs: Option<Option<JsonInt>>,
     /// Seconds a recycled soft number rests.
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 3155760000_i64)]
-    pub soft_quarantine_secs: Option<JsonInt>,
+    #[serde(default, deserialize_with = "super::model::some")]
+    pub soft_quarantine_secs: Option<Option<JsonInt>>,
     /// Seconds between pushes of a soft number to one agent.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 3155760000_i64)]
-    pub push_window_secs: Option<JsonInt>,
+    #[serde(default, deserialize_with = "super::model::some")]
+    pub push_window_secs: Option<Option<JsonInt>>,
     /// Seconds of interactions that permit an acquisition.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 3155760000_i64)]
-    pub lookback_secs: Option<JsonInt>,
+    #[serde(default, deserialize_with = "super::model::some")]
+    pub lookback_secs: Option<Option<JsonInt>>,
     /// Seconds an acquired X lives after the last request or interaction.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 3155760000_i64)]
-    pub x_lifetime_secs: Option<JsonInt>,
+    #[serde(default, deserialize_with = "super::model::some")]
+    pub x_lifetime_secs: Option<Option<JsonInt>>,
     /// Longest call through an acquired X, seconds (0: the server's defaults).
-    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
-    pub x_max_call_secs: Option<JsonInt>,
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 3155760000_i64)]
+    #[serde(default, deserialize_with = "super::model::some")]
+    pub x_max_call_secs: Option<Option<JsonInt>>,
     /// Answered calls an acquired X allows (0: the server's defaults).
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
-    pub x_max_calls: Option<JsonInt>,
+    #[serde(default, deserialize_with = "super::model::some")]
+    pub x_max_calls: Option<Option<JsonInt>>,
 }
 
-fn count(field: &str, v: Option<JsonInt>) -> Result<Option<u32>, ApiError> {
-    v.map(|v| u32::try_from(v.0).map_err(|_| ApiError::invalid(field, "0 to 4294967295")))
+fn count(field: &str, v: Option<Option<JsonInt>>) -> Result<Option<u32>, ApiError> {
+    v.flatten()
+        .map(|v| u32::try_from(v.0).map_err(|_| ApiError::invalid(field, "0 to 4294967295")))
         .transpose()
 }
 
-fn secs(field: &str, v: Option<JsonInt>) -> Result<Option<u64>, ApiError> {
-    v.map(|v| u64::try_from(v.0).map_err(|_| ApiError::invalid(field, "0 or more")))
+fn secs(field: &str, v: Option<Option<JsonInt>>) -> Result<Option<u64>, ApiError> {
+    v.flatten()
+        .map(|v| u64::try_from(v.0).map_err(|_| ApiError::invalid(field, "0 or more")))
         .transpose()
 }
 
-fn digit(field: &str, v: Option<JsonInt>) -> Result<Option<u8>, ApiError> {
-    v.map(|v| u8::try_from(v.0).map_err(|_| ApiError::invalid(field, "a digit")))
+fn digit(field: &str, v: Option<Option<JsonInt>>) -> Result<Option<u8>, ApiError> {
+    v.flatten()
+        .map(|v| u8::try_from(v.0).map_err(|_| ApiError::invalid(field, "a digit")))
         .transpose()
 }
 
@@ -714,6 +727,42 @@ pub async fn set_settings(
     t: Tenant,
     Body(req): Body<SettingsIn>,
 ) -> Result<Json<Settings>, ApiError> {
+    // Fields sent as null go back to the server's default.
+    let reset: Vec<&'static str> = [
+        ("soft_flag", req.soft_flag.is_some_and(|v| v.is_none())),
+        (
+            "soft_reserved",
+            req.soft_reserved.is_some_and(|v| v.is_none()),
+        ),
+        (
+            "idle_recycle_secs",
+            req.idle_recycle_secs.is_some_and(|v| v.is_none()),
+        ),
+        (
+            "soft_quarantine_secs",
+            req.soft_quarantine_secs.is_some_and(|v| v.is_none()),
+        ),
+        (
+            "push_window_secs",
+            req.push_window_secs.is_some_and(|v| v.is_none()),
+        ),
+        (
+            "lookback_secs",
+            req.lookback_secs.is_some_and(|v| v.is_none()),
+        ),
+        (
+            "x_lifetime_secs",
+            req.x_lifetime_secs.is_some_and(|v| v.is_none()),
+        ),
+        (
+            "x_max_call_secs",
+            req.x_max_call_secs.is_some_and(|v| v.is_none()),
+        ),
+        ("x_max_calls", req.x_max_calls.is_some_and(|v| v.is_none())),
+    ]
+    .into_iter()
+    .filter_map(|(name, null)| null.then_some(name))
+    .collect();
     let patch = SettingsPatch {
         soft_flag: digit("soft_flag", req.soft_flag)?,
         soft_reserved: digit("soft_reserved", req.soft_reserved)?,
@@ -725,7 +774,7 @@ pub async fn set_settings(
         x_max_call_secs: count("x_max_call_secs", req.x_max_call_secs)?,
         x_max_calls: count("x_max_calls", req.x_max_calls)?,
     };
-    Ok(Json(st.svc.set_flow_settings(t.0, patch).await?))
+    Ok(Json(st.svc.set_flow_settings(t.0, patch, reset).await?))
 }
 
 #[cfg(test)]

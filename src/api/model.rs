@@ -90,7 +90,9 @@ pub struct ConditionsIn {
 }
 
 // Tells `"field": null` (Some(None)) from an absent field (None).
-fn some<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(crate) fn some<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 

@@ -49,6 +49,16 @@ pub enum NumberError {
     NotParty,
 }
 
+/// First digits of the real mobile numbers of a country (by its calling
+/// code), which a soft number's flag digit must not be: a soft number must
+/// never look like a number someone really has.
+pub fn mobile_first_digits(country_code: &str) -> &'static [u8] {
+    match country_code {
+        "86" => &[1],
+        _ => &[],
+    }
+}
+
 /// How numbers without `+` are completed.
 #[derive(Clone, Debug, Default)]
 pub struct Normaliser {

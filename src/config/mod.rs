@@ -535,6 +535,16 @@ impl Config {
                 "flow.soft_flag",
                 "soft_flag 1 to 9 and soft_reserved 0 to 9".into(),
             );
+        } else if crate::bindings::number::mobile_first_digits(&self.numbers.default_country_code)
+            .contains(&f.soft_flag)
+        {
+            bad(
+                "flow.soft_flag",
+                format!(
+                    "{} starts real mobile numbers of +{}: soft numbers must not look like them",
+                    f.soft_flag, self.numbers.default_country_code
+                ),
+            );
         }
         let spans = [
             f.lookback_secs,

@@ -113,11 +113,16 @@ impl Services {
             s.touch_users(&users, now)?;
             let window = i64::try_from(set.push_window_secs).unwrap_or(i64::MAX);
             let life = i64::try_from(set.x_lifetime_secs).unwrap_or(i64::MAX);
+            // Only an interaction that could permit an acquisition now (in
+            // the look-back) renews an acquired X.
+            let since = now.saturating_sub(i64::try_from(set.lookback_secs).unwrap_or(i64::MAX));
             let mut events = Vec::new();
             let mut renew = Vec::new();
             for (r, (soft, agent_number)) in rows.iter().zip(softs) {
-                if let Some(b) = s.acquired(r.agent, r.user)? {
-                    renew.push(b);
+                if r.at >= since {
+                    if let Some(b) = s.acquired(r.agent, r.user)? {
+                        renew.push(b);
+                    }
                 }
                 if PUSHING.contains(&r.kind.as_str())
                     && s.push_due(

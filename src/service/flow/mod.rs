@@ -94,6 +94,12 @@ impl SettingsPatch {
                 return Err(Error::invalid(name, "at least 1"));
             }
         }
+        if self
+            .x_max_call_secs
+            .is_some_and(|v| u64::from(v) > MAX_SECS)
+        {
+            return Err(Error::invalid("x_max_call_secs", "at most 100 years"));
+        }
         for (name, v) in [
             ("idle_recycle_secs", self.idle_recycle_secs),
             ("soft_quarantine_secs", self.soft_quarantine_secs),
@@ -166,13 +172,24 @@ impl Services {
             .await
     }
 
-    /// Changes the tenant's own settings (absent fields keep theirs).
+    /// Changes the tenant's own settings (absent fields keep theirs; those
+    /// named in `reset` go back to the server's default).
     pub async fn set_flow_settings(
         &self,
         tenant: TenantId,
         patch: SettingsPatch,
+        reset: Vec<&'static str>,
     ) -> Result<Settings, Error> {
         patch.check()?;
+        let cc = &self.normaliser.default_country_code;
+        if let Some(f) = patch.soft_flag {
+            if crate::bindings::number::mobile_first_digits(cc).contains(&f) {
+                return Err(Error::invalid(
+                    "soft_flag",
+                    format!("{f} starts real mobile numbers of +{cc}: soft numbers must not look like them"),
+                ));
+            }
+        }
         let base = self.flow.clone();
         self.unit(move |s, _| {
             let mut mine = s
@@ -180,7 +197,10 @@ impl Services {
                 .and_then(|b| serde_json::from_str::<SettingsPatch>(&b).ok())
                 .unwrap_or_default();
             macro_rules! take {
-                ($($f:ident),*) => { $( if patch.$f.is_some() { mine.$f = patch.$f; } )* };
+                ($($f:ident),*) => { $(
+                    if patch.$f.is_some() { mine.$f = patch.$f; }
+                    if reset.contains(&stringify!($f)) { mine.$f = None; }
+                )* };
             }
             take!(
                 soft_flag,

@@ -34,6 +34,12 @@ impl Services {
         let (user, made) = self
             .unit(move |s, _| {
                 if let Some(u) = s.live_user(tenant, UserKey::Real(&real))? {
+                    // Never silently: a number's user keeps one id.
+                    if ext_id.is_some() && ext_id != u.ext_id {
+                        return Err(Error::Conflict(
+                            "user_id: this number's user has another id".into(),
+                        ));
+                    }
                     return Ok::<_, Error>((u, false));
                 }
                 if let Some(e) = &ext_id {
