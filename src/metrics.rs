@@ -109,6 +109,8 @@ mod tests {
         assert_eq!(t.allow(), Some(0));
         assert_eq!(t.allow(), None);
         assert_eq!(t.allow(), None);
+        assert_eq!(t.take_held(), 2, "what was held back is told at the end");
+        assert_eq!(t.take_held(), 0);
         let fast = super::Throttle::new(std::time::Duration::ZERO);
         assert_eq!(fast.allow(), Some(0));
         assert_eq!(fast.allow(), Some(0));

@@ -37,13 +37,7 @@ impl Masking {
         }
         let a = match self.bindings.admit(&caller, &dialled, now.unix()) {
             Ok(a) => a,
-            Err(r) => {
-                if let Some(more) = self.refusal_log.allow() {
-                    tracing::info!(caller = %caller, dialled = %dialled, refusal = r.name(),
-                        more_refused_since = more, "call refused");
-                }
-                return self.refuse(m, &caller, r, now);
-            }
+            Err(r) => return self.refuse(m, &caller, r, now),
         };
         // An account reaches its own tenant's bindings only.
         if offer.account.is_some() && self.accounts.tenant_of(caller.as_str()) != Some(a.tenant) {
@@ -152,6 +146,19 @@ impl Masking {
     }
 
     fn refuse(&self, m: &Msg, caller: &Number, r: Refusal, now: Now) -> Decision<CallState> {
+        // Every refusal through one limiter: a flood of them costs one
+        // line a second, with how many were held back.
+        if let Some(more) = self.refusal_log.allow() {
+            let dialled = match &m.start {
+                Start::Request { user: Some(u), .. } => self.cfg.normaliser.normalise(u).ok(),
+                _ => None,
+            };
+            let dialled = dialled
+                .as_ref()
+                .map_or("-".to_string(), ToString::to_string);
+            tracing::info!(caller = %caller, dialled = %dialled, refusal = r.name(),
+                more_refused_since = more, "call refused");
+        }
         let st = self.cfg.refusals.status(r);
         self.record_refusal(m, caller, st.status, r.name(), now);
         Decision::Refuse {

@@ -172,6 +172,12 @@ impl Masking {
         }
     }
 
+    /// Refusal and ban lines held back since the last one logged (taken):
+    /// the shutdown's last word on them.
+    pub fn log_held_back(&self) -> (u64, u64) {
+        (self.refusal_log.take_held(), self.ban_log.take_held())
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> Stats {
         self.stats

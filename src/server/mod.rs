@@ -464,6 +464,19 @@ impl Server {
                 "media warnings held back since the last one logged"
             );
         }
+        let (refusals, bans) = self
+            .core
+            .engine
+            .lock()
+            .map(|e| e.policy().log_held_back())
+            .unwrap_or_default();
+        if refusals + bans > 0 {
+            tracing::info!(
+                refusals,
+                bans,
+                "log lines held back since the last ones logged"
+            );
+        }
         tracing::info!("sipmask stopped");
     }
 }
