@@ -1036,3 +1036,63 @@ async fn a_call_whose_ports_cannot_all_be_taken_is_refused_before_anyone_rings()
     let row = out.lines().nth(1).expect("the binding");
     assert_eq!(row.split('\t').nth(4), Some("0"), "no use charged: {out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_opens_a_few_pairs_at_start_and_more_as_calls_need_them() {
+    let lo = (free_port("127.0.0.1") & !1).min(60000);
+    let Parties {
+        sut,
+        mut caller,
+        mut callee,
+        am,
+        ..
+    } = parties(|cfg| {
+        cfg.media.warm_pairs = 8;
+        cfg.media.port_min = lo;
+        cfg.media.port_max = lo + 999;
+    })
+    .await;
+    let resting = |sut: &Sut| {
+        let api = sut.server.api_addr.expect("api");
+        async move {
+            http(api, "GET", "/metrics", None, None)
+                .await
+                .body
+                .lines()
+                .find_map(|l| l.strip_prefix("sipmask_media_slots_resting "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        }
+    };
+    let mut open = 0;
+    for _ in 0..40 {
+        open = resting(&sut).await;
+        if open >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(open, 8, "warm_pairs at start, not the whole range");
+    // Three calls take six pairs: fewer than half are ready, so as many
+    // again open in the background.
+    for i in 0..3 {
+        let d = Dialog::new(caller.addr, sut.addr, A, X);
+        caller.send(sut.addr, &leaky_invite(&d, am.port())).await;
+        let inv = callee.expect_request("INVITE").await;
+        let contact = format!("Contact: <sip:bob@{}>\r\n", callee.addr);
+        let answer = leaky_sdp(B, "127.0.0.3", 40000 + i * 2, B_SSRC, "sendrecv");
+        callee
+            .send(inv.from, &inv.reply(200, "bob", &contact, &answer))
+            .await;
+        caller.expect_response(200).await;
+    }
+    let mut grown = 0;
+    for _ in 0..40 {
+        grown = resting(&sut).await;
+        if grown >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(grown, 10, "two left and eight more");
+}

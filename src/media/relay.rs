@@ -303,7 +303,7 @@ impl Relay {
             let mut opened = 0;
             for _ in 0..relay.cfg.warm_pairs {
                 match relay.pool.open(bind, &relay.handle, |s| relay.pump(s)) {
-                    Ok(s) => relay.pool.give_back(bind, s, 0),
+                    Ok(s) => relay.pool.rest_fresh(bind, s),
                     Err(_) => break,
                 }
                 opened += 1;

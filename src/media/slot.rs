@@ -60,7 +60,8 @@ impl Slot {
 #[derive(Default)]
 struct Resting(Vec<(IpAddr, Queue)>);
 
-/// Slots at rest on one address, with when each was given back.
+/// Slots at rest on one address, with when each may serve again (0: at
+/// once, a pair opened ahead of the calls), soonest first.
 type Queue = VecDeque<(u64, Arc<Slot>)>;
 
 impl Resting {
@@ -123,7 +124,7 @@ impl Pool {
             let q = free.queue(bind);
             // Any of the rested slots, not the oldest: the order calls give
             // ports back in must not tell which the next call gets.
-            let rested = q.partition_point(|(at, _)| now.saturating_sub(*at) >= REST_MS);
+            let rested = q.partition_point(|(at, _)| *at <= now);
             if rested > 0 {
                 let i = rand::random::<u32>() as usize % rested;
                 if let Some((_, slot)) = q.swap_remove_front(i) {
@@ -146,7 +147,16 @@ impl Pool {
     pub fn ready(&self, bind: IpAddr, now: u64) -> usize {
         self.free()
             .queue(bind)
-            .partition_point(|(at, _)| now.saturating_sub(*at) >= REST_MS)
+            .partition_point(|(at, _)| *at <= now)
+    }
+
+    /// A pair opened ahead of the calls: it may serve at once.
+    pub fn rest_fresh(&self, bind: IpAddr, slot: Arc<Slot>) {
+        if self.closing.load(std::sync::atomic::Ordering::Relaxed) {
+            slot.stop();
+            return;
+        }
+        self.free().queue(bind).push_front((0, slot));
     }
 
     /// A new pair on `bind` whose pumps `spawn` starts.
@@ -202,7 +212,7 @@ impl Pool {
         }
         let mut free = self.free();
         let q = free.queue(bind);
-        q.push_back((now, slot));
+        q.push_back((now + REST_MS, slot));
         let keep = self.keep.load(std::sync::atomic::Ordering::Relaxed);
         while q.len() > keep
             && q.front()
