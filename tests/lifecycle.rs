@@ -87,6 +87,23 @@ async fn spawn_server_with(
     }
 }
 
+/// Adds the binding (A, X, B) allowing `max_calls` calls, as the
+/// command line does.
+fn add_counted(dir: &std::path::Path, max_calls: u32) {
+    let out = Command::new(bin())
+        .args(["bindings", "add", "--data-dir"])
+        .arg(dir)
+        .args(["--caller", A, "--virtual", X, "--callee", B, "--max-calls"])
+        .arg(max_calls.to_string())
+        .output()
+        .expect("add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn calls_used(dir: &std::path::Path) -> String {
     let out = Command::new(bin())
         .args(["bindings", "list", "--data-dir"])
@@ -108,26 +125,7 @@ async fn consumed_use_survives_a_crash_and_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut caller = Ua::bind("127.0.0.2").await;
     let mut callee = Ua::bind("127.0.0.3").await;
-    let out = Command::new(bin())
-        .args(["bindings", "add", "--data-dir"])
-        .arg(dir.path())
-        .args([
-            "--caller",
-            A,
-            "--virtual",
-            X,
-            "--callee",
-            B,
-            "--max-calls",
-            "1",
-        ])
-        .output()
-        .expect("add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_counted(dir.path(), 1);
     let port = free_port("127.0.0.1");
     let sut: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let proc = spawn_server(dir.path(), port, callee.addr).await;
@@ -153,26 +151,7 @@ async fn every_use_a_caller_was_answered_on_survives_a_kill_at_once() {
     // its 200, before any ACK: every 200 a caller got is a use on disk.
     let dir = tempfile::tempdir().expect("tempdir");
     let callee = Ua::bind("127.0.0.3").await;
-    let out = Command::new(bin())
-        .args(["bindings", "add", "--data-dir"])
-        .arg(dir.path())
-        .args([
-            "--caller",
-            A,
-            "--virtual",
-            X,
-            "--callee",
-            B,
-            "--max-calls",
-            "1000",
-        ])
-        .output()
-        .expect("add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_counted(dir.path(), 1000);
     let port = free_port("127.0.0.1");
     let sut: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let proc = spawn_server(dir.path(), port, callee.addr).await;

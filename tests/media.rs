@@ -1052,27 +1052,24 @@ async fn the_relay_opens_a_few_pairs_at_start_and_more_as_calls_need_them() {
         cfg.media.port_max = lo + 999;
     })
     .await;
-    let resting = |sut: &Sut| {
-        let api = sut.server.api_addr.expect("api");
-        async move {
-            http(api, "GET", "/metrics", None, None)
-                .await
-                .body
-                .lines()
-                .find_map(|l| l.strip_prefix("sipmask_media_slots_resting "))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0)
+    // Pairs resting, once at least `n` are (or two seconds passed).
+    let sut = &sut;
+    let resting = |n: u64| async move {
+        let mut open = 0;
+        for _ in 0..40 {
+            open = metric(sut, "sipmask_media_slots_resting").await;
+            if open >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        open
     };
-    let mut open = 0;
-    for _ in 0..40 {
-        open = resting(&sut).await;
-        if open >= 8 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(open, 8, "warm_pairs at start, not the whole range");
+    assert_eq!(
+        resting(8).await,
+        8,
+        "warm_pairs at start, not the whole range"
+    );
     // Three calls take six pairs: fewer than half are ready, so as many
     // again open in the background.
     for i in 0..3 {
@@ -1086,13 +1083,5 @@ async fn the_relay_opens_a_few_pairs_at_start_and_more_as_calls_need_them() {
             .await;
         caller.expect_response(200).await;
     }
-    let mut grown = 0;
-    for _ in 0..40 {
-        grown = resting(&sut).await;
-        if grown >= 10 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(grown, 10, "two left and eight more");
+    assert_eq!(resting(10).await, 10, "two left and eight more");
 }

@@ -56,19 +56,7 @@ fn options(from: std::net::SocketAddr, to: std::net::SocketAddr) -> String {
 /// Sends OPTIONS on `s` and reads the status line of the answer.
 async fn ask(s: &mut TcpStream, to: std::net::SocketAddr) -> String {
     let from = s.local_addr().expect("local");
-    s.write_all(options(from, to).as_bytes())
-        .await
-        .expect("write");
-    let mut buf = vec![0u8; 2048];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-        .await
-        .expect("an answer in time")
-        .expect("read");
-    String::from_utf8_lossy(&buf[..n])
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
+    exchange(s, &options(from, to)).await
 }
 
 /// Sends a REGISTER on `s` and reads the status line of the answer.
@@ -77,7 +65,12 @@ async fn register(s: &mut TcpStream, to: std::net::SocketAddr) -> String {
     let register = options(from, to)
         .replace("OPTIONS sip:", "REGISTER sip:")
         .replace("CSeq: 1 OPTIONS", "CSeq: 1 REGISTER");
-    s.write_all(register.as_bytes()).await.expect("write");
+    exchange(s, &register).await
+}
+
+/// Sends `request` on `s` and reads the status line of the answer.
+async fn exchange(s: &mut TcpStream, request: &str) -> String {
+    s.write_all(request.as_bytes()).await.expect("write");
     let mut buf = vec![0u8; 2048];
     let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
         .await
