@@ -214,6 +214,27 @@ async fn parties(tweak: impl FnOnce(&mut sipmask::config::Config)) -> Parties {
     }
 }
 
+/// The callee answers `inv` 200 with `answer`, the caller ACKs: where the
+/// caller was told to send its media.
+async fn answer_and_ack(
+    caller: &mut Ua,
+    callee: &mut Ua,
+    sut: SocketAddr,
+    inv: &Sip,
+    d: &mut Dialog,
+    answer: &str,
+) -> SocketAddr {
+    let contact = format!("Contact: <sip:bob@{}>\r\n", callee.addr);
+    callee
+        .send(inv.from, &inv.reply(200, "bobtag", &contact, answer))
+        .await;
+    let ok = caller.expect_response(200).await;
+    d.confirm(&ok);
+    caller.send(sut, &d.ack(1)).await;
+    callee.expect_request("ACK").await;
+    media_addr(&ok.body())
+}
+
 async fn call(tweak: impl FnOnce(&mut sipmask::config::Config)) -> Call {
     let Parties {
         sut,
@@ -226,16 +247,8 @@ async fn call(tweak: impl FnOnce(&mut sipmask::config::Config)) -> Call {
     caller.send(sut.addr, &leaky_invite(&d, am.port())).await;
     let inv = callee.expect_request("INVITE").await;
     let to_sut_b = media_addr(&inv.body());
-    let contact = format!("Contact: <sip:bob@{}>\r\n", callee.addr);
     let answer = leaky_sdp(B, "127.0.0.3", bm.port(), B_SSRC, "sendrecv");
-    callee
-        .send(inv.from, &inv.reply(200, "bobtag", &contact, &answer))
-        .await;
-    let ok = caller.expect_response(200).await;
-    let to_sut_a = media_addr(&ok.body());
-    d.confirm(&ok);
-    caller.send(sut.addr, &d.ack(1)).await;
-    callee.expect_request("ACK").await;
+    let to_sut_a = answer_and_ack(&mut caller, &mut callee, sut.addr, &inv, &mut d, &answer).await;
     Call {
         sut,
         caller,
@@ -912,14 +925,7 @@ async fn a_host_that_sent_no_sip_cannot_take_a_calls_media() {
     // The callee is behind NAT: its SDP names a private address; its
     // media comes from its signalling address, from another port.
     let answer = leaky_sdp(B, "10.11.12.13", 40000, B_SSRC, "sendrecv");
-    callee
-        .send(inv.from, &inv.reply(200, "bobtag", &contact, &answer))
-        .await;
-    let ok = caller.expect_response(200).await;
-    let to_a = media_addr(&ok.body());
-    d.confirm(&ok);
-    caller.send(sut.addr, &d.ack(1)).await;
-    callee.expect_request("ACK").await;
+    let to_a = answer_and_ack(&mut caller, &mut callee, sut.addr, &inv, &mut d, &answer).await;
     // Both ports sprayed before either party sends a packet.
     for seq in 20..40u16 {
         for to in [to_a, to_b] {
