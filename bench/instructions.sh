@@ -57,7 +57,7 @@ fi
 export PATH=$work/bin:$PATH
 
 # run TARGET DIR CALLS SECONDS: sets ir (all processes), failed, retrans
-# and secs (how long the system ran).
+# and ran (how long the system ran, in seconds).
 run() {
 	local target=$1 dir=$2 n=$3 secs=$4 t0 uas f r
 	mkdir -p "$dir/cg"
@@ -90,6 +90,7 @@ run() {
 	[ "$logs" -gt 0 ] && [ "$logs" = "$outs" ] ||
 		{ echo "$target: $logs processes under valgrind, $outs callgrind outputs" >&2; return 1; }
 	ir=$(awk '/^totals:/ { s += $2 } END { printf "%.0f", s }' "$dir/cg"/callgrind.out.*)
+	ran=$secs
 }
 
 fmt='%-10s %3s %6s %6s %7s %6s %14s %14s %10s\n'
@@ -99,7 +100,7 @@ for target in "$@"; do
 	bench_target "$target"
 	for k in $(seq "$runs"); do
 		run "$target" "$work/$target-$k" "$ncalls" 0 || continue
-		busy_ir=$ir busy_failed=$failed busy_retrans=$retrans busy_secs=$secs
+		busy_ir=$ir busy_failed=$failed busy_retrans=$retrans busy_secs=$ran
 		run "$target" "$work/$target-$k-idle" 0 "$busy_secs" || continue
 		per=-
 		[ "$busy_failed" -gt 0 ] || per=$(((busy_ir - ir) / ncalls))
