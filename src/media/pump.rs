@@ -212,6 +212,16 @@ pub(super) async fn speak(st: Arc<StreamState>, to: usize, pt: u8, prompt: Promp
     st.playing[to].store(false, Ordering::Relaxed);
 }
 
+/// Where a party takes RTP (or RTCP) and how far that is latched: the two
+/// are latched apart.
+fn fields(r: &mut Remote, rtcp: bool) -> (&mut Option<SocketAddr>, &mut Latch) {
+    if rtcp {
+        (&mut r.rtcp, &mut r.rtcp_latch)
+    } else {
+        (&mut r.rtp, &mut r.rtp_latch)
+    }
+}
+
 /// RTP packets with one SSRC from one source that latch it for good.
 const STABLE: u8 = 3;
 
@@ -230,11 +240,7 @@ fn latch(
 ) -> bool {
     let mut guard = remote.lock().unwrap_or_else(|e| e.into_inner());
     let r = &mut *guard;
-    let (addr, state) = if rtcp {
-        (&mut r.rtcp, &mut r.rtcp_latch)
-    } else {
-        (&mut r.rtp, &mut r.rtp_latch)
-    };
+    let (addr, state) = fields(r, rtcp);
     match *state {
         Latch::Fixed => return *addr == Some(src),
         Latch::Trying { ssrc: was, seen } if *addr == Some(src) => {
@@ -250,11 +256,7 @@ fn latch(
     if !r.owns(src.ip(), networks) {
         return false;
     }
-    let (addr, state) = if rtcp {
-        (&mut r.rtcp, &mut r.rtcp_latch)
-    } else {
-        (&mut r.rtp, &mut r.rtp_latch)
-    };
+    let (addr, state) = fields(r, rtcp);
     *addr = Some(src);
     *state = if rtcp {
         Latch::Fixed

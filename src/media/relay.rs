@@ -235,7 +235,7 @@ pub(super) struct Facing {
 
 impl Relay {
     /// A relay spawning its tasks on `handle`.
-    pub fn new(cfg: RelayConfig, handle: tokio::runtime::Handle) -> Arc<Relay> {
+    pub fn new(mut cfg: RelayConfig, handle: tokio::runtime::Handle) -> Arc<Relay> {
         let pool = Pool::new(cfg.ports.0, cfg.ports.1, cfg.warm_pairs);
         let clock = Arc::new(Coarse {
             start: Instant::now(),
@@ -271,7 +271,7 @@ impl Relay {
         }
         let relay = Arc::new_cyclic(|me| Relay {
             me: me.clone(),
-            networks: cfg.media_networks.clone().into(),
+            networks: std::mem::take(&mut cfg.media_networks).into(),
             growing: AtomicBool::new(false),
             cfg,
             pool,
