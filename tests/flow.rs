@@ -700,3 +700,49 @@ async fn settings_ids_and_old_interactions_mean_what_they_say() {
         "a backdated interaction renewed X"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_call_through_an_acquired_x_renews_it() {
+    let mut api = api_with(|_| {}).await;
+    let soft = world(&api).await;
+    api.req(
+        "PUT",
+        "/v1/flow/settings",
+        Some(json!({ "x_lifetime_secs": 60 })),
+    )
+    .await;
+    let chat = json!({ "soft_number": soft, "agent": NORTH_1, "kind": "chat" });
+    api.req("POST", "/v1/interactions", Some(chat)).await;
+    let r = acquire(&api, NORTH_1, &soft).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let x = r.json()["x"].as_str().expect("x").to_string();
+    // A call 50 s in: X now lives until 110 s, not 60.
+    api.sut.clock.advance(Duration::from_secs(50));
+    assert_eq!(api.call(NORTH_1, &x).await, 200);
+    api.sut.clock.advance(Duration::from_secs(20));
+    assert_eq!(api.call(USER, &x).await, 200, "the call did not renew X");
+    api.sut.clock.advance(Duration::from_secs(45));
+    assert_eq!(api.call(NORTH_1, &x).await, 200, "renewed again at 70 s");
+    // The renewal is stored: what a restart loads is what serves now.
+    let live = api.req("GET", "/v1/bindings", None).await.json()["items"][0]["conditions"]
+        ["not_after"]
+        .as_str()
+        .map(str::to_string);
+    let mut stored = None;
+    for _ in 0..50 {
+        let mut store = sipmask::store::open(api.sut.dir.path()).expect("store");
+        stored = store
+            .load_all()
+            .expect("bindings")
+            .into_iter()
+            .find(|b| b.x.as_str().ends_with(&x))
+            .and_then(|b| b.conditions.not_after)
+            .map(sipmask::time::format);
+        if stored == live {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(live.is_some());
+    assert_eq!(stored, live);
+}

@@ -173,9 +173,10 @@ pub struct BindingTable {
     // Live soft numbers (as dialled), with how many tenants hold each:
     // never callable, never an X or a party.
     soft: DashMap<Number, u32, Keyed>,
-    // Flow 2: the soft number that stands for the user (B) of each acquired
-    // binding, wherever the tenant is shown the binding or its calls.
-    shown: DashMap<BindingId, Number, Keyed>,
+    // Flow 2: per acquired binding, the soft number that stands for its
+    // user (B) wherever the tenant is shown the binding or its calls, and
+    // how long an answered call renews it for.
+    shown: DashMap<BindingId, (Number, u64), Keyed>,
     defaults: Defaults,
 }
 
@@ -426,17 +427,34 @@ impl BindingTable {
     }
 
     /// Shows `soft` for the user (B) of acquired binding `id` (flow 2)
-    /// wherever the tenant sees the binding or its calls.
-    pub fn set_shown(&self, id: BindingId, soft: Number) {
-        self.shown.insert(id, soft);
+    /// wherever the tenant sees the binding or its calls; an answered call
+    /// renews it for `life` seconds.
+    pub fn set_shown(&self, id: BindingId, soft: Number, life: u64) {
+        self.shown.insert(id, (soft, life));
+    }
+
+    /// An answered call on acquired binding `id` at `now` renews it (its
+    /// end no sooner than `now` + its lifetime), as an interaction does;
+    /// the new conditions to store, `None` for any other binding or one
+    /// already over.
+    pub fn renew_acquired(&self, id: BindingId, now: i64) -> Option<Conditions> {
+        let life = i64::try_from(self.shown.get(&id)?.1).unwrap_or(i64::MAX);
+        let mut b = self.by_id.get_mut(&id)?;
+        let end = b.conditions.not_after.filter(|t| *t > now)?;
+        let until = end.max(now.saturating_add(life));
+        if until == end {
+            return None;
+        }
+        b.conditions.not_after = Some(until);
+        Some(b.conditions.clone())
     }
 
     /// `b` as its tenant is shown it: an acquired binding's user is its
     /// soft number, never the real one.
     pub fn display(&self, b: &Binding) -> Binding {
         let mut out = b.clone();
-        if let Some(soft) = self.shown.get(&b.id) {
-            out.b = soft.clone();
+        if let Some(shown) = self.shown.get(&b.id) {
+            out.b = shown.0.clone();
         }
         out
     }
@@ -445,7 +463,7 @@ impl BindingTable {
     /// (see [`BindingTable::display`]).
     pub fn display_party(&self, id: BindingId, n: &str) -> String {
         match (self.shown.get(&id), self.by_id.get(&id)) {
-            (Some(soft), Some(b)) if b.b.as_str() == n => soft.as_str().to_string(),
+            (Some(shown), Some(b)) if b.b.as_str() == n => shown.0.as_str().to_string(),
             _ => n.to_string(),
         }
     }

@@ -273,8 +273,11 @@ impl Policy for Masking {
                 call.confirmed = true;
                 self.settle(call, true, now);
                 // If the binding was acquired (flow 2), the call is an
-                // interaction of its agent and user.
+                // interaction of its agent and user, and renews X.
                 self.store.call_interaction(call.binding, now.unix());
+                if let Some(c) = self.bindings.renew_acquired(call.binding, now.unix()) {
+                    self.store.conditions(call.binding, c, now.unix());
+                }
             }
             Milestone::Announced => call.record.announced = true,
             Milestone::Ended(e) => self.ended(id, call, e, now),

@@ -144,7 +144,16 @@ pub fn load_bindings(cfg: &Config, dir: &std::path::Path) -> Result<Loaded, Stor
         table.set_soft(crate::service::flow::dialled_form(&norm, &soft), true);
     }
     for (binding, soft) in store.acquired_softs()? {
-        table.set_shown(binding, crate::bindings::Number::from_normalised(soft));
+        let Some(tenant) = table.get(binding).map(|b| b.tenant) else {
+            continue;
+        };
+        let life =
+            crate::service::flow::settings_of(store.as_ref(), &cfg.flow, tenant)?.x_lifetime_secs;
+        table.set_shown(
+            binding,
+            crate::bindings::Number::from_normalised(soft),
+            life,
+        );
     }
     tracing::info!(bindings = table.len(), skipped, "bindings loaded");
     let accounts = Arc::new(crate::registrar::Directory::default());

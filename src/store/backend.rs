@@ -534,6 +534,9 @@ impl<'a> dyn Backend + 'a {
             for (account, rows) in &b.contacts {
                 s.save_contacts(account, rows)?;
             }
+            for (binding, c, at) in &b.conditions {
+                s.set_conditions(*binding, c, *at)?;
+            }
             for (binding, at) in &b.answered {
                 if let Some((tenant, agent, team, user)) = s.pair_of_binding(*binding)? {
                     let kind = "call".to_string();

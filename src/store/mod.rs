@@ -170,6 +170,9 @@ pub struct Batch {
     pub contacts: Vec<(String, Vec<accounts::ContactRow>)>,
     /// Answered calls: (binding, unix second).
     pub answered: Vec<(BindingId, i64)>,
+    /// New conditions of bindings (an acquired X renewed by a call), with
+    /// the unix second of the change.
+    pub conditions: Vec<(BindingId, crate::bindings::Conditions, i64)>,
 }
 
 impl Batch {
@@ -181,6 +184,7 @@ impl Batch {
             && self.live.is_empty()
             && self.ended.is_empty()
             && self.contacts.is_empty()
+            && self.conditions.is_empty()
             && self.answered.is_empty()
     }
 }

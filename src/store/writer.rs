@@ -32,6 +32,8 @@ enum Msg {
     Contacts(String, Vec<ContactRow>),
     /// An answered call on a binding (an interaction if it was acquired).
     Answered(BindingId, i64),
+    /// A binding's new conditions at a unix second.
+    Conditions(BindingId, Box<crate::bindings::Conditions>, i64),
     Flush(Sender<()>),
 }
 
@@ -227,6 +229,14 @@ impl Writer {
         }
     }
 
+    /// Queues a binding's new conditions (at unix second `at`). Never
+    /// blocks.
+    pub fn conditions(&self, binding: BindingId, c: crate::bindings::Conditions, at: i64) {
+        if !self.send(Msg::Conditions(binding, Box::new(c), at)) {
+            tracing::error!(binding, "store writer is gone; conditions not saved");
+        }
+    }
+
     /// Waits until everything queued before this call is committed.
     pub fn flush(&self) {
         let (tx, rx) = mpsc::channel();
@@ -301,6 +311,7 @@ fn run(
             Msg::Live(c) => batch.live.push(c),
             Msg::Event(e) => batch.events.push(*e),
             Msg::Answered(b, at) => batch.answered.push((b, at)),
+            Msg::Conditions(b, c, at) => batch.conditions.push((b, *c, at)),
             Msg::Contacts(account, rows) => {
                 // Only the latest state of each account matters.
                 batch.contacts.retain(|(a, _)| *a != account);

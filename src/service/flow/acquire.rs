@@ -96,8 +96,11 @@ impl Services {
                     me.go_live(fresh)?;
                     // The tenant sees the user as the soft number, never
                     // the real one, wherever this binding shows.
-                    me.table
-                        .set_shown(a.binding, Number::from_normalised(soft.clone()));
+                    me.table.set_shown(
+                        a.binding,
+                        Number::from_normalised(soft.clone()),
+                        set.x_lifetime_secs,
+                    );
                 }
                 Ok::<_, Error>(outcome)
             })
