@@ -640,3 +640,63 @@ async fn capability_headers_are_ours_not_the_callers_software() {
     assert!(ok.header("Supported").is_none(), "{}", ok.raw);
     assert_eq!(ok.header("Allow").as_deref(), Some(sipmask::b2bua::ALLOW));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_record_route_is_echoed_and_followed() {
+    // The caller's INVITE came through two record-routing proxies (RFC
+    // 3261 §12.1.1): the dialog's responses carry their Record-Route, and
+    // our requests in the dialog follow them as Route.
+    let mut s = setup(vec![axb(A, X, B)], |_| {}).await;
+    let d = Dialog::new(s.caller.addr, s.sut.addr, A, X);
+    let rr = "Record-Route: <sip:p1.example.com;lr>\r\nRecord-Route: <sip:p2.example.com;lr>\r\n";
+    let invite = d.invite().replacen("\r\n", &format!("\r\n{rr}"), 1);
+    s.caller.send(s.sut.addr, &invite).await;
+    let inv = s.callee.expect_request("INVITE").await;
+    assert!(
+        !inv.raw.contains("p1.example.com"),
+        "the caller's proxies reached the callee:\n{}",
+        inv.raw
+    );
+    let contact = format!("Contact: <sip:bob@{}>\r\n", s.callee.addr);
+    s.callee
+        .send(inv.from, &inv.reply(180, "bob", &contact, ""))
+        .await;
+    let ringing = s.caller.expect_response(180).await;
+    assert_eq!(
+        ringing.headers("Record-Route"),
+        ["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"],
+        "{}",
+        ringing.raw
+    );
+    s.callee
+        .send(
+            inv.from,
+            &inv.reply(200, "bob", &contact, &sdp(B, "127.0.0.3")),
+        )
+        .await;
+    let ok = s.caller.expect_response(200).await;
+    assert_eq!(ok.headers("Record-Route").len(), 2, "{}", ok.raw);
+    let mut d = d;
+    d.confirm(&ok);
+    s.caller.send(s.sut.addr, &d.ack(1)).await;
+    s.callee.expect_request("ACK").await;
+    // The callee hangs up: the BYE to the caller follows the route set.
+    let callee_bye = format!(
+        "BYE sip:+8617000000000@{sut} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{b}\r\n\
+         From: {to};tag=bob\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        sut = s.sut.addr,
+        me = s.callee.addr,
+        b = unique("bye"),
+        to = inv.msg.to,
+        from = inv.msg.from,
+        cid = inv.msg.call_id,
+    );
+    s.callee.send(inv.from, &callee_bye).await;
+    let to_caller = s.caller.expect_request("BYE").await;
+    assert_eq!(
+        to_caller.headers("Route"),
+        ["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"],
+        "{}",
+        to_caller.raw
+    );
+}

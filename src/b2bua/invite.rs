@@ -760,6 +760,11 @@ impl<P: Policy> Engine<P> {
             return;
         };
         w.header("Contact", &contact);
+        // RFC 3261 §12.1.1: a response that makes the caller's dialog
+        // carries the Record-Route of its INVITE, so that the proxies on
+        // the caller's path stay on it (they are the caller's side's own,
+        // never the callee's).
+        w.headers("Record-Route", &call.a.route);
         self.copy_relayed(&mut w, m);
         let bytes = w.finish(m.content_type.as_deref(), &body);
         self.tx.respond(&key, code, bytes, now.mono);
