@@ -234,6 +234,26 @@ impl Msg {
     /// message's buffer, which `v` is normally a slice of.
     pub(super) fn take(&mut self, text: &Arc<str>, h: Name, v: &str) -> Result<(), SipError> {
         let piece = |part: &str| Piece::within(text, part);
+        // These name one dialog and one transaction: a second of them is
+        // a second answer to the same question (RFC 4475 3.1.2.19), refused
+        // rather than decided by whichever comes last.
+        let twice = match h {
+            Name::From => !self.from.is_empty(),
+            Name::To => !self.to.is_empty(),
+            Name::CallId => !self.call_id.is_empty(),
+            Name::CSeq => !self.cseq_method.is_empty(),
+            Name::MaxForwards => self.max_forwards.is_some(),
+            _ => false,
+        };
+        if twice {
+            return Err(SipError::Header(match h {
+                Name::From => "From",
+                Name::To => "To",
+                Name::CallId => "Call-ID",
+                Name::CSeq => "CSeq",
+                _ => "Max-Forwards",
+            }));
+        }
         match h {
             Name::Via => self.vias.extend(split_commas(v).map(piece)),
             Name::From => {
@@ -297,6 +317,13 @@ impl Msg {
             return Err(SipError::Header("Call-ID"));
         }
         if self.cseq_method.is_empty() {
+            return Err(SipError::Header("CSeq"));
+        }
+        // A request's CSeq names its own method (RFC 3261 §8.1.1.5).
+        if self
+            .method()
+            .is_some_and(|m| !m.as_str().eq_ignore_ascii_case(&self.cseq_method))
+        {
             return Err(SipError::Header("CSeq"));
         }
         Ok(())
@@ -558,6 +585,28 @@ mod tests {
         assert_eq!(m.relayed, vec![("Supported", Piece::from("100rel, timer"))]);
         // No Content-Length on UDP: the body runs to the end of the datagram.
         assert_eq!(m.body, b"v=0\r\n");
+    }
+
+    #[test]
+    fn a_second_from_to_call_id_cseq_or_max_forwards_and_a_cseq_of_another_method_are_errors() {
+        for (name, line) in [
+            ("From", "From: <sip:x@h>;tag=2\r\n"),
+            ("To", "t: <sip:y@h>\r\n"),
+            ("Call-ID", "Call-ID: other\r\n"),
+            ("CSeq", "CSeq: 8 INVITE\r\n"),
+            ("Max-Forwards", "Max-Forwards: 20\r\nMax-Forwards: 30\r\n"),
+        ] {
+            let twice = INVITE.replacen("\r\n", &format!("\r\n{line}"), 1);
+            assert!(
+                matches!(Msg::parse(twice.as_bytes(), true), Err(SipError::Header(h)) if h == name),
+                "{name}"
+            );
+        }
+        let other = INVITE.replace("7 INVITE", "7 OPTIONS");
+        assert!(matches!(
+            Msg::parse(other.as_bytes(), true),
+            Err(SipError::Header("CSeq"))
+        ));
     }
 
     #[test]

@@ -320,11 +320,17 @@ fn decode(s: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
 
+    /// A message with start line `start`, its CSeq naming the line's
+    /// method (BYE for a response).
     fn head(start: &str) -> String {
+        let method = match start.split(' ').next() {
+            Some(m) if !m.starts_with("SIP") && !m.is_empty() => m,
+            _ => "BYE",
+        };
         format!(
             "{start}\r\nVia: SIP/2.0/UDP a.example:5060;branch=z9hG4bK-1\r\n\
              From: <sip:a@a.example>;tag=1\r\nTo: <sip:b@b.example>\r\n\
-             Call-ID: c1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+             Call-ID: c1\r\nCSeq: 2 {method}\r\nContent-Length: 0\r\n\r\n"
         )
     }
 
