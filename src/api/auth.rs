@@ -9,6 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::problem::ApiError;
+use super::shares::{Share, Shares};
 use super::ApiState;
 use crate::bindings::TenantId;
 
@@ -16,27 +17,8 @@ use crate::bindings::TenantId;
 /// requests in progress until it is dropped (with the handler).
 pub struct Tenant(
     pub TenantId,
-    #[expect(dead_code, reason = "held for its Drop: the request is in progress")] InProgress,
+    #[expect(dead_code, reason = "held for its Drop: the request is in progress")] Share<TenantId>,
 );
-
-/// One request of a tenant in progress; dropped, it is done.
-pub struct InProgress {
-    tenant: TenantId,
-    counts: Arc<Mutex<HashMap<TenantId, usize>>>,
-}
-
-impl Drop for InProgress {
-    fn drop(&mut self) {
-        if let Ok(mut c) = self.counts.lock() {
-            if let Some(n) = c.get_mut(&self.tenant) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    c.remove(&self.tenant);
-                }
-            }
-        }
-    }
-}
 
 pub use crate::service::tenants::{hash_key, new_key};
 
@@ -81,9 +63,8 @@ pub struct Limiter {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<TenantId, (f64, Instant)>>,
-    /// Most requests of one tenant in progress.
-    max_in_progress: usize,
-    in_progress: Arc<Mutex<HashMap<TenantId, usize>>>,
+    /// Requests in progress per tenant.
+    in_progress: Shares<TenantId>,
 }
 
 impl Limiter {
@@ -94,27 +75,15 @@ impl Limiter {
             rate: f64::from(rate.max(1)),
             burst: f64::from(burst.max(1)),
             buckets: Mutex::new(HashMap::new()),
-            max_in_progress: in_progress.max(1),
-            in_progress: Arc::default(),
+            in_progress: Shares::new(in_progress),
         }
     }
 
     /// Starts one of `tenant`'s requests, unless it has as many in
     /// progress as it may: a tenant's slow requests take its own share of
     /// the server, never the others'.
-    pub fn begin(&self, tenant: TenantId) -> Result<InProgress, ApiError> {
-        let Ok(mut c) = self.in_progress.lock() else {
-            return Err(ApiError::Busy);
-        };
-        let n = c.entry(tenant).or_insert(0);
-        if *n >= self.max_in_progress {
-            return Err(ApiError::Busy);
-        }
-        *n += 1;
-        Ok(InProgress {
-            tenant,
-            counts: Arc::clone(&self.in_progress),
-        })
+    pub fn begin(&self, tenant: TenantId) -> Result<Share<TenantId>, ApiError> {
+        self.in_progress.take(tenant).ok_or(ApiError::Busy)
     }
 
     /// Takes one request's token, or says how long to wait.

@@ -18,6 +18,7 @@ pub mod ops;
 mod png;
 pub mod problem;
 pub mod serve;
+pub mod shares;
 pub mod webhooks;
 
 use std::sync::{Arc, Mutex};

@@ -5,9 +5,8 @@
 //! deadline is the `Body` extractor's), and a shutdown that ends streams and connections
 //! within a second of being asked.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -28,41 +27,6 @@ pub struct Limits {
     pub header_timeout: Duration,
 }
 
-/// One open connection counted against its source address.
-struct Source {
-    ip: IpAddr,
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-impl Source {
-    /// Counts a connection from `ip`, unless it has `max` open already.
-    fn open(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Source> {
-        let mut c = counts.lock().ok()?;
-        let n = c.entry(ip).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(Source {
-            ip,
-            counts: Arc::clone(counts),
-        })
-    }
-}
-
-impl Drop for Source {
-    fn drop(&mut self) {
-        if let Ok(mut c) = self.counts.lock() {
-            if let Some(n) = c.get_mut(&self.ip) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    c.remove(&self.ip);
-                }
-            }
-        }
-    }
-}
-
 /// Grace given to requests in flight when shutting down.
 const GRACE: Duration = Duration::from_secs(1);
 
@@ -76,7 +40,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let sources = Arc::new(std::sync::Mutex::new(HashMap::<IpAddr, usize>::new()));
+    let sources = super::shares::Shares::<IpAddr>::new(limits.max_per_source);
     let mut conns = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -98,7 +62,7 @@ pub async fn run(
             drop(stream);
             continue;
         };
-        let Some(source) = Source::open(&sources, from, limits.max_per_source) else {
+        let Some(source) = sources.take(from) else {
             refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             drop(stream);
             continue;
