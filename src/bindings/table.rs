@@ -462,8 +462,13 @@ impl BindingTable {
     /// A party `n` of a call on binding `id` as its tenant is shown it
     /// (see [`BindingTable::display`]).
     pub fn display_party(&self, id: BindingId, n: &str) -> String {
-        match (self.shown.get(&id), self.by_id.get(&id)) {
-            (Some(shown), Some(b)) if b.b.as_str() == n => shown.0.as_str().to_string(),
+        // Every call asks: most bindings are not acquired, and for them
+        // this is one lookup, not two.
+        let Some(shown) = self.shown.get(&id) else {
+            return n.to_string();
+        };
+        match self.by_id.get(&id) {
+            Some(b) if b.b.as_str() == n => shown.0.as_str().to_string(),
             _ => n.to_string(),
         }
     }
