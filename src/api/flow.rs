@@ -63,6 +63,19 @@ impl From<User> for UserOut {
     }
 }
 
+/// Checks a tenant's own label (a user id, an agent's name), when given:
+/// 1 to 128 characters, none of them a control character.
+fn label(field: &str, v: Option<&str>) -> Result<(), ApiError> {
+    let Some(v) = v else { return Ok(()) };
+    if v.is_empty() || v.chars().count() > 128 {
+        return Err(ApiError::invalid(field, "1 to 128 characters"));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(ApiError::invalid(field, "no control characters"));
+    }
+    Ok(())
+}
+
 #[utoipa::path(post, path = "/v1/users", tag = "flow", request_body = NewUser,
     responses((status = 201, body = UserOut), (status = 200, body = UserOut)), security(("bearer" = [])))]
 /// The user's soft number, issued if it has none (201), else the same one
@@ -73,20 +86,7 @@ pub async fn create_user(
     Body(req): Body<NewUser>,
 ) -> Result<(StatusCode, Json<UserOut>), ApiError> {
     let real = phone(&st.norm, "number", &req.number)?;
-    if req
-        .user_id
-        .as_deref()
-        .is_some_and(|u| u.is_empty() || u.chars().count() > 128)
-    {
-        return Err(ApiError::invalid("user_id", "1 to 128 characters"));
-    }
-    if req
-        .user_id
-        .as_deref()
-        .is_some_and(|u| u.chars().any(char::is_control))
-    {
-        return Err(ApiError::invalid("user_id", "no control characters"));
-    }
+    label("user_id", req.user_id.as_deref())?;
     let (u, made) = st.svc.soft_number(t.0, real, req.user_id).await?;
     let code = if made {
         StatusCode::CREATED
@@ -308,20 +308,7 @@ pub async fn create_agent(
     Body(req): Body<NewAgent>,
 ) -> Result<(StatusCode, Json<AgentOut>), ApiError> {
     let real = phone(&st.norm, "number", &req.number)?;
-    if req
-        .name
-        .as_deref()
-        .is_some_and(|n| n.is_empty() || n.chars().count() > 128)
-    {
-        return Err(ApiError::invalid("name", "1 to 128 characters"));
-    }
-    if req
-        .name
-        .as_deref()
-        .is_some_and(|n| n.chars().any(char::is_control))
-    {
-        return Err(ApiError::invalid("name", "no control characters"));
-    }
+    label("name", req.name.as_deref())?;
     let a = st.svc.add_agent(t.0, real, req.team.0, req.name).await?;
     Ok((StatusCode::CREATED, Json(a.into())))
 }
@@ -728,38 +715,22 @@ pub async fn set_settings(
     Body(req): Body<SettingsIn>,
 ) -> Result<Json<Settings>, ApiError> {
     // Fields sent as null go back to the server's default.
-    let reset: Vec<&'static str> = [
-        ("soft_flag", req.soft_flag.is_some_and(|v| v.is_none())),
-        (
-            "soft_reserved",
-            req.soft_reserved.is_some_and(|v| v.is_none()),
-        ),
-        (
-            "idle_recycle_secs",
-            req.idle_recycle_secs.is_some_and(|v| v.is_none()),
-        ),
-        (
-            "soft_quarantine_secs",
-            req.soft_quarantine_secs.is_some_and(|v| v.is_none()),
-        ),
-        (
-            "push_window_secs",
-            req.push_window_secs.is_some_and(|v| v.is_none()),
-        ),
-        (
-            "lookback_secs",
-            req.lookback_secs.is_some_and(|v| v.is_none()),
-        ),
-        (
-            "x_lifetime_secs",
-            req.x_lifetime_secs.is_some_and(|v| v.is_none()),
-        ),
-        (
-            "x_max_call_secs",
-            req.x_max_call_secs.is_some_and(|v| v.is_none()),
-        ),
-        ("x_max_calls", req.x_max_calls.is_some_and(|v| v.is_none())),
-    ]
+    macro_rules! nulls {
+        ($($f:ident),*) => {
+            [$((stringify!($f), req.$f.is_some_and(|v| v.is_none()))),*]
+        };
+    }
+    let reset: Vec<&'static str> = nulls!(
+        soft_flag,
+        soft_reserved,
+        idle_recycle_secs,
+        soft_quarantine_secs,
+        push_window_secs,
+        lookback_secs,
+        x_lifetime_secs,
+        x_max_call_secs,
+        x_max_calls
+    )
     .into_iter()
     .filter_map(|(name, null)| null.then_some(name))
     .collect();
