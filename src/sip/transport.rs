@@ -285,11 +285,7 @@ impl Net {
                     tokio::spawn(async move {
                         let wait = std::time::Duration::from_secs(1);
                         match net.guard.inbound_within(from.ip(), wait).await {
-                            Ok(slot) => {
-                                let (tx, rx) = mpsc::channel(256);
-                                net.tcp.insert(from, tx);
-                                net.run_conn(stream, from, rx, slot).await;
-                            }
+                            Ok(slot) => net.serve_inbound(stream, from, slot).await,
                             Err(why) => net.guard.count(why),
                         }
                     });
@@ -301,10 +297,16 @@ impl Net {
                     continue;
                 }
             };
-            let (tx, rx) = mpsc::channel(256);
-            self.tcp.insert(from, tx);
-            tokio::spawn(self.clone().run_conn(stream, from, rx, slot));
+            tokio::spawn(self.clone().serve_inbound(stream, from, slot));
         }
+    }
+
+    /// Serves an accepted connection from `from` in its `slot`: replies to
+    /// `from` go out on it.
+    async fn serve_inbound(self: Arc<Self>, stream: TcpStream, from: SocketAddr, slot: Slot) {
+        let (tx, rx) = mpsc::channel(256);
+        self.tcp.insert(from, tx);
+        self.run_conn(stream, from, rx, slot).await;
     }
 
     /// Reads and writes one TCP connection until either side closes it.
