@@ -108,23 +108,16 @@ impl Services {
     /// before it is issued again.
     pub async fn recycle(&self, tenant: TenantId, soft: String) -> Result<(), Error> {
         let me = self.clone();
-        let u = self
+        let (u, ended) = self
             .unit(move |s, _| {
                 let u = s
                     .live_user(tenant, UserKey::Soft(&soft))?
                     .ok_or(Error::NotFound("user"))?;
-                let now = me.clock.now().unix();
-                s.recycle_user(tenant, u.id, now)?;
-                let ended = me.end_acquired(s, u.id, now)?;
+                let ended = me.recycle_in(s, tenant, u.id, me.clock.now().unix())?;
                 Ok::<_, Error>((u, ended))
             })
             .await?;
-        let (u, ended) = u;
-        self.table
-            .set_soft(dialled_form(&self.normaliser, &u.soft), false);
-        for b in ended {
-            self.table.remove(b);
-        }
+        self.recycled(&u, &ended);
         Ok(())
     }
 
@@ -143,8 +136,7 @@ impl Services {
                     }
                     let idle = i64::try_from(set.idle_recycle_secs).unwrap_or(i64::MAX);
                     for u in s.idle_users(tenant, now.saturating_sub(idle) + 1, 10_000)? {
-                        s.recycle_user(tenant, u.id, now)?;
-                        let ended = me.end_acquired(s, u.id, now)?;
+                        let ended = me.recycle_in(s, tenant, u.id, now)?;
                         out.push((u, ended));
                     }
                 }
@@ -152,25 +144,23 @@ impl Services {
             })
             .await?;
         for (u, ended) in &gone {
-            self.table
-                .set_soft(dialled_form(&self.normaliser, &u.soft), false);
-            for b in ended {
-                self.table.remove(*b);
-            }
+            self.recycled(u, ended);
         }
         Ok(gone.len())
     }
 
-    /// Ends every X acquired for `user` (its soft number is recycled: the
-    /// number no longer stands for anyone, and X must not reach them): the
-    /// bindings are deleted (X rests for the pair) in the unit of work `s`;
-    /// returns them, to leave the live table once it commits.
-    fn end_acquired(
+    /// Recycles `user`'s soft number in the unit of work `s` and ends
+    /// every X acquired for it (the number no longer stands for anyone, and
+    /// X must not reach them): the bindings are deleted (X rests for the
+    /// pair); returns them, for [`Services::recycled`] once it commits.
+    fn recycle_in(
         &self,
         s: &mut dyn crate::store::Backend,
+        tenant: TenantId,
         user: i64,
         now: i64,
     ) -> Result<Vec<crate::bindings::BindingId>, Error> {
+        s.recycle_user(tenant, user, now)?;
         let mut ended = Vec::new();
         for (agent, b) in s.acquired_for_user(user)? {
             if let Some(binding) = self.table.get(b) {
@@ -183,6 +173,16 @@ impl Services {
             s.set_acquired(agent, user, None)?;
         }
         Ok(ended)
+    }
+
+    /// The live table after [`Services::recycle_in`] committed: the soft
+    /// number is callable by nobody any more, its X are gone.
+    fn recycled(&self, u: &User, ended: &[crate::bindings::BindingId]) {
+        self.table
+            .set_soft(dialled_form(&self.normaliser, &u.soft), false);
+        for b in ended {
+            self.table.remove(*b);
+        }
     }
 }
 
