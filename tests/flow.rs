@@ -80,6 +80,19 @@ async fn acquire(api: &Api, agent: &str, soft: &str) -> Http {
     .await
 }
 
+/// The tenant's flow `settings` set, the user chatted with north-1, and
+/// the X north-1 then acquires for the user.
+async fn chatted_x(api: &Api, soft: &str, settings: Value) -> String {
+    let r = api.req("PUT", "/v1/flow/settings", Some(settings)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let chat = json!({ "soft_number": soft, "agent": NORTH_1, "kind": "chat" });
+    let r = api.req("POST", "/v1/interactions", Some(chat)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = acquire(api, NORTH_1, soft).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["x"].as_str().expect("x").to_string()
+}
+
 fn problem(r: &Http) -> String {
     r.json()["type"].as_str().unwrap_or("").to_string()
 }
@@ -491,20 +504,8 @@ async fn an_acquired_x_carries_a_sipp_call_from_the_agent_to_the_user() {
     let uas_port = free_port("127.0.0.3");
     let api = api_with(|c| c.sip.trunk = format!("127.0.0.3:{uas_port}")).await;
     let soft = world(&api).await;
-    let r = api
-        .req(
-            "PUT",
-            "/v1/flow/settings",
-            Some(json!({ "x_lifetime_secs": 60 })),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    let x = chatted_x(&api, &soft, json!({ "x_lifetime_secs": 60 })).await;
     let chat = json!({ "soft_number": soft, "agent": NORTH_1, "kind": "chat" });
-    api.req("POST", "/v1/interactions", Some(chat.clone()))
-        .await;
-    let r = acquire(&api, NORTH_1, &soft).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let x = r.json()["x"].as_str().expect("x").to_string();
     // A new interaction renews X: 50 s later it has another 60.
     api.sut.clock.advance(Duration::from_secs(50));
     api.req("POST", "/v1/interactions", Some(chat)).await;
@@ -682,12 +683,12 @@ async fn settings_ids_and_old_interactions_mean_what_they_say() {
         .await;
     assert_eq!(r.status, 409, "{}", r.body);
     // An interaction from before the look-back renews no X.
-    put(json!({ "x_lifetime_secs": 60, "lookback_secs": 3600 })).await;
-    let chat = json!({ "soft_number": soft, "agent": NORTH_1, "kind": "chat" });
-    api.req("POST", "/v1/interactions", Some(chat)).await;
-    let r = acquire(&api, NORTH_1, &soft).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let x = r.json()["x"].as_str().expect("x").to_string();
+    let x = chatted_x(
+        &api,
+        &soft,
+        json!({ "x_lifetime_secs": 60, "lookback_secs": 3600 }),
+    )
+    .await;
     api.sut.clock.advance(Duration::from_secs(50));
     let now = sipmask::time::Clock::now(api.sut.clock.as_ref()).unix();
     let old = json!({ "soft_number": soft, "agent": NORTH_1, "kind": "chat", "at": now - 7200 });
@@ -705,17 +706,7 @@ async fn settings_ids_and_old_interactions_mean_what_they_say() {
 async fn an_answered_call_through_an_acquired_x_renews_it() {
     let mut api = api_with(|_| {}).await;
     let soft = world(&api).await;
-    api.req(
-        "PUT",
-        "/v1/flow/settings",
-        Some(json!({ "x_lifetime_secs": 60 })),
-    )
-    .await;
-    let chat = json!({ "soft_number": soft, "agent": NORTH_1, "kind": "chat" });
-    api.req("POST", "/v1/interactions", Some(chat)).await;
-    let r = acquire(&api, NORTH_1, &soft).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let x = r.json()["x"].as_str().expect("x").to_string();
+    let x = chatted_x(&api, &soft, json!({ "x_lifetime_secs": 60 })).await;
     // A call 50 s in: X now lives until 110 s, not 60.
     api.sut.clock.advance(Duration::from_secs(50));
     assert_eq!(api.call(NORTH_1, &x).await, 200);
