@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::sip::message::{param_present, uri_of};
 use crate::sip::transaction::{AckBase, TxKey};
 use crate::sip::writer::Writer;
 
@@ -59,6 +60,10 @@ pub struct Leg {
     pub target: String,
     /// Route set.
     pub route: Vec<String>,
+    /// The route to preload when the far end did not record-route: the
+    /// trunk as an outbound proxy (RFC 3261 §8.1.2), so that in-dialog
+    /// requests sent to it say where they go.
+    pub preload: Option<String>,
     /// Where requests go.
     pub peer: Peer,
     /// Our address (host:port) as this peer should see it.
@@ -106,9 +111,21 @@ impl Leg {
             }
         };
         let (via, b) = self.via();
-        let mut w = Writer::request(method.as_str(), &self.target);
+        // RFC 3261 §12.2.1.1: a strict router (no `;lr`) takes the
+        // request at its own URI, the remote target going last in Route.
+        let strict = self.route.first().filter(|r| !loose(r));
+        let uri = strict.map_or(self.target.as_str(), |first| uri_of(first));
+        let mut w = Writer::request(method.as_str(), uri);
         w.header("Via", &via);
-        w.headers("Route", &self.route);
+        match strict {
+            Some(_) => {
+                w.headers("Route", &self.route[1..]);
+                w.header_parts("Route", &["<", &self.target, ">"]);
+            }
+            None => {
+                w.headers("Route", &self.route);
+            }
+        }
         w.header_num("Max-Forwards", self.max_forwards.into());
         w.header("From", &self.local_hdr);
         w.header("To", &self.remote_hdr);
@@ -149,6 +166,15 @@ impl Leg {
         };
         (w, key, ack)
     }
+}
+
+/// Whether a route entry is a loose router's (`;lr` among its URI's
+/// parameters).
+fn loose(route: &str) -> bool {
+    let uri = uri_of(route);
+    let params = uri.split_once(';').map_or("", |(_, p)| p);
+    let params = params.split('?').next().unwrap_or("");
+    param_present(params, "lr")
 }
 
 /// Where a call is in its life.
@@ -255,6 +281,17 @@ pub struct Fork {
     pub failed: Option<u16>,
     /// It answered 2xx.
     pub answered: bool,
+    /// When it must have been heard from (its setup time, counted again
+    /// from the INVITE that answers a challenge).
+    pub setup_due: Option<Instant>,
+    /// Its trunk refused our credentials: another trunk may do better.
+    pub auth_rejected: bool,
+    /// Its trunk was told it took our credentials.
+    pub auth_told: bool,
+    /// The ACK sent for a 2xx of it that nobody wanted (a fork that lost,
+    /// a 2xx that crossed a CANCEL), re-sent when the 2xx is; its BYE is
+    /// one transaction, sent once.
+    pub dropped: Option<Bytes>,
 }
 
 impl Fork {
@@ -292,5 +329,72 @@ impl<C> Call<C> {
             Side::A => &mut self.a,
             Side::B => &mut self.forks[self.b_fork].leg,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leg(route: &[&str]) -> Leg {
+        Leg {
+            call_id: "c1".into(),
+            local_tag: "t1".into(),
+            local_hdr: "<sip:+8617000000000@10.0.0.1>;tag=t1".into(),
+            remote_hdr: "<sip:+8613900000000@10.0.0.9>;tag=r1".into(),
+            remote_tag: Some("r1".into()),
+            local_cseq: 1,
+            target: "sip:bob@10.0.0.3:5070".into(),
+            route: route.iter().map(|r| r.to_string()).collect(),
+            preload: None,
+            peer: Peer {
+                addr: "10.0.0.9:5060".parse().expect("addr"),
+                transport: Transport::Udp,
+            },
+            me: "10.0.0.1:5060".into(),
+            max_forwards: 70,
+            origin: crate::media::sdp::Origin::new(),
+        }
+    }
+
+    fn head(w: Writer) -> String {
+        String::from_utf8_lossy(&w.finish(None, b"")).to_string()
+    }
+
+    #[test]
+    fn loose_routes_keep_the_remote_target_as_request_uri() {
+        let mut l = leg(&["<sip:10.0.0.9;lr;ftag=t1>", "<sip:core.example;lr>"]);
+        let (w, _) = l.request(Method::Bye, None);
+        let text = head(w);
+        assert!(
+            text.starts_with("BYE sip:bob@10.0.0.3:5070 SIP/2.0\r\nVia: "),
+            "{text}"
+        );
+        assert!(
+            text.contains("Route: <sip:10.0.0.9;lr;ftag=t1>\r\nRoute: <sip:core.example;lr>\r\n"),
+            "{text}"
+        );
+    }
+
+    /// RFC 3261 §12.2.1.1: a strict router gets the request at its URI,
+    /// and the remote target goes last in Route.
+    #[test]
+    fn a_strict_router_gets_the_request_uri_and_the_target_goes_last() {
+        let mut l = leg(&["<sip:10.0.0.9;transport=udp>", "<sip:core.example;lr>"]);
+        let (w, _) = l.request(Method::Bye, None);
+        let text = head(w);
+        assert!(
+            text.starts_with("BYE sip:10.0.0.9;transport=udp SIP/2.0\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Route: <sip:core.example;lr>\r\nRoute: <sip:bob@10.0.0.3:5070>\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("Route: <sip:10.0.0.9"), "{text}");
+        // `lr` as a value (lr=on) is loose too; `lr` in a header
+        // parameter outside the URI is not.
+        assert!(loose("<sip:p;lr=on>"));
+        assert!(!loose("<sip:p>;lr"));
     }
 }

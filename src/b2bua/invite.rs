@@ -16,7 +16,9 @@ use crate::sip::digest;
 use crate::sip::transaction::AckBase;
 
 use super::call::{Call, Fork, Leg, PendingAck, Phase, Side};
-use super::policy::{Decision, EndReason, Media, Milestone, Offer, Plan, Policy, Route};
+use super::policy::{
+    Decision, EndReason, Media, Milestone, Offer, Plan, Policy, Route, TrunkOutcome,
+};
 use super::{CallId, CallTimer, Engine};
 use crate::media::{sdp, MediaError, Party};
 
@@ -93,6 +95,7 @@ impl<P: Policy> Engine<P> {
                 str::to_string,
             ),
             route: m.record_route.iter().map(|r| r.to_string()).collect(),
+            preload: None,
             peer: src,
             me: me_a,
             max_forwards: 70,
@@ -359,7 +362,8 @@ impl<P: Policy> Engine<P> {
             remote_tag: None,
             local_cseq: 0,
             target: route.uri.clone(),
-            route: Vec::new(),
+            route: route.preloaded.clone(),
+            preload: route.proxy.clone(),
             peer: route.peer,
             me,
             // Decremented from A's so a routing loop through us ends.
@@ -378,6 +382,10 @@ impl<P: Policy> Engine<P> {
             cancel_pending: None,
             failed: None,
             answered: false,
+            setup_due: None,
+            auth_rejected: false,
+            auth_told: false,
+            dropped: None,
         };
         (fork, bytes, ack)
     }
@@ -391,14 +399,10 @@ impl<P: Policy> Engine<P> {
         leg: &mut Leg,
         (offer, offered, a_source): (&Msg, Option<&super::Offered<'_>>, std::net::IpAddr),
         media: Media,
-        auth: Option<(&str, String)>,
+        auth: Option<&Credentialed<'_>>,
     ) -> (Bytes, TxKey, AckBase) {
-        let (mut w, key, ack) = leg.invite();
-        if let Some((name, value)) = auth {
-            w.header(name, &value);
-        }
-        self.copy_relayed(&mut w, offer);
-        // The offer was checked when it came (on_invite).
+        // The offer was checked when it came (on_invite). The body comes
+        // first: an auth-int answer hashes it.
         let body = match offered {
             Some(o) => o.render(leg),
             None => {
@@ -406,6 +410,12 @@ impl<P: Policy> Engine<P> {
                 super::cross_or_drop(to, media, offer, leg)
             }
         };
+        let (mut w, key, ack) = leg.invite();
+        if let Some(answer) = auth {
+            let (name, value) = answer(&body);
+            w.header(name, &value);
+        }
+        self.copy_relayed(&mut w, offer);
         (w.finish(offer.content_type.as_deref(), &body), key, ack)
     }
 
@@ -447,7 +457,11 @@ impl<P: Policy> Engine<P> {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if let Some(setup) = call.forks.get(i).and_then(|f| f.route.setup) {
+        let Some(fork) = call.forks.get_mut(i) else {
+            return;
+        };
+        if let Some(setup) = fork.route.setup {
+            fork.setup_due = Some(now.mono + setup);
             let t = self.timers.add(now.mono + setup, CallTimer::Setup(id, i));
             call.timers.push(t);
         }
@@ -470,12 +484,15 @@ impl<P: Policy> Engine<P> {
         } else {
             "Authorization"
         };
-        let Some(value) = m
-            .challenges
-            .iter()
-            .find_map(|c| digest::answer(c, "INVITE", &fork.route.uri, &cred.user, &cred.password))
-        else {
+        let uri = fork.route.uri.as_str();
+        let Some(challenge) = m.challenges.iter().find(|c| {
+            digest::answer(c, ("INVITE", uri, b""), &cred.user, &cred.password).is_some()
+        }) else {
             return false;
+        };
+        let answer = |body: &[u8]| {
+            let v = digest::answer(challenge, ("INVITE", uri, body), &cred.user, &cred.password);
+            (header, v.unwrap_or_default())
         };
         let Some(offer) = call.offer.clone() else {
             return false;
@@ -485,13 +502,8 @@ impl<P: Policy> Engine<P> {
         // The challenge ended the first INVITE's transaction, not the
         // dialog we are making: same Call-ID and tag, next CSeq.
         let a_source = call.a.peer.addr.ip();
-        let (bytes, key, ack) = self.invite_on(
-            id,
-            &mut leg,
-            (&offer, None, a_source),
-            media,
-            Some((header, value)),
-        );
+        let (bytes, key, ack) =
+            self.invite_on(id, &mut leg, (&offer, None, a_source), media, Some(&answer));
         let Some(fork) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) else {
             return false;
         };
@@ -501,8 +513,12 @@ impl<P: Policy> Engine<P> {
         fork.via = ack.via.clone();
         fork.cseq = ack.cseq;
         fork.authed = true;
+        // The challenge was an answer to the first INVITE, not this one:
+        // a carrier that challenges and goes quiet is left at setup time.
+        fork.heard = false;
         self.tx
             .send_request(key, peer, bytes, id, Some(ack), now.mono);
+        self.arm_setup(id, i, now);
         true
     }
 
@@ -560,6 +576,19 @@ impl<P: Policy> Engine<P> {
         if code == 100 {
             return;
         }
+        let challenged = matches!(code, 401 | 407);
+        if fork.authed && !challenged && !fork.auth_told {
+            fork.auth_told = true;
+            if let Some(trunk) = fork.route.trunk {
+                self.tell_trunk(id, trunk, TrunkOutcome::Accepted, now);
+            }
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(fork) = call.forks.get_mut(i) else {
+            return;
+        };
         if code < 200 {
             if !live || !fork.pending() {
                 if let Some(reason) = fork.cancel_pending.take() {
@@ -589,12 +618,18 @@ impl<P: Policy> Engine<P> {
             return self.on_b_answer(id, i, m, now);
         }
         // Failure: the client transaction already ACKed it.
-        if live && matches!(code, 401 | 407) && !fork.authed && self.retry_with_auth(id, i, &m, now)
-        {
+        if live && challenged && !fork.authed && self.retry_with_auth(id, i, &m, now) {
             return;
         }
-        if let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) {
-            f.failed = Some(code);
+        let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) else {
+            return;
+        };
+        f.failed = Some(code);
+        // A challenge we could not answer, or answered and got again: the
+        // trunk takes no call of ours until its credentials are fixed.
+        if let Some(trunk) = f.route.trunk.filter(|_| challenged) {
+            f.auth_rejected = true;
+            self.tell_trunk(id, trunk, TrunkOutcome::AuthRejected, now);
         }
         self.fork_failed(id, now);
     }
@@ -609,7 +644,10 @@ impl<P: Policy> Engine<P> {
             return;
         }
         let codes: Vec<u16> = call.forks.iter().filter_map(|f| f.failed).collect();
-        let retry = codes.iter().all(|c| matches!(c, 408 | 503));
+        let retry = call
+            .forks
+            .iter()
+            .all(|f| f.auth_rejected || f.failed.is_some_and(|c| matches!(c, 408 | 503)));
         if retry && !call.failover.is_empty() {
             let route = call.failover.remove(0);
             return self.add_fork(id, route, now);
@@ -634,11 +672,14 @@ impl<P: Policy> Engine<P> {
             c => c,
         };
         let silent = call.forks.iter().all(|f| !f.heard);
+        let auth_failed = call.forks.iter().all(|f| f.auth_rejected || !f.heard);
         let (key, tag) = (call.a_invite.clone(), call.a.local_tag.clone());
         call.result = code;
         self.respond_simple(&key, code, Some(&tag), now);
         let why = if silent {
             EndReason::CalleeUnreachable
+        } else if auth_failed {
+            EndReason::TrunkAuthFailed
         } else {
             EndReason::CalleeFailed
         };
@@ -771,17 +812,33 @@ impl<P: Policy> Engine<P> {
     }
 
     /// ACKs and ends an unwanted 2xx dialog from fork `i`.
+    /// A 2xx sent again (our ACK was lost) gets the same ACK again, and
+    /// no second BYE: the first is one transaction, retransmitted by the
+    /// transaction layer until answered.
     fn drop_fork(&mut self, id: CallId, i: usize, m: &Msg, now: Now) {
-        let Some(f) = self.calls.get(&id).and_then(|c| c.forks.get(i)) else {
+        let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) else {
             return;
         };
-        let (mut fork, cseq) = (f.leg.clone(), f.cseq);
-        learn_remote(&mut fork, m, true);
-        let (w, _) = fork.request(Method::Ack, Some(cseq));
-        self.tx.send_stateless(fork.peer, w.finish(None, b""));
-        let (w, key) = fork.request(Method::Bye, None);
-        self.tx
-            .send_request(key, fork.peer, w.finish(None, b""), 0, None, now.mono);
+        if let Some(ack) = f.dropped.clone() {
+            return self.tx.send_stateless(f.leg.peer, ack);
+        }
+        let cseq = f.cseq;
+        let leg = &mut f.leg;
+        learn_remote(leg, m, true);
+        let (w, _) = leg.request(Method::Ack, Some(cseq));
+        let ack = w.finish(None, b"");
+        let (w, key) = leg.request(Method::Bye, None);
+        let (peer, bye) = (leg.peer, w.finish(None, b""));
+        f.dropped = Some(ack.clone());
+        self.tx.send_stateless(peer, ack);
+        self.tx.send_request(key, peer, bye, 0, None, now.mono);
+    }
+
+    /// Tells the policy how trunk `trunk` did on call `id`.
+    fn tell_trunk(&mut self, id: CallId, trunk: usize, outcome: TrunkOutcome, now: Now) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            self.policy.trunk(&mut call.state, trunk, outcome, now);
+        }
     }
 
     pub(super) fn on_cancel(&mut self, m: Msg, src: Peer, now: Now) {
@@ -875,13 +932,18 @@ impl<P: Policy> Engine<P> {
         let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) else {
             return;
         };
-        if !f.pending() || (setup && f.heard) {
+        let early = f.setup_due.is_some_and(|due| now.mono < due);
+        if !f.pending() || (setup && (f.heard || early)) {
             return;
         }
         f.failed = Some(408);
+        let trunk = f.route.trunk.filter(|_| !f.heard);
         if setup {
             let key = f.invite.clone();
             self.tx.forget_client(&key);
+        }
+        if let Some(trunk) = trunk {
+            self.tell_trunk(id, trunk, TrunkOutcome::Silent, now);
         }
         self.fork_failed(id, now);
     }
@@ -907,6 +969,10 @@ fn early_prompt(
     Some((offer.answer(host, origin, &ours, &play), took))
 }
 
+/// Credentials for a request with a given body: the header's name and
+/// value (an `auth-int` answer hashes the body in).
+type Credentialed<'a> = dyn Fn(&[u8]) -> (&'static str, String) + 'a;
+
 const ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
 
 /// Takes B's tag, target and route set from a response that makes or
@@ -922,5 +988,8 @@ fn learn_remote(leg: &mut Leg, m: &Msg, confirm: bool) {
             leg.target = c.to_string();
         }
         leg.route = m.record_route.iter().rev().map(|r| r.to_string()).collect();
+        if leg.route.is_empty() {
+            leg.route.extend(leg.preload.iter().cloned());
+        }
     }
 }

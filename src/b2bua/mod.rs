@@ -59,6 +59,8 @@ enum CallTimer {
     /// A refusal prompt has played: send the final status.
     Refused(CallId),
     Cleanup(CallId),
+    /// A probe's answer is due (the policy's id of the probe).
+    Probe(u64),
 }
 
 /// A dialog's key, (Call-ID, our tag), borrowed from a message to look
@@ -103,6 +105,9 @@ pub struct Engine<P: Policy> {
     relays: WireMap<TxKey, Relay>,
     /// The policy's pings waiting for an answer, by transaction.
     probes: WireMap<TxKey, u64>,
+    /// Probes with a timeout of their own: the policy's id, the probe's
+    /// transaction and when its answer is due.
+    probes_due: std::collections::HashMap<u64, (TxKey, std::time::Instant)>,
     timers: Timers<CallTimer>,
     next_id: CallId,
     accepting: bool,
@@ -146,6 +151,7 @@ impl<P: Policy> Engine<P> {
             by_invite: Default::default(),
             relays: Default::default(),
             probes: Default::default(),
+            probes_due: Default::default(),
             timers: Timers::default(),
             next_id: 1,
             accepting: true,
@@ -340,6 +346,7 @@ impl<P: Policy> Engine<P> {
                 CallTimer::Warn(id) => self.on_warn(id),
                 CallTimer::Refused(id) => self.on_refused(id, now),
                 CallTimer::Cleanup(id) => self.forget(id),
+                CallTimer::Probe(id) => self.on_probe_timeout(id, now),
             }
         }
         self.end_silent(now);
@@ -409,8 +416,29 @@ impl<P: Policy> Engine<P> {
             method: Method::Options,
         };
         self.probes.insert(key.clone(), p.id);
+        if let Some(wait) = p.timeout {
+            let due = now.mono + wait;
+            self.probes_due.insert(p.id, (key.clone(), due));
+            self.timers.add(due, CallTimer::Probe(p.id));
+        }
         self.tx
             .send_request(key, p.route.peer, w.finish(None, b""), 0, None, now.mono);
+    }
+
+    /// A probe got no answer within its own timeout: missed, whatever its
+    /// transaction (64×T1) would say later.
+    fn on_probe_timeout(&mut self, id: u64, now: Now) {
+        let Some((key, due)) = self.probes_due.get(&id).cloned() else {
+            return;
+        };
+        if now.mono < due {
+            return; // an older probe's timer
+        }
+        self.probes_due.remove(&id);
+        if self.probes.remove(&key).is_some() {
+            self.tx.forget_client(&key);
+            self.policy.probed(id, None, now);
+        }
     }
 
     /// Stops taking new calls (SIGTERM).

@@ -83,6 +83,23 @@ pub struct Probe {
     pub id: u64,
     /// Where it goes.
     pub route: Route,
+    /// How long to wait for its answer before it counts as missed;
+    /// `None`: until its transaction times out (Timer F, 64×T1).
+    pub timeout: Option<Duration>,
+}
+
+/// How a trunk did on one of our INVITEs, told with [`Policy::trunk`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrunkOutcome {
+    /// It answered an INVITE we had authenticated with something other
+    /// than a challenge: its credentials are good.
+    Accepted,
+    /// It challenged the INVITE we had authenticated (wrong credentials),
+    /// or challenged one we have no credentials for.
+    AuthRejected,
+    /// It said nothing within the setup time or the transaction's: as
+    /// good as a missed ping.
+    Silent,
 }
 
 /// A next hop: Request-URI and the address it is sent to.
@@ -98,6 +115,17 @@ pub struct Route {
     /// How long the hop may stay silent (not even 100 Trying) before it
     /// counts as failed (408); `None`: until its transaction times out.
     pub setup: Option<Duration>,
+    /// The trunk it goes through (the policy's index), told back with
+    /// [`Policy::trunk`] so that the trunk's health and the call's
+    /// record learn how it went.
+    pub trunk: Option<usize>,
+    /// The hop as a Route entry (`<sip:host;lr>`) when it is an outbound
+    /// proxy: in-dialog requests carry it when the far end did not
+    /// record-route, so the proxy knows to pass them on.
+    pub proxy: Option<String>,
+    /// Route headers the INVITE itself carries (a registration's Path,
+    /// RFC 3327): `peer` is then the first of them.
+    pub preloaded: Vec<String>,
 }
 
 impl Route {
@@ -108,6 +136,9 @@ impl Route {
             peer,
             auth: None,
             setup: None,
+            trunk: None,
+            proxy: None,
+            preloaded: Vec::new(),
         }
     }
 }
@@ -165,6 +196,9 @@ pub enum EndReason {
     NoMedia,
     /// The relay had no ports for the call: refused (503) before it rang.
     NoMediaPorts,
+    /// Every trunk tried refused our credentials (a challenge to an
+    /// authenticated INVITE): the operator's configuration, not the callee.
+    TrunkAuthFailed,
 }
 
 impl EndReason {
@@ -182,6 +216,7 @@ impl EndReason {
             EndReason::Shutdown => "shutdown",
             EndReason::NoMedia => "no media",
             EndReason::NoMediaPorts => "no media ports",
+            EndReason::TrunkAuthFailed => "trunk refused our credentials",
         }
     }
 
@@ -330,6 +365,10 @@ pub trait Policy: Send {
 
     /// The final status a probe got, or `None` when it got none in time.
     fn probed(&mut self, _id: u64, _status: Option<u16>, _now: Now) {}
+
+    /// How the trunk `trunk` (a [`Route::trunk`]) did on call `call`'s
+    /// INVITE.
+    fn trunk(&mut self, _call: &mut Self::Call, _trunk: usize, _outcome: TrunkOutcome, _now: Now) {}
 
     /// Appends the policy's metrics in Prometheus text format.
     fn metrics(&self, _out: &mut String) {}

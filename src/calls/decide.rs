@@ -214,6 +214,7 @@ fn state_of(a: Admission, caller: Number, now: Now, table: &BindingTable) -> Cal
         lease: a.lease,
         settled: false,
         charged_at_answer: false,
+        refused_by: Vec::new(),
         confirmed: false,
         record: CallRecord {
             tenant: a.tenant,

@@ -92,6 +92,15 @@ impl Masking {
         }
         record.end_at = Some(now.unix_ms);
         record.reason = e.reason.as_str().to_string();
+        if e.reason == EndReason::TrunkAuthFailed {
+            // Which trunks: the operator's fix is in their entries.
+            let names: Vec<&str> = call
+                .refused_by
+                .iter()
+                .filter_map(|i| self.trunks.name(*i))
+                .collect();
+            record.reason = crate::text::cat(&[&record.reason, ": ", &names.join(", ")]);
+        }
         let answered = e.talk.is_some();
         if answered {
             record.ended_by = Some(e.reason.ended_by().to_string());

@@ -23,7 +23,9 @@ pub mod trunks;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::b2bua::policy::{Answer, CallId, Decision, Limit, Milestone, Offer, Policy, Screen};
+use crate::b2bua::policy::{
+    Answer, CallId, Decision, Limit, Milestone, Offer, Policy, Screen, TrunkOutcome,
+};
 use crate::bindings::{BindingId, BindingTable, Normaliser, Number, TenantId};
 use crate::config::Refusals;
 use crate::events::Hub;
@@ -105,6 +107,9 @@ pub struct CallState {
     pub charged_at_answer: bool,
     /// Whether the caller confirmed the answer.
     pub confirmed: bool,
+    /// Trunks that refused our credentials on this call (indexes), named
+    /// in the record when that is why it failed.
+    pub refused_by: Vec<usize>,
     /// The call record so far.
     pub record: CallRecord,
 }
@@ -311,6 +316,13 @@ impl Policy for Masking {
 
     fn probed(&mut self, id: u64, status: Option<u16>, _now: Now) {
         self.trunks.probed(id, status);
+    }
+
+    fn trunk(&mut self, call: &mut CallState, trunk: usize, outcome: TrunkOutcome, _now: Now) {
+        if outcome == TrunkOutcome::AuthRejected && !call.refused_by.contains(&trunk) {
+            call.refused_by.push(trunk);
+        }
+        self.trunks.outcome(trunk, outcome);
     }
 
     fn metrics(&self, out: &mut String) {

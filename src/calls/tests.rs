@@ -65,7 +65,10 @@ fn rig(conditions: Conditions) -> Rig {
                 auth: None,
                 asserted_caller: true,
                 options: None,
+                options_timeout: None,
+                down_after: 1,
                 setup: None,
+                outbound_proxy: true,
             }],
             refusals: cfg.refusals.clone(),
             normaliser: Normaliser {

@@ -1,13 +1,15 @@
 //! Outbound trunks: which carriers serve a number (prefixes), in what order
 //! a call tries them (priority, then weight at random), which are up (an
-//! OPTIONS ping answered lately), and who among the sources of requests is
-//! a trunk (trusted from any port, with its own caller-id setting).
+//! OPTIONS ping answered lately; a call's silence counts as a missed ping),
+//! which are degraded (our credentials refused: tried after the others),
+//! and who among the sources of requests is a trunk (trusted from any
+//! port, with its own caller-id setting).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::b2bua::policy::{Credentials, Probe, Route};
+use crate::b2bua::policy::{Credentials, Probe, Route, TrunkOutcome};
 use crate::metrics::metric;
 use crate::sip::Target;
 
@@ -30,8 +32,17 @@ pub struct Trunk {
     pub asserted_caller: bool,
     /// How often it is pinged; `None`: never (always up).
     pub options: Option<Duration>,
+    /// How long a ping waits for its answer; `None`: its transaction's
+    /// own timeout (64×T1).
+    pub options_timeout: Option<Duration>,
+    /// Missed pings in a row (a call it left unanswered counts as one)
+    /// that mark it down.
+    pub down_after: u32,
     /// How long it may stay silent on a call before the next is tried.
     pub setup: Option<Duration>,
+    /// It is a proxy: in-dialog requests to it carry a Route naming it
+    /// when the far end did not record-route.
+    pub outbound_proxy: bool,
 }
 
 impl Trunk {
@@ -39,15 +50,28 @@ impl Trunk {
         self.prefixes.is_empty() || self.prefixes.iter().any(|p| number.starts_with(p))
     }
 
-    fn route(&self, number: &str) -> Route {
+    fn route(&self, index: usize, number: &str) -> Route {
+        let transport = match self.target.peer.transport {
+            crate::sip::Transport::Tcp => ";transport=tcp",
+            crate::sip::Transport::Udp => "",
+        };
         Route {
             uri: crate::text::cat(&["sip:", number, "@", &self.target.host]),
             peer: self.target.peer,
             auth: self.auth.clone(),
             setup: self.setup,
+            trunk: Some(index),
+            proxy: self
+                .outbound_proxy
+                .then(|| crate::text::cat(&["<sip:", &self.target.host, transport, ";lr>"])),
+            preloaded: Vec::new(),
         }
     }
 }
+
+/// Challenges in a row to authenticated INVITEs that make a trunk
+/// degraded: tried only after every other trunk that serves a number.
+const DEGRADED_AFTER: u32 = 3;
 
 /// Health of one trunk.
 #[derive(Clone, Copy, Debug, Default)]
@@ -57,6 +81,18 @@ struct Health {
     next: Option<Instant>,
     /// A ping is out.
     waiting: bool,
+    /// Pings (or calls) in a row it left unanswered.
+    missed: u32,
+    /// Authenticated INVITEs in a row it challenged again.
+    auth_failures: u32,
+    /// Every such challenge since start, for the metric.
+    auth_failures_total: u64,
+}
+
+impl Health {
+    fn degraded(&self) -> bool {
+        self.auth_failures >= DEGRADED_AFTER
+    }
 }
 
 /// The trunks and their health.
@@ -86,10 +122,10 @@ impl Trunks {
     }
 
     /// Where a call to `number` goes: the trunks up that serve it, by
-    /// priority, weighted at random within one priority. Empty when none
-    /// serves it or all that do are down.
+    /// priority, weighted at random within one priority, degraded ones
+    /// last. Empty when none serves it or all that do are down.
     pub fn routes(&self, number: &str) -> Vec<Route> {
-        let mut up: Vec<(u32, f64, usize)> = self
+        let mut up: Vec<((bool, u32), f64, usize)> = self
             .list
             .iter()
             .enumerate()
@@ -98,12 +134,13 @@ impl Trunks {
             // (Efraimidis-Spirakis), so weight 200 goes first twice as often.
             .map(|(i, t)| {
                 let u: f64 = rand::random::<f64>().max(f64::MIN_POSITIVE);
-                (t.priority, u.powf(1.0 / f64::from(t.weight.max(1))), i)
+                let rank = (self.health[i].degraded(), t.priority);
+                (rank, u.powf(1.0 / f64::from(t.weight.max(1))), i)
             })
             .collect();
         up.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
         up.into_iter()
-            .map(|(_, _, i)| self.list[i].route(number))
+            .map(|(_, _, i)| self.list[i].route(i, number))
             .collect()
     }
 
@@ -121,27 +158,78 @@ impl Trunks {
             out.push(Probe {
                 id: i as u64,
                 route: Route::to(format!("sip:{}", t.target.host), t.target.peer),
+                timeout: t.options_timeout,
             });
         }
         out
     }
 
-    /// A ping's outcome: any answer means up, none means down.
+    /// A ping's outcome: any answer means up; `down_after` missed in a
+    /// row mean down.
     pub fn probed(&mut self, id: u64, status: Option<u16>) {
         let i = usize::try_from(id).unwrap_or(usize::MAX);
+        if let Some(h) = self.health.get_mut(i) {
+            h.waiting = false;
+        }
+        self.heard(i, status);
+    }
+
+    /// Whether trunk `i` answered (`Some`) a ping, or missed one.
+    fn heard(&mut self, i: usize, status: Option<u16>) {
         let (Some(t), Some(h)) = (self.list.get(i), self.health.get_mut(i)) else {
             return;
         };
-        h.waiting = false;
-        let down = status.is_none();
+        h.missed = match status {
+            Some(_) => 0,
+            None => h.missed.saturating_add(1),
+        };
+        let down = h.missed >= t.down_after.max(1);
         if down != h.down {
             if down {
-                tracing::warn!(trunk = %t.name, "trunk does not answer OPTIONS: skipped until it does");
+                tracing::warn!(trunk = %t.name, missed = h.missed, "trunk does not answer: skipped until it answers OPTIONS");
             } else {
                 tracing::info!(trunk = %t.name, status, "trunk answers OPTIONS again");
             }
         }
         h.down = down;
+    }
+
+    /// How trunk `i` did on a call's INVITE.
+    pub fn outcome(&mut self, i: usize, outcome: TrunkOutcome) {
+        let (Some(t), Some(h)) = (self.list.get(i), self.health.get_mut(i)) else {
+            return;
+        };
+        match outcome {
+            // Only a pinged trunk is marked down: pings bring it back.
+            TrunkOutcome::Silent if t.options.is_some() => self.heard(i, None),
+            TrunkOutcome::Silent => {}
+            TrunkOutcome::Accepted => {
+                if h.degraded() {
+                    tracing::info!(trunk = %t.name, "trunk takes our credentials again");
+                }
+                h.auth_failures = 0;
+            }
+            TrunkOutcome::AuthRejected => {
+                h.auth_failures = h.auth_failures.saturating_add(1);
+                h.auth_failures_total += 1;
+                // The first of a run, the one that degrades the trunk, then
+                // one in a thousand: a wrong password fails every call.
+                let n = h.auth_failures;
+                if n == 1 || n == DEGRADED_AFTER || n % 1000 == 0 {
+                    tracing::warn!(
+                        trunk = %t.name,
+                        in_a_row = n,
+                        degraded = h.degraded(),
+                        "trunk refused our credentials (check its username and password): failing over"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The name of trunk `i`.
+    pub fn name(&self, i: usize) -> Option<&str> {
+        self.list.get(i).map(|t| t.name.as_str())
     }
 
     /// `sipmask_trunk_up{trunk="..."}`.
@@ -163,6 +251,27 @@ impl Trunks {
             "Whether a trunk is up (answers OPTIONS, or is never pinged).",
             &rows,
         );
+        let per = |f: fn(&Health) -> u64| -> Vec<(&str, u64)> {
+            labels
+                .iter()
+                .zip(&self.health)
+                .map(|((l, _), h)| (l.as_str(), f(h)))
+                .collect()
+        };
+        metric(
+            out,
+            "sipmask_trunk_degraded",
+            "gauge",
+            "Whether a trunk refused our credentials lately (tried after the others).",
+            &per(|h| u64::from(h.degraded())),
+        );
+        metric(
+            out,
+            "sipmask_trunk_auth_failures_total",
+            "counter",
+            "Authenticated INVITEs a trunk challenged again (wrong credentials).",
+            &per(|h| h.auth_failures_total),
+        );
     }
 }
 
@@ -180,7 +289,10 @@ mod tests {
             auth: None,
             asserted_caller: true,
             options: Some(Duration::from_secs(30)),
+            options_timeout: None,
+            down_after: 1,
             setup: None,
+            outbound_proxy: true,
         }
     }
 

@@ -180,6 +180,19 @@ pub struct TrunkSection {
     /// Seconds between OPTIONS pings (0: never; the trunk is always up).
     #[serde(default = "thirty")]
     pub options_secs: u64,
+    /// Milliseconds a ping waits for its answer before it counts as
+    /// missed (0: the transaction's own 64×T1).
+    #[serde(default = "two_thousand")]
+    pub options_timeout_ms: u64,
+    /// Missed pings in a row (a call the trunk left silent counts as one)
+    /// that mark the trunk down.
+    #[serde(default = "one")]
+    pub options_down_after: u32,
+    /// The trunk is a proxy (RFC 3261 §8.1.2): in-dialog requests to it
+    /// carry `Route: <sip:address;lr>` when the far end did not
+    /// record-route, so that it passes them on.
+    #[serde(default = "yes")]
+    pub outbound_proxy: bool,
     /// Seconds the trunk may stay silent (not even 100 Trying) before a
     /// call fails over to the next trunk.
     #[serde(default = "five")]
@@ -200,6 +213,14 @@ fn hundred() -> u32 {
 
 fn thirty() -> u64 {
     30
+}
+
+fn two_thousand() -> u64 {
+    2000
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn five() -> u64 {

@@ -525,7 +525,10 @@ fn trunks_of(cfg: &Config) -> Result<Vec<crate::calls::trunks::Trunk>, ServerErr
             auth: None,
             asserted_caller: global,
             options: None,
+            options_timeout: None,
+            down_after: 1,
             setup: None,
+            outbound_proxy: true,
         });
     }
     for t in &cfg.trunks {
@@ -551,7 +554,11 @@ fn trunks_of(cfg: &Config) -> Result<Vec<crate::calls::trunks::Trunk>, ServerErr
                 c => c == "asserted",
             },
             options: secs(t.options_secs),
+            options_timeout: (t.options_timeout_ms > 0)
+                .then(|| Duration::from_millis(t.options_timeout_ms)),
+            down_after: t.options_down_after.max(1),
             setup: secs(t.setup_secs),
+            outbound_proxy: t.outbound_proxy,
         });
     }
     Ok(out)

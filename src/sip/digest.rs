@@ -42,9 +42,14 @@ impl Algorithm {
 
     /// The hash as lower-case hex.
     pub fn hash(self, data: &str) -> String {
+        self.hash_bytes(data.as_bytes())
+    }
+
+    /// The hex digest of raw bytes (a body, for `qop=auth-int`).
+    pub fn hash_bytes(self, data: &[u8]) -> String {
         match self {
-            Algorithm::Sha256 => sha256_hex(data.as_bytes()),
-            Algorithm::Md5 => md5_hex(data.as_bytes()),
+            Algorithm::Sha256 => sha256_hex(data),
+            Algorithm::Md5 => md5_hex(data),
         }
     }
 }
@@ -283,12 +288,13 @@ pub fn response(a: Algorithm, ha1: &str, c: &Credentials, method: &str) -> Strin
 }
 
 /// Answers a challenge as a client (our trunks' 401/407): the header
-/// value for `method` on `uri` with `user`/`password`, nc 1. `None` if the
-/// challenge is not a digest one we can answer.
+/// value for `method` on `uri` with `user`/`password`, nc 1, for a
+/// request whose body is `body` (hashed in with `qop=auth-int`, used
+/// when the challenge offers it and not `auth`). `None` if the challenge
+/// is not a digest one we can answer.
 pub fn answer(
     challenge: &str,
-    method: &str,
-    uri: &str,
+    (method, uri, body): (&str, &str, &[u8]),
     user: &str,
     password: &str,
 ) -> Option<String> {
@@ -313,18 +319,33 @@ pub fn answer(
     }
     let alg = Algorithm::parse(algorithm.as_deref())?;
     let ha1 = alg.hash(&format!("{user}:{realm}:{password}"));
-    let ha2 = alg.hash(&format!("{method}:{uri}"));
-    let auth = qop
-        .as_deref()
-        .is_some_and(|q| q.split(',').any(|x| x.trim().eq_ignore_ascii_case("auth")));
+    let offers = |name: &str| {
+        qop.as_deref()
+            .is_some_and(|q| q.split(',').any(|x| x.trim().eq_ignore_ascii_case(name)))
+    };
+    // RFC 3261 §22.4 / RFC 2617 §3.2.2.3: auth-int hashes the body in.
+    let chosen = if offers("auth") {
+        Some("auth")
+    } else if offers("auth-int") {
+        Some("auth-int")
+    } else {
+        None
+    };
+    let ha2 = match chosen {
+        Some("auth-int") => {
+            let body_hash = alg.hash_bytes(body);
+            alg.hash(&format!("{method}:{uri}:{body_hash}"))
+        }
+        _ => alg.hash(&format!("{method}:{uri}")),
+    };
     let mut v = format!(
         "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm={}",
         alg.as_str()
     );
-    let resp = if auth {
+    let resp = if let Some(q) = chosen {
         let cnonce = hex(&rand::random::<[u8; 8]>());
-        v.push_str(&format!(", qop=auth, nc=00000001, cnonce=\"{cnonce}\""));
-        alg.hash(&format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}"))
+        v.push_str(&format!(", qop={q}, nc=00000001, cnonce=\"{cnonce}\""));
+        alg.hash(&format!("{ha1}:{nonce}:00000001:{cnonce}:{q}:{ha2}"))
     } else {
         alg.hash(&format!("{ha1}:{nonce}:{ha2}"))
     };
@@ -395,7 +416,7 @@ mod tests {
         let n = Nonces::new(300);
         let ha1 = Ha1::new("alice", "sipmask", "pw");
         for ch in n.challenge("sipmask", BOTH, false, 1_000) {
-            let v = answer(&ch, "REGISTER", "sip:h", "alice", "pw").expect("answer");
+            let v = answer(&ch, ("REGISTER", "sip:h", b""), "alice", "pw").expect("answer");
             let c = parse_credentials(&v).expect("parse");
             assert_eq!(n.verify(&c, "REGISTER", "sipmask", &ha1, 2_000), Ok(()));
             let bad = Ha1::new("alice", "sipmask", "other");
@@ -422,7 +443,7 @@ mod tests {
         let other = Nonces::new(300);
         let ha1 = Ha1::new("alice", "sipmask", "pw");
         let ch = &other.challenge("sipmask", BOTH, false, 1_000)[0];
-        let v = answer(ch, "REGISTER", "sip:h", "alice", "pw").expect("answer");
+        let v = answer(ch, ("REGISTER", "sip:h", b""), "alice", "pw").expect("answer");
         let c = parse_credentials(&v).expect("parse");
         assert_eq!(
             n.verify(&c, "REGISTER", "sipmask", &ha1, 2_000),
@@ -442,11 +463,37 @@ mod tests {
         let n = Nonces::new(300);
         let ha1 = Ha1::new("alice", "sipmask", "pw");
         let ch = n.challenge("sipmask", BOTH, false, 1_000)[1].replace(", qop=\"auth\"", "");
-        let v = answer(&ch, "REGISTER", "sip:h", "alice", "pw").expect("answer");
+        let v = answer(&ch, ("REGISTER", "sip:h", b""), "alice", "pw").expect("answer");
         let c = parse_credentials(&v).expect("parse");
         assert_eq!(
             n.verify(&c, "REGISTER", "sipmask", &ha1, 2_000),
             Err(Failure::Unusable)
         );
+    }
+
+    /// RFC 2617 §3.2.2.3 by hand: with only `auth-int` offered, the
+    /// body's hash is part of H(A2), so a changed body fails.
+    #[test]
+    fn auth_int_hashes_the_body_in() {
+        let ch = "Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth-int\", algorithm=MD5";
+        let body = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\n";
+        let v = answer(ch, ("INVITE", "sip:+86139@carrier", body), "acct", "pw").expect("answer");
+        let c = parse_credentials(&v).expect("parse");
+        assert_eq!(c.qop.as_deref(), Some("auth-int"));
+        let md5 = Algorithm::Md5;
+        let ha1 = md5.hash("acct:carrier:pw");
+        let expect = |body: &[u8]| {
+            let ha2 = md5.hash(&format!(
+                "INVITE:sip:+86139@carrier:{}",
+                md5.hash_bytes(body)
+            ));
+            md5.hash(&format!("{ha1}:n1:00000001:{}:auth-int:{ha2}", c.cnonce))
+        };
+        assert_eq!(c.response, expect(body));
+        assert_ne!(c.response, expect(b"v=0\r\n"));
+        // Both offered: plain auth, the body left out.
+        let both = ch.replace("auth-int", "auth-int,auth");
+        let v = answer(&both, ("INVITE", "sip:x", body), "acct", "pw").expect("answer");
+        assert!(v.contains("qop=auth,"), "{v}");
     }
 }

@@ -527,6 +527,11 @@ pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Whether `;name` or `;name=value` is in a parameter list.
+pub fn param_present(params: &str, name: &str) -> bool {
+    pieces(params, b';').any(|p| before(p, b'=').trim_ascii().eq_ignore_ascii_case(name))
+}
+
 /// User part of a `sip:`/`sips:`/`tel:` URI.
 pub fn uri_user(uri: &str) -> Option<&str> {
     let rest = cut(uri, b':')?.1;

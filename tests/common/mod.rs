@@ -8,6 +8,7 @@ pub mod api;
 pub mod baresip;
 pub mod capture;
 pub mod hooks;
+pub mod kamailio;
 pub mod linphone;
 pub mod phone;
 
@@ -325,6 +326,11 @@ pub struct Dialog {
     pub remote_to: String,
     pub cseq: u32,
     pub branch: String,
+    /// Route set and remote target, once learnt with
+    /// [`Dialog::confirm_routed`] (through a proxy); until then in-dialog
+    /// requests go to `server` without Route.
+    pub route: Vec<String>,
+    pub remote_target: Option<String>,
 }
 
 static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -350,6 +356,8 @@ impl Dialog {
             remote_to: format!("<sip:{target}@{server}>"),
             cseq: 1,
             branch: format!("z9hG4bK{}", unique("a")),
+            route: Vec::new(),
+            remote_target: None,
         }
     }
 
@@ -359,13 +367,34 @@ impl Dialog {
              From: \"Alice Secret\" <sip:{user}@{me}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\n\
              CSeq: {cseq} {method}\r\nContact: <sip:{user}@{me}>\r\nMax-Forwards: 70\r\n\
              User-Agent: AliceSoftphone/1.0\r\nP-Asserted-Identity: <sip:{user}@{me}>\r\n\
-             Remote-Party-ID: <sip:{user}@{me}>;party=calling\r\n",
+             Remote-Party-ID: <sip:{user}@{me}>;party=calling\r\n{route}",
             me = self.me,
             user = self.user,
             tag = self.tag,
             to = self.remote_to,
             cid = self.call_id,
+            route = self
+                .route
+                .iter()
+                .map(|r| format!("Route: {r}\r\n"))
+                .collect::<String>(),
         )
+    }
+
+    /// Like [`Dialog::confirm`], and takes the route set (the 2xx's
+    /// Record-Route, reversed) and remote target (its Contact) too.
+    pub fn confirm_routed(&mut self, resp: &Sip) {
+        self.confirm(resp);
+        self.route = resp.headers("Record-Route");
+        self.route.reverse();
+        self.remote_target = resp.msg.contact.as_deref().map(str::to_string);
+    }
+
+    /// Request-URI of in-dialog requests.
+    fn in_dialog_uri(&self) -> String {
+        self.remote_target
+            .clone()
+            .unwrap_or_else(|| format!("sip:{}", self.server))
     }
 
     pub fn invite(&self) -> String {
@@ -388,7 +417,7 @@ impl Dialog {
     }
 
     pub fn ack(&self, cseq: u32) -> String {
-        let uri = format!("sip:{}", self.server);
+        let uri = self.in_dialog_uri();
         finish(
             self.base("ACK", &uri, cseq, &format!("z9hG4bK{}", unique("ack"))),
             "",
@@ -417,12 +446,14 @@ impl Dialog {
             remote_to: self.remote_to.clone(),
             cseq: self.cseq,
             branch: self.branch.clone(),
+            route: self.route.clone(),
+            remote_target: self.remote_target.clone(),
         }
     }
 
     pub fn request(&mut self, method: &str, body: &str) -> String {
         self.cseq += 1;
-        let uri = format!("sip:{}", self.server);
+        let uri = self.in_dialog_uri();
         finish(
             self.base(method, &uri, self.cseq, &format!("z9hG4bK{}", unique("r"))),
             body,

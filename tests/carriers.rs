@@ -1,0 +1,199 @@
+//! Carriers as they are: Debian's Kamailio (tests/carrier/carrier.cfg)
+//! plays the carrier's proxy on 127.0.0.5, in front of sipmask for the
+//! caller and behind it as its trunk, with the carrier's softswitch (a
+//! test agent) on 127.0.0.3 and callers on 127.0.0.2. One call crosses the
+//! proxy twice: caller → proxy → sipmask → proxy → softswitch.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::kamailio::{Behaviour, Kamailio};
+use common::*;
+
+const A: &str = "13800000000";
+const B: &str = "13900000000";
+const X: &str = "17000000000";
+
+/// sipmask with the AXB binding and the proxy as its trunk, and the proxy.
+async fn carrier(
+    b: Behaviour,
+    tweak: impl FnOnce(&mut sipmask::config::Config),
+) -> (Sut, Kamailio, Ua) {
+    let switch = Ua::bind("127.0.0.3").await;
+    let proxy: SocketAddr = format!("127.0.0.5:{}", free_port("127.0.0.5"))
+        .parse()
+        .expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), proxy);
+    cfg.sip.trusted.push("127.0.0.5/32".into());
+    tweak(&mut cfg);
+    add(&cfg, axb(A, X, B));
+    let sut = start(cfg, dir).await;
+    let k = Kamailio::start(proxy, sut.addr, switch.addr, b);
+    (sut, k, switch)
+}
+
+/// The softswitch's answer to `inv`: `code`, its Contact, the
+/// Record-Route copied (RFC 3261 §12.1.1) and an SDP for a 2xx.
+fn switch_reply(switch: &Ua, inv: &Sip, code: u16) -> String {
+    let mut extra = format!(
+        "Contact: <sip:bob@{}>\r\nServer: CarrierSwitch/9\r\n",
+        switch.addr
+    );
+    for rr in inv.headers("Record-Route") {
+        extra.push_str(&format!("Record-Route: {rr}\r\n"));
+    }
+    let body = if code == 200 {
+        sdp("bob", &switch.addr.ip().to_string())
+    } else {
+        String::new()
+    };
+    inv.reply(code, "switchtag", &extra, &body)
+}
+
+/// A request of the softswitch in the dialog `inv` made (it is the UAS):
+/// to the caller's Contact, along the INVITE's Record-Route in order.
+fn switch_request(switch: &Ua, inv: &Sip, method: &str, cseq: u32) -> String {
+    let target = inv.msg.contact.as_deref().expect("a Contact");
+    let mut out = format!(
+        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK{}\r\n\
+         From: {};tag=switchtag\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n",
+        switch.addr,
+        unique("sw"),
+        inv.msg.to,
+        inv.msg.from,
+        inv.msg.call_id
+    );
+    for rr in inv.headers("Record-Route") {
+        out.push_str(&format!("Route: {rr}\r\n"));
+    }
+    finish(out, "")
+}
+
+/// Where a request goes when it has Route headers: its first hop.
+fn first_hop(inv: &Sip, k: &Kamailio) -> SocketAddr {
+    if inv.headers("Record-Route").is_empty() {
+        inv.from
+    } else {
+        k.addr
+    }
+}
+
+/// Asserts nothing of the other party crosses: the caller sees neither
+/// the softswitch's address nor its dialog, the softswitch nothing of
+/// the caller.
+fn assert_no_leaks(caller: &Ua, d: &Dialog, switch: &Ua, inv: &Sip) {
+    let theirs = [
+        switch.addr.ip().to_string(),
+        "switchtag".into(),
+        "CarrierSwitch".into(),
+        "bob@".into(),
+        inv.msg.call_id.to_string(),
+        format!("+86{B}"),
+    ];
+    for got in &caller.seen {
+        for t in &theirs {
+            assert!(!got.contains(t.as_str()), "{t} reached the caller:\n{got}");
+        }
+    }
+    let ours = [
+        caller.addr.ip().to_string(),
+        d.tag.clone(),
+        d.call_id.clone(),
+        "Alice".into(),
+        A.into(),
+    ];
+    for got in &switch.seen {
+        for t in &ours {
+            assert!(
+                !got.contains(t.as_str()),
+                "{t} reached the softswitch:\n{got}"
+            );
+        }
+    }
+}
+
+/// A call both ways through a record-routing carrier: answered, ACKed
+/// (no 2xx resent), put on hold by the caller, hung up by the callee;
+/// every in-dialog request passes the proxy along its route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_through_a_record_routing_carrier_both_ways() {
+    let rr = Behaviour {
+        record_route: true,
+        ..Default::default()
+    };
+    let (sut, k, mut switch) = carrier(rr, |_| {}).await;
+    let _ = &sut;
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut d = Dialog::new(caller.addr, k.addr, A, X);
+    caller.send(k.addr, &d.invite()).await;
+
+    let inv = switch.expect_request("INVITE").await;
+    assert_eq!(inv.headers("Record-Route").len(), 1, "{}", inv.raw);
+    switch
+        .send(inv.from, &switch_reply(&switch, &inv, 180))
+        .await;
+    switch
+        .send(inv.from, &switch_reply(&switch, &inv, 200))
+        .await;
+    let ok = caller.expect_response(200).await;
+    // The caller's own proxy stays on its path, and only it.
+    let rrs = ok.headers("Record-Route");
+    assert_eq!(rrs.len(), 1, "{}", ok.raw);
+    assert!(
+        rrs[0].contains(&k.addr.to_string()) && rrs[0].contains(&d.tag),
+        "{}",
+        ok.raw
+    );
+    d.confirm_routed(&ok);
+    caller.send(k.addr, &d.ack(1)).await;
+    let ack = switch.expect_request("ACK").await;
+    assert!(
+        ack.raw.starts_with(&format!("ACK sip:bob@{}", switch.addr)),
+        "{}",
+        ack.raw
+    );
+    // Both ACKs went through: nobody resends a 2xx.
+    caller.expect_silence(Duration::from_millis(1200)).await;
+
+    // The caller puts the call on hold: a re-INVITE along its route.
+    let hold = d.request(
+        "INVITE",
+        &sdp(A, "127.0.0.2").replace("t=0 0\r\n", "t=0 0\r\na=sendonly\r\n"),
+    );
+    caller.send(k.addr, &hold).await;
+    let reinv = switch.expect_request("INVITE").await;
+    assert_eq!(reinv.msg.call_id, inv.msg.call_id);
+    assert!(
+        reinv
+            .raw
+            .starts_with(&format!("INVITE sip:bob@{}", switch.addr)),
+        "{}",
+        reinv.raw
+    );
+    switch
+        .send(reinv.from, &switch_reply(&switch, &reinv, 200))
+        .await;
+    caller.expect_response(200).await;
+    let cseq = d.cseq;
+    caller.send(k.addr, &d.ack(cseq)).await;
+    let ack = switch.expect_request("ACK").await;
+    assert_eq!(ack.msg.cseq, reinv.msg.cseq);
+
+    // The callee hangs up: its BYE along the INVITE's Record-Route.
+    let bye = switch_request(&switch, &inv, "BYE", 1);
+    switch.send(first_hop(&inv, &k), &bye).await;
+    let got = switch.expect_response(200).await;
+    assert_eq!(got.msg.cseq_method.as_ref(), "BYE");
+    let bye = caller.expect_request("BYE").await;
+    assert!(
+        bye.raw.starts_with(&format!("BYE sip:{A}@{}", caller.addr)),
+        "{}",
+        bye.raw
+    );
+    caller.send(k.addr, &bye.reply(200, "", "", "")).await;
+    switch.expect_silence(Duration::from_millis(600)).await;
+    assert_no_leaks(&caller, &d, &switch, &inv);
+}
