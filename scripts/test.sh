@@ -16,6 +16,7 @@ command -v curl >/dev/null 2>&1 || missing+=" curl"
 command -v baresip >/dev/null 2>&1 || missing+=" baresip"
 command -v linphone-daemon >/dev/null 2>&1 || missing+=" linphone-cli"
 command -v dumpcap >/dev/null 2>&1 || missing+=" tshark"
+command -v kamailio >/dev/null 2>&1 || missing+=" kamailio"
 if [ -n "$missing" ]; then
 	echo "installing$missing..."
 	$SUDO apt-get update -qq

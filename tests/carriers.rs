@@ -19,7 +19,7 @@ const X: &str = "17000000000";
 /// sipmask with the AXB binding and the proxy as its trunk, and the proxy.
 async fn carrier(
     b: Behaviour,
-    tweak: impl FnOnce(&mut sipmask::config::Config),
+    tweak: impl FnOnce(&mut sipmask::config::Config, SocketAddr),
 ) -> (Sut, Kamailio, Ua) {
     let switch = Ua::bind("127.0.0.3").await;
     let proxy: SocketAddr = format!("127.0.0.5:{}", free_port("127.0.0.5"))
@@ -28,7 +28,7 @@ async fn carrier(
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = config(dir.path(), proxy);
     cfg.sip.trusted.push("127.0.0.5/32".into());
-    tweak(&mut cfg);
+    tweak(&mut cfg, proxy);
     add(&cfg, axb(A, X, B));
     let sut = start(cfg, dir).await;
     let k = Kamailio::start(proxy, sut.addr, switch.addr, b);
@@ -124,7 +124,7 @@ async fn a_call_through_a_record_routing_carrier_both_ways() {
         record_route: true,
         ..Default::default()
     };
-    let (sut, k, mut switch) = carrier(rr, |_| {}).await;
+    let (sut, k, mut switch) = carrier(rr, |_, _| {}).await;
     let _ = &sut;
     let mut caller = Ua::bind("127.0.0.2").await;
     let mut d = Dialog::new(caller.addr, k.addr, A, X);
@@ -196,4 +196,173 @@ async fn a_call_through_a_record_routing_carrier_both_ways() {
     caller.send(k.addr, &bye.reply(200, "", "", "")).await;
     switch.expect_silence(Duration::from_millis(600)).await;
     assert_no_leaks(&caller, &d, &switch, &inv);
+}
+
+/// A carrier that does not record-route: sipmask's in-dialog requests go
+/// to it with `Route: <sip:carrier;lr>` (it is the trunk, an outbound
+/// proxy), which a standard proxy needs to pass them on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_dialog_requests_reach_the_callee_through_a_carrier_that_does_not_record_route() {
+    let (sut, _k, mut switch) = carrier(Behaviour::default(), |_, _| {}).await;
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut d = Dialog::new(caller.addr, sut.addr, A, X);
+    caller.send(sut.addr, &d.invite()).await;
+    let inv = switch.expect_request("INVITE").await;
+    assert!(inv.headers("Record-Route").is_empty(), "{}", inv.raw);
+    switch
+        .send(inv.from, &switch_reply(&switch, &inv, 200))
+        .await;
+    let ok = caller.expect_response(200).await;
+    d.confirm(&ok);
+    caller.send(sut.addr, &d.ack(1)).await;
+    let ack = switch.expect_request("ACK").await;
+    assert!(
+        ack.raw.starts_with(&format!("ACK sip:bob@{}", switch.addr)),
+        "{}",
+        ack.raw
+    );
+    let bye = d.request("BYE", "");
+    caller.send(sut.addr, &bye).await;
+    caller.expect_response(200).await;
+    let bye = switch.expect_request("BYE").await;
+    switch.send(bye.from, &bye.reply(200, "", "", "")).await;
+    switch.expect_silence(Duration::from_millis(800)).await;
+    assert_no_leaks(&caller, &d, &switch, &inv);
+}
+
+/// Trunks for the failover tests: `carrier` (the proxy, priority 1, with
+/// `password` as ours) and `backup` (a test agent on 127.0.0.7,
+/// priority 2).
+fn two_trunks(
+    proxy: SocketAddr,
+    backup: SocketAddr,
+    password: &str,
+    extra: &str,
+) -> Vec<sipmask::config::TrunkSection> {
+    let text = format!(
+        "[[trunks]]\nname = \"carrier\"\naddress = \"{proxy}\"\nprefixes = [\"+86\"]\noptions_secs = 0\n\
+         username = \"acct\"\npassword = \"{password}\"\n{extra}\n\
+         [[trunks]]\nname = \"backup\"\naddress = \"{backup}\"\npriority = 2\noptions_secs = 0\n"
+    );
+    sipmask::config::Config::from_toml(&text, "trunks.toml")
+        .expect("trunks")
+        .trunks
+}
+
+async fn metrics(sut: &Sut) -> String {
+    let api = sut.server.api_addr.expect("api");
+    http(api, "GET", "/metrics", None, None).await.body
+}
+
+/// The carrier checks our digest answer for real: with the wrong password
+/// the call fails over to the next trunk, the failures are counted, the
+/// record names the trunks, and after three in a row the carrier is
+/// degraded (tried after the backup).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_trunk_password_fails_over_and_is_counted_and_recorded() {
+    let mut backup = Ua::bind("127.0.0.7").await;
+    let checks = Behaviour {
+        password: Some("right-pw"),
+        ..Default::default()
+    };
+    let backup_addr = backup.addr;
+    let (sut, _k, mut switch) = carrier(checks, |c, proxy| {
+        c.sip.trunk = String::new();
+        c.trunks = two_trunks(proxy, backup_addr, "wrong-pw", "");
+    })
+    .await;
+    // 1: refused by the carrier, answered by the backup.
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let d = Dialog::new(caller.addr, sut.addr, A, X);
+    caller.send(sut.addr, &d.invite()).await;
+    answer(&mut backup, "bk").await;
+    caller.expect_response(200).await;
+    let m = metrics(&sut).await;
+    assert!(
+        m.contains("sipmask_trunk_auth_failures_total{trunk=\"carrier\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("sipmask_trunk_degraded{trunk=\"carrier\"} 0"),
+        "{m}"
+    );
+    // 2 and 3: the backup challenges too (we have no credentials for it):
+    // the caller gets 503, and the record says why and which trunks.
+    for _ in 0..2 {
+        let mut caller = Ua::bind("127.0.0.2").await;
+        let d = Dialog::new(caller.addr, sut.addr, A, X);
+        caller.send(sut.addr, &d.invite()).await;
+        let inv = backup.expect_request("INVITE").await;
+        let challenge =
+            "Proxy-Authenticate: Digest realm=\"backup\", nonce=\"n\", algorithm=MD5\r\n";
+        backup
+            .send(inv.from, &inv.reply(407, "bk", challenge, ""))
+            .await;
+        caller.expect_response(503).await;
+    }
+    let m = metrics(&sut).await;
+    assert!(
+        m.contains("sipmask_trunk_auth_failures_total{trunk=\"carrier\"} 3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("sipmask_trunk_degraded{trunk=\"carrier\"} 1"),
+        "{m}"
+    );
+    let mut reasons = Vec::new();
+    for _ in 0..100 {
+        reasons = operator_calls(sut.dir.path())
+            .into_iter()
+            .map(|r| r.reason)
+            .collect();
+        if reasons.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = "trunk refused our credentials: carrier, backup";
+    assert_eq!(
+        reasons.iter().filter(|r| r.as_str() == refused).count(),
+        2,
+        "{reasons:?}"
+    );
+    // 4: degraded, the carrier is tried only after the backup.
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let d = Dialog::new(caller.addr, sut.addr, A, X);
+    caller.send(sut.addr, &d.invite()).await;
+    answer(&mut backup, "bk").await;
+    caller.expect_response(200).await;
+    switch.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// A carrier that dies is marked down within one ping interval plus the
+/// probes' own timeouts, not 32 s of Timer F later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_killed_is_down_within_its_probe_timeouts() {
+    let (sut, mut k, _switch) = carrier(Behaviour::default(), |c, proxy| {
+        c.sip.trunk = String::new();
+        let extra = "options_timeout_ms = 300\noptions_down_after = 2\n";
+        c.trunks = two_trunks(proxy, "127.0.0.7:9".parse().expect("addr"), "pw", extra);
+        c.trunks[0].options_secs = 1;
+    })
+    .await;
+    let up = "sipmask_trunk_up{trunk=\"carrier\"} 1";
+    let down = "sipmask_trunk_up{trunk=\"carrier\"} 0";
+    // Up once its first ping is answered (it answers OPTIONS itself).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(metrics(&sut).await.contains(up));
+    k.kill();
+    let killed = std::time::Instant::now();
+    while !metrics(&sut).await.contains(down) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "still up after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // options_secs + options_timeout_ms × options_down_after = 1.6 s, and
+    // a little for the loaded machine.
+    let took = killed.elapsed();
+    eprintln!("carrier down {took:?} after it was killed");
+    assert!(took < Duration::from_millis(2600), "down after {took:?}");
 }

@@ -288,10 +288,11 @@ pub struct Fork {
     pub auth_rejected: bool,
     /// Its trunk was told it took our credentials.
     pub auth_told: bool,
-    /// The ACK sent for a 2xx of it that nobody wanted (a fork that lost,
-    /// a 2xx that crossed a CANCEL), re-sent when the 2xx is; its BYE is
+    /// The ACKs sent for 2xx of it that nobody wanted (a fork that lost,
+    /// a 2xx that crossed a CANCEL, a second dialog of a forking proxy),
+    /// by the 2xx's To tag: re-sent when the 2xx is; the BYE of each is
     /// one transaction, sent once.
-    pub dropped: Option<Bytes>,
+    pub dropped: Vec<(String, Bytes)>,
 }
 
 impl Fork {

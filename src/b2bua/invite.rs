@@ -385,7 +385,7 @@ impl<P: Policy> Engine<P> {
             setup_due: None,
             auth_rejected: false,
             auth_told: false,
-            dropped: None,
+            dropped: Vec::new(),
         };
         (fork, bytes, ack)
     }
@@ -653,11 +653,12 @@ impl<P: Policy> Engine<P> {
             return self.add_fork(id, route, now);
         }
         // RFC 3261 16.7: a 6xx wins; else the lowest status; a 408 we made
-        // up for a silent target only when no target said anything.
+        // up for a silent target only when no target said anything, a
+        // trunk's refusal of our credentials only when no callee did.
         let heard: Vec<u16> = call
             .forks
             .iter()
-            .filter(|f| f.heard)
+            .filter(|f| f.heard && !f.auth_rejected)
             .filter_map(|f| f.failed)
             .collect();
         let codes = if heard.is_empty() { codes } else { heard };
@@ -819,17 +820,18 @@ impl<P: Policy> Engine<P> {
         let Some(f) = self.calls.get_mut(&id).and_then(|c| c.forks.get_mut(i)) else {
             return;
         };
-        if let Some(ack) = f.dropped.clone() {
-            return self.tx.send_stateless(f.leg.peer, ack);
+        let tag = m.to_tag.as_deref().unwrap_or_default();
+        if let Some((_, ack)) = f.dropped.iter().find(|(t, _)| t == tag) {
+            return self.tx.send_stateless(f.leg.peer, ack.clone());
         }
-        let cseq = f.cseq;
-        let leg = &mut f.leg;
-        learn_remote(leg, m, true);
-        let (w, _) = leg.request(Method::Ack, Some(cseq));
+        // A copy: the fork's own dialog may be the call's callee leg.
+        let mut leg = f.leg.clone();
+        learn_remote(&mut leg, m, true);
+        let (w, _) = leg.request(Method::Ack, Some(f.cseq));
         let ack = w.finish(None, b"");
         let (w, key) = leg.request(Method::Bye, None);
         let (peer, bye) = (leg.peer, w.finish(None, b""));
-        f.dropped = Some(ack.clone());
+        f.dropped.push((tag.to_string(), ack.clone()));
         self.tx.send_stateless(peer, ack);
         self.tx.send_request(key, peer, bye, 0, None, now.mono);
     }

@@ -68,6 +68,7 @@ impl Policy for Route1 {
         let route = |a: &str| super::Route {
             auth: auth.clone(),
             setup: self.setup,
+            trunk: Some(0),
             ..super::Route::to(format!("sip:callee@{a}"), peer(a))
         };
         let mut targets: Vec<_> = self.forks.iter().map(|a| route(a)).collect();
@@ -854,4 +855,84 @@ fn relayed_invite(out: Vec<Out>) -> Out {
     let inv = to_b.remove(0);
     assert_eq!(inv.to, peer(B));
     inv
+}
+
+/// The 407 of a carrier that asks for credentials, for `inv`.
+fn challenge(inv: &Msg) -> String {
+    reply(inv, 407, B_TAG).replace(
+        "Content-Length: 0",
+        "Proxy-Authenticate: Digest realm=\"carrier\", nonce=\"n1\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0",
+    )
+}
+
+#[test]
+fn a_carrier_that_challenges_then_goes_quiet_is_left_at_the_setup_time() {
+    let mut r = Rig::new(Route1 {
+        auth: true,
+        failover: vec![C],
+        setup: Some(Duration::from_secs(2)),
+        ..Default::default()
+    });
+    let first = r.offer();
+    r.advance(Duration::from_millis(1500));
+    r.take(); // its retransmissions
+    r.send(B, &challenge(&first.msg));
+    let (inv, _) = invites(r.take());
+    assert_eq!(inv.len(), 1, "the INVITE with credentials");
+    // The first INVITE's setup time passes: the second has its own.
+    r.advance(Duration::from_millis(1000));
+    let (inv, _) = invites(r.take());
+    assert!(inv.iter().all(|o| o.to != peer(C)), "{:?}", raws(&inv));
+    r.advance(Duration::from_millis(1100));
+    let (inv, _) = invites(r.take());
+    let to_c = inv.iter().filter(|o| o.to == peer(C)).count();
+    assert_eq!(to_c, 1, "failed over: {:?}", raws(&inv));
+}
+
+#[test]
+fn credentials_refused_fail_over_to_the_next_trunk() {
+    let mut r = Rig::new(Route1 {
+        auth: true,
+        failover: vec![C],
+        ..Default::default()
+    });
+    let first = r.offer();
+    r.send(B, &challenge(&first.msg));
+    let (mut inv, _) = invites(r.take());
+    let second = inv.remove(0);
+    r.send(B, &challenge(&second.msg));
+    let (inv, rest) = invites(r.take());
+    assert!(rest.iter().all(|o| o.to != peer(A)), "{:?}", raws(&rest));
+    assert_eq!(inv.len(), 1);
+    assert_eq!(inv[0].to, peer(C));
+    r.send(C, &reply(&inv[0].msg, 486, "ct"));
+    let out = r.take();
+    assert!(out.iter().any(|o| o.to == peer(A) && o.code() == Some(486)));
+}
+
+/// A 2xx of a fork nobody wants, sent again because our ACK was lost, gets
+/// the same ACK again; its BYE is one transaction, never a second one.
+#[test]
+fn a_losing_forks_2xx_sent_again_gets_the_same_ack_and_one_bye() {
+    let mut r = Rig::new(Route1 {
+        forks: vec![B, C],
+        ..Default::default()
+    });
+    r.send(A, &invite());
+    let (inv, _) = invites(r.take());
+    let at = |p: &str| inv.iter().find(|o| o.to == peer(p)).expect("fork");
+    r.send(B, &reply(&at(B).msg, 200, B_TAG));
+    r.take();
+    let late = reply(&at(C).msg, 200, "ct");
+    r.send(C, &late);
+    let out = r.take();
+    let to_c: Vec<&Out> = out.iter().filter(|o| o.to == peer(C)).collect();
+    let methods: Vec<&str> = to_c.iter().map(|o| o.method()).collect();
+    assert_eq!(methods, ["ACK", "BYE"], "{:?}", raws(&out));
+    let ack = to_c[0].raw.clone();
+    for _ in 0..3 {
+        r.send(C, &late);
+        let again = r.one(C);
+        assert_eq!(again.raw, ack);
+    }
 }

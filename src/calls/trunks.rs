@@ -184,6 +184,12 @@ impl Trunks {
             None => h.missed.saturating_add(1),
         };
         let down = h.missed >= t.down_after.max(1);
+        if h.missed > 0 && !down {
+            // Missed but not yet down: ask again now rather than a whole
+            // interval later, so it is down within one interval plus
+            // `down_after` timeouts.
+            h.next = None;
+        }
         if down != h.down {
             if down {
                 tracing::warn!(trunk = %t.name, missed = h.missed, "trunk does not answer: skipped until it answers OPTIONS");
@@ -358,5 +364,47 @@ mod tests {
         let mut m = String::new();
         t.metrics(&mut m);
         assert!(m.contains("sipmask_trunk_up{trunk=\"a\"} 1"), "{m}");
+    }
+
+    #[test]
+    fn missed_pings_and_silent_calls_count_toward_down_after() {
+        let mut a = trunk("a", "10.0.0.1:5060", &[], 1, 100);
+        a.down_after = 2;
+        let mut t = Trunks::new(vec![a, trunk("b", "10.0.0.2:5060", &[], 2, 100)]);
+        let now = Instant::now();
+        assert_eq!(t.probes(now).len(), 2);
+        t.probed(0, None);
+        assert_eq!(hosts(&t.routes("+86")), ["10.0.0.1:5060", "10.0.0.2:5060"]);
+        // One miss: asked again at once, not an interval later.
+        assert_eq!(t.probes(now).len(), 1);
+        // A call it left silent is the second miss: down.
+        t.outcome(0, TrunkOutcome::Silent);
+        assert_eq!(hosts(&t.routes("+86")), ["10.0.0.2:5060"]);
+        t.probed(0, Some(200));
+        assert_eq!(hosts(&t.routes("+86")), ["10.0.0.1:5060", "10.0.0.2:5060"]);
+    }
+
+    #[test]
+    fn refused_credentials_degrade_a_trunk_until_it_takes_them() {
+        let mut t = Trunks::new(vec![
+            trunk("a", "10.0.0.1:5060", &[], 1, 100),
+            trunk("b", "10.0.0.2:5060", &[], 2, 100),
+        ]);
+        for _ in 0..DEGRADED_AFTER - 1 {
+            t.outcome(0, TrunkOutcome::AuthRejected);
+        }
+        assert_eq!(hosts(&t.routes("+86"))[0], "10.0.0.1:5060");
+        t.outcome(0, TrunkOutcome::AuthRejected);
+        // Degraded: still tried, after the others.
+        assert_eq!(hosts(&t.routes("+86")), ["10.0.0.2:5060", "10.0.0.1:5060"]);
+        let mut m = String::new();
+        t.metrics(&mut m);
+        assert!(
+            m.contains("sipmask_trunk_auth_failures_total{trunk=\"a\"} 3"),
+            "{m}"
+        );
+        assert!(m.contains("sipmask_trunk_degraded{trunk=\"a\"} 1"), "{m}");
+        t.outcome(0, TrunkOutcome::Accepted);
+        assert_eq!(hosts(&t.routes("+86"))[0], "10.0.0.1:5060");
     }
 }
