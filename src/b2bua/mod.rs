@@ -291,6 +291,18 @@ impl<P: Policy> Engine<P> {
                 Screen::Drop => return,
             }
         }
+        // RFC 3261 §8.2.2.3: an extension the request requires and we do
+        // not have is refused, never ignored (ACK and CANCEL take none).
+        let checked = m
+            .method()
+            .is_some_and(|x| !matches!(x, Method::Ack | Method::Cancel));
+        if let Some(tags) = checked.then(|| m.unsupported(REQUIRABLE)).flatten() {
+            let tag = crate::ids::token();
+            let headers = [("Unsupported", tags)];
+            return self
+                .tx
+                .reply_stateless(&m, src, 420, "Bad Extension", &tag, &headers);
+        }
         match m.method().cloned() {
             None => self.on_response(m, now),
             Some(Method::Cancel) => self.on_cancel(m, src, now),
@@ -704,6 +716,10 @@ pub fn media_warnings_held_back() -> u64 {
 /// through PRACK; RFC 4028 session timers, through Session-Expires, Min-SE
 /// and UPDATE), for Supported and Require.
 pub const OPTION_TAGS: &[&str] = &["100rel", "timer"];
+
+/// Option tags a request may require of us: those we carry end to end,
+/// and Path on a REGISTER (RFC 3327), which the registrar honours.
+pub const REQUIRABLE: &[&str] = &["100rel", "timer", "path"];
 
 /// Body types that cross, for Accept.
 pub const ACCEPT: &[&str] = &[

@@ -188,6 +188,8 @@ pub struct Msg {
     pub expires: Option<u32>,
     /// Headers from [`RELAYED_HEADERS`], as (canonical name, value).
     pub relayed: Vec<(&'static str, Piece)>,
+    /// Proxy-Require values (option tags a proxy must support).
+    pub proxy_require: Vec<Piece>,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -226,6 +228,7 @@ impl Msg {
             contacts: Vec::new(),
             expires: None,
             relayed: Vec::new(),
+            proxy_require: Vec::new(),
             body: Vec::new(),
         }
     }
@@ -254,8 +257,20 @@ impl Msg {
                 _ => "Max-Forwards",
             }));
         }
+        // RFC 4475 §3.1.2.6/§3.1.2.13: an empty Via element or parameter,
+        // or a quote or bracket left open, is no header: echoing it would
+        // send our answer's tag into the open quote.
+        let malformed = match h {
+            Name::Via => !v.split(',').all(well_formed_via),
+            Name::From | Name::To | Name::Contact | Name::RecordRoute => !balanced(v),
+            _ => false,
+        };
+        if malformed {
+            return Err(SipError::Header(h.canonical()));
+        }
         match h {
             Name::Via => self.vias.extend(split_commas(v).map(piece)),
+            Name::ProxyRequire => self.proxy_require.push(piece(v)),
             Name::From => {
                 self.from = piece(v);
                 self.from_tag = param(after_uri(v), "tag").map(piece);
@@ -302,6 +317,26 @@ impl Msg {
             Name::ContentLength => {}
         }
         Ok(())
+    }
+
+    /// Option tags the request requires (Require, and Proxy-Require:
+    /// sipmask is the proxy and the UAS both) that are not in `supported`,
+    /// as an `Unsupported` value; `None` when every one is.
+    pub fn unsupported(&self, supported: &[&str]) -> Option<String> {
+        let required = self
+            .relayed
+            .iter()
+            .filter(|(n, _)| *n == "Require")
+            .map(|(_, v)| v)
+            .chain(&self.proxy_require);
+        let mut missing: Vec<&str> = Vec::new();
+        for tag in required.flat_map(|v| v.split(',')).map(str::trim_ascii) {
+            let known = supported.iter().any(|s| s.eq_ignore_ascii_case(tag));
+            if !tag.is_empty() && !known && !missing.contains(&tag) {
+                missing.push(tag);
+            }
+        }
+        (!missing.is_empty()).then(|| missing.join(", "))
     }
 
     pub(super) fn check(&mut self) -> Result<(), SipError> {
@@ -388,6 +423,47 @@ pub fn parse_via(via: &Piece) -> Option<TopVia> {
         rport: pieces(params, b';')
             .any(|p| before(p, b'=').trim_ascii().eq_ignore_ascii_case("rport")),
     })
+}
+
+/// One Via element as RFC 3261 §20.42 has it: `SIP/2.0/transport`, a
+/// sent-by, and parameters each with a name.
+fn well_formed_via(v: &str) -> bool {
+    let v = v.trim_ascii();
+    let Some(sp) = v.bytes().position(|b| b == b' ' || b == b'\t') else {
+        return false;
+    };
+    let proto = v[..sp].as_bytes();
+    if proto.len() < 9 || !proto[..8].eq_ignore_ascii_case(b"SIP/2.0/") {
+        return false;
+    }
+    let rest = v[sp + 1..].trim_ascii();
+    let mut parts = rest.split(';');
+    let sent_by = parts.next().unwrap_or("").trim_ascii();
+    !sent_by.is_empty()
+        && split_host_port(sent_by).is_some()
+        && parts.all(|p| !before(p, b'=').trim_ascii().is_empty())
+}
+
+/// Quotes closed and angle brackets paired (outside quotes) in a
+/// name-addr list.
+fn balanced(v: &str) -> bool {
+    let (mut quoted, mut escaped, mut depth) = (false, false, 0i32);
+    for c in v.bytes() {
+        if std::mem::take(&mut escaped) {
+            continue;
+        }
+        match c {
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => depth += 1,
+            b'>' if !quoted => depth -= 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    !quoted && depth == 0
 }
 
 fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {

@@ -30,6 +30,11 @@ pub enum SipError {
     /// A mandatory header is missing or malformed.
     #[error("missing or malformed {0} header")]
     Header(&'static str),
+    /// A request read well enough to be answered with this status: 501
+    /// for a method we do not implement, 505 for another SIP version, 416
+    /// for a Request-URI scheme we do not serve.
+    #[error("{1} ({0})")]
+    Status(u16, &'static str),
     /// Over the configured size.
     #[error("message of {size} bytes exceeds the limit of {limit}")]
     TooLarge {

@@ -28,6 +28,7 @@ pub(super) enum Name {
     RAck,
     Authorization,
     ProxyAuthorization,
+    ProxyRequire,
     /// `WWW-Authenticate` or `Proxy-Authenticate`.
     Challenge,
     Expires,
@@ -50,11 +51,27 @@ const NAMES: &[(&str, Name)] = &[
     ("RAck", Name::RAck),
     ("Authorization", Name::Authorization),
     ("Proxy-Authorization", Name::ProxyAuthorization),
+    ("Proxy-Require", Name::ProxyRequire),
     ("WWW-Authenticate", Name::Challenge),
     ("Proxy-Authenticate", Name::Challenge),
     ("Expires", Name::Expires),
     ("P-Asserted-Identity", Name::Asserted),
 ];
+
+impl Name {
+    /// The header's name as errors spell it.
+    pub(super) fn canonical(self) -> &'static str {
+        match self {
+            Name::Relayed(n) => n,
+            Name::Challenge => "WWW-Authenticate",
+            Name::Contact => "Contact",
+            other => NAMES
+                .iter()
+                .find(|(_, h)| *h == other)
+                .map_or("header", |(n, _)| n),
+        }
+    }
+}
 
 /// The header a wire name stands for (case-insensitive; compact forms of
 /// RFC 3261 section 7.3.3 and its extensions), `None` for one we skip.
@@ -233,8 +250,18 @@ fn start_line(text: &Arc<str>, line: &str) -> Result<Start, SipError> {
             .ok_or_else(|| bad("status code is not three digits from 100 to 699"))?;
         return Ok(Start::Response { code });
     }
-    let method = Method::known(first).ok_or_else(|| bad("unknown method"))?;
+    let method = match Method::known(first) {
+        Some(m) => m,
+        // Any RFC 3261 token is a method, one we do not implement.
+        None if !first.is_empty() && first.bytes().all(is_token_char) => {
+            return Err(SipError::Status(501, "method not implemented"))
+        }
+        None => return Err(bad("request line has no method")),
+    };
     if !third.eq_ignore_ascii_case("SIP/2.0") {
+        if third.len() > 4 && third.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
+            return Err(SipError::Status(505, "SIP version not supported"));
+        }
         return Err(bad("request line does not end in SIP/2.0"));
     }
     let uri = second.trim_ascii();
@@ -250,9 +277,13 @@ fn start_line(text: &Arc<str>, line: &str) -> Result<Start, SipError> {
 /// Checks a Request-URI (`scheme:` and, for SIP, a host) and returns its
 /// user part, percent-decoded, without password or user parameters.
 fn request_user(uri: &str) -> Result<Option<Cow<'_, str>>, SipError> {
+    // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986).
     let (scheme, rest) = cut(uri, b':')
         .filter(|(s, r)| {
-            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphabetic()) && !r.is_empty()
+            s.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+                && !r.is_empty()
         })
         .ok_or_else(|| bad("Request-URI has no scheme"))?;
     let rest = before(rest, b'?');
@@ -261,7 +292,7 @@ fn request_user(uri: &str) -> Result<Option<Cow<'_, str>>, SipError> {
         return Ok(Some(decode(number)));
     }
     if !(scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")) {
-        return Ok(None);
+        return Err(SipError::Status(416, "Request-URI scheme not served"));
     }
     let (userinfo, hostport) = match rat(rest, b'@') {
         Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
@@ -282,6 +313,15 @@ fn request_user(uri: &str) -> Result<Option<Cow<'_, str>>, SipError> {
         return Err(bad("Request-URI has no valid host"));
     }
     Ok(userinfo.map(|u| decode(before(before(u, b':'), b';'))))
+}
+
+/// RFC 3261 §25.1 `token` characters.
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
 
 fn is_port(p: &str) -> bool {
@@ -332,6 +372,44 @@ mod tests {
              From: <sip:a@a.example>;tag=1\r\nTo: <sip:b@b.example>\r\n\
              Call-ID: c1\r\nCSeq: 2 {method}\r\nContent-Length: 0\r\n\r\n"
         )
+    }
+
+    /// RFC 4475: what is a method, a scheme or a version we do not serve
+    /// is answered with its own status, not 400.
+    #[test]
+    fn tokens_schemes_and_versions_we_lack_carry_their_status() {
+        let status = |line: &str| match Msg::parse(head(line).as_bytes(), true) {
+            Err(SipError::Status(code, _)) => code,
+            Err(_) => 400,
+            Ok(_) => 200,
+        };
+        assert_eq!(status("RE%47IST%45R sip:b@b.example SIP/2.0"), 501);
+        assert_eq!(status("!odd-Method_*+`.%~' sip:b@b.example SIP/2.0"), 501);
+        assert_eq!(status("BYE€ sip:b@b.example SIP/2.0"), 400);
+        assert_eq!(status("OPTIONS soap.beep://192.0.2.1 SIP/2.0"), 416);
+        assert_eq!(status("OPTIONS 1soap:x SIP/2.0"), 400);
+        assert_eq!(status("OPTIONS sip:b@b.example SIP/7.0"), 505);
+        assert_eq!(status("OPTIONS tel:+8613900000000 SIP/2.0"), 200);
+    }
+
+    #[test]
+    fn empty_via_parts_and_open_quotes_are_malformed() {
+        let with = |extra: &str| {
+            let text = head("OPTIONS sip:b@b.example SIP/2.0")
+                .replace("Content-Length", &format!("{extra}\r\nContent-Length"));
+            Msg::parse(text.as_bytes(), true)
+        };
+        assert!(with("Via: ;").is_err());
+        assert!(with("Via: SIP/2.0/UDP h;;branch=z9hG4bKx").is_err());
+        assert!(with("Via: SIP/2.0/UDP h;branch=z9hG4bKx,,SIP/2.0/UDP g").is_err());
+        assert!(with("Contact: \"open <sip:a@h>").is_err());
+        assert!(with("Record-Route: <sip:p;lr").is_err());
+        let ok = with(
+            "Via: SIP/2.0/UDP h:5070;branch=z9hG4bKx;rport\r\nContact: \"a \\\" b\" <sip:a@h>",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let m = with("Require: timer, Foo\r\nProxy-Require: bar").expect("parses");
+        assert_eq!(m.unsupported(&["timer"]).as_deref(), Some("Foo, bar"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::framing::{next_frame, Frame};
 use super::guard::{Closed, Guard, Slot, TcpLimits};
-use super::{Method, Msg, Peer, SipError, Transport};
+use super::{Msg, Peer, SipError, Transport};
 use crate::datagrams::{self, Inbox};
 
 thread_local! {
@@ -418,21 +418,16 @@ impl Net {
             Ok(m) => self.sink.deliver(m, data, peer, self),
             Err(err) => {
                 tracing::debug!(error = %err, %peer, "bad message");
-                let code = if unknown_method(data) { 501 } else { 400 };
+                let code = match err {
+                    SipError::Status(code, _) => code,
+                    _ => 400,
+                };
                 if let Some(reply) = raw_error_reply(data, code) {
                     self.send(peer, reply);
                 }
             }
         }
     }
-}
-
-/// Whether `data` starts like a request whose method we do not know.
-fn unknown_method(data: &[u8]) -> bool {
-    let token: &[u8] = data.split(|b| *b == b' ').next().unwrap_or(b"");
-    !token.is_empty()
-        && token.iter().all(|b| b.is_ascii_uppercase())
-        && std::str::from_utf8(token).is_ok_and(|t| Method::known(t).is_none())
 }
 
 /// An error response built from the raw header lines of a request that
@@ -443,7 +438,9 @@ pub fn raw_error_reply(data: &[u8], code: u16) -> Option<Bytes> {
     let text = String::from_utf8_lossy(&data[..head_end]);
     let mut lines = text.split("\r\n");
     let start = lines.next()?;
-    if start.starts_with("SIP/") || !start.ends_with("SIP/2.0") {
+    // A request (of any SIP version: a 505 names the one we speak).
+    let version = start.rsplit(' ').next().unwrap_or("");
+    if start.starts_with("SIP/") || !version.starts_with("SIP/") {
         return None;
     }
     let mut w = super::writer::Writer::response(code, super::writer::reason(code));

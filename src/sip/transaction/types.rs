@@ -103,19 +103,25 @@ impl hashbrown::Equivalent<TxKey> for TxKeyRef<'_> {
     }
 }
 
-// RFC 2543 peers send no magic-cookie branch; Call-ID + CSeq + From tag
+// RFC 3261 §17.2.3: a request's transaction is its branch *and* the
+// sent-by of its top Via: two clients may pick one branch (or copy
+// someone's), and must not get each other's transaction. RFC 2543 peers
+// send no magic-cookie branch; Call-ID + CSeq + From tag + sent-by
 // identify their transactions well enough.
 fn branch_or_fallback(m: &Msg) -> Arc<str> {
-    if m.top_via.branch.starts_with("z9hG4bK") {
-        Arc::from(&*m.top_via.branch)
+    use std::fmt::Write;
+    let v = &m.top_via;
+    let mut key = String::with_capacity(v.branch.len() + v.host.len() + 8);
+    if v.branch.starts_with("z9hG4bK") {
+        key.push_str(&v.branch);
     } else {
-        Arc::from(format!(
-            "2543:{}:{}:{}",
-            m.call_id,
-            m.cseq,
-            m.from_tag.as_deref().unwrap_or("")
-        ))
+        let tag = m.from_tag.as_deref().unwrap_or("");
+        let _ = write!(key, "2543:{}:{}:{tag}", &*m.call_id, m.cseq);
     }
+    key.push(' ');
+    key.extend(v.host.chars().map(|c| c.to_ascii_lowercase()));
+    let _ = write!(key, ":{}", v.port.unwrap_or(0));
+    Arc::from(key)
 }
 
 /// What an ACK for a non-2xx final copies from its INVITE.
