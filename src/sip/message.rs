@@ -432,7 +432,7 @@ fn well_formed_via(v: &str) -> bool {
     let Some(sp) = v.bytes().position(|b| b == b' ' || b == b'\t') else {
         return false;
     };
-    let proto = v[..sp].as_bytes();
+    let proto = &v.as_bytes()[..sp];
     if proto.len() < 9 || !proto[..8].eq_ignore_ascii_case(b"SIP/2.0/") {
         return false;
     }
