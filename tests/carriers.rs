@@ -366,3 +366,81 @@ async fn a_carrier_killed_is_down_within_its_probe_timeouts() {
     eprintln!("carrier down {took:?} after it was killed");
     assert!(took < Duration::from_millis(2600), "down after {took:?}");
 }
+
+/// A phone registered through the carrier's edge proxy (which adds Path,
+/// RFC 3327) is called through it: the INVITE carries the Path as Route
+/// and goes to the proxy, and the dialog follows the proxy's
+/// Record-Route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_registered_through_an_edge_proxy_is_called_along_its_path() {
+    let rr = Behaviour {
+        record_route: true,
+        ..Default::default()
+    };
+    let (sut, k, _switch) = carrier(rr, |c, _| {
+        sipmask::cli::add_account(&c.storage.data_dir, "sipmask", None, "alice", "alice-pw-1")
+            .expect("account");
+        add(c, axb(A, "17000000009", "sip:alice@example.com"));
+    })
+    .await;
+    let mut phone = common::phone::Phone::new("127.0.0.6", "alice", "alice-pw-1", k.addr).await;
+    // It says it supports Path: the 200 shows the Path stored.
+    let contact = phone.contact();
+    let supported = "Supported: path\r\nContent-Length";
+    let m = phone.register_msg(&contact, Some(600), None);
+    phone
+        .ua
+        .send(k.addr, &m.replace("Content-Length", supported))
+        .await;
+    let ch = phone.ua.expect_response(401).await;
+    let challenge = ch.header("WWW-Authenticate").expect("challenge");
+    let uri = format!("sip:{}", k.addr);
+    let auth = common::phone::credentials(&challenge, "alice", "alice-pw-1", "REGISTER", &uri, 1);
+    let m = phone.register_msg(&contact, Some(600), Some(&auth));
+    phone
+        .ua
+        .send(k.addr, &m.replace("Content-Length", supported))
+        .await;
+    let ok = phone.ua.expect_response(200).await;
+    let path = ok.header("Path").unwrap_or_default();
+    assert!(path.contains(&k.addr.to_string()), "{}", ok.raw);
+
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut d = Dialog::new(caller.addr, sut.addr, A, "17000000009");
+    caller.send(sut.addr, &d.invite()).await;
+    let inv = phone.ua.expect_request("INVITE").await;
+    assert_eq!(
+        inv.from.ip().to_string(),
+        "127.0.0.5",
+        "through the proxy: {}",
+        inv.raw
+    );
+    let contact = format!("Contact: <sip:alice@{}>\r\n", phone.ua.addr);
+    let mut extra = contact.clone();
+    for rr in inv.headers("Record-Route") {
+        extra.push_str(&format!("Record-Route: {rr}\r\n"));
+    }
+    phone
+        .ua
+        .send(
+            inv.from,
+            &inv.reply(200, "ph", &extra, &sdp("alice", "127.0.0.6")),
+        )
+        .await;
+    let ok = caller.expect_response(200).await;
+    d.confirm(&ok);
+    caller.send(sut.addr, &d.ack(1)).await;
+    let ack = phone.ua.expect_request("ACK").await;
+    assert_eq!(ack.from.ip().to_string(), "127.0.0.5", "{}", ack.raw);
+    let bye = d.request("BYE", "");
+    caller.send(sut.addr, &bye).await;
+    caller.expect_response(200).await;
+    let bye = phone.ua.expect_request("BYE").await;
+    phone.ua.send(bye.from, &bye.reply(200, "", "", "")).await;
+    for got in &phone.ua.seen {
+        assert!(
+            !got.contains("127.0.0.2") && !got.contains(&d.call_id),
+            "{got}"
+        );
+    }
+}

@@ -163,3 +163,26 @@ async fn a_trunk_that_stops_answering_options_is_skipped_until_it_answers() {
     }
     caller.expect_response(486).await;
 }
+
+/// A carrier that challenges and then says nothing to the INVITE with
+/// credentials is left at its setup time too (the challenge was an
+/// answer to the first INVITE, not to this one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_that_challenges_then_goes_quiet_is_passed_over_after_its_setup_time() {
+    let (sut, mut first, mut second) = server(|_| {}).await;
+    let mut caller = call(&sut).await;
+    let inv = first.expect_request("INVITE").await;
+    let challenge = "Proxy-Authenticate: Digest realm=\"carrier\", nonce=\"abc\", qop=\"auth\"\r\n";
+    first
+        .send(inv.from, &inv.reply(407, "f", challenge, ""))
+        .await;
+    first.expect_request("ACK").await;
+    let again = first.expect_request("INVITE").await;
+    assert!(again.header("Proxy-Authorization").is_some());
+    // 2 s of setup time pass in 0.5 s; Timer B (32 s) would take 8 s,
+    // past the wait of `answer`.
+    let ff = sut.fast_forward(4);
+    answer(&mut second, "s").await;
+    drop(ff);
+    caller.expect_response(200).await;
+}

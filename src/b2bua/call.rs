@@ -61,9 +61,10 @@ pub struct Leg {
     /// Route set.
     pub route: Vec<String>,
     /// The route to preload when the far end did not record-route: the
-    /// trunk as an outbound proxy (RFC 3261 §8.1.2), so that in-dialog
-    /// requests sent to it say where they go.
-    pub preload: Option<String>,
+    /// trunk as an outbound proxy (RFC 3261 §8.1.2), or the Path of a
+    /// registration (RFC 3327), so that in-dialog requests sent to that
+    /// hop say where they go.
+    pub preload: Vec<String>,
     /// Where requests go.
     pub peer: Peer,
     /// Our address (host:port) as this peer should see it.
@@ -347,7 +348,7 @@ mod tests {
             local_cseq: 1,
             target: "sip:bob@10.0.0.3:5070".into(),
             route: route.iter().map(|r| r.to_string()).collect(),
-            preload: None,
+            preload: Vec::new(),
             peer: Peer {
                 addr: "10.0.0.9:5060".parse().expect("addr"),
                 transport: Transport::Udp,

@@ -95,7 +95,7 @@ impl<P: Policy> Engine<P> {
                 str::to_string,
             ),
             route: m.record_route.iter().map(|r| r.to_string()).collect(),
-            preload: None,
+            preload: Vec::new(),
             peer: src,
             me: me_a,
             max_forwards: 70,
@@ -363,7 +363,12 @@ impl<P: Policy> Engine<P> {
             local_cseq: 0,
             target: route.uri.clone(),
             route: route.preloaded.clone(),
-            preload: route.proxy.clone(),
+            preload: route
+                .proxy
+                .iter()
+                .chain(&route.preloaded)
+                .cloned()
+                .collect(),
             peer: route.peer,
             me,
             // Decremented from A's so a routing loop through us ends.

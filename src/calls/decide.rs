@@ -121,7 +121,10 @@ impl Masking {
         }
         let forks = contacts
             .into_iter()
-            .map(|c| Route::to(c.uri, c.peer))
+            .map(|c| Route {
+                preloaded: c.path,
+                ..Route::to(c.uri, c.peer)
+            })
             .collect();
         Ok((forks, Vec::new()))
     }

@@ -238,8 +238,10 @@ impl Policy for Masking {
     }
 
     fn request(&mut self, request: &Msg, source: Peer, now: Now) -> Option<Answer> {
-        (request.method() == Some(&Method::Register))
-            .then(|| self.registrar.register(request, source, now))
+        (request.method() == Some(&Method::Register)).then(|| {
+            let edge = self.trusts(source);
+            self.registrar.register(request, source, edge, now)
+        })
     }
 
     fn closed(&mut self, peer: Peer, _now: Now) {

@@ -41,6 +41,9 @@ pub struct Contact {
     pub cseq: u32,
     /// When it was first registered (unix ms).
     pub since_ms: i64,
+    /// The Path (RFC 3327) of its REGISTER, when that came from a trusted
+    /// edge proxy: calls to it carry these as Route headers.
+    pub path: Vec<String>,
 }
 
 #[derive(Default)]
@@ -213,6 +216,7 @@ mod tests {
             call_id: "c".into(),
             cseq: 1,
             since_ms: 0,
+            path: Vec::new(),
         }
     }
 

@@ -226,6 +226,7 @@ impl Registrar {
                     call_id: c.call_id.clone(),
                     cseq: c.cseq,
                     since_ms: c.since_ms,
+                    path: c.path.join("\n"),
                 })
                 .collect();
             w.contacts(name.to_string(), rows);
@@ -286,5 +287,6 @@ pub fn contact_of(row: ContactRow) -> Option<Contact> {
         call_id: row.call_id,
         cseq: row.cseq,
         since_ms: row.since_ms,
+        path: row.path.lines().map(str::to_string).collect(),
     })
 }

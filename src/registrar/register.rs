@@ -4,7 +4,7 @@
 //! the contacts now bound.
 
 use crate::b2bua::policy::Answer;
-use crate::sip::message::{after_uri, param, uri_of, uri_user, Msg};
+use crate::sip::message::{after_uri, param, split_commas, uri_of, uri_user, Msg};
 use crate::sip::Peer;
 use crate::time::Now;
 
@@ -18,8 +18,10 @@ struct Wanted {
 }
 
 impl Registrar {
-    /// Answers a REGISTER from `src`.
-    pub fn register(&mut self, m: &Msg, src: Peer, now: Now) -> Answer {
+    /// Answers a REGISTER from `src`; `edge` says `src` is trusted, so
+    /// that the Path it added (RFC 3327) is honoured: from anyone else a
+    /// Path would let a phone send our INVITEs wherever it likes.
+    pub fn register(&mut self, m: &Msg, src: Peer, edge: bool, now: Now) -> Answer {
         let account = match self.check(m.authorization.as_deref(), m, false, now) {
             Ok(a) => a,
             Err(answer) => return answer,
@@ -49,8 +51,17 @@ impl Registrar {
                         .push(("Min-Expires", self.cfg.min_expires.to_string()));
                     return a;
                 }
+                let path: Vec<String> = match edge {
+                    true => m
+                        .path
+                        .iter()
+                        .flat_map(|p| split_commas(p))
+                        .map(str::to_string)
+                        .collect(),
+                    false => Vec::new(),
+                };
                 for w in list {
-                    self.apply(&mut contacts, w, m, src, now_ms);
+                    self.apply(&mut contacts, w, m, (src, &path), now_ms);
                 }
             }
         }
@@ -63,6 +74,17 @@ impl Registrar {
         self.save(&account.name, &contacts);
         self.stats.registered += 1;
         let mut a = Answer::status(200);
+        // RFC 3327 §5.3: the Path stored goes back to a UA that supports it.
+        let supported = m.relayed.iter().any(|(n, v)| {
+            *n == "Supported" && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("path"))
+        });
+        if let Some(c) = contacts
+            .iter()
+            .find(|c| !c.path.is_empty())
+            .filter(|_| supported)
+        {
+            a.headers.extend(c.path.iter().map(|p| ("Path", p.clone())));
+        }
         for c in &contacts {
             let left = (c.expires_ms - now_ms).max(0) / 1000;
             a.headers
@@ -107,7 +129,14 @@ impl Registrar {
     }
 
     /// Adds, refreshes or removes one contact.
-    fn apply(&self, contacts: &mut Vec<Contact>, w: Wanted, m: &Msg, src: Peer, now_ms: i64) {
+    fn apply(
+        &self,
+        contacts: &mut Vec<Contact>,
+        w: Wanted,
+        m: &Msg,
+        (src, path): (Peer, &[String]),
+        now_ms: i64,
+    ) {
         let existing = contacts.iter().position(|c| c.uri == w.uri);
         if let Some(i) = existing {
             let c = &contacts[i];
@@ -130,6 +159,7 @@ impl Registrar {
             call_id: m.call_id.to_string(),
             cseq: m.cseq,
             since_ms,
+            path: path.to_vec(),
         };
         match existing {
             Some(i) => contacts[i] = c,

@@ -190,6 +190,8 @@ pub struct Msg {
     pub relayed: Vec<(&'static str, Piece)>,
     /// Proxy-Require values (option tags a proxy must support).
     pub proxy_require: Vec<Piece>,
+    /// Path values (RFC 3327), in order.
+    pub path: Vec<Piece>,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -229,6 +231,7 @@ impl Msg {
             expires: None,
             relayed: Vec::new(),
             proxy_require: Vec::new(),
+            path: Vec::new(),
             body: Vec::new(),
         }
     }
@@ -262,7 +265,7 @@ impl Msg {
         // send our answer's tag into the open quote.
         let malformed = match h {
             Name::Via => !v.split(',').all(well_formed_via),
-            Name::From | Name::To | Name::Contact | Name::RecordRoute => !balanced(v),
+            Name::From | Name::To | Name::Contact | Name::RecordRoute | Name::Path => !balanced(v),
             _ => false,
         };
         if malformed {
@@ -271,6 +274,7 @@ impl Msg {
         match h {
             Name::Via => self.vias.extend(split_commas(v).map(piece)),
             Name::ProxyRequire => self.proxy_require.push(piece(v)),
+            Name::Path => self.path.push(piece(v)),
             Name::From => {
                 self.from = piece(v);
                 self.from_tag = param(after_uri(v), "tag").map(piece);

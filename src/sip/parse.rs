@@ -29,6 +29,7 @@ pub(super) enum Name {
     Authorization,
     ProxyAuthorization,
     ProxyRequire,
+    Path,
     /// `WWW-Authenticate` or `Proxy-Authenticate`.
     Challenge,
     Expires,
@@ -52,6 +53,7 @@ const NAMES: &[(&str, Name)] = &[
     ("Authorization", Name::Authorization),
     ("Proxy-Authorization", Name::ProxyAuthorization),
     ("Proxy-Require", Name::ProxyRequire),
+    ("Path", Name::Path),
     ("WWW-Authenticate", Name::Challenge),
     ("Proxy-Authenticate", Name::Challenge),
     ("Expires", Name::Expires),

@@ -44,6 +44,9 @@ pub struct ContactRow {
     pub cseq: u32,
     /// First registered, unix ms.
     pub since_ms: i64,
+    /// Path entries (RFC 3327) the calls to it are routed along, one per
+    /// line; empty for none.
+    pub path: String,
 }
 
 impl AccountStore for SqliteStore {
@@ -116,8 +119,8 @@ impl AccountStore for SqliteStore {
         self.conn
             .execute("DELETE FROM contacts WHERE account = ?1", [account])?;
         let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO contacts (account, uri, transport, addr, expires_ms, call_id, cseq, since_ms)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM accounts WHERE name = ?1)",
+            "INSERT INTO contacts (account, uri, transport, addr, expires_ms, call_id, cseq, since_ms, path)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE EXISTS (SELECT 1 FROM accounts WHERE name = ?1)",
         )?;
         for c in rows {
             stmt.execute(params![
@@ -128,7 +131,8 @@ impl AccountStore for SqliteStore {
                 c.expires_ms,
                 c.call_id,
                 c.cseq,
-                c.since_ms
+                c.since_ms,
+                c.path
             ])?;
         }
         Ok(())
@@ -136,7 +140,7 @@ impl AccountStore for SqliteStore {
 
     fn contacts(&self, after_ms: i64) -> Result<Vec<(String, ContactRow)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT account, uri, transport, addr, expires_ms, call_id, cseq, since_ms
+            "SELECT account, uri, transport, addr, expires_ms, call_id, cseq, since_ms, path
              FROM contacts WHERE expires_ms > ?1 ORDER BY account, since_ms",
         )?;
         let rows = stmt.query_map([after_ms], |r| {
@@ -150,6 +154,7 @@ impl AccountStore for SqliteStore {
                     call_id: r.get(5)?,
                     cseq: r.get(6)?,
                     since_ms: r.get(7)?,
+                    path: r.get(8)?,
                 },
             ))
         })?;
@@ -182,6 +187,7 @@ mod tests {
             call_id: "c".into(),
             cseq: 2,
             since_ms: 1,
+            path: "<sip:edge.example;lr>".into(),
         }
     }
 

@@ -155,7 +155,10 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     ALTER TABLE calls ADD COLUMN announced INTEGER NOT NULL DEFAULT 0;",
     // An account's identity beyond its name: a name removed and made again
     // is another account, which inherits no registration of the first.
-    "ALTER TABLE accounts ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;"];
+    "ALTER TABLE accounts ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;",
+    // A contact registered through edge proxies keeps their Path (RFC 3327),
+    // one entry per line.
+    "ALTER TABLE contacts ADD COLUMN path TEXT NOT NULL DEFAULT '';"];
 
 /// The SQLite store.
 pub struct SqliteStore {
