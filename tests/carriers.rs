@@ -55,21 +55,23 @@ fn switch_reply(switch: &Ua, inv: &Sip, code: u16) -> String {
 
 /// A request of the softswitch in the dialog `inv` made (it is the UAS):
 /// to the caller's Contact, along the INVITE's Record-Route in order.
-fn switch_request(switch: &Ua, inv: &Sip, method: &str, cseq: u32) -> String {
+fn switch_request(switch: &Ua, inv: &Sip, method: &str, cseq: u32, body: &str) -> String {
     let target = inv.msg.contact.as_deref().expect("a Contact");
     let mut out = format!(
         "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK{}\r\n\
-         From: {};tag=switchtag\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n",
+         From: {};tag=switchtag\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:bob@{}>\r\n",
         switch.addr,
         unique("sw"),
         inv.msg.to,
         inv.msg.from,
-        inv.msg.call_id
+        inv.msg.call_id,
+        switch.addr
     );
     for rr in inv.headers("Record-Route") {
         out.push_str(&format!("Route: {rr}\r\n"));
     }
-    finish(out, "")
+    finish(out, body)
 }
 
 /// Where a request goes when it has Route headers: its first hop.
@@ -183,7 +185,7 @@ async fn a_call_through_a_record_routing_carrier_both_ways() {
     assert_eq!(ack.msg.cseq, reinv.msg.cseq);
 
     // The callee hangs up: its BYE along the INVITE's Record-Route.
-    let bye = switch_request(&switch, &inv, "BYE", 1);
+    let bye = switch_request(&switch, &inv, "BYE", 1, "");
     switch.send(first_hop(&inv, &k), &bye).await;
     let got = switch.expect_response(200).await;
     assert_eq!(got.msg.cseq_method.as_ref(), "BYE");
@@ -443,4 +445,61 @@ async fn a_phone_registered_through_an_edge_proxy_is_called_along_its_path() {
             "{got}"
         );
     }
+}
+
+/// The other way round through the record-routing carrier: the callee's
+/// side re-INVITEs (the caller answers, the ACK crosses back), then the
+/// caller hangs up; both along the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callees_re_invite_and_the_callers_bye_pass_the_carrier() {
+    let rr = Behaviour {
+        record_route: true,
+        ..Default::default()
+    };
+    let (_sut, k, mut switch) = carrier(rr, |_, _| {}).await;
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut d = Dialog::new(caller.addr, k.addr, A, X);
+    caller.send(k.addr, &d.invite()).await;
+    let inv = switch.expect_request("INVITE").await;
+    switch
+        .send(inv.from, &switch_reply(&switch, &inv, 200))
+        .await;
+    let ok = caller.expect_response(200).await;
+    d.confirm_routed(&ok);
+    caller.send(k.addr, &d.ack(1)).await;
+    switch.expect_request("ACK").await;
+
+    let reinvite = switch_request(&switch, &inv, "INVITE", 2, &sdp("bob", "127.0.0.3"));
+    switch.send(k.addr, &reinvite).await;
+    let got = caller.expect_request("INVITE").await;
+    assert_eq!(got.from, k.addr, "through the proxy");
+    // Along the caller's own route: its Contact as Request-URI, sent to
+    // the proxy its Record-Route named.
+    assert!(
+        got.raw
+            .starts_with(&format!("INVITE sip:{A}@{}", caller.addr)),
+        "{}",
+        got.raw
+    );
+    // The proxy took its own entry off the Route it was sent with.
+    assert!(got.headers("Route").is_empty(), "{}", got.raw);
+    let contact = format!("Contact: <sip:{A}@{}>\r\n", caller.addr);
+    caller
+        .send(k.addr, &got.reply(200, "", &contact, &sdp(A, "127.0.0.2")))
+        .await;
+    let ok2 = switch.expect_response(200).await;
+    assert_eq!(ok2.msg.cseq, 2);
+    let mut ack = switch_request(&switch, &inv, "ACK", 2, "");
+    ack = ack.replace("Contact: <sip:bob@", "X-Was-Contact: <sip:bob@");
+    switch.send(k.addr, &ack).await;
+    let ack = caller.expect_request("ACK").await;
+    assert_eq!(ack.msg.cseq, got.msg.cseq);
+
+    let bye = d.request("BYE", "");
+    caller.send(k.addr, &bye).await;
+    caller.expect_response(200).await;
+    let bye = switch.expect_request("BYE").await;
+    switch.send(k.addr, &bye.reply(200, "", "", "")).await;
+    caller.expect_silence(Duration::from_millis(600)).await;
+    assert_no_leaks(&caller, &d, &switch, &inv);
 }
