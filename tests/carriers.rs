@@ -16,6 +16,12 @@ const A: &str = "13800000000";
 const B: &str = "13900000000";
 const X: &str = "17000000000";
 
+/// The proxy record-routing, asking no credentials.
+const RECORD_ROUTING: Behaviour = Behaviour {
+    record_route: true,
+    password: None,
+};
+
 /// sipmask with the AXB binding and the proxy as its trunk, and the proxy.
 async fn carrier(
     b: Behaviour,
@@ -74,6 +80,23 @@ fn switch_request(switch: &Ua, inv: &Sip, method: &str, cseq: u32, body: &str) -
     finish(out, body)
 }
 
+/// A caller's call through the proxy, answered by the softswitch and
+/// ACKed: the caller, its dialog and the INVITE the softswitch got.
+async fn answered_through(k: &Kamailio, switch: &mut Ua) -> (Ua, Dialog, Sip) {
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut d = Dialog::new(caller.addr, k.addr, A, X);
+    caller.send(k.addr, &d.invite()).await;
+    let inv = switch.expect_request("INVITE").await;
+    switch
+        .send(inv.from, &switch_reply(switch, &inv, 200))
+        .await;
+    let ok = caller.expect_response(200).await;
+    d.confirm_routed(&ok);
+    caller.send(k.addr, &d.ack(1)).await;
+    switch.expect_request("ACK").await;
+    (caller, d, inv)
+}
+
 /// Where a request goes when it has Route headers: its first hop.
 fn first_hop(inv: &Sip, k: &Kamailio) -> SocketAddr {
     if inv.headers("Record-Route").is_empty() {
@@ -122,11 +145,7 @@ fn assert_no_leaks(caller: &Ua, d: &Dialog, switch: &Ua, inv: &Sip) {
 /// every in-dialog request passes the proxy along its route.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_through_a_record_routing_carrier_both_ways() {
-    let rr = Behaviour {
-        record_route: true,
-        ..Default::default()
-    };
-    let (sut, k, mut switch) = carrier(rr, |_, _| {}).await;
+    let (sut, k, mut switch) = carrier(RECORD_ROUTING, |_, _| {}).await;
     let _ = &sut;
     let mut caller = Ua::bind("127.0.0.2").await;
     let mut d = Dialog::new(caller.addr, k.addr, A, X);
@@ -375,11 +394,7 @@ async fn a_carrier_killed_is_down_within_its_probe_timeouts() {
 /// Record-Route.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_registered_through_an_edge_proxy_is_called_along_its_path() {
-    let rr = Behaviour {
-        record_route: true,
-        ..Default::default()
-    };
-    let (sut, k, _switch) = carrier(rr, |c, _| {
+    let (sut, k, _switch) = carrier(RECORD_ROUTING, |c, _| {
         sipmask::cli::add_account(&c.storage.data_dir, "sipmask", None, "alice", "alice-pw-1")
             .expect("account");
         add(c, axb(A, "17000000009", "sip:alice@example.com"));
@@ -452,22 +467,8 @@ async fn a_phone_registered_through_an_edge_proxy_is_called_along_its_path() {
 /// caller hangs up; both along the proxy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callees_re_invite_and_the_callers_bye_pass_the_carrier() {
-    let rr = Behaviour {
-        record_route: true,
-        ..Default::default()
-    };
-    let (_sut, k, mut switch) = carrier(rr, |_, _| {}).await;
-    let mut caller = Ua::bind("127.0.0.2").await;
-    let mut d = Dialog::new(caller.addr, k.addr, A, X);
-    caller.send(k.addr, &d.invite()).await;
-    let inv = switch.expect_request("INVITE").await;
-    switch
-        .send(inv.from, &switch_reply(&switch, &inv, 200))
-        .await;
-    let ok = caller.expect_response(200).await;
-    d.confirm_routed(&ok);
-    caller.send(k.addr, &d.ack(1)).await;
-    switch.expect_request("ACK").await;
+    let (_sut, k, mut switch) = carrier(RECORD_ROUTING, |_, _| {}).await;
+    let (mut caller, mut d, inv) = answered_through(&k, &mut switch).await;
 
     let reinvite = switch_request(&switch, &inv, "INVITE", 2, &sdp("bob", "127.0.0.3"));
     switch.send(k.addr, &reinvite).await;

@@ -613,6 +613,17 @@ fn only_the_byes_sipmask_starts_itself_carry_a_reason() {
 
 const C: &str = "127.0.0.4:5060";
 
+/// A calls and the call forks to B and C: the rig and the two INVITEs.
+fn forked_to_b_and_c() -> (Rig, Vec<Out>) {
+    let mut r = Rig::new(Route1 {
+        forks: vec![B, C],
+        ..Default::default()
+    });
+    r.send(A, &invite());
+    let (inv, _) = invites(r.take());
+    (r, inv)
+}
+
 /// What was sent, split into (INVITEs, everything else).
 fn invites(out: Vec<Out>) -> (Vec<Out>, Vec<Out>) {
     out.into_iter().partition(|o| o.method() == "INVITE")
@@ -764,12 +775,7 @@ fn when_every_fork_fails_the_best_failure_reaches_the_caller() {
 
 #[test]
 fn a_fork_that_had_not_rung_when_another_answered_is_cancelled_with_the_reason() {
-    let mut r = Rig::new(Route1 {
-        forks: vec![B, C],
-        ..Default::default()
-    });
-    r.send(A, &invite());
-    let (inv, _) = invites(r.take());
+    let (mut r, inv) = forked_to_b_and_c();
     let at = |p: &str| inv.iter().find(|o| o.to == peer(p)).expect("fork");
     // B answers before C sent anything: C cannot be cancelled yet.
     r.send(B, &reply(&at(B).msg, 200, B_TAG));
@@ -914,12 +920,7 @@ fn credentials_refused_fail_over_to_the_next_trunk() {
 /// the same ACK again; its BYE is one transaction, never a second one.
 #[test]
 fn a_losing_forks_2xx_sent_again_gets_the_same_ack_and_one_bye() {
-    let mut r = Rig::new(Route1 {
-        forks: vec![B, C],
-        ..Default::default()
-    });
-    r.send(A, &invite());
-    let (inv, _) = invites(r.take());
+    let (mut r, inv) = forked_to_b_and_c();
     let at = |p: &str| inv.iter().find(|o| o.to == peer(p)).expect("fork");
     r.send(B, &reply(&at(B).msg, 200, B_TAG));
     r.take();

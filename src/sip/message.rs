@@ -451,23 +451,41 @@ fn well_formed_via(v: &str) -> bool {
 /// Quotes closed and angle brackets paired (outside quotes) in a
 /// name-addr list.
 fn balanced(v: &str) -> bool {
-    let (mut quoted, mut escaped, mut depth) = (false, false, 0i32);
+    let mut n = Nesting::default();
     for c in v.bytes() {
-        if std::mem::take(&mut escaped) {
-            continue;
-        }
-        match c {
-            b'\\' if quoted => escaped = true,
-            b'"' => quoted = !quoted,
-            b'<' if !quoted => depth += 1,
-            b'>' if !quoted => depth -= 1,
-            _ => {}
-        }
-        if depth < 0 {
+        n.take(c);
+        if n.depth < 0 {
             return false;
         }
     }
-    !quoted && depth == 0
+    !n.quoted && n.depth == 0
+}
+
+/// Where a scan of a name-addr list is: inside quotes, after a backslash
+/// there, how deep in `<>`.
+#[derive(Default)]
+struct Nesting {
+    quoted: bool,
+    escaped: bool,
+    depth: i32,
+}
+
+impl Nesting {
+    /// Takes the next byte; `true` when it is an ordinary byte outside
+    /// quotes and brackets (where a comma separates).
+    fn take(&mut self, c: u8) -> bool {
+        if std::mem::take(&mut self.escaped) {
+            return false;
+        }
+        match c {
+            b'\\' if self.quoted => self.escaped = true,
+            b'"' => self.quoted = !self.quoted,
+            b'<' if !self.quoted => self.depth += 1,
+            b'>' if !self.quoted => self.depth -= 1,
+            _ => return !self.quoted && self.depth <= 0,
+        }
+        false
+    }
 }
 
 fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
@@ -534,21 +552,11 @@ pub fn split_commas(v: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(v);
     std::iter::from_fn(move || {
         let s = rest?;
-        let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
+        let mut n = Nesting::default();
         for (i, c) in s.bytes().enumerate() {
-            if std::mem::take(&mut escaped) {
-                continue;
-            }
-            match c {
-                b'\\' if quoted => escaped = true,
-                b'"' => quoted = !quoted,
-                b'<' if !quoted => depth += 1,
-                b'>' if !quoted => depth -= 1,
-                b',' if !quoted && depth <= 0 => {
-                    rest = Some(&s[i + 1..]);
-                    return Some(s[..i].trim_ascii());
-                }
-                _ => {}
+            if n.take(c) && c == b',' {
+                rest = Some(&s[i + 1..]);
+                return Some(s[..i].trim_ascii());
             }
         }
         rest = None;
