@@ -130,6 +130,23 @@ impl Phone {
         self.ua.recv().await
     }
 
+    /// Registers its own contact for 600 s with `extra` header lines
+    /// (each ending in CRLF) in both REGISTERs, answering the first
+    /// challenge offered. Returns the final response.
+    pub async fn register_adding(&mut self, extra: &str) -> Sip {
+        let contact = self.contact();
+        let with = |m: String| m.replace("Content-Length", &format!("{extra}Content-Length"));
+        let m = with(self.register_msg(&contact, Some(600), None));
+        self.ua.send(self.server, &m).await;
+        let ch = self.ua.expect_response(401).await;
+        let challenge = ch.header("WWW-Authenticate").expect("challenge");
+        let uri = format!("sip:{}", self.server);
+        let auth = credentials(&challenge, &self.user, &self.password, "REGISTER", &uri, 1);
+        let m = with(self.register_msg(&contact, Some(600), Some(&auth)));
+        self.ua.send(self.server, &m).await;
+        self.ua.recv().await
+    }
+
     /// Registers this phone's own contact for `expires` seconds with SHA-256.
     pub async fn register(&mut self, expires: u32) -> Sip {
         let c = self.contact();

@@ -122,19 +122,7 @@ fn branch_or_fallback(m: &Msg) -> Arc<str> {
     key.extend(v.host.chars().map(|c| c.to_ascii_lowercase()));
     key.push(':');
     // Digits by hand: the formatter costs more than the rest of the key.
-    let port = v.port.unwrap_or(0);
-    let mut digits = [0u8; 5];
-    let mut n = 5;
-    let mut p = port;
-    loop {
-        n -= 1;
-        digits[n] = b'0' + (p % 10) as u8;
-        p /= 10;
-        if p == 0 {
-            break;
-        }
-    }
-    key.extend(digits[n..].iter().map(|d| char::from(*d)));
+    key.push_str(crate::text::Digits::new(v.port.unwrap_or(0).into()).as_str());
     Arc::from(key)
 }
 
