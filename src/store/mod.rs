@@ -42,9 +42,9 @@ use crate::bindings::{BindingId, Conditions, Kind, Number, TenantId, Usage};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The database said no.
+    /// The database said no (the backend's own error, as its source).
     #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The data dir could not be created or opened.
     #[error("cannot use data dir {path}: {source}")]
     DataDir {
@@ -69,6 +69,10 @@ pub enum StoreError {
     /// failure itself is returned to the caller).
     #[error("unit of work rolled back")]
     RolledBack,
+    /// A storage URL whose scheme names no backend built into this
+    /// sipmask.
+    #[error("no storage backend for URL scheme \"{0}\" (this build has: sqlite)")]
+    Unsupported(String),
     /// The schema is newer than this program.
     #[error("database schema version {found} is newer than this sipmask ({supported})")]
     TooNew {
@@ -84,7 +88,25 @@ pub type Shared = std::sync::Arc<std::sync::Mutex<Box<dyn Backend>>>;
 
 /// Opens the embedded default backend (SQLite) under the data dir.
 pub fn open(dir: &std::path::Path) -> Result<Box<dyn Backend>, StoreError> {
-    Ok(Box::new(SqliteStore::open(dir)?))
+    open_url("", dir)
+}
+
+/// Opens the backend a URL names: empty or `sqlite:` is SQLite in
+/// `data_dir`, `sqlite:PATH` SQLite in that directory. A backend is a
+/// folder under `store/` and an arm here; a scheme without one is an
+/// error that names it.
+pub fn open_url(url: &str, data_dir: &std::path::Path) -> Result<Box<dyn Backend>, StoreError> {
+    let (scheme, rest) = url.split_once(':').unwrap_or((url, ""));
+    match scheme {
+        "" | "sqlite" => {
+            let dir = match rest.trim_start_matches("//") {
+                "" => data_dir.to_path_buf(),
+                path => std::path::PathBuf::from(path),
+            };
+            Ok(Box::new(SqliteStore::open(&dir)?))
+        }
+        other => Err(StoreError::Unsupported(other.to_string())),
+    }
 }
 
 /// Runs `f` on a shared connection off the async threads: SQLite blocks.
@@ -186,5 +208,24 @@ impl Batch {
             && self.contacts.is_empty()
             && self.conditions.is_empty()
             && self.answered.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_url_chooses_the_backend() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let other = dir.path().join("elsewhere");
+        assert!(super::open_url("", dir.path()).is_ok());
+        assert!(dir.path().join("sipmask.db").exists());
+        let url = format!("sqlite://{}", other.display());
+        assert!(super::open_url(&url, dir.path()).is_ok());
+        assert!(other.join("sipmask.db").exists());
+        let err = super::open_url("postgresql://u@h/db", dir.path()).err();
+        assert!(
+            matches!(&err, Some(super::StoreError::Unsupported(s)) if s == "postgresql"),
+            "{err:?}"
+        );
     }
 }

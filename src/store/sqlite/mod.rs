@@ -1,12 +1,28 @@
 //! SQLite backend: one file `sipmask.db` in the data dir, WAL mode so `serve`
 //! and the CLI can open it at the same time, versioned schema migrations.
 
+mod accounts;
+mod admin;
+mod changes;
+mod events;
+mod flow;
+mod live;
+mod records;
+mod webhooks;
+
 use std::path::Path;
 
 use rusqlite::Connection;
 
 use super::StoreError;
 use crate::bindings::{Binding, Conditions, Direction, Kind, Number, Usage};
+
+// The backend's errors reach callers as the neutral `StoreError::Db`.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(Box::new(e))
+    }
+}
 
 /// Each entry moves the schema one version up; never edit a shipped entry.
 const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
