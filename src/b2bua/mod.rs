@@ -12,6 +12,7 @@
 
 mod call;
 mod dialog;
+mod forks;
 mod invite;
 mod ownership;
 pub mod policy;
