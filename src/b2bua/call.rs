@@ -76,6 +76,31 @@ pub struct Leg {
 }
 
 impl Leg {
+    /// The caller's leg of a new INVITE `m` from `src`; `me` is our
+    /// address as the caller sees it. Its route set is the INVITE's
+    /// Record-Route, in order (we are its UAS).
+    pub fn caller(m: &crate::sip::message::Msg, src: Peer, me: String) -> Leg {
+        let tag = crate::ids::token();
+        Leg {
+            call_id: m.call_id.to_string(),
+            local_hdr: cat(&[&m.to, ";tag=", &tag]),
+            local_tag: tag,
+            remote_hdr: m.from.to_string(),
+            remote_tag: m.from_tag.as_deref().map(str::to_string),
+            local_cseq: 0,
+            target: m.contact.as_deref().map_or_else(
+                || crate::sip::message::uri_of(&m.from).to_string(),
+                str::to_string,
+            ),
+            route: m.record_route.iter().map(|r| r.to_string()).collect(),
+            preload: Vec::new(),
+            peer: src,
+            me,
+            max_forwards: 70,
+            origin: crate::media::sdp::Origin::new(),
+        }
+    }
+
     /// Contact header value for this leg.
     pub fn contact(&self) -> String {
         match self.peer.transport {
@@ -304,6 +329,44 @@ impl Fork {
 }
 
 impl<C> Call<C> {
+    /// A call being set up: the caller's leg `a` and its INVITE's server
+    /// transaction, our INVITEs toward the callee (at least one), what the
+    /// plan says beyond its targets, the caller's INVITE when a later
+    /// INVITE may need it, and the policy's state.
+    pub fn calling(
+        a: Leg,
+        a_invite: TxKey,
+        forks: Vec<Fork>,
+        plan: super::policy::Plan,
+        offer: Option<std::sync::Arc<crate::sip::message::Msg>>,
+        state: C,
+    ) -> Call<C> {
+        Call {
+            phase: Phase::Calling,
+            b_invite_cseq: forks.first().map_or(0, |f| f.cseq),
+            b_fork: 0,
+            forks,
+            failover: plan.failover,
+            from_user: plan.from_user,
+            offer,
+            media: plan.media,
+            a,
+            a_invite,
+            cancelled: false,
+            pending_ack: None,
+            last_b_ack: None,
+            limit: plan.limit,
+            record: plan.record,
+            warn_at: plan.warn_at,
+            answered: None,
+            confirmed: false,
+            result: 0,
+            timers: Vec::new(),
+            relays: Vec::new(),
+            state,
+        }
+    }
+
     /// The fork whose INVITE transaction is `key`.
     /// `key` is owned or borrowed from a response ([`TxKeyRef`]).
     ///

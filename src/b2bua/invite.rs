@@ -29,29 +29,9 @@ impl<P: Policy> Engine<P> {
         };
         // The offer is parsed once: checked here, rendered for each fork.
         let described = super::is_sdp(&m).then(|| sdp::parse(&m.body));
-        let own = if matches!(described, Some(Err(_))) {
-            Some((488, "Not Acceptable Here".to_string(), "unusable SDP"))
-        } else if !self.accepting {
-            let (status, reason) = self.cfg.unavailable.clone();
-            Some((status, reason, "shutting down"))
-        } else if m.max_forwards == Some(0) {
-            Some((483, "Too Many Hops".to_string(), "max-forwards"))
-        } else {
-            None
-        };
-        let by_policy = own.is_none();
-        let decision = match own {
-            Some((status, reason, why)) => {
-                self.policy.refused(&offer, status, why, now);
-                Decision::Refuse {
-                    status,
-                    reason,
-                    why,
-                }
-            }
-            None => self.policy.decide(&offer, now),
-        };
-        let (plan, state) = match decision {
+        let unusable = matches!(described, Some(Err(_)));
+        let (decision, by_policy) = self.decide_invite(&offer, unusable, now);
+        let (mut plan, state) = match decision {
             Decision::Bridge(plan, state) if !plan.targets.is_empty() => (plan, state),
             Decision::Bridge(..) => {
                 let tag = token();
@@ -74,26 +54,7 @@ impl<P: Policy> Engine<P> {
             }
         };
         self.next_id += 1;
-        let me_a = self.me_for(&src);
-        let a_tag = token();
-        let a = Leg {
-            call_id: m.call_id.to_string(),
-            local_tag: a_tag.clone(),
-            local_hdr: crate::text::cat(&[&m.to, ";tag=", &a_tag]),
-            remote_hdr: m.from.to_string(),
-            remote_tag: m.from_tag.as_deref().map(str::to_string),
-            local_cseq: 0,
-            target: m.contact.as_deref().map_or_else(
-                || crate::sip::message::uri_of(&m.from).to_string(),
-                str::to_string,
-            ),
-            route: m.record_route.iter().map(|r| r.to_string()).collect(),
-            preload: Vec::new(),
-            peer: src,
-            me: me_a,
-            max_forwards: 70,
-            origin: crate::media::sdp::Origin::new(),
-        };
+        let a = Leg::caller(&m, src, self.me_for(&src));
         tracing::debug!(call = id, forks = plan.targets.len(), "bridging call");
         let offered = match self.anchor_offer(id, described.and_then(Result::ok), &plan, src) {
             Ok(o) => o,
@@ -115,7 +76,7 @@ impl<P: Policy> Engine<P> {
         };
         let mut sends = Vec::with_capacity(plan.targets.len());
         let mut forks = Vec::with_capacity(plan.targets.len());
-        for route in plan.targets {
+        for route in std::mem::take(&mut plan.targets) {
             let (fork, bytes, ack) = self.new_fork(
                 id,
                 route,
@@ -129,31 +90,63 @@ impl<P: Policy> Engine<P> {
         let later = !plan.failover.is_empty() || forks.iter().any(|f| f.route.auth.is_some());
         let m = std::sync::Arc::new(m);
         let offer = later.then(|| std::sync::Arc::clone(&m));
-        let call = Call {
-            phase: Phase::Calling,
-            b_invite_cseq: forks[0].cseq,
-            b_fork: 0,
-            forks,
-            failover: plan.failover,
-            from_user: plan.from_user,
-            offer,
-            media: plan.media,
-            a,
-            a_invite: key.clone(),
-            cancelled: false,
-            pending_ack: None,
-            last_b_ack: None,
-            limit: plan.limit,
-            record: plan.record,
-            warn_at: plan.warn_at,
-            answered: None,
-            confirmed: false,
-            result: 0,
-            timers: Vec::new(),
-            relays: Vec::new(),
-            state,
+        let (announce, no_answer) = (plan.announce, plan.no_answer);
+        let call = Call::calling(a, key.clone(), forks, plan, offer, state);
+        self.keep_call(id, &key, call);
+        for (i, (b_key, peer, bytes, ack)) in sends.into_iter().enumerate() {
+            self.tx
+                .send_request(b_key, peer, bytes, id, Some(ack), now.mono);
+            self.arm_setup(id, i, now);
+        }
+        self.tell(id, Milestone::Offered, now);
+        if announce {
+            self.announce(id, &m, &key, now);
+        }
+        let t = self
+            .timers
+            .add(now.mono + no_answer, CallTimer::NoAnswer(id));
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.timers.push(t);
+        }
+    }
+
+    /// What becomes of a new INVITE: the engine's own refusals first (an
+    /// unusable SDP, draining, Max-Forwards 0; the policy is told), else
+    /// the policy's decision. With whether the policy made it.
+    fn decide_invite(
+        &mut self,
+        offer: &Offer<'_>,
+        unusable_sdp: bool,
+        now: Now,
+    ) -> (Decision<P::Call>, bool) {
+        let own = if unusable_sdp {
+            Some((488, "Not Acceptable Here".to_string(), "unusable SDP"))
+        } else if !self.accepting {
+            let (status, reason) = self.cfg.unavailable.clone();
+            Some((status, reason, "shutting down"))
+        } else if offer.request.max_forwards == Some(0) {
+            Some((483, "Too Many Hops".to_string(), "max-forwards"))
+        } else {
+            None
         };
-        self.tx.set_owner(&key, id);
+        match own {
+            Some((status, reason, why)) => {
+                self.policy.refused(offer, status, why, now);
+                let refusal = Decision::Refuse {
+                    status,
+                    reason,
+                    why,
+                };
+                (refusal, false)
+            }
+            None => (self.policy.decide(offer, now), true),
+        }
+    }
+
+    /// Keeps a new call: its INVITE's transaction and both legs' dialogs
+    /// lead to it.
+    fn keep_call(&mut self, id: CallId, key: &TxKey, call: Call<P::Call>) {
+        self.tx.set_owner(key, id);
         self.dialogs.insert(
             (call.a.call_id.clone(), call.a.local_tag.clone()),
             (id, Side::A),
@@ -166,21 +159,6 @@ impl<P: Policy> Engine<P> {
         }
         self.by_invite.insert(key.clone(), id);
         self.calls.insert(id, call);
-        for (i, (b_key, peer, bytes, ack)) in sends.into_iter().enumerate() {
-            self.tx
-                .send_request(b_key, peer, bytes, id, Some(ack), now.mono);
-            self.arm_setup(id, i, now);
-        }
-        self.tell(id, Milestone::Offered, now);
-        if plan.announce {
-            self.announce(id, &m, &key, now);
-        }
-        let t = self
-            .timers
-            .add(now.mono + plan.no_answer, CallTimer::NoAnswer(id));
-        if let Some(c) = self.calls.get_mut(&id) {
-            c.timers.push(t);
-        }
     }
 
     /// Plays the refusal prompt to a refused caller as early media (183
