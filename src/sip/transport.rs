@@ -81,6 +81,11 @@ pub struct Net {
 }
 
 impl Net {
+    /// How many UDP sockets it serves (one receive loop each).
+    pub fn udp_count(&self) -> usize {
+        self.udp.len()
+    }
+
     /// Wraps already-bound sockets (tests bind port 0). Called within the
     /// runtime that is to run TCP connections.
     pub fn new(
