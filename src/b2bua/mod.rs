@@ -10,12 +10,14 @@
 //! around it is the whole concurrency story; it never reads a clock and
 //! never blocks.
 
+mod bodies;
 mod call;
 mod dialog;
 mod forks;
 mod invite;
 mod ownership;
 pub mod policy;
+mod probes;
 #[cfg(test)]
 mod tests;
 
@@ -23,13 +25,17 @@ use crate::ids::WireMap;
 
 use bytes::Bytes;
 
-use crate::media::{sdp, Anchor, MediaError};
+use crate::media::Anchor;
 use crate::sip::message::Msg;
 use crate::sip::timer::Timers;
 use crate::sip::transaction::{Incoming, TimerConfig, Transactions, TxEvent, TxKey};
 use crate::sip::{Method, Peer};
 use crate::time::Now;
 
+pub use bodies::media_warnings_held_back;
+use bodies::{
+    cross_body, cross_or_drop, host_of, is_sdp, unusable_sdp, warn_media, Offered, Towards,
+};
 pub use call::{Call, Fork, Leg, Phase, Side};
 pub use policy::{
     Answer, CallId, Credentials, Decision, EndReason, Ending, Limit, Media, Milestone, Offer, Plan,
@@ -407,53 +413,6 @@ impl<P: Policy> Engine<P> {
         }
     }
 
-    /// Sends the policy's ping: an OPTIONS of our own.
-    fn send_probe(&mut self, p: Probe, now: Now) {
-        let me = self.me_for(&p.route.peer);
-        let (via, b) = (crate::sip::branch(), crate::ids::token());
-        let mut w = crate::sip::writer::Writer::request("OPTIONS", &p.route.uri);
-        w.header(
-            "Via",
-            &format!(
-                "SIP/2.0/{} {me};branch={via};rport",
-                p.route.peer.transport.as_str()
-            ),
-        );
-        w.header("Max-Forwards", "70");
-        w.header("From", &format!("<sip:sipmask@{me}>;tag={b}"));
-        w.header("To", &format!("<{}>", p.route.uri));
-        w.header("Call-ID", &crate::ids::token());
-        w.header("CSeq", "1 OPTIONS");
-        let key = TxKey {
-            branch: via.into(),
-            method: Method::Options,
-        };
-        self.probes.insert(key.clone(), p.id);
-        if let Some(wait) = p.timeout {
-            let due = now.mono + wait;
-            self.probes_due.insert(p.id, (key.clone(), due));
-            self.timers.add(due, CallTimer::Probe(p.id));
-        }
-        self.tx
-            .send_request(key, p.route.peer, w.finish(None, b""), 0, None, now.mono);
-    }
-
-    /// A probe got no answer within its own timeout: missed, whatever its
-    /// transaction (64×T1) would say later.
-    fn on_probe_timeout(&mut self, id: u64, now: Now) {
-        let Some((key, due)) = self.probes_due.get(&id).cloned() else {
-            return;
-        };
-        if now.mono < due {
-            return; // an older probe's timer
-        }
-        self.probes_due.remove(&id);
-        if self.probes.remove(&key).is_some() {
-            self.tx.forget_client(&key);
-            self.policy.probed(id, None, now);
-        }
-    }
-
     /// Stops taking new calls (SIGTERM).
     pub fn stop_accepting(&mut self) {
         self.accepting = false;
@@ -575,142 +534,6 @@ impl<P: Policy> Engine<P> {
             }
         }
     }
-}
-
-/// A body as it may cross to `leg`: SDP rebuilt for it (other bodies pass
-/// unchanged); an error for a body that claims to be SDP and is not.
-fn cross_body(
-    to: Towards<'_>,
-    media: Media,
-    m: &Msg,
-    leg: &mut Leg,
-) -> Result<Vec<u8>, CrossError> {
-    if !is_sdp(m) {
-        return Ok(m.body.clone());
-    }
-    let parsed = sdp::parse(&m.body).map_err(CrossError::Sdp)?;
-    let relay = match (media, to.anchor) {
-        (Media::Relay, Some(anchor)) => Some(
-            anchor
-                .describe(
-                    to.call,
-                    to.from.party(),
-                    host_of(&leg.me).contains(':'),
-                    &parsed.streams,
-                    to.source,
-                )
-                .map_err(CrossError::Media)?,
-        ),
-        _ => None,
-    };
-    Ok(Offered { parsed, relay }.render(leg))
-}
-
-/// A description parsed and anchored, to be rendered for a leg (the
-/// caller's offer: once for all its forks).
-pub(super) struct Offered<'m> {
-    parsed: sdp::Parsed<'m>,
-    /// Our address facing the callee per stream (the media relayed).
-    relay: Option<Vec<Option<std::net::SocketAddr>>>,
-}
-
-impl Offered<'_> {
-    /// The offer as `leg` carries it.
-    fn render(&self, leg: &mut Leg) -> Vec<u8> {
-        self.parsed
-            .render(host_of(&leg.me), &mut leg.origin, self.relay.as_deref())
-    }
-}
-
-/// Whose description crosses, in which call, and the anchor of its media.
-#[derive(Clone, Copy)]
-struct Towards<'a> {
-    anchor: Option<&'a dyn Anchor>,
-    call: CallId,
-    from: Side,
-    /// Where `from`'s signalling comes from: its media may too.
-    source: std::net::IpAddr,
-}
-
-impl<'a> Towards<'a> {
-    fn new(
-        anchor: &'a Option<std::sync::Arc<dyn Anchor>>,
-        call: CallId,
-        from: Side,
-        source: std::net::IpAddr,
-    ) -> Self {
-        Towards {
-            anchor: anchor.as_deref(),
-            call,
-            from,
-            source,
-        }
-    }
-}
-
-/// Why a body cannot cross.
-#[derive(Debug, thiserror::Error)]
-enum CrossError {
-    /// It is not usable SDP: 488.
-    #[error(transparent)]
-    Sdp(sdp::SdpError),
-    /// The media cannot be anchored: 503.
-    #[error(transparent)]
-    Media(MediaError),
-}
-
-impl CrossError {
-    fn status(&self) -> u16 {
-        match self {
-            CrossError::Sdp(_) => 488,
-            CrossError::Media(_) => 503,
-        }
-    }
-}
-
-/// The host of our `host:port` address (an IPv6 host keeps its brackets).
-fn host_of(me: &str) -> &str {
-    me.rsplit_once(':').map_or(me, |(h, _)| h)
-}
-
-/// Whether a message carries SDP.
-fn is_sdp(m: &Msg) -> bool {
-    m.content_type
-        .as_deref()
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/sdp"))
-}
-
-/// Whether a message's body claims to be SDP and is not: a request that
-/// carries it is refused (488), never relayed.
-fn unusable_sdp(m: &Msg) -> bool {
-    is_sdp(m) && sdp::parse(&m.body).is_err()
-}
-
-/// [`cross_body`] for a response or an ACK, which cannot be refused: an
-/// unusable description is left out (and logged), never passed on.
-fn cross_or_drop(to: Towards<'_>, media: Media, m: &Msg, leg: &mut Leg) -> Vec<u8> {
-    cross_body(to, media, m, leg).unwrap_or_else(|e| {
-        warn_media(&e, "SDP left out");
-        Vec::new()
-    })
-}
-
-/// Media warnings (a full port range, SDP left out) come with every call
-/// in a burst: at most one line a second, with how many were held back.
-static MEDIA_LOG: crate::metrics::Throttle =
-    crate::metrics::Throttle::new(std::time::Duration::from_secs(1));
-
-/// Logs a media warning through [`MEDIA_LOG`].
-fn warn_media(e: &dyn std::fmt::Display, what: &'static str) {
-    if let Some(held_back) = MEDIA_LOG.allow() {
-        tracing::warn!(error = %e, held_back, "{what}");
-    }
-}
-
-/// Media warning lines held back since the last one logged (taken, for
-/// the shutdown's last word).
-pub fn media_warnings_held_back() -> u64 {
-    MEDIA_LOG.take_held()
 }
 
 /// SIP extensions carried end to end (RFC 3262 reliable provisionals,
