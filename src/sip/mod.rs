@@ -4,6 +4,7 @@
 
 pub mod digest;
 pub mod framing;
+mod grammar;
 pub mod guard;
 pub mod message;
 mod parse;
