@@ -1,10 +1,14 @@
 //! sipmask: a SIP back-to-back user agent that bridges calls to virtual
 //! numbers to the real parties behind them, masking each from the other.
 //!
-//! Data flows one way: [`sip::transport`] (sockets, framing) ->
-//! [`sip::transaction`] -> [`b2bua`] (calls) -> [`bindings`] (decision) ->
-//! back out. [`store`] persists bindings and counters; [`server`] wires it
-//! all from a [`config::Config`].
+//! A message flows [`sip::transport`] (sockets, framing) ->
+//! [`sip::transaction`] -> [`b2bua`] (calls), which asks its
+//! [`b2bua::Policy`] at each step; the masking policy ([`calls`]) decides
+//! with the binding table ([`bindings`]) and answers back down. The
+//! engine knows nothing of bindings: the policy is the only bridge.
+//! [`store`] persists bindings and counters; [`server`] wires it all from
+//! a [`config::Config`]. docs/design.md draws the layers, and
+//! `tests/layers.rs` holds the code to them.
 
 pub mod api;
 pub mod b2bua;

@@ -122,3 +122,47 @@ fn the_checker_sees_imports() {
     assert!(g["b2bua"].contains("sip"), "{g:?}");
     assert!(g["server"].len() > 5, "{g:?}");
 }
+
+/// docs/design.md's list of what each module uses is the graph the code
+/// has: a module's line names exactly the modules it imports.
+#[test]
+fn the_design_docs_map_is_the_codes() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/design.md"))
+        .expect("read docs/design.md");
+    let block = doc
+        .split("What each module uses")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .expect("a code block after \"What each module uses\"");
+    let mut documented: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in block.lines().filter(|l| l.contains("->")) {
+        let (m, uses) = line.split_once("->").expect("an arrow");
+        let uses = uses.split('(').next().unwrap_or("");
+        documented.insert(
+            m.trim().to_string(),
+            uses.split_whitespace()
+                .filter(|u| *u != "nothing")
+                .map(str::to_string)
+                .collect(),
+        );
+    }
+    let code = graph();
+    let expected: Vec<String> = code
+        .iter()
+        .filter(|(_, u)| !u.is_empty())
+        .map(|(m, u)| {
+            format!(
+                "{m:<9} -> {}",
+                u.iter().cloned().collect::<Vec<_>>().join(" ")
+            )
+        })
+        .collect();
+    let real: BTreeMap<String, BTreeSet<String>> =
+        code.into_iter().filter(|(_, u)| !u.is_empty()).collect();
+    assert_eq!(
+        documented,
+        real,
+        "docs/design.md's map differs from the code; the code's is:\n{}",
+        expected.join("\n")
+    );
+}
