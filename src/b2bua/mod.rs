@@ -286,7 +286,11 @@ impl<P: Policy> Engine<P> {
                 .is_some_and(|x| !matches!(x, Method::Ack | Method::Cancel));
         let mut account = None;
         if outside {
-            match self.policy.screen(&m, src, now) {
+            let screened = match m.method() {
+                Some(Method::Invite | Method::Register) => self.policy.screen(&m, src, now),
+                _ => self.policy.out_of_dialog(&m, src, now),
+            };
+            match screened {
                 Screen::Accept => {}
                 Screen::Account(a) => account = Some(a),
                 Screen::Refuse(a) => {

@@ -323,6 +323,15 @@ pub trait Policy: Send {
         Screen::Accept
     }
 
+    /// A request from outside any dialog other than INVITE, REGISTER, ACK
+    /// and CANCEL (OPTIONS, MESSAGE, SUBSCRIBE, ...), in place of
+    /// [`Policy::screen`]: whether it is taken at all. Refused (403) by
+    /// default; text messages and other services plug in here, and in
+    /// [`Policy::request`] for the answer, without the engine changing.
+    fn out_of_dialog(&mut self, _request: &Msg, _source: Peer, _now: Now) -> Screen {
+        Screen::Refuse(Answer::status(403))
+    }
+
     /// A request from outside any dialog other than INVITE, ACK and CANCEL
     /// (REGISTER, OPTIONS, ...), once screened: the policy's answer, or
     /// `None` for the engine's own (200 to OPTIONS, 405 ...).

@@ -51,6 +51,10 @@ impl Policy for Route1 {
         }
     }
 
+    fn out_of_dialog(&mut self, request: &Msg, source: Peer, now: Now) -> Screen {
+        self.screen(request, source, now)
+    }
+
     fn decide(&mut self, _offer: &Offer<'_>, _now: Now) -> Decision<()> {
         if self.refuse {
             return Decision::Refuse {
@@ -936,4 +940,44 @@ fn a_losing_forks_2xx_sent_again_gets_the_same_ack_and_one_bye() {
         let again = r.one(C);
         assert_eq!(again.raw, ack);
     }
+}
+
+/// A policy that does not take requests other than INVITE and REGISTER
+/// outside dialogs refuses them, whoever sends them: the hook's default.
+#[test]
+fn other_requests_are_refused_unless_the_policy_takes_them() {
+    struct Plain;
+    impl Policy for Plain {
+        type Call = ();
+        fn decide(&mut self, _offer: &Offer<'_>, _now: Now) -> Decision<()> {
+            Decision::Refuse {
+                status: 404,
+                reason: "Not Found".into(),
+                why: "test",
+            }
+        }
+        fn milestone(&mut self, _id: CallId, _call: &mut (), _m: Milestone, _now: Now) {}
+        fn limit(&mut self, _id: CallId, _c: &mut (), _held: Duration, _now: Now) -> Limit {
+            Limit::End(EndReason::MaxLength)
+        }
+    }
+    let mut e = Engine::new(Rig::new(Route1::default()).e.cfg.clone(), Plain);
+    let now = Now {
+        mono: Instant::now(),
+        unix_ms: 1_795_430_252_000,
+    };
+    let msg = format!(
+        "MESSAGE sip:x@{ME} SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKm1\r\nMax-Forwards: 70\r\n\
+         From: <sip:a@{A}>;tag=m\r\nTo: <sip:x@{ME}>\r\nCall-ID: m1\r\nCSeq: 1 MESSAGE\r\n\
+         Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
+    );
+    e.on_message(
+        Msg::parse(msg.as_bytes(), true).expect("parses"),
+        peer(A),
+        now,
+    );
+    let mut q = Vec::new();
+    e.drain(&mut q);
+    assert_eq!(q.len(), 1);
+    assert!(String::from_utf8_lossy(&q[0].1).starts_with("SIP/2.0 403 "));
 }

@@ -188,6 +188,23 @@ impl Masking {
         self.stats
     }
 
+    /// What a request's source alone decides: a trusted one is taken, one
+    /// over its request rate is dropped (a flood, often from a spoofed
+    /// address, draws a few answers, then silence); `None`: everyone else
+    /// must authenticate or is refused, as the request's kind says.
+    fn by_source(&mut self, source: Peer, now: Now) -> Option<Screen> {
+        if self.trusts(source) {
+            return Some(Screen::Accept);
+        }
+        if let pike::Verdict::Banned { newly } = self.pike.check(source.addr.ip(), now.mono) {
+            if let Some(more) = newly.then(|| self.ban_log.allow()).flatten() {
+                tracing::warn!(source = %source.addr.ip(), more_banned_since = more, "source over its request rate: banned, answered nothing");
+            }
+            return Some(Screen::Drop);
+        }
+        None
+    }
+
     /// Whether requests from `source` are taken: a trunk's IP address
     /// (from any port) or a trusted network. Never what a header claims.
     fn trusts(&self, source: Peer) -> bool {
@@ -209,32 +226,27 @@ impl Policy for Masking {
     type Call = CallState;
 
     fn screen(&mut self, request: &Msg, source: Peer, now: Now) -> Screen {
-        if self.trusts(source) {
-            return Screen::Accept;
-        }
-        // Everyone else must authenticate or is refused; the limit makes
-        // sure a flood (often from a spoofed address) draws a few answers,
-        // then silence.
-        if let pike::Verdict::Banned { newly } = self.pike.check(source.addr.ip(), now.mono) {
-            if let Some(more) = newly.then(|| self.ban_log.allow()).flatten() {
-                tracing::warn!(source = %source.addr.ip(), more_banned_since = more, "source over its request rate: banned, answered nothing");
-            }
-            return Screen::Drop;
+        if let Some(s) = self.by_source(source, now) {
+            return s;
         }
         match request.method() {
             // Authenticated by the registrar itself (401).
             Some(Method::Register) => Screen::Accept,
-            Some(Method::Invite) => match self.registrar.authenticate_call(request, now) {
+            _ => match self.registrar.authenticate_call(request, now) {
                 Ok(account) => Screen::Account(account.name),
                 Err(answer) => Screen::Refuse(answer),
             },
-            _ => {
-                self.stats.untrusted += 1;
-                // Debug only: a flood of these must not flood the log.
-                tracing::debug!(%source, "request from an untrusted source refused");
-                Screen::Refuse(Answer::status(403))
-            }
         }
+    }
+
+    fn out_of_dialog(&mut self, _request: &Msg, source: Peer, now: Now) -> Screen {
+        if let Some(s) = self.by_source(source, now) {
+            return s;
+        }
+        self.stats.untrusted += 1;
+        // Debug only: a flood of these must not flood the log.
+        tracing::debug!(%source, "request from an untrusted source refused");
+        Screen::Refuse(Answer::status(403))
     }
 
     fn request(&mut self, request: &Msg, source: Peer, now: Now) -> Option<Answer> {
