@@ -28,6 +28,17 @@ fn key(instance: &str, id: u64) -> String {
     format!("{instance}-{id}")
 }
 
+/// What the checkpoint remembers between its runs.
+#[derive(Default)]
+pub(super) struct Marks {
+    /// Calls in the checkpoint, with the answer time and lease it holds.
+    pub(super) checkpointed: crate::ids::IdMap<(Option<i64>, Option<u64>)>,
+    /// Calls live at the last checkpoint that it did not write yet.
+    pub(super) sighted: crate::ids::IdMap<()>,
+    /// When the last checkpoint was taken.
+    pub(super) last: Option<std::time::Instant>,
+}
+
 impl Masking {
     /// The checkpoint key of call `id`.
     pub(super) fn live_key(&self, id: CallId) -> String {
@@ -46,11 +57,13 @@ impl Masking {
         for (id, c) in live {
             let answer = c.record.answer_at.filter(|_| c.confirmed);
             let state = (answer, c.lease);
-            if !self.checkpointed.contains_key(&id) && self.sighted.remove(&id).is_none() {
+            if !self.marks.checkpointed.contains_key(&id)
+                && self.marks.sighted.remove(&id).is_none()
+            {
                 sighted.insert(id, ());
                 continue;
             }
-            match self.checkpointed.insert(id, state) {
+            match self.marks.checkpointed.insert(id, state) {
                 Some(held) if held == state => {}
                 Some(_) => rows.push(LiveRow::Changed {
                     key: key(&self.cfg.instance, id),
@@ -69,8 +82,8 @@ impl Masking {
             }
         }
         // Those seen last time and gone now ended unwritten.
-        self.sighted = sighted;
-        if rows.is_empty() && self.checkpointed.is_empty() {
+        self.marks.sighted = sighted;
+        if rows.is_empty() && self.marks.checkpointed.is_empty() {
             return;
         }
         self.store.live(Checkpoint {

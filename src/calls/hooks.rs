@@ -142,7 +142,11 @@ impl Masking {
         };
         let usage = usage.or(refund);
         // Record, talk time and the end of its checkpoint in one commit.
-        let live = self.checkpointed.remove(&id).map(|_| self.live_key(id));
+        let live = self
+            .marks
+            .checkpointed
+            .remove(&id)
+            .map(|_| self.live_key(id));
         self.store.call_end(record, usage, live);
     }
 

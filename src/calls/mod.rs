@@ -123,19 +123,12 @@ pub struct Masking {
     stats: Stats,
     /// Time taken by decisions on INVITEs.
     lookup: Histogram,
-    /// Calls in the checkpoint, with the answer time and lease it holds.
-    checkpointed: crate::ids::IdMap<(Option<i64>, Option<u64>)>,
-    /// Calls live at the last checkpoint that it did not write yet.
-    sighted: crate::ids::IdMap<()>,
-    /// When the last checkpoint was taken.
-    last_checkpoint: Option<Instant>,
-    /// Per-source request limits.
-    pike: pike::Pike,
-    /// When idle sources were last forgotten.
-    last_prune: Option<Instant>,
-    /// Refusals and bans are logged at most once a second each.
+    /// What the live-call checkpoint remembers between its runs.
+    marks: checkpoint::Marks,
+    /// Per-source request limits and bans.
+    gate: Gate,
+    /// Refusals are logged at most once a second.
     refusal_log: Throttle,
-    ban_log: Throttle,
     /// Accounts: REGISTER and digest checks of calls.
     registrar: Registrar,
     /// The registrar's directory, read when deciding calls.
@@ -144,6 +137,14 @@ pub struct Masking {
     last_sweep: Option<Instant>,
     /// The trunks and whether they are up.
     trunks: trunks::Trunks,
+}
+
+/// Who may send requests, by source: rate limits and bans, when idle
+/// sources were last forgotten, and the throttle of the ban log.
+struct Gate {
+    pike: pike::Pike,
+    last_prune: Option<Instant>,
+    ban_log: Throttle,
 }
 
 impl Masking {
@@ -166,13 +167,13 @@ impl Masking {
             hub,
             stats: Stats::default(),
             lookup: Histogram::default(),
-            checkpointed: Default::default(),
-            sighted: Default::default(),
-            last_checkpoint: None,
-            pike: pike::Pike::new(cfg.pike),
-            last_prune: None,
+            marks: checkpoint::Marks::default(),
+            gate: Gate {
+                pike: pike::Pike::new(cfg.pike),
+                last_prune: None,
+                ban_log: Throttle::new(Duration::from_secs(1)),
+            },
             refusal_log: Throttle::new(Duration::from_secs(1)),
-            ban_log: Throttle::new(Duration::from_secs(1)),
             cfg,
         }
     }
@@ -180,7 +181,7 @@ impl Masking {
     /// Refusal and ban lines held back since the last one logged (taken):
     /// the shutdown's last word on them.
     pub fn log_held_back(&self) -> (u64, u64) {
-        (self.refusal_log.take_held(), self.ban_log.take_held())
+        (self.refusal_log.take_held(), self.gate.ban_log.take_held())
     }
 
     /// Counters so far.
@@ -196,8 +197,9 @@ impl Masking {
         if self.trusts(source) {
             return Some(Screen::Accept);
         }
-        if let pike::Verdict::Banned { newly } = self.pike.check(source.addr.ip(), now.mono) {
-            if let Some(more) = newly.then(|| self.ban_log.allow()).flatten() {
+        let gate = &mut self.gate;
+        if let pike::Verdict::Banned { newly } = gate.pike.check(source.addr.ip(), now.mono) {
+            if let Some(more) = newly.then(|| gate.ban_log.allow()).flatten() {
                 tracing::warn!(source = %source.addr.ip(), more_banned_since = more, "source over its request rate: banned, answered nothing");
             }
             return Some(Screen::Drop);
@@ -316,10 +318,10 @@ impl Policy for Masking {
         if due(&mut self.last_sweep, SWEEP, now.mono) {
             self.registrar.tick(now);
         }
-        if due(&mut self.last_prune, Duration::from_secs(10), now.mono) {
-            self.pike.forget_idle(now.mono);
+        if due(&mut self.gate.last_prune, Duration::from_secs(10), now.mono) {
+            self.gate.pike.forget_idle(now.mono);
         }
-        if due(&mut self.last_checkpoint, checkpoint::EVERY, now.mono) {
+        if due(&mut self.marks.last, checkpoint::EVERY, now.mono) {
             self.checkpoint(live, now);
         }
     }
@@ -360,7 +362,7 @@ impl Policy for Masking {
             "Requests refused before any decision, by why.",
             &[
                 ("reason=\"untrusted_source\"", s.untrusted),
-                ("reason=\"rate\"", self.pike.dropped),
+                ("reason=\"rate\"", self.gate.pike.dropped),
             ],
         );
         metric(
@@ -375,7 +377,7 @@ impl Policy for Masking {
             "sipmask_source_bans_total",
             "counter",
             "Sources banned for going over their request rate.",
-            &[("", self.pike.bans)],
+            &[("", self.gate.pike.bans)],
         );
         self.registrar.metrics(out, crate::time::now_ms());
         self.lookup.render(
