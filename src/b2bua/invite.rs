@@ -58,21 +58,7 @@ impl<P: Policy> Engine<P> {
         tracing::debug!(call = id, forks = plan.targets.len(), "bridging call");
         let offered = match self.anchor_offer(id, described.and_then(Result::ok), &plan, src) {
             Ok(o) => o,
-            Err(e) => {
-                super::warn_media(&e, "media cannot be anchored: refusing the call");
-                let tag = token();
-                self.respond_with(&key, 503, reason(503), Some(&tag), &[], now);
-                // Its reservation is let go, and no use is charged.
-                let mut state = state;
-                let ending = super::policy::Ending {
-                    reason: EndReason::NoMediaPorts,
-                    status: 503,
-                    talk: None,
-                };
-                self.policy
-                    .milestone(id, &mut state, Milestone::Ended(ending), now);
-                return;
-            }
+            Err(e) => return self.refuse_unanchored(id, &key, state, &e, now),
         };
         let mut sends = Vec::with_capacity(plan.targets.len());
         let mut forks = Vec::with_capacity(plan.targets.len());
@@ -108,6 +94,28 @@ impl<P: Policy> Engine<P> {
         if let Some(c) = self.calls.get_mut(&id) {
             c.timers.push(t);
         }
+    }
+
+    /// A bridged call whose media cannot be anchored (no ports): 503 to
+    /// the caller, and the policy lets its reservation go, charging no use.
+    fn refuse_unanchored(
+        &mut self,
+        id: CallId,
+        key: &TxKey,
+        mut state: P::Call,
+        e: &MediaError,
+        now: Now,
+    ) {
+        super::warn_media(e, "media cannot be anchored: refusing the call");
+        let tag = token();
+        self.respond_with(key, 503, reason(503), Some(&tag), &[], now);
+        let ending = super::policy::Ending {
+            reason: EndReason::NoMediaPorts,
+            status: 503,
+            talk: None,
+        };
+        self.policy
+            .milestone(id, &mut state, Milestone::Ended(ending), now);
     }
 
     /// What becomes of a new INVITE: the engine's own refusals first (an

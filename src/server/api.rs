@@ -30,6 +30,67 @@ pub(super) struct ApiDeps {
 }
 
 /// Binds the HTTP API and serves it until `cancel`.
+/// The API's settings from the config.
+fn api_config(cfg: &Config, sip_host: String, cancel: &CancellationToken) -> crate::api::ApiConfig {
+    crate::api::ApiConfig {
+        quarantine_secs: cfg.api.quarantine_secs,
+        sip_host,
+        rate_per_sec: cfg.api.rate_per_sec,
+        burst: cfg.api.burst,
+        max_body_bytes: cfg.api.max_body_bytes,
+        body_timeout: Duration::from_secs(cfg.api.body_timeout_secs),
+        max_requests_per_tenant: cfg.api.max_requests_per_tenant,
+        webhook_networks: Arc::new(cfg.webhooks.networks()),
+        recordings: cfg.storage.data_dir.join("recordings"),
+        shutdown: cancel.clone(),
+    }
+}
+
+/// The API's listener on `addr` (checked free first unless a sibling
+/// instance shares it), and the address it got.
+fn listen(addr: &str, overlap: bool) -> Result<(tokio::net::TcpListener, SocketAddr), ServerError> {
+    let bind_err = |source| ServerError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let sock: SocketAddr = addr
+        .parse()
+        .map_err(|_| ServerError::Config(format!("bad API address {addr}")))?;
+    if !overlap {
+        check_free(sock).map_err(bind_err)?;
+    }
+    let listener = bind_tcp(sock).map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    Ok((listener, local))
+}
+
+/// The webhook deliveries' task, on a store connection of its own.
+fn deliveries(
+    cfg: &Config,
+    data_dir: &std::path::Path,
+    hub: Arc<crate::events::Hub>,
+    clock: &crate::time::SharedClock,
+    cancel: &CancellationToken,
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, ServerError> {
+    let w = &cfg.webhooks;
+    let ca = (!w.ca_file.is_empty()).then(|| std::path::Path::new(&w.ca_file));
+    let client =
+        crate::events::webhook::Client::new(w.networks(), Duration::from_secs(w.timeout_secs), ca)
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+    let limits = crate::events::delivery::Limits {
+        max_attempts: w.max_attempts,
+        disable_after: Duration::from_secs(w.disable_after_secs),
+    };
+    Ok(crate::events::delivery::run(
+        crate::store::open(data_dir)?,
+        client,
+        limits,
+        hub,
+        clock.clone(),
+        cancel.clone(),
+    ))
+}
+
 pub(super) async fn start_api(
     cfg: &Config,
     data_dir: &std::path::Path,
@@ -47,35 +108,8 @@ pub(super) async fn start_api(
         sip_host,
         overlap: deps_overlap,
     } = deps;
-    let addr = cfg.api.listen.clone();
-    let sock: SocketAddr = addr
-        .parse()
-        .map_err(|_| ServerError::Config(format!("bad API address {addr}")))?;
-    if !deps_overlap {
-        check_free(sock).map_err(|source| ServerError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
-    }
-    let listener = bind_tcp(sock).map_err(|source| ServerError::Bind {
-        addr: addr.clone(),
-        source,
-    })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind { addr, source })?;
-    let api_cfg = crate::api::ApiConfig {
-        quarantine_secs: cfg.api.quarantine_secs,
-        sip_host,
-        rate_per_sec: cfg.api.rate_per_sec,
-        burst: cfg.api.burst,
-        max_body_bytes: cfg.api.max_body_bytes,
-        body_timeout: Duration::from_secs(cfg.api.body_timeout_secs),
-        max_requests_per_tenant: cfg.api.max_requests_per_tenant,
-        webhook_networks: Arc::new(cfg.webhooks.networks()),
-        recordings: cfg.storage.data_dir.join("recordings"),
-        shutdown: cancel.clone(),
-    };
+    let (listener, local) = listen(&cfg.api.listen, deps_overlap)?;
+    let api_cfg = api_config(cfg, sip_host, cancel);
     let norm = Normaliser {
         default_country_code: cfg.numbers.default_country_code.clone(),
     };
@@ -99,26 +133,7 @@ pub(super) async fn start_api(
         pools: Arc::default(),
     };
     let state = crate::api::ApiState::new(svc.clone(), norm, api_cfg, metrics)?;
-    let w = &cfg.webhooks;
-    let ca = (!w.ca_file.is_empty()).then(|| std::path::Path::new(&w.ca_file));
-    let client = crate::events::webhook::Client::new(
-        cfg.webhooks.networks(),
-        Duration::from_secs(w.timeout_secs),
-        ca,
-    )
-    .map_err(|e| ServerError::Config(e.to_string()))?;
-    let limits = crate::events::delivery::Limits {
-        max_attempts: w.max_attempts,
-        disable_after: Duration::from_secs(w.disable_after_secs),
-    };
-    tasks.spawn(crate::events::delivery::run(
-        crate::store::open(data_dir)?,
-        client,
-        limits,
-        hub,
-        clock.clone(),
-        cancel.clone(),
-    ));
+    tasks.spawn(deliveries(cfg, data_dir, hub, &clock, cancel)?);
     let state = Arc::new(state);
     tasks.spawn(crate::service::flow::users::recycle_idle_every(
         svc.clone(),

@@ -203,20 +203,12 @@ impl Server {
             accounts,
         } = load_bindings(&cfg, &data_dir)?;
         let hub = crate::events::Hub::new(store.webhook_tenants()?);
-        let (writer, store_thread) = Writer::start(store, cfg.records.keep_days, hub.clone())
-            .map_err(|source| ServerError::Thread {
-                name: "store",
-                source,
-            })?;
+        let thread = |name| move |source| ServerError::Thread { name, source };
+        let (writer, store_thread) =
+            Writer::start(store, cfg.records.keep_days, hub.clone()).map_err(thread("store"))?;
         let durable = writer.durable();
-        let sip = SipThread::start().map_err(|source| ServerError::Thread {
-            name: "SIP",
-            source,
-        })?;
-        handover.refresh();
-        let overlap = handover.sibling().is_some();
-        // The running instance learns of this one now, not at its next look.
-        handover.announce();
+        let sip = SipThread::start().map_err(thread("SIP"))?;
+        let overlap = start::overlap(&handover);
         let (udps, tcps, addrs) = start::bind_sip(&cfg, &sip, overlap)?;
         let parts = (&bindings, &writer, &hub, &accounts);
         let (engine, me_for_api) = start::engine(&cfg, &addrs, instance, files, parts)?;
@@ -238,14 +230,13 @@ impl Server {
             durable,
         );
         tracing::info!(?addrs, "sipmask serving SIP over UDP and TCP");
-        let sip_host = match (&cfg.api.sip_host, &me_for_api) {
-            (h, _) if !h.is_empty() => h.clone(),
-            (_, Some(me)) => me.clone(),
-            _ => "localhost".into(),
-        };
         let api_addr = if cfg.api.listen.is_empty() {
             None
         } else {
+            let sip_host = match (&cfg.api.sip_host, me_for_api) {
+                (h, _) if !h.is_empty() => h.clone(),
+                (_, me) => me.unwrap_or_else(|| "localhost".into()),
+            };
             let deps = ApiDeps {
                 table: bindings.clone(),
                 core: core.clone(),
@@ -258,15 +249,9 @@ impl Server {
             };
             Some(start_api(&cfg, &data_dir, deps, &front, &mut tasks).await?)
         };
-        tasks.spawn(checkpoints(crate::store::open(&data_dir)?, front.clone()));
-        tasks.spawn(crate::watch::run(
-            crate::store::open(&data_dir)?,
-            seen,
-            bindings.clone(),
-            accounts.clone(),
-            api_addr.as_ref().map(|(_, st)| st.clone()),
-            front.clone(),
-        ));
+        let api_state = api_addr.as_ref().map(|(_, st)| st.clone());
+        let watched = (&bindings, &accounts, api_state);
+        start::spawn_background(&mut tasks, &data_dir, seen, watched, &front)?;
         let api_addr = api_addr.map(|(a, _)| a);
         Ok(Server {
             core,

@@ -98,6 +98,16 @@ pub(super) fn handover(
     Ok(Arc::new(h))
 }
 
+/// Whether a sibling instance runs on the same data dir (a restart
+/// overlap: it holds the ports, and hands us what is ours); it learns of
+/// this instance now, not at its next look.
+pub(super) fn overlap(handover: &crate::handover::Handover) -> bool {
+    handover.refresh();
+    let overlap = handover.sibling().is_some();
+    handover.announce();
+    overlap
+}
+
 /// What the engine's policy is built on: the live table, the store's
 /// writer, the events hub and the accounts.
 pub(super) type Parts<'a> = (
@@ -164,6 +174,35 @@ pub(super) fn net(
         cancel.clone(),
         core.clone(),
     )
+}
+
+/// Starts the store's checkpointer and the watcher that applies operator
+/// changes (`seen`: the change log's position at load) to the live table,
+/// the accounts and the API's keys, each on a store connection of its own.
+pub(super) fn spawn_background(
+    tasks: &mut JoinSet<()>,
+    data_dir: &std::path::Path,
+    seen: i64,
+    (bindings, accounts, api): (
+        &Arc<crate::bindings::BindingTable>,
+        &Arc<crate::registrar::Directory>,
+        Option<Arc<crate::api::ApiState>>,
+    ),
+    front: &CancellationToken,
+) -> Result<(), ServerError> {
+    let store = crate::store::open(data_dir)?;
+    tasks.spawn(super::checkpoints(store, front.clone()));
+    let store = crate::store::open(data_dir)?;
+    let watch = crate::watch::run(
+        store,
+        seen,
+        bindings.clone(),
+        accounts.clone(),
+        api,
+        front.clone(),
+    );
+    tasks.spawn(watch);
+    Ok(())
 }
 
 /// The engine's settings, and the address the API shows as SIP's.
