@@ -241,6 +241,18 @@ impl Msg {
         }
     }
 
+    /// Whether `h`, a header a message may carry once, was read already.
+    fn already(&self, h: Name) -> bool {
+        match h {
+            Name::From => !self.from.is_empty(),
+            Name::To => !self.to.is_empty(),
+            Name::CallId => !self.call_id.is_empty(),
+            Name::CSeq => !self.cseq_method.is_empty(),
+            Name::MaxForwards => self.max_forwards.is_some(),
+            _ => false,
+        }
+    }
+
     /// One header value, trimmed, of a header `Msg` reads; `text` is the
     /// message's buffer, which `v` is normally a slice of.
     pub(super) fn take(&mut self, text: &Arc<str>, h: Name, v: &str) -> Result<(), SipError> {
@@ -248,22 +260,8 @@ impl Msg {
         // These name one dialog and one transaction: a second of them is
         // a second answer to the same question (RFC 4475 3.1.2.19), refused
         // rather than decided by whichever comes last.
-        let twice = match h {
-            Name::From => !self.from.is_empty(),
-            Name::To => !self.to.is_empty(),
-            Name::CallId => !self.call_id.is_empty(),
-            Name::CSeq => !self.cseq_method.is_empty(),
-            Name::MaxForwards => self.max_forwards.is_some(),
-            _ => false,
-        };
-        if twice {
-            return Err(SipError::Header(match h {
-                Name::From => "From",
-                Name::To => "To",
-                Name::CallId => "Call-ID",
-                Name::CSeq => "CSeq",
-                _ => "Max-Forwards",
-            }));
+        if self.already(h) {
+            return Err(SipError::Header(h.canonical()));
         }
         // RFC 4475 §3.1.2.6/§3.1.2.13: an empty Via element or parameter,
         // or a quote or bracket left open, is no header: echoing it would
