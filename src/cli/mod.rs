@@ -169,18 +169,6 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
         norm.party(v)
             .map_err(|e| CliError::Invalid(format!("{what}: {e}")))
     };
-    let time = |what: &str, v: &Option<String>| -> Result<Option<i64>, CliError> {
-        v.as_deref()
-            .map(|s| {
-                crate::time::parse(s)
-                    .ok_or_else(|| {
-                    CliError::Invalid(format!(
-                        "{what}: {s:?} is neither unix seconds nor an RFC 3339 time (years 1 to 9999)"
-                    ))
-                })
-            })
-            .transpose()
-    };
     if a.talk_budget_secs
         .is_some_and(|v| v > crate::time::MAX_SECS)
     {
@@ -205,8 +193,8 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
         )
     };
     let conditions = Conditions {
-        not_before: time("not-before", &a.not_before)?,
-        not_after: time("not-after", &a.not_after)?,
+        not_before: time_arg("not-before", &a.not_before)?,
+        not_after: time_arg("not-after", &a.not_after)?,
         max_calls: a.max_calls,
         max_call_secs: a.max_call_secs,
         talk_budget_secs: a.talk_budget_secs,
@@ -243,6 +231,20 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
     ids.first()
         .copied()
         .ok_or_else(|| CliError::Invalid("nothing inserted".into()))
+}
+
+/// A time given on the command line (`what` names its flag): unix
+/// seconds or RFC 3339.
+fn time_arg(what: &str, v: &Option<String>) -> Result<Option<i64>, CliError> {
+    v.as_deref()
+        .map(|s| {
+            crate::time::parse(s).ok_or_else(|| {
+                CliError::Invalid(format!(
+                    "{what}: {s:?} is neither unix seconds nor an RFC 3339 time (years 1 to 9999)"
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// Removes a binding; `false` if there was none. The operator's claim on
