@@ -53,61 +53,7 @@ impl Services {
         self.unit(move |s, out| {
             let now = me.clock.now().unix();
             let set = settings_of(s, &me.flow, tenant)?;
-            let mut problems = Vec::new();
-            let mut rows = Vec::with_capacity(items.len());
-            let mut softs = Vec::with_capacity(items.len());
-            let name = |i: usize, f: &str| {
-                if field == "items" {
-                    format!("items[{i}].{f}")
-                } else {
-                    f.to_string()
-                }
-            };
-            for (i, it) in items.iter().enumerate() {
-                if !kind_ok(&it.kind) {
-                    problems.push((name(i, "kind"), "1 to 32 of a-z, 0-9, '_', '-'".into()));
-                }
-                let user = match (&it.soft_number, &it.user_id) {
-                    (Some(soft), _) => s.live_user(tenant, UserKey::Soft(soft))?,
-                    (None, Some(e)) => s.live_user(tenant, UserKey::Ext(e))?,
-                    (None, None) => {
-                        problems.push((
-                            name(i, "soft_number"),
-                            "soft_number or user_id is required".into(),
-                        ));
-                        continue;
-                    }
-                };
-                let Some(user) = user else {
-                    let f = if it.soft_number.is_some() {
-                        "soft_number"
-                    } else {
-                        "user_id"
-                    };
-                    problems.push((name(i, f), "no live user of yours".into()));
-                    continue;
-                };
-                let Some(agent) = s.agent(tenant, AgentKey::Real(&it.agent))? else {
-                    problems.push((name(i, "agent"), "not a registered agent of yours".into()));
-                    continue;
-                };
-                let at = it.at.unwrap_or(now);
-                if at > now + 300 {
-                    problems.push((name(i, "at"), "in the future".into()));
-                    continue;
-                }
-                rows.push(NewInteraction {
-                    user: user.id,
-                    agent: agent.id,
-                    team: agent.team,
-                    kind: it.kind.clone(),
-                    at,
-                });
-                softs.push((user.soft, agent.real));
-            }
-            if !problems.is_empty() {
-                return Err(Error::Items(problems));
-            }
+            let (rows, softs) = checked(s, tenant, &items, field, now)?;
             s.add_interactions(tenant, &rows)?;
             let users: Vec<i64> = rows.iter().map(|r| r.user).collect();
             s.touch_users(&users, now)?;
@@ -154,4 +100,77 @@ impl Services {
         })
         .await
     }
+}
+
+/// Interactions to store, each with its user's soft number and its
+/// agent's number (for the push events).
+type Checked = (Vec<NewInteraction>, Vec<(String, Number)>);
+
+/// The items checked against the tenant's users and agents: the rows to
+/// store and, for each, the user's soft number and the agent's number;
+/// else every bad item, named by its place (`field` is `items` for a
+/// batch).
+fn checked(
+    s: &mut dyn crate::store::Backend,
+    tenant: TenantId,
+    items: &[InteractionIn],
+    field: &'static str,
+    now: i64,
+) -> Result<Checked, Error> {
+    let mut problems = Vec::new();
+    let mut rows = Vec::with_capacity(items.len());
+    let mut softs = Vec::with_capacity(items.len());
+    let name = |i: usize, f: &str| {
+        if field == "items" {
+            format!("items[{i}].{f}")
+        } else {
+            f.to_string()
+        }
+    };
+    for (i, it) in items.iter().enumerate() {
+        if !kind_ok(&it.kind) {
+            problems.push((name(i, "kind"), "1 to 32 of a-z, 0-9, '_', '-'".into()));
+        }
+        let user = match (&it.soft_number, &it.user_id) {
+            (Some(soft), _) => s.live_user(tenant, UserKey::Soft(soft))?,
+            (None, Some(e)) => s.live_user(tenant, UserKey::Ext(e))?,
+            (None, None) => {
+                problems.push((
+                    name(i, "soft_number"),
+                    "soft_number or user_id is required".into(),
+                ));
+                continue;
+            }
+        };
+        let Some(user) = user else {
+            let f = if it.soft_number.is_some() {
+                "soft_number"
+            } else {
+                "user_id"
+            };
+            problems.push((name(i, f), "no live user of yours".into()));
+            continue;
+        };
+        let Some(agent) = s.agent(tenant, AgentKey::Real(&it.agent))? else {
+            problems.push((name(i, "agent"), "not a registered agent of yours".into()));
+            continue;
+        };
+        let at = it.at.unwrap_or(now);
+        if at > now + 300 {
+            problems.push((name(i, "at"), "in the future".into()));
+            continue;
+        }
+        rows.push(NewInteraction {
+            user: user.id,
+            agent: agent.id,
+            team: agent.team,
+            kind: it.kind.clone(),
+            at,
+        });
+        softs.push((user.soft, agent.real));
+    }
+    if !problems.is_empty() {
+        return Err(Error::Items(problems));
+    }
+    Ok((rows, softs))
 }
