@@ -6,6 +6,7 @@
 pub mod alloc;
 pub mod conditions;
 pub mod csv;
+mod kinds;
 pub mod number;
 pub mod table;
 
