@@ -267,60 +267,10 @@ fn run(
     let mut last_purge: Option<std::time::Instant> = None;
     let mut taken: Vec<Msg> = Vec::new();
     loop {
-        {
-            let mut items = queue.lock();
-            while items.is_empty() {
-                if queue.closed.load(Ordering::Acquire) {
-                    return;
-                }
-                items = queue.ready.wait(items).unwrap_or_else(|e| e.into_inner());
-            }
-            // Someone waits (a flush, or a call's answer on its use):
-            // commit what is there now.
-            let waited = items
-                .iter()
-                .any(|m| matches!(m, Msg::Flush(_) | Msg::UsageNow(..)));
-            if !waited {
-                drop(items);
-                std::thread::sleep(GATHER);
-                items = queue.lock();
-            }
-            std::mem::swap(&mut *items, &mut taken);
+        if !gather(queue, &mut taken) {
+            return;
         }
-        // Only the latest counters of each binding matter.
-        let mut usage: HashMap<i64, UsageUpdate> = HashMap::new();
-        let mut batch = Batch::default();
-        let mut waiters = Vec::new();
-        let mut ticket = 0;
-        let mut take = |m: Msg| match m {
-            Msg::Usage(u) => {
-                usage.insert(u.id, u);
-            }
-            Msg::UsageNow(u, t) => {
-                usage.insert(u.id, u);
-                ticket = ticket.max(t);
-            }
-            Msg::Call(c) => batch.calls.push(*c),
-            Msg::CallEnd(c, u, key) => {
-                batch.calls.push(*c);
-                if let Some(u) = u {
-                    usage.insert(u.id, u);
-                }
-                batch.ended.extend(key);
-            }
-            Msg::Live(c) => batch.live.push(c),
-            Msg::Event(e) => batch.events.push(*e),
-            Msg::Answered(b, at) => batch.answered.push((b, at)),
-            Msg::Conditions(b, c, at) => batch.conditions.push((b, *c, at)),
-            Msg::Contacts(account, rows) => {
-                // Only the latest state of each account matters.
-                batch.contacts.retain(|(a, _)| *a != account);
-                batch.contacts.push((account, rows));
-            }
-            Msg::Flush(w) => waiters.push(w),
-        };
-        taken.drain(..).for_each(&mut take);
-        batch.usage = usage.into_values().collect();
+        let (batch, waiters, ticket) = batch_of(&mut taken);
         if !batch.is_empty() {
             match store.save_batch(&batch, &|t| hub.hooked(t)) {
                 Ok(stored) => stored
@@ -354,6 +304,71 @@ fn run(
             durable.wake.notify_one();
         }
     }
+}
+
+/// Waits for work and moves it into `taken`: at once when someone waits
+/// on it (a flush, a call's answer on its use), else after gathering for
+/// [`GATHER`]. `false` when the queue is closed and empty.
+fn gather(queue: &Queue, taken: &mut Vec<Msg>) -> bool {
+    let mut items = queue.lock();
+    while items.is_empty() {
+        if queue.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        items = queue.ready.wait(items).unwrap_or_else(|e| e.into_inner());
+    }
+    let waited = items
+        .iter()
+        .any(|m| matches!(m, Msg::Flush(_) | Msg::UsageNow(..)));
+    if !waited {
+        drop(items);
+        std::thread::sleep(GATHER);
+        items = queue.lock();
+    }
+    std::mem::swap(&mut *items, taken);
+    true
+}
+
+/// What a batch of work does: one unit of storage work, the flushes to
+/// tell when it is committed, and the highest durability ticket in it.
+fn batch_of(taken: &mut Vec<Msg>) -> (Batch, Vec<Sender<()>>, u64) {
+    // Only the latest counters of each binding matter.
+    let mut usage: HashMap<i64, UsageUpdate> = HashMap::new();
+    let mut batch = Batch::default();
+    let mut waiters = Vec::new();
+    let mut ticket = 0;
+    {
+        let mut take = |m: Msg| match m {
+            Msg::Usage(u) => {
+                usage.insert(u.id, u);
+            }
+            Msg::UsageNow(u, t) => {
+                usage.insert(u.id, u);
+                ticket = ticket.max(t);
+            }
+            Msg::Call(c) => batch.calls.push(*c),
+            Msg::CallEnd(c, u, key) => {
+                batch.calls.push(*c);
+                if let Some(u) = u {
+                    usage.insert(u.id, u);
+                }
+                batch.ended.extend(key);
+            }
+            Msg::Live(c) => batch.live.push(c),
+            Msg::Event(e) => batch.events.push(*e),
+            Msg::Answered(b, at) => batch.answered.push((b, at)),
+            Msg::Conditions(b, c, at) => batch.conditions.push((b, *c, at)),
+            Msg::Contacts(account, rows) => {
+                // Only the latest state of each account matters.
+                batch.contacts.retain(|(a, _)| *a != account);
+                batch.contacts.push((account, rows));
+            }
+            Msg::Flush(w) => waiters.push(w),
+        };
+        taken.drain(..).for_each(&mut take);
+    }
+    batch.usage = usage.into_values().collect();
+    (batch, waiters, ticket)
 }
 
 #[cfg(test)]
