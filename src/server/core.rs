@@ -12,7 +12,7 @@ use crate::b2bua::Engine;
 use crate::calls::Masking;
 use crate::handover::FromSibling;
 use crate::sip::message::Msg;
-use crate::sip::transport::{Net, Sink};
+use crate::sip::transport::{Net, Out, Sink};
 use crate::sip::Peer;
 use crate::time::SharedClock;
 
@@ -35,31 +35,33 @@ pub(super) struct Core {
 }
 
 impl Core {
-    pub(super) fn with_engine(&self, net: &Arc<Net>, f: impl FnOnce(&mut Engine<Masking>)) {
+    /// Runs `f` on the engine under its lock, then sends what it queued
+    /// to `out` (after the lock is let go).
+    pub(super) fn with_engine(&self, out: &mut Out<'_>, f: impl FnOnce(&mut Engine<Masking>)) {
         // The thread's spare vector, not a new one per message: sending
         // happens after the lock is let go, so what goes out is moved here.
-        let mut out = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let mut queued = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
         {
             let Ok(mut e) = self.engine.lock() else {
                 return;
             };
             f(&mut e);
-            e.drain(&mut out);
+            e.drain(&mut queued);
             // A timer set sooner than the timers' wake-up is planned.
             self.ticks.deadline(e.next_due());
         }
-        for (peer, bytes) in out.drain(..) {
-            net.send(peer, bytes);
+        for (peer, bytes) in queued.drain(..) {
+            out.send(peer, bytes);
         }
-        SPARE.with(|s| *s.borrow_mut() = out);
+        SPARE.with(|s| *s.borrow_mut() = queued);
     }
 
     /// Runs the engine's timers if they are due.
-    pub(super) fn run_timers_if_due(&self, net: &Arc<Net>) {
+    pub(super) fn run_timers_if_due(&self, out: &mut Out<'_>) {
         let now = self.clock.now();
         let (due, sizes) = self.ticks.take_due(now.mono);
         if due {
-            self.with_engine(net, |e| {
+            self.with_engine(out, |e| {
                 e.on_timer(now);
                 if sizes {
                     tracing::debug!(sizes = %e.sizes(), "engine tables");
@@ -70,29 +72,29 @@ impl Core {
 }
 
 impl Sink for Core {
-    fn deliver(&self, m: Msg, data: &[u8], peer: Peer, net: &Arc<Net>) {
-        self.take(m, data, peer, net, false);
+    fn deliver(&self, m: Msg, data: &[u8], peer: Peer, out: &mut Out<'_>) {
+        self.take(m, data, peer, out, false);
     }
 
-    fn closed(&self, peer: Peer, net: &Arc<Net>) {
+    fn closed(&self, peer: Peer, out: &mut Out<'_>) {
         let now = self.clock.now();
-        self.with_engine(net, |e| e.on_closed(peer, now));
+        self.with_engine(out, |e| e.on_closed(peer, now));
     }
 
-    fn batch_done(&self, net: &Arc<Net>) {
-        self.run_timers_if_due(net);
+    fn batch_done(&self, out: &mut Out<'_>) {
+        self.run_timers_if_due(out);
     }
 }
 
 impl Core {
     /// Handles a parsed message, or hands it to a sibling instance when it
     /// is the sibling's (a UDP message, never one handed over already).
-    fn take(&self, m: Msg, data: &[u8], peer: Peer, net: &Arc<Net>, handed: bool) {
+    fn take(&self, m: Msg, data: &[u8], peer: Peer, out: &mut Out<'_>, handed: bool) {
         let udp = peer.transport == crate::sip::Transport::Udp;
         let sibling = (udp && !handed).then(|| self.handover.sibling()).flatten();
         let mut m = Some(m);
         let mut theirs = false;
-        self.with_engine(net, |e| {
+        self.with_engine(out, |e| {
             let Some(msg) = m.take() else { return };
             if sibling.is_some() && !e.handles(&msg) {
                 theirs = true;
@@ -113,7 +115,7 @@ impl Core {
         };
         let parsed = std::panic::catch_unwind(|| Msg::parse(data, true));
         if let Ok(Ok(m)) = parsed {
-            self.take(m, data, peer, net, true);
+            self.take(m, data, peer, &mut Out::now(net), true);
         }
     }
 }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bindings::BindingTable;
 use crate::config::Config;
-use crate::sip::transport::Net;
+use crate::sip::transport::{Net, Out};
 use crate::store::{Backend, StoreError, Writer};
 use crate::time::{SharedClock, SystemClock};
 
@@ -286,7 +286,8 @@ impl Server {
     /// Stops taking calls, lets live ones run up to `drain`, ends the rest
     /// with BYE, flushes the store and stops every task.
     pub async fn shutdown(mut self, drain: Duration) {
-        self.core.with_engine(&self.net, |e| e.stop_accepting());
+        self.core
+            .with_engine(&mut Out::now(&self.net), |e| e.stop_accepting());
         // A new instance may start now and take the new calls (handover);
         // this one keeps only its live calls.
         drop(self.lock.take());
@@ -299,7 +300,8 @@ impl Server {
         if live > 0 {
             tracing::info!(live, "ending calls still up at the shutdown deadline");
             let now = self.core.clock.now();
-            self.core.with_engine(&self.net, |e| e.end_all(now));
+            self.core
+                .with_engine(&mut Out::now(&self.net), |e| e.end_all(now));
             // Wait for the BYEs' answers while the timer tick retransmits
             // lost ones (T1, 2*T1, ...), for up to the drain time again
             // (at least a second, so a zero drain still retransmits).
@@ -356,7 +358,7 @@ async fn release_answers(
         tokio::select! {
             _ = durable.wake.notified() => {
                 let (upto, now) = (durable.committed(), core.clock.now());
-                core.with_engine(&net, |e| e.release_answers(upto, now));
+                core.with_engine(&mut Out::now(&net), |e| e.release_answers(upto, now));
             }
             _ = cancel.cancelled() => return,
         }

@@ -117,7 +117,7 @@ pub(super) async fn tick(core: Arc<Core>, net: Arc<Net>, cancel: CancellationTok
         let at = core.ticks.plan(due);
         let sleep = tokio::time::Instant::now() + at.saturating_duration_since(now);
         tokio::select! {
-            _ = tokio::time::sleep_until(sleep) => core.run_timers_if_due(&net),
+            _ = tokio::time::sleep_until(sleep) => core.run_timers_if_due(&mut crate::sip::transport::Out::now(&net)),
             _ = core.ticks.replan.notified() => {}
             _ = cancel.cancelled() => return,
         }

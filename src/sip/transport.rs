@@ -22,47 +22,51 @@ use super::guard::{Closed, Guard, Slot, TcpLimits};
 use super::{Msg, Peer, SipError, Transport};
 use crate::datagrams::{self, Inbox};
 
-thread_local! {
-    /// While a receive task handles a batch on this thread: the datagrams
-    /// to send at its end.
-    static OUTBOX: std::cell::RefCell<Option<Vec<(SocketAddr, Bytes)>>> =
-        const { std::cell::RefCell::new(None) };
+/// Where what a handler sends goes: straight out, or, while a UDP
+/// receive loop handles a batch of datagrams, into that batch's answers,
+/// which leave together (one system call) at its end. Handed down
+/// explicitly, so whether a send is batched is the caller's choice.
+pub struct Out<'a> {
+    net: &'a Arc<Net>,
+    batch: Option<&'a mut Vec<(SocketAddr, Bytes)>>,
 }
 
-/// The batch in progress on this thread; closed on drop too, so a panic
-/// in a handler cannot leave later sends of the thread queued for good.
-struct Outbox;
-
-impl Outbox {
-    fn open(out: Vec<(SocketAddr, Bytes)>) -> Outbox {
-        OUTBOX.with(|o| *o.borrow_mut() = Some(out));
-        Outbox
+impl<'a> Out<'a> {
+    /// Sends at once.
+    pub fn now(net: &'a Arc<Net>) -> Out<'a> {
+        Out { net, batch: None }
     }
 
-    fn close(self) -> Vec<(SocketAddr, Bytes)> {
-        OUTBOX.with(|o| o.borrow_mut().take()).unwrap_or_default()
+    /// UDP goes into `batch`, sent when the batch is done; TCP at once.
+    fn batched(net: &'a Arc<Net>, batch: &'a mut Vec<(SocketAddr, Bytes)>) -> Out<'a> {
+        Out {
+            net,
+            batch: Some(batch),
+        }
     }
-}
 
-impl Drop for Outbox {
-    fn drop(&mut self) {
-        OUTBOX.with(|o| o.borrow_mut().take());
+    /// Sends one message (or queues it with the batch's answers).
+    pub fn send(&mut self, peer: Peer, data: Bytes) {
+        match (&mut self.batch, peer.transport) {
+            (Some(batch), Transport::Udp) => batch.push((peer.addr, data)),
+            _ => self.net.send(peer, data),
+        }
     }
 }
 
 /// Receives whole, parsed messages from the sockets.
 pub trait Sink: Send + Sync + 'static {
     /// One message (datagram or framed TCP message) from `peer`, parsed,
-    /// with the bytes it was parsed from.
-    fn deliver(&self, m: Msg, data: &[u8], peer: Peer, net: &Arc<Net>);
+    /// with the bytes it was parsed from; what it causes goes to `out`.
+    fn deliver(&self, m: Msg, data: &[u8], peer: Peer, out: &mut Out<'_>);
 
     /// A TCP connection with `peer` closed.
-    fn closed(&self, _peer: Peer, _net: &Arc<Net>) {}
+    fn closed(&self, _peer: Peer, _out: &mut Out<'_>) {}
 
     /// A batch of datagrams was delivered; what the sink sends now leaves
     /// with the batch's answers. The thread is awake anyway: work that is
     /// due soon costs no wake-up of its own here.
-    fn batch_done(&self, _net: &Arc<Net>) {}
+    fn batch_done(&self, _out: &mut Out<'_>) {}
 }
 
 /// The sockets, shared by every task.
@@ -118,16 +122,6 @@ impl Net {
     }
 
     fn send_udp(&self, to: SocketAddr, data: Bytes) {
-        // Answers to a batch being received leave together at its end.
-        let Some(data) = OUTBOX.with(|o| match o.borrow_mut().as_mut() {
-            Some(out) => {
-                out.push((to, data));
-                None
-            }
-            None => Some(data),
-        }) else {
-            return;
-        };
         if let Some(s) = self.udp_for(to) {
             if let Err(e) = s.try_send_to(&data, to) {
                 tracing::debug!(error = %e, "udp send failed");
@@ -224,19 +218,25 @@ impl Net {
                         continue;
                     }
                 }
-                let batch = Outbox::open(std::mem::take(&mut out));
-                for i in 0..inbox.len() {
-                    match inbox.get(i) {
-                        Some((data, Some(from), false)) => self.take_datagram(data, from),
-                        Some((_, _, true)) => {
-                            tracing::debug!(limit = self.max_message, "oversized datagram dropped")
+                {
+                    let mut batch = Out::batched(&self, &mut out);
+                    for i in 0..inbox.len() {
+                        match inbox.get(i) {
+                            Some((data, Some(from), false)) => {
+                                self.take_datagram(data, from, &mut batch)
+                            }
+                            Some((_, _, true)) => {
+                                tracing::debug!(
+                                    limit = self.max_message,
+                                    "oversized datagram dropped"
+                                )
+                            }
+                            // A source of an address family we do not speak.
+                            _ => {}
                         }
-                        // A source of an address family we do not speak.
-                        _ => {}
                     }
+                    self.sink.batch_done(&mut batch);
                 }
-                self.sink.batch_done(&self);
-                out = batch.close();
                 self.flush(&out);
                 out.clear();
                 if inbox.drained() {
@@ -251,17 +251,15 @@ impl Net {
     }
 
     /// One received datagram: a message for the sink, or a keep-alive.
-    fn take_datagram(self: &Arc<Self>, data: &[u8], from: SocketAddr) {
+    fn take_datagram(self: &Arc<Self>, data: &[u8], from: SocketAddr, out: &mut Out<'_>) {
         if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return; // keep-alive
         }
-        self.parse_and_deliver(
-            data,
-            Peer {
-                transport: Transport::Udp,
-                addr: from,
-            },
-        );
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: from,
+        };
+        self.parse_and_deliver(data, peer, out);
     }
 
     /// Accepts TCP connections until `stop` (connections already open go
@@ -378,7 +376,7 @@ impl Net {
                         if msg.starts_with(b"REGISTER ") || msg.starts_with(b"INVITE ") {
                             slot.keep();
                         }
-                        self.parse_and_deliver(&msg, peer);
+                        self.parse_and_deliver(&msg, peer, &mut Out::now(&self));
                     }
                     Err(e) => {
                         let code = if matches!(e, SipError::TooLarge { .. }) {
@@ -406,7 +404,7 @@ impl Net {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         self.tcp.remove(&peer_addr);
         writer.abort();
-        self.sink.closed(peer, &self);
+        self.sink.closed(peer, &mut Out::now(&self));
     }
 }
 
@@ -414,13 +412,13 @@ impl Net {
     /// Parses one whole message and hands it up; one that cannot be parsed
     /// is answered here (400, or 501 for an unknown method) and goes no
     /// further.
-    fn parse_and_deliver(self: &Arc<Self>, data: &[u8], peer: Peer) {
+    fn parse_and_deliver(self: &Arc<Self>, data: &[u8], peer: Peer, out: &mut Out<'_>) {
         // A parser bug must cost one message, not the socket's receive task.
         let udp = peer.transport == Transport::Udp;
         let parsed = std::panic::catch_unwind(|| Msg::parse(data, udp))
             .unwrap_or_else(|_| Err(SipError::Parse("parser panicked".into())));
         match parsed {
-            Ok(m) => self.sink.deliver(m, data, peer, self),
+            Ok(m) => self.sink.deliver(m, data, peer, out),
             Err(err) => {
                 tracing::debug!(error = %err, %peer, "bad message");
                 let code = match err {
@@ -428,7 +426,7 @@ impl Net {
                     _ => 400,
                 };
                 if let Some(reply) = raw_error_reply(data, code) {
-                    self.send(peer, reply);
+                    out.send(peer, reply);
                 }
             }
         }
