@@ -359,39 +359,9 @@ impl Net {
             }
             heard = tokio::time::Instant::now();
             slot.heard();
-            let mut progressed = false;
-            loop {
-                match next_frame(&buf, self.max_message) {
-                    Ok(Frame::Incomplete) => break,
-                    Ok(Frame::KeepAlive { len, ping }) => {
-                        progressed = true;
-                        let _ = buf.split_to(len);
-                        if ping {
-                            self.send_tcp(peer_addr, Bytes::from_static(b"\r\n"));
-                        }
-                    }
-                    Ok(Frame::Message(len)) => {
-                        progressed = true;
-                        let msg = buf.split_to(len);
-                        if msg.starts_with(b"REGISTER ") || msg.starts_with(b"INVITE ") {
-                            slot.keep();
-                        }
-                        self.parse_and_deliver(&msg, peer, &mut Out::now(&self));
-                    }
-                    Err(e) => {
-                        let code = if matches!(e, SipError::TooLarge { .. }) {
-                            513
-                        } else {
-                            400
-                        };
-                        tracing::debug!(error = %e, "closing tcp connection");
-                        if let Some(reply) = raw_error_reply(&buf, code) {
-                            self.send_tcp(peer_addr, reply);
-                        }
-                        break 'read;
-                    }
-                }
-            }
+            let Some(progressed) = self.frames(&mut buf, peer, &slot) else {
+                break 'read;
+            };
             // The clock of a message starts with its first byte: a read that
             // completed a message starts the next one's clock afresh.
             partial = match (buf.is_empty(), progressed) {
@@ -409,6 +379,45 @@ impl Net {
 }
 
 impl Net {
+    /// Takes every whole frame in `buf` (messages to the sink, keep-alives
+    /// answered) from connection `peer`: whether any was taken, or `None`
+    /// when the stream is broken (answered 400 or 513, to be closed).
+    fn frames(self: &Arc<Self>, buf: &mut BytesMut, peer: Peer, slot: &Slot) -> Option<bool> {
+        let mut progressed = false;
+        loop {
+            match next_frame(buf, self.max_message) {
+                Ok(Frame::Incomplete) => return Some(progressed),
+                Ok(Frame::KeepAlive { len, ping }) => {
+                    progressed = true;
+                    let _ = buf.split_to(len);
+                    if ping {
+                        self.send_tcp(peer.addr, Bytes::from_static(b"\r\n"));
+                    }
+                }
+                Ok(Frame::Message(len)) => {
+                    progressed = true;
+                    let msg = buf.split_to(len);
+                    if msg.starts_with(b"REGISTER ") || msg.starts_with(b"INVITE ") {
+                        slot.keep();
+                    }
+                    self.parse_and_deliver(&msg, peer, &mut Out::now(self));
+                }
+                Err(e) => {
+                    let code = if matches!(e, SipError::TooLarge { .. }) {
+                        513
+                    } else {
+                        400
+                    };
+                    tracing::debug!(error = %e, "closing tcp connection");
+                    if let Some(reply) = raw_error_reply(buf, code) {
+                        self.send_tcp(peer.addr, reply);
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+
     /// Parses one whole message and hands it up; one that cannot be parsed
     /// is answered here (400, or 501 for an unknown method) and goes no
     /// further.
