@@ -129,29 +129,10 @@ impl Services {
         };
         rec.agent = Some(agent.id);
         rec.team = Some(agent.team);
-        // The last user that had the soft number: a recycled one still has
-        // its interactions, so its refusal says the number is gone.
-        let user = s.live_user(tenant, UserKey::LastWithSoft(&rec.soft))?;
-        rec.user = user.as_ref().map(|u| u.id);
-        let since = now.saturating_sub(i64::try_from(set.lookback_secs).unwrap_or(i64::MAX));
-        let shares = s.team(tenant, agent.team)?.is_some_and(|t| t.shares);
-        let permitted = match &user {
-            None => false,
-            Some(u) => {
-                s.interacted(tenant, u.id, Interacted::Agent(agent.id), since)?
-                    || (shares
-                        && s.interacted(tenant, u.id, Interacted::Team(agent.team), since)?)
-            }
+        let user = match permitted(s, rec, &agent, set, now)? {
+            Ok(u) => u,
+            Err(refused) => return Ok(refused),
         };
-        let user =
-            match user {
-                Some(u) if permitted => u,
-                _ => return Ok(Outcome::Refused(
-                    "no-permission",
-                    "no interaction with the user in the look-back, by the agent or a sharing team"
-                        .into(),
-                )),
-            };
         if user.recycled_at.is_some() {
             return Ok(Outcome::Refused(
                 "unknown-soft-number",
@@ -244,4 +225,37 @@ impl Services {
         })
         .await
     }
+}
+
+/// The user behind the record's soft number (noted in the record), when
+/// the agent, or a team of its that shares, interacted with it in the
+/// look-back; else the refusal. The last user that had the number counts:
+/// a recycled one still has its interactions, so its refusal says the
+/// number is gone.
+fn permitted(
+    s: &mut dyn Backend,
+    rec: &mut AcquisitionRecord,
+    agent: &crate::store::flow::Agent,
+    set: &super::Settings,
+    now: i64,
+) -> Result<Result<crate::store::flow::User, Outcome>, Error> {
+    let tenant = rec.tenant;
+    let user = s.live_user(tenant, UserKey::LastWithSoft(&rec.soft))?;
+    rec.user = user.as_ref().map(|u| u.id);
+    let since = now.saturating_sub(i64::try_from(set.lookback_secs).unwrap_or(i64::MAX));
+    let shares = s.team(tenant, agent.team)?.is_some_and(|t| t.shares);
+    let allowed = match &user {
+        None => false,
+        Some(u) => {
+            s.interacted(tenant, u.id, Interacted::Agent(agent.id), since)?
+                || (shares && s.interacted(tenant, u.id, Interacted::Team(agent.team), since)?)
+        }
+    };
+    Ok(match user {
+        Some(u) if allowed => Ok(u),
+        _ => Err(Outcome::Refused(
+            "no-permission",
+            "no interaction with the user in the look-back, by the agent or a sharing team".into(),
+        )),
+    })
 }
