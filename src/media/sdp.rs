@@ -147,6 +147,91 @@ struct Found {
     mux: bool,
 }
 
+/// A `c=` line's address (none when it is not an IP address).
+fn connection_address(value: &str) -> Result<Option<IpAddr>, SdpError> {
+    let mut f = value.split_whitespace();
+    let (Some(_), Some(_), Some(addr), None) = (f.next(), f.next(), f.next(), f.next()) else {
+        return Err(SdpError::Malformed("c= needs three fields"));
+    };
+    // A multicast address carries a TTL: c=IN IP4 224.2.1.1/127.
+    Ok(addr.split('/').next().unwrap_or("").parse::<IpAddr>().ok())
+}
+
+/// An `m=` line: its stream (held as the session is, so far) and port.
+fn media_line(value: &str, session_held: bool) -> Result<(Stream, u16), SdpError> {
+    let mut f = value.split_whitespace();
+    let (media, port, proto) = (f.next(), f.next(), f.next());
+    let port = port
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse::<u16>().ok());
+    let formats: Vec<u8> = f.filter_map(|p| p.parse().ok()).collect();
+    let four = value.split_whitespace().nth(3).is_some();
+    let (Some(media), Some(port), Some(proto), true) = (media, port, proto, four) else {
+        return Err(SdpError::Malformed(
+            "m= needs media, port, proto and formats",
+        ));
+    };
+    let stream = Stream {
+        rtp: None,
+        rtcp: None,
+        off: port == 0,
+        held: session_held,
+        formats,
+        media: media.to_string(),
+        proto: proto.to_string(),
+    };
+    Ok((stream, port))
+}
+
+/// What an `a=` line named `name` says of the stream (or, before any
+/// `m=`, the session): its direction into `held`, its RTCP into `found`.
+fn take_attribute(name: &str, value: &str, held: &mut bool, found: Option<&mut Found>) {
+    match name {
+        // RFC 3264 §8.4: a party holds with sendonly (and sends nothing
+        // once the other side answers recvonly) or inactive; only
+        // sendrecv is two-way media.
+        "inactive" | "sendonly" | "recvonly" | "sendrecv" => *held = name != "sendrecv",
+        "rtcp-mux" => {
+            if let Some(s) = found {
+                s.mux = true;
+            }
+        }
+        "rtcp" => {
+            // a=rtcp:PORT [IN IP4 ADDRESS]
+            let mut f = value["rtcp".len()..]
+                .trim_start_matches(':')
+                .split_whitespace();
+            let port = f.next().and_then(|p| p.parse::<u16>().ok());
+            if let (Some(port), Some(s)) = (port, found) {
+                // After the port: IN, IP4 or IP6, the address.
+                s.rtcp = Some((port, f.nth(2).and_then(|a| a.parse().ok())));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Where a stream's RTP and RTCP go, from what its lines said (and the
+/// session's `c=`): none when it is off or held by `c=0.0.0.0`.
+fn addresses(s: &mut Stream, f: &Found, session_ip: Option<IpAddr>) {
+    let port = f.port;
+    let Some(ip) = f.ip.or(session_ip) else {
+        return;
+    };
+    if ip.is_unspecified() {
+        s.held = true;
+    }
+    if s.off || ip.is_unspecified() {
+        return;
+    }
+    s.rtp = Some(SocketAddr::new(ip, port));
+    s.rtcp = Some(match f.rtcp {
+        Some((p, a)) => SocketAddr::new(a.unwrap_or(ip), p),
+        None if f.mux => SocketAddr::new(ip, port),
+        None => SocketAddr::new(ip, port.wrapping_add(1)),
+    });
+}
+
 /// Checks `body` and keeps what may cross.
 pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
     let text = std::str::from_utf8(body).map_err(|_| SdpError::NotText)?;
@@ -173,31 +258,8 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
                 has_o = true;
             }
             "m" => {
-                let mut f = value.split_whitespace();
-                let (media, port, proto) = (f.next(), f.next(), f.next());
-                let port = port
-                    .and_then(|p| p.split('/').next())
-                    .and_then(|p| p.parse::<u16>().ok());
-                let formats: Vec<u8> = f.filter_map(|p| p.parse().ok()).collect();
-                let (Some(media), Some(port), Some(proto), true) = (
-                    media,
-                    port,
-                    proto,
-                    value.split_whitespace().nth(3).is_some(),
-                ) else {
-                    return Err(SdpError::Malformed(
-                        "m= needs media, port, proto and formats",
-                    ));
-                };
-                streams.push(Stream {
-                    rtp: None,
-                    rtcp: None,
-                    off: port == 0,
-                    held: session_held,
-                    formats,
-                    media: media.to_string(),
-                    proto: proto.to_string(),
-                });
+                let (stream, port) = media_line(value, session_held)?;
+                streams.push(stream);
                 found.push(Found {
                     port,
                     ..Found::default()
@@ -205,13 +267,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
                 kept.push((kind, value));
             }
             "c" => {
-                let mut f = value.split_whitespace();
-                let (Some(_), Some(_), Some(addr), None) = (f.next(), f.next(), f.next(), f.next())
-                else {
-                    return Err(SdpError::Malformed("c= needs three fields"));
-                };
-                // A multicast address carries a TTL: c=IN IP4 224.2.1.1/127.
-                let ip = addr.split('/').next().unwrap_or("").parse::<IpAddr>().ok();
+                let ip = connection_address(value)?;
                 match found.last_mut() {
                     Some(s) => s.ip = ip,
                     None => session_ip = ip,
@@ -225,35 +281,11 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
             }
             "a" => {
                 let name = attribute(value);
-                match name {
-                    // RFC 3264 §8.4: a party holds with sendonly (and
-                    // sends nothing once the other side answers recvonly)
-                    // or inactive; only sendrecv is two-way media.
-                    "inactive" | "sendonly" | "recvonly" | "sendrecv" => {
-                        let held = name != "sendrecv";
-                        match streams.last_mut() {
-                            Some(s) => s.held = held,
-                            None => session_held = held,
-                        }
-                    }
-                    "rtcp-mux" => {
-                        if let Some(s) = found.last_mut() {
-                            s.mux = true;
-                        }
-                    }
-                    "rtcp" => {
-                        // a=rtcp:PORT [IN IP4 ADDRESS]
-                        let mut f = value["rtcp".len()..]
-                            .trim_start_matches(':')
-                            .split_whitespace();
-                        let port = f.next().and_then(|p| p.parse::<u16>().ok());
-                        if let (Some(port), Some(s)) = (port, found.last_mut()) {
-                            // After the port: IN, IP4 or IP6, the address.
-                            s.rtcp = Some((port, f.nth(2).and_then(|a| a.parse().ok())));
-                        }
-                    }
-                    _ => {}
-                }
+                let held = match streams.last_mut() {
+                    Some(s) => &mut s.held,
+                    None => &mut session_held,
+                };
+                take_attribute(name, value, held, found.last_mut());
                 if MEDIA_ATTRIBUTES.contains(&name) {
                     kept.push((kind, value));
                 }
@@ -270,22 +302,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, SdpError> {
         return Err(SdpError::Malformed("has no m= line"));
     }
     for (s, f) in streams.iter_mut().zip(&found) {
-        let port = f.port;
-        let Some(ip) = f.ip.or(session_ip) else {
-            continue;
-        };
-        if ip.is_unspecified() {
-            s.held = true;
-        }
-        if s.off || ip.is_unspecified() {
-            continue;
-        }
-        s.rtp = Some(SocketAddr::new(ip, port));
-        s.rtcp = Some(match f.rtcp {
-            Some((p, a)) => SocketAddr::new(a.unwrap_or(ip), p),
-            None if f.mux => SocketAddr::new(ip, port),
-            None => SocketAddr::new(ip, port.wrapping_add(1)),
-        });
+        addresses(s, f, session_ip);
     }
     if !has_t {
         kept.insert(0, ("t", "0 0"));
