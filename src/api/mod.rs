@@ -324,6 +324,22 @@ impl utoipa::Modify for Security {
 pub fn router(state: Arc<ApiState>) -> Router {
     let limit = state.cfg.max_body_bytes;
     Router::new()
+        .merge(numbers_and_bindings())
+        .merge(flow_routes())
+        .merge(operations())
+        .fallback(|| async { ApiError::NotFound("resource") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::track,
+        ))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Bindings, identifiers, the number pool, the blocklist.
+fn numbers_and_bindings() -> Router<Arc<ApiState>> {
+    Router::new()
         .route("/v1/bindings", post(bindings::create).get(bindings::list))
         .route("/v1/bindings/bulk", post(bindings::bulk_create))
         .route("/v1/bindings/delete", post(bindings::bulk_delete))
@@ -356,29 +372,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/v1/blocklist/{number}",
             put(numbers::block).delete(numbers::unblock),
         )
-        .route(
-            "/v1/webhook",
-            put(webhooks::set)
-                .get(webhooks::get)
-                .delete(webhooks::delete),
-        )
-        .route("/v1/webhook/deliveries", get(webhooks::deliveries))
-        .route(
-            "/v1/webhook/deliveries/{event_id}/redeliver",
-            post(webhooks::redeliver),
-        )
-        .route("/v1/events", get(webhooks::stream))
-        .route("/v1/keys", get(keys::list).post(keys::create))
-        .route("/v1/accounts", get(accounts::list).post(accounts::create))
-        .route(
-            "/v1/accounts/{name}",
-            get(accounts::get).delete(accounts::delete),
-        )
-        .route(
-            "/v1/accounts/{name}/password",
-            axum::routing::put(accounts::password),
-        )
-        .route("/v1/registrations", get(accounts::registrations))
+}
+
+/// Flow 2: users, teams, agents, interactions, acquisitions, settings.
+fn flow_routes() -> Router<Arc<ApiState>> {
+    Router::new()
         .route("/v1/users", post(flow::create_user).get(flow::find_user))
         .route(
             "/v1/users/{soft_number}",
@@ -406,6 +404,34 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/v1/flow/settings",
             get(flow::get_settings).put(flow::set_settings),
         )
+}
+
+/// Webhooks and events, keys, accounts, call records, health, metrics.
+fn operations() -> Router<Arc<ApiState>> {
+    Router::new()
+        .route(
+            "/v1/webhook",
+            put(webhooks::set)
+                .get(webhooks::get)
+                .delete(webhooks::delete),
+        )
+        .route("/v1/webhook/deliveries", get(webhooks::deliveries))
+        .route(
+            "/v1/webhook/deliveries/{event_id}/redeliver",
+            post(webhooks::redeliver),
+        )
+        .route("/v1/events", get(webhooks::stream))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/accounts", get(accounts::list).post(accounts::create))
+        .route(
+            "/v1/accounts/{name}",
+            get(accounts::get).delete(accounts::delete),
+        )
+        .route(
+            "/v1/accounts/{name}/password",
+            axum::routing::put(accounts::password),
+        )
+        .route("/v1/registrations", get(accounts::registrations))
         .route("/v1/keys/{key_id}", axum::routing::delete(keys::revoke))
         .route("/v1/calls", get(calls::list))
         .route("/v1/calls/{id}", get(calls::get))
@@ -414,12 +440,4 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
-        .fallback(|| async { ApiError::NotFound("resource") })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            ops::track,
-        ))
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
 }
