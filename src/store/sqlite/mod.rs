@@ -13,6 +13,7 @@ mod webhooks;
 use std::path::Path;
 
 use rusqlite::Connection;
+use rusqlite_migration::{Migrations, M};
 
 use super::StoreError;
 use crate::bindings::{Binding, Conditions, Direction, Kind, Number, Usage};
@@ -223,13 +224,14 @@ impl SqliteStore {
                 supported,
             });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            tx.commit()?;
-        }
-        Ok(())
+        // rusqlite_migration keeps the version in `user_version` as this
+        // store always did (the number of entries applied), each entry in
+        // a transaction of its own: a database of any earlier sipmask
+        // goes on from where it is.
+        let steps = MIGRATIONS.iter().map(|sql| M::up(sql)).collect();
+        Migrations::new(steps)
+            .to_latest(&mut self.conn)
+            .map_err(|e| StoreError::Db(Box::new(e)))
     }
 
     /// Bindings whose row matches `clause` (SQL after `WHERE`, or empty).
@@ -431,6 +433,38 @@ mod tests {
         assert_eq!(all[0].usage.talk_secs_used, 40);
         assert_eq!(all[0].usage.last_call_at, Some(9));
         assert_eq!(all[0].conditions.max_calls, Some(3));
+    }
+
+    #[test]
+    fn an_older_database_goes_on_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            // A database as an earlier sipmask left it: the first
+            // migrations applied by the former runner, version in
+            // user_version.
+            let conn = Connection::open(dir.path().join("sipmask.db")).expect("db");
+            for sql in &MIGRATIONS[..2] {
+                conn.execute_batch(sql).expect("early migration");
+            }
+            conn.pragma_update(None, "user_version", 2)
+                .expect("version");
+        }
+        let s = SqliteStore::open(dir.path()).expect("migrated");
+        let v: i64 = s
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        s.conn
+            .pragma_update(None, "user_version", v + 1)
+            .expect("bump");
+        drop(s);
+        match SqliteStore::open(dir.path()) {
+            Err(StoreError::TooNew { found, supported }) => {
+                assert_eq!((found, supported), (v + 1, v));
+            }
+            other => panic!("expected TooNew, got {:?}", other.err()),
+        }
     }
 
     #[test]
