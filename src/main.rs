@@ -206,36 +206,8 @@ enum BindingsCommand {
     Add {
         #[command(flatten)]
         common: Common,
-        /// A of an AXB binding; leave out for AX.
-        #[arg(long)]
-        caller: Option<String>,
-        /// Virtual number X.
-        #[arg(long = "virtual")]
-        virtual_number: String,
-        /// B of AXB, or the owner of AX.
-        #[arg(long)]
-        callee: String,
-        /// Answered calls allowed (0 = unlimited).
-        #[arg(long)]
-        max_calls: Option<u32>,
-        /// Longest call in seconds (0 = unlimited).
-        #[arg(long)]
-        max_call_secs: Option<u32>,
-        /// Total talk time in seconds (0 = unlimited).
-        #[arg(long)]
-        talk_budget_secs: Option<u64>,
-        /// Valid from (unix seconds or RFC 3339).
-        #[arg(long)]
-        not_before: Option<String>,
-        /// Valid until (unix seconds or RFC 3339).
-        #[arg(long)]
-        not_after: Option<String>,
-        /// Record answered calls (stereo WAV in the data dir).
-        #[arg(long)]
-        record: bool,
-        /// Caller allowed on an AX binding (repeatable; default: anyone).
-        #[arg(long = "allow-caller")]
-        allow: Vec<String>,
+        #[command(flatten)]
+        args: Box<sipmask::cli::AddArgs>,
     },
     /// Remove a binding by id.
     Remove {
@@ -448,33 +420,9 @@ fn bindings(command: BindingsCommand) -> anyhow::Result<()> {
                 &mut std::io::stdout().lock(),
             )?;
         }
-        BindingsCommand::Add {
-            common,
-            caller,
-            virtual_number,
-            callee,
-            max_calls,
-            max_call_secs,
-            talk_budget_secs,
-            not_before,
-            not_after,
-            allow,
-            record,
-        } => {
+        BindingsCommand::Add { common, args } => {
             let cfg = load_config(common.config.as_ref())?;
-            let args = sipmask::cli::AddArgs {
-                caller,
-                virtual_number,
-                callee,
-                max_calls,
-                max_call_secs,
-                talk_budget_secs,
-                not_before,
-                not_after,
-                allow,
-                record,
-            };
-            let id = sipmask::cli::add(&cfg, &data_dir(&cfg, common.data_dir), args)?;
+            let id = sipmask::cli::add(&cfg, &data_dir(&cfg, common.data_dir), *args)?;
             println!("added binding {id}");
         }
         BindingsCommand::Remove { common, id } => {

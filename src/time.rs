@@ -142,6 +142,12 @@ pub fn parse(s: &str) -> Option<i64> {
     parse_rfc3339(s)
 }
 
+/// Formats a day counted from 1970-01-01 as `YYYY-MM-DD`.
+pub fn day_to_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Formats unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn format(t: i64) -> String {
     let days = t.div_euclid(86400);

@@ -301,7 +301,7 @@ async fn reinvite_and_info_are_relayed_with_the_other_legs_identifiers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maximum_call_length_ends_both_legs() {
     let mut args = axb(A, X, B);
-    args.max_call_secs = Some(1);
+    args.limits.max_call_secs = Some(1);
     let mut s = setup(vec![args], |_| {}).await;
     let (_d, _inv) = connect(&mut s, A, X).await;
     s.sut.clock.advance(Duration::from_secs(1));

@@ -108,10 +108,10 @@ async fn used_up_calls_and_talk_time_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), callee.addr);
     let mut a = axb(A, X, B);
-    a.max_calls = Some(1);
+    a.limits.max_calls = Some(1);
     add(&cfg, a);
     let mut t = axb("13800000001", "17000000001", B);
-    t.talk_budget_secs = Some(1);
+    t.limits.talk_budget_secs = Some(1);
     add(&cfg, t);
     let sut = start(cfg, dir).await;
 
@@ -145,13 +145,52 @@ async fn used_up_calls_and_talk_time_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_limit_refuses_until_midnight_where_the_binding_lives() {
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), callee.addr);
+    let mut a = axb(A, X, B);
+    a.limits.max_calls_per_day = Some(1);
+    a.time_zone = Some("Asia/Kolkata".into());
+    add(&cfg, a);
+    let sut = start(cfg, dir).await;
+    // Kolkata is UTC+05:30 all year: its midnight is 18:30 UTC.
+    let local = |t: i64| t + 19_800;
+    let mut to_midnight = 86_400 - local(sipmask::time::now()).rem_euclid(86_400);
+    if to_midnight < 60 {
+        // Too close to a real midnight for the first two calls to share a
+        // day: start from the next one.
+        sut.clock.advance(Duration::from_secs(120));
+        to_midnight += 86_400 - 120;
+    }
+
+    call_once(&mut caller, &mut callee, sut.addr, Duration::ZERO).await;
+    let d = Dialog::new(caller.addr, sut.addr, A, X);
+    caller.send(sut.addr, &d.invite()).await;
+    let r = caller.recv().await;
+    caller.send(sut.addr, &d.ack_failure(&r)).await;
+    assert_eq!(status_line(&r), "SIP/2.0 403 Daily Call Limit Reached");
+    // The other party's calls count on the same binding.
+    let d = Dialog::new(caller.addr, sut.addr, B, X);
+    caller.send(sut.addr, &d.invite()).await;
+    let r = caller.recv().await;
+    caller.send(sut.addr, &d.ack_failure(&r)).await;
+    assert_eq!(status_line(&r), "SIP/2.0 403 Daily Call Limit Reached");
+
+    sut.clock
+        .advance(Duration::from_secs(to_midnight.unsigned_abs() + 5));
+    call_once(&mut caller, &mut callee, sut.addr, Duration::ZERO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_invites_against_ten_allowed_calls_connect_exactly_ten() {
     let mut caller = Ua::bind("127.0.0.2").await;
     let mut callee = Ua::bind("127.0.0.3").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), callee.addr);
     let mut a = ax(X, B);
-    a.max_calls = Some(10);
+    a.limits.max_calls = Some(10);
     add(&cfg, a);
     let sut = start(cfg, dir).await;
     for _ in 0..50 {

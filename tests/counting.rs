@@ -24,7 +24,7 @@ async fn simultaneous_calls_share_one_talk_budget() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), callee.addr);
     let mut owner = ax(X, B);
-    owner.talk_budget_secs = Some(5);
+    owner.limits.talk_budget_secs = Some(5);
     add(&cfg, owner);
     let sut = start(cfg, dir).await;
     let mut callers = Vec::new();
@@ -97,7 +97,7 @@ async fn an_answer_never_acknowledged_consumes_nothing() {
     cfg.sip.t1_ms = 50;
     cfg.sip.t2_ms = 400;
     let mut owner = ax(X, B);
-    owner.max_calls = Some(1);
+    owner.limits.max_calls = Some(1);
     add(&cfg, owner);
     let sut = start(cfg, dir).await;
     let d = Dialog::new(caller.addr, sut.addr, "13800000000", X);

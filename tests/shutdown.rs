@@ -77,7 +77,7 @@ async fn a_restart_overlaps_a_drain() {
     let mut cfg = config(dir.path(), callee.addr);
     cfg.sip.listen = vec![format!("127.0.0.1:{port}")];
     let mut owner = ax(X, B);
-    owner.max_calls = Some(100);
+    owner.limits.max_calls = Some(100);
     add(&cfg, owner);
     let old = start(cfg.clone(), tempfile::tempdir().expect("spare")).await;
     let sut = old.addr;

@@ -85,7 +85,7 @@ async fn sipp_busy_callee() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_maximum_call_length_sends_bye_to_both() {
     let mut b = axb(A, X, B);
-    b.max_call_secs = Some(1);
+    b.limits.max_call_secs = Some(1);
     // The second passes on the server's clock, four times faster.
     run(vec![b], false, "uas.xml", "uac_wait_bye.xml", A, X, 4).await;
 }

@@ -25,6 +25,18 @@ async fn out_of_range_times_and_counts_are_refused_by_field() {
             json!({ "talk_budget_secs": 9223372036854775807i64 }),
         ),
         (
+            "conditions.max_calls_per_day",
+            json!({ "max_calls_per_day": 0 }),
+        ),
+        (
+            "conditions.max_calls_per_day",
+            json!({ "max_calls_per_day": 4294967296i64 }),
+        ),
+        (
+            "conditions.time_zone",
+            json!({ "time_zone": "Mars/Olympus_Mons" }),
+        ),
+        (
             "conditions.not_after",
             json!({ "not_after": "2027-02-31T00:00:00Z" }),
         ),
@@ -68,6 +80,33 @@ async fn out_of_range_times_and_counts_are_refused_by_field() {
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.json()["conditions"]["not_after"], "2030-01-01T00:00:00Z");
+    // A daily limit and its zone are kept and shown; the daily count is
+    // none before a first answered call.
+    let r = api
+        .req(
+            "POST",
+            "/v1/bindings",
+            Some(json!({ "a": "13800000009", "b": "13900000009",
+                "conditions": { "max_calls_per_day": 3, "time_zone": "Asia/Kolkata" } })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let b = r.json();
+    assert_eq!(b["conditions"]["max_calls_per_day"], 3);
+    assert_eq!(b["conditions"]["time_zone"], "Asia/Kolkata");
+    assert_eq!(b["usage"]["day_calls"], 0);
+    assert!(b["usage"]["day"].is_null());
+    let id = b["id"].as_i64().unwrap_or_default();
+    let r = api
+        .req(
+            "PATCH",
+            &format!("/v1/bindings/{id}"),
+            Some(json!({ "time_zone": null })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["conditions"]["time_zone"].is_null());
+    assert_eq!(r.json()["conditions"]["max_calls_per_day"], 3);
 }
 
 /// Status line and whole text of a raw HTTP/1.1 exchange.

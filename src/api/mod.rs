@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod auth;
 pub mod bindings;
 pub mod calls;
+pub mod conditions;
 pub mod flow;
 pub mod identifiers;
 pub mod input;

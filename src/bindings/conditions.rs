@@ -1,7 +1,9 @@
 //! Call conditions of a binding and the pure check that admits or refuses a
 //! call. No clock, no lock, no socket: `now` and the usage are passed in.
 
+use super::limits::{for_each_limit, for_each_refusal, Counts};
 use super::number::Number;
+pub use super::zone::Zone;
 
 /// Which way an AXB binding may be used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -36,55 +38,136 @@ impl Direction {
     }
 }
 
-/// Conditions set on one binding. `None` means "use the configured default".
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Conditions {
-    /// Unix seconds before which calls are refused.
-    pub not_before: Option<i64>,
-    /// Unix seconds from which calls are refused.
-    pub not_after: Option<i64>,
-    /// Answered calls allowed in all (0 = unlimited).
-    pub max_calls: Option<u32>,
-    /// Longest single call in seconds (0 = unlimited).
-    pub max_call_secs: Option<u32>,
-    /// Total talk time in seconds over all calls (0 = unlimited).
-    pub talk_budget_secs: Option<u64>,
-    /// Who may call an AX binding; `None` = anyone.
-    pub allowed_callers: Option<Vec<Number>>,
-    /// Which way an AXB binding may be used; `None` = both.
-    pub direction: Option<Direction>,
-    /// The binding ends after this many seconds without an answered call
-    /// (counted from creation, then from each answered call).
-    pub idle_secs: Option<u64>,
-    /// Record answered calls (both parties, one per channel).
-    pub record: bool,
-    /// Whether prompts play on this binding's calls (`None`: the config's
-    /// `[media] announce`).
-    pub announce: Option<bool>,
-}
-
-/// Defaults from the config, applied where a binding sets nothing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Defaults {
-    /// See [`Conditions::max_calls`].
-    pub max_calls: u32,
-    /// See [`Conditions::max_call_secs`].
-    pub max_call_secs: u32,
-    /// See [`Conditions::talk_budget_secs`].
-    pub talk_budget_secs: u64,
-    /// A binding without `not_after` ends this long after creation (0 = never).
-    pub lifetime_secs: u64,
-}
-
-impl Default for Defaults {
-    fn default() -> Self {
-        Defaults {
-            max_calls: 0,
-            max_call_secs: 3600,
-            talk_budget_secs: 0,
-            lifetime_secs: 0,
+/// Generates, from the one list of limits, the conditions, their
+/// defaults, the effective values and the table of [`Limit`]s.
+macro_rules! conditions {
+    ($($id:ident $name:ident: $ty:ty = $def:literal, $min:literal..=$max:literal,
+       counts $counts:ident, refusal $refusal:ident, $doc:literal;)*) => {
+        /// Conditions set on one binding. `None` means "use the configured
+        /// default"; a limit of 0 means unlimited.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct Conditions {
+            /// Unix seconds before which calls are refused.
+            pub not_before: Option<i64>,
+            /// Unix seconds from which calls are refused.
+            pub not_after: Option<i64>,
+            $(#[doc = $doc] pub $name: Option<$ty>,)*
+            /// Who may call an AX binding; `None` = anyone.
+            pub allowed_callers: Option<Vec<Number>>,
+            /// Which way an AXB binding may be used; `None` = both.
+            pub direction: Option<Direction>,
+            /// Record answered calls (both parties, one per channel).
+            pub record: bool,
+            /// Whether prompts play on this binding's calls (`None`: the
+            /// config's `[media] announce`).
+            pub announce: Option<bool>,
+            /// Where the binding's days begin (`max_calls_per_day`);
+            /// `None` = UTC.
+            pub time_zone: Option<Zone>,
         }
-    }
+
+        /// Defaults from the config, applied where a binding sets nothing.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct Defaults {
+            $(#[doc = $doc] pub $name: $ty,)*
+            /// A binding without `not_after` ends this long after creation
+            /// (0 = never).
+            pub lifetime_secs: u64,
+        }
+
+        impl Default for Defaults {
+            fn default() -> Self {
+                Defaults { $($name: $def,)* lifetime_secs: 0 }
+            }
+        }
+
+        /// Conditions with defaults filled in.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct Effective {
+            /// Start of validity.
+            pub not_before: Option<i64>,
+            /// End of validity.
+            pub not_after: Option<i64>,
+            $(#[doc = $doc] pub $name: $ty,)*
+            /// Creation time, the start of an idle lifetime.
+            pub created_at: i64,
+        }
+
+        impl Conditions {
+            /// Fills in defaults; `created_at` anchors the default lifetime.
+            pub fn effective(&self, d: &Defaults, created_at: i64) -> Effective {
+                let lifetime_end = (d.lifetime_secs > 0)
+                    .then(|| created_at.saturating_add(secs(d.lifetime_secs)));
+                Effective {
+                    not_before: self.not_before,
+                    not_after: self.not_after.or(lifetime_end),
+                    $($name: self.$name.unwrap_or(d.$name),)*
+                    created_at,
+                }
+            }
+        }
+
+        /// Names a limit.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum LimitId {
+            $(#[doc = $doc] $id,)*
+        }
+
+        impl Effective {
+            /// The value of one limit (0 = unlimited).
+            pub fn limit(&self, id: LimitId) -> u64 {
+                match id {
+                    $(LimitId::$id => u64::from(self.$name),)*
+                }
+            }
+        }
+
+        /// Every limit, in the order the check applies them.
+        pub const LIMITS: &[Limit] = &[$(Limit {
+            id: LimitId::$id,
+            name: stringify!($name),
+            default: $def,
+            min: $min,
+            max: $max,
+            counts: Counts::$counts,
+            refusal: refusal!($refusal),
+            doc: $doc,
+        },)*];
+    };
+}
+
+macro_rules! refusal {
+    (none) => {
+        None
+    };
+    ($r:ident) => {
+        Some(Refusal::$r)
+    };
+}
+
+for_each_limit!(conditions);
+
+/// One limit as data: what the check, the docs and the command line's help
+/// need to know of it.
+#[derive(Clone, Copy, Debug)]
+pub struct Limit {
+    /// Which field.
+    pub id: LimitId,
+    /// Its name in the API, the config, the store and (with dashes) on the
+    /// command line.
+    pub name: &'static str,
+    /// Its value when neither the binding nor the config sets one.
+    pub default: u64,
+    /// Smallest value a binding may set.
+    pub min: i64,
+    /// Largest value a binding may set.
+    pub max: i64,
+    /// What it counts.
+    pub counts: Counts,
+    /// The refusal once it is reached; `None` for a cap.
+    pub refusal: Option<Refusal>,
+    /// What it means.
+    pub doc: &'static str,
 }
 
 /// What a binding has used so far.
@@ -102,81 +185,56 @@ pub struct Usage {
     /// on the budget through leases, so together they never spend more
     /// than is left. Not stored: a restart has no live calls.
     pub talk_leased: u64,
+    /// The day (as [`day_of`] numbers it) that `day_calls` counts.
+    pub day: i64,
+    /// Answered calls on `day`.
+    pub day_calls: u32,
+}
+
+impl Usage {
+    /// Answered calls on `today`: none if the count is of another day.
+    pub fn calls_on(&self, today: i64) -> u32 {
+        if self.day == today {
+            self.day_calls
+        } else {
+            0
+        }
+    }
+
+    /// Counts an answered call of `today` (a new day starts from 0).
+    pub fn count_on(&mut self, today: i64) {
+        self.day_calls = self.calls_on(today) + 1;
+        self.day = today;
+    }
 }
 
 /// Seconds of talk time a live call leases at a time from a budget.
 pub const LEASE_SECS: u64 = 10;
 
-/// Why a call is refused; each has its own configurable SIP status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// No binding for this dialled number.
-    UnknownNumber,
-    /// A binding exists but this caller may not use it.
-    CallerNotAllowed,
-    /// The validity window has not begun.
-    NotYetValid,
-    /// The validity window is over.
-    Expired,
-    /// The caller is on the tenant's blocklist.
-    CallerBlocked,
-    /// Every allowed call has been used or is in progress.
-    CallsUsedUp,
-    /// The talk-time budget is spent.
-    TalkTimeUsedUp,
-    /// The dialled number is a user's soft number: never callable.
-    SoftNumber,
-}
-
-impl Refusal {
-    /// Stable name, used in config keys and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Refusal::UnknownNumber => "unknown_number",
-            Refusal::CallerNotAllowed => "caller_not_allowed",
-            Refusal::CallerBlocked => "caller_blocked",
-            Refusal::NotYetValid => "not_yet_valid",
-            Refusal::Expired => "expired",
-            Refusal::CallsUsedUp => "calls_used_up",
-            Refusal::TalkTimeUsedUp => "talk_time_used_up",
-            Refusal::SoftNumber => "soft_number",
+macro_rules! refusals {
+    ($($id:ident $name:ident, $doc:literal;)*) => {
+        /// Why a call is refused; each has its own configurable SIP status.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Refusal {
+            $(#[doc = $doc] $id,)*
         }
-    }
-}
 
-/// Conditions with defaults filled in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Effective {
-    /// Start of validity.
-    pub not_before: Option<i64>,
-    /// End of validity.
-    pub not_after: Option<i64>,
-    /// 0 = unlimited.
-    pub max_calls: u32,
-    /// 0 = unlimited.
-    pub max_call_secs: u32,
-    /// 0 = unlimited.
-    pub talk_budget_secs: u64,
-    /// Creation time, the start of an idle lifetime.
-    pub created_at: i64,
-}
+        impl Refusal {
+            /// Every refusal.
+            pub const ALL: &'static [Refusal] = &[$(Refusal::$id,)*];
 
-impl Conditions {
-    /// Fills in defaults; `created_at` anchors the default lifetime.
-    pub fn effective(&self, d: &Defaults, created_at: i64) -> Effective {
-        let lifetime_end =
-            (d.lifetime_secs > 0).then(|| created_at.saturating_add(secs(d.lifetime_secs)));
-        Effective {
-            not_before: self.not_before,
-            not_after: self.not_after.or(lifetime_end),
-            max_calls: self.max_calls.unwrap_or(d.max_calls),
-            max_call_secs: self.max_call_secs.unwrap_or(d.max_call_secs),
-            talk_budget_secs: self.talk_budget_secs.unwrap_or(d.talk_budget_secs),
-            created_at,
+            /// Stable name, used in config keys and logs.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Refusal::$id => stringify!($name),)*
+                }
+            }
         }
-    }
+    };
 }
+
+for_each_refusal!(refusals);
 
 /// How the caller relates to an AXB binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,19 +294,44 @@ pub fn check(
     if eff.not_after.is_some_and(|t| now >= t) {
         return Err(Refusal::Expired);
     }
-    if idle_end(cond, usage, eff).is_some_and(|t| now >= t) {
-        return Err(Refusal::Expired);
-    }
-    if eff.max_calls > 0 && usage.calls_used + usage.reserved >= eff.max_calls {
-        return Err(Refusal::CallsUsedUp);
-    }
-    let max_secs = u64::from(eff.max_call_secs);
-    let lease = match budget_left(eff, usage) {
-        None => None,
-        Some(0) => return Err(Refusal::TalkTimeUsedUp),
-        Some(left) => Some(lease(left, max_secs, 0)),
+    let mut grant = Grant {
+        max_secs: u64::from(eff.max_call_secs),
+        lease: None,
     };
-    Ok(Grant { max_secs, lease })
+    for l in LIMITS {
+        let limit = eff.limit(l.id);
+        if limit == 0 {
+            continue;
+        }
+        let reached = match l.counts {
+            Counts::Idle => idle_end(usage, eff).is_some_and(|t| now >= t),
+            Counts::Calls => u64::from(usage.calls_used + usage.reserved) >= limit,
+            Counts::CallsToday => {
+                let today = day_of(cond, now);
+                u64::from(usage.calls_on(today) + usage.reserved) >= limit
+            }
+            Counts::TalkTime => match budget_left(eff, usage) {
+                Some(left) if left > 0 => {
+                    grant.lease = Some(lease(left, grant.max_secs, 0));
+                    false
+                }
+                _ => true,
+            },
+            Counts::CallLength => false,
+        };
+        if let (true, Some(r)) = (reached, l.refusal) {
+            return Err(r);
+        }
+    }
+    Ok(grant)
+}
+
+/// The binding's day of `now`: days since 1970-01-01 where it lives.
+pub fn day_of(cond: &Conditions, now: i64) -> i64 {
+    match &cond.time_zone {
+        Some(z) => z.day(now),
+        None => now.div_euclid(86_400),
+    }
 }
 
 /// Talk time neither booked nor leased to live calls; `None` without a
@@ -273,8 +356,8 @@ pub fn lease(left: u64, max_secs: u64, held: u64) -> u64 {
 
 /// When an idle binding ends: its idle lifetime after creation or after the
 /// last answered call, whichever is later.
-pub fn idle_end(cond: &Conditions, usage: &Usage, eff: &Effective) -> Option<i64> {
-    let idle = secs(cond.idle_secs.filter(|s| *s > 0)?);
+pub fn idle_end(usage: &Usage, eff: &Effective) -> Option<i64> {
+    let idle = secs(Some(eff.idle_secs).filter(|s| *s > 0)?);
     Some(
         usage
             .last_call_at
@@ -367,6 +450,40 @@ mod tests {
         assert_eq!(run(c, u, 0), Err(Refusal::TalkTimeUsedUp));
         assert_eq!(lease(100, 25, 20), 5, "the length cap bounds a lease");
         assert_eq!(lease(3, 0, 0), 3);
+    }
+
+    #[test]
+    fn the_daily_count_starts_again_at_local_midnight() {
+        let c = Conditions {
+            max_calls_per_day: Some(2),
+            time_zone: Some(Zone::parse("Asia/Shanghai").expect("zone")),
+            ..Default::default()
+        };
+        // 2026-12-06T15:59:59Z: 23:59:59 in Shanghai.
+        let late = 1_796_572_799;
+        let mut u = Usage::default();
+        u.count_on(day_of(&c, late));
+        assert_eq!(run(c.clone(), u, late), Ok(3600));
+        u.reserved = 1;
+        assert_eq!(
+            run(c.clone(), u, late),
+            Err(Refusal::DailyCallsUsedUp),
+            "a call in progress holds one of today's uses"
+        );
+        assert_eq!(
+            run(c.clone(), u, late + 1),
+            Ok(3600),
+            "a new day in Shanghai"
+        );
+        let utc = Conditions {
+            time_zone: None,
+            ..c
+        };
+        let mut u = Usage::default();
+        u.count_on(day_of(&utc, late));
+        u.count_on(day_of(&utc, late + 1));
+        assert_eq!(u.day_calls, 2, "the same day in UTC");
+        assert_eq!(run(utc, u, late + 1), Err(Refusal::DailyCallsUsedUp));
     }
 
     #[test]

@@ -7,10 +7,12 @@ pub mod alloc;
 pub mod conditions;
 pub mod csv;
 mod kinds;
+pub mod limits;
 pub mod number;
 pub mod table;
+mod zone;
 
-pub use conditions::{Conditions, Defaults, Direction, Refusal, Usage, Way};
+pub use conditions::{Conditions, Defaults, Direction, Refusal, Usage, Way, Zone};
 pub use number::{Normaliser, Number, NumberError};
 pub use table::{
     Admission, Binding, BindingId, BindingTable, Claim, Kind, TableError, TenantId, OPERATOR,

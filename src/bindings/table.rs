@@ -10,7 +10,7 @@ use dashmap::DashMap;
 
 use crate::ids::Keyed;
 
-use super::conditions::{check, Conditions, Defaults, Refusal, Usage, Way};
+use super::conditions::{check, day_of, Conditions, Defaults, Refusal, Usage, Way, LIMITS};
 pub use super::kinds::{Claim, Kind};
 use super::number::Number;
 
@@ -290,18 +290,23 @@ impl BindingTable {
     /// the default): its uses must survive a crash exactly.
     pub fn counted(&self, id: BindingId) -> bool {
         self.by_id.get(&id).is_some_and(|b| {
-            b.conditions
-                .effective(&self.defaults, b.created_at)
-                .max_calls
-                > 0
+            let eff = b.conditions.effective(&self.defaults, b.created_at);
+            LIMITS
+                .iter()
+                .any(|l| l.counts.is_counted() && eff.limit(l.id) > 0)
         })
     }
 
     /// Gives back the use of an answered call that was never confirmed
     /// (charged at its answer). Returns the new usage to persist.
-    pub fn refund(&self, id: BindingId) -> Option<Usage> {
+    pub fn refund(&self, id: BindingId, now: i64) -> Option<Usage> {
         let mut b = self.by_id.get_mut(&id)?;
         b.usage.calls_used = b.usage.calls_used.saturating_sub(1);
+        // A call answered yesterday and refunded today gave back nothing
+        // of today's count.
+        if b.usage.day == day_of(&b.conditions, now) {
+            b.usage.day_calls = b.usage.day_calls.saturating_sub(1);
+        }
         Some(b.usage)
     }
 
@@ -314,6 +319,8 @@ impl BindingTable {
         if answered {
             b.usage.calls_used += 1;
             b.usage.last_call_at = Some(now);
+            let today = day_of(&b.conditions, now);
+            b.usage.count_on(today);
         }
         Some(b.usage)
     }
@@ -333,7 +340,7 @@ impl BindingTable {
             .filter(|e| {
                 let b = e.value();
                 let eff = b.conditions.effective(&self.defaults, b.created_at);
-                let idle = super::conditions::idle_end(&b.conditions, &b.usage, &eff);
+                let idle = super::conditions::idle_end(&b.usage, &eff);
                 b.tenant != OPERATOR
                     && (eff.not_after.is_some_and(|t| now >= t) || idle.is_some_and(|t| now >= t))
             })

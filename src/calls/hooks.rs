@@ -120,7 +120,7 @@ impl Masking {
         }
         self.settle(call, false, now);
         let refund = (call.charged_at_answer && !call.confirmed)
-            .then(|| self.bindings.refund(call.binding))
+            .then(|| self.bindings.refund(call.binding, now.unix()))
             .flatten()
             .map(|usage| UsageUpdate {
                 id: call.binding,

@@ -8,7 +8,8 @@
 use std::io::{BufReader, IsTerminal, Write};
 use std::path::Path;
 
-use crate::bindings::{csv, Conditions, Normaliser};
+use crate::bindings::limits::for_each_limit;
+use crate::bindings::{csv, Conditions, Normaliser, Zone};
 use crate::config::Config;
 
 mod accounts;
@@ -138,29 +139,68 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
 }
 
 /// Options of `bindings add`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, clap::Args)]
 pub struct AddArgs {
-    /// A of AXB; none for AX.
+    /// A of an AXB binding; leave out for AX.
+    #[arg(long)]
     pub caller: Option<String>,
-    /// X.
+    /// Virtual number X.
+    #[arg(long = "virtual")]
     pub virtual_number: String,
-    /// B or owner.
+    /// B of AXB, or the owner of AX.
+    #[arg(long)]
     pub callee: String,
-    /// Conditions as text from the command line.
-    pub max_calls: Option<u32>,
-    /// Seconds.
-    pub max_call_secs: Option<u32>,
-    /// Seconds.
-    pub talk_budget_secs: Option<u64>,
-    /// Unix seconds or RFC 3339.
+    /// The binding's limits, a flag each.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Valid from (unix seconds or RFC 3339).
+    #[arg(long)]
     pub not_before: Option<String>,
-    /// Unix seconds or RFC 3339.
+    /// Valid until (unix seconds or RFC 3339).
+    #[arg(long)]
     pub not_after: Option<String>,
-    /// Allowed callers (AX).
+    /// Caller allowed on an AX binding (repeatable; default: anyone).
+    #[arg(long = "allow-caller")]
     pub allow: Vec<String>,
-    /// Record answered calls.
+    /// Record answered calls (stereo WAV in the data dir).
+    #[arg(long)]
     pub record: bool,
+    /// IANA time zone where the binding's days begin (default UTC).
+    #[arg(long)]
+    pub time_zone: Option<String>,
 }
+
+// `tt` fragments: clap's derive reads a doc comment only as a plain
+// literal, not as a `literal` fragment's invisible group.
+macro_rules! limit_args {
+    ($($id:ident $name:ident: $ty:ty = $def:tt, $min:tt..=$max:tt,
+       counts $counts:ident, refusal $refusal:ident, $doc:tt;)*) => {
+        /// The limits of `bindings add`, a flag each (`--max-calls`, ...;
+        /// 0 = unlimited, absent = the config's default).
+        #[derive(Debug, Default, clap::Args)]
+        pub struct LimitArgs {
+            $(#[doc = $doc] #[arg(long)] pub $name: Option<$ty>,)*
+        }
+
+        impl LimitArgs {
+            fn apply(&self, c: &mut Conditions) -> Result<(), CliError> {
+                $(if let Some(v) = self.$name {
+                    if i64::try_from(v).map_or(true, |v| v > $max) {
+                        return Err(CliError::Invalid(format!(
+                            "{}: must be at most {}",
+                            stringify!($name).replace('_', "-"),
+                            $max
+                        )));
+                    }
+                    c.$name = Some(v);
+                })*
+                Ok(())
+            }
+        }
+    };
+}
+
+for_each_limit!(limit_args);
 
 /// Adds one binding; returns its id.
 pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
@@ -169,14 +209,6 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
         norm.party(v)
             .map_err(|e| CliError::Invalid(format!("{what}: {e}")))
     };
-    if a.talk_budget_secs
-        .is_some_and(|v| v > crate::time::MAX_SECS)
-    {
-        return Err(CliError::Invalid(format!(
-            "talk-budget-secs: must be at most {} (100 years)",
-            crate::time::MAX_SECS
-        )));
-    }
     let caller = a.caller.as_deref().map(|c| num("caller", c)).transpose()?;
     let x = norm
         .virtual_number(&a.virtual_number)
@@ -192,16 +224,20 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
                 .collect::<Result<Vec<_>, _>>()?,
         )
     };
-    let conditions = Conditions {
+    let mut conditions = Conditions {
         not_before: time_arg("not-before", &a.not_before)?,
         not_after: time_arg("not-after", &a.not_after)?,
-        max_calls: a.max_calls,
-        max_call_secs: a.max_call_secs,
-        talk_budget_secs: a.talk_budget_secs,
         allowed_callers: allowed,
         record: a.record,
+        time_zone: a
+            .time_zone
+            .as_deref()
+            .map(Zone::parse)
+            .transpose()
+            .map_err(|e| CliError::Invalid(format!("time-zone: {e}")))?,
         ..Default::default()
     };
+    a.limits.apply(&mut conditions)?;
     if let (Some(s), Some(e)) = (conditions.not_before, conditions.not_after) {
         if e <= s {
             return Err(CliError::Invalid(

@@ -144,13 +144,7 @@ impl Config {
 
     /// Default conditions for the binding table.
     pub fn binding_defaults(&self) -> Defaults {
-        let d = &self.defaults;
-        Defaults {
-            max_calls: d.max_calls,
-            max_call_secs: d.max_call_secs,
-            talk_budget_secs: d.talk_budget_secs,
-            lifetime_secs: d.lifetime_secs,
-        }
+        self.defaults.binding_defaults()
     }
 }
 
@@ -186,6 +180,19 @@ mod tests {
         assert!(cross.starts_with("c.toml:2: sip.t2_ms: "), "{cross}");
     }
     use super::*;
+
+    #[test]
+    fn the_embedded_defaults_are_the_limits_definitions() {
+        let cfg = Config::embedded().expect("embedded config");
+        let d = cfg.binding_defaults();
+        let eff = crate::bindings::Conditions::default().effective(&d, 0);
+        for l in crate::bindings::conditions::LIMITS {
+            assert_eq!(eff.limit(l.id), l.default, "[defaults] {}", l.name);
+        }
+        for r in crate::bindings::Refusal::ALL {
+            assert!(DEFAULT_TOML.contains(&format!("\n{} = {{ status", r.name())));
+        }
+    }
 
     #[test]
     fn a_bad_trunk_is_named_by_its_place_and_line() {

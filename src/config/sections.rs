@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::bindings::conditions::Defaults;
+use crate::bindings::limits::{for_each_limit, for_each_refusal};
 use crate::bindings::Refusal;
 
 /// `[media]`: where calls' media goes.
@@ -271,19 +273,33 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
 }
 
-/// `[defaults]`: default call conditions.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DefaultsConfig {
-    /// 0 = unlimited.
-    pub max_calls: u32,
-    /// 0 = unlimited.
-    pub max_call_secs: u32,
-    /// 0 = unlimited.
-    pub talk_budget_secs: u64,
-    /// 0 = unlimited.
-    pub lifetime_secs: u64,
+macro_rules! defaults_section {
+    ($($id:ident $name:ident: $ty:ty = $def:literal, $min:literal..=$max:literal,
+       counts $counts:ident, refusal $refusal:ident, $doc:literal;)*) => {
+        /// `[defaults]`: default call conditions, one per limit (0 =
+        /// unlimited), and the default lifetime.
+        #[derive(Clone, Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct DefaultsConfig {
+            $(#[doc = $doc] pub $name: $ty,)*
+            /// A binding without its own end is valid this long after
+            /// creation; 0 = unlimited.
+            pub lifetime_secs: u64,
+        }
+
+        impl DefaultsConfig {
+            /// Default conditions for the binding table.
+            pub fn binding_defaults(&self) -> Defaults {
+                Defaults {
+                    $($name: self.$name,)*
+                    lifetime_secs: self.lifetime_secs,
+                }
+            }
+        }
+    };
 }
+
+for_each_limit!(defaults_section);
 
 /// A SIP status with its reason phrase.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -295,47 +311,40 @@ pub struct Status {
     pub reason: String,
 }
 
-/// `[refusals]`: a status per refusal.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Refusals {
-    /// See [`Refusal::UnknownNumber`].
-    pub unknown_number: Status,
-    /// See [`Refusal::CallerNotAllowed`].
-    pub caller_not_allowed: Status,
-    /// See [`Refusal::CallerBlocked`].
-    pub caller_blocked: Status,
-    /// See [`Refusal::NotYetValid`].
-    pub not_yet_valid: Status,
-    /// See [`Refusal::Expired`].
-    pub expired: Status,
-    /// See [`Refusal::CallsUsedUp`].
-    pub calls_used_up: Status,
-    /// See [`Refusal::TalkTimeUsedUp`].
-    pub talk_time_used_up: Status,
-    /// No trunk, or shutting down.
-    pub no_route: Status,
-    /// The callee is an account with no registered contact.
-    pub not_registered: Status,
-    /// See [`Refusal::SoftNumber`].
-    pub soft_number: Status,
+macro_rules! refusals_section {
+    ($($id:ident $name:ident, $doc:literal;)*) => {
+        /// `[refusals]`: a status per refusal.
+        #[derive(Clone, Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Refusals {
+            $(#[doc = $doc] pub $name: Status,)*
+            /// No trunk, or shutting down.
+            pub no_route: Status,
+            /// The callee is an account with no registered contact.
+            pub not_registered: Status,
+        }
+
+        impl Refusals {
+            /// The status for a refusal; the one place refusals become SIP.
+            pub fn status(&self, r: Refusal) -> &Status {
+                match r {
+                    $(Refusal::$id => &self.$name,)*
+                }
+            }
+
+            /// Every status with its key.
+            pub(super) fn all(&self) -> Vec<(&'static str, &Status)> {
+                vec![
+                    $((stringify!($name), &self.$name),)*
+                    ("no_route", &self.no_route),
+                    ("not_registered", &self.not_registered),
+                ]
+            }
+        }
+    };
 }
 
-impl Refusals {
-    /// The status for a refusal; the one place refusals become SIP.
-    pub fn status(&self, r: Refusal) -> &Status {
-        match r {
-            Refusal::UnknownNumber => &self.unknown_number,
-            Refusal::CallerNotAllowed => &self.caller_not_allowed,
-            Refusal::CallerBlocked => &self.caller_blocked,
-            Refusal::NotYetValid => &self.not_yet_valid,
-            Refusal::Expired => &self.expired,
-            Refusal::CallsUsedUp => &self.calls_used_up,
-            Refusal::TalkTimeUsedUp => &self.talk_time_used_up,
-            Refusal::SoftNumber => &self.soft_number,
-        }
-    }
-}
+for_each_refusal!(refusals_section);
 
 /// `[api]`: the HTTP control API.
 #[derive(Clone, Debug, Deserialize)]
@@ -410,19 +419,4 @@ pub struct ShutdownConfig {
 pub struct LogConfig {
     /// EnvFilter directive.
     pub level: String,
-}
-
-impl Refusals {
-    pub(super) fn all(&self) -> [(&'static str, &Status); 8] {
-        [
-            ("unknown_number", &self.unknown_number),
-            ("caller_not_allowed", &self.caller_not_allowed),
-            ("caller_blocked", &self.caller_blocked),
-            ("not_yet_valid", &self.not_yet_valid),
-            ("expired", &self.expired),
-            ("calls_used_up", &self.calls_used_up),
-            ("talk_time_used_up", &self.talk_time_used_up),
-            ("no_route", &self.no_route),
-        ]
-    }
 }

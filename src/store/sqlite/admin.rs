@@ -1,10 +1,10 @@
 //! SQLite: the admin area's statements (the neutral types are in
 //! `store::admin`).
 
-use crate::bindings::{Binding, BindingId, Claim, Conditions, Direction, Number, TenantId};
+use crate::bindings::{Binding, BindingId, Claim, Conditions, Number, TenantId};
 use crate::store::admin::*;
 use crate::store::prelude::*;
-use crate::store::sqlite::{allowed_text, read_row, SELECT};
+use crate::store::sqlite::{columns, read_row, SELECT};
 use crate::store::{NewBinding, UsageUpdate};
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{params, OptionalExtension};
@@ -287,33 +287,9 @@ impl BindingStore for SqliteStore {
         let tx = self.conn.savepoint()?;
         let mut ids = Vec::with_capacity(rows.len());
         {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO bindings (caller, virtual, callee, not_before, not_after, max_calls,
-                 max_call_secs, talk_budget_secs, allowed_callers, created_at, tenant_id, kind,
-                 direction, idle_secs, updated_at, record, announce)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?10, ?15, ?16)",
-            )?;
+            let mut stmt = tx.prepare_cached(columns::INSERT)?;
             for b in rows {
-                let c = &b.conditions;
-                let allowed = allowed_text(c);
-                stmt.execute(params![
-                    b.a.as_ref().map(Number::as_str),
-                    b.x.as_str(),
-                    b.b.as_str(),
-                    c.not_before,
-                    c.not_after,
-                    c.max_calls,
-                    c.max_call_secs,
-                    c.talk_budget_secs.map(|v| v as i64),
-                    allowed,
-                    b.created_at,
-                    b.tenant,
-                    b.kind.as_str(),
-                    c.direction.map(Direction::as_str),
-                    c.idle_secs.map(|v| v as i64),
-                    c.record,
-                    c.announce,
-                ])?;
+                columns::insert(&mut stmt, b)?;
                 ids.push(tx.last_insert_rowid());
                 progress(ids.len());
             }
@@ -349,27 +325,7 @@ impl BindingStore for SqliteStore {
         c: &Conditions,
         now: i64,
     ) -> Result<(), StoreError> {
-        let allowed = super::allowed_text(c);
-        self.conn.execute(
-            "UPDATE bindings SET not_before = ?2, not_after = ?3, max_calls = ?4, max_call_secs = ?5,
-             talk_budget_secs = ?6, allowed_callers = ?7, direction = ?8, idle_secs = ?9, updated_at = ?10,
-             record = ?11, announce = ?12 WHERE id = ?1",
-            params![
-                id,
-                c.not_before,
-                c.not_after,
-                c.max_calls,
-                c.max_call_secs,
-                c.talk_budget_secs.map(|v| v as i64),
-                allowed,
-                c.direction.map(Direction::as_str),
-                c.idle_secs.map(|v| v as i64),
-                now,
-                c.record,
-                c.announce
-            ],
-        )?;
-        Ok(())
+        columns::update(&self.conn, id, c, now)
     }
 
     /// Deletes bindings and quarantines each (party, X) until `until`; all or nothing.
@@ -449,8 +405,8 @@ impl BindingStore for SqliteStore {
     fn save_usage(&mut self, updates: &[UsageUpdate]) -> Result<(), StoreError> {
         self.atomically(|s| {
             let mut stmt = s.conn.prepare_cached(
-                "UPDATE bindings SET calls_used = ?2, talk_secs_used = ?3, last_call_at = ?4
-                 WHERE id = ?1",
+                "UPDATE bindings SET calls_used = ?2, talk_secs_used = ?3, last_call_at = ?4,
+                 day = ?5, day_calls = ?6 WHERE id = ?1",
             )?;
             for u in updates {
                 let us = &u.usage;
@@ -458,7 +414,9 @@ impl BindingStore for SqliteStore {
                     u.id,
                     us.calls_used,
                     us.talk_secs_used as i64,
-                    us.last_call_at
+                    us.last_call_at,
+                    us.day,
+                    us.day_calls
                 ])?;
             }
             Ok(())

@@ -10,13 +10,16 @@ mod live;
 mod records;
 mod webhooks;
 
+mod columns;
+
 use std::path::Path;
 
 use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
 
 use super::StoreError;
-use crate::bindings::{Binding, Conditions, Direction, Kind, Number, Usage};
+use crate::bindings::Binding;
+pub(crate) use columns::{read_row, SELECT};
 
 // The backend's errors reach callers as the neutral `StoreError::Db`.
 impl From<rusqlite::Error> for StoreError {
@@ -175,7 +178,13 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     "ALTER TABLE accounts ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;",
     // A contact registered through edge proxies keeps their Path (RFC 3327),
     // one entry per line.
-    "ALTER TABLE contacts ADD COLUMN path TEXT NOT NULL DEFAULT '';"];
+    "ALTER TABLE contacts ADD COLUMN path TEXT NOT NULL DEFAULT '';",
+    // Limits that count per day: where the binding's days begin, and the
+    // day and count of its calls. (The limits' own columns come from their
+    // definition: `columns::ensure`.)
+    "ALTER TABLE bindings ADD COLUMN time_zone TEXT;
+    ALTER TABLE bindings ADD COLUMN day INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE bindings ADD COLUMN day_calls INTEGER NOT NULL DEFAULT 0;"];
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -231,7 +240,8 @@ impl SqliteStore {
         let steps = MIGRATIONS.iter().map(|sql| M::up(sql)).collect();
         Migrations::new(steps)
             .to_latest(&mut self.conn)
-            .map_err(|e| StoreError::Db(Box::new(e)))
+            .map_err(|e| StoreError::Db(Box::new(e)))?;
+        columns::ensure(&self.conn)
     }
 
     /// Bindings whose row matches `clause` (SQL after `WHERE`, or empty).
@@ -292,76 +302,6 @@ fn private_files(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Allowed callers as stored: comma-separated, `None` for anyone.
-pub(super) fn allowed_text(c: &Conditions) -> Option<String> {
-    c.allowed_callers
-        .as_ref()
-        .map(|v| v.iter().map(Number::as_str).collect::<Vec<_>>().join(","))
-}
-
-/// Columns of a binding, in the order `read_row` expects.
-pub(super) const SELECT: &str =
-    "SELECT id, caller, virtual, callee, not_before, not_after, max_calls,
-    max_call_secs, talk_budget_secs, allowed_callers, calls_used, talk_secs_used, created_at,
-    tenant_id, kind, direction, idle_secs, last_call_at, record, announce
-    FROM bindings";
-
-pub(super) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Binding, StoreError>> {
-    let id: i64 = r.get(0)?;
-    let allowed: Option<String> = r.get(9)?;
-    let conditions = Conditions {
-        not_before: r.get(4)?,
-        not_after: r.get(5)?,
-        max_calls: r.get(6)?,
-        max_call_secs: r.get(7)?,
-        talk_budget_secs: r.get::<_, Option<i64>>(8)?.map(|v| v.max(0) as u64),
-        allowed_callers: allowed.map(|s| {
-            s.split(',')
-                .filter(|p| !p.is_empty())
-                .map(|p| Number::from_normalised(p.to_string()))
-                .collect()
-        }),
-        direction: r
-            .get::<_, Option<String>>(15)?
-            .and_then(|d| Direction::parse(&d)),
-        idle_secs: r.get::<_, Option<i64>>(16)?.map(|v| v.max(0) as u64),
-        record: r.get::<_, i64>(18)? != 0,
-        announce: r.get::<_, Option<i64>>(19)?.map(|v| v != 0),
-    };
-    let calls_used: i64 = r.get(10)?;
-    let talk: i64 = r.get(11)?;
-    let Ok(calls_used) = u32::try_from(calls_used) else {
-        return Ok(Err(StoreError::Corrupt {
-            id,
-            reason: "calls_used out of range".into(),
-        }));
-    };
-    let kind: String = r.get(14)?;
-    let Some(kind) = Kind::parse(&kind) else {
-        return Ok(Err(StoreError::Corrupt {
-            id,
-            reason: format!("unknown kind {kind:?}"),
-        }));
-    };
-    Ok(Ok(Binding {
-        id,
-        tenant: r.get(13)?,
-        kind,
-        a: r.get::<_, Option<String>>(1)?.map(Number::from_normalised),
-        x: Number::from_normalised(r.get(2)?),
-        b: Number::from_normalised(r.get(3)?),
-        conditions,
-        created_at: r.get(12)?,
-        usage: Usage {
-            calls_used,
-            reserved: 0,
-            talk_secs_used: talk.max(0) as u64,
-            last_call_at: r.get(17)?,
-            talk_leased: 0,
-        },
-    }))
-}
-
 impl super::Backend for SqliteStore {
     fn unit(
         &mut self,
@@ -391,6 +331,7 @@ impl super::Backend for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::{Conditions, Kind, Number, Usage};
     use crate::store::prelude::*;
     use crate::store::{NewBinding, UsageUpdate};
 
@@ -420,6 +361,8 @@ mod tests {
                 talk_secs_used: 40,
                 last_call_at: Some(9),
                 talk_leased: 0,
+                day: 20_000,
+                day_calls: 2,
             };
             s.save_usage(&[UsageUpdate { id: ids[0], usage }])
                 .expect("usage");
@@ -432,6 +375,7 @@ mod tests {
         assert_eq!(all[0].usage.calls_used, 2);
         assert_eq!(all[0].usage.talk_secs_used, 40);
         assert_eq!(all[0].usage.last_call_at, Some(9));
+        assert_eq!((all[0].usage.day, all[0].usage.day_calls), (20_000, 2));
         assert_eq!(all[0].conditions.max_calls, Some(3));
     }
 
