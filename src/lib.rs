@@ -26,6 +26,7 @@ pub mod mask;
 pub mod media;
 pub mod metrics;
 pub mod net;
+pub mod problems;
 pub mod registrar;
 pub mod server;
 pub mod service;

@@ -5,6 +5,7 @@
 //! call per batch, not one per line. Idle, the thread sleeps on a condition
 //! and costs no wake-ups.
 
+pub mod config;
 mod line;
 
 pub use line::{Fields, Line};

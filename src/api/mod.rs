@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bindings;
 pub mod calls;
 pub mod conditions;
+pub mod config;
 pub mod flow;
 pub mod identifiers;
 pub mod input;

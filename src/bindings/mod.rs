@@ -5,6 +5,7 @@
 
 pub mod alloc;
 pub mod conditions;
+pub mod config;
 pub mod csv;
 mod kinds;
 pub mod limits;

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::b2bua::policy::{Decision, Offer, Plan, Route};
+use crate::bindings::config::Status;
 use crate::bindings::{Admission, BindingTable, Number, Refusal};
-use crate::config::Status;
 use crate::sip::message::{uri_of, uri_user, Msg, Start};
 use crate::sip::Peer;
 use crate::store::CallRecord;

@@ -13,6 +13,7 @@
 //! `events`, `registrar`.
 
 mod checkpoint;
+pub mod config;
 mod decide;
 mod hooks;
 pub mod pike;
@@ -26,8 +27,8 @@ use std::time::{Duration, Instant};
 use crate::b2bua::policy::{
     Answer, CallId, Decision, Limit, Milestone, Offer, Policy, Screen, TrunkOutcome,
 };
+use crate::bindings::config::Refusals;
 use crate::bindings::{BindingId, BindingTable, Normaliser, Number, TenantId};
-use crate::config::Refusals;
 use crate::events::Hub;
 use crate::metrics::{metric, Histogram, Throttle};
 use crate::net::Network;

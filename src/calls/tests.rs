@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use super::{Masking, MaskingConfig};
 use crate::b2bua::policy::{Decision, EndReason, Ending, Limit, Milestone, Offer, Policy};
 use crate::bindings::{BindingTable, Conditions, Kind, Normaliser, Number, OPERATOR};
-use crate::config::Config;
 use crate::sip::{Msg, Peer, Target, Transport};
 use crate::store::{CallFilter, NewBinding, Writer};
 use crate::time::Now;
@@ -28,10 +27,22 @@ fn n(s: &str) -> Number {
     Number::from_normalised(s.to_string())
 }
 
+/// A section of the embedded default config, read as the config reads it
+/// (`config` assembles every module's section, so it is above this one).
+fn section<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let all: toml::Table = include_str!("../../config/sipmask.toml")
+        .parse()
+        .expect("embedded config");
+    all.get(name)
+        .cloned()
+        .expect("the section")
+        .try_into()
+        .expect("a valid section")
+}
+
 /// A policy over one AXB binding (A, X, B) with `conditions`.
 fn rig(conditions: Conditions) -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = Config::embedded().expect("embedded config");
     let mut store = crate::store::open(dir.path()).expect("store");
     store
         .insert(&[NewBinding {
@@ -44,7 +55,9 @@ fn rig(conditions: Conditions) -> Rig {
             created_at: 1_795_430_000,
         }])
         .expect("insert");
-    let table = Arc::new(BindingTable::new(cfg.binding_defaults()));
+    let table = Arc::new(BindingTable::new(
+        section::<crate::bindings::config::DefaultsConfig>("defaults").binding_defaults(),
+    ));
     for b in store.load_all().expect("load") {
         table.insert(b).expect("table");
     }
@@ -70,7 +83,7 @@ fn rig(conditions: Conditions) -> Rig {
                 setup: None,
                 outbound_proxy: true,
             }],
-            refusals: cfg.refusals.clone(),
+            refusals: section("refusals"),
             normaliser: Normaliser {
                 default_country_code: "86".into(),
             },
@@ -88,7 +101,7 @@ fn rig(conditions: Conditions) -> Rig {
         writer.clone(),
         hub,
         crate::registrar::Registrar::new(
-            crate::registrar::RegistrarConfig::from_section(&cfg.registrar),
+            crate::registrar::RegistrarConfig::from_section(&section("registrar")),
             Arc::new(crate::registrar::Directory::default()),
             None,
         ),

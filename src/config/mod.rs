@@ -1,20 +1,39 @@
-//! The config file: types, defaults (the embedded `config/sipmask.toml`) and
-//! validation that names the file, line and key of every problem.
+//! The config file: the embedded defaults (`config/sipmask.toml`), the
+//! operator's file laid over them, and every problem said with its file,
+//! line and key. Each section is its module's (struct, defaults and the
+//! check of its values, next to the code that uses it); this module
+//! assembles them, checks the rules across sections and reports.
 
 use std::path::Path;
 
 use serde::Deserialize;
 
-mod check;
 mod report;
-mod sections;
 
-pub use sections::*;
+pub use crate::api::config::ApiSection;
+pub use crate::bindings::config::{DefaultsConfig, NumbersConfig, Refusals, Status};
+pub use crate::calls::config::TrunkSection;
+pub use crate::events::config::WebhooksConfig;
+pub use crate::logs::config::LogConfig;
+pub use crate::media::config::{MediaMode, MediaSection};
+pub use crate::registrar::config::RegistrarSection;
+pub use crate::service::flow::config::FlowSection;
+pub use crate::sip::config::SipConfig;
+pub use crate::store::config::{RecordsConfig, StorageConfig};
 
-use report::{merge, syntax_problem};
+use report::{locate, merge, syntax_problem};
 pub use report::{ConfigError, Problem};
 
 use crate::bindings::conditions::Defaults;
+use crate::problems::Problems;
+
+/// `[shutdown]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Grace period for live calls.
+    pub drain_secs: u64,
+}
 
 /// The embedded default config.
 pub const DEFAULT_TOML: &str = include_str!("../../config/sipmask.toml");
@@ -125,14 +144,15 @@ impl Config {
         }
     }
 
-    /// Every problem, each with its key and line: each section checks
-    /// its own (`check.rs`), and the few rules across sections here.
+    /// Every problem, each with its key and line: each section checks its
+    /// own values (in its module), and the rules across sections here.
     pub fn validate(&self, text: &str) -> Vec<Problem> {
-        let mut p = check::Problems::new(text);
+        let set = |key: &str| locate(text, key).is_some();
+        let mut p = Problems::new(&set);
         self.sip.check(&mut p);
         self.flow.check(&self.numbers.default_country_code, &mut p);
         self.media.check(&mut p);
-        check::trunks(&self.trunks, &mut p);
+        crate::calls::config::check_trunks(&self.trunks, &mut p);
         self.api.check(&mut p);
         self.numbers.check(&mut p);
         self.refusals.check(&mut p);
@@ -140,6 +160,13 @@ impl Config {
         self.registrar.check(&mut p);
         self.log.check(&mut p);
         p.done()
+            .into_iter()
+            .map(|(key, reason)| Problem {
+                line: locate(text, &key),
+                key,
+                reason,
+            })
+            .collect()
     }
 
     /// Default conditions for the binding table.

@@ -3,6 +3,7 @@
 //! delivery from the store's outbox; producers (the B2BUA, the API) hand
 //! events to the store, which numbers and keeps them before they go out.
 
+pub mod config;
 pub mod delivery;
 pub mod hmac;
 pub mod policy;

@@ -7,6 +7,7 @@
 //! it later; this module knows nothing of SIP dialogs or bindings.
 
 pub mod audio;
+pub mod config;
 mod ports;
 mod pump;
 pub mod record;

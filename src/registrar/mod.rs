@@ -9,6 +9,7 @@
 //! Imports downwards only: `b2bua` (the [`Answer`] type), `sip`, `store`,
 //! `bindings`.
 
+pub mod config;
 mod directory;
 mod register;
 
@@ -16,13 +17,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::b2bua::policy::Answer;
-use crate::config::RegistrarSection;
 use crate::metrics::metric;
 use crate::sip::digest;
 use crate::sip::message::Msg;
 use crate::store::accounts::ContactRow;
 use crate::store::Writer;
 use crate::time::Now;
+use config::RegistrarSection;
 
 pub use directory::{Account, Contact, Directory};
 

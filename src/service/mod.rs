@@ -127,7 +127,7 @@ pub struct Services {
     /// How numbers are normalised (soft numbers as dialled).
     pub normaliser: crate::bindings::Normaliser,
     /// Flow 2's defaults (`[flow]`).
-    pub flow: crate::config::FlowSection,
+    pub flow: flow::config::FlowSection,
     /// Where acquired numbers come from.
     pub provider: Arc<dyn flow::provider::Provider>,
     /// Tenants' pools as last read (see `Services::pool_of`).

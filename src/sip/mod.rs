@@ -2,6 +2,7 @@
 //! the RFC 3261 section 17 transaction state machines. Knows nothing of
 //! bindings, calls or storage: it turns bytes into [`Msg`]s and back.
 
+pub mod config;
 pub mod digest;
 pub mod framing;
 mod grammar;

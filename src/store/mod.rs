@@ -11,6 +11,7 @@ pub mod accounts;
 mod admin;
 mod backend;
 pub mod changes;
+pub mod config;
 pub mod events;
 pub mod flow;
 pub mod live;

@@ -16,6 +16,7 @@
 
 pub mod acquire;
 pub mod agents;
+pub mod config;
 pub mod interactions;
 pub mod provider;
 pub mod users;
@@ -24,9 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Error, Services};
 use crate::bindings::{Normaliser, Number, TenantId};
-use crate::config::FlowSection;
 use crate::store::prelude::*;
 use crate::store::StoreError;
+use config::FlowSection;
 
 /// The longest span any flow setting may have: 100 years.
 pub const MAX_SECS: u64 = 3_155_760_000;
