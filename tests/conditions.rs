@@ -166,17 +166,14 @@ async fn a_daily_limit_refuses_until_midnight_where_the_binding_lives() {
     }
 
     call_once(&mut caller, &mut callee, sut.addr, Duration::ZERO).await;
-    let d = Dialog::new(caller.addr, sut.addr, A, X);
-    caller.send(sut.addr, &d.invite()).await;
-    let r = caller.recv().await;
-    caller.send(sut.addr, &d.ack_failure(&r)).await;
-    assert_eq!(status_line(&r), "SIP/2.0 403 Daily Call Limit Reached");
     // The other party's calls count on the same binding.
-    let d = Dialog::new(caller.addr, sut.addr, B, X);
-    caller.send(sut.addr, &d.invite()).await;
-    let r = caller.recv().await;
-    caller.send(sut.addr, &d.ack_failure(&r)).await;
-    assert_eq!(status_line(&r), "SIP/2.0 403 Daily Call Limit Reached");
+    for from in [A, B] {
+        let d = Dialog::new(caller.addr, sut.addr, from, X);
+        caller.send(sut.addr, &d.invite()).await;
+        let r = caller.recv().await;
+        caller.send(sut.addr, &d.ack_failure(&r)).await;
+        assert_eq!(status_line(&r), "SIP/2.0 403 Daily Call Limit Reached");
+    }
 
     sut.clock
         .advance(Duration::from_secs(to_midnight.unsigned_abs() + 5));
