@@ -28,3 +28,19 @@ pub struct NewEvent {
     /// Unix milliseconds.
     pub at: i64,
 }
+
+impl NewEvent {
+    /// The event as delivered and streamed: its JSON body, with the id it
+    /// is stored under and its place among its binding's events.
+    pub(crate) fn body(&self, event_id: &str, seq: i64) -> String {
+        serde_json::json!({
+            "id": event_id,
+            "type": self.kind,
+            "created_at": crate::time::format_ms(self.at),
+            "binding_id": self.binding,
+            "seq": seq,
+            "data": self.data,
+        })
+        .to_string()
+    }
+}

@@ -10,11 +10,14 @@
 pub mod accounts;
 mod admin;
 mod backend;
+#[cfg(test)]
+mod conformance;
 pub mod changes;
 pub mod config;
 pub mod events;
 pub mod flow;
 pub mod live;
+mod postgres;
 mod records;
 mod sqlite;
 pub mod webhooks;
@@ -34,6 +37,7 @@ pub mod prelude {
     };
 }
 pub use records::{CallFilter, CallRecord};
+pub use postgres::PgStore;
 pub use sqlite::{private_dir, private_file, SqliteStore};
 pub use writer::{Durable, Writer};
 
@@ -72,7 +76,7 @@ pub enum StoreError {
     RolledBack,
     /// A storage URL whose scheme names no backend built into this
     /// sipmask.
-    #[error("no storage backend for URL scheme \"{0}\" (this build has: sqlite)")]
+    #[error("no storage backend for URL scheme \"{0}\" (this build has: sqlite, postgresql)")]
     Unsupported(String),
     /// The schema is newer than this program.
     #[error("database schema version {found} is newer than this sipmask ({supported})")]
@@ -93,9 +97,10 @@ pub fn open(dir: &std::path::Path) -> Result<Box<dyn Backend>, StoreError> {
 }
 
 /// Opens the backend a URL names: empty or `sqlite:` is SQLite in
-/// `data_dir`, `sqlite:PATH` SQLite in that directory. A backend is a
-/// folder under `store/` and an arm here; a scheme without one is an
-/// error that names it.
+/// `data_dir`, `sqlite:PATH` SQLite in that directory,
+/// `postgresql://user@host:port/db` (or `postgres://`) PostgreSQL. A
+/// backend is a folder under `store/` and an arm here; a scheme without
+/// one is an error that names it.
 pub fn open_url(url: &str, data_dir: &std::path::Path) -> Result<Box<dyn Backend>, StoreError> {
     let (scheme, rest) = url.split_once(':').unwrap_or((url, ""));
     match scheme {
@@ -106,6 +111,7 @@ pub fn open_url(url: &str, data_dir: &std::path::Path) -> Result<Box<dyn Backend
             };
             Ok(Box::new(SqliteStore::open(&dir)?))
         }
+        "postgres" | "postgresql" => Ok(Box::new(PgStore::open(url)?)),
         other => Err(StoreError::Unsupported(other.to_string())),
     }
 }
@@ -223,10 +229,16 @@ mod tests {
         let url = format!("sqlite://{}", other.display());
         assert!(super::open_url(&url, dir.path()).is_ok());
         assert!(other.join("sipmask.db").exists());
-        let err = super::open_url("postgresql://u@h/db", dir.path()).err();
+        let err = super::open_url("mysql://u@h/db", dir.path()).err();
         assert!(
-            matches!(&err, Some(super::StoreError::Unsupported(s)) if s == "postgresql"),
+            matches!(&err, Some(super::StoreError::Unsupported(s)) if s == "mysql"),
             "{err:?}"
         );
+        let db = super::conformance::TempDb::new();
+        let pg = super::open_url(&db.url, dir.path());
+        assert!(pg.is_ok(), "{:?}", pg.err());
+        // Nothing listens on port 1: the error is the database's, said.
+        let err = super::open_url("postgresql://postgres@127.0.0.1:1/x", dir.path()).err();
+        assert!(matches!(err, Some(super::StoreError::Db(_))), "{err:?}");
     }
 }

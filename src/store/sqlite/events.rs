@@ -19,15 +19,7 @@ fn insert(tx: &rusqlite::Connection, e: &NewEvent, pending: bool) -> Result<Stri
         None => 0,
     };
     let event_id = crate::ids::secret("evt_");
-    let body = serde_json::json!({
-        "id": event_id,
-        "type": e.kind,
-        "created_at": crate::time::format_ms(e.at),
-        "binding_id": e.binding,
-        "seq": seq,
-        "data": e.data,
-    })
-    .to_string();
+    let body = e.body(&event_id, seq);
     let delivered = (!pending).then_some(e.at);
     tx.prepare_cached(
         "INSERT INTO events (tenant_id, event_id, type, binding_id, seq, body, created_at, next_attempt_at, delivered_at)

@@ -1,0 +1,429 @@
+//! One suite of the storage traits' behaviour, run against every backend:
+//! SQLite in a temp dir, and PostgreSQL in a database of its own made on
+//! the server that `SIPMASK_TEST_POSTGRES` names (default
+//! `postgresql://postgres@127.0.0.1:5432`, the one this project's machines
+//! run) and dropped after. Whatever one backend does, the other must.
+
+use super::accounts::{AccountRow, ContactRow};
+use super::changes::Change;
+use super::events::NewEvent;
+use super::flow::{AcquisitionFilter, AcquisitionRecord, NewInteraction, UserKey};
+use super::live::{Checkpoint, LiveRow};
+use super::webhooks::Attempt;
+use super::*;
+use crate::bindings::{Claim, Conditions, Direction, Kind, Number, Usage, Zone};
+
+/// A PostgreSQL database of its own, dropped with this.
+pub(crate) struct TempDb {
+    pub(crate) url: String,
+    admin: String,
+    name: String,
+}
+
+impl TempDb {
+    pub(crate) fn new() -> TempDb {
+        let server = std::env::var("SIPMASK_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".into());
+        let name = format!("sipmask_t{}", crate::ids::secret("").to_lowercase());
+        let name: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(40)
+            .collect();
+        let admin = format!("{server}/postgres");
+        let mut c = ::postgres::Client::connect(&admin, ::postgres::NoTls).expect("PostgreSQL");
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create database");
+        TempDb {
+            url: format!("{server}/{name}"),
+            admin,
+            name,
+        }
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        if let Ok(mut c) = ::postgres::Client::connect(&self.admin, ::postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+fn n(s: &str) -> Number {
+    Number::from_normalised(s.into())
+}
+
+fn binding(tenant: i64, a: Option<&str>, x: &str, b: &str) -> NewBinding {
+    NewBinding {
+        tenant,
+        kind: if a.is_some() { Kind::Axb } else { Kind::Cli },
+        a: a.map(n),
+        x: n(x),
+        b: n(b),
+        conditions: Conditions::default(),
+        created_at: 100,
+    }
+}
+
+/// Runs the suite on both backends.
+fn both(suite: fn(&mut dyn Backend)) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut sqlite = open(dir.path()).expect("sqlite");
+    suite(sqlite.as_mut());
+    let db = TempDb::new();
+    let mut pg = open_url(&db.url, dir.path()).expect("postgresql");
+    suite(pg.as_mut());
+    // A second open finds the schema in place.
+    drop(pg);
+    let mut again = open_url(&db.url, dir.path()).expect("reopen");
+    assert!(!again.load_all().expect("load").is_empty());
+}
+
+#[test]
+fn tenants_keys_numbers_and_claims() {
+    both(|s| {
+        let t = s.add_tenant("acme", 1).expect("tenant");
+        let u = s.add_tenant("umbrella", 1).expect("tenant");
+        assert!(s.add_tenant("acme", 2).is_err(), "names are unique");
+        assert_eq!(s.tenant_by_name("umbrella").expect("by name"), Some(u));
+        s.add_key(t, "key_a", "hash_a", 5).expect("key");
+        s.add_key(t, "key_b", "hash_b", 6).expect("key");
+        assert_eq!(s.key_tenant("hash_b").expect("key"), Some(t));
+        let keys: Vec<String> = s.tenant_keys(t).expect("keys").into_iter().map(|k| k.0).collect();
+        assert_eq!(keys, ["key_a", "key_b"]);
+        assert!(s.revoke_key(t, "key_a").expect("revoke"));
+        assert!(!s.revoke_key(u, "key_b").expect("not its own"));
+        assert_eq!(s.keys().expect("keys").len(), 1);
+        assert_eq!(s.tenants().expect("tenants").len(), 2);
+
+        assert_eq!(s.add_numbers(t, &[n("+1700"), n("+1701")], 1).expect("pool"), Ok(()));
+        let clash = s.add_numbers(u, &[n("+1702"), n("+1701")], 1).expect("pool");
+        assert_eq!(clash, Err((n("+1701"), false)));
+        assert_eq!(s.owner(&n("+1702")).expect("owner"), None, "all or nothing");
+        assert_eq!(s.numbers(t).expect("numbers"), [n("+1700"), n("+1701")]);
+        assert!(s.claim(u, &n("+1799"), Claim::Token, 2).expect("claim"));
+        assert!(!s.claim(t, &n("+1799"), Claim::Token, 2).expect("someone else's"));
+        assert!(s.claim(u, &n("+1799"), Claim::Token, 2).expect("its own"));
+        assert_eq!(s.owner(&n("+1799")).expect("owner"), Some((u, Claim::Token)));
+        assert!(s.remove_number(t, &n("+1700")).expect("remove"));
+        assert!(!s.remove_number(t, &n("+1700")).expect("gone"));
+        s.insert(&[binding(t, None, "+1701", "+2")]).expect("insert");
+    });
+}
+
+#[test]
+fn bindings_their_conditions_usage_and_quarantine() {
+    both(|s| {
+        let mut axb = binding(3, Some("+1"), "+9", "+2");
+        axb.conditions = Conditions {
+            max_calls: Some(4),
+            max_calls_per_day: Some(2),
+            idle_secs: Some(60),
+            direction: Some(Direction::AToB),
+            allowed_callers: Some(vec![n("+5"), n("+6")]),
+            record: true,
+            announce: Some(false),
+            time_zone: Some(Zone::parse("Asia/Shanghai").expect("zone")),
+            not_after: Some(9_000),
+            ..Default::default()
+        };
+        let ids = s
+            .insert(&[axb.clone(), binding(3, None, "+8", "+2")])
+            .expect("insert");
+        let got = s.get(ids[0]).expect("get").expect("there");
+        assert_eq!(got.conditions, axb.conditions, "every condition round-trips");
+        assert_eq!((got.kind, got.tenant, got.created_at), (Kind::Axb, 3, 100));
+        assert!(s.insert(&[binding(3, Some("+1"), "+9", "+7")]).is_err(), "A and X clash");
+
+        let usage = Usage {
+            calls_used: 3,
+            talk_secs_used: 70,
+            last_call_at: Some(500),
+            day: 20_001,
+            day_calls: 2,
+            ..Default::default()
+        };
+        s.save_usage(&[UsageUpdate { id: ids[0], usage }]).expect("usage");
+        let mut c = got.conditions.clone();
+        c.max_calls = None;
+        c.time_zone = None;
+        s.set_conditions(ids[0], &c, 700).expect("conditions");
+        let got = s.get(ids[0]).expect("get").expect("there");
+        assert_eq!(got.usage, usage);
+        assert_eq!(got.conditions, c);
+
+        let page = s
+            .list(
+                3,
+                &Filter {
+                    limit: 1,
+                    kinds: vec![Kind::Axb, Kind::Cli],
+                    ..Default::default()
+                },
+            )
+            .expect("list");
+        assert_eq!((page.items.len(), page.next), (1, Some(ids[0])));
+        let by_x = s
+            .list(
+                3,
+                &Filter {
+                    limit: 10,
+                    x: Some("+8".into()),
+                    kinds: vec![Kind::Cli],
+                    ..Default::default()
+                },
+            )
+            .expect("list");
+        assert_eq!(by_x.items.len(), 1);
+        assert_eq!(s.bindings_between(ids[0], ids[1]).expect("range").len(), 2);
+
+        s.delete(&[got], 1_000).expect("delete");
+        s.delete(&[s.get(ids[1]).expect("get").expect("there")], 900)
+            .expect("delete");
+        let mut q = s.quarantined(&[&n("+2")], 500).expect("quarantine");
+        q.sort();
+        assert_eq!(q, [(n("+8"), 900), (n("+9"), 1_000)]);
+        assert_eq!(s.quarantined(&[], 950).expect("all"), [(n("+9"), 1_000)]);
+        assert!(s.load_all().expect("load").is_empty());
+
+        assert!(s.set_blocked(3, &n("+4"), true, 1).expect("block"));
+        assert!(!s.set_blocked(3, &n("+4"), true, 1).expect("again"));
+        assert_eq!(s.blocklist().expect("list"), [(3, n("+4"))]);
+        assert!(s.set_blocked(3, &n("+4"), false, 1).expect("unblock"));
+        // Something for the reopen check of `both`.
+        s.insert(&[binding(3, None, "+77", "+2")]).expect("insert");
+    });
+}
+
+#[test]
+fn units_of_work_commit_whole_or_not_at_all() {
+    both(|s| {
+        let r: Result<(), StoreError> = s.atomically(|s| {
+            s.insert(&[binding(1, None, "+9", "+2")])?;
+            s.atomically(|s| {
+                s.add_tenant("inner", 1)?;
+                Ok::<_, StoreError>(())
+            })?;
+            Err(StoreError::RolledBack)
+        });
+        assert!(r.is_err());
+        assert!(s.load_all().expect("load").is_empty());
+        assert_eq!(s.tenant_by_name("inner").expect("tenant"), None);
+        let inner: Result<(), StoreError> = s.atomically(|s| {
+            s.add_tenant("kept", 1)?;
+            let _ = s.atomically(|s| {
+                s.add_tenant("dropped", 1)?;
+                Err::<(), _>(StoreError::RolledBack)
+            });
+            Ok(())
+        });
+        assert!(inner.is_ok());
+        assert!(s.tenant_by_name("kept").expect("tenant").is_some());
+        assert_eq!(s.tenant_by_name("dropped").expect("tenant"), None);
+        s.insert(&[binding(1, None, "+9", "+2")]).expect("insert");
+    });
+}
+
+#[test]
+fn events_webhooks_records_and_changes() {
+    both(|s| {
+        s.set_webhook(4, "https://example.com/h", "sec", true).expect("hook");
+        let e = |at| NewEvent {
+            tenant: 4,
+            kind: "call.answered",
+            binding: Some(11),
+            data: serde_json::json!({ "x": "+9" }),
+            at,
+        };
+        let bodies = s.insert_events(&[e(10), e(20)], &|_| true).expect("events");
+        assert!(bodies[1].1.contains("\"seq\":2"), "{}", bodies[1].1);
+        assert_eq!(s.due_tenants(20).expect("due"), [4]);
+        let due = s.due_events(4, 20, 10).expect("due");
+        assert_eq!(due.len(), 2);
+        assert!(due[0].masked);
+        s.record_attempt(4, due[0].id, &Attempt::Delivered, 30, 1_000)
+            .expect("delivered");
+        let disabled = s
+            .record_attempt(4, due[1].id, &Attempt::Retry(40, "503".into()), 30, 0)
+            .expect("retry");
+        assert!(disabled, "failing for longer than allowed disables it");
+        assert_eq!(s.webhook_health().expect("health"), (1, 0));
+        let pending = s.deliveries(4, false, 10).expect("deliveries");
+        assert_eq!((pending.len(), pending[0].attempts), (1, 1));
+        s.record_attempt(4, due[1].id, &Attempt::Failed("gone".into()), 50, 1_000)
+            .expect("failed");
+        let failed = s.deliveries(4, true, 10).expect("failed");
+        assert_eq!(failed[0].last_error.as_deref(), Some("gone"));
+        assert!(s.redeliver(4, &failed[0].event_id, 60).expect("redeliver"));
+        assert!(s.webhook(4).expect("hook").expect("there").disabled_at.is_some());
+        assert!(s.delete_webhook(4).expect("delete"));
+        assert_eq!(s.webhook_tenants().expect("tenants"), Vec::<i64>::new());
+
+        let rec = |result| CallRecord {
+            tenant: 4,
+            binding: Some(11),
+            caller: "+1".into(),
+            x: "+9".into(),
+            invite_at: 1_000,
+            duration_secs: 7,
+            result,
+            reason: "ok".into(),
+            announced: true,
+            ..Default::default()
+        };
+        s.insert_calls(&[rec(200), rec(486)]).expect("records");
+        let (calls, next) = s
+            .calls(
+                4,
+                &CallFilter {
+                    limit: 10,
+                    result: Some(486),
+                    number: Some("+9".into()),
+                    ..Default::default()
+                },
+            )
+            .expect("calls");
+        assert_eq!((calls.len(), next), (1, None));
+        assert!(calls[0].announced && calls[0].duration_secs == 7);
+        assert!(s.purge_calls(1_001).expect("purge") >= 2);
+
+        s.log_change(&Change::BindingsAdded(3, 5)).expect("change");
+        s.log_change(&Change::Accounts).expect("change");
+        let last = s.last_change().expect("last");
+        let since = s.changes_since(last - 1).expect("since");
+        assert_eq!(since, [(last, Change::Accounts)]);
+        s.insert(&[binding(1, None, "+9", "+2")]).expect("insert");
+    });
+}
+
+#[test]
+fn live_calls_accounts_and_contacts() {
+    both(|s| {
+        let call = |instance: &str| Checkpoint {
+            instance: instance.into(),
+            at: 10_000,
+            rows: vec![LiveRow::New {
+                key: format!("{instance}-1"),
+                record: Box::new(CallRecord {
+                    caller: "+1".into(),
+                    x: "+9".into(),
+                    invite_at: 1_000,
+                    answer_at: Some(2_000),
+                    ..Default::default()
+                }),
+                lease: Some(5),
+            }],
+        };
+        s.save_checkpoint(&call("dead")).expect("save");
+        s.save_checkpoint(&call("draining")).expect("save");
+        assert_eq!(s.recover_live(&|i| i == "draining").expect("recover"), 1);
+        let (calls, _) = s
+            .calls(
+                0,
+                &CallFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .expect("records");
+        assert_eq!(calls[0].duration_secs, 5, "the lease caps the talk");
+        s.end_live(&["draining-1".into()]).expect("end");
+        assert_eq!(s.recover_live(&|_| false).expect("instance"), 0);
+
+        let acct = AccountRow {
+            name: "alice".into(),
+            tenant: 2,
+            realm: "sipmask".into(),
+            ha1_md5: "m".into(),
+            ha1_sha256: "s".into(),
+            created_at: 1,
+            uid: 7,
+        };
+        assert!(s.add_account(&acct).expect("add"));
+        assert!(!s.add_account(&acct).expect("unique"));
+        let contact = ContactRow {
+            uri: "sip:alice@10.0.0.1".into(),
+            transport: "UDP".into(),
+            addr: "10.0.0.1:5060".into(),
+            expires_ms: 50_000,
+            call_id: "c".into(),
+            cseq: 3,
+            since_ms: 1,
+            path: "<sip:edge;lr>".into(),
+        };
+        s.save_contacts("alice", std::slice::from_ref(&contact)).expect("contacts");
+        s.save_contacts("nobody", std::slice::from_ref(&contact)).expect("no account");
+        assert_eq!(s.contacts(0).expect("contacts"), [("alice".into(), contact)]);
+        assert!(s.set_password(2, "alice", "r", "m2", "s2").expect("password"));
+        assert_eq!(s.accounts(Some(2)).expect("accounts")[0].ha1_md5, "m2");
+        assert_eq!(s.account_tenant("alice").expect("tenant"), Some(2));
+        assert!(s.remove_account(2, "alice").expect("remove"));
+        assert!(s.contacts(0).expect("contacts").is_empty());
+        s.insert(&[binding(1, None, "+9", "+2")]).expect("insert");
+    });
+}
+
+#[test]
+fn flow_users_teams_agents_and_acquisitions() {
+    both(|s| {
+        let u = s.add_user(5, &n("+1"), "19000000001", Some("ext"), 10).expect("user");
+        assert!(s.add_user(5, &n("+1"), "19000000002", None, 10).is_err());
+        let found = s.live_user(5, UserKey::Ext("ext")).expect("user").expect("there");
+        assert_eq!((found.id, found.soft.as_str()), (u, "19000000001"));
+        s.touch_users(&[u], 20).expect("touch");
+        assert_eq!(s.idle_users(5, 21, 10).expect("idle").len(), 1);
+        assert!(s.recycle_user(5, u, 30).expect("recycle"));
+        assert!(s.soft_resting(5, "19000000001", 25).expect("resting"));
+        assert!(!s.soft_resting(5, "19000000001", 31).expect("rested"));
+        assert!(s.live_user(5, UserKey::Soft("19000000001")).expect("user").is_none());
+
+        let team = s.add_team(5, "sales", false, 1).expect("team").expect("new");
+        assert_eq!(s.add_team(5, "sales", true, 1).expect("team"), None);
+        assert!(s.set_team_shares(5, team, true).expect("shares"));
+        assert!(s.team(5, team).expect("team").expect("there").shares);
+        let agent = s.add_agent(5, &n("+3"), team, Some("Ann"), 1).expect("agent").expect("new");
+        assert_eq!(s.agents(5, Some(team)).expect("agents").len(), 1);
+        s.add_interactions(
+            5,
+            &[NewInteraction {
+                user: u,
+                agent,
+                team,
+                kind: "chat".into(),
+                at: 40,
+            }],
+        )
+        .expect("interactions");
+        assert!(s
+            .interacted(5, u, crate::store::flow::Interacted::Team(team), 40)
+            .expect("interacted"));
+        assert!(s.push_due(u, agent, 0, 50).expect("first push"));
+        assert!(!s.push_due(u, agent, 0, 60).expect("inside the window"));
+        s.set_acquired(agent, u, Some(77)).expect("acquired");
+        assert_eq!(s.acquired(agent, u).expect("acquired"), Some(77));
+        assert_eq!(s.pair_of_binding(77).expect("pair"), Some((5, agent, team, u)));
+        let rec = AcquisitionRecord {
+            tenant: 5,
+            agent_number: "+3".into(),
+            agent: Some(agent),
+            soft: "19000000001".into(),
+            result: "granted".into(),
+            reason: "ok".into(),
+            at: 70,
+            ..Default::default()
+        };
+        s.add_acquisition(&rec).expect("acquisition");
+        let f = AcquisitionFilter {
+            limit: 10,
+            agent: Some(agent),
+            ..Default::default()
+        };
+        assert_eq!(s.acquisitions(5, &f).expect("list").len(), 1);
+        s.set_flow_settings(5, "{}").expect("settings");
+        s.set_flow_settings(5, "{\"a\":1}").expect("settings");
+        assert_eq!(s.flow_settings(5).expect("settings").as_deref(), Some("{\"a\":1}"));
+        assert!(s.remove_agent(5, agent).expect("remove"));
+        s.insert(&[binding(1, None, "+9", "+2")]).expect("insert");
+    });
+}

@@ -1,0 +1,440 @@
+//! PostgreSQL: flow 2's soft numbers, teams, agents, interactions, pushes,
+//! acquired X and acquisition decisions.
+
+use postgres::Row;
+
+use crate::bindings::{BindingId, Number, TenantId};
+use crate::store::flow::*;
+use crate::store::postgres::PgStore;
+use crate::store::prelude::*;
+use crate::store::StoreError;
+
+fn user_of(r: &Row) -> Result<User, StoreError> {
+    Ok(User {
+        id: r.try_get(0)?,
+        tenant: r.try_get(1)?,
+        real: Number::from_normalised(r.try_get(2)?),
+        soft: r.try_get(3)?,
+        ext_id: r.try_get(4)?,
+        created_at: r.try_get(5)?,
+        active_at: r.try_get(6)?,
+        recycled_at: r.try_get(7)?,
+    })
+}
+
+const USER: &str =
+    "SELECT id, tenant_id, real, soft, ext_id, created_at, active_at, recycled_at FROM soft_users";
+
+fn team_of(r: &Row) -> Result<Team, StoreError> {
+    Ok(Team {
+        id: r.try_get(0)?,
+        tenant: r.try_get(1)?,
+        name: r.try_get(2)?,
+        shares: r.try_get(3)?,
+    })
+}
+
+fn agent_of(r: &Row) -> Result<Agent, StoreError> {
+    Ok(Agent {
+        id: r.try_get(0)?,
+        tenant: r.try_get(1)?,
+        real: Number::from_normalised(r.try_get(2)?),
+        team: r.try_get(3)?,
+        name: r.try_get(4)?,
+    })
+}
+
+fn acquisition_of(r: &Row) -> Result<AcquisitionRecord, StoreError> {
+    Ok(AcquisitionRecord {
+        id: r.try_get(0)?,
+        tenant: r.try_get(1)?,
+        agent_number: r.try_get(2)?,
+        agent: r.try_get(3)?,
+        team: r.try_get(4)?,
+        soft: r.try_get(5)?,
+        user: r.try_get(6)?,
+        result: r.try_get(7)?,
+        reason: r.try_get(8)?,
+        x: r.try_get(9)?,
+        binding: r.try_get(10)?,
+        at: r.try_get(11)?,
+    })
+}
+
+const AGENT: &str = "SELECT id, tenant_id, real, team_id, name FROM agents";
+
+/// The pairs of two ids a query returns.
+fn pairs(rows: Vec<Row>) -> Result<Vec<(i64, i64)>, StoreError> {
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+impl FlowStore for PgStore {
+    fn live_user(&self, tenant: TenantId, by: UserKey<'_>) -> Result<Option<User>, StoreError> {
+        let (sql, key) = match by {
+            UserKey::Real(n) => ("real = ?2 AND recycled_at IS NULL", n.as_str()),
+            UserKey::Soft(s) => ("soft = ?2 AND recycled_at IS NULL", s),
+            UserKey::Ext(e) => ("ext_id = ?2 AND recycled_at IS NULL", e),
+            UserKey::LastWithSoft(s) => ("soft = ?2 ORDER BY id DESC LIMIT 1", s),
+        };
+        let q = format!("{USER} WHERE tenant_id = ?1 AND {sql}");
+        self.row(&q, &[&tenant, &key])?
+            .map(|r| user_of(&r))
+            .transpose()
+    }
+
+    fn soft_resting(&self, tenant: TenantId, soft: &str, since: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .row(
+                "SELECT 1 FROM soft_users WHERE tenant_id = ?1 AND soft = ?2
+                 AND (recycled_at IS NULL OR recycled_at >= ?3) LIMIT 1",
+                &[&tenant, &soft, &since],
+            )?
+            .is_some())
+    }
+
+    fn add_user(
+        &mut self,
+        tenant: TenantId,
+        real: &Number,
+        soft: &str,
+        ext_id: Option<&str>,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(self
+            .one(
+                "INSERT INTO soft_users (tenant_id, real, soft, ext_id, created_at, active_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
+                &[&tenant, &real.as_str(), &soft, &ext_id, &now],
+            )?
+            .try_get(0)?)
+    }
+
+    fn touch_users(&mut self, ids: &[i64], now: i64) -> Result<(), StoreError> {
+        for id in ids {
+            self.exec(
+                "UPDATE soft_users SET active_at = ?2 WHERE id = ?1 AND active_at < ?2",
+                &[id, &now],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn recycle_user(&mut self, tenant: TenantId, id: i64, now: i64) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "UPDATE soft_users SET recycled_at = ?3
+             WHERE tenant_id = ?1 AND id = ?2 AND recycled_at IS NULL",
+            &[&tenant, &id, &now],
+        )? == 1)
+    }
+
+    fn idle_users(
+        &self,
+        tenant: TenantId,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        let q = format!(
+            "{USER} WHERE recycled_at IS NULL AND active_at < ?2 AND tenant_id = ?1 LIMIT ?3"
+        );
+        self.rows(&q, &[&tenant, &before, &i64::from(limit)])?
+            .iter()
+            .map(user_of)
+            .collect()
+    }
+
+    fn live_softs(&self) -> Result<Vec<(TenantId, String)>, StoreError> {
+        self.rows(
+            "SELECT tenant_id, soft FROM soft_users WHERE recycled_at IS NULL",
+            &[],
+        )?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+    }
+
+    fn acquired_softs(&self) -> Result<Vec<(BindingId, String)>, StoreError> {
+        self.rows(
+            "SELECT a.binding_id, u.soft FROM acquired a JOIN soft_users u ON u.id = a.user_id",
+            &[],
+        )?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+    }
+
+    fn add_team(
+        &mut self,
+        tenant: TenantId,
+        name: &str,
+        shares: bool,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.row(
+            "INSERT INTO teams (tenant_id, name, shares, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING RETURNING id",
+            &[&tenant, &name, &shares, &now],
+        )?
+        .map(|r| Ok(r.try_get(0)?))
+        .transpose()
+    }
+
+    fn teams(&self, tenant: TenantId) -> Result<Vec<Team>, StoreError> {
+        self.rows(
+            "SELECT id, tenant_id, name, shares FROM teams WHERE tenant_id = ?1 ORDER BY id",
+            &[&tenant],
+        )?
+        .iter()
+        .map(team_of)
+        .collect()
+    }
+
+    fn team(&self, tenant: TenantId, id: i64) -> Result<Option<Team>, StoreError> {
+        self.row(
+            "SELECT id, tenant_id, name, shares FROM teams WHERE tenant_id = ?1 AND id = ?2",
+            &[&tenant, &id],
+        )?
+        .map(|r| team_of(&r))
+        .transpose()
+    }
+
+    fn set_team_shares(
+        &mut self,
+        tenant: TenantId,
+        id: i64,
+        shares: bool,
+    ) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "UPDATE teams SET shares = ?3 WHERE tenant_id = ?1 AND id = ?2",
+            &[&tenant, &id, &shares],
+        )? == 1)
+    }
+
+    fn add_agent(
+        &mut self,
+        tenant: TenantId,
+        real: &Number,
+        team: i64,
+        name: Option<&str>,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.row(
+            "INSERT INTO agents (tenant_id, real, team_id, name, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING id",
+            &[&tenant, &real.as_str(), &team, &name, &now],
+        )?
+        .map(|r| Ok(r.try_get(0)?))
+        .transpose()
+    }
+
+    fn agent(&self, tenant: TenantId, by: AgentKey<'_>) -> Result<Option<Agent>, StoreError> {
+        let row = match by {
+            AgentKey::Id(id) => self.row(
+                &format!("{AGENT} WHERE tenant_id = ?1 AND id = ?2"),
+                &[&tenant, &id],
+            )?,
+            AgentKey::Real(n) => self.row(
+                &format!("{AGENT} WHERE tenant_id = ?1 AND real = ?2"),
+                &[&tenant, &n.as_str()],
+            )?,
+        };
+        row.map(|r| agent_of(&r)).transpose()
+    }
+
+    fn agents(&self, tenant: TenantId, team: Option<i64>) -> Result<Vec<Agent>, StoreError> {
+        let q = format!(
+            "{AGENT} WHERE tenant_id = ?1 AND (?2::BIGINT IS NULL OR team_id = ?2) ORDER BY id"
+        );
+        self.rows(&q, &[&tenant, &team])?
+            .iter()
+            .map(agent_of)
+            .collect()
+    }
+
+    fn move_agent(&mut self, tenant: TenantId, id: i64, team: i64) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "UPDATE agents SET team_id = ?3 WHERE tenant_id = ?1 AND id = ?2",
+            &[&tenant, &id, &team],
+        )? == 1)
+    }
+
+    fn remove_agent(&mut self, tenant: TenantId, id: i64) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "DELETE FROM agents WHERE tenant_id = ?1 AND id = ?2",
+            &[&tenant, &id],
+        )? == 1)
+    }
+
+    fn add_interactions(
+        &mut self,
+        tenant: TenantId,
+        items: &[NewInteraction],
+    ) -> Result<(), StoreError> {
+        for i in items {
+            self.exec(
+                "INSERT INTO interactions (tenant_id, user_id, agent_id, team_id, kind, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                &[&tenant, &i.user, &i.agent, &i.team, &i.kind, &i.at],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn interacted(
+        &self,
+        tenant: TenantId,
+        user: i64,
+        with: Interacted,
+        since: i64,
+    ) -> Result<bool, StoreError> {
+        let (sql, id) = match with {
+            Interacted::Agent(a) => (
+                "SELECT 1 FROM interactions WHERE tenant_id = ?1 AND user_id = ?2
+                 AND agent_id = ?3 AND at >= ?4 LIMIT 1",
+                a,
+            ),
+            Interacted::Team(t) => (
+                "SELECT 1 FROM interactions WHERE tenant_id = ?1 AND user_id = ?2
+                 AND team_id = ?3 AND at >= ?4 LIMIT 1",
+                t,
+            ),
+        };
+        Ok(self.row(sql, &[&tenant, &user, &id, &since])?.is_some())
+    }
+
+    fn push_due(
+        &mut self,
+        user: i64,
+        agent: i64,
+        window_start: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.exec(
+            "INSERT INTO pushes (user_id, agent_id, at) VALUES (?1, ?2, ?4)
+             ON CONFLICT (user_id, agent_id) DO UPDATE SET at = ?4 WHERE pushes.at < ?3",
+            &[&user, &agent, &window_start, &now],
+        )? == 1)
+    }
+
+    fn acquired(&self, agent: i64, user: i64) -> Result<Option<BindingId>, StoreError> {
+        self.row(
+            "SELECT binding_id FROM acquired WHERE agent_id = ?1 AND user_id = ?2",
+            &[&agent, &user],
+        )?
+        .map(|r| Ok(r.try_get(0)?))
+        .transpose()
+    }
+
+    fn acquired_for_user(&self, user: i64) -> Result<Vec<(i64, BindingId)>, StoreError> {
+        pairs(self.rows(
+            "SELECT agent_id, binding_id FROM acquired WHERE user_id = ?1",
+            &[&user],
+        )?)
+    }
+
+    fn set_acquired(
+        &mut self,
+        agent: i64,
+        user: i64,
+        binding: Option<BindingId>,
+    ) -> Result<(), StoreError> {
+        match binding {
+            Some(b) => self.exec(
+                "INSERT INTO acquired (agent_id, user_id, binding_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (agent_id, user_id) DO UPDATE SET binding_id = ?3",
+                &[&agent, &user, &b],
+            )?,
+            None => self.exec(
+                "DELETE FROM acquired WHERE agent_id = ?1 AND user_id = ?2",
+                &[&agent, &user],
+            )?,
+        };
+        Ok(())
+    }
+
+    fn acquired_of_user(&self, user: i64) -> Result<Vec<(i64, BindingId)>, StoreError> {
+        self.acquired_for_user(user)
+    }
+
+    fn pair_of_binding(
+        &self,
+        binding: BindingId,
+    ) -> Result<Option<(TenantId, i64, i64, i64)>, StoreError> {
+        self.row(
+            "SELECT a.tenant_id, q.agent_id, a.team_id, q.user_id FROM acquired q
+             JOIN agents a ON a.id = q.agent_id WHERE q.binding_id = ?1",
+            &[&binding],
+        )?
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+        .transpose()
+    }
+
+    fn add_acquisition(&mut self, a: &AcquisitionRecord) -> Result<i64, StoreError> {
+        Ok(self
+            .one(
+                "INSERT INTO acquisitions (tenant_id, agent_number, agent_id, team_id, soft,
+                 user_id, result, reason, x, binding_id, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
+                &[
+                    &a.tenant,
+                    &a.agent_number,
+                    &a.agent,
+                    &a.team,
+                    &a.soft,
+                    &a.user,
+                    &a.result,
+                    &a.reason,
+                    &a.x,
+                    &a.binding,
+                    &a.at,
+                ],
+            )?
+            .try_get(0)?)
+    }
+
+    fn flow_settings(&self, tenant: TenantId) -> Result<Option<String>, StoreError> {
+        self.row(
+            "SELECT body FROM tenant_settings WHERE tenant_id = ?1",
+            &[&tenant],
+        )?
+        .map(|r| Ok(r.try_get(0)?))
+        .transpose()
+    }
+
+    fn set_flow_settings(&mut self, tenant: TenantId, body: &str) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO tenant_settings (tenant_id, body) VALUES (?1, ?2)
+             ON CONFLICT (tenant_id) DO UPDATE SET body = ?2",
+            &[&tenant, &body],
+        )?;
+        Ok(())
+    }
+
+    fn acquisitions(
+        &self,
+        tenant: TenantId,
+        f: &AcquisitionFilter,
+    ) -> Result<Vec<AcquisitionRecord>, StoreError> {
+        self.rows(
+            "SELECT id, tenant_id, agent_number, agent_id, team_id, soft, user_id, result, reason,
+             x, binding_id, at FROM acquisitions WHERE tenant_id = ?1 AND id > ?2
+             AND (?3::BIGINT IS NULL OR agent_id = ?3)
+             AND (?7::TEXT IS NULL AND (?4::BIGINT IS NULL OR user_id = ?4)
+                  OR soft = ?7 AND (user_id IS NULL OR ?4::BIGINT IS NULL OR user_id = ?4))
+             AND (?5::BIGINT IS NULL OR team_id = ?5) ORDER BY id LIMIT ?6",
+            &[
+                &tenant,
+                &f.after,
+                &f.agent,
+                &f.user,
+                &f.team,
+                &(i64::from(f.limit) + 1),
+                &f.soft,
+            ],
+        )?
+        .iter()
+        .map(acquisition_of)
+        .collect()
+    }
+}

@@ -1,0 +1,216 @@
+//! PostgreSQL backend: the storage traits over one connection to a shared
+//! database, for several sipmask nodes at once. Chosen by a
+//! `postgresql://` (or `postgres://`) storage URL.
+//!
+//! The client is rust-postgres's blocking `postgres` crate: the store's
+//! traits are synchronous and run on the writer thread or on blocking
+//! tasks, as SQLite's do, so a blocking client fits them without a second
+//! runtime of our own; it is tokio-postgres underneath, which the call
+//! path can use directly where it must not block. Statements are prepared
+//! once per connection and cached; SQL is written with SQLite's `?N` (or
+//! bare `?`) placeholders and numbered `$N` here, so both backends read
+//! alike.
+
+mod accounts;
+mod admin;
+mod changes;
+mod columns;
+mod events;
+mod flow;
+mod live;
+mod records;
+mod schema;
+mod webhooks;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, Statement};
+
+use super::StoreError;
+use crate::bindings::Binding;
+pub(crate) use columns::{read_row, SELECT};
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::Db(Box::new(e))
+    }
+}
+
+/// Parameters of one statement.
+pub(crate) type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+/// The PostgreSQL store: one connection, its prepared statements, and how
+/// deep the current unit of work is.
+pub struct PgStore {
+    client: RefCell<Client>,
+    statements: RefCell<HashMap<String, Statement>>,
+    depth: Cell<u32>,
+    url: String,
+}
+
+impl PgStore {
+    /// Connects to `url` and brings the schema up to date (one node at a
+    /// time: the migration holds an advisory lock).
+    pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        let client = Client::connect(url, NoTls)?;
+        let store = PgStore {
+            client: RefCell::new(client),
+            statements: RefCell::new(HashMap::new()),
+            depth: Cell::new(0),
+            url: url.to_string(),
+        };
+        schema::migrate(&store)?;
+        Ok(store)
+    }
+
+    /// `sql` prepared on this connection (once; then from the cache).
+    fn statement(&self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.statements.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let stmt = self.client.borrow_mut().prepare(&numbered(sql))?;
+        self.statements
+            .borrow_mut()
+            .insert(sql.to_string(), stmt.clone());
+        Ok(stmt)
+    }
+
+    /// Rows of a query.
+    pub(crate) fn rows(&self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, StoreError> {
+        let stmt = self.statement(sql)?;
+        Ok(self.client.borrow_mut().query(&stmt, params)?)
+    }
+
+    /// The row of a query that finds at most one.
+    pub(crate) fn row(&self, sql: &str, params: &Params<'_>) -> Result<Option<Row>, StoreError> {
+        let stmt = self.statement(sql)?;
+        Ok(self.client.borrow_mut().query_opt(&stmt, params)?)
+    }
+
+    /// The row of a query that always finds one.
+    pub(crate) fn one(&self, sql: &str, params: &Params<'_>) -> Result<Row, StoreError> {
+        let stmt = self.statement(sql)?;
+        Ok(self.client.borrow_mut().query_one(&stmt, params)?)
+    }
+
+    /// Runs a statement; how many rows it changed.
+    pub(crate) fn exec(&self, sql: &str, params: &Params<'_>) -> Result<u64, StoreError> {
+        let stmt = self.statement(sql)?;
+        Ok(self.client.borrow_mut().execute(&stmt, params)?)
+    }
+
+    /// Runs statements without parameters (schema, transaction control).
+    pub(crate) fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.client.borrow_mut().batch_execute(sql)?)
+    }
+
+    /// Runs `f` as one unit: all its writes commit together or none does.
+    /// Nested units are savepoints.
+    pub fn atomically<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let depth = self.depth.get();
+        let (begin, commit, rollback) = if depth == 0 {
+            ("BEGIN".to_string(), "COMMIT".to_string(), "ROLLBACK".to_string())
+        } else {
+            (
+                format!("SAVEPOINT unit{depth}"),
+                format!("RELEASE SAVEPOINT unit{depth}"),
+                format!("ROLLBACK TO SAVEPOINT unit{depth}; RELEASE SAVEPOINT unit{depth}"),
+            )
+        };
+        self.batch(&begin)?;
+        self.depth.set(depth + 1);
+        let r = f(self);
+        self.depth.set(depth);
+        match r {
+            Ok(v) => {
+                self.batch(&commit)?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.batch(&rollback);
+                Err(e)
+            }
+        }
+    }
+
+    /// Bindings whose row matches `clause` (SQL after `WHERE`, or empty).
+    pub(crate) fn bindings_where(
+        &self,
+        clause: &str,
+        params: &Params<'_>,
+    ) -> Result<Vec<Binding>, StoreError> {
+        let sql = if clause.is_empty() {
+            SELECT.to_string()
+        } else {
+            format!("{SELECT} WHERE {clause}")
+        };
+        let mut out = Vec::new();
+        for r in self.rows(&sql, params)? {
+            out.push(read_row(&r)?);
+        }
+        Ok(out)
+    }
+}
+
+/// SQLite-style placeholders as PostgreSQL's: `?N` becomes `$N` and each
+/// bare `?` the next number.
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut next = 0;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '?' {
+            out.push(c);
+            continue;
+        }
+        out.push('$');
+        if chars.peek().is_some_and(char::is_ascii_digit) {
+            while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                out.push(d);
+            }
+        } else {
+            next += 1;
+            out.push_str(&next.to_string());
+        }
+    }
+    out
+}
+
+/// A stored count as `u32`: negative is 0, too large is the most.
+pub(crate) fn u32_of(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+impl super::Backend for PgStore {
+    fn unit(
+        &mut self,
+        f: &mut dyn FnMut(&mut dyn super::Backend) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.atomically(|s| f(s))
+    }
+
+    fn reopen(&self) -> Result<Box<dyn super::Backend>, StoreError> {
+        Ok(Box::new(PgStore::open(&self.url)?))
+    }
+
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        // PostgreSQL checkpoints by itself.
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered() {
+        assert_eq!(numbered("a = ?1 AND b = ?12"), "a = $1 AND b = $12");
+        assert_eq!(numbered("VALUES (?, ?, ?)"), "VALUES ($1, $2, $3)");
+    }
+}
