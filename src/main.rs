@@ -30,6 +30,14 @@ enum Command {
         /// Data directory (overrides storage.data_dir).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Database shared by several nodes, postgresql://user@host:port/db
+        /// (overrides SIPMASK_DATABASE_URL and storage.url).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// This node's name among the nodes of one database (overrides
+        /// storage.node).
+        #[arg(long)]
+        node: Option<String>,
         /// Listen address, repeatable (overrides sip.listen).
         #[arg(long)]
         listen: Vec<String>,
@@ -89,6 +97,10 @@ struct Common {
     /// Data directory (overrides storage.data_dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Database URL, postgresql://user@host:port/db (overrides
+    /// SIPMASK_DATABASE_URL and storage.url).
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -251,8 +263,33 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     })
 }
 
-fn data_dir(cfg: &Config, flag: Option<PathBuf>) -> PathBuf {
-    flag.unwrap_or_else(|| cfg.storage.data_dir.clone())
+/// Where the data lives: the flags over `SIPMASK_DATABASE_URL` over the
+/// config.
+fn location(cfg: &Config, common: &Common) -> sipmask::store::Location {
+    let mut at = cfg.storage.location();
+    if let Some(d) = &common.data_dir {
+        at.dir = d.clone();
+    }
+    at.url = database_url(&cfg.storage.url, common.database_url.clone());
+    at
+}
+
+/// Where the data went, for a message: the data dir, or the database
+/// (without its password).
+fn described(at: &sipmask::store::Location) -> String {
+    if at.url.is_empty() {
+        return at.dir.display().to_string();
+    }
+    match at.url.split_once('@') {
+        Some((_, host)) => format!("the database at {host}"),
+        None => "the database".into(),
+    }
+}
+
+/// The database URL: the flag, else the environment, else the config.
+fn database_url(configured: &str, flag: Option<String>) -> String {
+    flag.or_else(|| std::env::var("SIPMASK_DATABASE_URL").ok())
+        .unwrap_or_else(|| configured.to_string())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -260,6 +297,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             config,
             data_dir: dir,
+            database_url: url,
+            node,
             listen,
             trunk,
             api_listen,
@@ -268,6 +307,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut cfg = load_config(config.as_ref())?;
             if let Some(d) = dir {
                 cfg.storage.data_dir = d;
+            }
+            cfg.storage.url = database_url(&cfg.storage.url, url);
+            if let Some(n) = node {
+                cfg.storage.node = n;
             }
             if !listen.is_empty() {
                 cfg.sip.listen = listen;
@@ -305,7 +348,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let cfg = load_config(common.config.as_ref())?;
             sipmask::cli::list_calls(
-                &data_dir(&cfg, common.data_dir),
+                &location(&cfg, &common),
                 binding,
                 limit,
                 &mut std::io::stdout().lock(),
@@ -324,13 +367,13 @@ fn tenants(command: TenantsCommand) -> anyhow::Result<()> {
     match command {
         TenantsCommand::Add { common, name } => {
             let cfg = load_config(common.config.as_ref())?;
-            let key = sipmask::cli::add_tenant(&data_dir(&cfg, common.data_dir), &name)?;
+            let key = sipmask::cli::add_tenant(&location(&cfg, &common), &name)?;
             println!("{key}");
         }
         TenantsCommand::List { common } => {
             let cfg = load_config(common.config.as_ref())?;
             let mut out = std::io::stdout().lock();
-            for (name, keys) in sipmask::cli::list_tenants(&data_dir(&cfg, common.data_dir))? {
+            for (name, keys) in sipmask::cli::list_tenants(&location(&cfg, &common))? {
                 let ids: Vec<&str> = keys.iter().map(|(id, _)| id.as_str()).collect();
                 writeln!(out, "{name}\t{}", ids.join(","))?;
             }
@@ -348,7 +391,7 @@ fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
             password,
         } => {
             let cfg = load_config(common.config.as_ref())?;
-            let dir = data_dir(&cfg, common.data_dir);
+            let dir = location(&cfg, &common);
             let pw = password.read()?;
             sipmask::cli::add_account(&dir, &cfg.registrar.realm, tenant.as_deref(), &name, &pw)?;
             println!("added account {name}");
@@ -356,15 +399,13 @@ fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
         AccountsCommand::List { common } => {
             let cfg = load_config(common.config.as_ref())?;
             let mut out = std::io::stdout().lock();
-            for (name, tenant, contacts) in
-                sipmask::cli::list_accounts(&data_dir(&cfg, common.data_dir))?
-            {
+            for (name, tenant, contacts) in sipmask::cli::list_accounts(&location(&cfg, &common))? {
                 writeln!(out, "{name}\t{tenant}\t{contacts} registered")?;
             }
         }
         AccountsCommand::Remove { common, name } => {
             let cfg = load_config(common.config.as_ref())?;
-            sipmask::cli::remove_account(&data_dir(&cfg, common.data_dir), &name)?;
+            sipmask::cli::remove_account(&location(&cfg, &common), &name)?;
             println!("removed account {name}");
         }
         AccountsCommand::Passwd {
@@ -373,7 +414,7 @@ fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
             password,
         } => {
             let cfg = load_config(common.config.as_ref())?;
-            let dir = data_dir(&cfg, common.data_dir);
+            let dir = location(&cfg, &common);
             let pw = password.read()?;
             sipmask::cli::set_password(&dir, &cfg.registrar.realm, &name, &pw)?;
             println!("password of {name} set");
@@ -386,7 +427,7 @@ fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Add { common, tenant } => {
             let cfg = load_config(common.config.as_ref())?;
-            let (id, key) = sipmask::cli::add_key(&data_dir(&cfg, common.data_dir), &tenant)?;
+            let (id, key) = sipmask::cli::add_key(&location(&cfg, &common), &tenant)?;
             eprintln!("issued {id}");
             println!("{key}");
         }
@@ -396,7 +437,7 @@ fn keys(command: KeysCommand) -> anyhow::Result<()> {
             key_id,
         } => {
             let cfg = load_config(common.config.as_ref())?;
-            if !sipmask::cli::revoke_key(&data_dir(&cfg, common.data_dir), &tenant, &key_id)? {
+            if !sipmask::cli::revoke_key(&location(&cfg, &common), &tenant, &key_id)? {
                 anyhow::bail!("tenant {tenant:?} has no key {key_id:?}");
             }
             println!("revoked {key_id}");
@@ -409,25 +450,22 @@ fn bindings(command: BindingsCommand) -> anyhow::Result<()> {
     match command {
         BindingsCommand::Import { common, file } => {
             let cfg = load_config(common.config.as_ref())?;
-            let dir = data_dir(&cfg, common.data_dir);
+            let dir = location(&cfg, &common);
             let n = sipmask::cli::import(&cfg, &dir, &file)?;
-            println!("imported {n} bindings into {}", dir.display());
+            println!("imported {n} bindings into {}", described(&dir));
         }
         BindingsCommand::List { common } => {
             let cfg = load_config(common.config.as_ref())?;
-            sipmask::cli::list(
-                &data_dir(&cfg, common.data_dir),
-                &mut std::io::stdout().lock(),
-            )?;
+            sipmask::cli::list(&location(&cfg, &common), &mut std::io::stdout().lock())?;
         }
         BindingsCommand::Add { common, args } => {
             let cfg = load_config(common.config.as_ref())?;
-            let id = sipmask::cli::add(&cfg, &data_dir(&cfg, common.data_dir), *args)?;
+            let id = sipmask::cli::add(&cfg, &location(&cfg, &common), *args)?;
             println!("added binding {id}");
         }
         BindingsCommand::Remove { common, id } => {
             let cfg = load_config(common.config.as_ref())?;
-            if !sipmask::cli::remove(&data_dir(&cfg, common.data_dir), id)? {
+            if !sipmask::cli::remove(&location(&cfg, &common), id)? {
                 anyhow::bail!("no binding {id}");
             }
             println!("removed binding {id}");

@@ -31,12 +31,16 @@ pub async fn run(
 ) {
     let store = Arc::new(std::sync::Mutex::new(store));
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(EVERY) => {}
-            _ = cancel.cancelled() => return,
+        if cancel.is_cancelled() {
+            return;
         }
         let (t, d, a) = (table.clone(), accounts.clone(), api.clone());
-        let r = crate::store::off_thread(&store, move |s| apply(s, after, &t, &d, a.as_deref()));
+        // Waits for the next change (a notice where the backend gives
+        // one, else EVERY), then applies what the log holds.
+        let r = crate::store::off_thread(&store, move |s| {
+            s.wait_for_change(EVERY)?;
+            apply(s, after, &t, &d, a.as_deref())
+        });
         match r.await {
             Ok(last) => after = last,
             Err(e) => tracing::error!(error = %e, "applying operator changes failed"),
@@ -67,6 +71,11 @@ fn apply(
                     }
                 }
                 tracing::info!(bindings = n, "applied bindings added from the command line");
+            }
+            Change::BindingChanged(id) => {
+                if let Some(b) = s.get(id)? {
+                    table.set_conditions(id, b.conditions);
+                }
             }
             Change::BindingRemoved(b) => {
                 if table.remove(b).is_some() {

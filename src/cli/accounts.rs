@@ -1,7 +1,7 @@
 //! The `accounts` commands: the operator's app accounts (of the operator
 //! or of a named tenant), each change logged for a running server.
 
-use std::path::Path;
+use crate::store::Location;
 
 use super::CliError;
 use crate::bindings::{TenantId, OPERATOR};
@@ -30,21 +30,21 @@ fn holder(store: &dyn Backend, name: &str) -> Result<TenantId, CliError> {
 
 /// Creates an account for `tenant` (the operator when `None`).
 pub fn add_account(
-    dir: &Path,
+    at: impl Into<Location>,
     realm: &str,
     tenant: Option<&str>,
     name: &str,
     password: &str,
 ) -> Result<(), CliError> {
-    let mut store = crate::store::open(dir)?;
+    let mut store = at.into().open()?;
     let t = owner(store.as_ref(), tenant)?;
     accounts::add(store.as_mut(), t, name, password, realm, crate::time::now())?;
     Ok(())
 }
 
 /// Every account with its tenant's name and its live registrations.
-pub fn list_accounts(dir: &Path) -> Result<Vec<AccountLine>, CliError> {
-    let store = super::open_existing(dir)?;
+pub fn list_accounts(at: impl Into<Location>) -> Result<Vec<AccountLine>, CliError> {
+    let store = super::open_existing(at.into())?;
     let names: std::collections::HashMap<TenantId, String> = store.tenants()?.into_iter().collect();
     let contacts = store.contacts(crate::time::now_ms())?;
     Ok(store
@@ -62,16 +62,21 @@ pub fn list_accounts(dir: &Path) -> Result<Vec<AccountLine>, CliError> {
 }
 
 /// Removes an account and its registrations.
-pub fn remove_account(dir: &Path, name: &str) -> Result<(), CliError> {
-    let mut store = super::open_existing(dir)?;
+pub fn remove_account(at: impl Into<Location>, name: &str) -> Result<(), CliError> {
+    let mut store = super::open_existing(at.into())?;
     let t = holder(store.as_ref(), name)?;
     accounts::remove(store.as_mut(), t, name)?;
     Ok(())
 }
 
 /// Gives an account a new password.
-pub fn set_password(dir: &Path, realm: &str, name: &str, password: &str) -> Result<(), CliError> {
-    let mut store = super::open_existing(dir)?;
+pub fn set_password(
+    at: impl Into<Location>,
+    realm: &str,
+    name: &str,
+    password: &str,
+) -> Result<(), CliError> {
+    let mut store = super::open_existing(at.into())?;
     let t = holder(store.as_ref(), name)?;
     accounts::passwd(store.as_mut(), t, name, password, realm)?;
     Ok(())

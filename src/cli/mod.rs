@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::bindings::limits::for_each_limit;
 use crate::bindings::{csv, Conditions, Normaliser, Zone};
 use crate::config::Config;
+use crate::store::Location;
 
 mod accounts;
 mod tenants;
@@ -62,18 +63,25 @@ pub enum CliError {
     NoDatabase(String),
 }
 
-/// The store of `dir`, which must hold a database already: a command that
-/// reads (or removes, or re-keys) must not make an empty one in a
-/// mistyped folder and report it as empty.
-pub(crate) fn open_existing(dir: &Path) -> Result<Box<dyn crate::store::Backend>, CliError> {
-    if !dir.join("sipmask.db").is_file() {
-        return Err(CliError::NoDatabase(dir.display().to_string()));
+/// The store `at` names, which must hold a database already: a command
+/// that reads (or removes, or re-keys) must not make an empty SQLite file
+/// in a mistyped folder and report it as empty. (A database server's
+/// database is made by its operator.)
+pub(crate) fn open_existing(at: Location) -> Result<Box<dyn crate::store::Backend>, CliError> {
+    if let Some(file) = at.sqlite_file() {
+        if !file.is_file() {
+            let dir = file
+                .parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            return Err(CliError::NoDatabase(dir));
+        }
     }
-    Ok(crate::store::open(dir)?)
+    Ok(at.open()?)
 }
 
 /// Imports a CSV file, all or nothing. Returns the number of bindings added.
-pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> {
+pub fn import(cfg: &Config, at: impl Into<Location>, file: &Path) -> Result<usize, CliError> {
     let io = |source| CliError::Io {
         path: file.display().to_string(),
         source,
@@ -101,7 +109,7 @@ pub fn import(cfg: &Config, dir: &Path, file: &Path) -> Result<usize, CliError> 
             created_at: now,
         })
         .collect();
-    let mut store = crate::store::open(dir)?;
+    let mut store = at.into().open()?;
     // Clashes with existing bindings and within the file, by line.
     for (i, why) in operator::clashes(store.as_mut(), cfg.binding_defaults(), &news)? {
         let line = rows.get(i).map_or(0, |r| r.line);
@@ -203,7 +211,7 @@ macro_rules! limit_args {
 for_each_limit!(limit_args);
 
 /// Adds one binding; returns its id.
-pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
+pub fn add(cfg: &Config, at: impl Into<Location>, a: AddArgs) -> Result<i64, CliError> {
     let norm = normaliser(cfg);
     let num = |what: &str, v: &str| {
         norm.party(v)
@@ -256,7 +264,7 @@ pub fn add(cfg: &Config, dir: &Path, a: AddArgs) -> Result<i64, CliError> {
     };
     let now = row.created_at;
     let rows = std::slice::from_ref(&row);
-    let mut store = crate::store::open(dir)?;
+    let mut store = at.into().open()?;
     if let Some((_, why)) = operator::clashes(store.as_mut(), cfg.binding_defaults(), rows)?
         .into_iter()
         .next()
@@ -285,8 +293,8 @@ fn time_arg(what: &str, v: &Option<String>) -> Result<Option<i64>, CliError> {
 
 /// Removes a binding; `false` if there was none. The operator's claim on
 /// its X ends with the last binding on it.
-pub fn remove(dir: &Path, id: i64) -> Result<bool, CliError> {
-    let mut store = open_existing(dir)?;
+pub fn remove(at: impl Into<Location>, id: i64) -> Result<bool, CliError> {
+    let mut store = open_existing(at.into())?;
     Ok(crate::service::operator::remove_binding(
         store.as_mut(),
         id,
@@ -294,8 +302,8 @@ pub fn remove(dir: &Path, id: i64) -> Result<bool, CliError> {
 }
 
 /// Writes every binding as a table.
-pub fn list(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
-    let mut store = open_existing(dir)?;
+pub fn list(at: impl Into<Location>, out: &mut dyn Write) -> Result<(), CliError> {
+    let mut store = open_existing(at.into())?;
     let io = |source| CliError::Io {
         path: "stdout".into(),
         source,

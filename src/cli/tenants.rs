@@ -2,15 +2,15 @@
 //! (each change logged for a running server), and the call records of the
 //! operator's own bindings.
 
+use crate::store::Location;
 use std::io::Write;
-use std::path::Path;
 
 use super::CliError;
 use crate::service::tenants;
 
 /// Creates a tenant; returns its first key.
-pub fn add_tenant(dir: &Path, name: &str) -> Result<String, CliError> {
-    let mut store = crate::store::open(dir)?;
+pub fn add_tenant(at: impl Into<Location>, name: &str) -> Result<String, CliError> {
+    let mut store = at.into().open()?;
     Ok(tenants::add_tenant(
         store.as_mut(),
         name,
@@ -22,8 +22,8 @@ pub fn add_tenant(dir: &Path, name: &str) -> Result<String, CliError> {
 pub type TenantKeys = (String, Vec<(String, i64)>);
 
 /// Every tenant with its keys' ids.
-pub fn list_tenants(dir: &Path) -> Result<Vec<TenantKeys>, CliError> {
-    let store = super::open_existing(dir)?;
+pub fn list_tenants(at: impl Into<Location>) -> Result<Vec<TenantKeys>, CliError> {
+    let store = super::open_existing(at.into())?;
     let mut out = Vec::new();
     for (id, name) in store.tenants()? {
         out.push((name, store.tenant_keys(id)?));
@@ -32,8 +32,8 @@ pub fn list_tenants(dir: &Path) -> Result<Vec<TenantKeys>, CliError> {
 }
 
 /// Issues another key for a tenant: (key id, key).
-pub fn add_key(dir: &Path, tenant: &str) -> Result<(String, String), CliError> {
-    let mut store = super::open_existing(dir)?;
+pub fn add_key(at: impl Into<Location>, tenant: &str) -> Result<(String, String), CliError> {
+    let mut store = super::open_existing(at.into())?;
     Ok(tenants::add_key(
         store.as_mut(),
         tenant,
@@ -42,20 +42,20 @@ pub fn add_key(dir: &Path, tenant: &str) -> Result<(String, String), CliError> {
 }
 
 /// Revokes a tenant's key; `false` if it has no such key.
-pub fn revoke_key(dir: &Path, tenant: &str, key_id: &str) -> Result<bool, CliError> {
-    let mut store = super::open_existing(dir)?;
+pub fn revoke_key(at: impl Into<Location>, tenant: &str, key_id: &str) -> Result<bool, CliError> {
+    let mut store = super::open_existing(at.into())?;
     Ok(tenants::revoke_key(store.as_mut(), tenant, key_id)?)
 }
 
 /// Writes the call records of the operator's (command-line) bindings,
 /// oldest first, as a table; `binding` narrows to one binding.
 pub fn list_calls(
-    dir: &Path,
+    at: impl Into<Location>,
     binding: Option<i64>,
     limit: u32,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let store = super::open_existing(dir)?;
+    let store = super::open_existing(at.into())?;
     let io = |source| CliError::Io {
         path: "stdout".into(),
         source,

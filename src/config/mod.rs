@@ -159,6 +159,7 @@ impl Config {
         self.webhooks.check(&mut p);
         self.registrar.check(&mut p);
         self.log.check(&mut p);
+        self.storage.check(&mut p);
         p.done()
             .into_iter()
             .map(|(key, reason)| Problem {

@@ -67,7 +67,7 @@ fn listen(addr: &str, overlap: bool) -> Result<(tokio::net::TcpListener, SocketA
 /// The webhook deliveries' task, on a store connection of its own.
 fn deliveries(
     cfg: &Config,
-    data_dir: &std::path::Path,
+    at: &crate::store::Location,
     hub: Arc<crate::events::Hub>,
     clock: &crate::time::SharedClock,
     cancel: &CancellationToken,
@@ -82,7 +82,7 @@ fn deliveries(
         disable_after: Duration::from_secs(w.disable_after_secs),
     };
     Ok(crate::events::delivery::run(
-        crate::store::open(data_dir)?,
+        at.open()?,
         client,
         limits,
         hub,
@@ -93,7 +93,7 @@ fn deliveries(
 
 pub(super) async fn start_api(
     cfg: &Config,
-    data_dir: &std::path::Path,
+    at: &crate::store::Location,
     deps: ApiDeps,
     cancel: &CancellationToken,
     tasks: &mut JoinSet<()>,
@@ -119,7 +119,7 @@ pub(super) async fn start_api(
         out
     });
     let svc = crate::service::Services {
-        store: Arc::new(std::sync::Mutex::new(crate::store::open(data_dir)?)),
+        store: Arc::new(std::sync::Mutex::new(at.open()?)),
         table,
         hub: hub.clone(),
         clock: clock.clone(),
@@ -133,7 +133,7 @@ pub(super) async fn start_api(
         pools: Arc::default(),
     };
     let state = crate::api::ApiState::new(svc.clone(), norm, api_cfg, metrics)?;
-    tasks.spawn(deliveries(cfg, data_dir, hub, &clock, cancel)?);
+    tasks.spawn(deliveries(cfg, at, hub, &clock, cancel)?);
     let state = Arc::new(state);
     tasks.spawn(crate::service::flow::users::recycle_idle_every(
         svc.clone(),

@@ -106,8 +106,9 @@ pub struct Loaded {
 }
 
 /// Opens the store under `dir` and loads every binding into a new table.
-pub fn load_bindings(cfg: &Config, dir: &std::path::Path) -> Result<Loaded, StoreError> {
-    let mut store = crate::store::open(dir)?;
+pub fn load_bindings(cfg: &Config, at: &crate::store::Location) -> Result<Loaded, StoreError> {
+    let dir = at.dir.as_path();
+    let mut store = at.open()?;
     // Calls of an instance that still runs (draining) are its own.
     let recovered = store.recover_live(&|id| crate::handover::alive(dir, id))?;
     if recovered > 0 {
@@ -201,7 +202,7 @@ impl Server {
             store,
             seen,
             accounts,
-        } = load_bindings(&cfg, &data_dir)?;
+        } = load_bindings(&cfg, &cfg.storage.location())?;
         let hub = crate::events::Hub::new(store.webhook_tenants()?);
         let thread = |name| move |source| ServerError::Thread { name, source };
         let (writer, store_thread) =
@@ -247,11 +248,11 @@ impl Server {
                 sip_host,
                 overlap,
             };
-            Some(start_api(&cfg, &data_dir, deps, &front, &mut tasks).await?)
+            Some(start_api(&cfg, &cfg.storage.location(), deps, &front, &mut tasks).await?)
         };
         let api_state = api_addr.as_ref().map(|(_, st)| st.clone());
         let watched = (&bindings, &accounts, api_state);
-        start::spawn_background(&mut tasks, &data_dir, seen, watched, &front)?;
+        start::spawn_background(&mut tasks, &cfg.storage.location(), seen, watched, &front)?;
         let api_addr = api_addr.map(|(a, _)| a);
         Ok(Server {
             core,

@@ -181,7 +181,7 @@ pub(super) fn net(
 /// the accounts and the API's keys, each on a store connection of its own.
 pub(super) fn spawn_background(
     tasks: &mut JoinSet<()>,
-    data_dir: &std::path::Path,
+    at: &crate::store::Location,
     seen: i64,
     (bindings, accounts, api): (
         &Arc<crate::bindings::BindingTable>,
@@ -190,9 +190,9 @@ pub(super) fn spawn_background(
     ),
     front: &CancellationToken,
 ) -> Result<(), ServerError> {
-    let store = crate::store::open(data_dir)?;
+    let store = at.open()?;
     tasks.spawn(super::checkpoints(store, front.clone()));
-    let store = crate::store::open(data_dir)?;
+    let store = at.open()?;
     let watch = crate::watch::run(
         store,
         seen,

@@ -4,7 +4,6 @@
 //! server applies the log to its live table (`watch`).
 
 use crate::bindings::{Binding, BindingId, BindingTable, Defaults, OPERATOR};
-use crate::store::changes::Change;
 use crate::store::prelude::*;
 use crate::store::{NewBinding, StoreError};
 
@@ -73,11 +72,8 @@ pub fn add_bindings(
                 return Err(OperatorError::NotYours(n.x.as_str().to_string()));
             }
         }
-        let ids = s.insert_with_progress(rows, progress)?;
-        if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
-            s.log_change(&Change::BindingsAdded(*first, *last))?;
-        }
-        Ok(ids)
+        // The store logs the change for running servers.
+        Ok(s.insert_with_progress(rows, progress)?)
     })
 }
 
@@ -90,7 +86,6 @@ pub fn remove_binding(store: &mut dyn Backend, id: BindingId) -> Result<bool, St
     store.atomically(|s| {
         s.remove(id)?;
         s.release_cli_claim(&b.x)?;
-        s.log_change(&Change::BindingRemoved(id))?;
         Ok(true)
     })
 }

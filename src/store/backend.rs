@@ -244,6 +244,12 @@ pub trait ChangeLog {
 
     /// Changes after `after`, in order, with their ids.
     fn changes_since(&self, after: i64) -> Result<Vec<(i64, Change)>, StoreError>;
+
+    /// Waits at most `timeout` for a change, returning as soon as anyone
+    /// logs one where the backend can say so (PostgreSQL's LISTEN), else
+    /// after `timeout`. The log stays the truth: a signal only says when
+    /// to read it.
+    fn wait_for_change(&mut self, timeout: std::time::Duration) -> Result<(), StoreError>;
 }
 
 /// Checkpoints of live calls and their recovery after a crash.

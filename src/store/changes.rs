@@ -11,8 +11,34 @@ pub enum Change {
     BindingsAdded(BindingId, BindingId),
     /// Binding removed.
     BindingRemoved(BindingId),
+    /// A binding's conditions changed.
+    BindingChanged(BindingId),
     /// API keys changed (a tenant or key added, a key revoked).
     Keys,
     /// Accounts changed (added, removed, a password changed).
     Accounts,
+}
+
+impl Change {
+    /// As a row of the log: (kind, first, last).
+    pub(crate) fn to_row(&self) -> (&'static str, i64, i64) {
+        match self {
+            Change::BindingsAdded(a, b) => ("bindings_added", *a, *b),
+            Change::BindingRemoved(id) => ("binding_removed", *id, *id),
+            Change::BindingChanged(id) => ("binding_changed", *id, *id),
+            Change::Keys => ("keys", 0, 0),
+            Change::Accounts => ("accounts", 0, 0),
+        }
+    }
+
+    /// From a row of the log.
+    pub(crate) fn from_row(kind: &str, first: i64, last: i64) -> Change {
+        match kind {
+            "bindings_added" => Change::BindingsAdded(first, last),
+            "binding_removed" => Change::BindingRemoved(first),
+            "binding_changed" => Change::BindingChanged(first),
+            "accounts" => Change::Accounts,
+            _ => Change::Keys,
+        }
+    }
 }

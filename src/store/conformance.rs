@@ -45,7 +45,10 @@ impl TempDb {
 impl Drop for TempDb {
     fn drop(&mut self) {
         if let Ok(mut c) = ::postgres::Client::connect(&self.admin, ::postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }
@@ -90,25 +93,42 @@ fn tenants_keys_numbers_and_claims() {
         s.add_key(t, "key_a", "hash_a", 5).expect("key");
         s.add_key(t, "key_b", "hash_b", 6).expect("key");
         assert_eq!(s.key_tenant("hash_b").expect("key"), Some(t));
-        let keys: Vec<String> = s.tenant_keys(t).expect("keys").into_iter().map(|k| k.0).collect();
+        let keys: Vec<String> = s
+            .tenant_keys(t)
+            .expect("keys")
+            .into_iter()
+            .map(|k| k.0)
+            .collect();
         assert_eq!(keys, ["key_a", "key_b"]);
         assert!(s.revoke_key(t, "key_a").expect("revoke"));
         assert!(!s.revoke_key(u, "key_b").expect("not its own"));
         assert_eq!(s.keys().expect("keys").len(), 1);
         assert_eq!(s.tenants().expect("tenants").len(), 2);
 
-        assert_eq!(s.add_numbers(t, &[n("+1700"), n("+1701")], 1).expect("pool"), Ok(()));
-        let clash = s.add_numbers(u, &[n("+1702"), n("+1701")], 1).expect("pool");
+        assert_eq!(
+            s.add_numbers(t, &[n("+1700"), n("+1701")], 1)
+                .expect("pool"),
+            Ok(())
+        );
+        let clash = s
+            .add_numbers(u, &[n("+1702"), n("+1701")], 1)
+            .expect("pool");
         assert_eq!(clash, Err((n("+1701"), false)));
         assert_eq!(s.owner(&n("+1702")).expect("owner"), None, "all or nothing");
         assert_eq!(s.numbers(t).expect("numbers"), [n("+1700"), n("+1701")]);
         assert!(s.claim(u, &n("+1799"), Claim::Token, 2).expect("claim"));
-        assert!(!s.claim(t, &n("+1799"), Claim::Token, 2).expect("someone else's"));
+        assert!(!s
+            .claim(t, &n("+1799"), Claim::Token, 2)
+            .expect("someone else's"));
         assert!(s.claim(u, &n("+1799"), Claim::Token, 2).expect("its own"));
-        assert_eq!(s.owner(&n("+1799")).expect("owner"), Some((u, Claim::Token)));
+        assert_eq!(
+            s.owner(&n("+1799")).expect("owner"),
+            Some((u, Claim::Token))
+        );
         assert!(s.remove_number(t, &n("+1700")).expect("remove"));
         assert!(!s.remove_number(t, &n("+1700")).expect("gone"));
-        s.insert(&[binding(t, None, "+1701", "+2")]).expect("insert");
+        s.insert(&[binding(t, None, "+1701", "+2")])
+            .expect("insert");
     });
 }
 
@@ -132,9 +152,15 @@ fn bindings_their_conditions_usage_and_quarantine() {
             .insert(&[axb.clone(), binding(3, None, "+8", "+2")])
             .expect("insert");
         let got = s.get(ids[0]).expect("get").expect("there");
-        assert_eq!(got.conditions, axb.conditions, "every condition round-trips");
+        assert_eq!(
+            got.conditions, axb.conditions,
+            "every condition round-trips"
+        );
         assert_eq!((got.kind, got.tenant, got.created_at), (Kind::Axb, 3, 100));
-        assert!(s.insert(&[binding(3, Some("+1"), "+9", "+7")]).is_err(), "A and X clash");
+        assert!(
+            s.insert(&[binding(3, Some("+1"), "+9", "+7")]).is_err(),
+            "A and X clash"
+        );
 
         let usage = Usage {
             calls_used: 3,
@@ -144,7 +170,8 @@ fn bindings_their_conditions_usage_and_quarantine() {
             day_calls: 2,
             ..Default::default()
         };
-        s.save_usage(&[UsageUpdate { id: ids[0], usage }]).expect("usage");
+        s.save_usage(&[UsageUpdate { id: ids[0], usage }])
+            .expect("usage");
         let mut c = got.conditions.clone();
         c.max_calls = None;
         c.time_zone = None;
@@ -228,7 +255,8 @@ fn units_of_work_commit_whole_or_not_at_all() {
 #[test]
 fn events_webhooks_records_and_changes() {
     both(|s| {
-        s.set_webhook(4, "https://example.com/h", "sec", true).expect("hook");
+        s.set_webhook(4, "https://example.com/h", "sec", true)
+            .expect("hook");
         let e = |at| NewEvent {
             tenant: 4,
             kind: "call.answered",
@@ -256,7 +284,12 @@ fn events_webhooks_records_and_changes() {
         let failed = s.deliveries(4, true, 10).expect("failed");
         assert_eq!(failed[0].last_error.as_deref(), Some("gone"));
         assert!(s.redeliver(4, &failed[0].event_id, 60).expect("redeliver"));
-        assert!(s.webhook(4).expect("hook").expect("there").disabled_at.is_some());
+        assert!(s
+            .webhook(4)
+            .expect("hook")
+            .expect("there")
+            .disabled_at
+            .is_some());
         assert!(s.delete_webhook(4).expect("delete"));
         assert_eq!(s.webhook_tenants().expect("tenants"), Vec::<i64>::new());
 
@@ -352,10 +385,17 @@ fn live_calls_accounts_and_contacts() {
             since_ms: 1,
             path: "<sip:edge;lr>".into(),
         };
-        s.save_contacts("alice", std::slice::from_ref(&contact)).expect("contacts");
-        s.save_contacts("nobody", std::slice::from_ref(&contact)).expect("no account");
-        assert_eq!(s.contacts(0).expect("contacts"), [("alice".into(), contact)]);
-        assert!(s.set_password(2, "alice", "r", "m2", "s2").expect("password"));
+        s.save_contacts("alice", std::slice::from_ref(&contact))
+            .expect("contacts");
+        s.save_contacts("nobody", std::slice::from_ref(&contact))
+            .expect("no account");
+        assert_eq!(
+            s.contacts(0).expect("contacts"),
+            [("alice".into(), contact)]
+        );
+        assert!(s
+            .set_password(2, "alice", "r", "m2", "s2")
+            .expect("password"));
         assert_eq!(s.accounts(Some(2)).expect("accounts")[0].ha1_md5, "m2");
         assert_eq!(s.account_tenant("alice").expect("tenant"), Some(2));
         assert!(s.remove_account(2, "alice").expect("remove"));
@@ -367,22 +407,36 @@ fn live_calls_accounts_and_contacts() {
 #[test]
 fn flow_users_teams_agents_and_acquisitions() {
     both(|s| {
-        let u = s.add_user(5, &n("+1"), "19000000001", Some("ext"), 10).expect("user");
+        let u = s
+            .add_user(5, &n("+1"), "19000000001", Some("ext"), 10)
+            .expect("user");
         assert!(s.add_user(5, &n("+1"), "19000000002", None, 10).is_err());
-        let found = s.live_user(5, UserKey::Ext("ext")).expect("user").expect("there");
+        let found = s
+            .live_user(5, UserKey::Ext("ext"))
+            .expect("user")
+            .expect("there");
         assert_eq!((found.id, found.soft.as_str()), (u, "19000000001"));
         s.touch_users(&[u], 20).expect("touch");
         assert_eq!(s.idle_users(5, 21, 10).expect("idle").len(), 1);
         assert!(s.recycle_user(5, u, 30).expect("recycle"));
         assert!(s.soft_resting(5, "19000000001", 25).expect("resting"));
         assert!(!s.soft_resting(5, "19000000001", 31).expect("rested"));
-        assert!(s.live_user(5, UserKey::Soft("19000000001")).expect("user").is_none());
+        assert!(s
+            .live_user(5, UserKey::Soft("19000000001"))
+            .expect("user")
+            .is_none());
 
-        let team = s.add_team(5, "sales", false, 1).expect("team").expect("new");
+        let team = s
+            .add_team(5, "sales", false, 1)
+            .expect("team")
+            .expect("new");
         assert_eq!(s.add_team(5, "sales", true, 1).expect("team"), None);
         assert!(s.set_team_shares(5, team, true).expect("shares"));
         assert!(s.team(5, team).expect("team").expect("there").shares);
-        let agent = s.add_agent(5, &n("+3"), team, Some("Ann"), 1).expect("agent").expect("new");
+        let agent = s
+            .add_agent(5, &n("+3"), team, Some("Ann"), 1)
+            .expect("agent")
+            .expect("new");
         assert_eq!(s.agents(5, Some(team)).expect("agents").len(), 1);
         s.add_interactions(
             5,
@@ -402,7 +456,10 @@ fn flow_users_teams_agents_and_acquisitions() {
         assert!(!s.push_due(u, agent, 0, 60).expect("inside the window"));
         s.set_acquired(agent, u, Some(77)).expect("acquired");
         assert_eq!(s.acquired(agent, u).expect("acquired"), Some(77));
-        assert_eq!(s.pair_of_binding(77).expect("pair"), Some((5, agent, team, u)));
+        assert_eq!(
+            s.pair_of_binding(77).expect("pair"),
+            Some((5, agent, team, u))
+        );
         let rec = AcquisitionRecord {
             tenant: 5,
             agent_number: "+3".into(),
@@ -422,7 +479,10 @@ fn flow_users_teams_agents_and_acquisitions() {
         assert_eq!(s.acquisitions(5, &f).expect("list").len(), 1);
         s.set_flow_settings(5, "{}").expect("settings");
         s.set_flow_settings(5, "{\"a\":1}").expect("settings");
-        assert_eq!(s.flow_settings(5).expect("settings").as_deref(), Some("{\"a\":1}"));
+        assert_eq!(
+            s.flow_settings(5).expect("settings").as_deref(),
+            Some("{\"a\":1}")
+        );
         assert!(s.remove_agent(5, agent).expect("remove"));
         s.insert(&[binding(1, None, "+9", "+2")]).expect("insert");
     });

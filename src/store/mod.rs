@@ -10,10 +10,10 @@
 pub mod accounts;
 mod admin;
 mod backend;
-#[cfg(test)]
-mod conformance;
 pub mod changes;
 pub mod config;
+#[cfg(test)]
+mod conformance;
 pub mod events;
 pub mod flow;
 pub mod live;
@@ -36,8 +36,9 @@ pub mod prelude {
         NumberStore, RecordStore, TenantStore, WebhookStore,
     };
 }
-pub use records::{CallFilter, CallRecord};
 pub use postgres::PgStore;
+pub use records::{CallFilter, CallRecord};
+
 pub use sqlite::{private_dir, private_file, SqliteStore};
 pub use writer::{Durable, Writer};
 
@@ -90,6 +91,69 @@ pub enum StoreError {
 
 /// A connection shared by async tasks.
 pub type Shared = std::sync::Arc<std::sync::Mutex<Box<dyn Backend>>>;
+
+/// Where the data lives: the storage URL (empty: SQLite in the data dir)
+/// and the node's data dir (SQLite's file, recordings, the instance lock).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Location {
+    /// `postgresql://...`, `sqlite:PATH` or empty.
+    pub url: String,
+    /// The data dir.
+    pub dir: std::path::PathBuf,
+}
+
+impl Location {
+    /// Opens the backend this names.
+    pub fn open(&self) -> Result<Box<dyn Backend>, StoreError> {
+        open_url(&self.url, &self.dir)
+    }
+
+    /// Whether this is SQLite in the data dir's `sipmask.db` (the file
+    /// exists only once something was stored).
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        match self
+            .url
+            .split_once(':')
+            .map_or(self.url.as_str(), |(s, _)| s)
+        {
+            "" => Some(self.dir.join("sipmask.db")),
+            "sqlite" => {
+                let rest = self
+                    .url
+                    .trim_start_matches("sqlite:")
+                    .trim_start_matches("//");
+                let dir = if rest.is_empty() {
+                    self.dir.clone()
+                } else {
+                    rest.into()
+                };
+                Some(dir.join("sipmask.db"))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<&std::path::Path> for Location {
+    fn from(dir: &std::path::Path) -> Location {
+        Location {
+            url: String::new(),
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl From<&std::path::PathBuf> for Location {
+    fn from(dir: &std::path::PathBuf) -> Location {
+        Location::from(dir.as_path())
+    }
+}
+
+impl From<&Location> for Location {
+    fn from(at: &Location) -> Location {
+        at.clone()
+    }
+}
 
 /// Opens the embedded default backend (SQLite) under the data dir.
 pub fn open(dir: &std::path::Path) -> Result<Box<dyn Backend>, StoreError> {

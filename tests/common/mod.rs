@@ -10,6 +10,7 @@ pub mod capture;
 pub mod hooks;
 pub mod kamailio;
 pub mod linphone;
+pub mod pg;
 pub mod phone;
 
 use std::net::SocketAddr;

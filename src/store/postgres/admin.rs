@@ -2,6 +2,7 @@
 
 use crate::bindings::{Binding, BindingId, Claim, Conditions, Number, TenantId};
 use crate::store::admin::*;
+use crate::store::changes::Change;
 use crate::store::postgres::{columns, read_row, PgStore, SELECT};
 use crate::store::prelude::*;
 use crate::store::{NewBinding, StoreError, UsageUpdate};
@@ -242,12 +243,19 @@ impl BindingStore for PgStore {
                 ids.push(columns::insert(s, b)?);
                 progress(ids.len());
             }
+            if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+                s.log_change(&Change::BindingsAdded(*first, *last))?;
+            }
             Ok(ids)
         })
     }
 
     fn remove(&mut self, id: BindingId) -> Result<bool, StoreError> {
-        Ok(self.exec("DELETE FROM bindings WHERE id = ?1", &[&id])? > 0)
+        self.atomically(|s| {
+            let n = s.exec("DELETE FROM bindings WHERE id = ?1", &[&id])?;
+            s.log_change(&Change::BindingRemoved(id))?;
+            Ok(n > 0)
+        })
     }
 
     fn create(&mut self, rows: &[NewBinding]) -> Result<Vec<Binding>, StoreError> {
@@ -268,13 +276,17 @@ impl BindingStore for PgStore {
         c: &Conditions,
         now: i64,
     ) -> Result<(), StoreError> {
-        columns::update(self, id, c, now)
+        self.atomically(|s| {
+            columns::update(s, id, c, now)?;
+            s.log_change(&Change::BindingChanged(id))
+        })
     }
 
     fn delete(&mut self, bindings: &[Binding], until: i64) -> Result<(), StoreError> {
         self.atomically(|s| {
             for b in bindings {
                 s.exec("DELETE FROM bindings WHERE id = ?1", &[&b.id])?;
+                s.log_change(&Change::BindingRemoved(b.id))?;
                 for p in b.a.iter().chain([&b.b]) {
                     s.exec(
                         "INSERT INTO quarantine (party, virtual, until) VALUES (?1, ?2, ?3)

@@ -7,16 +7,13 @@ use crate::store::StoreError;
 
 impl ChangeLog for PgStore {
     fn log_change(&mut self, c: &Change) -> Result<(), StoreError> {
-        let (kind, first, last) = match c {
-            Change::BindingsAdded(a, b) => ("bindings_added", *a, *b),
-            Change::BindingRemoved(id) => ("binding_removed", *id, *id),
-            Change::Keys => ("keys", 0, 0),
-            Change::Accounts => ("accounts", 0, 0),
-        };
+        let (kind, first, last) = c.to_row();
         self.exec(
             "INSERT INTO operator_changes (kind, first, last, at) VALUES (?1, ?2, ?3, ?4)",
             &[&kind, &first, &last, &crate::time::now()],
         )?;
+        // Delivered to every listening node when this commits.
+        self.one("SELECT pg_notify('sipmask_changes', '')", &[])?;
         Ok(())
     }
 
@@ -34,14 +31,13 @@ impl ChangeLog for PgStore {
         )? {
             let (id, kind, first, last): (i64, String, i64, i64) =
                 (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
-            let c = match kind.as_str() {
-                "bindings_added" => Change::BindingsAdded(first, last),
-                "binding_removed" => Change::BindingRemoved(first),
-                "accounts" => Change::Accounts,
-                _ => Change::Keys,
-            };
+            let c = Change::from_row(&kind, first, last);
             out.push((id, c));
         }
         Ok(out)
+    }
+
+    fn wait_for_change(&mut self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        self.wait_for_notice(timeout)
     }
 }

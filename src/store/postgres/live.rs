@@ -7,11 +7,7 @@ use crate::store::prelude::*;
 use crate::store::{CallRecord, StoreError};
 
 /// The calls a dead instance left, as records, with their talk time.
-fn dead_calls(
-    s: &PgStore,
-    instance: &str,
-    at: i64,
-) -> Result<Vec<(CallRecord, i64)>, StoreError> {
+fn dead_calls(s: &PgStore, instance: &str, at: i64) -> Result<Vec<(CallRecord, i64)>, StoreError> {
     let mut out = Vec::new();
     for r in s.rows(
         "SELECT tenant_id, binding_id, direction, caller, callee, virtual, invite_at,
@@ -62,7 +58,11 @@ impl LiveStore for PgStore {
             )?;
             for row in &c.rows {
                 match row {
-                    LiveRow::New { key, record: r, lease } => {
+                    LiveRow::New {
+                        key,
+                        record: r,
+                        lease,
+                    } => {
                         s.exec(
                             "INSERT INTO live_calls (key, instance, tenant_id, binding_id,
                              direction, caller, callee, virtual, invite_at, ringing_at, answer_at,

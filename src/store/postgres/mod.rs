@@ -44,22 +44,25 @@ pub(crate) type Params<'a> = [&'a (dyn ToSql + Sync)];
 /// The PostgreSQL store: one connection, its prepared statements, and how
 /// deep the current unit of work is.
 pub struct PgStore {
-    client: RefCell<Client>,
+    // `None` only while dropping.
+    client: RefCell<Option<Client>>,
     statements: RefCell<HashMap<String, Statement>>,
     depth: Cell<u32>,
     url: String,
+    listening: Cell<bool>,
 }
 
 impl PgStore {
     /// Connects to `url` and brings the schema up to date (one node at a
     /// time: the migration holds an advisory lock).
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
-        let client = Client::connect(url, NoTls)?;
+        let client = blocking(|| Client::connect(url, NoTls))?;
         let store = PgStore {
-            client: RefCell::new(client),
+            client: RefCell::new(Some(client)),
             statements: RefCell::new(HashMap::new()),
             depth: Cell::new(0),
             url: url.to_string(),
+            listening: Cell::new(false),
         };
         schema::migrate(&store)?;
         Ok(store)
@@ -70,40 +73,52 @@ impl PgStore {
         if let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let stmt = self.client.borrow_mut().prepare(&numbered(sql))?;
+        let stmt = self.with(|c| c.prepare(&numbered(sql)))?;
         self.statements
             .borrow_mut()
             .insert(sql.to_string(), stmt.clone());
         Ok(stmt)
     }
 
+    /// Runs `f` on the connection (see [`blocking`]).
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut slot = self.client.borrow_mut();
+        let client = slot
+            .as_mut()
+            .ok_or_else(|| StoreError::Unavailable("connection closed".into()))?;
+        Ok(blocking(|| f(client))?)
+    }
+
     /// Rows of a query.
     pub(crate) fn rows(&self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, StoreError> {
         let stmt = self.statement(sql)?;
-        Ok(self.client.borrow_mut().query(&stmt, params)?)
+        self.with(|c| c.query(&stmt, params))
     }
 
     /// The row of a query that finds at most one.
     pub(crate) fn row(&self, sql: &str, params: &Params<'_>) -> Result<Option<Row>, StoreError> {
         let stmt = self.statement(sql)?;
-        Ok(self.client.borrow_mut().query_opt(&stmt, params)?)
+        self.with(|c| c.query_opt(&stmt, params))
     }
 
     /// The row of a query that always finds one.
     pub(crate) fn one(&self, sql: &str, params: &Params<'_>) -> Result<Row, StoreError> {
         let stmt = self.statement(sql)?;
-        Ok(self.client.borrow_mut().query_one(&stmt, params)?)
+        self.with(|c| c.query_one(&stmt, params))
     }
 
     /// Runs a statement; how many rows it changed.
     pub(crate) fn exec(&self, sql: &str, params: &Params<'_>) -> Result<u64, StoreError> {
         let stmt = self.statement(sql)?;
-        Ok(self.client.borrow_mut().execute(&stmt, params)?)
+        self.with(|c| c.execute(&stmt, params))
     }
 
     /// Runs statements without parameters (schema, transaction control).
     pub(crate) fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        Ok(self.client.borrow_mut().batch_execute(sql)?)
+        self.with(|c| c.batch_execute(sql))
     }
 
     /// Runs `f` as one unit: all its writes commit together or none does.
@@ -114,7 +129,11 @@ impl PgStore {
     ) -> Result<T, E> {
         let depth = self.depth.get();
         let (begin, commit, rollback) = if depth == 0 {
-            ("BEGIN".to_string(), "COMMIT".to_string(), "ROLLBACK".to_string())
+            (
+                "BEGIN".to_string(),
+                "COMMIT".to_string(),
+                "ROLLBACK".to_string(),
+            )
         } else {
             (
                 format!("SAVEPOINT unit{depth}"),
@@ -138,6 +157,23 @@ impl PgStore {
         }
     }
 
+    /// Waits at most `timeout` for a notice of the change log (LISTEN,
+    /// from the first wait on); notices that came meanwhile count too.
+    fn wait_for_notice(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        if !self.listening.get() {
+            self.batch("LISTEN sipmask_changes")?;
+            self.listening.set(true);
+        }
+        use postgres::fallible_iterator::FallibleIterator;
+        self.with(|c| {
+            let mut notices = c.notifications();
+            notices.timeout_iter(timeout).next()?;
+            // Others queued behind the first say nothing new.
+            while notices.iter().next()?.is_some() {}
+            Ok(())
+        })
+    }
+
     /// Bindings whose row matches `clause` (SQL after `WHERE`, or empty).
     pub(crate) fn bindings_where(
         &self,
@@ -154,6 +190,18 @@ impl PgStore {
             out.push(read_row(&r)?);
         }
         Ok(out)
+    }
+}
+
+/// Runs a call of the blocking client. It drives a runtime of its own,
+/// which tokio forbids on an async worker thread: there the call moves the
+/// worker's other tasks away first (`block_in_place`); on the writer's
+/// thread and blocking tasks it simply runs.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -184,6 +232,15 @@ fn numbered(sql: &str) -> String {
 /// A stored count as `u32`: negative is 0, too large is the most.
 pub(crate) fn u32_of(v: i64) -> u32 {
     u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Closing says goodbye to the server: a blocking call too.
+        if let Some(c) = self.client.get_mut().take() {
+            blocking(|| drop(c));
+        }
+    }
 }
 
 impl super::Backend for PgStore {

@@ -3,11 +3,18 @@
 
 use crate::bindings::{Binding, BindingId, Claim, Conditions, Number, TenantId};
 use crate::store::admin::*;
+use crate::store::changes::Change;
 use crate::store::prelude::*;
 use crate::store::sqlite::{columns, read_row, SELECT};
 use crate::store::{NewBinding, UsageUpdate};
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{params, OptionalExtension};
+
+/// Logs a change of bindings for every running server (the same
+/// statement as `ChangeLog::log_change`, on a transaction in progress).
+fn log(conn: &rusqlite::Connection, c: &Change) -> Result<(), StoreError> {
+    super::changes::log_on(conn, c)
+}
 
 fn owner_in(
     conn: &rusqlite::Connection,
@@ -294,15 +301,19 @@ impl BindingStore for SqliteStore {
                 progress(ids.len());
             }
         }
+        if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+            log(&tx, &Change::BindingsAdded(*first, *last))?;
+        }
         tx.commit()?;
         Ok(ids)
     }
 
     fn remove(&mut self, id: BindingId) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM bindings WHERE id = ?1", [id])?
-            > 0)
+        self.atomically(|s| {
+            let n = s.conn.execute("DELETE FROM bindings WHERE id = ?1", [id])?;
+            log(&s.conn, &Change::BindingRemoved(id))?;
+            Ok(n > 0)
+        })
     }
 
     /// Creates bindings (see [`BindingStore::insert`]) and returns them as stored.
@@ -325,7 +336,10 @@ impl BindingStore for SqliteStore {
         c: &Conditions,
         now: i64,
     ) -> Result<(), StoreError> {
-        columns::update(&self.conn, id, c, now)
+        self.atomically(|s| {
+            columns::update(&s.conn, id, c, now)?;
+            log(&s.conn, &Change::BindingChanged(id))
+        })
     }
 
     /// Deletes bindings and quarantines each (party, X) until `until`; all or nothing.
@@ -333,6 +347,7 @@ impl BindingStore for SqliteStore {
         let tx = self.conn.savepoint()?;
         for b in bindings {
             tx.execute("DELETE FROM bindings WHERE id = ?1", [b.id])?;
+            log(&tx, &Change::BindingRemoved(b.id))?;
             for p in b.a.iter().chain([&b.b]) {
                 tx.execute(
                     "INSERT INTO quarantine (party, virtual, until) VALUES (?1, ?2, ?3)

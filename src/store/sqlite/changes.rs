@@ -6,25 +6,22 @@ use crate::store::prelude::*;
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::params;
 
-impl SqliteStore {}
+/// Logs `c` on `conn` (a transaction in progress, or not).
+pub(super) fn log_on(conn: &rusqlite::Connection, c: &Change) -> Result<(), StoreError> {
+    let (kind, first, last) = c.to_row();
+    conn.prepare_cached(
+        "INSERT INTO operator_changes (kind, first, last, at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![kind, first, last, crate::time::now()])?;
+    Ok(())
+}
 
 impl ChangeLog for SqliteStore {
     /// Logs a change (call inside the unit of work that makes it).
     fn log_change(&mut self, c: &Change) -> Result<(), StoreError> {
-        let (kind, first, last) = match c {
-            Change::BindingsAdded(a, b) => ("bindings_added", *a, *b),
-            Change::BindingRemoved(id) => ("binding_removed", *id, *id),
-            Change::Keys => ("keys", 0, 0),
-            Change::Accounts => ("accounts", 0, 0),
-        };
-        self.conn.execute(
-            "INSERT INTO operator_changes (kind, first, last, at) VALUES (?1, ?2, ?3, ?4)",
-            params![kind, first, last, crate::time::now()],
-        )?;
-        Ok(())
+        log_on(&self.conn, c)
     }
 
-    /// Id of the latest change (0 if none): where a server starts reading.
     fn last_change(&self) -> Result<i64, StoreError> {
         Ok(self.conn.query_row(
             "SELECT COALESCE(MAX(id), 0) FROM operator_changes",
@@ -49,14 +46,15 @@ impl ChangeLog for SqliteStore {
         let mut out = Vec::new();
         for row in rows {
             let (id, kind, first, last) = row?;
-            let c = match kind.as_str() {
-                "bindings_added" => Change::BindingsAdded(first, last),
-                "binding_removed" => Change::BindingRemoved(first),
-                "accounts" => Change::Accounts,
-                _ => Change::Keys,
-            };
+            let c = Change::from_row(&kind, first, last);
             out.push((id, c));
         }
         Ok(out)
+    }
+
+    fn wait_for_change(&mut self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        // One process writes a SQLite file: the log is read on a timer.
+        std::thread::sleep(timeout);
+        Ok(())
     }
 }

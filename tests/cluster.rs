@@ -1,0 +1,158 @@
+//! Several nodes on one PostgreSQL database, over real SIP and HTTP: what
+//! one node's API changes, every node routes, and what a node counts is
+//! in the shared database for the others.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::pg::TempDb;
+use common::*;
+use serde_json::json;
+
+const A: &str = "13800000000";
+const B: &str = "13900000000";
+
+/// A node of the cluster on `db`, with tenant `acme` (its key returned by
+/// the first node that makes it).
+async fn node(db: &TempDb, callee: std::net::SocketAddr, name: &str) -> Sut {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), callee);
+    cfg.storage.url = db.url.clone();
+    cfg.storage.node = name.into();
+    start(cfg, dir).await
+}
+
+fn acme_key(db: &TempDb) -> String {
+    let url = db.url.clone();
+    std::thread::spawn(move || {
+        let at = sipmask::store::Location {
+            url,
+            dir: std::env::temp_dir(),
+        };
+        let mut store = at.open().expect("store");
+        sipmask::service::tenants::add_tenant(store.as_mut(), "acme", sipmask::time::now())
+            .expect("tenant")
+    })
+    .join()
+    .expect("tenant thread")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_made_on_one_node_is_called_through_another() {
+    let db = TempDb::new();
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let key = acme_key(&db);
+    let one = node(&db, callee.addr, "one").await;
+    let two = node(&db, callee.addr, "two").await;
+    let api_one = one.server.api_addr.expect("API");
+    let api_two = two.server.api_addr.expect("API");
+
+    let r = http(
+        api_one,
+        "POST",
+        "/v1/numbers",
+        Some(&key),
+        Some(&json!({ "numbers": ["17000000001"] }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let made = Instant::now();
+    let r = http(
+        api_one,
+        "POST",
+        "/v1/bindings",
+        Some(&key),
+        Some(&json!({ "a": A, "b": B }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let x = r.json()["x"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("+86")
+        .to_string();
+    let id = r.json()["id"].as_i64().unwrap_or_default();
+
+    // Node two routes it as soon as its table has it.
+    loop {
+        let r = http(
+            api_two,
+            "GET",
+            &format!("/v1/bindings/{id}"),
+            Some(&key),
+            None,
+        )
+        .await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            made.elapsed() < Duration::from_millis(2_000),
+            "never reached node two"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let reached = made.elapsed();
+    assert!(reached < Duration::from_millis(200), "took {reached:?}");
+    connected(&mut caller, &mut callee, two.addr, A, &x, "t").await;
+
+    // A change on node two reaches node one; a removal too.
+    let r = http(
+        api_two,
+        "PATCH",
+        &format!("/v1/bindings/{id}"),
+        Some(&key),
+        Some(&json!({ "max_call_secs": 77 }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let changed = Instant::now();
+    loop {
+        let r = http(
+            api_one,
+            "GET",
+            &format!("/v1/bindings/{id}"),
+            Some(&key),
+            None,
+        )
+        .await;
+        if r.json()["conditions"]["max_call_secs"] == 77 {
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_millis(2_000),
+            "change never reached node one"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = http(
+        api_one,
+        "DELETE",
+        &format!("/v1/bindings/{id}"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert!(r.status == 204 || r.status == 200, "{}", r.body);
+    let removed = Instant::now();
+    loop {
+        let r = http(
+            api_two,
+            "GET",
+            &format!("/v1/bindings/{id}"),
+            Some(&key),
+            None,
+        )
+        .await;
+        if r.status == 404 {
+            break;
+        }
+        assert!(
+            removed.elapsed() < Duration::from_millis(2_000),
+            "removal never reached node two"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
