@@ -348,7 +348,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let cfg = load_config(common.config.as_ref())?;
             sipmask::cli::list_calls(
-                &location(&cfg, &common),
+                location(&cfg, &common),
                 binding,
                 limit,
                 &mut std::io::stdout().lock(),
@@ -367,13 +367,13 @@ fn tenants(command: TenantsCommand) -> anyhow::Result<()> {
     match command {
         TenantsCommand::Add { common, name } => {
             let cfg = load_config(common.config.as_ref())?;
-            let key = sipmask::cli::add_tenant(&location(&cfg, &common), &name)?;
+            let key = sipmask::cli::add_tenant(location(&cfg, &common), &name)?;
             println!("{key}");
         }
         TenantsCommand::List { common } => {
             let cfg = load_config(common.config.as_ref())?;
             let mut out = std::io::stdout().lock();
-            for (name, keys) in sipmask::cli::list_tenants(&location(&cfg, &common))? {
+            for (name, keys) in sipmask::cli::list_tenants(location(&cfg, &common))? {
                 let ids: Vec<&str> = keys.iter().map(|(id, _)| id.as_str()).collect();
                 writeln!(out, "{name}\t{}", ids.join(","))?;
             }
@@ -399,13 +399,13 @@ fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
         AccountsCommand::List { common } => {
             let cfg = load_config(common.config.as_ref())?;
             let mut out = std::io::stdout().lock();
-            for (name, tenant, contacts) in sipmask::cli::list_accounts(&location(&cfg, &common))? {
+            for (name, tenant, contacts) in sipmask::cli::list_accounts(location(&cfg, &common))? {
                 writeln!(out, "{name}\t{tenant}\t{contacts} registered")?;
             }
         }
         AccountsCommand::Remove { common, name } => {
             let cfg = load_config(common.config.as_ref())?;
-            sipmask::cli::remove_account(&location(&cfg, &common), &name)?;
+            sipmask::cli::remove_account(location(&cfg, &common), &name)?;
             println!("removed account {name}");
         }
         AccountsCommand::Passwd {
@@ -427,7 +427,7 @@ fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Add { common, tenant } => {
             let cfg = load_config(common.config.as_ref())?;
-            let (id, key) = sipmask::cli::add_key(&location(&cfg, &common), &tenant)?;
+            let (id, key) = sipmask::cli::add_key(location(&cfg, &common), &tenant)?;
             eprintln!("issued {id}");
             println!("{key}");
         }
@@ -437,7 +437,7 @@ fn keys(command: KeysCommand) -> anyhow::Result<()> {
             key_id,
         } => {
             let cfg = load_config(common.config.as_ref())?;
-            if !sipmask::cli::revoke_key(&location(&cfg, &common), &tenant, &key_id)? {
+            if !sipmask::cli::revoke_key(location(&cfg, &common), &tenant, &key_id)? {
                 anyhow::bail!("tenant {tenant:?} has no key {key_id:?}");
             }
             println!("revoked {key_id}");
@@ -456,16 +456,16 @@ fn bindings(command: BindingsCommand) -> anyhow::Result<()> {
         }
         BindingsCommand::List { common } => {
             let cfg = load_config(common.config.as_ref())?;
-            sipmask::cli::list(&location(&cfg, &common), &mut std::io::stdout().lock())?;
+            sipmask::cli::list(location(&cfg, &common), &mut std::io::stdout().lock())?;
         }
         BindingsCommand::Add { common, args } => {
             let cfg = load_config(common.config.as_ref())?;
-            let id = sipmask::cli::add(&cfg, &location(&cfg, &common), *args)?;
+            let id = sipmask::cli::add(&cfg, location(&cfg, &common), *args)?;
             println!("added binding {id}");
         }
         BindingsCommand::Remove { common, id } => {
             let cfg = load_config(common.config.as_ref())?;
-            if !sipmask::cli::remove(&location(&cfg, &common), id)? {
+            if !sipmask::cli::remove(location(&cfg, &common), id)? {
                 anyhow::bail!("no binding {id}");
             }
             println!("removed binding {id}");
