@@ -89,6 +89,11 @@ fn apply(
                 let all = s.accounts(None)?;
                 accounts.load_accounts(all.into_iter().map(account_of).collect());
             }
+            Change::Webhooks(t) => {
+                if let Some(api) = api {
+                    api.svc.hub.set_hooked(t, s.webhook(t)?.is_some());
+                }
+            }
             Change::Keys => {
                 if let Some(api) = api {
                     api.reload_keys(s.keys()?);

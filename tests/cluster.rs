@@ -156,3 +156,50 @@ async fn a_binding_made_on_one_node_is_called_through_another() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_written_on_two_nodes_are_each_delivered_once() {
+    let db = TempDb::new();
+    let callee = Ua::bind("127.0.0.3").await;
+    let key = acme_key(&db);
+    let one = node(&db, callee.addr, "one").await;
+    let two = node(&db, callee.addr, "two").await;
+    let apis = [
+        one.server.api_addr.expect("API"),
+        two.server.api_addr.expect("API"),
+    ];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut hooks = common::hooks::receiver_on(listener).await;
+    let url = format!("http://{}/hook", hooks.addr);
+    let r = http(
+        apis[0],
+        "PUT",
+        "/v1/webhook",
+        Some(&key),
+        Some(&json!({ "url": url }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Twenty identifiers, made through both nodes in turn: twenty events.
+    for i in 0..20 {
+        let r = http(
+            apis[i % 2],
+            "POST",
+            "/v1/identifiers",
+            Some(&key),
+            Some(&json!({ "kind": "token", "owner": B }).to_string()),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let mut ids = std::collections::HashMap::new();
+    while let Some((_, body)) = hooks.any_within(Duration::from_secs(3)).await {
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        *ids.entry(v["id"].as_str().unwrap_or_default().to_string())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(ids.len(), 20, "{ids:?}");
+    assert!(ids.values().all(|n| *n == 1), "{ids:?}");
+}

@@ -4,6 +4,7 @@
 
 use super::{Error, Services};
 use crate::bindings::TenantId;
+use crate::store::changes::Change;
 use crate::store::webhooks::Webhook;
 
 impl Services {
@@ -19,6 +20,7 @@ impl Services {
         let hook = self
             .unit(move |s, _| {
                 s.set_webhook(tenant, &url, &secret, masked)?;
+                s.log_change(&Change::Webhooks(tenant))?;
                 s.webhook(tenant)?
                     .ok_or_else(|| Error::Internal("webhook vanished".into()))
             })
@@ -30,7 +32,11 @@ impl Services {
     /// Removes the tenant's webhook.
     pub async fn delete_webhook(&self, tenant: TenantId) -> Result<(), Error> {
         let found = self
-            .unit(move |s, _| Ok::<_, Error>(s.delete_webhook(tenant)?))
+            .unit(move |s, _| {
+                let found = s.delete_webhook(tenant)?;
+                s.log_change(&Change::Webhooks(tenant))?;
+                Ok::<_, Error>(found)
+            })
             .await?;
         if !found {
             return Err(Error::NotFound("webhook"));

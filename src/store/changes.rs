@@ -17,6 +17,8 @@ pub enum Change {
     Keys,
     /// Accounts changed (added, removed, a password changed).
     Accounts,
+    /// A tenant's webhook was set or removed.
+    Webhooks(crate::bindings::TenantId),
 }
 
 impl Change {
@@ -28,6 +30,7 @@ impl Change {
             Change::BindingChanged(id) => ("binding_changed", *id, *id),
             Change::Keys => ("keys", 0, 0),
             Change::Accounts => ("accounts", 0, 0),
+            Change::Webhooks(t) => ("webhooks", *t, *t),
         }
     }
 
@@ -38,6 +41,7 @@ impl Change {
             "binding_removed" => Change::BindingRemoved(first),
             "binding_changed" => Change::BindingChanged(first),
             "accounts" => Change::Accounts,
+            "webhooks" => Change::Webhooks(first),
             _ => Change::Keys,
         }
     }

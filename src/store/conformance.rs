@@ -264,7 +264,11 @@ fn events_webhooks_records_and_changes() {
             data: serde_json::json!({ "x": "+9" }),
             at,
         };
-        let bodies = s.insert_events(&[e(10), e(20)], &|_| true).expect("events");
+        // The database's webhook counts even where the caller's view of
+        // who has one is behind (another node set it a moment ago).
+        let bodies = s
+            .insert_events(&[e(10), e(20)], &|_| false)
+            .expect("events");
         assert!(bodies[1].1.contains("\"seq\":2"), "{}", bodies[1].1);
         assert_eq!(s.due_tenants(20).expect("due"), [4]);
         let due = s.due_events(4, 20, 10).expect("due");

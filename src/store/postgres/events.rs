@@ -18,12 +18,16 @@ fn insert(s: &PgStore, e: &NewEvent, pending: bool) -> Result<String, StoreError
     };
     let event_id = crate::ids::secret("evt_");
     let body = e.body(&event_id, seq);
-    let delivered = (!pending).then_some(e.at);
+    // Pending when this node's hub knows of a webhook, or when the
+    // database does: a webhook set through another node a moment ago
+    // counts before its change reaches this one.
     s.exec(
         "INSERT INTO events (tenant_id, event_id, type, binding_id, seq, body, created_at,
-         next_attempt_at, delivered_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+         next_attempt_at, delivered_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7,
+         CASE WHEN ?8::BOOLEAN OR EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = ?1)
+              THEN NULL ELSE ?7::BIGINT END)",
         &[
-            &e.tenant, &event_id, &e.kind, &e.binding, &seq, &body, &e.at, &delivered,
+            &e.tenant, &event_id, &e.kind, &e.binding, &seq, &body, &e.at, &pending,
         ],
     )?;
     Ok(body)

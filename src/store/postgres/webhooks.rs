@@ -6,6 +6,10 @@ use crate::store::prelude::*;
 use crate::store::webhooks::*;
 use crate::store::StoreError;
 
+/// Where the delivery locks of tenants start (tenant ids are added), apart
+/// from the migration's lock.
+const DELIVERY_LOCKS: i64 = 1 << 48;
+
 impl WebhookStore for PgStore {
     fn set_webhook(
         &mut self,
@@ -70,12 +74,20 @@ impl WebhookStore for PgStore {
         Ok((r.try_get(0)?, r.try_get(1)?))
     }
 
+    /// Tenants with events due whose deliveries this connection holds: a
+    /// tenant's deliveries are one node's at a time (a session advisory
+    /// lock, taken by the first node to find it due and kept while its
+    /// connection lives, so a node that dies hands them over), so each
+    /// event goes out once however many nodes run.
     fn due_tenants(&self, now: i64) -> Result<Vec<TenantId>, StoreError> {
         self.rows(
-            "SELECT w.tenant_id FROM webhooks w WHERE w.disabled_at IS NULL AND EXISTS (
-               SELECT 1 FROM events e WHERE e.tenant_id = w.tenant_id AND e.delivered_at IS NULL
-               AND e.failed_at IS NULL AND e.next_attempt_at <= ?1)",
-            &[&now],
+            "SELECT tenant_id FROM (
+               SELECT w.tenant_id FROM webhooks w WHERE w.disabled_at IS NULL AND EXISTS (
+                 SELECT 1 FROM events e WHERE e.tenant_id = w.tenant_id
+                 AND e.delivered_at IS NULL AND e.failed_at IS NULL AND e.next_attempt_at <= ?1)
+               ORDER BY w.tenant_id) due
+             WHERE pg_try_advisory_lock(?2 + tenant_id)",
+            &[&now, &DELIVERY_LOCKS],
         )?
         .iter()
         .map(|r| Ok(r.try_get(0)?))

@@ -20,12 +20,14 @@ fn insert(tx: &rusqlite::Connection, e: &NewEvent, pending: bool) -> Result<Stri
     };
     let event_id = crate::ids::secret("evt_");
     let body = e.body(&event_id, seq);
-    let delivered = (!pending).then_some(e.at);
+    // Pending when the hub knows of a webhook or the database has one
+    // (as in every backend: the database is the truth).
     tx.prepare_cached(
         "INSERT INTO events (tenant_id, event_id, type, binding_id, seq, body, created_at, next_attempt_at, delivered_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7,
+         CASE WHEN ?8 OR EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = ?1) THEN NULL ELSE ?7 END)",
     )?
-    .execute(params![e.tenant, event_id, e.kind, e.binding, seq, body, e.at, delivered])?;
+    .execute(params![e.tenant, event_id, e.kind, e.binding, seq, body, e.at, pending])?;
     Ok(body)
 }
 
