@@ -491,3 +491,85 @@ fn flow_users_teams_agents_and_acquisitions() {
         s.insert(&[binding(1, None, "+9", "+2")]).expect("insert");
     });
 }
+
+/// A TCP relay to PostgreSQL that a test can cut (every connection through
+/// it closed, new ones refused) and heal.
+struct Relay {
+    addr: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    fn to(upstream: &str) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, o, up) = (cut.clone(), open.clone(), upstream.to_string());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if c.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&up) else {
+                    continue;
+                };
+                let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                    if let Ok(mut held) = o.lock() {
+                        held.extend([c2, s2]);
+                    }
+                    if let (Ok(c3), Ok(s3)) = (client.try_clone(), server.try_clone()) {
+                        pipe(c3, server);
+                        pipe(s3, client);
+                    }
+                }
+            }
+        });
+        Relay { addr, cut, open }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut held) = self.open.lock() {
+            for s in held.drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_store_cut_from_its_database_fails_then_goes_on_by_itself() {
+    let db = TempDb::new();
+    let relay = Relay::to("127.0.0.1:5432");
+    let through = db
+        .url
+        .replacen("127.0.0.1:5432", &relay.addr.to_string(), 1);
+    assert_ne!(through, db.url, "the test server is 127.0.0.1:5432");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = open_url(&through, dir.path()).expect("open through the relay");
+    s.insert(&[binding(1, None, "+9", "+2")]).expect("insert");
+    relay.cut();
+    let started = std::time::Instant::now();
+    assert!(s.load_all().is_err(), "a cut database is an error, not an answer");
+    assert!(s.insert(&[binding(1, None, "+8", "+2")]).is_err());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "said within the connect timeout"
+    );
+    relay.heal();
+    assert_eq!(s.load_all().expect("back by itself").len(), 1);
+    s.insert(&[binding(1, None, "+8", "+2")]).expect("writes again");
+}

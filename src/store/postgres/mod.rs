@@ -56,7 +56,7 @@ impl PgStore {
     /// Connects to `url` and brings the schema up to date (one node at a
     /// time: the migration holds an advisory lock).
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
-        let client = blocking(|| Client::connect(url, NoTls))?;
+        let client = connect(url)?;
         let store = PgStore {
             client: RefCell::new(Some(client)),
             statements: RefCell::new(HashMap::new()),
@@ -80,12 +80,23 @@ impl PgStore {
         Ok(stmt)
     }
 
-    /// Runs `f` on the connection (see [`blocking`]).
+    /// Runs `f` on the connection (see [`blocking`]). A connection the
+    /// server or the network closed is made again first, outside a unit
+    /// of work (inside one, the unit is lost with it and fails): a node
+    /// goes on by itself once the database is back.
     fn with<T>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
     ) -> Result<T, StoreError> {
         let mut slot = self.client.borrow_mut();
+        if slot.as_ref().is_some_and(Client::is_closed) && self.depth.get() == 0 {
+            let fresh = connect(&self.url)?;
+            // Statements and LISTEN belonged to the old session.
+            self.statements.borrow_mut().clear();
+            self.listening.set(false);
+            *slot = Some(fresh);
+            tracing::info!("reconnected to the database");
+        }
         let client = slot
             .as_mut()
             .ok_or_else(|| StoreError::Unavailable("connection closed".into()))?;
@@ -191,6 +202,24 @@ impl PgStore {
         }
         Ok(out)
     }
+}
+
+/// Connects to `url`, with bounds the URL may override: a connection
+/// attempt gives up after 2 s and a server that stops answering is given
+/// up after 5 s, so a node cut from its database says so in seconds rather
+/// than hanging its callers on TCP's own timeouts.
+fn connect(url: &str) -> Result<Client, StoreError> {
+    let mut config: postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(2));
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(std::time::Duration::from_secs(5));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("sipmask");
+    }
+    Ok(blocking(|| config.connect(NoTls))?)
 }
 
 /// Runs a call of the blocking client. It drives a runtime of its own,
