@@ -203,3 +203,85 @@ async fn events_written_on_two_nodes_are_each_delivered_once() {
     assert_eq!(ids.len(), 20, "{ids:?}");
     assert!(ids.values().all(|n| *n == 1), "{ids:?}");
 }
+
+/// Runs `f` on a store of `db` off the test's runtime.
+fn on_db<T: Send + 'static>(
+    db: &TempDb,
+    f: impl FnOnce(&mut dyn sipmask::store::Backend) -> T + Send + 'static,
+) -> T {
+    let url = db.url.clone();
+    std::thread::spawn(move || {
+        let at = sipmask::store::Location {
+            url,
+            dir: std::env::temp_dir(),
+        };
+        let mut store = at.open().expect("store");
+        f(store.as_mut())
+    })
+    .join()
+    .expect("store thread")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_calls_are_settled_by_another_and_a_name_has_one_holder() {
+    let db = TempDb::new();
+    let callee = Ua::bind("127.0.0.3").await;
+    let key = acme_key(&db);
+    let tenant = on_db(&db, |s| {
+        s.tenant_by_name("acme").expect("tenant").expect("acme")
+    });
+    // A node on another host died during an answered call: its last beat
+    // was a minute ago.
+    let beat = sipmask::time::now_ms() - 60_000;
+    on_db(&db, move |s| {
+        s.save_checkpoint(&sipmask::store::live::Checkpoint {
+            instance: "ghost".into(),
+            at: beat,
+            rows: vec![sipmask::store::live::LiveRow::New {
+                key: "ghost-1".into(),
+                record: Box::new(sipmask::store::CallRecord {
+                    tenant,
+                    caller: "+8613800000000".into(),
+                    x: "+8617000000009".into(),
+                    invite_at: beat - 20_000,
+                    answer_at: Some(beat - 8_000),
+                    ..Default::default()
+                }),
+                lease: Some(30),
+            }],
+        })
+        .expect("checkpoint");
+    });
+    let one = node(&db, callee.addr, "same").await;
+    let api_one = one.server.api_addr.expect("API");
+    // Settled at start (its beat lapsed long ago), with its record.
+    let r = http(api_one, "GET", "/v1/calls", Some(&key), None).await;
+    let items = r.json()["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "{}", r.body);
+    assert_eq!(items[0]["duration_secs"], 8, "{}", r.body);
+
+    // The node holds its name; a second process of the same name takes it
+    // over at its first beat, and the first says it is no longer ready.
+    let ready = |api| async move { http(api, "GET", "/readyz", None, None).await.status };
+    let waited = Instant::now();
+    while on_db(&db, |s| {
+        s.hold_node("same", "probe", 0, 0, false).expect("lease")
+    }) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "the node never took its name"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready(api_one).await, 200);
+    let two = node(&db, callee.addr, "same").await;
+    let waited = Instant::now();
+    while ready(api_one).await == 200 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "two holders of one name"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready(two.server.api_addr.expect("API")).await, 200);
+}

@@ -86,6 +86,9 @@ pub struct ApiState {
     pub stats: ops::ApiStats,
     /// The SIP side's metrics, as Prometheus text.
     pub sip_metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Whether the node holds its name's lease on a shared database
+    /// (always, on a database of its own); `/readyz` says so.
+    pub lease: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ApiState {
@@ -113,6 +116,7 @@ impl ApiState {
             cfg,
             stats: ops::ApiStats::default(),
             sip_metrics,
+            lease: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         })
     }
 

@@ -42,8 +42,16 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: the store answers.
+/// Readiness: the node holds its name (on a shared database) and the
+/// store answers.
 pub async fn readyz(State(st): State<Arc<ApiState>>) -> Response {
+    if !st.lease.load(Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node name held by another instance, or its lease lapsed\n",
+        )
+            .into_response();
+    }
     match st.db(|s| Ok(s.numbers(-1)?)).await {
         Ok(_) => "ready\n".into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),

@@ -110,7 +110,9 @@ pub fn load_bindings(cfg: &Config, at: &crate::store::Location) -> Result<Loaded
     let dir = at.dir.as_path();
     let mut store = at.open()?;
     // Calls of an instance that still runs (draining) are its own.
-    let recovered = store.recover_live(&|id| crate::handover::alive(dir, id))?;
+    // On a shared database, also those of nodes elsewhere that beat.
+    let fresh = at.fresh_since(crate::time::now_ms());
+    let recovered = store.recover_live(&|id| crate::handover::alive(dir, id), fresh)?;
     if recovered > 0 {
         tracing::warn!(
             calls = recovered,
@@ -212,7 +214,7 @@ impl Server {
         let overlap = start::overlap(&handover);
         let (udps, tcps, addrs) = start::bind_sip(&cfg, &sip, overlap)?;
         let parts = (&bindings, &writer, &hub, &accounts);
-        let (engine, me_for_api) = start::engine(&cfg, &addrs, instance, files, parts)?;
+        let (engine, me_for_api) = start::engine(&cfg, &addrs, instance.clone(), files, parts)?;
         let core = Arc::new(Core {
             engine: Mutex::new(engine),
             ticks: ticks::Ticks::new(clock.now().mono),
@@ -251,8 +253,17 @@ impl Server {
             Some(start_api(&cfg, &cfg.storage.location(), deps, &front, &mut tasks).await?)
         };
         let api_state = api_addr.as_ref().map(|(_, st)| st.clone());
+        let up = Upkeep {
+            node: node_name(&cfg.storage.node),
+            instance,
+            at: cfg.storage.location(),
+            clock: clock.clone(),
+            lease: api_state
+                .as_ref()
+                .map_or_else(Default::default, |a| a.lease.clone()),
+        };
         let watched = (&bindings, &accounts, api_state);
-        start::spawn_background(&mut tasks, &cfg.storage.location(), seen, watched, &front)?;
+        start::spawn_background(&mut tasks, up, seen, watched, &front)?;
         let api_addr = api_addr.map(|(a, _)| a);
         Ok(Server {
             core,
@@ -366,11 +377,41 @@ async fn release_answers(
     }
 }
 
-/// Moves the database's log into it every second, off every request's
-/// path (connections never checkpoint by themselves), and once more at the
-/// end.
-async fn checkpoints(store: Box<dyn Backend>, stop: CancellationToken) {
+/// The node's name: as configured, else the host's.
+fn node_name(configured: &str) -> String {
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "sipmask".into())
+}
+
+/// What the upkeep of a node keeps up: its name's lease, and the calls of
+/// instances that died.
+pub(crate) struct Upkeep {
+    /// The node's name, whose lease it holds on a shared database.
+    pub node: String,
+    /// This process.
+    pub instance: String,
+    /// Where the data lives (and this host's instances).
+    pub at: crate::store::Location,
+    /// The server's clock.
+    pub clock: SharedClock,
+    /// Whether the node holds its name's lease (`/readyz` says so).
+    pub lease: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Every second: moves the database's log into it (off every request's
+/// path: connections never checkpoint by themselves) and, on a shared
+/// database, beats the node's lease; every five, settles the calls of
+/// instances that died (here, or on a node elsewhere whose beat lapsed).
+async fn upkeep(store: Box<dyn Backend>, up: Upkeep, stop: CancellationToken) {
+    use std::sync::atomic::Ordering;
     let store: crate::store::Shared = Arc::new(Mutex::new(store));
+    let mut beat = 0u64;
     loop {
         let done = tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => false,
@@ -381,6 +422,35 @@ async fn checkpoints(store: Box<dyn Backend>, stop: CancellationToken) {
         }
         if done {
             return;
+        }
+        beat += 1;
+        let now = up.clock.now().unix_ms;
+        if up.at.shared() {
+            let (node, me) = (up.node.clone(), up.instance.clone());
+            // The newest process of a node name takes it at its first beat
+            // (a restart's overlap hands over); after that it only holds.
+            let take = beat == 1;
+            let held = crate::store::off_thread(&store, move |s| {
+                s.hold_node(&node, &me, now, now - crate::store::NODE_LEASE_MS, take)
+            })
+            .await;
+            let had = up.lease.swap(matches!(held, Ok(true)), Ordering::Relaxed);
+            if had && !matches!(held, Ok(true)) {
+                tracing::error!(node = %up.node, error = ?held.err(),
+                    "this node no longer holds its name: another instance took it, or the database is out of reach");
+            }
+        }
+        if beat % 5 == 0 {
+            let (dir, fresh) = (up.at.dir.clone(), up.at.fresh_since(now));
+            let swept = crate::store::off_thread(&store, move |s| {
+                s.recover_live(&|id| crate::handover::alive(&dir, id), fresh)
+            })
+            .await;
+            match swept {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(calls = n, "booked the calls of an instance that died"),
+                Err(e) => tracing::warn!(error = %e, "settling dead instances' calls failed"),
+            }
         }
     }
 }

@@ -176,12 +176,13 @@ pub(super) fn net(
     )
 }
 
-/// Starts the store's checkpointer and the watcher that applies operator
+/// Starts the node's upkeep (checkpoints, its lease, dead instances'
+/// calls) and the watcher that applies operator
 /// changes (`seen`: the change log's position at load) to the live table,
 /// the accounts and the API's keys, each on a store connection of its own.
 pub(super) fn spawn_background(
     tasks: &mut JoinSet<()>,
-    at: &crate::store::Location,
+    up: super::Upkeep,
     seen: i64,
     (bindings, accounts, api): (
         &Arc<crate::bindings::BindingTable>,
@@ -190,8 +191,9 @@ pub(super) fn spawn_background(
     ),
     front: &CancellationToken,
 ) -> Result<(), ServerError> {
-    let store = at.open()?;
-    tasks.spawn(super::checkpoints(store, front.clone()));
+    let store = up.at.open()?;
+    let at = up.at.clone();
+    tasks.spawn(super::upkeep(store, up, front.clone()));
     let store = at.open()?;
     let watch = crate::watch::run(
         store,

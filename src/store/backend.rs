@@ -260,10 +260,34 @@ pub trait LiveStore {
     /// Drops the checkpoint rows of calls that ended (booked normally).
     fn end_live(&mut self, keys: &[String]) -> Result<(), StoreError>;
 
-    /// Books the calls of instances that died (`alive` says which still
-    /// run, e.g. one draining); returns how many. Run before loading.
-    fn recover_live(&mut self, alive: &dyn Fn(&str) -> bool) -> Result<usize, StoreError>;
+    /// Books the calls of instances that died; returns how many. An
+    /// instance is alive when `alive` says so (e.g. one draining on this
+    /// host) or when its heartbeat is at or after `fresh_since` (unix ms:
+    /// a node on another host; `i64::MAX` where there is none).
+    fn recover_live(
+        &mut self,
+        alive: &dyn Fn(&str) -> bool,
+        fresh_since: i64,
+    ) -> Result<usize, StoreError>;
+
+    /// Holds (or takes, with `take`) the lease of the node name `node` for
+    /// `instance` at `now` (unix ms): held when this instance holds it
+    /// already or its holder's heartbeat is older than `stale_before`.
+    /// Whether this instance holds it now.
+    fn hold_node(
+        &mut self,
+        node: &str,
+        instance: &str,
+        now: i64,
+        stale_before: i64,
+        take: bool,
+    ) -> Result<bool, StoreError>;
 }
+
+/// The statement of [`LiveStore::hold_node`], the same in both backends.
+pub(crate) const HOLD_NODE: &str = "INSERT INTO nodes (node, instance, at) VALUES (?1, ?2, ?3)
+     ON CONFLICT (node) DO UPDATE SET instance = excluded.instance, at = excluded.at
+     WHERE ?5 OR nodes.instance = excluded.instance OR nodes.at < ?4";
 
 /// App accounts and their registered contacts.
 pub trait AccountStore {

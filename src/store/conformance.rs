@@ -354,7 +354,16 @@ fn live_calls_accounts_and_contacts() {
         };
         s.save_checkpoint(&call("dead")).expect("save");
         s.save_checkpoint(&call("draining")).expect("save");
-        assert_eq!(s.recover_live(&|i| i == "draining").expect("recover"), 1);
+        assert_eq!(
+            s.recover_live(&|_| false, 9_000).expect("fresh"),
+            0,
+            "a heartbeat after fresh_since is a node alive elsewhere"
+        );
+        assert_eq!(
+            s.recover_live(&|i| i == "draining", i64::MAX)
+                .expect("recover"),
+            1
+        );
         let (calls, _) = s
             .calls(
                 0,
@@ -366,7 +375,17 @@ fn live_calls_accounts_and_contacts() {
             .expect("records");
         assert_eq!(calls[0].duration_secs, 5, "the lease caps the talk");
         s.end_live(&["draining-1".into()]).expect("end");
-        assert_eq!(s.recover_live(&|_| false).expect("instance"), 0);
+        assert_eq!(s.recover_live(&|_| false, i64::MAX).expect("instance"), 0);
+        assert!(s.hold_node("a", "i1", 1_000, 0, false).expect("free name"));
+        assert!(s.hold_node("a", "i1", 2_000, 0, false).expect("its own"));
+        assert!(!s
+            .hold_node("a", "i2", 2_500, 1_500, false)
+            .expect("held and fresh"));
+        assert!(s
+            .hold_node("a", "i2", 9_000, 8_000, false)
+            .expect("held but stale"));
+        assert!(s.hold_node("a", "i3", 9_100, 0, true).expect("taken over"));
+        assert!(!s.hold_node("a", "i2", 9_200, 0, false).expect("lost"));
 
         let acct = AccountRow {
             name: "alice".into(),
@@ -563,7 +582,10 @@ fn a_store_cut_from_its_database_fails_then_goes_on_by_itself() {
     s.insert(&[binding(1, None, "+9", "+2")]).expect("insert");
     relay.cut();
     let started = std::time::Instant::now();
-    assert!(s.load_all().is_err(), "a cut database is an error, not an answer");
+    assert!(
+        s.load_all().is_err(),
+        "a cut database is an error, not an answer"
+    );
     assert!(s.insert(&[binding(1, None, "+8", "+2")]).is_err());
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),
@@ -571,5 +593,6 @@ fn a_store_cut_from_its_database_fails_then_goes_on_by_itself() {
     );
     relay.heal();
     assert_eq!(s.load_all().expect("back by itself").len(), 1);
-    s.insert(&[binding(1, None, "+8", "+2")]).expect("writes again");
+    s.insert(&[binding(1, None, "+8", "+2")])
+        .expect("writes again");
 }

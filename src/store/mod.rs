@@ -108,6 +108,24 @@ impl Location {
         open_url(&self.url, &self.dir)
     }
 
+    /// Whether several nodes may share this database (so another host's
+    /// instances are alive by their heartbeats, not by what this host
+    /// sees).
+    pub fn shared(&self) -> bool {
+        self.sqlite_file().is_none()
+    }
+
+    /// The unix ms from which an instance's heartbeat says it is alive
+    /// (`now` minus [`NODE_LEASE_MS`]), or `i64::MAX` for a database only
+    /// this host uses.
+    pub fn fresh_since(&self, now: i64) -> i64 {
+        if self.shared() {
+            now - NODE_LEASE_MS
+        } else {
+            i64::MAX
+        }
+    }
+
     /// Whether this is SQLite in the data dir's `sipmask.db` (the file
     /// exists only once something was stored).
     pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
@@ -154,6 +172,10 @@ impl From<&Location> for Location {
         at.clone()
     }
 }
+
+/// How long a node's or an instance's heartbeat keeps it alive for the
+/// others: ten beats of a second.
+pub const NODE_LEASE_MS: i64 = 10_000;
 
 /// Opens the embedded default backend (SQLite) under the data dir.
 pub fn open(dir: &std::path::Path) -> Result<Box<dyn Backend>, StoreError> {

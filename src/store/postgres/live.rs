@@ -113,14 +113,18 @@ impl LiveStore for PgStore {
         Ok(())
     }
 
-    fn recover_live(&mut self, alive: &dyn Fn(&str) -> bool) -> Result<usize, StoreError> {
+    fn recover_live(
+        &mut self,
+        alive: &dyn Fn(&str) -> bool,
+        fresh_since: i64,
+    ) -> Result<usize, StoreError> {
         self.atomically(|s| {
             let mut instances = Vec::new();
             for r in s.rows("SELECT instance, at FROM live_instances FOR UPDATE", &[])? {
                 instances.push((r.try_get::<_, String>(0)?, r.try_get::<_, i64>(1)?));
             }
             let mut records = Vec::new();
-            for (instance, at) in instances.into_iter().filter(|(i, _)| !alive(i)) {
+            for (instance, at) in instances.into_iter().filter(|(i, at)| !alive(i) && *at < fresh_since) {
                 let calls = dead_calls(s, &instance, at)?;
                 for (r, talk) in &calls {
                     if let (Some(b), true) = (r.binding, *talk > 0) {
@@ -140,5 +144,20 @@ impl LiveStore for PgStore {
             s.insert_calls(&records)?;
             Ok(records.len())
         })
+    }
+
+    fn hold_node(
+        &mut self,
+        node: &str,
+        instance: &str,
+        now: i64,
+        stale_before: i64,
+        take: bool,
+    ) -> Result<bool, StoreError> {
+        let n = self.exec(
+            crate::store::backend::HOLD_NODE,
+            &[&node, &instance, &now, &stale_before, &take],
+        )?;
+        Ok(n == 1)
     }
 }

@@ -100,7 +100,9 @@ const STEPS: &[&str] = &["CREATE TABLE bindings (
         soft TEXT NOT NULL, user_id BIGINT, result TEXT NOT NULL, reason TEXT NOT NULL, x TEXT,
         binding_id BIGINT, at BIGINT NOT NULL);
     CREATE INDEX acquisitions_tenant ON acquisitions(tenant_id, id);
-    CREATE TABLE tenant_settings (tenant_id BIGINT PRIMARY KEY, body TEXT NOT NULL);"];
+    CREATE TABLE tenant_settings (tenant_id BIGINT PRIMARY KEY, body TEXT NOT NULL);",
+    // Node names and who holds each (store::LiveStore::hold_node).
+    "CREATE TABLE nodes (node TEXT PRIMARY KEY, instance TEXT NOT NULL, at BIGINT NOT NULL);"];
 
 /// Brings the database to the latest version, or says it is newer than
 /// this program.

@@ -116,7 +116,11 @@ impl LiveStore for SqliteStore {
 
     /// Books the calls of instances that died (`alive` says which still
     /// run, e.g. one draining); returns how many. Run before loading.
-    fn recover_live(&mut self, alive: &dyn Fn(&str) -> bool) -> Result<usize, StoreError> {
+    fn recover_live(
+        &mut self,
+        alive: &dyn Fn(&str) -> bool,
+        fresh_since: i64,
+    ) -> Result<usize, StoreError> {
         self.atomically(|s| {
             let instances: Vec<(String, i64)> = {
                 let mut stmt = s.conn.prepare("SELECT instance, at FROM live_instances")?;
@@ -124,7 +128,7 @@ impl LiveStore for SqliteStore {
                 rows.collect::<Result<_, _>>()?
             };
             let mut records = Vec::new();
-            for (instance, at) in instances.into_iter().filter(|(i, _)| !alive(i)) {
+            for (instance, at) in instances.into_iter().filter(|(i, at)| !alive(i) && *at < fresh_since) {
                 let calls = dead_calls(s, &instance, at)?;
                 for (r, talk) in &calls {
                     if let (Some(b), true) = (r.binding, *talk > 0) {
@@ -143,6 +147,21 @@ impl LiveStore for SqliteStore {
             s.insert_calls(&records)?;
             Ok(records.len())
         })
+    }
+
+    fn hold_node(
+        &mut self,
+        node: &str,
+        instance: &str,
+        now: i64,
+        stale_before: i64,
+        take: bool,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached(crate::store::backend::HOLD_NODE)?
+            .execute(params![node, instance, now, stale_before, take])?;
+        Ok(n == 1)
     }
 }
 
@@ -175,7 +194,9 @@ mod tests {
         s.save_checkpoint(&call("dead", Some(2_000))).expect("save");
         s.save_checkpoint(&call("draining", Some(2_000)))
             .expect("save");
-        let n = s.recover_live(&|i| i == "draining").expect("recover");
+        let n = s
+            .recover_live(&|i| i == "draining", i64::MAX)
+            .expect("recover");
         assert_eq!(n, 1, "the draining instance's call is its own");
         let (calls, _) = s
             .calls(
@@ -191,7 +212,7 @@ mod tests {
             calls[0].duration_secs, 5,
             "8 s up to the heartbeat, leased 5"
         );
-        assert_eq!(s.recover_live(&|_| false).expect("again"), 1);
-        assert_eq!(s.recover_live(&|_| false).expect("empty"), 0);
+        assert_eq!(s.recover_live(&|_| false, i64::MAX).expect("again"), 1);
+        assert_eq!(s.recover_live(&|_| false, i64::MAX).expect("empty"), 0);
     }
 }

@@ -184,7 +184,9 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     // definition: `columns::ensure`.)
     "ALTER TABLE bindings ADD COLUMN time_zone TEXT;
     ALTER TABLE bindings ADD COLUMN day INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE bindings ADD COLUMN day_calls INTEGER NOT NULL DEFAULT 0;"];
+    ALTER TABLE bindings ADD COLUMN day_calls INTEGER NOT NULL DEFAULT 0;",
+    // Node names and who holds each (store::LiveStore::hold_node).
+    "CREATE TABLE nodes (node TEXT PRIMARY KEY, instance TEXT NOT NULL, at INTEGER NOT NULL);"];
 
 /// The SQLite store.
 pub struct SqliteStore {
