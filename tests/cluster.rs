@@ -94,8 +94,9 @@ async fn a_binding_made_on_one_node_is_called_through_another() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let reached = made.elapsed();
-    assert!(reached < Duration::from_millis(200), "took {reached:?}");
+    // How long it took is measured by `bench/cluster.sh` (the ignored
+    // test below), not asserted here.
+    eprintln!("reached node two in {:?}", made.elapsed());
     connected(&mut caller, &mut callee, two.addr, A, &x, "t").await;
 
     // A change on node two reaches node one; a removal too.
@@ -284,4 +285,61 @@ async fn a_dead_nodes_calls_are_settled_by_another_and_a_name_has_one_holder() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(ready(two.server.api_addr.expect("API")).await, 200);
+}
+
+/// Propagation of a change to another node: 200 bindings made through one
+/// node's API, each timed until the other node's API shows it. A
+/// measurement (`bench/cluster.sh`), not a check: run with `--ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn propagation_to_another_node() {
+    let db = TempDb::new();
+    let callee = Ua::bind("127.0.0.3").await;
+    let key = acme_key(&db);
+    let one = node(&db, callee.addr, "one").await;
+    let two = node(&db, callee.addr, "two").await;
+    let (api_one, api_two) = (
+        one.server.api_addr.expect("API"),
+        two.server.api_addr.expect("API"),
+    );
+    let mut took = Vec::new();
+    for i in 0..200u32 {
+        let owner = format!("1390000{i:04}");
+        let made = Instant::now();
+        let r = http(
+            api_one,
+            "POST",
+            "/v1/identifiers",
+            Some(&key),
+            Some(&json!({ "kind": "token", "owner": owner }).to_string()),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let id = r.json()["id"].as_i64().unwrap_or_default();
+        let created = made.elapsed();
+        loop {
+            let r = http(
+                api_two,
+                "GET",
+                &format!("/v1/identifiers/{id}"),
+                Some(&key),
+                None,
+            )
+            .await;
+            if r.status == 200 {
+                break;
+            }
+            assert!(made.elapsed() < Duration::from_secs(5), "never propagated");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        took.push(made.elapsed().saturating_sub(created));
+    }
+    took.sort();
+    let at = |q: f64| took[((took.len() as f64 * q) as usize).min(took.len() - 1)];
+    println!(
+        "propagation after commit, 200 changes: p50 {:?} p99 {:?} max {:?}",
+        at(0.5),
+        at(0.99),
+        took[took.len() - 1]
+    );
 }

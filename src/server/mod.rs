@@ -440,7 +440,7 @@ async fn upkeep(store: Box<dyn Backend>, up: Upkeep, stop: CancellationToken) {
                     "this node no longer holds its name: another instance took it, or the database is out of reach");
             }
         }
-        if beat % 5 == 0 {
+        if beat.is_multiple_of(5) {
             let (dir, fresh) = (up.at.dir.clone(), up.at.fresh_since(now));
             let swept = crate::store::off_thread(&store, move |s| {
                 s.recover_live(&|id| crate::handover::alive(&dir, id), fresh)
