@@ -14,8 +14,10 @@ use super::flow::{
 };
 use super::live::Checkpoint;
 use super::webhooks::{Attempt, Delivery, Due, Webhook};
-use super::{Batch, CallFilter, CallRecord, Filter, NewBinding, Page, StoreError, UsageUpdate};
-use crate::bindings::{Binding, BindingId, Claim, Conditions, Number, TenantId};
+use super::{
+    Batch, CallFilter, CallRecord, Charge, Filter, NewBinding, Page, StoreError, UsageUpdate,
+};
+use crate::bindings::{Binding, BindingId, Claim, Conditions, Number, TenantId, Usage};
 
 /// Tenants and their API keys.
 pub trait TenantStore {
@@ -137,6 +139,13 @@ pub trait BindingStore {
 
     /// Writes counters, all in one transaction.
     fn save_usage(&mut self, updates: &[UsageUpdate]) -> Result<(), StoreError>;
+
+    /// Charges one answered call to binding `c.id` if its limits, as the
+    /// database counts them, allow one more: one conditional statement,
+    /// so nodes sharing the database never overrun a limit between them.
+    /// The binding's usage after the charge, or `None` when a limit is
+    /// reached (or the binding is gone).
+    fn charge(&mut self, c: &Charge) -> Result<Option<Usage>, StoreError>;
 
     /// Bindings with ids in `first..=last`.
     fn bindings_between(
@@ -283,6 +292,15 @@ pub trait LiveStore {
         take: bool,
     ) -> Result<bool, StoreError>;
 }
+
+/// The statement of [`BindingStore::charge`], the same in both backends.
+pub(crate) const CHARGE: &str = "UPDATE bindings SET calls_used = calls_used + 1,
+     last_call_at = CAST(?4 AS BIGINT),
+     day_calls = CASE WHEN day = CAST(?3 AS BIGINT) THEN day_calls + 1 ELSE 1 END,
+     day = CAST(?3 AS BIGINT)
+     WHERE id = ?1 AND (CAST(?2 AS BIGINT) = 0 OR calls_used < CAST(?2 AS BIGINT))
+     AND (CAST(?5 AS BIGINT) = 0 OR day <> CAST(?3 AS BIGINT) OR day_calls < CAST(?5 AS BIGINT))
+     RETURNING calls_used, talk_secs_used, last_call_at, day, day_calls";
 
 /// The statement of [`LiveStore::hold_node`], the same in both backends.
 pub(crate) const HOLD_NODE: &str = "INSERT INTO nodes (node, instance, at) VALUES (?1, ?2, ?3)

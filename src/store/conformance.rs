@@ -205,6 +205,22 @@ fn bindings_their_conditions_usage_and_quarantine() {
         assert_eq!(by_x.items.len(), 1);
         assert_eq!(s.bindings_between(ids[0], ids[1]).expect("range").len(), 2);
 
+        // Charges: the database's count decides. max_calls 4, used 3: one
+        // more, then none; the daily count (2 of 2 on day 20,001) refuses
+        // on that day and starts again on the next.
+        let charge = |max_calls, max_per_day, today| Charge {
+            id: ids[0],
+            max_calls,
+            max_per_day,
+            today,
+            at: 800,
+        };
+        assert_eq!(s.charge(&charge(4, 2, 20_001)).expect("charge"), None, "daily limit");
+        let u = s.charge(&charge(4, 2, 20_002)).expect("charge").expect("a new day");
+        assert_eq!((u.calls_used, u.day, u.day_calls, u.last_call_at), (4, 20_002, 1, Some(800)));
+        assert_eq!(s.charge(&charge(4, 0, 20_002)).expect("charge"), None, "max_calls");
+        assert!(s.charge(&charge(0, 0, 20_002)).expect("charge").is_some(), "no limit");
+        let got = s.get(ids[0]).expect("get").expect("there");
         s.delete(&[got], 1_000).expect("delete");
         s.delete(&[s.get(ids[1]).expect("get").expect("there")], 900)
             .expect("delete");

@@ -259,6 +259,22 @@ pub struct NewBinding {
     pub created_at: i64,
 }
 
+/// One answered call to charge against a binding's limits, as they are
+/// now (see [`BindingStore::charge`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Charge {
+    /// Which binding.
+    pub id: BindingId,
+    /// `max_calls` in force (0: no limit).
+    pub max_calls: u32,
+    /// `max_calls_per_day` in force (0: no limit).
+    pub max_per_day: u32,
+    /// The binding's local day of the answer.
+    pub today: i64,
+    /// Unix seconds of the answer.
+    pub at: i64,
+}
+
 /// New counters of one binding.
 #[derive(Clone, Copy, Debug)]
 pub struct UsageUpdate {

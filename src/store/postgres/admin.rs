@@ -3,9 +3,9 @@
 use crate::bindings::{Binding, BindingId, Claim, Conditions, Number, TenantId};
 use crate::store::admin::*;
 use crate::store::changes::Change;
-use crate::store::postgres::{columns, read_row, PgStore, SELECT};
+use crate::store::postgres::{columns, read_row, u32_of, PgStore, SELECT};
 use crate::store::prelude::*;
-use crate::store::{NewBinding, StoreError, UsageUpdate};
+use crate::store::{Charge, NewBinding, StoreError, UsageUpdate};
 
 fn owner_in(s: &PgStore, x: &Number) -> Result<Option<(TenantId, Claim)>, StoreError> {
     let Some(r) = s.row(
@@ -353,8 +353,15 @@ impl BindingStore for PgStore {
             for u in updates {
                 let us = &u.usage;
                 s.exec(
-                    "UPDATE bindings SET calls_used = ?2, talk_secs_used = ?3, last_call_at = ?4,
-                     day = ?5, day_calls = ?6 WHERE id = ?1",
+                    // Nodes share these rows: a node's view never lowers
+                    // what another counted (a refund is not given back
+                    // here; a count errs on the side of its limit).
+                    "UPDATE bindings SET calls_used = GREATEST(calls_used, ?2),
+                     talk_secs_used = GREATEST(talk_secs_used, ?3),
+                     last_call_at = GREATEST(last_call_at, ?4),
+                     day_calls = CASE WHEN ?5 > day THEN ?6 WHEN ?5 = day
+                       THEN GREATEST(day_calls, ?6) ELSE day_calls END,
+                     day = GREATEST(day, ?5) WHERE id = ?1",
                     &[
                         &u.id,
                         &i64::from(us.calls_used),
@@ -367,6 +374,30 @@ impl BindingStore for PgStore {
             }
             Ok(())
         })
+    }
+
+    fn charge(&mut self, c: &Charge) -> Result<Option<crate::bindings::Usage>, StoreError> {
+        let row = self.row(
+            crate::store::backend::CHARGE,
+            &[
+                &c.id,
+                &i64::from(c.max_calls),
+                &c.today,
+                &c.at,
+                &i64::from(c.max_per_day),
+            ],
+        )?;
+        row.map(|r| {
+            Ok(crate::bindings::Usage {
+                calls_used: u32_of(r.try_get(0)?),
+                talk_secs_used: r.try_get::<_, i64>(1)?.max(0) as u64,
+                last_call_at: r.try_get(2)?,
+                day: r.try_get(3)?,
+                day_calls: u32_of(r.try_get(4)?),
+                ..Default::default()
+            })
+        })
+        .transpose()
     }
 
     fn bindings_between(

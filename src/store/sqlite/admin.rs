@@ -6,7 +6,7 @@ use crate::store::admin::*;
 use crate::store::changes::Change;
 use crate::store::prelude::*;
 use crate::store::sqlite::{columns, read_row, SELECT};
-use crate::store::{NewBinding, UsageUpdate};
+use crate::store::{Charge, NewBinding, UsageUpdate};
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{params, OptionalExtension};
 
@@ -436,6 +436,26 @@ impl BindingStore for SqliteStore {
             }
             Ok(())
         })
+    }
+
+    fn charge(&mut self, c: &Charge) -> Result<Option<crate::bindings::Usage>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(crate::store::backend::CHARGE)?
+            .query_row(
+                params![c.id, c.max_calls, c.today, c.at, c.max_per_day],
+                |r| {
+                    Ok(crate::bindings::Usage {
+                        calls_used: r.get(0)?,
+                        talk_secs_used: r.get::<_, i64>(1)?.max(0) as u64,
+                        last_call_at: r.get(2)?,
+                        day: r.get(3)?,
+                        day_calls: r.get(4)?,
+                        ..Default::default()
+                    })
+                },
+            )
+            .optional()?)
     }
 
     /// Bindings with ids in `first..=last`.
