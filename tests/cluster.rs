@@ -343,3 +343,94 @@ async fn propagation_to_another_node() {
         took[took.len() - 1]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_counts_across_nodes_and_a_use_is_never_free() {
+    let db = TempDb::new();
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let key = acme_key(&db);
+    let one = node(&db, callee.addr, "one").await;
+    let two = node(&db, callee.addr, "two").await;
+    let api_one = one.server.api_addr.expect("API");
+    let r = http(
+        api_one,
+        "POST",
+        "/v1/numbers",
+        Some(&key),
+        Some(&json!({ "numbers": ["17000000001"] }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = http(
+        api_one,
+        "POST",
+        "/v1/bindings",
+        Some(&key),
+        Some(&json!({ "a": A, "b": B, "conditions": { "max_calls": 1 } }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_i64().unwrap_or_default();
+    let x = r.json()["x"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("+86")
+        .to_string();
+    let api_two = two.server.api_addr.expect("API");
+    let waited = Instant::now();
+    while http(
+        api_two,
+        "GET",
+        &format!("/v1/bindings/{id}"),
+        Some(&key),
+        None,
+    )
+    .await
+    .status
+        != 200
+    {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "never reached node two"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The one allowed call, through node one.
+    connected(&mut caller, &mut callee, one.addr, A, &x, "t1").await;
+
+    // Node two has not heard of that use: it lets the next call ring, but
+    // the database refuses to count its answer. The caller is refused with
+    // the limit's status and never connected; the callee is hung up.
+    let d = Dialog::new(caller.addr, two.addr, A, &x);
+    caller.send(two.addr, &d.invite()).await;
+    let inv = callee.expect_request("INVITE").await;
+    let contact = format!("Contact: <sip:bob@{}>\r\n", callee.addr);
+    callee
+        .send(
+            inv.from,
+            &inv.reply(200, "t2", &contact, &sdp("bob", "127.0.0.3")),
+        )
+        .await;
+    let refused = caller.expect_response(403).await;
+    assert!(
+        refused.raw.starts_with("SIP/2.0 403 Call Limit Reached"),
+        "{}",
+        refused.raw
+    );
+    caller.send(two.addr, &d.ack_failure(&refused)).await;
+    callee.expect_request("ACK").await;
+    callee.expect_request("BYE").await;
+
+    // And node two now knows: the next caller is refused before anyone rings.
+    let d = Dialog::new(caller.addr, two.addr, A, &x);
+    caller.send(two.addr, &d.invite()).await;
+    let r = caller.expect_response(403).await;
+    caller.send(two.addr, &d.ack_failure(&r)).await;
+    callee.expect_silence(Duration::from_millis(300)).await;
+    let used = on_db(&db, move |s| {
+        s.get(id).expect("get").expect("there").usage.calls_used
+    });
+    assert_eq!(used, 1, "one use, counted once, across two nodes");
+}

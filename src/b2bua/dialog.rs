@@ -270,6 +270,26 @@ impl<P: Policy> Engine<P> {
         self.finish(id, why, now);
     }
 
+    /// Refuses a call whose callee answered but whose answer the caller
+    /// never got: the callee's 2xx is acknowledged and the callee hung up,
+    /// the caller gets the policy's status on its INVITE.
+    pub(super) fn refuse_answered(&mut self, id: CallId, now: Now) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let (code, reason) = self.policy.answer_refused(id, &mut call.state, now);
+        call.result = code;
+        let (key, tag) = (call.a_invite.clone(), call.a.local_tag.clone());
+        if let Some(p) = call.pending_ack.take() {
+            if p.from == Side::A && p.cseq == 0 {
+                self.send_ack(id, Side::B, p.other_cseq, None, now);
+            }
+        }
+        self.send_bye(id, Side::B, Some(EndReason::NotCounted), now);
+        self.respond_with(&key, code, &reason, Some(&tag), &[], now);
+        self.finish(id, EndReason::NotCounted, now);
+    }
+
     /// The call reached its limit: the policy gives more time or ends it.
     pub(super) fn on_limit(&mut self, id: CallId, now: Now) {
         let Some(c) = self

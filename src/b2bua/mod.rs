@@ -171,12 +171,18 @@ impl<P: Policy> Engine<P> {
 
     /// Relays the answers held by [`Policy::hold_answer`] whose ticket is
     /// `upto` or earlier: what they commit to is durable now.
-    pub fn release_answers(&mut self, upto: u64, now: Now) {
+    /// `refused` says which tickets the store refused: their callers get
+    /// the policy's refusal instead, and their callees are hung up.
+    pub fn release_answers(&mut self, upto: u64, refused: &dyn Fn(u64) -> bool, now: Now) {
         let mut i = 0;
         while i < self.held.len() {
             if self.held[i].ticket <= upto {
                 let h = self.held.swap_remove(i);
-                self.relay_to_a_invite(h.call, h.fork, &h.answer, now);
+                if refused(h.ticket) {
+                    self.refuse_answered(h.call, now);
+                } else {
+                    self.relay_to_a_invite(h.call, h.fork, &h.answer, now);
+                }
             } else {
                 i += 1;
             }

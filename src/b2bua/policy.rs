@@ -199,6 +199,10 @@ pub enum EndReason {
     /// Every trunk tried refused our credentials (a challenge to an
     /// authenticated INVITE): the operator's configuration, not the callee.
     TrunkAuthFailed,
+    /// The callee answered but the use could not be counted (a limit
+    /// reached meanwhile on another node, or the store out of reach): the
+    /// caller was refused, the callee hung up.
+    NotCounted,
 }
 
 impl EndReason {
@@ -217,6 +221,7 @@ impl EndReason {
             EndReason::NoMedia => "no media",
             EndReason::NoMediaPorts => "no media ports",
             EndReason::TrunkAuthFailed => "trunk refused our credentials",
+            EndReason::NotCounted => "limit reached at the answer",
         }
     }
 
@@ -359,6 +364,14 @@ pub trait Policy: Send {
     /// counted use must survive a crash once the caller has its answer).
     fn hold_answer(&mut self, _id: CallId, _call: &mut Self::Call, _now: Now) -> Option<u64> {
         None
+    }
+
+    /// A held answer's ticket was refused (the use could not be counted:
+    /// a limit reached on another node, or the store out of reach): the
+    /// status and reason phrase the caller gets instead of the answer,
+    /// whose callee is hung up.
+    fn answer_refused(&mut self, _id: CallId, _call: &mut Self::Call, _now: Now) -> (u16, String) {
+        (503, "Service Unavailable".into())
     }
 
     /// The plan's limit was reached: `held` is the time allowed so far.

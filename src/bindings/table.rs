@@ -297,6 +297,38 @@ impl BindingTable {
         })
     }
 
+    /// The counted limits of binding `id` in force and its local day of
+    /// `now`: (max_calls, max_calls_per_day, day); `None` if it is gone.
+    pub fn counted_limits(&self, id: BindingId, now: i64) -> Option<(u32, u32, i64)> {
+        let b = self.by_id.get(&id)?;
+        let eff = b.conditions.effective(&self.defaults, b.created_at);
+        Some((
+            eff.max_calls,
+            eff.max_calls_per_day,
+            day_of(&b.conditions, now),
+        ))
+    }
+
+    /// Brings this table's view of binding `id` to its counted limits (the
+    /// database said one is reached: the next callers are refused here);
+    /// which refusal that is.
+    pub fn saturate(&self, id: BindingId, now: i64) -> Refusal {
+        let Some(mut b) = self.by_id.get_mut(&id) else {
+            return Refusal::CallsUsedUp;
+        };
+        let eff = b.conditions.effective(&self.defaults, b.created_at);
+        let today = day_of(&b.conditions, now);
+        if eff.max_calls > 0 {
+            b.usage.calls_used = b.usage.calls_used.max(eff.max_calls);
+            return Refusal::CallsUsedUp;
+        }
+        if eff.max_calls_per_day > 0 {
+            b.usage.day_calls = b.usage.calls_on(today).max(eff.max_calls_per_day);
+            b.usage.day = today;
+        }
+        Refusal::DailyCallsUsedUp
+    }
+
     /// Gives back the use of an answered call that was never confirmed
     /// (charged at its answer). Returns the new usage to persist.
     pub fn refund(&self, id: BindingId, now: i64) -> Option<Usage> {

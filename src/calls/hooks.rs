@@ -77,10 +77,35 @@ impl Masking {
         call.settled = true;
         let usage = self.bindings.settle(call.binding, true, now.unix())?;
         call.charged_at_answer = true;
+        if self.cfg.shared_store {
+            // Other nodes count on the same binding: the database's count
+            // decides, in one conditional statement.
+            let (max_calls, max_per_day, today) =
+                self.bindings.counted_limits(call.binding, now.unix())?;
+            return Some(self.store.charge_now(crate::store::Charge {
+                id: call.binding,
+                max_calls,
+                max_per_day,
+                today,
+                at: now.unix(),
+            }));
+        }
         Some(self.store.usage_now(UsageUpdate {
             id: call.binding,
             usage,
         }))
+    }
+
+    /// The store refused to count an answered call: a limit was reached on
+    /// another node (or the database is out of reach). The caller gets the
+    /// limit's refusal; this node's view of the binding is brought to the
+    /// limit so that its next callers are refused before anyone rings.
+    pub(super) fn not_counted(&mut self, call: &mut CallState, now: Now) -> (u16, String) {
+        call.charged_at_answer = false;
+        let why = self.bindings.saturate(call.binding, now.unix());
+        self.stats.refused += 1;
+        let st = self.cfg.refusals.status(why);
+        (st.status, st.reason.clone())
     }
 
     pub(super) fn ended(&mut self, id: CallId, call: &mut CallState, e: Ending, now: Now) {

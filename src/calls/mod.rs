@@ -66,6 +66,9 @@ pub struct MaskingConfig {
     /// A warning is configured, to start this long before the maximum
     /// call length.
     pub warning: Option<Duration>,
+    /// The store is shared with other nodes: counted uses are charged
+    /// against the database's count at the answer, not this table's.
+    pub shared_store: bool,
 }
 
 /// Counters for metrics.
@@ -308,6 +311,10 @@ impl Policy for Masking {
 
     fn hold_answer(&mut self, _id: CallId, call: &mut CallState, now: Now) -> Option<u64> {
         self.settle_durably(call, now)
+    }
+
+    fn answer_refused(&mut self, _id: CallId, call: &mut CallState, now: Now) -> (u16, String) {
+        self.not_counted(call, now)
     }
 
     fn limit(&mut self, id: CallId, call: &mut CallState, _held: Duration, _now: Now) -> Limit {

@@ -96,6 +96,7 @@ fn rig(conditions: Conditions) -> Rig {
                 burst: 0.0,
                 ban: Duration::ZERO,
             },
+            shared_store: false,
         },
         table,
         writer.clone(),

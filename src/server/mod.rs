@@ -370,7 +370,8 @@ async fn release_answers(
         tokio::select! {
             _ = durable.wake.notified() => {
                 let (upto, now) = (durable.committed(), core.clock.now());
-                core.with_engine(&mut Out::now(&net), |e| e.release_answers(upto, now));
+                let refused = |t| durable.take_refused(t);
+                core.with_engine(&mut Out::now(&net), |e| e.release_answers(upto, &refused, now));
             }
             _ = cancel.cancelled() => return,
         }

@@ -260,6 +260,7 @@ pub(super) fn masking_config(
         announcement: !cfg.media.announcement.is_empty(),
         warning: (!cfg.media.warning.is_empty())
             .then(|| Duration::from_secs(u64::from(cfg.media.warning_secs))),
+        shared_store: cfg.storage.location().shared(),
     }
 }
 

@@ -215,11 +215,28 @@ fn bindings_their_conditions_usage_and_quarantine() {
             today,
             at: 800,
         };
-        assert_eq!(s.charge(&charge(4, 2, 20_001)).expect("charge"), None, "daily limit");
-        let u = s.charge(&charge(4, 2, 20_002)).expect("charge").expect("a new day");
-        assert_eq!((u.calls_used, u.day, u.day_calls, u.last_call_at), (4, 20_002, 1, Some(800)));
-        assert_eq!(s.charge(&charge(4, 0, 20_002)).expect("charge"), None, "max_calls");
-        assert!(s.charge(&charge(0, 0, 20_002)).expect("charge").is_some(), "no limit");
+        assert_eq!(
+            s.charge(&charge(4, 2, 20_001)).expect("charge"),
+            None,
+            "daily limit"
+        );
+        let u = s
+            .charge(&charge(4, 2, 20_002))
+            .expect("charge")
+            .expect("a new day");
+        assert_eq!(
+            (u.calls_used, u.day, u.day_calls, u.last_call_at),
+            (4, 20_002, 1, Some(800))
+        );
+        assert_eq!(
+            s.charge(&charge(4, 0, 20_002)).expect("charge"),
+            None,
+            "max_calls"
+        );
+        assert!(
+            s.charge(&charge(0, 0, 20_002)).expect("charge").is_some(),
+            "no limit"
+        );
         let got = s.get(ids[0]).expect("get").expect("there");
         s.delete(&[got], 1_000).expect("delete");
         s.delete(&[s.get(ids[1]).expect("get").expect("there")], 900)

@@ -13,7 +13,7 @@ use super::accounts::ContactRow;
 use super::events::Listeners;
 use super::events::NewEvent;
 use super::live::Checkpoint;
-use super::{Backend, Batch, CallRecord, UsageUpdate};
+use super::{Backend, Batch, CallRecord, Charge, UsageUpdate};
 use crate::bindings::BindingId;
 
 enum Msg {
@@ -22,6 +22,9 @@ enum Msg {
     /// batch holding them is committed at once, and `Durable` then says
     /// that `u64` (their ticket) is safe.
     UsageNow(UsageUpdate, u64),
+    /// An answered call charged against the database's count at once;
+    /// `Durable` says whether the ticket was refused.
+    ChargeNow(Charge, u64),
     Call(Box<CallRecord>),
     /// A call's end: its record, its binding's counters and its
     /// checkpoint row go in one transaction.
@@ -88,6 +91,9 @@ impl Drop for Gone {
 pub struct Durable {
     issued: std::sync::atomic::AtomicU64,
     committed: std::sync::atomic::AtomicU64,
+    /// Tickets of charges the database refused (a limit reached on
+    /// another node, or the database out of reach), until taken.
+    refused: Mutex<std::collections::HashSet<u64>>,
     /// Notified after each commit that made tickets durable.
     pub wake: tokio::sync::Notify,
 }
@@ -96,6 +102,20 @@ impl Durable {
     /// Every ticket up to this one is on disk.
     pub fn committed(&self) -> u64 {
         self.committed.load(Ordering::Acquire)
+    }
+
+    /// Whether the charge of `ticket` was refused (answered once).
+    pub fn take_refused(&self, ticket: u64) -> bool {
+        self.refused
+            .lock()
+            .map(|mut r| r.remove(&ticket))
+            .unwrap_or(false)
+    }
+
+    fn refuse(&self, ticket: u64) {
+        if let Ok(mut r) = self.refused.lock() {
+            r.insert(ticket);
+        }
     }
 }
 
@@ -201,6 +221,25 @@ impl Writer {
         ticket
     }
 
+    /// Queues the charge of an answered call against the database's count
+    /// (nodes sharing it never overrun a limit), run at once; returns the
+    /// ticket that [`Durable::committed`] reaches when it is done and that
+    /// [`Durable::take_refused`] names if it was refused. Never blocks.
+    pub fn charge_now(&self, charge: Charge) -> u64 {
+        let ticket = self.durable.issued.fetch_add(1, Ordering::AcqRel) + 1;
+        if !self.send(Msg::ChargeNow(charge, ticket)) {
+            tracing::error!(
+                binding = charge.id,
+                "store writer is gone; call not charged"
+            );
+            // No charge, no call: the answer is refused.
+            self.durable.refuse(ticket);
+            self.durable.committed.fetch_max(ticket, Ordering::AcqRel);
+            self.durable.wake.notify_one();
+        }
+        ticket
+    }
+
     /// What the writer has made durable.
     pub fn durable(&self) -> Arc<Durable> {
         self.durable.clone()
@@ -270,7 +309,20 @@ fn run(
         if !gather(queue, &mut taken) {
             return;
         }
-        let (batch, waiters, ticket) = batch_of(&mut taken);
+        let (batch, waiters, mut ticket, charges) = batch_of(&mut taken);
+        for (c, t) in charges {
+            match store.charge(&c) {
+                Ok(Some(_)) => {}
+                Ok(None) => durable.refuse(t),
+                Err(e) => {
+                    // Never a free call: an answer the database could not
+                    // count is refused.
+                    tracing::error!(error = %e, binding = c.id, "charging a call failed");
+                    durable.refuse(t);
+                }
+            }
+            ticket = ticket.max(t);
+        }
         if !batch.is_empty() {
             match store.save_batch(&batch, &|t| hub.hooked(t)) {
                 Ok(stored) => stored
@@ -319,7 +371,7 @@ fn gather(queue: &Queue, taken: &mut Vec<Msg>) -> bool {
     }
     let waited = items
         .iter()
-        .any(|m| matches!(m, Msg::Flush(_) | Msg::UsageNow(..)));
+        .any(|m| matches!(m, Msg::Flush(_) | Msg::UsageNow(..) | Msg::ChargeNow(..)));
     if !waited {
         drop(items);
         std::thread::sleep(GATHER);
@@ -331,14 +383,19 @@ fn gather(queue: &Queue, taken: &mut Vec<Msg>) -> bool {
 
 /// What a batch of work does: one unit of storage work, the flushes to
 /// tell when it is committed, and the highest durability ticket in it.
-fn batch_of(taken: &mut Vec<Msg>) -> (Batch, Vec<Sender<()>>, u64) {
+/// Charges to run at once, each with its ticket.
+type Charges = Vec<(Charge, u64)>;
+
+fn batch_of(taken: &mut Vec<Msg>) -> (Batch, Vec<Sender<()>>, u64, Charges) {
     // Only the latest counters of each binding matter.
     let mut usage: HashMap<i64, UsageUpdate> = HashMap::new();
     let mut batch = Batch::default();
     let mut waiters = Vec::new();
     let mut ticket = 0;
+    let mut charges = Vec::new();
     {
         let mut take = |m: Msg| match m {
+            Msg::ChargeNow(c, t) => charges.push((c, t)),
             Msg::Usage(u) => {
                 usage.insert(u.id, u);
             }
@@ -368,7 +425,7 @@ fn batch_of(taken: &mut Vec<Msg>) -> (Batch, Vec<Sender<()>>, u64) {
         taken.drain(..).for_each(&mut take);
     }
     batch.usage = usage.into_values().collect();
-    (batch, waiters, ticket)
+    (batch, waiters, ticket, charges)
 }
 
 #[cfg(test)]
