@@ -434,3 +434,106 @@ async fn a_limit_counts_across_nodes_and_a_use_is_never_free() {
     });
     assert_eq!(used, 1, "one use, counted once, across two nodes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_simultaneous_invites_over_three_nodes_against_five_calls_connect_exactly_five() {
+    let db = TempDb::new();
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let key = acme_key(&db);
+    let nodes = [
+        node(&db, callee.addr, "one").await,
+        node(&db, callee.addr, "two").await,
+        node(&db, callee.addr, "three").await,
+    ];
+    let api = nodes[0].server.api_addr.expect("API");
+    let r = http(
+        api,
+        "POST",
+        "/v1/numbers",
+        Some(&key),
+        Some(&json!({ "numbers": ["17000000001"] }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = http(
+        api,
+        "POST",
+        "/v1/bindings",
+        Some(&key),
+        Some(&json!({ "a": A, "b": B, "conditions": { "max_calls": 5 } }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_i64().unwrap_or_default();
+    let x = r.json()["x"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("+86")
+        .to_string();
+    for n in &nodes[1..] {
+        let api = n.server.api_addr.expect("API");
+        let waited = Instant::now();
+        while http(api, "GET", &format!("/v1/bindings/{id}"), Some(&key), None)
+            .await
+            .status
+            != 200
+        {
+            assert!(
+                waited.elapsed() < Duration::from_secs(5),
+                "never reached every node"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let mut dialogs = std::collections::HashMap::new();
+    for i in 0..30 {
+        let sut = nodes[i % 3].addr;
+        let d = Dialog::new(caller.addr, sut, A, &x);
+        caller.send(sut, &d.invite()).await;
+        dialogs.insert(d.call_id.clone(), (d, sut));
+    }
+    // The callee answers every INVITE that reaches it.
+    let contact = format!("Contact: <sip:bob@{}>\r\n", callee.addr);
+    let mut rang = std::collections::HashSet::new();
+    let mut finals: std::collections::HashMap<String, u16> = std::collections::HashMap::new();
+    loop {
+        tokio::select! {
+            m = callee.recv_within(Duration::from_millis(500)) => {
+                let Some(m) = m else { break };
+                if m.method() == "INVITE" && rang.insert(m.msg.call_id.clone()) {
+                    let tag = format!("t{}", rang.len());
+                    callee.send(m.from, &m.reply(200, &tag, &contact, &sdp("bob", "127.0.0.3"))).await;
+                } else if m.method() == "BYE" {
+                    callee.send(m.from, &m.reply(200, "", "", "")).await;
+                }
+            }
+            m = caller.recv_within(Duration::from_millis(500)) => {
+                let Some(m) = m else { continue };
+                if m.code() >= 200 {
+                    let Some((d, sut)) = dialogs.get_mut(m.msg.call_id.as_str()) else { continue };
+                    if m.code() == 200 {
+                        d.confirm(&m);
+                        caller.send(*sut, &d.ack(1)).await;
+                    } else {
+                        caller.send(*sut, &d.ack_failure(&m)).await;
+                    }
+                    finals.insert(m.msg.call_id.as_str().to_string(), m.code());
+                }
+            }
+        }
+    }
+    let answered = finals.values().filter(|c| **c == 200).count();
+    let refused = finals.values().filter(|c| **c == 403).count();
+    assert_eq!(
+        finals.len(),
+        30,
+        "every caller got a final answer: {finals:?}"
+    );
+    assert_eq!(answered, 5, "{finals:?}");
+    assert_eq!(refused, 25, "{finals:?}");
+    let used = on_db(&db, move |s| {
+        s.get(id).expect("get").expect("there").usage.calls_used
+    });
+    assert_eq!(used, 5);
+}
