@@ -537,3 +537,94 @@ async fn thirty_simultaneous_invites_over_three_nodes_against_five_calls_connect
     });
     assert_eq!(used, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_from_its_database_fails_closed_and_comes_back_by_itself() {
+    let db = TempDb::new();
+    let relay = common::pg::Relay::to("127.0.0.1:5432");
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let key = acme_key(&db);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path(), callee.addr);
+    cfg.storage.url = relay.url(&db.url);
+    assert_ne!(
+        cfg.storage.url, db.url,
+        "the test database is on 127.0.0.1:5432"
+    );
+    cfg.storage.offline = sipmask::store::config::Offline::Route;
+    let sut = start(cfg, dir).await;
+    let api = sut.server.api_addr.expect("API");
+    let r = http(
+        api,
+        "POST",
+        "/v1/numbers",
+        Some(&key),
+        Some(&json!({ "numbers": ["17000000001", "17000000002"] }).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut xs = Vec::new();
+    for (a, cond) in [(A, json!({ "max_calls": 5 })), ("13800000002", json!({}))] {
+        let r = http(
+            api,
+            "POST",
+            "/v1/bindings",
+            Some(&key),
+            Some(&json!({ "a": a, "b": B, "conditions": cond }).to_string()),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        xs.push(
+            r.json()["x"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches("+86")
+                .to_string(),
+        );
+    }
+    let ready = || async { http(api, "GET", "/readyz", None, None).await.status };
+
+    relay.cut();
+    let cut = Instant::now();
+    while ready().await == 200 {
+        assert!(
+            cut.elapsed() < Duration::from_secs(15),
+            "still ready without a database"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = http(api, "GET", "/v1/bindings", Some(&key), None).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["type"], "urn:sipmask:problem:store-unavailable");
+    // The heartbeat has seen it too once the API has.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // A counted binding: refused before anyone rings, never a free call.
+    let d = Dialog::new(caller.addr, sut.addr, A, &xs[0]);
+    caller.send(sut.addr, &d.invite()).await;
+    let r = caller.expect_response(503).await;
+    caller.send(sut.addr, &d.ack_failure(&r)).await;
+    callee.expect_silence(Duration::from_millis(300)).await;
+    // An uncounted one routes from the table (storage.offline = "route").
+    connected(
+        &mut caller,
+        &mut callee,
+        sut.addr,
+        "13800000002",
+        &xs[1],
+        "t1",
+    )
+    .await;
+
+    relay.heal();
+    let healed = Instant::now();
+    while ready().await != 200 {
+        assert!(
+            healed.elapsed() < Duration::from_secs(15),
+            "never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    connected(&mut caller, &mut callee, sut.addr, A, &xs[0], "t2").await;
+}

@@ -109,6 +109,10 @@ pub enum ApiError {
     /// The path exists, the method does not.
     #[error("method not allowed on this path")]
     MethodNotAllowed,
+    /// The database is out of reach (a node cut from a shared one): try
+    /// again.
+    #[error("the database is out of reach; try again")]
+    StoreUnavailable,
     /// A party already has a binding on that X, or the number is taken.
     #[error("{0}")]
     Conflict(String),
@@ -147,6 +151,11 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::StoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "Storage unavailable",
+            ),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Malformed { .. } => (
                 StatusCode::BAD_REQUEST,
@@ -245,7 +254,13 @@ impl From<crate::service::Error> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            crate::store::StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "API request: the database is out of reach");
+                ApiError::StoreUnavailable
+            }
+            e => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

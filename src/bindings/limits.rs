@@ -44,6 +44,7 @@ macro_rules! for_each_refusal {
             DailyCallsUsedUp daily_calls_used_up, "Today's allowed calls have been used or are in progress";
             TalkTimeUsedUp talk_time_used_up, "The talk-time budget is spent";
             SoftNumber soft_number, "The dialled number is a user's soft number: never callable";
+            StoreUnavailable store_unavailable, "The shared database is out of reach: a counted binding (or, with storage.offline = \"refuse\", any) cannot be used";
         }
     };
 }

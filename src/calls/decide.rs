@@ -39,6 +39,14 @@ impl Masking {
             Ok(a) => a,
             Err(r) => return self.refuse(m, &caller, r, now),
         };
+        // A shared store out of reach: never a free call.
+        if self.cfg.shared_store
+            && !self.cfg.store_up.load(std::sync::atomic::Ordering::Relaxed)
+            && (self.cfg.offline_refuse || self.bindings.counted(a.binding))
+        {
+            self.bindings.settle(a.binding, false, now.unix());
+            return self.refuse(m, &caller, Refusal::StoreUnavailable, now);
+        }
         // An account reaches its own tenant's bindings only.
         if offer.account.is_some() && self.accounts.tenant_of(caller.as_str()) != Some(a.tenant) {
             self.bindings.settle(a.binding, false, now.unix());

@@ -69,6 +69,11 @@ pub struct MaskingConfig {
     /// The store is shared with other nodes: counted uses are charged
     /// against the database's count at the answer, not this table's.
     pub shared_store: bool,
+    /// Whether the shared store answers (the node's heartbeat says so
+    /// every second); while it does not, counted bindings are refused.
+    pub store_up: Arc<std::sync::atomic::AtomicBool>,
+    /// While the shared store is away, uncounted bindings are refused too.
+    pub offline_refuse: bool,
 }
 
 /// Counters for metrics.
@@ -186,6 +191,11 @@ impl Masking {
     /// the shutdown's last word on them.
     pub fn log_held_back(&self) -> (u64, u64) {
         (self.refusal_log.take_held(), self.gate.ban_log.take_held())
+    }
+
+    /// Whether the shared store answers: the node's upkeep says so.
+    pub fn store_up(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.cfg.store_up.clone()
     }
 
     /// Counters so far.
@@ -314,6 +324,7 @@ impl Policy for Masking {
     }
 
     fn answer_refused(&mut self, _id: CallId, call: &mut CallState, now: Now) -> (u16, String) {
+        // (See `decide` for a store out of reach before anyone rings.)
         self.not_counted(call, now)
     }
 

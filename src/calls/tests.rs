@@ -97,6 +97,8 @@ fn rig(conditions: Conditions) -> Rig {
                 ban: Duration::ZERO,
             },
             shared_store: false,
+            store_up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            offline_refuse: false,
         },
         table,
         writer.clone(),

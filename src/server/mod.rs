@@ -253,7 +253,13 @@ impl Server {
             Some(start_api(&cfg, &cfg.storage.location(), deps, &front, &mut tasks).await?)
         };
         let api_state = api_addr.as_ref().map(|(_, st)| st.clone());
+        let store_up = core
+            .engine
+            .lock()
+            .map(|e| e.policy().store_up())
+            .unwrap_or_default();
         let up = Upkeep {
+            store_up,
             node: node_name(&cfg.storage.node),
             instance,
             at: cfg.storage.location(),
@@ -403,6 +409,9 @@ pub(crate) struct Upkeep {
     pub clock: SharedClock,
     /// Whether the node holds its name's lease (`/readyz` says so).
     pub lease: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the shared database answers (the call policy refuses
+    /// counted bindings while it does not).
+    pub store_up: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Every second: moves the database's log into it (off every request's
@@ -435,6 +444,14 @@ async fn upkeep(store: Box<dyn Backend>, up: Upkeep, stop: CancellationToken) {
                 s.hold_node(&node, &me, now, now - crate::store::NODE_LEASE_MS, take)
             })
             .await;
+            let was_up = up.store_up.swap(held.is_ok(), Ordering::Relaxed);
+            if was_up != held.is_ok() {
+                if was_up {
+                    tracing::error!("the database is out of reach: counted bindings are refused");
+                } else {
+                    tracing::info!("the database answers again");
+                }
+            }
             let had = up.lease.swap(matches!(held, Ok(true)), Ordering::Relaxed);
             if had && !matches!(held, Ok(true)) {
                 tracing::error!(node = %up.node, error = ?held.err(),

@@ -261,6 +261,8 @@ pub(super) fn masking_config(
         warning: (!cfg.media.warning.is_empty())
             .then(|| Duration::from_secs(u64::from(cfg.media.warning_secs))),
         shared_store: cfg.storage.location().shared(),
+        store_up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        offline_refuse: cfg.storage.offline == crate::store::config::Offline::Refuse,
     }
 }
 

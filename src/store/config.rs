@@ -21,6 +21,18 @@ pub struct StorageConfig {
     /// This node's name among the nodes of one database (empty: the
     /// host's name).
     pub node: String,
+    /// What uncounted bindings do while a shared database is out of reach.
+    pub offline: Offline,
+}
+
+/// `[storage] offline`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Offline {
+    /// Route them from the node's table.
+    Route,
+    /// Refuse them.
+    Refuse,
 }
 
 impl StorageConfig {

@@ -90,7 +90,7 @@ impl PgStore {
     ) -> Result<T, StoreError> {
         let mut slot = self.client.borrow_mut();
         if slot.as_ref().is_some_and(Client::is_closed) && self.depth.get() == 0 {
-            let fresh = connect(&self.url)?;
+            let fresh = connect(&self.url).map_err(unreachable)?;
             // Statements and LISTEN belonged to the old session.
             self.statements.borrow_mut().clear();
             self.listening.set(false);
@@ -100,7 +100,15 @@ impl PgStore {
         let client = slot
             .as_mut()
             .ok_or_else(|| StoreError::Unavailable("connection closed".into()))?;
-        Ok(blocking(|| f(client))?)
+        blocking(|| f(client)).map_err(|e| {
+            // The connection went with it: the database is out of reach,
+            // not wrong.
+            if e.is_closed() || client.is_closed() {
+                StoreError::Unavailable(e.to_string())
+            } else {
+                StoreError::from(e)
+            }
+        })
     }
 
     /// Rows of a query.
@@ -201,6 +209,14 @@ impl PgStore {
             out.push(read_row(&r)?);
         }
         Ok(out)
+    }
+}
+
+/// A failed connection attempt: the database is out of reach.
+fn unreachable(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Db(e) => StoreError::Unavailable(e.to_string()),
+        e => e,
     }
 }
 
