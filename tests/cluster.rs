@@ -38,6 +38,50 @@ fn acme_key(db: &TempDb) -> String {
     .expect("tenant thread")
 }
 
+/// Adds `numbers` to acme's pool through `api`.
+async fn pool(api: std::net::SocketAddr, key: &str, numbers: &[&str]) {
+    let body = json!({ "numbers": numbers }).to_string();
+    let r = http(api, "POST", "/v1/numbers", Some(key), Some(&body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+/// Makes the AXB binding (`a`, B) with `conditions` through `api`: its id
+/// and its X as the parties dial it.
+async fn pair(
+    api: std::net::SocketAddr,
+    key: &str,
+    a: &str,
+    conditions: serde_json::Value,
+) -> (i64, String) {
+    let body = json!({ "a": a, "b": B, "conditions": conditions }).to_string();
+    let r = http(api, "POST", "/v1/bindings", Some(key), Some(&body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let b = r.json();
+    let x = b["x"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("+86");
+    (b["id"].as_i64().unwrap_or_default(), x.to_string())
+}
+
+/// Waits until `api` answers `GET path` as `done` wants (a change
+/// reached that node).
+async fn until(api: std::net::SocketAddr, key: &str, path: &str, done: impl Fn(&Http) -> bool) {
+    let waited = Instant::now();
+    while !done(&http(api, "GET", path, Some(key), None).await) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "{path} never as wanted on {api}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until `api` shows binding `id` (it reached that node).
+async fn until_shown(api: std::net::SocketAddr, key: &str, id: i64) {
+    until(api, key, &format!("/v1/bindings/{id}"), |r| r.status == 200).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binding_made_on_one_node_is_called_through_another() {
     let db = TempDb::new();
@@ -49,51 +93,11 @@ async fn a_binding_made_on_one_node_is_called_through_another() {
     let api_one = one.server.api_addr.expect("API");
     let api_two = two.server.api_addr.expect("API");
 
-    let r = http(
-        api_one,
-        "POST",
-        "/v1/numbers",
-        Some(&key),
-        Some(&json!({ "numbers": ["17000000001"] }).to_string()),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    pool(api_one, &key, &["17000000001"]).await;
     let made = Instant::now();
-    let r = http(
-        api_one,
-        "POST",
-        "/v1/bindings",
-        Some(&key),
-        Some(&json!({ "a": A, "b": B }).to_string()),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let x = r.json()["x"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_start_matches("+86")
-        .to_string();
-    let id = r.json()["id"].as_i64().unwrap_or_default();
-
+    let (id, x) = pair(api_one, &key, A, json!({})).await;
     // Node two routes it as soon as its table has it.
-    loop {
-        let r = http(
-            api_two,
-            "GET",
-            &format!("/v1/bindings/{id}"),
-            Some(&key),
-            None,
-        )
-        .await;
-        if r.status == 200 {
-            break;
-        }
-        assert!(
-            made.elapsed() < Duration::from_millis(2_000),
-            "never reached node two"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_shown(api_two, &key, id).await;
     // How long it took is measured by `bench/cluster.sh` (the ignored
     // test below), not asserted here.
     eprintln!("reached node two in {:?}", made.elapsed());
@@ -109,25 +113,11 @@ async fn a_binding_made_on_one_node_is_called_through_another() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let changed = Instant::now();
-    loop {
-        let r = http(
-            api_one,
-            "GET",
-            &format!("/v1/bindings/{id}"),
-            Some(&key),
-            None,
-        )
-        .await;
-        if r.json()["conditions"]["max_call_secs"] == 77 {
-            break;
-        }
-        assert!(
-            changed.elapsed() < Duration::from_millis(2_000),
-            "change never reached node one"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let path = format!("/v1/bindings/{id}");
+    until(api_one, &key, &path, |r| {
+        r.json()["conditions"]["max_call_secs"] == 77
+    })
+    .await;
     let r = http(
         api_one,
         "DELETE",
@@ -137,25 +127,7 @@ async fn a_binding_made_on_one_node_is_called_through_another() {
     )
     .await;
     assert!(r.status == 204 || r.status == 200, "{}", r.body);
-    let removed = Instant::now();
-    loop {
-        let r = http(
-            api_two,
-            "GET",
-            &format!("/v1/bindings/{id}"),
-            Some(&key),
-            None,
-        )
-        .await;
-        if r.status == 404 {
-            break;
-        }
-        assert!(
-            removed.elapsed() < Duration::from_millis(2_000),
-            "removal never reached node two"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(api_two, &key, &path, |r| r.status == 404).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,49 +325,9 @@ async fn a_limit_counts_across_nodes_and_a_use_is_never_free() {
     let one = node(&db, callee.addr, "one").await;
     let two = node(&db, callee.addr, "two").await;
     let api_one = one.server.api_addr.expect("API");
-    let r = http(
-        api_one,
-        "POST",
-        "/v1/numbers",
-        Some(&key),
-        Some(&json!({ "numbers": ["17000000001"] }).to_string()),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let r = http(
-        api_one,
-        "POST",
-        "/v1/bindings",
-        Some(&key),
-        Some(&json!({ "a": A, "b": B, "conditions": { "max_calls": 1 } }).to_string()),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.json()["id"].as_i64().unwrap_or_default();
-    let x = r.json()["x"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_start_matches("+86")
-        .to_string();
-    let api_two = two.server.api_addr.expect("API");
-    let waited = Instant::now();
-    while http(
-        api_two,
-        "GET",
-        &format!("/v1/bindings/{id}"),
-        Some(&key),
-        None,
-    )
-    .await
-    .status
-        != 200
-    {
-        assert!(
-            waited.elapsed() < Duration::from_secs(5),
-            "never reached node two"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    pool(api_one, &key, &["17000000001"]).await;
+    let (id, x) = pair(api_one, &key, A, json!({ "max_calls": 1 })).await;
+    until_shown(two.server.api_addr.expect("API"), &key, id).await;
 
     // The one allowed call, through node one.
     connected(&mut caller, &mut callee, one.addr, A, &x, "t1").await;
@@ -447,44 +379,10 @@ async fn thirty_simultaneous_invites_over_three_nodes_against_five_calls_connect
         node(&db, callee.addr, "three").await,
     ];
     let api = nodes[0].server.api_addr.expect("API");
-    let r = http(
-        api,
-        "POST",
-        "/v1/numbers",
-        Some(&key),
-        Some(&json!({ "numbers": ["17000000001"] }).to_string()),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let r = http(
-        api,
-        "POST",
-        "/v1/bindings",
-        Some(&key),
-        Some(&json!({ "a": A, "b": B, "conditions": { "max_calls": 5 } }).to_string()),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.json()["id"].as_i64().unwrap_or_default();
-    let x = r.json()["x"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_start_matches("+86")
-        .to_string();
+    pool(api, &key, &["17000000001"]).await;
+    let (id, x) = pair(api, &key, A, json!({ "max_calls": 5 })).await;
     for n in &nodes[1..] {
-        let api = n.server.api_addr.expect("API");
-        let waited = Instant::now();
-        while http(api, "GET", &format!("/v1/bindings/{id}"), Some(&key), None)
-            .await
-            .status
-            != 200
-        {
-            assert!(
-                waited.elapsed() < Duration::from_secs(5),
-                "never reached every node"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_shown(n.server.api_addr.expect("API"), &key, id).await;
     }
     let mut dialogs = std::collections::HashMap::new();
     for i in 0..30 {
@@ -555,34 +453,10 @@ async fn a_node_cut_from_its_database_fails_closed_and_comes_back_by_itself() {
     cfg.storage.offline = sipmask::store::config::Offline::Route;
     let sut = start(cfg, dir).await;
     let api = sut.server.api_addr.expect("API");
-    let r = http(
-        api,
-        "POST",
-        "/v1/numbers",
-        Some(&key),
-        Some(&json!({ "numbers": ["17000000001", "17000000002"] }).to_string()),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let mut xs = Vec::new();
-    for (a, cond) in [(A, json!({ "max_calls": 5 })), ("13800000002", json!({}))] {
-        let r = http(
-            api,
-            "POST",
-            "/v1/bindings",
-            Some(&key),
-            Some(&json!({ "a": a, "b": B, "conditions": cond }).to_string()),
-        )
-        .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        xs.push(
-            r.json()["x"]
-                .as_str()
-                .unwrap_or_default()
-                .trim_start_matches("+86")
-                .to_string(),
-        );
-    }
+    pool(api, &key, &["17000000001", "17000000002"]).await;
+    let counted = pair(api, &key, A, json!({ "max_calls": 5 })).await.1;
+    let free = pair(api, &key, "13800000002", json!({})).await.1;
+    let xs = [counted, free];
     let ready = || async { http(api, "GET", "/readyz", None, None).await.status };
 
     relay.cut();

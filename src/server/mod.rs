@@ -192,13 +192,12 @@ impl Server {
     /// [`Server::start`] on `clock`: tests move a
     /// [`crate::time::ManualClock`] instead of waiting for timers.
     pub async fn start_with_clock(cfg: Config, clock: SharedClock) -> Result<Server, ServerError> {
-        let data_dir = cfg.storage.data_dir.clone();
         // Locked first: loading books a crashed run's live calls, which
         // must never be a running server's live calls.
-        let lock = lock_data_dir(&data_dir)?;
+        let lock = lock_data_dir(&cfg.storage.data_dir)?;
         let files = start::open_files(&cfg);
         let instance = crate::ids::short("", 8);
-        let handover = start::handover(&data_dir, &instance)?;
+        let handover = start::handover(&cfg.storage.data_dir, &instance)?;
         let Loaded {
             table: bindings,
             store,
@@ -253,21 +252,7 @@ impl Server {
             Some(start_api(&cfg, &cfg.storage.location(), deps, &front, &mut tasks).await?)
         };
         let api_state = api_addr.as_ref().map(|(_, st)| st.clone());
-        let store_up = core
-            .engine
-            .lock()
-            .map(|e| e.policy().store_up())
-            .unwrap_or_default();
-        let up = Upkeep {
-            store_up,
-            node: node_name(&cfg.storage.node),
-            instance,
-            at: cfg.storage.location(),
-            clock: clock.clone(),
-            lease: api_state
-                .as_ref()
-                .map_or_else(Default::default, |a| a.lease.clone()),
-        };
+        let up = Upkeep::of(&cfg, &core, instance, api_state.as_deref());
         let watched = (&bindings, &accounts, api_state);
         start::spawn_background(&mut tasks, up, seen, watched, &front)?;
         let api_addr = api_addr.map(|(a, _)| a);
@@ -412,6 +397,30 @@ pub(crate) struct Upkeep {
     /// Whether the shared database answers (the call policy refuses
     /// counted bindings while it does not).
     pub store_up: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Upkeep {
+    /// The upkeep of the node `cfg` describes, as process `instance`,
+    /// sharing the policy's view of the store and the API's of the lease.
+    fn of(
+        cfg: &Config,
+        core: &Core,
+        instance: String,
+        api: Option<&crate::api::ApiState>,
+    ) -> Upkeep {
+        Upkeep {
+            store_up: core
+                .engine
+                .lock()
+                .map(|e| e.policy().store_up())
+                .unwrap_or_default(),
+            node: node_name(&cfg.storage.node),
+            instance,
+            at: cfg.storage.location(),
+            clock: core.clock.clone(),
+            lease: api.map_or_else(Default::default, |a| a.lease.clone()),
+        }
+    }
 }
 
 /// Every second: moves the database's log into it (off every request's

@@ -12,14 +12,13 @@ mod admin;
 mod backend;
 pub mod changes;
 pub mod config;
-#[cfg(test)]
-mod conformance;
 pub mod events;
 pub mod flow;
 pub mod live;
 mod postgres;
 mod records;
 mod sqlite;
+mod statements;
 pub mod webhooks;
 mod writer;
 
@@ -336,11 +335,6 @@ mod tests {
             matches!(&err, Some(super::StoreError::Unsupported(s)) if s == "mysql"),
             "{err:?}"
         );
-        let db = super::conformance::TempDb::new();
-        let pg = super::open_url(&db.url, dir.path());
-        assert!(pg.is_ok(), "{:?}", pg.err());
-        // Nothing listens on port 1: the error is the database's, said.
-        let err = super::open_url("postgresql://postgres@127.0.0.1:1/x", dir.path()).err();
-        assert!(matches!(err, Some(super::StoreError::Db(_))), "{err:?}");
+        // PostgreSQL: tests/storage.rs, on a database of its own.
     }
 }

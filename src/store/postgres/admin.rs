@@ -378,7 +378,7 @@ impl BindingStore for PgStore {
 
     fn charge(&mut self, c: &Charge) -> Result<Option<crate::bindings::Usage>, StoreError> {
         let row = self.row(
-            crate::store::backend::CHARGE,
+            crate::store::statements::CHARGE,
             &[
                 &c.id,
                 &i64::from(c.max_calls),

@@ -155,7 +155,7 @@ impl LiveStore for PgStore {
         take: bool,
     ) -> Result<bool, StoreError> {
         let n = self.exec(
-            crate::store::backend::HOLD_NODE,
+            crate::store::statements::HOLD_NODE,
             &[&node, &instance, &now, &stale_before, &take],
         )?;
         Ok(n == 1)

@@ -90,7 +90,7 @@ impl PgStore {
     ) -> Result<T, StoreError> {
         let mut slot = self.client.borrow_mut();
         if slot.as_ref().is_some_and(Client::is_closed) && self.depth.get() == 0 {
-            let fresh = connect(&self.url).map_err(unreachable)?;
+            let fresh = connect(&self.url)?;
             // Statements and LISTEN belonged to the old session.
             self.statements.borrow_mut().clear();
             self.listening.set(false);
@@ -212,14 +212,6 @@ impl PgStore {
     }
 }
 
-/// A failed connection attempt: the database is out of reach.
-fn unreachable(e: StoreError) -> StoreError {
-    match e {
-        StoreError::Db(e) => StoreError::Unavailable(e.to_string()),
-        e => e,
-    }
-}
-
 /// Connects to `url`, with bounds the URL may override: a connection
 /// attempt gives up after 2 s and a server that stops answering is given
 /// up after 5 s, so a node cut from its database says so in seconds rather
@@ -235,7 +227,9 @@ fn connect(url: &str) -> Result<Client, StoreError> {
     if config.get_application_name().is_none() {
         config.application_name("sipmask");
     }
-    Ok(blocking(|| config.connect(NoTls))?)
+    // A URL that does not parse is the operator's to fix (above); one
+    // that does not connect is a database out of reach.
+    blocking(|| config.connect(NoTls)).map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
 /// Runs a call of the blocking client. It drives a runtime of its own,

@@ -441,7 +441,7 @@ impl BindingStore for SqliteStore {
     fn charge(&mut self, c: &Charge) -> Result<Option<crate::bindings::Usage>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached(crate::store::backend::CHARGE)?
+            .prepare_cached(crate::store::statements::CHARGE)?
             .query_row(
                 params![c.id, c.max_calls, c.today, c.at, c.max_per_day],
                 |r| {

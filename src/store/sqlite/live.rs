@@ -159,7 +159,7 @@ impl LiveStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let n = self
             .conn
-            .prepare_cached(crate::store::backend::HOLD_NODE)?
+            .prepare_cached(crate::store::statements::HOLD_NODE)?
             .execute(params![node, instance, now, stale_before, take])?;
         Ok(n == 1)
     }

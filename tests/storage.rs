@@ -1,57 +1,24 @@
-//! One suite of the storage traits' behaviour, run against every backend:
+//! One suite of the storage traits' behaviour, run against every backend
+//! through their public interface:
 //! SQLite in a temp dir, and PostgreSQL in a database of its own made on
 //! the server that `SIPMASK_TEST_POSTGRES` names (default
 //! `postgresql://postgres@127.0.0.1:5432`, the one this project's machines
 //! run) and dropped after. Whatever one backend does, the other must.
 
-use super::accounts::{AccountRow, ContactRow};
-use super::changes::Change;
-use super::events::NewEvent;
-use super::flow::{AcquisitionFilter, AcquisitionRecord, NewInteraction, UserKey};
-use super::live::{Checkpoint, LiveRow};
-use super::webhooks::Attempt;
-use super::*;
-use crate::bindings::{Claim, Conditions, Direction, Kind, Number, Usage, Zone};
+mod common;
 
-/// A PostgreSQL database of its own, dropped with this.
-pub(crate) struct TempDb {
-    pub(crate) url: String,
-    admin: String,
-    name: String,
-}
-
-impl TempDb {
-    pub(crate) fn new() -> TempDb {
-        let server = std::env::var("SIPMASK_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".into());
-        let name = format!("sipmask_t{}", crate::ids::secret("").to_lowercase());
-        let name: String = name
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .take(40)
-            .collect();
-        let admin = format!("{server}/postgres");
-        let mut c = ::postgres::Client::connect(&admin, ::postgres::NoTls).expect("PostgreSQL");
-        c.batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create database");
-        TempDb {
-            url: format!("{server}/{name}"),
-            admin,
-            name,
-        }
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        if let Ok(mut c) = ::postgres::Client::connect(&self.admin, ::postgres::NoTls) {
-            let _ = c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
+use common::pg::{Relay, TempDb};
+use sipmask::bindings::{Claim, Conditions, Direction, Kind, Number, Usage, Zone};
+use sipmask::store::accounts::{AccountRow, ContactRow};
+use sipmask::store::changes::Change;
+use sipmask::store::events::NewEvent;
+use sipmask::store::flow::{AcquisitionFilter, AcquisitionRecord, NewInteraction, UserKey};
+use sipmask::store::live::{Checkpoint, LiveRow};
+use sipmask::store::prelude::*;
+use sipmask::store::webhooks::Attempt;
+use sipmask::store::{
+    open, open_url, CallFilter, CallRecord, Charge, Filter, NewBinding, StoreError, UsageUpdate,
+};
 
 fn n(s: &str) -> Number {
     Number::from_normalised(s.into())
@@ -506,7 +473,7 @@ fn flow_users_teams_agents_and_acquisitions() {
         )
         .expect("interactions");
         assert!(s
-            .interacted(5, u, crate::store::flow::Interacted::Team(team), 40)
+            .interacted(5, u, sipmask::store::flow::Interacted::Team(team), 40)
             .expect("interacted"));
         assert!(s.push_due(u, agent, 0, 50).expect("first push"));
         assert!(!s.push_due(u, agent, 0, 60).expect("inside the window"));
@@ -544,71 +511,11 @@ fn flow_users_teams_agents_and_acquisitions() {
     });
 }
 
-/// A TCP relay to PostgreSQL that a test can cut (every connection through
-/// it closed, new ones refused) and heal.
-struct Relay {
-    addr: std::net::SocketAddr,
-    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
-}
-
-impl Relay {
-    fn to(upstream: &str) -> Relay {
-        use std::sync::atomic::Ordering;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (c, o, up) = (cut.clone(), open.clone(), upstream.to_string());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                if c.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let Ok(server) = std::net::TcpStream::connect(&up) else {
-                    continue;
-                };
-                let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                };
-                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
-                    if let Ok(mut held) = o.lock() {
-                        held.extend([c2, s2]);
-                    }
-                    if let (Ok(c3), Ok(s3)) = (client.try_clone(), server.try_clone()) {
-                        pipe(c3, server);
-                        pipe(s3, client);
-                    }
-                }
-            }
-        });
-        Relay { addr, cut, open }
-    }
-
-    fn cut(&self) {
-        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Ok(mut held) = self.open.lock() {
-            for s in held.drain(..) {
-                let _ = s.shutdown(std::net::Shutdown::Both);
-            }
-        }
-    }
-
-    fn heal(&self) {
-        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 #[test]
 fn a_store_cut_from_its_database_fails_then_goes_on_by_itself() {
     let db = TempDb::new();
     let relay = Relay::to("127.0.0.1:5432");
-    let through = db
-        .url
-        .replacen("127.0.0.1:5432", &relay.addr.to_string(), 1);
+    let through = relay.url(&db.url);
     assert_ne!(through, db.url, "the test server is 127.0.0.1:5432");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut s = open_url(&through, dir.path()).expect("open through the relay");
@@ -628,4 +535,19 @@ fn a_store_cut_from_its_database_fails_then_goes_on_by_itself() {
     assert_eq!(s.load_all().expect("back by itself").len(), 1);
     s.insert(&[binding(1, None, "+8", "+2")])
         .expect("writes again");
+}
+
+#[test]
+fn a_postgresql_url_opens_postgresql_and_a_server_that_is_not_there_is_said() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = TempDb::new();
+    let pg = open_url(&db.url, dir.path());
+    assert!(pg.is_ok(), "{:?}", pg.err());
+    assert!(
+        !dir.path().join("sipmask.db").exists(),
+        "no SQLite file beside it"
+    );
+    // Nothing listens on port 1: the database is out of reach, said.
+    let err = open_url("postgresql://postgres@127.0.0.1:1/x", dir.path()).err();
+    assert!(matches!(err, Some(StoreError::Unavailable(_))), "{err:?}");
 }

@@ -1,0 +1,111 @@
+//! What the table counts of a binding's use: reservations at admission,
+//! uses at the answer (and their refunds), talk-time leases and bookings,
+//! and what the shared database's count says (`counted_limits`,
+//! `saturate`).
+
+use super::BindingTable;
+use crate::bindings::conditions::{day_of, Refusal, Usage, LIMITS};
+use crate::bindings::BindingId;
+
+impl BindingTable {
+    /// Whether binding `id` counts its calls (a `max_calls`, its own or
+    /// the default): its uses must survive a crash exactly.
+    pub fn counted(&self, id: BindingId) -> bool {
+        self.by_id.get(&id).is_some_and(|b| {
+            let eff = b.conditions.effective(&self.defaults, b.created_at);
+            LIMITS
+                .iter()
+                .any(|l| l.counts.is_counted() && eff.limit(l.id) > 0)
+        })
+    }
+
+    /// The counted limits of binding `id` in force and its local day of
+    /// `now`: (max_calls, max_calls_per_day, day); `None` if it is gone.
+    pub fn counted_limits(&self, id: BindingId, now: i64) -> Option<(u32, u32, i64)> {
+        let b = self.by_id.get(&id)?;
+        let eff = b.conditions.effective(&self.defaults, b.created_at);
+        Some((
+            eff.max_calls,
+            eff.max_calls_per_day,
+            day_of(&b.conditions, now),
+        ))
+    }
+
+    /// Brings this table's view of binding `id` to its counted limits (the
+    /// database said one is reached: the next callers are refused here);
+    /// which refusal that is.
+    pub fn saturate(&self, id: BindingId, now: i64) -> Refusal {
+        let Some(mut b) = self.by_id.get_mut(&id) else {
+            return Refusal::CallsUsedUp;
+        };
+        let eff = b.conditions.effective(&self.defaults, b.created_at);
+        let today = day_of(&b.conditions, now);
+        if eff.max_calls > 0 {
+            b.usage.calls_used = b.usage.calls_used.max(eff.max_calls);
+            return Refusal::CallsUsedUp;
+        }
+        if eff.max_calls_per_day > 0 {
+            b.usage.day_calls = b.usage.calls_on(today).max(eff.max_calls_per_day);
+            b.usage.day = today;
+        }
+        Refusal::DailyCallsUsedUp
+    }
+
+    /// Gives back the use of an answered call that was never confirmed
+    /// (charged at its answer). Returns the new usage to persist.
+    pub fn refund(&self, id: BindingId, now: i64) -> Option<Usage> {
+        let mut b = self.by_id.get_mut(&id)?;
+        b.usage.calls_used = b.usage.calls_used.saturating_sub(1);
+        // A call answered yesterday and refunded today gave back nothing
+        // of today's count.
+        if b.usage.day == day_of(&b.conditions, now) {
+            b.usage.day_calls = b.usage.day_calls.saturating_sub(1);
+        }
+        Some(b.usage)
+    }
+
+    /// Ends a reservation: an answered call consumes the use and restarts
+    /// the idle lifetime. Returns the new usage so the caller can persist it;
+    /// `None` if the binding is gone.
+    pub fn settle(&self, id: BindingId, answered: bool, now: i64) -> Option<Usage> {
+        let mut b = self.by_id.get_mut(&id)?;
+        b.usage.reserved = b.usage.reserved.saturating_sub(1);
+        if answered {
+            b.usage.calls_used += 1;
+            b.usage.last_call_at = Some(now);
+            let today = day_of(&b.conditions, now);
+            b.usage.count_on(today);
+        }
+        Some(b.usage)
+    }
+
+    /// Leases more talk time to a live call that holds `held` seconds and
+    /// may last `max_secs` (0 = no cap); returns what was granted, 0 when
+    /// the budget is spent (or the binding gone).
+    pub fn extend_lease(&self, id: BindingId, held: u64, max_secs: u64) -> u64 {
+        let Some(mut b) = self.by_id.get_mut(&id) else {
+            return 0;
+        };
+        let eff = b.conditions.effective(&self.defaults, b.created_at);
+        let Some(left) = crate::bindings::conditions::budget_left(&eff, &b.usage) else {
+            // The budget was lifted meanwhile: grant the rest of the call.
+            return if max_secs > 0 {
+                max_secs.saturating_sub(held)
+            } else {
+                crate::bindings::conditions::LEASE_SECS
+            };
+        };
+        let g = crate::bindings::conditions::lease(left, max_secs, held);
+        b.usage.talk_leased += g;
+        g
+    }
+
+    /// Ends a call's lease and books the `talk` seconds it used (at most
+    /// the lease, when it had one). Returns the new usage to persist.
+    pub fn book_talk(&self, id: BindingId, leased: u64, talk: u64) -> Option<Usage> {
+        let mut b = self.by_id.get_mut(&id)?;
+        b.usage.talk_leased = b.usage.talk_leased.saturating_sub(leased);
+        b.usage.talk_secs_used = b.usage.talk_secs_used.saturating_add(talk);
+        Some(b.usage)
+    }
+}
