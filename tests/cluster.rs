@@ -506,3 +506,59 @@ async fn a_node_cut_from_its_database_fails_closed_and_comes_back_by_itself() {
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     connected(&mut caller, &mut callee, sut.addr, A, &xs[0], "t2").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_that_expires_is_announced_once_by_the_cluster() {
+    let db = TempDb::new();
+    let callee = Ua::bind("127.0.0.3").await;
+    let key = acme_key(&db);
+    let one = node(&db, callee.addr, "one").await;
+    let two = node(&db, callee.addr, "two").await;
+    let api = one.server.api_addr.expect("API");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut hooks = common::hooks::receiver_on(listener).await;
+    let hook = json!({ "url": format!("http://{}/hook", hooks.addr) }).to_string();
+    let r = http(api, "PUT", "/v1/webhook", Some(&key), Some(&hook)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    pool(api, &key, &["17000000001"]).await;
+    let ends = sipmask::time::format(sipmask::time::now() + 2);
+    let (id, _) = pair(api, &key, A, json!({ "not_after": ends })).await;
+    until_shown(two.server.api_addr.expect("API"), &key, id).await;
+    // Both nodes' sweeps see it expire; one node sweeps.
+    let mut expired = 0;
+    let waited = Instant::now();
+    while waited.elapsed() < Duration::from_secs(6) {
+        if let Some((_, body)) = hooks.any_within(Duration::from_millis(500)).await {
+            let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            if v["type"] == "binding.expired" {
+                expired += 1;
+            }
+        }
+    }
+    assert_eq!(expired, 1, "announced once");
+    // One node sweeps; when it stops, the other takes over once its lease
+    // lapses.
+    let sweeper = |api| async move {
+        let m = http(api, "GET", "/metrics", None, None).await.body;
+        m.lines().any(|l| l == "sipmask_sweeper 1")
+    };
+    let (api_two, api_one) = (two.server.api_addr.expect("API"), api);
+    let both = [sweeper(api_one).await, sweeper(api_two).await];
+    assert_eq!(both.iter().filter(|s| **s).count(), 1, "{both:?}");
+    let (holder, other) = if both[0] {
+        (one, api_two)
+    } else {
+        (two, api_one)
+    };
+    holder.server.shutdown(Duration::from_secs(1)).await;
+    let stopped = Instant::now();
+    while !sweeper(other).await {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(20),
+            "nobody took the sweeps over"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

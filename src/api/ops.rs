@@ -70,6 +70,12 @@ pub async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
         ));
     }
     out.push_str(&format!("# HELP sipmask_bindings Bindings in the live table.\n# TYPE sipmask_bindings gauge\nsipmask_bindings {}\n", st.svc.table.len()));
+    out.push_str(&format!(
+        "# HELP sipmask_node_lease Whether this node holds its name (always 1 on a database of its own).\n# TYPE sipmask_node_lease gauge\nsipmask_node_lease {}\n\
+         # HELP sipmask_sweeper Whether this node runs the cluster's sweeps (expiry notices, recycling).\n# TYPE sipmask_sweeper gauge\nsipmask_sweeper {}\n",
+        u8::from(st.lease.load(Ordering::Relaxed)),
+        u8::from(st.svc.sweeper.load(Ordering::Relaxed)),
+    ));
     out.push_str("# HELP sipmask_api_requests_total API requests by status class.\n# TYPE sipmask_api_requests_total counter\n");
     for (i, c) in st.stats.by_class.iter().enumerate().skip(1) {
         out.push_str(&format!(

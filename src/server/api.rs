@@ -131,6 +131,7 @@ pub(super) async fn start_api(
         flow: cfg.flow.clone(),
         provider: Arc::new(crate::service::flow::provider::OwnPool),
         pools: Arc::default(),
+        sweeper: Arc::new(std::sync::atomic::AtomicBool::new(!at.shared())),
     };
     let state = crate::api::ApiState::new(svc.clone(), norm, api_cfg, metrics)?;
     tasks.spawn(deliveries(cfg, at, hub, &clock, cancel)?);

@@ -381,6 +381,9 @@ fn node_name(configured: &str) -> String {
         .unwrap_or_else(|| "sipmask".into())
 }
 
+/// The lease of the cluster's sweeps: a name no node can have.
+const SWEEPS: &str = "~sweeps";
+
 /// What the upkeep of a node keeps up: its name's lease, and the calls of
 /// instances that died.
 pub(crate) struct Upkeep {
@@ -397,6 +400,8 @@ pub(crate) struct Upkeep {
     /// Whether the shared database answers (the call policy refuses
     /// counted bindings while it does not).
     pub store_up: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether this node holds the sweeps' lease (the services sweep).
+    pub sweeper: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Upkeep {
@@ -419,6 +424,7 @@ impl Upkeep {
             at: cfg.storage.location(),
             clock: core.clock.clone(),
             lease: api.map_or_else(Default::default, |a| a.lease.clone()),
+            sweeper: api.map_or_else(Default::default, |a| a.svc.sweeper.clone()),
         }
     }
 }
@@ -461,6 +467,15 @@ async fn upkeep(store: Box<dyn Backend>, up: Upkeep, stop: CancellationToken) {
                     tracing::info!("the database answers again");
                 }
             }
+            // The sweeps are one node's: whoever holds their lease (a name
+            // no node can have), taken over when its holder stops beating.
+            let me = up.instance.clone();
+            let sweeps = crate::store::off_thread(&store, move |s| {
+                s.hold_node(SWEEPS, &me, now, now - crate::store::NODE_LEASE_MS, false)
+            })
+            .await;
+            up.sweeper
+                .store(matches!(sweeps, Ok(true)), Ordering::Relaxed);
             let had = up.lease.swap(matches!(held, Ok(true)), Ordering::Relaxed);
             if had && !matches!(held, Ok(true)) {
                 tracing::error!(node = %up.node, error = ?held.err(),

@@ -21,10 +21,28 @@ pub async fn run(svc: Services, every: Duration, cancel: CancellationToken) {
             return;
         }
     };
+    let mut sweeping = true;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = cancel.cancelled() => return,
+        }
+        // On a shared database one node sweeps; one that takes over reads
+        // what the others already told.
+        let now_sweeping = svc.sweeper.load(std::sync::atomic::Ordering::Relaxed);
+        let took_over = now_sweeping && !sweeping;
+        sweeping = now_sweeping;
+        if !sweeping {
+            continue;
+        }
+        if took_over {
+            match svc.unit(|s, _| Ok::<_, Error>(s.expired_notified()?)).await {
+                Ok(ids) => told.extend(ids),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read expiry notices");
+                    continue;
+                }
+            }
         }
         match svc.sweep(&told).await {
             Ok(fresh) => told.extend(fresh),

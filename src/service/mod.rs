@@ -132,6 +132,10 @@ pub struct Services {
     pub provider: Arc<dyn flow::provider::Provider>,
     /// Tenants' pools as last read (see `Services::pool_of`).
     pub pools: Arc<dashmap::DashMap<TenantId, Arc<Vec<crate::bindings::Number>>>>,
+    /// Whether this node runs the sweeps (expiry notices, recycling idle
+    /// soft numbers): always on a database of its own; on a shared one,
+    /// the one node that holds the sweeps' lease, so each runs once.
+    pub sweeper: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Services {

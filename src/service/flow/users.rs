@@ -197,6 +197,9 @@ pub async fn recycle_idle_every(
             _ = tokio::time::sleep(every) => {}
             _ = cancel.cancelled() => return,
         }
+        if !svc.sweeper.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
         match svc.recycle_idle().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(users = n, "idle users' soft numbers recycled"),
