@@ -562,3 +562,77 @@ async fn a_binding_that_expires_is_announced_once_by_the_cluster() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_during_a_call_has_it_settled_by_another_and_calls_go_on() {
+    let db = TempDb::new();
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut callee = Ua::bind("127.0.0.3").await;
+    on_db(&db, |s| {
+        let row = sipmask::store::NewBinding {
+            tenant: sipmask::bindings::OPERATOR,
+            kind: sipmask::bindings::Kind::Cli,
+            a: Some(sipmask::bindings::Number::from_normalised(
+                "+8613800000000".into(),
+            )),
+            x: sipmask::bindings::Number::from_normalised("+8617000000001".into()),
+            b: sipmask::bindings::Number::from_normalised("+8613900000000".into()),
+            conditions: Default::default(),
+            created_at: sipmask::time::now(),
+        };
+        s.insert(&[row]).expect("binding");
+    });
+    let bin = env!("CARGO_BIN_EXE_sipmask");
+    let mut nodes = Vec::new();
+    for name in ["one", "two"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port("127.0.0.1");
+        let args = vec![
+            "--data-dir".to_string(),
+            dir.path().display().to_string(),
+            "--database-url".into(),
+            db.url.clone(),
+            "--node".into(),
+            name.into(),
+        ];
+        let proc = common::process::serve_process(bin, args, port, callee.addr).await;
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        nodes.push((proc, addr, dir));
+    }
+    // An answered call through node one, checkpointed, then node one dies.
+    connected(&mut caller, &mut callee, nodes[0].1, A, "17000000001", "t1").await;
+    // A live call is checkpointed from the second checkpoint (a second
+    // apart) that sees it.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let (one, _, _dir_one) = nodes.remove(0);
+    drop(one); // SIGKILL
+    let killed = Instant::now();
+    // New calls go on through node two at once.
+    connected(&mut caller, &mut callee, nodes[0].1, A, "17000000001", "t2").await;
+    // Node two settles node one's call once its heartbeat is ten seconds
+    // old (its sweep looks every five): a record saying sipmask stopped.
+    loop {
+        let records = on_db(&db, |s| {
+            s.calls(
+                sipmask::bindings::OPERATOR,
+                &sipmask::store::CallFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .expect("records")
+            .0
+        });
+        if records
+            .iter()
+            .any(|r| r.reason == "sipmask stopped during the call")
+        {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(25),
+            "the dead node's call was never settled: {records:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

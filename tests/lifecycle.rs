@@ -4,9 +4,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::process::{serve_process, Proc};
 use common::*;
 
 const A: &str = "13800000000";
@@ -15,15 +16,6 @@ const X: &str = "17000000000";
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sipmask")
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 async fn spawn_server(dir: &std::path::Path, port: u16, trunk: std::net::SocketAddr) -> Proc {
@@ -36,55 +28,11 @@ async fn spawn_server_with(
     trunk: std::net::SocketAddr,
     config: Option<&std::path::Path>,
 ) -> Proc {
-    let mut cmd = Command::new(bin());
-    cmd.arg("serve");
+    let mut args = vec!["--data-dir".to_string(), dir.display().to_string()];
     if let Some(c) = config {
-        cmd.arg("--config").arg(c);
+        args.extend(["--config".to_string(), c.display().to_string()]);
     }
-    let listen = format!("127.0.0.1:{port}");
-    let trunk = trunk.to_string();
-    cmd.arg("--data-dir").arg(dir);
-    cmd.args([
-        "--listen",
-        &listen,
-        "--trunk",
-        &trunk,
-        "--api-listen",
-        "127.0.0.1:0",
-        // The probe and the callers (repeatable flag).
-        "--trust",
-        "127.0.0.1/32",
-        "--trust",
-        "127.0.0.2/32",
-    ]);
-    let child = Proc(
-        cmd.stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn sipmask"),
-    );
-    // Ready when it answers OPTIONS.
-    let probe = Ua::bind("127.0.0.1").await;
-    let mut probe = probe;
-    let sut: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let opt = format!(
-            "OPTIONS sip:{sut} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{b}\r\nFrom: <sip:probe@{me}>;tag=p\r\n\
-             To: <sip:{sut}>\r\nCall-ID: {b}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-            me = probe.addr,
-            b = unique("probe"),
-        );
-        probe.send(sut, &opt).await;
-        if probe
-            .recv_within(Duration::from_millis(200))
-            .await
-            .is_some_and(|m| m.code() == 200)
-        {
-            return child;
-        }
-        assert!(Instant::now() < deadline, "sipmask did not come up");
-    }
+    serve_process(bin(), args, port, trunk).await
 }
 
 /// Adds the binding (A, X, B) allowing `max_calls` calls, as the

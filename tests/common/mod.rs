@@ -12,6 +12,7 @@ pub mod kamailio;
 pub mod linphone;
 pub mod pg;
 pub mod phone;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,0 +1,71 @@
+//! `sipmask serve` as a process of its own, for tests that kill it.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{unique, Ua};
+
+/// A server process, killed (SIGKILL: nothing flushed) when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `bin serve` with `args` on 127.0.0.1:`port`, calls to real
+/// numbers out through `trunk`, the API on a free port, and 127.0.0.1 and
+/// 127.0.0.2 trusted; returns once it answers OPTIONS.
+pub async fn serve_process(
+    bin: &str,
+    args: Vec<String>,
+    port: u16,
+    trunk: std::net::SocketAddr,
+) -> Proc {
+    let mut cmd = Command::new(bin);
+    cmd.arg("serve").args(&args);
+    let listen = format!("127.0.0.1:{port}");
+    let trunk = trunk.to_string();
+    cmd.args([
+        "--listen",
+        &listen,
+        "--trunk",
+        &trunk,
+        "--api-listen",
+        "127.0.0.1:0",
+        // The probe and the callers (repeatable flag).
+        "--trust",
+        "127.0.0.1/32",
+        "--trust",
+        "127.0.0.2/32",
+    ]);
+    let child = Proc(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sipmask"),
+    );
+    // Ready when it answers OPTIONS.
+    let mut probe = Ua::bind("127.0.0.1").await;
+    let sut: std::net::SocketAddr = listen.parse().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let opt = format!(
+            "OPTIONS sip:{sut} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{b}\r\nFrom: <sip:probe@{me}>;tag=p\r\n\
+             To: <sip:{sut}>\r\nCall-ID: {b}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            me = probe.addr,
+            b = unique("probe"),
+        );
+        probe.send(sut, &opt).await;
+        if probe
+            .recv_within(Duration::from_millis(200))
+            .await
+            .is_some_and(|m| m.code() == 200)
+        {
+            return child;
+        }
+        assert!(Instant::now() < deadline, "sipmask did not come up");
+    }
+}
