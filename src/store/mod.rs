@@ -17,6 +17,7 @@ pub mod flow;
 pub mod live;
 mod postgres;
 mod records;
+mod rows;
 mod sqlite;
 mod statements;
 pub mod webhooks;

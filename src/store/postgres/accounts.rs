@@ -2,8 +2,9 @@
 
 use crate::bindings::TenantId;
 use crate::store::accounts::*;
-use crate::store::postgres::{u32_of, PgStore};
+use crate::store::postgres::PgStore;
 use crate::store::prelude::*;
+use crate::store::rows;
 use crate::store::StoreError;
 
 impl AccountStore for PgStore {
@@ -31,17 +32,7 @@ impl AccountStore for PgStore {
             &[&tenant],
         )?
         .iter()
-        .map(|r| {
-            Ok(AccountRow {
-                name: r.try_get(0)?,
-                tenant: r.try_get(1)?,
-                realm: r.try_get(2)?,
-                ha1_md5: r.try_get(3)?,
-                ha1_sha256: r.try_get(4)?,
-                created_at: r.try_get(5)?,
-                uid: r.try_get(6)?,
-            })
-        })
+        .map(rows::account)
         .collect()
     }
 
@@ -112,21 +103,7 @@ impl AccountStore for PgStore {
             &[&after_ms],
         )?
         .iter()
-        .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                ContactRow {
-                    uri: r.try_get(1)?,
-                    transport: r.try_get(2)?,
-                    addr: r.try_get(3)?,
-                    expires_ms: r.try_get(4)?,
-                    call_id: r.try_get(5)?,
-                    cseq: u32_of(r.try_get(6)?),
-                    since_ms: r.try_get(7)?,
-                    path: r.try_get(8)?,
-                },
-            ))
-        })
+        .map(rows::contact)
         .collect()
     }
 }

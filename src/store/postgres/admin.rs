@@ -3,7 +3,7 @@
 use crate::bindings::{Binding, BindingId, Claim, Conditions, Number, TenantId};
 use crate::store::admin::*;
 use crate::store::changes::Change;
-use crate::store::postgres::{columns, read_row, u32_of, PgStore, SELECT};
+use crate::store::postgres::{columns, read_row, PgStore, SELECT};
 use crate::store::prelude::*;
 use crate::store::{Charge, NewBinding, StoreError, UsageUpdate};
 
@@ -387,17 +387,7 @@ impl BindingStore for PgStore {
                 &i64::from(c.max_per_day),
             ],
         )?;
-        row.map(|r| {
-            Ok(crate::bindings::Usage {
-                calls_used: u32_of(r.try_get(0)?),
-                talk_secs_used: r.try_get::<_, i64>(1)?.max(0) as u64,
-                last_call_at: r.try_get(2)?,
-                day: r.try_get(3)?,
-                day_calls: u32_of(r.try_get(4)?),
-                ..Default::default()
-            })
-        })
-        .transpose()
+        row.map(|r| crate::store::rows::charged(&r)).transpose()
     }
 
     fn bindings_between(

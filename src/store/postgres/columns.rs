@@ -5,21 +5,10 @@
 use postgres::types::ToSql;
 use postgres::Row;
 
-use super::{u32_of, PgStore};
+use super::PgStore;
 use crate::bindings::limits::for_each_limit;
-use crate::bindings::{Binding, Conditions, Direction, Kind, Number, Usage, Zone};
+use crate::bindings::{Binding, Conditions, Direction, Number, Zone};
 use crate::store::{NewBinding, StoreError};
-
-macro_rules! fixed {
-    () => {
-        "id, caller, virtual, callee, not_before, not_after, allowed_callers, calls_used, \
-         talk_secs_used, created_at, tenant_id, kind, direction, last_call_at, record, \
-         announce, time_zone, day, day_calls"
-    };
-}
-
-/// How many columns `fixed!` names.
-const FIXED: usize = 19;
 
 macro_rules! limit_columns {
     (@q $name:ident) => { ", ?" };
@@ -27,7 +16,7 @@ macro_rules! limit_columns {
        counts $counts:ident, refusal $refusal:ident, $doc:literal;)*) => {
         /// Every column of a binding.
         pub(crate) const SELECT: &str =
-            concat!("SELECT ", fixed!(), $(", ", stringify!($name),)* " FROM bindings");
+            concat!("SELECT ", crate::store::rows::binding_columns!(), $(", ", stringify!($name),)* " FROM bindings");
 
         /// Inserts a row and returns its id.
         pub(super) const INSERT: &str = concat!(
@@ -46,17 +35,6 @@ macro_rules! limit_columns {
         );
 
         const LIMIT_NAMES: &[&str] = &[$(stringify!($name),)*];
-
-        fn read_limits(r: &Row, c: &mut Conditions) -> Result<(), StoreError> {
-            let mut i = FIXED;
-            $(
-                c.$name = r.try_get::<_, Option<i64>>(i)?
-                    .map(|v| <$ty>::try_from(v.max(0)).unwrap_or(<$ty>::MAX));
-                i += 1;
-            )*
-            let _ = i;
-            Ok(())
-        }
 
         fn limit_params(c: &Conditions) -> Vec<Option<i64>> {
             vec![$(c.$name.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),)*]
@@ -142,55 +120,7 @@ pub(super) fn update(s: &PgStore, id: i64, c: &Conditions, now: i64) -> Result<(
     Ok(())
 }
 
-/// A binding from a row of [`SELECT`].
+/// A binding from a row of [`SELECT`] (`Corrupt` if it cannot be one).
 pub(crate) fn read_row(r: &Row) -> Result<Binding, StoreError> {
-    let id: i64 = r.try_get(0)?;
-    let corrupt = |reason: String| StoreError::Corrupt { id, reason };
-    let allowed: Option<String> = r.try_get(6)?;
-    let zone = match r.try_get::<_, Option<String>>(16)? {
-        None => None,
-        Some(name) => Some(Zone::parse(&name).map_err(|e| corrupt(format!("time_zone: {e}")))?),
-    };
-    let mut conditions = Conditions {
-        not_before: r.try_get(4)?,
-        not_after: r.try_get(5)?,
-        allowed_callers: allowed.map(|s| {
-            s.split(',')
-                .filter(|p| !p.is_empty())
-                .map(|p| Number::from_normalised(p.to_string()))
-                .collect()
-        }),
-        direction: r
-            .try_get::<_, Option<String>>(12)?
-            .and_then(|d| Direction::parse(&d)),
-        record: r.try_get(14)?,
-        announce: r.try_get(15)?,
-        time_zone: zone,
-        ..Default::default()
-    };
-    read_limits(r, &mut conditions)?;
-    let calls_used = u32::try_from(r.try_get::<_, i64>(7)?)
-        .map_err(|_| corrupt("calls_used out of range".into()))?;
-    let kind: String = r.try_get(11)?;
-    let kind = Kind::parse(&kind).ok_or_else(|| corrupt(format!("unknown kind {kind:?}")))?;
-    Ok(Binding {
-        id,
-        tenant: r.try_get(10)?,
-        kind,
-        a: r.try_get::<_, Option<String>>(1)?
-            .map(Number::from_normalised),
-        x: Number::from_normalised(r.try_get(2)?),
-        b: Number::from_normalised(r.try_get(3)?),
-        conditions,
-        created_at: r.try_get(9)?,
-        usage: Usage {
-            calls_used,
-            reserved: 0,
-            talk_secs_used: r.try_get::<_, i64>(8)?.max(0) as u64,
-            last_call_at: r.try_get(13)?,
-            talk_leased: 0,
-            day: r.try_get(17)?,
-            day_calls: u32_of(r.try_get(18)?),
-        },
-    })
+    crate::store::rows::binding(r)
 }

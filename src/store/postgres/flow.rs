@@ -7,59 +7,11 @@ use crate::bindings::{BindingId, Number, TenantId};
 use crate::store::flow::*;
 use crate::store::postgres::PgStore;
 use crate::store::prelude::*;
+use crate::store::rows;
 use crate::store::StoreError;
-
-fn user_of(r: &Row) -> Result<User, StoreError> {
-    Ok(User {
-        id: r.try_get(0)?,
-        tenant: r.try_get(1)?,
-        real: Number::from_normalised(r.try_get(2)?),
-        soft: r.try_get(3)?,
-        ext_id: r.try_get(4)?,
-        created_at: r.try_get(5)?,
-        active_at: r.try_get(6)?,
-        recycled_at: r.try_get(7)?,
-    })
-}
 
 const USER: &str =
     "SELECT id, tenant_id, real, soft, ext_id, created_at, active_at, recycled_at FROM soft_users";
-
-fn team_of(r: &Row) -> Result<Team, StoreError> {
-    Ok(Team {
-        id: r.try_get(0)?,
-        tenant: r.try_get(1)?,
-        name: r.try_get(2)?,
-        shares: r.try_get(3)?,
-    })
-}
-
-fn agent_of(r: &Row) -> Result<Agent, StoreError> {
-    Ok(Agent {
-        id: r.try_get(0)?,
-        tenant: r.try_get(1)?,
-        real: Number::from_normalised(r.try_get(2)?),
-        team: r.try_get(3)?,
-        name: r.try_get(4)?,
-    })
-}
-
-fn acquisition_of(r: &Row) -> Result<AcquisitionRecord, StoreError> {
-    Ok(AcquisitionRecord {
-        id: r.try_get(0)?,
-        tenant: r.try_get(1)?,
-        agent_number: r.try_get(2)?,
-        agent: r.try_get(3)?,
-        team: r.try_get(4)?,
-        soft: r.try_get(5)?,
-        user: r.try_get(6)?,
-        result: r.try_get(7)?,
-        reason: r.try_get(8)?,
-        x: r.try_get(9)?,
-        binding: r.try_get(10)?,
-        at: r.try_get(11)?,
-    })
-}
 
 const AGENT: &str = "SELECT id, tenant_id, real, team_id, name FROM agents";
 
@@ -80,7 +32,7 @@ impl FlowStore for PgStore {
         };
         let q = format!("{USER} WHERE tenant_id = ?1 AND {sql}");
         self.row(&q, &[&tenant, &key])?
-            .map(|r| user_of(&r))
+            .map(|r| rows::user(&r))
             .transpose()
     }
 
@@ -140,7 +92,7 @@ impl FlowStore for PgStore {
         );
         self.rows(&q, &[&tenant, &before, &i64::from(limit)])?
             .iter()
-            .map(user_of)
+            .map(rows::user)
             .collect()
     }
 
@@ -186,7 +138,7 @@ impl FlowStore for PgStore {
             &[&tenant],
         )?
         .iter()
-        .map(team_of)
+        .map(rows::team)
         .collect()
     }
 
@@ -195,7 +147,7 @@ impl FlowStore for PgStore {
             "SELECT id, tenant_id, name, shares FROM teams WHERE tenant_id = ?1 AND id = ?2",
             &[&tenant, &id],
         )?
-        .map(|r| team_of(&r))
+        .map(|r| rows::team(&r))
         .transpose()
     }
 
@@ -239,7 +191,7 @@ impl FlowStore for PgStore {
                 &[&tenant, &n.as_str()],
             )?,
         };
-        row.map(|r| agent_of(&r)).transpose()
+        row.map(|r| rows::agent(&r)).transpose()
     }
 
     fn agents(&self, tenant: TenantId, team: Option<i64>) -> Result<Vec<Agent>, StoreError> {
@@ -248,7 +200,7 @@ impl FlowStore for PgStore {
         );
         self.rows(&q, &[&tenant, &team])?
             .iter()
-            .map(agent_of)
+            .map(rows::agent)
             .collect()
     }
 
@@ -434,7 +386,7 @@ impl FlowStore for PgStore {
             ],
         )?
         .iter()
-        .map(acquisition_of)
+        .map(rows::acquisition)
         .collect()
     }
 }

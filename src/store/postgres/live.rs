@@ -8,40 +8,10 @@ use crate::store::{CallRecord, StoreError};
 
 /// The calls a dead instance left, as records, with their talk time.
 fn dead_calls(s: &PgStore, instance: &str, at: i64) -> Result<Vec<(CallRecord, i64)>, StoreError> {
-    let mut out = Vec::new();
-    for r in s.rows(
-        "SELECT tenant_id, binding_id, direction, caller, callee, virtual, invite_at,
-         ringing_at, answer_at, lease_secs FROM live_calls WHERE instance = ?1",
-        &[&instance],
-    )? {
-        let answered: Option<i64> = r.try_get(8)?;
-        let lease: Option<i64> = r.try_get(9)?;
-        let talk = answered.map_or(0, |a| {
-            let secs = (at - a).max(0) / 1000;
-            lease.map_or(secs, |l| secs.min(l))
-        });
-        out.push((
-            CallRecord {
-                tenant: r.try_get(0)?,
-                binding: r.try_get(1)?,
-                direction: r.try_get(2)?,
-                caller: r.try_get(3)?,
-                callee: r.try_get(4)?,
-                x: r.try_get(5)?,
-                invite_at: r.try_get(6)?,
-                ringing_at: r.try_get(7)?,
-                answer_at: answered,
-                end_at: Some(at),
-                duration_secs: talk as u64,
-                result: if answered.is_some() { 200 } else { 503 },
-                ended_by: answered.map(|_| "system".to_string()),
-                reason: "sipmask stopped during the call".into(),
-                ..Default::default()
-            },
-            talk,
-        ));
-    }
-    Ok(out)
+    s.rows(crate::store::rows::DEAD_CALLS, &[&instance])?
+        .iter()
+        .map(|r| crate::store::rows::dead_call(r, at))
+        .collect()
 }
 
 fn lease_of(lease: &Option<u64>) -> Option<i64> {

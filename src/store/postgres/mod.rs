@@ -268,9 +268,25 @@ fn numbered(sql: &str) -> String {
     out
 }
 
-/// A stored count as `u32`: negative is 0, too large is the most.
-pub(crate) fn u32_of(v: i64) -> u32 {
-    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+impl crate::store::rows::Cells for Row {
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn flag(&self, i: usize) -> Result<bool, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_flag(&self, i: usize) -> Result<Option<bool>, StoreError> {
+        Ok(self.try_get(i)?)
+    }
 }
 
 impl Drop for PgStore {

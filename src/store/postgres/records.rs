@@ -4,6 +4,7 @@ use crate::bindings::TenantId;
 use crate::store::postgres::PgStore;
 use crate::store::prelude::*;
 use crate::store::records::*;
+use crate::store::rows;
 use crate::store::StoreError;
 
 impl RecordStore for PgStore {
@@ -44,7 +45,7 @@ impl RecordStore for PgStore {
         tenant: TenantId,
         f: &CallFilter,
     ) -> Result<(Vec<CallRecord>, Option<i64>), StoreError> {
-        let rows = self.rows(
+        let found = self.rows(
             "SELECT id, tenant_id, binding_id, direction, caller, callee, virtual, invite_at,
              ringing_at, answer_at, end_at, duration_secs, result, ended_by, reason, recording,
              announced FROM calls
@@ -63,28 +64,10 @@ impl RecordStore for PgStore {
                 &(i64::from(f.limit) + 1),
             ],
         )?;
-        let mut items = Vec::with_capacity(rows.len());
-        for r in rows {
-            items.push(CallRecord {
-                id: r.try_get(0)?,
-                tenant: r.try_get(1)?,
-                binding: r.try_get(2)?,
-                direction: r.try_get(3)?,
-                caller: r.try_get(4)?,
-                callee: r.try_get(5)?,
-                x: r.try_get(6)?,
-                invite_at: r.try_get(7)?,
-                ringing_at: r.try_get(8)?,
-                answer_at: r.try_get(9)?,
-                end_at: r.try_get(10)?,
-                duration_secs: r.try_get::<_, i64>(11)?.max(0) as u64,
-                result: u16::try_from(r.try_get::<_, i64>(12)?).unwrap_or(0),
-                ended_by: r.try_get(13)?,
-                reason: r.try_get(14)?,
-                recording: r.try_get(15)?,
-                announced: r.try_get(16)?,
-            });
-        }
+        let items = found
+            .iter()
+            .map(rows::call)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(crate::store::paginate(items, f.limit, |c| c.id))
     }
 

@@ -1,8 +1,9 @@
 //! PostgreSQL: webhooks and their deliveries.
 
 use crate::bindings::TenantId;
-use crate::store::postgres::{u32_of, PgStore};
+use crate::store::postgres::PgStore;
 use crate::store::prelude::*;
+use crate::store::rows;
 use crate::store::webhooks::*;
 use crate::store::StoreError;
 
@@ -34,15 +35,7 @@ impl WebhookStore for PgStore {
              WHERE tenant_id = ?1",
             &[&tenant],
         )?
-        .map(|r| {
-            Ok(Webhook {
-                url: r.try_get(0)?,
-                secret: r.try_get(1)?,
-                masked: r.try_get(2)?,
-                failing_since: r.try_get(3)?,
-                disabled_at: r.try_get(4)?,
-            })
-        })
+        .map(|r| rows::webhook(&r))
         .transpose()
     }
 
@@ -103,17 +96,7 @@ impl WebhookStore for PgStore {
             &[&tenant, &now, &i64::from(limit)],
         )?
         .iter()
-        .map(|r| {
-            Ok(Due {
-                id: r.try_get(0)?,
-                body: r.try_get(1)?,
-                event_id: r.try_get(2)?,
-                attempts: u32_of(r.try_get(3)?),
-                url: r.try_get(4)?,
-                secret: r.try_get(5)?,
-                masked: r.try_get(6)?,
-            })
-        })
+        .map(rows::due)
         .collect()
     }
 
@@ -176,22 +159,7 @@ impl WebhookStore for PgStore {
             &[&tenant, &failed, &i64::from(limit)],
         )?
         .iter()
-        .map(|r| {
-            let failed_at: Option<i64> = r.try_get(5)?;
-            Ok(Delivery {
-                event_id: r.try_get(0)?,
-                kind: r.try_get(1)?,
-                attempts: u32_of(r.try_get(2)?),
-                created_at: r.try_get(3)?,
-                next_attempt_at: if failed_at.is_none() {
-                    r.try_get(4)?
-                } else {
-                    None
-                },
-                failed_at,
-                last_error: r.try_get(6)?,
-            })
-        })
+        .map(rows::delivery)
         .collect()
     }
 

@@ -4,6 +4,8 @@
 use crate::bindings::TenantId;
 use crate::store::accounts::*;
 use crate::store::prelude::*;
+use crate::store::rows;
+use crate::store::sqlite::via;
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{params, OptionalExtension};
 
@@ -22,17 +24,7 @@ impl AccountStore for SqliteStore {
             "SELECT name, tenant_id, realm, ha1_md5, ha1_sha256, created_at, uid FROM accounts
              WHERE ?1 IS NULL OR tenant_id = ?1 ORDER BY name",
         )?;
-        let rows = stmt.query_map([tenant], |r| {
-            Ok(AccountRow {
-                name: r.get(0)?,
-                tenant: r.get(1)?,
-                realm: r.get(2)?,
-                ha1_md5: r.get(3)?,
-                ha1_sha256: r.get(4)?,
-                created_at: r.get(5)?,
-                uid: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map([tenant], |r| via(rows::account(r)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -101,21 +93,7 @@ impl AccountStore for SqliteStore {
             "SELECT account, uri, transport, addr, expires_ms, call_id, cseq, since_ms, path
              FROM contacts WHERE expires_ms > ?1 ORDER BY account, since_ms",
         )?;
-        let rows = stmt.query_map([after_ms], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                ContactRow {
-                    uri: r.get(1)?,
-                    transport: r.get(2)?,
-                    addr: r.get(3)?,
-                    expires_ms: r.get(4)?,
-                    call_id: r.get(5)?,
-                    cseq: r.get(6)?,
-                    since_ms: r.get(7)?,
-                    path: r.get(8)?,
-                },
-            ))
-        })?;
+        let rows = stmt.query_map([after_ms], |r| via(rows::contact(r)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

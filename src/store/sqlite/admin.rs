@@ -5,7 +5,7 @@ use crate::bindings::{Binding, BindingId, Claim, Conditions, Number, TenantId};
 use crate::store::admin::*;
 use crate::store::changes::Change;
 use crate::store::prelude::*;
-use crate::store::sqlite::{columns, read_row, SELECT};
+use crate::store::sqlite::{columns, read_row, via, SELECT};
 use crate::store::{Charge, NewBinding, UsageUpdate};
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{params, OptionalExtension};
@@ -444,16 +444,7 @@ impl BindingStore for SqliteStore {
             .prepare_cached(crate::store::statements::CHARGE)?
             .query_row(
                 params![c.id, c.max_calls, c.today, c.at, c.max_per_day],
-                |r| {
-                    Ok(crate::bindings::Usage {
-                        calls_used: r.get(0)?,
-                        talk_secs_used: r.get::<_, i64>(1)?.max(0) as u64,
-                        last_call_at: r.get(2)?,
-                        day: r.get(3)?,
-                        day_calls: r.get(4)?,
-                        ..Default::default()
-                    })
-                },
+                |r| via(crate::store::rows::charged(r)),
             )
             .optional()?)
     }

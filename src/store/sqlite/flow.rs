@@ -4,42 +4,24 @@
 use crate::bindings::{BindingId, Number, TenantId};
 use crate::store::flow::*;
 use crate::store::prelude::*;
+use crate::store::rows;
+use crate::store::sqlite::via;
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{params, OptionalExtension, Row};
 
 fn user_of(r: &Row<'_>) -> rusqlite::Result<User> {
-    Ok(User {
-        id: r.get(0)?,
-        tenant: r.get(1)?,
-        real: Number::from_normalised(r.get(2)?),
-        soft: r.get(3)?,
-        ext_id: r.get(4)?,
-        created_at: r.get(5)?,
-        active_at: r.get(6)?,
-        recycled_at: r.get(7)?,
-    })
+    via(rows::user(r))
 }
 
 const USER: &str =
     "SELECT id, tenant_id, real, soft, ext_id, created_at, active_at, recycled_at FROM soft_users";
 
 fn team_of(r: &Row<'_>) -> rusqlite::Result<Team> {
-    Ok(Team {
-        id: r.get(0)?,
-        tenant: r.get(1)?,
-        name: r.get(2)?,
-        shares: r.get(3)?,
-    })
+    via(rows::team(r))
 }
 
 fn agent_of(r: &Row<'_>) -> rusqlite::Result<Agent> {
-    Ok(Agent {
-        id: r.get(0)?,
-        tenant: r.get(1)?,
-        real: Number::from_normalised(r.get(2)?),
-        team: r.get(3)?,
-        name: r.get(4)?,
-    })
+    via(rows::agent(r))
 }
 
 const AGENT: &str = "SELECT id, tenant_id, real, team_id, name FROM agents";
@@ -408,22 +390,7 @@ impl FlowStore for SqliteStore {
                 f.limit + 1,
                 f.soft
             ],
-            |r| {
-                Ok(AcquisitionRecord {
-                    id: r.get(0)?,
-                    tenant: r.get(1)?,
-                    agent_number: r.get(2)?,
-                    agent: r.get(3)?,
-                    team: r.get(4)?,
-                    soft: r.get(5)?,
-                    user: r.get(6)?,
-                    result: r.get(7)?,
-                    reason: r.get(8)?,
-                    x: r.get(9)?,
-                    binding: r.get(10)?,
-                    at: r.get(11)?,
-                })
-            },
+            |r| via(rows::acquisition(r)),
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -12,37 +12,9 @@ fn dead_calls(
     instance: &str,
     at: i64,
 ) -> Result<Vec<(CallRecord, i64)>, StoreError> {
-    let mut stmt = s.conn.prepare(
-        "SELECT tenant_id, binding_id, direction, caller, callee, virtual, invite_at,
-         ringing_at, answer_at, lease_secs FROM live_calls WHERE instance = ?1",
-    )?;
+    let mut stmt = s.conn.prepare_cached(crate::store::rows::DEAD_CALLS)?;
     let rows = stmt.query_map([instance], |r| {
-        let answered: Option<i64> = r.get(8)?;
-        let lease: Option<i64> = r.get(9)?;
-        let talk = answered.map_or(0, |a| {
-            let secs = (at - a).max(0) / 1000;
-            lease.map_or(secs, |l| secs.min(l))
-        });
-        Ok((
-            CallRecord {
-                tenant: r.get(0)?,
-                binding: r.get(1)?,
-                direction: r.get(2)?,
-                caller: r.get(3)?,
-                callee: r.get(4)?,
-                x: r.get(5)?,
-                invite_at: r.get(6)?,
-                ringing_at: r.get(7)?,
-                answer_at: answered,
-                end_at: Some(at),
-                duration_secs: talk as u64,
-                result: if answered.is_some() { 200 } else { 503 },
-                ended_by: answered.map(|_| "system".to_string()),
-                reason: "sipmask stopped during the call".into(),
-                ..Default::default()
-            },
-            talk,
-        ))
+        crate::store::sqlite::via(crate::store::rows::dead_call(r, at))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -28,6 +28,34 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl crate::store::rows::Cells for rusqlite::Row<'_> {
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(self.get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(i)?)
+    }
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        Ok(self.get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.get(i)?)
+    }
+    fn flag(&self, i: usize) -> Result<bool, StoreError> {
+        Ok(self.get::<_, i64>(i)? != 0)
+    }
+    fn opt_flag(&self, i: usize) -> Result<Option<bool>, StoreError> {
+        Ok(self.get::<_, Option<i64>>(i)?.map(|v| v != 0))
+    }
+}
+
+/// A shared row reader's result where rusqlite wants its own.
+pub(super) fn via<T>(r: Result<T, StoreError>) -> rusqlite::Result<T> {
+    r.map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, Box::new(e))
+    })
+}
+
 /// Each entry moves the schema one version up; never edit a shipped entry.
 const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
         id INTEGER PRIMARY KEY,

@@ -4,6 +4,8 @@
 use crate::bindings::TenantId;
 use crate::store::prelude::*;
 use crate::store::records::*;
+use crate::store::rows;
+use crate::store::sqlite::via;
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::params;
 
@@ -75,27 +77,7 @@ impl RecordStore for SqliteStore {
                 f.result,
                 f.limit + 1
             ],
-            |r| {
-                Ok(CallRecord {
-                    id: r.get(0)?,
-                    tenant: r.get(1)?,
-                    binding: r.get(2)?,
-                    direction: r.get(3)?,
-                    caller: r.get(4)?,
-                    callee: r.get(5)?,
-                    x: r.get(6)?,
-                    invite_at: r.get(7)?,
-                    ringing_at: r.get(8)?,
-                    answer_at: r.get(9)?,
-                    end_at: r.get(10)?,
-                    duration_secs: r.get::<_, i64>(11)?.max(0) as u64,
-                    result: r.get(12)?,
-                    ended_by: r.get(13)?,
-                    reason: r.get(14)?,
-                    recording: r.get(15)?,
-                    announced: r.get::<_, i64>(16)? != 0,
-                })
-            },
+            |r| via(rows::call(r)),
         )?;
         let items = rows.collect::<Result<Vec<_>, _>>()?;
         Ok(crate::store::paginate(items, f.limit, |c| c.id))

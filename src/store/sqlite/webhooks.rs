@@ -3,6 +3,8 @@
 
 use crate::bindings::TenantId;
 use crate::store::prelude::*;
+use crate::store::rows;
+use crate::store::sqlite::via;
 use crate::store::webhooks::*;
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{params, OptionalExtension};
@@ -35,15 +37,7 @@ impl WebhookStore for SqliteStore {
             .query_row(
                 "SELECT url, secret, masked, failing_since, disabled_at FROM webhooks WHERE tenant_id = ?1",
                 [tenant],
-                |r| {
-                    Ok(Webhook {
-                        url: r.get(0)?,
-                        secret: r.get(1)?,
-                        masked: r.get(2)?,
-                        failing_since: r.get(3)?,
-                        disabled_at: r.get(4)?,
-                    })
-                },
+|r| via(rows::webhook(r)),
             )
             .optional()?)
     }
@@ -97,17 +91,7 @@ impl WebhookStore for SqliteStore {
              WHERE e.tenant_id = ?1 AND w.disabled_at IS NULL AND e.delivered_at IS NULL
              AND e.failed_at IS NULL AND e.next_attempt_at <= ?2 ORDER BY e.id LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![tenant, now, limit], |r| {
-            Ok(Due {
-                id: r.get(0)?,
-                body: r.get(1)?,
-                event_id: r.get(2)?,
-                attempts: r.get(3)?,
-                url: r.get(4)?,
-                secret: r.get(5)?,
-                masked: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![tenant, now, limit], |r| via(rows::due(r)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -173,18 +157,7 @@ impl WebhookStore for SqliteStore {
              FROM events WHERE tenant_id = ?1 AND delivered_at IS NULL
              AND (failed_at IS NOT NULL) = ?2 ORDER BY id LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![tenant, failed, limit], |r| {
-            let failed_at: Option<i64> = r.get(5)?;
-            Ok(Delivery {
-                event_id: r.get(0)?,
-                kind: r.get(1)?,
-                attempts: r.get(2)?,
-                created_at: r.get(3)?,
-                next_attempt_at: if failed_at.is_none() { r.get(4)? } else { None },
-                failed_at,
-                last_error: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![tenant, failed, limit], |r| via(rows::delivery(r)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
