@@ -57,8 +57,12 @@ fn apply(
     api: Option<&ApiState>,
 ) -> Result<i64, StoreError> {
     let mut last = after;
-    for (id, change) in s.changes_since(after)? {
+    for (id, change, mine) in s.changes_since(after)? {
         match change {
+            // This process changed its table as it made these; a removal
+            // applied late could take a newer binding that reused the id.
+            Change::BindingsAdded(..) | Change::BindingRemoved(_) | Change::BindingChanged(_)
+                if mine => {}
             Change::BindingsAdded(first, end) => {
                 let mut n = 0usize;
                 for b in s.bindings_between(first, end)? {

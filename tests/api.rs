@@ -841,3 +841,33 @@ async fn an_expiring_binding_is_announced_once() {
     let again = tokio::time::timeout(Duration::from_millis(1500), rx.next("binding.expired")).await;
     assert!(again.is_err(), "expiry announced twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_binding_on_a_removed_ones_id_is_not_removed_by_the_change_log() {
+    let api = api_with(|_| {}).await;
+    api.pool(&["17000000001"]).await;
+    let r = api
+        .req("POST", "/v1/bindings", Some(json!({ "a": A, "b": B })))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let old = r.json()["id"].as_i64().unwrap_or_default();
+    let r = api
+        .req("DELETE", &format!("/v1/bindings/{old}"), None)
+        .await;
+    assert!(r.status == 204 || r.status == 200, "{}", r.body);
+    // SQLite gives the next binding the removed one's id.
+    let r = api
+        .req(
+            "POST",
+            "/v1/bindings",
+            Some(json!({ "a": "13800000001", "b": "13900000001" })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let new = r.json()["id"].as_i64().unwrap_or_default();
+    assert_eq!(new, old, "the id is used again");
+    // The server reads the change log (and its removal) meanwhile.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let r = api.req("GET", &format!("/v1/bindings/{new}"), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}

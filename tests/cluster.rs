@@ -29,6 +29,7 @@ fn acme_key(db: &TempDb) -> String {
         let at = sipmask::store::Location {
             url,
             dir: std::env::temp_dir(),
+            ..Default::default()
         };
         let mut store = at.open().expect("store");
         sipmask::service::tenants::add_tenant(store.as_mut(), "acme", sipmask::time::now())
@@ -191,6 +192,7 @@ fn on_db<T: Send + 'static>(
         let at = sipmask::store::Location {
             url,
             dir: std::env::temp_dir(),
+            ..Default::default()
         };
         let mut store = at.open().expect("store");
         f(store.as_mut())

@@ -329,7 +329,11 @@ fn events_webhooks_records_and_changes() {
         s.log_change(&Change::Accounts).expect("change");
         let last = s.last_change().expect("last");
         let since = s.changes_since(last - 1).expect("since");
-        assert_eq!(since, [(last, Change::Accounts)]);
+        assert_eq!(
+            since,
+            [(last, Change::Accounts, true)],
+            "logged by this process"
+        );
         s.insert(&[binding(1, None, "+9", "+2")]).expect("insert");
     });
 }

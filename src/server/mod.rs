@@ -198,12 +198,17 @@ impl Server {
         let files = start::open_files(&cfg);
         let instance = crate::ids::short("", 8);
         let handover = start::handover(&cfg.storage.data_dir, &instance)?;
+        // Every connection of this server logs changes as this instance.
+        let at = crate::store::Location {
+            origin: instance.clone(),
+            ..cfg.storage.location()
+        };
         let Loaded {
             table: bindings,
             store,
             seen,
             accounts,
-        } = load_bindings(&cfg, &cfg.storage.location())?;
+        } = load_bindings(&cfg, &at)?;
         let hub = crate::events::Hub::new(store.webhook_tenants()?);
         let thread = |name| move |source| ServerError::Thread { name, source };
         let (writer, store_thread) =
@@ -249,10 +254,10 @@ impl Server {
                 sip_host,
                 overlap,
             };
-            Some(start_api(&cfg, &cfg.storage.location(), deps, &front, &mut tasks).await?)
+            Some(start_api(&cfg, &at, deps, &front, &mut tasks).await?)
         };
         let api_state = api_addr.as_ref().map(|(_, st)| st.clone());
-        let up = Upkeep::of(&cfg, &core, instance, api_state.as_deref());
+        let up = Upkeep::of(&cfg, &core, (instance, at), api_state.as_deref());
         let watched = (&bindings, &accounts, api_state);
         start::spawn_background(&mut tasks, up, seen, watched, &front)?;
         let api_addr = api_addr.map(|(a, _)| a);
@@ -410,7 +415,7 @@ impl Upkeep {
     fn of(
         cfg: &Config,
         core: &Core,
-        instance: String,
+        (instance, at): (String, crate::store::Location),
         api: Option<&crate::api::ApiState>,
     ) -> Upkeep {
         Upkeep {
@@ -421,7 +426,7 @@ impl Upkeep {
                 .unwrap_or_default(),
             node: node_name(&cfg.storage.node),
             instance,
-            at: cfg.storage.location(),
+            at,
             clock: core.clock.clone(),
             lease: api.map_or_else(Default::default, |a| a.lease.clone()),
             sweeper: api.map_or_else(Default::default, |a| a.svc.sweeper.clone()),

@@ -251,8 +251,9 @@ pub trait ChangeLog {
     /// Id of the latest change (0 if none): where a server starts reading.
     fn last_change(&self) -> Result<i64, StoreError>;
 
-    /// Changes after `after`, in order, with their ids.
-    fn changes_since(&self, after: i64) -> Result<Vec<(i64, Change)>, StoreError>;
+    /// Changes after `after`, in order, with their ids and whether they
+    /// were logged with this connection's origin (by the same server).
+    fn changes_since(&self, after: i64) -> Result<Vec<(i64, Change, bool)>, StoreError>;
 
     /// Waits at most `timeout` for a change, returning as soon as anyone
     /// logs one where the backend can say so (PostgreSQL's LISTEN), else
@@ -504,6 +505,11 @@ pub trait Backend:
 
     /// Another connection to the same database.
     fn reopen(&self) -> Result<Box<dyn Backend>, StoreError>;
+
+    /// Names who logs changes through this connection (the server's
+    /// instance; by default this process): see
+    /// [`ChangeLog::changes_since`].
+    fn set_origin(&mut self, origin: &str);
 
     /// Moves committed writes from the log into the database without
     /// blocking anyone (SQLite's passive WAL checkpoint); a no-op where

@@ -46,3 +46,12 @@ impl Change {
         }
     }
 }
+
+/// This process, as the change log names who logged a change: a process
+/// applies its own changes to its live state as it makes them, and a
+/// binding's id may be used again after its removal (SQLite), so its
+/// watcher must not apply its own removal late to a newer binding.
+pub(crate) fn origin() -> &'static str {
+    static ORIGIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(|| crate::ids::short("p", 12))
+}

@@ -41,6 +41,7 @@ impl StorageConfig {
         Location {
             url: self.url.clone(),
             dir: self.data_dir.clone(),
+            origin: String::new(),
         }
     }
 

@@ -100,12 +100,19 @@ pub struct Location {
     pub url: String,
     /// The data dir.
     pub dir: std::path::PathBuf,
+    /// Who logs changes through its connections (a server's instance;
+    /// empty: this process).
+    pub origin: String,
 }
 
 impl Location {
     /// Opens the backend this names.
     pub fn open(&self) -> Result<Box<dyn Backend>, StoreError> {
-        open_url(&self.url, &self.dir)
+        let mut b = open_url(&self.url, &self.dir)?;
+        if !self.origin.is_empty() {
+            b.set_origin(&self.origin);
+        }
+        Ok(b)
     }
 
     /// Whether several nodes may share this database (so another host's
@@ -157,6 +164,7 @@ impl From<&std::path::Path> for Location {
         Location {
             url: String::new(),
             dir: dir.to_path_buf(),
+            origin: String::new(),
         }
     }
 }

@@ -9,8 +9,9 @@ impl ChangeLog for PgStore {
     fn log_change(&mut self, c: &Change) -> Result<(), StoreError> {
         let (kind, first, last) = c.to_row();
         self.exec(
-            "INSERT INTO operator_changes (kind, first, last, at) VALUES (?1, ?2, ?3, ?4)",
-            &[&kind, &first, &last, &crate::time::now()],
+            "INSERT INTO operator_changes (kind, first, last, at, origin)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            &[&kind, &first, &last, &crate::time::now(), &self.origin],
         )?;
         // Delivered to every listening node when this commits.
         self.one("SELECT pg_notify('sipmask_changes', '')", &[])?;
@@ -23,16 +24,15 @@ impl ChangeLog for PgStore {
             .try_get(0)?)
     }
 
-    fn changes_since(&self, after: i64) -> Result<Vec<(i64, Change)>, StoreError> {
+    fn changes_since(&self, after: i64) -> Result<Vec<(i64, Change, bool)>, StoreError> {
         let mut out = Vec::new();
         for r in self.rows(
-            "SELECT id, kind, first, last FROM operator_changes WHERE id > ?1 ORDER BY id",
+            "SELECT id, kind, first, last, origin FROM operator_changes WHERE id > ?1 ORDER BY id",
             &[&after],
         )? {
-            let (id, kind, first, last): (i64, String, i64, i64) =
-                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
-            let c = Change::from_row(&kind, first, last);
-            out.push((id, c));
+            let kind: String = r.try_get(1)?;
+            let c = Change::from_row(&kind, r.try_get(2)?, r.try_get(3)?);
+            out.push((r.try_get(0)?, c, r.try_get::<_, String>(4)? == self.origin));
         }
         Ok(out)
     }

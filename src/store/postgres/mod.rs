@@ -50,6 +50,8 @@ pub struct PgStore {
     depth: Cell<u32>,
     url: String,
     listening: Cell<bool>,
+    /// Who logs changes through it (`Backend::set_origin`).
+    pub(crate) origin: String,
 }
 
 impl PgStore {
@@ -63,6 +65,7 @@ impl PgStore {
             depth: Cell::new(0),
             url: url.to_string(),
             listening: Cell::new(false),
+            origin: crate::store::changes::origin().to_string(),
         };
         schema::migrate(&store)?;
         Ok(store)
@@ -307,7 +310,13 @@ impl super::Backend for PgStore {
     }
 
     fn reopen(&self) -> Result<Box<dyn super::Backend>, StoreError> {
-        Ok(Box::new(PgStore::open(&self.url)?))
+        let mut s = PgStore::open(&self.url)?;
+        s.origin = self.origin.clone();
+        Ok(Box::new(s))
+    }
+
+    fn set_origin(&mut self, origin: &str) {
+        self.origin = origin.to_string();
     }
 
     fn checkpoint(&mut self) -> Result<(), StoreError> {

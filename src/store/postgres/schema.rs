@@ -102,7 +102,9 @@ const STEPS: &[&str] = &["CREATE TABLE bindings (
     CREATE INDEX acquisitions_tenant ON acquisitions(tenant_id, id);
     CREATE TABLE tenant_settings (tenant_id BIGINT PRIMARY KEY, body TEXT NOT NULL);",
     // Node names and who holds each (store::LiveStore::hold_node).
-    "CREATE TABLE nodes (node TEXT PRIMARY KEY, instance TEXT NOT NULL, at BIGINT NOT NULL);"];
+    "CREATE TABLE nodes (node TEXT PRIMARY KEY, instance TEXT NOT NULL, at BIGINT NOT NULL);",
+    // Who logged a change (store::changes::origin).
+    "ALTER TABLE operator_changes ADD COLUMN origin TEXT NOT NULL DEFAULT '';"];
 
 /// Brings the database to the latest version, or says it is newer than
 /// this program.

@@ -12,8 +12,8 @@ use rusqlite::{params, OptionalExtension};
 
 /// Logs a change of bindings for every running server (the same
 /// statement as `ChangeLog::log_change`, on a transaction in progress).
-fn log(conn: &rusqlite::Connection, c: &Change) -> Result<(), StoreError> {
-    super::changes::log_on(conn, c)
+fn log(conn: &rusqlite::Connection, c: &Change, origin: &str) -> Result<(), StoreError> {
+    super::changes::log_on(conn, c, origin)
 }
 
 fn owner_in(
@@ -302,7 +302,7 @@ impl BindingStore for SqliteStore {
             }
         }
         if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
-            log(&tx, &Change::BindingsAdded(*first, *last))?;
+            log(&tx, &Change::BindingsAdded(*first, *last), &self.origin)?;
         }
         tx.commit()?;
         Ok(ids)
@@ -311,7 +311,7 @@ impl BindingStore for SqliteStore {
     fn remove(&mut self, id: BindingId) -> Result<bool, StoreError> {
         self.atomically(|s| {
             let n = s.conn.execute("DELETE FROM bindings WHERE id = ?1", [id])?;
-            log(&s.conn, &Change::BindingRemoved(id))?;
+            log(&s.conn, &Change::BindingRemoved(id), &s.origin)?;
             Ok(n > 0)
         })
     }
@@ -338,7 +338,7 @@ impl BindingStore for SqliteStore {
     ) -> Result<(), StoreError> {
         self.atomically(|s| {
             columns::update(&s.conn, id, c, now)?;
-            log(&s.conn, &Change::BindingChanged(id))
+            log(&s.conn, &Change::BindingChanged(id), &s.origin)
         })
     }
 
@@ -347,7 +347,7 @@ impl BindingStore for SqliteStore {
         let tx = self.conn.savepoint()?;
         for b in bindings {
             tx.execute("DELETE FROM bindings WHERE id = ?1", [b.id])?;
-            log(&tx, &Change::BindingRemoved(b.id))?;
+            log(&tx, &Change::BindingRemoved(b.id), &self.origin)?;
             for p in b.a.iter().chain([&b.b]) {
                 tx.execute(
                     "INSERT INTO quarantine (party, virtual, until) VALUES (?1, ?2, ?3)

@@ -7,19 +7,23 @@ use crate::store::{SqliteStore, StoreError};
 use rusqlite::params;
 
 /// Logs `c` on `conn` (a transaction in progress, or not).
-pub(super) fn log_on(conn: &rusqlite::Connection, c: &Change) -> Result<(), StoreError> {
+pub(super) fn log_on(
+    conn: &rusqlite::Connection,
+    c: &Change,
+    origin: &str,
+) -> Result<(), StoreError> {
     let (kind, first, last) = c.to_row();
     conn.prepare_cached(
-        "INSERT INTO operator_changes (kind, first, last, at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO operator_changes (kind, first, last, at, origin) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![kind, first, last, crate::time::now()])?;
+    .execute(params![kind, first, last, crate::time::now(), origin])?;
     Ok(())
 }
 
 impl ChangeLog for SqliteStore {
     /// Logs a change (call inside the unit of work that makes it).
     fn log_change(&mut self, c: &Change) -> Result<(), StoreError> {
-        log_on(&self.conn, c)
+        log_on(&self.conn, c, &self.origin)
     }
 
     fn last_change(&self) -> Result<i64, StoreError> {
@@ -31,25 +35,16 @@ impl ChangeLog for SqliteStore {
     }
 
     /// Changes after `after`, in order, with their ids.
-    fn changes_since(&self, after: i64) -> Result<Vec<(i64, Change)>, StoreError> {
+    fn changes_since(&self, after: i64) -> Result<Vec<(i64, Change, bool)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, kind, first, last FROM operator_changes WHERE id > ?1 ORDER BY id",
+            "SELECT id, kind, first, last, origin FROM operator_changes WHERE id > ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([after], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
+            let kind: String = r.get(1)?;
+            let c = Change::from_row(&kind, r.get(2)?, r.get(3)?);
+            Ok((r.get(0)?, c, r.get::<_, String>(4)? == self.origin))
         })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, kind, first, last) = row?;
-            let c = Change::from_row(&kind, first, last);
-            out.push((id, c));
-        }
-        Ok(out)
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn wait_for_change(&mut self, timeout: std::time::Duration) -> Result<(), StoreError> {

@@ -214,13 +214,17 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     ALTER TABLE bindings ADD COLUMN day INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE bindings ADD COLUMN day_calls INTEGER NOT NULL DEFAULT 0;",
     // Node names and who holds each (store::LiveStore::hold_node).
-    "CREATE TABLE nodes (node TEXT PRIMARY KEY, instance TEXT NOT NULL, at INTEGER NOT NULL);"];
+    "CREATE TABLE nodes (node TEXT PRIMARY KEY, instance TEXT NOT NULL, at INTEGER NOT NULL);",
+    // Who logged a change (store::changes::origin).
+    "ALTER TABLE operator_changes ADD COLUMN origin TEXT NOT NULL DEFAULT '';"];
 
 /// The SQLite store.
 pub struct SqliteStore {
     pub(super) conn: Connection,
     // Where it lives, for another connection to the same database.
     dir: std::path::PathBuf,
+    /// Who logs changes through it (`Backend::set_origin`).
+    pub(super) origin: String,
 }
 
 impl SqliteStore {
@@ -247,6 +251,7 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             dir: dir.to_path_buf(),
+            origin: crate::store::changes::origin().to_string(),
         };
         store.migrate()?;
         Ok(store)
@@ -341,7 +346,13 @@ impl super::Backend for SqliteStore {
     }
 
     fn reopen(&self) -> Result<Box<dyn super::Backend>, StoreError> {
-        Ok(Box::new(SqliteStore::open(&self.dir)?))
+        let mut s = SqliteStore::open(&self.dir)?;
+        s.origin = self.origin.clone();
+        Ok(Box::new(s))
+    }
+
+    fn set_origin(&mut self, origin: &str) {
+        self.origin = origin.to_string();
     }
 
     fn checkpoint(&mut self) -> Result<(), StoreError> {
