@@ -100,7 +100,9 @@ pub trait BindingStore {
     fn get(&self, id: BindingId) -> Result<Option<Binding>, StoreError>;
 
     /// Creates bindings in one transaction; all or nothing. Returns the ids.
-    fn insert(&mut self, rows: &[NewBinding]) -> Result<Vec<BindingId>, StoreError>;
+    fn insert(&mut self, rows: &[NewBinding]) -> Result<Vec<BindingId>, StoreError> {
+        self.insert_with_progress(rows, &mut |_| {})
+    }
 
     /// [`BindingStore::insert`], calling `progress` with the count done so far.
     fn insert_with_progress(
@@ -113,7 +115,17 @@ pub trait BindingStore {
     fn remove(&mut self, id: BindingId) -> Result<bool, StoreError>;
 
     /// Creates bindings (see [`BindingStore::insert`]) and returns them as stored.
-    fn create(&mut self, rows: &[super::NewBinding]) -> Result<Vec<Binding>, StoreError>;
+    fn create(&mut self, rows: &[super::NewBinding]) -> Result<Vec<Binding>, StoreError> {
+        let ids = self.insert(rows)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.get(id)?.ok_or(StoreError::Corrupt {
+                id,
+                reason: "vanished after insert".into(),
+            })?);
+        }
+        Ok(out)
+    }
 
     /// Replaces the conditions of a binding.
     fn set_conditions(&mut self, id: BindingId, c: &Conditions, now: i64)
@@ -455,9 +467,6 @@ pub trait FlowStore {
         user: i64,
         binding: Option<BindingId>,
     ) -> Result<(), StoreError>;
-
-    /// (agent, binding) of every number acquired for a user.
-    fn acquired_of_user(&self, user: i64) -> Result<Vec<(i64, BindingId)>, StoreError>;
 
     /// (tenant, agent, agent's team, user) of an acquired binding.
     fn pair_of_binding(

@@ -228,10 +228,6 @@ impl BindingStore for PgStore {
             .transpose()
     }
 
-    fn insert(&mut self, rows: &[NewBinding]) -> Result<Vec<BindingId>, StoreError> {
-        self.insert_with_progress(rows, &mut |_| {})
-    }
-
     fn insert_with_progress(
         &mut self,
         rows: &[NewBinding],
@@ -256,18 +252,6 @@ impl BindingStore for PgStore {
             s.log_change(&Change::BindingRemoved(id))?;
             Ok(n > 0)
         })
-    }
-
-    fn create(&mut self, rows: &[NewBinding]) -> Result<Vec<Binding>, StoreError> {
-        let ids = self.insert_with_progress(rows, &mut |_| {})?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.push(self.get(id)?.ok_or(StoreError::Corrupt {
-                id,
-                reason: "vanished after insert".into(),
-            })?);
-        }
-        Ok(out)
     }
 
     fn set_conditions(

@@ -305,10 +305,6 @@ impl FlowStore for PgStore {
         Ok(())
     }
 
-    fn acquired_of_user(&self, user: i64) -> Result<Vec<(i64, BindingId)>, StoreError> {
-        self.acquired_for_user(user)
-    }
-
     fn pair_of_binding(
         &self,
         binding: BindingId,

@@ -281,10 +281,6 @@ impl BindingStore for SqliteStore {
             .transpose()
     }
 
-    fn insert(&mut self, rows: &[NewBinding]) -> Result<Vec<BindingId>, StoreError> {
-        self.insert_with_progress(rows, &mut |_| {})
-    }
-
     /// [`BindingStore::insert`], calling `progress` with the count done so far.
     fn insert_with_progress(
         &mut self,
@@ -314,19 +310,6 @@ impl BindingStore for SqliteStore {
             log(&s.conn, &Change::BindingRemoved(id), &s.origin)?;
             Ok(n > 0)
         })
-    }
-
-    /// Creates bindings (see [`BindingStore::insert`]) and returns them as stored.
-    fn create(&mut self, rows: &[crate::store::NewBinding]) -> Result<Vec<Binding>, StoreError> {
-        let ids = self.insert_with_progress(rows, &mut |_| {})?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.push(self.get(id)?.ok_or(StoreError::Corrupt {
-                id,
-                reason: "vanished after insert".into(),
-            })?);
-        }
-        Ok(out)
     }
 
     /// Replaces the conditions of a binding.

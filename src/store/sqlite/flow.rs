@@ -308,14 +308,6 @@ impl FlowStore for SqliteStore {
         Ok(())
     }
 
-    fn acquired_of_user(&self, user: i64) -> Result<Vec<(i64, BindingId)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT agent_id, binding_id FROM acquired WHERE user_id = ?1")?;
-        let rows = stmt.query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     fn pair_of_binding(
         &self,
         binding: BindingId,
