@@ -10,6 +10,7 @@
 pub mod accounts;
 mod admin;
 mod backend;
+mod binding_sql;
 pub mod changes;
 pub mod config;
 pub mod events;

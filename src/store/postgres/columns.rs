@@ -1,48 +1,15 @@
-//! PostgreSQL: a binding's columns. As in SQLite, the limits' columns
-//! follow their one definition (`bindings::limits`): a nullable BIGINT
-//! each, added when missing, read, inserted and updated from that list.
+//! PostgreSQL: a binding's rows. The statements and the values they bind
+//! are both backends' (`store::binding_sql`); here they are run, and a
+//! limit's column (a nullable BIGINT of its own name) is added when missing.
 
 use postgres::types::ToSql;
 use postgres::Row;
 
 use super::PgStore;
-use crate::bindings::limits::for_each_limit;
 use crate::bindings::{Binding, Conditions, Direction, Number, Zone};
+pub(crate) use crate::store::binding_sql::SELECT;
+use crate::store::binding_sql::{allowed_text, limit_params, LIMIT_NAMES};
 use crate::store::{NewBinding, StoreError};
-
-macro_rules! limit_columns {
-    (@q $name:ident) => { ", ?" };
-    ($($id:ident $name:ident: $ty:ty = $def:literal, $min:literal..=$max:literal,
-       counts $counts:ident, refusal $refusal:ident, $doc:literal;)*) => {
-        /// Every column of a binding.
-        pub(crate) const SELECT: &str =
-            concat!("SELECT ", crate::store::rows::binding_columns!(), $(", ", stringify!($name),)* " FROM bindings");
-
-        /// Inserts a row and returns its id.
-        pub(super) const INSERT: &str = concat!(
-            "INSERT INTO bindings (caller, virtual, callee, not_before, not_after, \
-             allowed_callers, created_at, updated_at, tenant_id, kind, direction, record, \
-             announce, time_zone", $(", ", stringify!($name),)*
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?", $(limit_columns!(@q $name),)*
-            ") RETURNING id"
-        );
-
-        /// Replaces a row's conditions; the id is the last parameter.
-        pub(super) const UPDATE: &str = concat!(
-            "UPDATE bindings SET not_before = ?, not_after = ?, allowed_callers = ?, \
-             direction = ?, record = ?, announce = ?, time_zone = ?, updated_at = ?",
-            $(", ", stringify!($name), " = ?",)* " WHERE id = ?"
-        );
-
-        const LIMIT_NAMES: &[&str] = &[$(stringify!($name),)*];
-
-        fn limit_params(c: &Conditions) -> Vec<Option<i64>> {
-            vec![$(c.$name.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),)*]
-        }
-    };
-}
-
-for_each_limit!(limit_columns);
 
 /// Adds the column of every limit the database does not have yet.
 pub(super) fn ensure(s: &PgStore) -> Result<(), StoreError> {
@@ -63,13 +30,7 @@ pub(super) fn ensure(s: &PgStore) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn allowed_text(c: &Conditions) -> Option<String> {
-    c.allowed_callers
-        .as_ref()
-        .map(|v| v.iter().map(Number::as_str).collect::<Vec<_>>().join(","))
-}
-
-/// Runs [`INSERT`] for one row; its id.
+/// Runs [`crate::store::binding_sql::INSERT_RETURNING_ID`] for one row; its id.
 pub(super) fn insert(s: &PgStore, b: &NewBinding) -> Result<i64, StoreError> {
     let c = &b.conditions;
     let allowed = allowed_text(c);
@@ -95,10 +56,13 @@ pub(super) fn insert(s: &PgStore, b: &NewBinding) -> Result<i64, StoreError> {
         &zone,
     ];
     params.extend(limits.iter().map(|l| l as &(dyn ToSql + Sync)));
-    Ok(s.one(INSERT, &params)?.try_get(0)?)
+    Ok(
+        s.one(crate::store::binding_sql::INSERT_RETURNING_ID, &params)?
+            .try_get(0)?,
+    )
 }
 
-/// Runs [`UPDATE`] for one binding.
+/// Runs [`crate::store::binding_sql::UPDATE`] for one binding.
 pub(super) fn update(s: &PgStore, id: i64, c: &Conditions, now: i64) -> Result<(), StoreError> {
     let allowed = allowed_text(c);
     let direction = c.direction.map(Direction::as_str);
@@ -116,7 +80,7 @@ pub(super) fn update(s: &PgStore, id: i64, c: &Conditions, now: i64) -> Result<(
     ];
     params.extend(limits.iter().map(|l| l as &(dyn ToSql + Sync)));
     params.push(&id);
-    s.exec(UPDATE, &params)?;
+    s.exec(crate::store::binding_sql::UPDATE, &params)?;
     Ok(())
 }
 

@@ -290,7 +290,7 @@ impl BindingStore for SqliteStore {
         let tx = self.conn.savepoint()?;
         let mut ids = Vec::with_capacity(rows.len());
         {
-            let mut stmt = tx.prepare_cached(columns::INSERT)?;
+            let mut stmt = tx.prepare_cached(crate::store::binding_sql::INSERT)?;
             for b in rows {
                 columns::insert(&mut stmt, b)?;
                 ids.push(tx.last_insert_rowid());

@@ -1,48 +1,14 @@
-//! SQLite: a binding's columns. The limits' columns follow their one
-//! definition (`bindings::limits`): each limit is a nullable INTEGER of its
-//! own name, added at open when missing, and read, inserted and updated
-//! from the same list. The other columns are spelled here once.
+//! SQLite: a binding's rows. The statements and the values they bind are
+//! both backends' (`store::binding_sql`); here they are run, and a limit's
+//! column (a nullable INTEGER of its own name) is added when missing.
 
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, Statement};
 
-use crate::bindings::limits::for_each_limit;
 use crate::bindings::{Binding, Conditions, Direction, Number, Zone};
+pub(crate) use crate::store::binding_sql::SELECT;
+use crate::store::binding_sql::{allowed_text, limit_params, LIMIT_NAMES};
 use crate::store::{NewBinding, StoreError};
-
-macro_rules! limit_columns {
-    (@q $name:ident) => { ", ?" };
-    ($($id:ident $name:ident: $ty:ty = $def:literal, $min:literal..=$max:literal,
-       counts $counts:ident, refusal $refusal:ident, $doc:literal;)*) => {
-        /// Every column of a binding.
-        pub(crate) const SELECT: &str =
-            concat!("SELECT ", crate::store::rows::binding_columns!(), $(", ", stringify!($name),)* " FROM bindings");
-
-        /// Inserts a row: the set columns, then the limits'.
-        pub(super) const INSERT: &str = concat!(
-            "INSERT INTO bindings (caller, virtual, callee, not_before, not_after, \
-             allowed_callers, created_at, updated_at, tenant_id, kind, direction, record, \
-             announce, time_zone", $(", ", stringify!($name),)*
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?", $(limit_columns!(@q $name),)* ")"
-        );
-
-        /// Replaces a row's conditions; the id is the last parameter.
-        pub(super) const UPDATE: &str = concat!(
-            "UPDATE bindings SET not_before = ?, not_after = ?, allowed_callers = ?, \
-             direction = ?, record = ?, announce = ?, time_zone = ?, updated_at = ?",
-            $(", ", stringify!($name), " = ?",)* " WHERE id = ?"
-        );
-
-        /// The limits' names, to add a column that a database lacks.
-        const LIMIT_NAMES: &[&str] = &[$(stringify!($name),)*];
-
-        fn limit_params(c: &Conditions) -> Vec<Option<i64>> {
-            vec![$(c.$name.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),)*]
-        }
-    };
-}
-
-for_each_limit!(limit_columns);
 
 /// Adds the column of every limit the database does not have yet: a new
 /// limit needs no migration of its own.
@@ -63,14 +29,7 @@ pub(super) fn ensure(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Allowed callers as stored: comma-separated, `None` for anyone.
-fn allowed_text(c: &Conditions) -> Option<String> {
-    c.allowed_callers
-        .as_ref()
-        .map(|v| v.iter().map(Number::as_str).collect::<Vec<_>>().join(","))
-}
-
-/// Runs [`INSERT`] for one row.
+/// Runs [`crate::store::binding_sql::INSERT`] for one row.
 pub(super) fn insert(stmt: &mut Statement<'_>, b: &NewBinding) -> Result<(), StoreError> {
     let c = &b.conditions;
     let allowed = allowed_text(c);
@@ -102,7 +61,7 @@ pub(super) fn insert(stmt: &mut Statement<'_>, b: &NewBinding) -> Result<(), Sto
     Ok(())
 }
 
-/// Runs [`UPDATE`] for one binding.
+/// Runs [`crate::store::binding_sql::UPDATE`] for one binding.
 pub(super) fn update(
     conn: &Connection,
     id: i64,
@@ -125,7 +84,8 @@ pub(super) fn update(
     ];
     params.extend(limits.iter().map(|l| l as &dyn ToSql));
     params.push(&id);
-    conn.prepare_cached(UPDATE)?.execute(params.as_slice())?;
+    conn.prepare_cached(crate::store::binding_sql::UPDATE)?
+        .execute(params.as_slice())?;
     Ok(())
 }
 

@@ -1,0 +1,61 @@
+//! A binding's statements and the values they bind, the same for both
+//! backends: the limits' columns follow their one definition
+//! (`bindings::limits`), the other columns are spelled here once (and read
+//! in `rows::binding`, in `rows::binding_columns!`'s order).
+
+use crate::bindings::limits::for_each_limit;
+use crate::bindings::{Conditions, Number};
+
+macro_rules! binding_sql {
+    (@q $name:ident) => { ", ?" };
+    ($($id:ident $name:ident: $ty:ty = $def:literal, $min:literal..=$max:literal,
+       counts $counts:ident, refusal $refusal:ident, $doc:literal;)*) => {
+        /// Every column of a binding.
+        pub(crate) const SELECT: &str = concat!(
+            "SELECT ", crate::store::rows::binding_columns!(), $(", ", stringify!($name),)*
+            " FROM bindings"
+        );
+
+        /// Inserts a row: the set columns, then the limits'.
+        pub(crate) const INSERT: &str = concat!(
+            "INSERT INTO bindings (caller, virtual, callee, not_before, not_after, \
+             allowed_callers, created_at, updated_at, tenant_id, kind, direction, record, \
+             announce, time_zone", $(", ", stringify!($name),)*
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?", $(binding_sql!(@q $name),)* ")"
+        );
+
+        /// [`INSERT`], answering the new row's id.
+        pub(crate) const INSERT_RETURNING_ID: &str = concat!(
+            "INSERT INTO bindings (caller, virtual, callee, not_before, not_after, \
+             allowed_callers, created_at, updated_at, tenant_id, kind, direction, record, \
+             announce, time_zone", $(", ", stringify!($name),)*
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?", $(binding_sql!(@q $name),)*
+            ") RETURNING id"
+        );
+
+        /// Replaces a row's conditions; the id is the last parameter.
+        pub(crate) const UPDATE: &str = concat!(
+            "UPDATE bindings SET not_before = ?, not_after = ?, allowed_callers = ?, \
+             direction = ?, record = ?, announce = ?, time_zone = ?, updated_at = ?",
+            $(", ", stringify!($name), " = ?",)* " WHERE id = ?"
+        );
+
+        /// The limits' names: a database that lacks one's column gets it
+        /// at open (a new limit needs no migration of its own).
+        pub(crate) const LIMIT_NAMES: &[&str] = &[$(stringify!($name),)*];
+
+        /// The limits' values, in [`LIMIT_NAMES`]' order.
+        pub(crate) fn limit_params(c: &Conditions) -> Vec<Option<i64>> {
+            vec![$(c.$name.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),)*]
+        }
+    };
+}
+
+for_each_limit!(binding_sql);
+
+/// Allowed callers as stored: comma-separated, `None` for anyone.
+pub(crate) fn allowed_text(c: &Conditions) -> Option<String> {
+    c.allowed_callers
+        .as_ref()
+        .map(|v| v.iter().map(Number::as_str).collect::<Vec<_>>().join(","))
+}
