@@ -17,7 +17,8 @@ use sipmask::store::live::{Checkpoint, LiveRow};
 use sipmask::store::prelude::*;
 use sipmask::store::webhooks::Attempt;
 use sipmask::store::{
-    open, open_url, CallFilter, CallRecord, Charge, Filter, NewBinding, StoreError, UsageUpdate,
+    open, open_url, CallFilter, CallRecord, Charge, Filter, NewBinding, Reserve, Settle,
+    StoreError, UsageUpdate,
 };
 
 fn n(s: &str) -> Number {
@@ -181,6 +182,7 @@ fn bindings_their_conditions_usage_and_quarantine() {
             max_per_day,
             today,
             at: 800,
+            hold: None,
         };
         assert_eq!(
             s.charge(&charge(4, 2, 20_001)).expect("charge"),
@@ -220,6 +222,104 @@ fn bindings_their_conditions_usage_and_quarantine() {
         assert!(s.set_blocked(3, &n("+4"), false, 1).expect("unblock"));
         // Something for the reopen check of `both`.
         s.insert(&[binding(3, None, "+77", "+2")]).expect("insert");
+    });
+}
+
+/// A call's hold on its binding: `key` reserved on `id` by `instance`.
+fn reserve(
+    s: &mut dyn Backend,
+    (id, instance, key): (i64, &str, &str),
+    max_calls: u32,
+    budget: u64,
+) -> Option<u64> {
+    let r = Reserve {
+        limits: Charge {
+            id,
+            max_calls,
+            max_per_day: 0,
+            today: 1,
+            at: 800,
+            hold: Some(key.into()),
+        },
+        instance: instance.into(),
+        budget,
+        want: 10,
+    };
+    s.reserve(&r).expect("reserve")
+}
+
+#[test]
+fn holds_reserve_at_the_invite_charge_once_lease_talk_and_settle() {
+    both(|s| {
+        let ids = s
+            .insert(&[
+                binding(1, None, "+50", "+51"),
+                binding(1, None, "+52", "+53"),
+            ])
+            .expect("insert");
+        let (calls, talk) = (ids[0], ids[1]);
+        // max_calls 2 counts reserved calls: a third waits for one to go.
+        assert_eq!(reserve(s, (calls, "i", "i-1"), 2, 0), Some(0));
+        assert_eq!(reserve(s, (calls, "i", "i-2"), 2, 0), Some(0));
+        assert_eq!(reserve(s, (calls, "i", "i-3"), 2, 0), None, "two live");
+        let end = |hold: &str, talk: u64, id| Settle {
+            id,
+            hold: Some(hold.into()),
+            talk,
+        };
+        s.settle_holds(&[end("i-2", 0, calls)]).expect("settle");
+        assert_eq!(reserve(s, (calls, "i", "i-3"), 2, 0), Some(0));
+        // The answer turns a hold's use into a used one, once.
+        let charge = |hold: &str| Charge {
+            id: calls,
+            max_calls: 2,
+            max_per_day: 0,
+            today: 1,
+            at: 900,
+            hold: Some(hold.into()),
+        };
+        let u = s.charge(&charge("i-1")).expect("charge").expect("held");
+        assert_eq!(u.calls_used, 1);
+        assert_eq!(
+            s.charge(&charge("i-1")).expect("charge"),
+            None,
+            "a hold answered twice is charged as a new call: 1 used + 1 live"
+        );
+        s.settle_holds(&[end("i-1", 30, calls), end("i-3", 0, calls)])
+            .expect("settle");
+        let b = s.get(calls).expect("get").expect("there");
+        assert_eq!((b.usage.calls_used, b.usage.talk_secs_used), (1, 30));
+        assert_eq!(reserve(s, (calls, "i", "i-4"), 2, 0), Some(0), "one left");
+        assert_eq!(reserve(s, (calls, "i", "i-5"), 2, 0), None);
+
+        // A budget of 15 s leased in chunks of 10: never more than is left.
+        assert_eq!(reserve(s, (talk, "i", "t-a"), 0, 15), Some(10));
+        assert_eq!(reserve(s, (talk, "i", "t-b"), 0, 15), Some(5));
+        assert_eq!(reserve(s, (talk, "i", "t-c"), 0, 15), None, "all leased");
+        assert_eq!(s.lease(talk, "t-a", 15, 10).expect("lease"), 0);
+        s.settle_holds(&[end("t-b", 2, talk)]).expect("settle");
+        assert_eq!(s.lease(talk, "t-a", 15, 10).expect("lease"), 3);
+        s.settle_holds(&[end("t-a", 13, talk)]).expect("settle");
+        let b = s.get(talk).expect("get").expect("there");
+        assert_eq!(b.usage.talk_secs_used, 15);
+        assert_eq!(reserve(s, (talk, "i", "t-d"), 0, 15), None, "spent");
+
+        // A dead instance's holds are given back; a live node's are not.
+        s.hold_node("n1", "alive", 9_000_000, 0, true)
+            .expect("node");
+        assert_eq!(reserve(s, (calls, "alive", "alive-1"), 3, 0), Some(0));
+        assert_eq!(reserve(s, (calls, "dead", "dead-1"), 3, 0), None);
+        s.settle_holds(&[end("i-4", 0, calls)]).expect("settle");
+        assert_eq!(reserve(s, (calls, "dead", "dead-1"), 3, 0), Some(0));
+        assert_eq!(reserve(s, (calls, "i", "i-6"), 3, 0), None, "3 of 3");
+        let gone = s
+            .release_dead_holds(&|i| i == "i", 5_000_000)
+            .expect("release");
+        assert_eq!(gone, 1, "only the dead instance's hold");
+        assert_eq!(reserve(s, (calls, "i", "i-6"), 3, 0), Some(0));
+        // Leave nothing behind for the reopen check of `both`.
+        s.settle_holds(&[end("i-6", 0, calls), end("alive-1", 0, calls)])
+            .expect("settle");
     });
 }
 

@@ -305,6 +305,7 @@ impl<P: Policy> Engine<P> {
                 tracing::info!(call = id, why = why.as_str(), "call limit reached");
                 self.hang_up_both(id, why, now);
             }
+            Limit::Wait(ticket) => self.waiting.push((ticket, id)),
             Limit::Until(until) if until <= held => {
                 // A policy that grants nothing more ends the call.
                 self.hang_up_both(id, EndReason::MaxLength, now);

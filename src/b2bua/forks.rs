@@ -392,7 +392,7 @@ impl<P: Policy> Engine<P> {
         self.cancel_forks(id, Some(ELSEWHERE), now);
         // The call is confirmed when A's ACK comes (on_ack).
         match hold {
-            Some(ticket) => self.held.push(super::HeldAnswer {
+            Some(ticket) => self.held.push(super::held::HeldAnswer {
                 ticket,
                 call: id,
                 fork: i,

@@ -27,11 +27,11 @@ impl<P: Policy> Engine<P> {
             source: src,
             account,
         };
-        // The offer is parsed once: checked here, rendered for each fork.
+        // Checked here; parsed again where it is rendered for each fork.
         let described = super::is_sdp(&m).then(|| sdp::parse(&m.body));
         let unusable = matches!(described, Some(Err(_)));
         let (decision, by_policy) = self.decide_invite(&offer, unusable, now);
-        let (mut plan, state) = match decision {
+        let (plan, state) = match decision {
             Decision::Bridge(plan, state) if !plan.targets.is_empty() => (plan, state),
             Decision::Bridge(..) => {
                 let tag = token();
@@ -54,11 +54,38 @@ impl<P: Policy> Engine<P> {
             }
         };
         self.next_id += 1;
+        if let Some(ticket) = plan.hold {
+            // The policy waits on its store before anyone rings.
+            self.held_offers.push(super::held::HeldOffer {
+                ticket,
+                id,
+                invite: m,
+                src,
+                key,
+                plan,
+                state,
+            });
+            return;
+        }
+        self.bridge(id, m, src, &key, (plan, state), now);
+    }
+
+    /// Sends a decided call's INVITEs to its callee's targets.
+    pub(super) fn bridge(
+        &mut self,
+        id: CallId,
+        m: Msg,
+        src: Peer,
+        key: &TxKey,
+        (mut plan, state): (Plan, P::Call),
+        now: Now,
+    ) {
         let a = Leg::caller(&m, src, self.me_for(&src));
         tracing::debug!(call = id, forks = plan.targets.len(), "bridging call");
+        let described = super::is_sdp(&m).then(|| sdp::parse(&m.body));
         let offered = match self.anchor_offer(id, described.and_then(Result::ok), &plan, src) {
             Ok(o) => o,
-            Err(e) => return self.refuse_unanchored(id, &key, state, &e, now),
+            Err(e) => return self.refuse_unanchored(id, key, state, &e, now),
         };
         let mut sends = Vec::with_capacity(plan.targets.len());
         let mut forks = Vec::with_capacity(plan.targets.len());
@@ -78,7 +105,7 @@ impl<P: Policy> Engine<P> {
         let offer = later.then(|| std::sync::Arc::clone(&m));
         let (announce, no_answer) = (plan.announce, plan.no_answer);
         let call = Call::calling(a, key.clone(), forks, plan, offer, state);
-        self.keep_call(id, &key, call);
+        self.keep_call(id, key, call);
         for (i, (b_key, peer, bytes, ack)) in sends.into_iter().enumerate() {
             self.tx
                 .send_request(b_key, peer, bytes, id, Some(ack), now.mono);
@@ -86,13 +113,52 @@ impl<P: Policy> Engine<P> {
         }
         self.tell(id, Milestone::Offered, now);
         if announce {
-            self.announce(id, &m, &key, now);
+            self.announce(id, &m, key, now);
         }
         let t = self
             .timers
             .add(now.mono + no_answer, CallTimer::NoAnswer(id));
         if let Some(c) = self.calls.get_mut(&id) {
             c.timers.push(t);
+        }
+    }
+
+    /// A held offer's ticket is durable: the policy says whether it is
+    /// bridged (with the first limit its store granted) or refused. One
+    /// whose caller cancelled meanwhile (its INVITE already answered 487)
+    /// ends there.
+    pub(super) fn release_offer(&mut self, h: super::held::HeldOffer<P::Call>, now: Now) {
+        let super::held::HeldOffer {
+            id,
+            invite,
+            src,
+            key,
+            mut plan,
+            mut state,
+            ..
+        } = h;
+        let outcome = self.policy.offer_released(id, &mut state, now);
+        match outcome {
+            Ok(_) if !self.tx.is_pending(&key) => {
+                let ending = super::policy::Ending {
+                    reason: EndReason::Cancelled,
+                    status: 487,
+                    talk: None,
+                };
+                self.policy
+                    .milestone(id, &mut state, Milestone::Ended(ending), now);
+            }
+            Ok(limit) => {
+                plan.limit = limit.or(plan.limit);
+                self.bridge(id, invite, src, &key, (plan, state), now);
+            }
+            Err((status, reason)) => {
+                tracing::debug!(call = id, status, "refusing a held INVITE");
+                if self.tx.is_pending(&key) {
+                    let tag = token();
+                    self.respond_with(&key, status, &reason, Some(&tag), &[], now);
+                }
+            }
         }
     }
 

@@ -14,6 +14,7 @@ mod bodies;
 mod call;
 mod dialog;
 mod forks;
+mod held;
 mod invite;
 mod ownership;
 pub mod policy;
@@ -126,15 +127,13 @@ pub struct Engine<P: Policy> {
     refusing: crate::ids::IdMap<Refusing>,
     /// Answers held until the policy's storage has what they commit to
     /// ([`Policy::hold_answer`]).
-    held: Vec<HeldAnswer>,
-}
-
-/// A callee's 2xx held back from the caller until its ticket is durable.
-struct HeldAnswer {
-    ticket: u64,
-    call: CallId,
-    fork: usize,
-    answer: Msg,
+    held: Vec<held::HeldAnswer>,
+    /// Offers held until the policy's storage answers
+    /// ([`Plan::hold`]).
+    held_offers: Vec<held::HeldOffer<P::Call>>,
+    /// Calls whose limit waits on the policy's storage
+    /// ([`Limit::Wait`]): (ticket, call).
+    waiting: Vec<(u64, CallId)>,
 }
 
 /// A refusal held back while its prompt plays.
@@ -166,26 +165,8 @@ impl<P: Policy> Engine<P> {
             media_timeout: None,
             refusing: Default::default(),
             held: Vec::new(),
-        }
-    }
-
-    /// Relays the answers held by [`Policy::hold_answer`] whose ticket is
-    /// `upto` or earlier: what they commit to is durable now.
-    /// `refused` says which tickets the store refused: their callers get
-    /// the policy's refusal instead, and their callees are hung up.
-    pub fn release_answers(&mut self, upto: u64, refused: &dyn Fn(u64) -> bool, now: Now) {
-        let mut i = 0;
-        while i < self.held.len() {
-            if self.held[i].ticket <= upto {
-                let h = self.held.swap_remove(i);
-                if refused(h.ticket) {
-                    self.refuse_answered(h.call, now);
-                } else {
-                    self.relay_to_a_invite(h.call, h.fork, &h.answer, now);
-                }
-            } else {
-                i += 1;
-            }
+            held_offers: Vec::new(),
+            waiting: Vec::new(),
         }
     }
 

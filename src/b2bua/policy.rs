@@ -73,6 +73,10 @@ pub struct Plan {
     /// Play the warning to both this long after the answer (the maximum
     /// call length less the warning's lead).
     pub warn_at: Option<Duration>,
+    /// Send nothing to the callee until this ticket of the policy's
+    /// storage is durable (a use reserved in a database that nodes
+    /// share), then ask [`Policy::offer_released`].
+    pub hold: Option<u64>,
 }
 
 /// A request the policy wants sent on its own: an OPTIONS ping to a next
@@ -314,6 +318,10 @@ pub enum Limit {
     Until(Duration),
     /// End it now, for this reason.
     End(EndReason),
+    /// Ask again once this ticket of the policy's storage is durable
+    /// (more time asked of a database that nodes share); the call goes
+    /// on meanwhile.
+    Wait(u64),
 }
 
 /// Decides on calls and hears how they go. One instance serves every call
@@ -372,6 +380,20 @@ pub trait Policy: Send {
     /// whose callee is hung up.
     fn answer_refused(&mut self, _id: CallId, _call: &mut Self::Call, _now: Now) -> (u16, String) {
         (503, "Service Unavailable".into())
+    }
+
+    /// A held offer's ticket ([`Plan::hold`]) is durable: `Ok(limit)`
+    /// bridges the call, with `limit` as its first limit if `Some`;
+    /// `Err((status, reason))` refuses it (the policy has recorded the
+    /// refusal).
+    #[allow(clippy::type_complexity)]
+    fn offer_released(
+        &mut self,
+        _id: CallId,
+        _call: &mut Self::Call,
+        _now: Now,
+    ) -> Result<Option<Duration>, (u16, String)> {
+        Ok(None)
     }
 
     /// The plan's limit was reached: `held` is the time allowed so far.

@@ -15,6 +15,7 @@ pub use super::kinds::{Claim, Kind};
 use super::number::Number;
 
 mod usage;
+pub use usage::Counted;
 
 /// Row id of a binding in the store.
 pub type BindingId = i64;

@@ -90,6 +90,7 @@ impl Masking {
                 .lease
                 .or((a.max_secs > 0).then_some(a.max_secs))
                 .map(Duration::from_secs),
+            hold: None,
         };
         let mut state = state_of(a, caller, now, &self.bindings);
         state.record.recording = recording;
@@ -225,6 +226,8 @@ fn state_of(a: Admission, caller: Number, now: Now, table: &BindingTable) -> Cal
         lease: a.lease,
         settled: false,
         charged_at_answer: false,
+        hold: None,
+        asked: None,
         refused_by: Vec::new(),
         confirmed: false,
         record: CallRecord {

@@ -79,16 +79,8 @@ impl Masking {
         call.charged_at_answer = true;
         if self.cfg.shared_store {
             // Other nodes count on the same binding: the database's count
-            // decides, in one conditional statement.
-            let (max_calls, max_per_day, today) =
-                self.bindings.counted_limits(call.binding, now.unix())?;
-            return Some(self.store.charge_now(crate::store::Charge {
-                id: call.binding,
-                max_calls,
-                max_per_day,
-                today,
-                at: now.unix(),
-            }));
+            // decides (`shared.rs`).
+            return self.charge_shared(call, now);
         }
         Some(self.store.usage_now(UsageUpdate {
             id: call.binding,
@@ -166,13 +158,24 @@ impl Masking {
             None
         };
         let usage = usage.or(refund);
+        // On a shared database the hold is settled there, by deltas.
+        let (usage, settle) = if self.cfg.shared_store {
+            (None, self.settle_shared(call, secs))
+        } else {
+            (usage, None)
+        };
         // Record, talk time and the end of its checkpoint in one commit.
-        let live = self
+        let live_key = self
             .marks
             .checkpointed
             .remove(&id)
             .map(|_| self.live_key(id));
-        self.store.call_end(record, usage, live);
+        self.store.call_end(crate::store::CallEnd {
+            record,
+            usage,
+            settle,
+            live_key,
+        });
     }
 
     /// The call's lease of talk time ran out, or its length cap: renew the
@@ -184,6 +187,9 @@ impl Masking {
         };
         if max > 0 && held >= max {
             return Limit::End(EndReason::MaxLength);
+        }
+        if let Some(l) = self.extend_shared(call, held) {
+            return l;
         }
         let more = self.bindings.extend_lease(call.binding, held, max);
         if more == 0 {

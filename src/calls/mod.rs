@@ -17,6 +17,7 @@ pub mod config;
 mod decide;
 mod hooks;
 pub mod pike;
+mod shared;
 #[cfg(test)]
 mod tests;
 pub mod trunks;
@@ -66,8 +67,9 @@ pub struct MaskingConfig {
     /// A warning is configured, to start this long before the maximum
     /// call length.
     pub warning: Option<Duration>,
-    /// The store is shared with other nodes: counted uses are charged
-    /// against the database's count at the answer, not this table's.
+    /// The store is shared with other nodes: counted calls hold their use
+    /// in the database from the INVITE, and lease talk time from it
+    /// (`calls/shared.rs`), rather than this table's counts.
     pub shared_store: bool,
     /// Whether the shared store answers (the node's heartbeat says so
     /// every second); while it does not, counted bindings are refused.
@@ -116,6 +118,11 @@ pub struct CallState {
     pub charged_at_answer: bool,
     /// Whether the caller confirmed the answer.
     pub confirmed: bool,
+    /// Its hold on the binding in a database that nodes share (its key).
+    pub hold: Option<String>,
+    /// The ticket of what it asked that database and has no answer to
+    /// yet (its hold, or more talk time).
+    pub asked: Option<u64>,
     /// Trunks that refused our credentials on this call (indexes), named
     /// in the record when that is why it failed.
     pub refused_by: Vec<usize>,
@@ -279,7 +286,10 @@ impl Policy for Masking {
     fn decide(&mut self, offer: &Offer<'_>, now: Now) -> Decision<CallState> {
         // A measurement, not a decision input: the histogram's own clock.
         let t0 = Instant::now();
-        let d = self.decide_offer(offer, now);
+        let mut d = self.decide_offer(offer, now);
+        if let Decision::Bridge(plan, call) = &mut d {
+            self.reserve(offer.id, plan, call, now);
+        }
         self.lookup.observe(t0.elapsed().as_secs_f64());
         if let Decision::Refuse { why, .. } = &d {
             self.stats.refused += 1;
@@ -321,6 +331,15 @@ impl Policy for Masking {
 
     fn hold_answer(&mut self, _id: CallId, call: &mut CallState, now: Now) -> Option<u64> {
         self.settle_durably(call, now)
+    }
+
+    fn offer_released(
+        &mut self,
+        _id: CallId,
+        call: &mut CallState,
+        now: Now,
+    ) -> Result<Option<Duration>, (u16, String)> {
+        self.reserved(call, now)
     }
 
     fn answer_refused(&mut self, _id: CallId, call: &mut CallState, now: Now) -> (u16, String) {

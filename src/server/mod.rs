@@ -113,6 +113,7 @@ pub fn load_bindings(cfg: &Config, at: &crate::store::Location) -> Result<Loaded
     // On a shared database, also those of nodes elsewhere that beat.
     let fresh = at.fresh_since(crate::time::now_ms());
     let recovered = store.recover_live(&|id| crate::handover::alive(dir, id), fresh)?;
+    store.release_dead_holds(&|id| crate::handover::alive(dir, id), fresh)?;
     if recovered > 0 {
         tracing::warn!(
             calls = recovered,
@@ -490,7 +491,11 @@ async fn upkeep(store: Box<dyn Backend>, up: Upkeep, stop: CancellationToken) {
         if beat.is_multiple_of(5) {
             let (dir, fresh) = (up.at.dir.clone(), up.at.fresh_since(now));
             let swept = crate::store::off_thread(&store, move |s| {
-                s.recover_live(&|id| crate::handover::alive(&dir, id), fresh)
+                let alive = |id: &str| crate::handover::alive(&dir, id);
+                let n = s.recover_live(&alive, fresh)?;
+                // Then their holds: uses reserved and talk time leased.
+                s.release_dead_holds(&alive, fresh)?;
+                Ok::<_, crate::store::StoreError>(n)
             })
             .await;
             match swept {

@@ -14,10 +14,8 @@ use super::flow::{
 };
 use super::live::Checkpoint;
 use super::webhooks::{Attempt, Delivery, Due, Webhook};
-use super::{
-    Batch, CallFilter, CallRecord, Charge, Filter, NewBinding, Page, StoreError, UsageUpdate,
-};
-use crate::bindings::{Binding, BindingId, Claim, Conditions, Number, TenantId, Usage};
+use super::{CallFilter, CallRecord, Filter, NewBinding, Page, StoreError, UsageUpdate};
+use crate::bindings::{Binding, BindingId, Claim, Conditions, Number, TenantId};
 
 /// Tenants and their API keys.
 pub trait TenantStore {
@@ -151,13 +149,6 @@ pub trait BindingStore {
 
     /// Writes counters, all in one transaction.
     fn save_usage(&mut self, updates: &[UsageUpdate]) -> Result<(), StoreError>;
-
-    /// Charges one answered call to binding `c.id` if its limits, as the
-    /// database counts them, allow one more: one conditional statement,
-    /// so nodes sharing the database never overrun a limit between them.
-    /// The binding's usage after the charge, or `None` when a limit is
-    /// reached (or the binding is gone).
-    fn charge(&mut self, c: &Charge) -> Result<Option<Usage>, StoreError>;
 
     /// Bindings with ids in `first..=last`.
     fn bindings_between(
@@ -503,6 +494,7 @@ pub trait Backend:
     + LiveStore
     + AccountStore
     + FlowStore
+    + super::HoldStore
     + Send
 {
     /// Runs `f` as one unit of work: its writes commit together, or none
@@ -556,55 +548,5 @@ impl<'a> dyn Backend + 'a {
                 Err(StoreError::Unavailable("unit of work did not run".into()).into())
             }
         }
-    }
-
-    /// Writes everything the writer gathered in one unit of work, so a
-    /// call's end (record, talk time, checkpoint row gone) is all or
-    /// nothing. Events are numbered per binding; returns (tenant, JSON
-    /// body) of each. `hooked` says which tenants have webhooks.
-    pub fn save_batch(
-        &mut self,
-        b: &Batch,
-        hooked: &dyn Fn(TenantId) -> bool,
-    ) -> Result<Vec<(TenantId, String)>, StoreError> {
-        self.atomically(|s| {
-            if !b.usage.is_empty() {
-                s.save_usage(&b.usage)?;
-            }
-            if !b.calls.is_empty() {
-                s.insert_calls(&b.calls)?;
-            }
-            for c in &b.live {
-                s.save_checkpoint(c)?;
-            }
-            if !b.ended.is_empty() {
-                s.end_live(&b.ended)?;
-            }
-            for (account, rows) in &b.contacts {
-                s.save_contacts(account, rows)?;
-            }
-            for (binding, c, at) in &b.conditions {
-                s.set_conditions(*binding, c, *at)?;
-            }
-            for (binding, at) in &b.answered {
-                if let Some((tenant, agent, team, user)) = s.pair_of_binding(*binding)? {
-                    let kind = "call".to_string();
-                    let i = NewInteraction {
-                        user,
-                        agent,
-                        team,
-                        kind,
-                        at: *at,
-                    };
-                    s.add_interactions(tenant, &[i])?;
-                    s.touch_users(&[user], *at)?;
-                }
-            }
-            if b.events.is_empty() {
-                Ok(Vec::new())
-            } else {
-                s.insert_events(&b.events, hooked)
-            }
-        })
     }
 }

@@ -10,11 +10,13 @@
 pub mod accounts;
 mod admin;
 mod backend;
+mod batch;
 mod binding_sql;
 pub mod changes;
 pub mod config;
 pub mod events;
 pub mod flow;
+pub mod holds;
 pub mod live;
 mod postgres;
 mod records;
@@ -29,6 +31,8 @@ pub use backend::{
     AccountStore, Backend, BindingStore, ChangeLog, EventStore, FlowStore, LiveStore, NumberStore,
     RecordStore, TenantStore, WebhookStore,
 };
+pub use batch::Batch;
+pub use holds::{Charge, HoldStore, Reserve, Settle};
 
 /// The storage traits, for code that calls a backend's methods.
 pub mod prelude {
@@ -41,7 +45,7 @@ pub use postgres::PgStore;
 pub use records::{CallFilter, CallRecord};
 
 pub use sqlite::{private_dir, private_file, SqliteStore};
-pub use writer::{Durable, Writer};
+pub use writer::{Ask, CallEnd, Durable, Outcome, Writer};
 
 use crate::bindings::{BindingId, Conditions, Kind, Number, TenantId, Usage};
 
@@ -268,22 +272,6 @@ pub struct NewBinding {
     pub created_at: i64,
 }
 
-/// One answered call to charge against a binding's limits, as they are
-/// now (see [`BindingStore::charge`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Charge {
-    /// Which binding.
-    pub id: BindingId,
-    /// `max_calls` in force (0: no limit).
-    pub max_calls: u32,
-    /// `max_calls_per_day` in force (0: no limit).
-    pub max_per_day: u32,
-    /// The binding's local day of the answer.
-    pub today: i64,
-    /// Unix seconds of the answer.
-    pub at: i64,
-}
-
 /// New counters of one binding.
 #[derive(Clone, Copy, Debug)]
 pub struct UsageUpdate {
@@ -291,42 +279,6 @@ pub struct UsageUpdate {
     pub id: BindingId,
     /// Its usage after the change.
     pub usage: Usage,
-}
-
-/// What the writer commits at once.
-#[derive(Default)]
-pub struct Batch {
-    /// Latest counters per binding.
-    pub usage: Vec<UsageUpdate>,
-    /// Call records.
-    pub calls: Vec<CallRecord>,
-    /// Events.
-    pub events: Vec<events::NewEvent>,
-    /// Checkpoints of live calls, in order.
-    pub live: Vec<live::Checkpoint>,
-    /// Checkpoint rows of calls that ended after it.
-    pub ended: Vec<String>,
-    /// Accounts whose contacts changed, with all they have now.
-    pub contacts: Vec<(String, Vec<accounts::ContactRow>)>,
-    /// Answered calls: (binding, unix second).
-    pub answered: Vec<(BindingId, i64)>,
-    /// New conditions of bindings (an acquired X renewed by a call), with
-    /// the unix second of the change.
-    pub conditions: Vec<(BindingId, crate::bindings::Conditions, i64)>,
-}
-
-impl Batch {
-    /// Nothing to write.
-    pub fn is_empty(&self) -> bool {
-        self.usage.is_empty()
-            && self.calls.is_empty()
-            && self.events.is_empty()
-            && self.live.is_empty()
-            && self.ended.is_empty()
-            && self.contacts.is_empty()
-            && self.conditions.is_empty()
-            && self.answered.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::accounts::ContactRow;
 use super::events::Listeners;
 use super::events::NewEvent;
 use super::live::Checkpoint;
-use super::{Backend, Batch, CallRecord, Charge, UsageUpdate};
+use super::{Backend, Batch, CallRecord, Charge, Reserve, UsageUpdate};
 use crate::bindings::BindingId;
 
 enum Msg {
@@ -22,13 +22,13 @@ enum Msg {
     /// batch holding them is committed at once, and `Durable` then says
     /// that `u64` (their ticket) is safe.
     UsageNow(UsageUpdate, u64),
-    /// An answered call charged against the database's count at once;
-    /// `Durable` says whether the ticket was refused.
-    ChargeNow(Charge, u64),
+    /// A question for the database's counts, answered at once; `Durable`
+    /// says how (a charge, a reservation, a lease).
+    Ask(Ask, u64),
     Call(Box<CallRecord>),
     /// A call's end: its record, its binding's counters and its
     /// checkpoint row go in one transaction.
-    CallEnd(Box<CallRecord>, Option<UsageUpdate>, Option<String>),
+    CallEnd(Box<CallEnd>),
     Live(Checkpoint),
     Event(Box<NewEvent>),
     /// An account's contacts, all of them as they are now.
@@ -38,6 +38,53 @@ enum Msg {
     /// A binding's new conditions at a unix second.
     Conditions(BindingId, Box<crate::bindings::Conditions>, i64),
     Flush(Sender<()>),
+}
+
+/// A call's end: its record, its binding's counters (as this node
+/// counts them, or as a hold settled on a shared database) and its
+/// checkpoint row.
+pub struct CallEnd {
+    /// The call's record.
+    pub record: CallRecord,
+    /// Its binding's counters now (a database of this node's own).
+    pub usage: Option<UsageUpdate>,
+    /// Its hold ended and its talk booked (a shared database).
+    pub settle: Option<super::Settle>,
+    /// Its checkpoint row, if it has one.
+    pub live_key: Option<String>,
+}
+
+/// What the call path asks of the counts that nodes share.
+#[derive(Debug)]
+pub enum Ask {
+    /// An answered call's use ([`super::HoldStore::charge`]).
+    Charge(Charge),
+    /// A new call's hold ([`super::HoldStore::reserve`]).
+    Reserve(Reserve),
+    /// More talk time for a hold ([`super::HoldStore::lease`]).
+    Lease {
+        /// Which binding.
+        id: BindingId,
+        /// The call's hold.
+        hold: String,
+        /// `talk_budget_secs` in force.
+        budget: u64,
+        /// Seconds asked for.
+        want: u64,
+    },
+}
+
+/// How the database answered an [`Ask`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (a charge counted, a hold reserved without talk time).
+    Done,
+    /// Done, with these seconds of talk time leased.
+    Granted(u64),
+    /// A limit is reached.
+    Refused,
+    /// The database could not answer: never a free call.
+    Unavailable,
 }
 
 /// What the call path hands the writer thread. A plain vector behind a
@@ -91,9 +138,9 @@ impl Drop for Gone {
 pub struct Durable {
     issued: std::sync::atomic::AtomicU64,
     committed: std::sync::atomic::AtomicU64,
-    /// Tickets of charges the database refused (a limit reached on
-    /// another node, or the database out of reach), until taken.
-    refused: Mutex<std::collections::HashSet<u64>>,
+    /// How asks were answered, other than a plain [`Outcome::Done`],
+    /// until taken.
+    outcomes: Mutex<HashMap<u64, Outcome>>,
     /// Notified after each commit that made tickets durable.
     pub wake: tokio::sync::Notify,
 }
@@ -104,17 +151,30 @@ impl Durable {
         self.committed.load(Ordering::Acquire)
     }
 
-    /// Whether the charge of `ticket` was refused (answered once).
-    pub fn take_refused(&self, ticket: u64) -> bool {
-        self.refused
+    /// How the ask of `ticket` was answered (told once; a committed
+    /// ticket told nothing else is [`Outcome::Done`]).
+    pub fn take_outcome(&self, ticket: u64) -> Outcome {
+        self.outcomes
             .lock()
-            .map(|mut r| r.remove(&ticket))
-            .unwrap_or(false)
+            .ok()
+            .and_then(|mut r| r.remove(&ticket))
+            .unwrap_or(Outcome::Done)
     }
 
-    fn refuse(&self, ticket: u64) {
-        if let Ok(mut r) = self.refused.lock() {
-            r.insert(ticket);
+    /// Whether the ask of `ticket` was refused, for whatever reason.
+    pub fn take_refused(&self, ticket: u64) -> bool {
+        matches!(
+            self.take_outcome(ticket),
+            Outcome::Refused | Outcome::Unavailable
+        )
+    }
+
+    fn tell(&self, ticket: u64, o: Outcome) {
+        if o == Outcome::Done {
+            return;
+        }
+        if let Ok(mut r) = self.outcomes.lock() {
+            r.insert(ticket, o);
         }
     }
 }
@@ -187,14 +247,9 @@ impl Writer {
         }
     }
 
-    /// Queues the end of a checkpointed call. Never blocks.
-    pub fn call_end(
-        &self,
-        record: CallRecord,
-        usage: Option<UsageUpdate>,
-        live_key: Option<String>,
-    ) {
-        if !self.send(Msg::CallEnd(Box::new(record), usage, live_key)) {
+    /// Queues the end of a call. Never blocks.
+    pub fn call_end(&self, end: CallEnd) {
+        if !self.send(Msg::CallEnd(Box::new(end))) {
             tracing::error!("store writer is gone; call end not saved");
         }
     }
@@ -221,19 +276,16 @@ impl Writer {
         ticket
     }
 
-    /// Queues the charge of an answered call against the database's count
-    /// (nodes sharing it never overrun a limit), run at once; returns the
-    /// ticket that [`Durable::committed`] reaches when it is done and that
-    /// [`Durable::take_refused`] names if it was refused. Never blocks.
-    pub fn charge_now(&self, charge: Charge) -> u64 {
+    /// Queues a question for the counts that nodes share (nodes never
+    /// overrun a limit between them), asked at once; returns the ticket
+    /// that [`Durable::committed`] reaches when it is answered, and that
+    /// [`Durable::take_outcome`] tells the answer of. Never blocks.
+    pub fn ask_now(&self, ask: Ask) -> u64 {
         let ticket = self.durable.issued.fetch_add(1, Ordering::AcqRel) + 1;
-        if !self.send(Msg::ChargeNow(charge, ticket)) {
-            tracing::error!(
-                binding = charge.id,
-                "store writer is gone; call not charged"
-            );
-            // No charge, no call: the answer is refused.
-            self.durable.refuse(ticket);
+        if !self.send(Msg::Ask(ask, ticket)) {
+            tracing::error!("store writer is gone; a count could not be asked");
+            // No answer, no call.
+            self.durable.tell(ticket, Outcome::Unavailable);
             self.durable.committed.fetch_max(ticket, Ordering::AcqRel);
             self.durable.wake.notify_one();
         }
@@ -309,18 +361,9 @@ fn run(
         if !gather(queue, &mut taken) {
             return;
         }
-        let (batch, waiters, mut ticket, charges) = batch_of(&mut taken);
-        for (c, t) in charges {
-            match store.charge(&c) {
-                Ok(Some(_)) => {}
-                Ok(None) => durable.refuse(t),
-                Err(e) => {
-                    // Never a free call: an answer the database could not
-                    // count is refused.
-                    tracing::error!(error = %e, binding = c.id, "charging a call failed");
-                    durable.refuse(t);
-                }
-            }
+        let (batch, waiters, mut ticket, asks) = batch_of(&mut taken);
+        for (a, t) in asks {
+            durable.tell(t, answer(store.as_mut(), &a));
             ticket = ticket.max(t);
         }
         if !batch.is_empty() {
@@ -358,6 +401,34 @@ fn run(
     }
 }
 
+/// Asks the database; an error is never a free call.
+fn answer(store: &mut dyn Backend, a: &Ask) -> Outcome {
+    let (r, what) = match a {
+        Ask::Charge(c) => (store.charge(c).map(|u| u.map(|_| 0)), "charging a call"),
+        Ask::Reserve(r) => (store.reserve(r), "reserving a call"),
+        Ask::Lease {
+            id,
+            hold,
+            budget,
+            want,
+        } => (
+            store
+                .lease(*id, hold, *budget, *want)
+                .map(|g| (g > 0).then_some(g)),
+            "leasing talk time",
+        ),
+    };
+    match r {
+        Ok(Some(0)) => Outcome::Done,
+        Ok(Some(g)) => Outcome::Granted(g),
+        Ok(None) => Outcome::Refused,
+        Err(e) => {
+            tracing::error!(error = %e, ask = ?a, "{what} failed");
+            Outcome::Unavailable
+        }
+    }
+}
+
 /// Waits for work and moves it into `taken`: at once when someone waits
 /// on it (a flush, a call's answer on its use), else after gathering for
 /// [`GATHER`]. `false` when the queue is closed and empty.
@@ -371,7 +442,7 @@ fn gather(queue: &Queue, taken: &mut Vec<Msg>) -> bool {
     }
     let waited = items
         .iter()
-        .any(|m| matches!(m, Msg::Flush(_) | Msg::UsageNow(..) | Msg::ChargeNow(..)));
+        .any(|m| matches!(m, Msg::Flush(_) | Msg::UsageNow(..) | Msg::Ask(..)));
     if !waited {
         drop(items);
         std::thread::sleep(GATHER);
@@ -383,19 +454,19 @@ fn gather(queue: &Queue, taken: &mut Vec<Msg>) -> bool {
 
 /// What a batch of work does: one unit of storage work, the flushes to
 /// tell when it is committed, and the highest durability ticket in it.
-/// Charges to run at once, each with its ticket.
-type Charges = Vec<(Charge, u64)>;
+/// Asks to answer at once, each with its ticket.
+type Asks = Vec<(Ask, u64)>;
 
-fn batch_of(taken: &mut Vec<Msg>) -> (Batch, Vec<Sender<()>>, u64, Charges) {
+fn batch_of(taken: &mut Vec<Msg>) -> (Batch, Vec<Sender<()>>, u64, Asks) {
     // Only the latest counters of each binding matter.
     let mut usage: HashMap<i64, UsageUpdate> = HashMap::new();
     let mut batch = Batch::default();
     let mut waiters = Vec::new();
     let mut ticket = 0;
-    let mut charges = Vec::new();
+    let mut asks = Vec::new();
     {
         let mut take = |m: Msg| match m {
-            Msg::ChargeNow(c, t) => charges.push((c, t)),
+            Msg::Ask(a, t) => asks.push((a, t)),
             Msg::Usage(u) => {
                 usage.insert(u.id, u);
             }
@@ -404,12 +475,14 @@ fn batch_of(taken: &mut Vec<Msg>) -> (Batch, Vec<Sender<()>>, u64, Charges) {
                 ticket = ticket.max(t);
             }
             Msg::Call(c) => batch.calls.push(*c),
-            Msg::CallEnd(c, u, key) => {
-                batch.calls.push(*c);
-                if let Some(u) = u {
+            Msg::CallEnd(end) => {
+                let end = *end;
+                batch.calls.push(end.record);
+                if let Some(u) = end.usage {
                     usage.insert(u.id, u);
                 }
-                batch.ended.extend(key);
+                batch.settled.extend(end.settle);
+                batch.ended.extend(end.live_key);
             }
             Msg::Live(c) => batch.live.push(c),
             Msg::Event(e) => batch.events.push(*e),
@@ -425,7 +498,7 @@ fn batch_of(taken: &mut Vec<Msg>) -> (Batch, Vec<Sender<()>>, u64, Charges) {
         taken.drain(..).for_each(&mut take);
     }
     batch.usage = usage.into_values().collect();
-    (batch, waiters, ticket, charges)
+    (batch, waiters, ticket, asks)
 }
 
 #[cfg(test)]

@@ -38,6 +38,12 @@ struct Route1 {
     setup: Option<Duration>,
     /// Routes carry credentials for a next hop's challenge.
     auth: bool,
+    /// Plans wait on this ticket ([`Plan::hold`]).
+    hold: Option<u64>,
+    /// A held offer is refused (486) when released.
+    hold_refused: bool,
+    /// The first limit asks to wait on this ticket.
+    wait: Option<u64>,
 }
 
 impl Policy for Route1 {
@@ -89,8 +95,22 @@ impl Policy for Route1 {
             warn_at: None,
             no_answer: Duration::from_secs(30),
             limit: self.limit,
+            hold: self.hold,
         };
         Decision::Bridge(plan, ())
+    }
+
+    fn offer_released(
+        &mut self,
+        _id: CallId,
+        _call: &mut (),
+        _now: Now,
+    ) -> Result<Option<Duration>, (u16, String)> {
+        if self.hold_refused {
+            Err((486, "Busy Here".into()))
+        } else {
+            Ok(None)
+        }
     }
 
     fn milestone(&mut self, _id: CallId, _call: &mut (), m: Milestone, _now: Now) {
@@ -99,6 +119,9 @@ impl Policy for Route1 {
 
     fn limit(&mut self, _id: CallId, _call: &mut (), held: Duration, _now: Now) -> Limit {
         self.limits_asked += 1;
+        if let Some(t) = self.wait.take() {
+            return Limit::Wait(t);
+        }
         // One renewal, then the end.
         if self.limits_asked == 1 {
             Limit::Until(held * 2)
@@ -554,4 +577,5 @@ fn only_the_byes_sipmask_starts_itself_carry_a_reason() {
 }
 
 mod forks;
+mod held;
 mod outside;

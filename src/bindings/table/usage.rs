@@ -7,6 +7,34 @@ use super::BindingTable;
 use crate::bindings::conditions::{day_of, Refusal, Usage, LIMITS};
 use crate::bindings::BindingId;
 
+/// A binding's counted limits in force (0: none), as a shared database
+/// is asked to apply them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counted {
+    /// `max_calls`.
+    pub max_calls: u32,
+    /// `max_calls_per_day`.
+    pub max_per_day: u32,
+    /// The binding's local day.
+    pub today: i64,
+    /// `talk_budget_secs`.
+    pub budget: u64,
+}
+
+impl Counted {
+    /// Which limit a refusal of the database's most likely means: the
+    /// first that is set.
+    pub fn refusal(&self) -> Refusal {
+        if self.max_calls > 0 {
+            Refusal::CallsUsedUp
+        } else if self.max_per_day > 0 {
+            Refusal::DailyCallsUsedUp
+        } else {
+            Refusal::TalkTimeUsedUp
+        }
+    }
+}
+
 impl BindingTable {
     /// Whether binding `id` counts its calls (a `max_calls`, its own or
     /// the default): its uses must survive a crash exactly.
@@ -19,16 +47,25 @@ impl BindingTable {
         })
     }
 
-    /// The counted limits of binding `id` in force and its local day of
-    /// `now`: (max_calls, max_calls_per_day, day); `None` if it is gone.
-    pub fn counted_limits(&self, id: BindingId, now: i64) -> Option<(u32, u32, i64)> {
+    /// The counted limits of binding `id` in force at `now`; `None` if
+    /// it is gone.
+    pub fn counted_limits(&self, id: BindingId, now: i64) -> Option<Counted> {
         let b = self.by_id.get(&id)?;
         let eff = b.conditions.effective(&self.defaults, b.created_at);
-        Some((
-            eff.max_calls,
-            eff.max_calls_per_day,
-            day_of(&b.conditions, now),
-        ))
+        Some(Counted {
+            max_calls: eff.max_calls,
+            max_per_day: eff.max_calls_per_day,
+            today: day_of(&b.conditions, now),
+            budget: eff.talk_budget_secs,
+        })
+    }
+
+    /// Moves a live call's lease of talk time in this table's view from
+    /// `from` to `to` seconds (the shared database granted `to`).
+    pub fn relet(&self, id: BindingId, from: u64, to: u64) {
+        if let Some(mut b) = self.by_id.get_mut(&id) {
+            b.usage.talk_leased = b.usage.talk_leased.saturating_sub(from) + to;
+        }
     }
 
     /// Brings this table's view of binding `id` to its counted limits (the

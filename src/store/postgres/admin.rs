@@ -5,7 +5,7 @@ use crate::store::admin::*;
 use crate::store::changes::Change;
 use crate::store::postgres::{columns, read_row, PgStore, SELECT};
 use crate::store::prelude::*;
-use crate::store::{Charge, NewBinding, StoreError, UsageUpdate};
+use crate::store::{NewBinding, StoreError, UsageUpdate};
 
 fn owner_in(s: &PgStore, x: &Number) -> Result<Option<(TenantId, Claim)>, StoreError> {
     let Some(r) = s.row(
@@ -358,20 +358,6 @@ impl BindingStore for PgStore {
             }
             Ok(())
         })
-    }
-
-    fn charge(&mut self, c: &Charge) -> Result<Option<crate::bindings::Usage>, StoreError> {
-        let row = self.row(
-            crate::store::statements::CHARGE,
-            &[
-                &c.id,
-                &i64::from(c.max_calls),
-                &c.today,
-                &c.at,
-                &i64::from(c.max_per_day),
-            ],
-        )?;
-        row.map(|r| crate::store::rows::charged(&r)).transpose()
     }
 
     fn bindings_between(

@@ -17,6 +17,7 @@ mod changes;
 mod columns;
 mod events;
 mod flow;
+mod holds;
 mod live;
 mod records;
 mod schema;

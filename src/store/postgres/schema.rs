@@ -104,7 +104,15 @@ const STEPS: &[&str] = &["CREATE TABLE bindings (
     // Node names and who holds each (store::LiveStore::hold_node).
     "CREATE TABLE nodes (node TEXT PRIMARY KEY, instance TEXT NOT NULL, at BIGINT NOT NULL);",
     // Who logged a change (store::changes::origin).
-    "ALTER TABLE operator_changes ADD COLUMN origin TEXT NOT NULL DEFAULT '';"];
+    "ALTER TABLE operator_changes ADD COLUMN origin TEXT NOT NULL DEFAULT '';",
+    // Calls' holds on their bindings (store::holds): reserved uses and
+    // leased talk time, counted on the binding's row.
+    "ALTER TABLE bindings ADD COLUMN calls_live BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE bindings ADD COLUMN talk_leased BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE bindings ADD COLUMN talk_granted BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE holds (key TEXT PRIMARY KEY, instance TEXT NOT NULL, binding BIGINT NOT NULL,
+        at BIGINT NOT NULL, answered BIGINT NOT NULL DEFAULT 0, leased BIGINT NOT NULL DEFAULT 0);
+    CREATE INDEX holds_instance ON holds(instance);"];
 
 /// Brings the database to the latest version, or says it is newer than
 /// this program.

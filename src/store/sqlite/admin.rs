@@ -5,8 +5,8 @@ use crate::bindings::{Binding, BindingId, Claim, Conditions, Number, TenantId};
 use crate::store::admin::*;
 use crate::store::changes::Change;
 use crate::store::prelude::*;
-use crate::store::sqlite::{columns, read_row, via, SELECT};
-use crate::store::{Charge, NewBinding, UsageUpdate};
+use crate::store::sqlite::{columns, read_row, SELECT};
+use crate::store::{NewBinding, UsageUpdate};
 use crate::store::{SqliteStore, StoreError};
 use rusqlite::{params, OptionalExtension};
 
@@ -419,17 +419,6 @@ impl BindingStore for SqliteStore {
             }
             Ok(())
         })
-    }
-
-    fn charge(&mut self, c: &Charge) -> Result<Option<crate::bindings::Usage>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(crate::store::statements::CHARGE)?
-            .query_row(
-                params![c.id, c.max_calls, c.today, c.at, c.max_per_day],
-                |r| via(crate::store::rows::charged(r)),
-            )
-            .optional()?)
     }
 
     /// Bindings with ids in `first..=last`.

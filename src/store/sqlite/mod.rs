@@ -6,6 +6,7 @@ mod admin;
 mod changes;
 mod events;
 mod flow;
+mod holds;
 mod live;
 mod records;
 mod webhooks;
@@ -216,7 +217,15 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     // Node names and who holds each (store::LiveStore::hold_node).
     "CREATE TABLE nodes (node TEXT PRIMARY KEY, instance TEXT NOT NULL, at INTEGER NOT NULL);",
     // Who logged a change (store::changes::origin).
-    "ALTER TABLE operator_changes ADD COLUMN origin TEXT NOT NULL DEFAULT '';"];
+    "ALTER TABLE operator_changes ADD COLUMN origin TEXT NOT NULL DEFAULT '';",
+    // Calls' holds on their bindings (store::holds): reserved uses and
+    // leased talk time, counted on the binding's row.
+    "ALTER TABLE bindings ADD COLUMN calls_live INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE bindings ADD COLUMN talk_leased INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE bindings ADD COLUMN talk_granted INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE holds (key TEXT PRIMARY KEY, instance TEXT NOT NULL, binding INTEGER NOT NULL,
+        at INTEGER NOT NULL, answered INTEGER NOT NULL DEFAULT 0, leased INTEGER NOT NULL DEFAULT 0);
+    CREATE INDEX holds_instance ON holds(instance);"];
 
 /// The SQLite store.
 pub struct SqliteStore {

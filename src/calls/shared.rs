@@ -1,0 +1,150 @@
+//! The call policy on a database that nodes share. A call on a counted
+//! binding holds a use from its INVITE (one conditional statement, so
+//! nobody rings for a call over `max_calls`), turns it into a used one at
+//! the answer, leases talk time from the database in chunks, and settles
+//! its hold at the end; a dead node's holds are given back by the node
+//! that settles its calls.
+
+use std::time::Duration;
+
+use crate::b2bua::policy::{CallId, Limit, Plan};
+use crate::b2bua::EndReason;
+use crate::bindings::conditions::lease;
+use crate::store::{Ask, Charge, Outcome, Reserve, Settle};
+use crate::time::Now;
+
+use super::{CallState, Masking};
+
+impl Masking {
+    /// Asks the database for a new call's hold when its binding counts:
+    /// the plan waits on the ticket.
+    pub(super) fn reserve(&mut self, id: CallId, plan: &mut Plan, call: &mut CallState, now: Now) {
+        if !self.cfg.shared_store || !self.bindings.counted(call.binding) {
+            return;
+        }
+        let Some(c) = self.bindings.counted_limits(call.binding, now.unix()) else {
+            return;
+        };
+        let key = self.live_key(id);
+        let ticket = self.store.ask_now(Ask::Reserve(Reserve {
+            limits: Charge {
+                id: call.binding,
+                max_calls: c.max_calls,
+                max_per_day: c.max_per_day,
+                today: c.today,
+                at: now.unix(),
+                hold: Some(key.clone()),
+            },
+            instance: self.cfg.instance.clone(),
+            budget: c.budget,
+            want: lease(u64::MAX, call.max_secs, 0),
+        }));
+        plan.hold = Some(ticket);
+        call.hold = Some(key);
+        call.asked = Some(ticket);
+    }
+
+    /// The database answered a held offer: bridge it with the talk time
+    /// it leased, or refuse it with the limit's status.
+    pub(super) fn reserved(
+        &mut self,
+        call: &mut CallState,
+        now: Now,
+    ) -> Result<Option<Duration>, (u16, String)> {
+        let Some(ticket) = call.asked.take() else {
+            return Ok(None);
+        };
+        let why = match self.store.durable().take_outcome(ticket) {
+            Outcome::Done => return Ok(None),
+            Outcome::Granted(g) => {
+                self.bindings
+                    .relet(call.binding, call.lease.unwrap_or(0), g);
+                call.lease = Some(g);
+                return Ok(Some(Duration::from_secs(g)));
+            }
+            Outcome::Refused => self
+                .bindings
+                .counted_limits(call.binding, now.unix())
+                .map_or(crate::bindings::Refusal::CallsUsedUp, |c| c.refusal()),
+            Outcome::Unavailable => crate::bindings::Refusal::StoreUnavailable,
+        };
+        // No hold was made: nothing to give back but this table's view.
+        call.hold = None;
+        self.bindings.settle(call.binding, false, now.unix());
+        if let Some(l) = call.lease.take() {
+            self.bindings.book_talk(call.binding, l, 0);
+        }
+        self.stats.refused += 1;
+        let st = self.cfg.refusals.status(why).clone();
+        let mut record = std::mem::take(&mut call.record);
+        record.result = st.status;
+        record.reason = why.name().to_string();
+        record.end_at = Some(now.unix_ms);
+        tracing::info!(caller = %call.caller, refusal = why.name(), "call refused by the shared count");
+        self.emit(record.tenant, "call.refused", None, now, || {
+            serde_json::json!({ "caller": record.caller, "x": record.x,
+                "status": st.status, "reason": why.name() })
+        });
+        self.store.call(record);
+        Err((st.status, st.reason))
+    }
+
+    /// The answer's charge: the hold's use counted, or (without one) the
+    /// use charged if the limits allow it; the ticket the 2xx waits on.
+    pub(super) fn charge_shared(&mut self, call: &mut CallState, now: Now) -> Option<u64> {
+        let c = self.bindings.counted_limits(call.binding, now.unix())?;
+        Some(self.store.ask_now(Ask::Charge(Charge {
+            id: call.binding,
+            max_calls: c.max_calls,
+            max_per_day: c.max_per_day,
+            today: c.today,
+            at: now.unix(),
+            hold: call.hold.clone(),
+        })))
+    }
+
+    /// A held call's lease ran out: ask the database for more, and go on
+    /// once it answers. `None` when the database does not lease this
+    /// call's time (no hold, or no budget any more).
+    pub(super) fn extend_shared(&mut self, call: &mut CallState, held: u64) -> Option<Limit> {
+        let hold = call.hold.clone().filter(|_| self.cfg.shared_store)?;
+        let budget = self.bindings.counted_limits(call.binding, 0)?.budget;
+        if budget == 0 {
+            return None;
+        }
+        let Some(ticket) = call.asked.take() else {
+            let want = lease(u64::MAX, call.max_secs, held);
+            let ticket = self.store.ask_now(Ask::Lease {
+                id: call.binding,
+                hold,
+                budget,
+                want,
+            });
+            call.asked = Some(ticket);
+            return Some(Limit::Wait(ticket));
+        };
+        Some(match self.store.durable().take_outcome(ticket) {
+            Outcome::Granted(g) => {
+                self.bindings.relet(call.binding, 0, g);
+                call.lease = Some(held + g);
+                Limit::Until(Duration::from_secs(held + g))
+            }
+            Outcome::Unavailable => Limit::End(EndReason::NotCounted),
+            Outcome::Done | Outcome::Refused => {
+                tracing::info!("talk-time budget spent (shared count)");
+                Limit::End(EndReason::TalkTimeUsedUp)
+            }
+        })
+    }
+
+    /// What a call's end gives back to the shared count: its hold, and
+    /// the talk booked. `None` when there is nothing to say.
+    pub(super) fn settle_shared(&self, call: &mut CallState, talk: u64) -> Option<Settle> {
+        let hold = call.hold.take();
+        (hold.is_some() || talk > 0).then_some(Settle {
+            id: call.binding,
+            hold,
+            talk,
+        })
+    }
+}

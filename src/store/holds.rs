@@ -1,0 +1,165 @@
+//! A call's hold on its binding in a database that nodes share: the
+//! use it reserves at the INVITE (so that nobody rings for a call over
+//! `max_calls`), the talk time leased to it in chunks, and the settling at
+//! its end. One conditional statement decides each hold, so N nodes never
+//! overrun a limit between them; a dead instance's holds are given back
+//! by the node that settles its calls.
+
+use super::StoreError;
+use crate::bindings::{BindingId, Usage};
+
+/// One answered call to charge against a binding's limits, as they are
+/// now (see [`HoldStore::charge`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Charge {
+    /// Which binding.
+    pub id: BindingId,
+    /// `max_calls` in force (0: no limit).
+    pub max_calls: u32,
+    /// `max_calls_per_day` in force (0: no limit).
+    pub max_per_day: u32,
+    /// The binding's local day of the answer.
+    pub today: i64,
+    /// Unix seconds of the answer.
+    pub at: i64,
+    /// The call's hold (its checkpoint key), if it reserved one.
+    pub hold: Option<String>,
+}
+
+/// A new call's hold: a use reserved, and the first lease of talk time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reserve {
+    /// The limits as a charge states them (`at`: the INVITE's second;
+    /// `hold`: the call's key).
+    pub limits: Charge,
+    /// The instance that holds the call.
+    pub instance: String,
+    /// `talk_budget_secs` in force (0: none).
+    pub budget: u64,
+    /// The lease asked for (at most what is left of the budget is given).
+    pub want: u64,
+}
+
+/// A hold's end, or the talk of a call that made none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settle {
+    /// Which binding.
+    pub id: BindingId,
+    /// The call's hold, if it made one.
+    pub hold: Option<String>,
+    /// Seconds talked, booked against the budget.
+    pub talk: u64,
+}
+
+/// Holds in a database that nodes share.
+pub trait HoldStore {
+    /// Reserves a use of `r.limits.id` if `max_calls` and
+    /// `max_calls_per_day` (counting answered and reserved calls) and the
+    /// talk budget (counting booked and leased time) allow one more, and
+    /// leases it `min(want, what is left)` of talk time: one conditional
+    /// statement. `None` when a limit is reached (or the binding is gone),
+    /// else the seconds leased (0 without a budget).
+    fn reserve(&mut self, r: &Reserve) -> Result<Option<u64>, StoreError>;
+
+    /// Charges one answered call. A call with a hold turns its reserved
+    /// use into a used one; one without (or whose hold was given back
+    /// meanwhile) is charged if the limits allow one more, in one
+    /// conditional statement. The binding's usage after the charge, or
+    /// `None` when a limit is reached (or the binding is gone).
+    fn charge(&mut self, c: &Charge) -> Result<Option<Usage>, StoreError>;
+
+    /// Leases hold `hold` on binding `id` up to `want` more seconds of a
+    /// budget of `budget`; what was leased (0: the budget is spent).
+    fn lease(
+        &mut self,
+        id: BindingId,
+        hold: &str,
+        budget: u64,
+        want: u64,
+    ) -> Result<u64, StoreError>;
+
+    /// Ends holds: the use of an unanswered call given back, the lease
+    /// given back and the talk booked.
+    fn settle_holds(&mut self, settled: &[Settle]) -> Result<(), StoreError>;
+
+    /// Gives back every hold of instances that are not `alive` and have
+    /// no node lease fresher than `fresh_since` (unix ms); how many.
+    fn release_dead_holds(
+        &mut self,
+        alive: &dyn Fn(&str) -> bool,
+        fresh_since: i64,
+    ) -> Result<usize, StoreError>;
+}
+
+/// The reservation's conditional update: one more live call if the
+/// limits allow it, and the grant of talk time (kept in `talk_granted`, as
+/// every right-hand side sees the row as it was).
+pub(crate) const RESERVE: &str = "UPDATE bindings SET calls_live = calls_live + 1,
+     talk_leased = talk_leased + (CASE WHEN CAST(?6 AS BIGINT) = 0 THEN 0
+       WHEN CAST(?6 AS BIGINT) - talk_secs_used - talk_leased < CAST(?7 AS BIGINT)
+       THEN CAST(?6 AS BIGINT) - talk_secs_used - talk_leased ELSE CAST(?7 AS BIGINT) END),
+     talk_granted = (CASE WHEN CAST(?6 AS BIGINT) = 0 THEN 0
+       WHEN CAST(?6 AS BIGINT) - talk_secs_used - talk_leased < CAST(?7 AS BIGINT)
+       THEN CAST(?6 AS BIGINT) - talk_secs_used - talk_leased ELSE CAST(?7 AS BIGINT) END)
+     WHERE id = ?1 AND (CAST(?2 AS BIGINT) = 0 OR calls_used + calls_live < CAST(?2 AS BIGINT))
+     AND (CAST(?5 AS BIGINT) = 0 OR day <> CAST(?3 AS BIGINT)
+       OR day_calls + calls_live < CAST(?5 AS BIGINT))
+     AND (CAST(?6 AS BIGINT) = 0 OR talk_secs_used + talk_leased < CAST(?6 AS BIGINT))
+     RETURNING id, talk_granted";
+
+/// A hold recorded: key, instance, binding, unix ms, lease.
+pub(crate) const INSERT_HOLD: &str =
+    "INSERT INTO holds (key, instance, binding, at, answered, leased)
+     VALUES (?1, ?2, ?3, ?4, 0, ?5)";
+
+/// A reserved use turned into a used one (the hold was there).
+pub(crate) const USE_RESERVED: &str = "UPDATE bindings SET calls_used = calls_used + 1,
+     calls_live = CASE WHEN calls_live > 0 THEN calls_live - 1 ELSE 0 END,
+     last_call_at = CAST(?4 AS BIGINT),
+     day_calls = CASE WHEN day = CAST(?3 AS BIGINT) THEN day_calls + 1 ELSE 1 END,
+     day = CAST(?3 AS BIGINT)
+     WHERE id = ?1
+     RETURNING calls_used, talk_secs_used, last_call_at, day, day_calls";
+
+/// A hold marked answered; changes no row when it is gone.
+pub(crate) const ANSWER_HOLD: &str =
+    "UPDATE holds SET answered = 1 WHERE key = ?1 AND answered = 0";
+
+/// More talk time leased, if the budget has any left.
+pub(crate) const LEASE: &str = "UPDATE bindings SET
+     talk_leased = talk_leased + (CASE
+       WHEN CAST(?2 AS BIGINT) - talk_secs_used - talk_leased < CAST(?3 AS BIGINT)
+       THEN CAST(?2 AS BIGINT) - talk_secs_used - talk_leased ELSE CAST(?3 AS BIGINT) END),
+     talk_granted = (CASE
+       WHEN CAST(?2 AS BIGINT) - talk_secs_used - talk_leased < CAST(?3 AS BIGINT)
+       THEN CAST(?2 AS BIGINT) - talk_secs_used - talk_leased ELSE CAST(?3 AS BIGINT) END)
+     WHERE id = ?1 AND talk_secs_used + talk_leased < CAST(?2 AS BIGINT)
+     RETURNING talk_granted";
+
+/// What a hold holds, added to it.
+pub(crate) const LEASE_HOLD: &str = "UPDATE holds SET leased = leased + ?2 WHERE key = ?1";
+
+/// A hold ended: what it held (whether answered, the lease).
+pub(crate) const END_HOLD: &str = "DELETE FROM holds WHERE key = ?1 RETURNING answered, leased";
+
+/// What holds gave back and the talk booked: `?2` live calls, `?3`
+/// seconds of lease, `?4` seconds talked.
+pub(crate) const GIVE_BACK: &str = "UPDATE bindings SET
+     calls_live = CASE WHEN calls_live > ?2 THEN calls_live - ?2 ELSE 0 END,
+     talk_leased = CASE WHEN talk_leased > ?3 THEN talk_leased - ?3 ELSE 0 END,
+     talk_secs_used = talk_secs_used + ?4
+     WHERE id = ?1";
+
+/// Instances with holds older than a node lease (`?1`, unix ms) and no
+/// fresh lease of their own: a new instance reserves before its first beat.
+pub(crate) const HOLDING: &str = "SELECT DISTINCT c.instance FROM holds c
+     WHERE c.at * 1000 < CAST(?1 AS BIGINT)
+     AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.instance = c.instance AND n.at >= ?1)";
+
+/// A dead instance's holds, per binding: unanswered ones, leases.
+pub(crate) const DEAD_HOLDS: &str = "SELECT binding,
+     CAST(SUM(1 - answered) AS BIGINT), CAST(SUM(leased) AS BIGINT)
+     FROM holds WHERE instance = ?1 GROUP BY binding";
+
+/// A dead instance's holds gone.
+pub(crate) const FORGET_HOLDS: &str = "DELETE FROM holds WHERE instance = ?1";

@@ -1,0 +1,142 @@
+//! PostgreSQL: calls' holds on their bindings (the statements are in
+//! `store::holds`). The reservation and the answer's charge are each one
+//! statement, so one round trip, on the call path.
+
+use crate::bindings::{BindingId, Usage};
+use crate::store::holds::*;
+use crate::store::postgres::PgStore;
+use crate::store::StoreError;
+
+fn secs(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl HoldStore for PgStore {
+    fn reserve(&mut self, r: &Reserve) -> Result<Option<u64>, StoreError> {
+        let c = &r.limits;
+        // The hold is recorded by the same statement: one round trip.
+        let sql = crate::text::cat(&[
+            "WITH r AS (",
+            RESERVE,
+            "), h AS (INSERT INTO holds (key, instance, binding, at, answered, leased)
+             SELECT CAST(?8 AS TEXT), CAST(?9 AS TEXT), id, CAST(?4 AS BIGINT), 0, talk_granted
+             FROM r WHERE CAST(?8 AS TEXT) <> '') SELECT talk_granted FROM r",
+        ]);
+        let key = c.hold.clone().unwrap_or_default();
+        let row = self.row(
+            &sql,
+            &[
+                &c.id,
+                &i64::from(c.max_calls),
+                &c.today,
+                &c.at,
+                &i64::from(c.max_per_day),
+                &secs(r.budget),
+                &secs(r.want),
+                &key,
+                &r.instance,
+            ],
+        )?;
+        row.map(|r| Ok(r.try_get::<_, i64>(0)?.max(0) as u64))
+            .transpose()
+    }
+
+    fn charge(&mut self, c: &Charge) -> Result<Option<Usage>, StoreError> {
+        if let Some(key) = &c.hold {
+            // The hold answered and its use counted in one statement.
+            let row = self.row(
+                "WITH h AS (UPDATE holds SET answered = 1 WHERE key = ?4 AND answered = 0
+                   RETURNING binding)
+                 UPDATE bindings SET calls_used = calls_used + 1,
+                 calls_live = CASE WHEN calls_live > 0 THEN calls_live - 1 ELSE 0 END,
+                 last_call_at = CAST(?3 AS BIGINT),
+                 day_calls = CASE WHEN day = CAST(?2 AS BIGINT) THEN day_calls + 1 ELSE 1 END,
+                 day = CAST(?2 AS BIGINT)
+                 WHERE id = ?1 AND EXISTS (SELECT 1 FROM h)
+                 RETURNING calls_used, talk_secs_used, last_call_at, day, day_calls",
+                &[&c.id, &c.today, &c.at, key],
+            )?;
+            if let Some(r) = row {
+                return crate::store::rows::charged(&r).map(Some);
+            }
+        }
+        // No hold (or it was given back): the limits decide.
+        let row = self.row(
+            crate::store::statements::CHARGE,
+            &[
+                &c.id,
+                &i64::from(c.max_calls),
+                &c.today,
+                &c.at,
+                &i64::from(c.max_per_day),
+            ],
+        )?;
+        row.map(|r| crate::store::rows::charged(&r)).transpose()
+    }
+
+    fn lease(
+        &mut self,
+        id: BindingId,
+        hold: &str,
+        budget: u64,
+        want: u64,
+    ) -> Result<u64, StoreError> {
+        let sql = crate::text::cat(&[
+            "WITH l AS (",
+            LEASE,
+            "), h AS (UPDATE holds SET leased = leased + (SELECT talk_granted FROM l)
+             WHERE key = ?4 AND EXISTS (SELECT 1 FROM l)) SELECT talk_granted FROM l",
+        ]);
+        let row = self.row(&sql, &[&id, &secs(budget), &secs(want), &hold])?;
+        Ok(row
+            .map(|r| r.try_get::<_, i64>(0))
+            .transpose()?
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+
+    fn settle_holds(&mut self, settled: &[Settle]) -> Result<(), StoreError> {
+        self.atomically(|s| {
+            for x in settled {
+                let held = match &x.hold {
+                    Some(key) => s
+                        .row(END_HOLD, &[key])?
+                        .map(|r| {
+                            Ok::<_, StoreError>((r.try_get::<_, i64>(0)?, r.try_get::<_, i64>(1)?))
+                        })
+                        .transpose()?,
+                    None => None,
+                };
+                let (answered, leased) = held.unwrap_or((1, 0));
+                s.exec(GIVE_BACK, &[&x.id, &(1 - answered), &leased, &secs(x.talk)])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn release_dead_holds(
+        &mut self,
+        alive: &dyn Fn(&str) -> bool,
+        fresh_since: i64,
+    ) -> Result<usize, StoreError> {
+        self.atomically(|s| {
+            let mut instances = Vec::new();
+            for r in s.rows(HOLDING, &[&fresh_since])? {
+                instances.push(r.try_get::<_, String>(0)?);
+            }
+            let mut released = 0;
+            for i in instances.iter().filter(|i| !alive(i)) {
+                for r in s.rows(DEAD_HOLDS, &[i])? {
+                    let (b, live, leased) = (
+                        r.try_get::<_, i64>(0)?,
+                        r.try_get::<_, i64>(1)?,
+                        r.try_get::<_, i64>(2)?,
+                    );
+                    s.exec(GIVE_BACK, &[&b, &live, &leased, &0i64])?;
+                }
+                released += s.exec(FORGET_HOLDS, &[i])? as usize;
+            }
+            Ok(released)
+        })
+    }
+}

@@ -1,0 +1,137 @@
+//! SQLite: calls' holds on their bindings (the statements are in
+//! `store::holds`). A single node never needs them; they are here so
+//! that both backends answer the same conformance tests.
+
+use rusqlite::{params, OptionalExtension};
+
+use crate::bindings::{BindingId, Usage};
+use crate::store::holds::*;
+use crate::store::{SqliteStore, StoreError};
+
+fn secs(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl HoldStore for SqliteStore {
+    fn reserve(&mut self, r: &Reserve) -> Result<Option<u64>, StoreError> {
+        let c = &r.limits;
+        let tx = self.conn.savepoint()?;
+        let granted: Option<i64> = tx
+            .prepare_cached(RESERVE)?
+            .query_row(
+                params![
+                    c.id,
+                    c.max_calls,
+                    c.today,
+                    c.at,
+                    c.max_per_day,
+                    secs(r.budget),
+                    secs(r.want)
+                ],
+                |row| row.get(1),
+            )
+            .optional()?;
+        let Some(granted) = granted else {
+            return Ok(None);
+        };
+        if let Some(key) = &c.hold {
+            tx.prepare_cached(INSERT_HOLD)?
+                .execute(params![key, r.instance, c.id, c.at, granted])?;
+        }
+        tx.commit()?;
+        Ok(Some(granted.max(0) as u64))
+    }
+
+    fn charge(&mut self, c: &Charge) -> Result<Option<Usage>, StoreError> {
+        let tx = self.conn.savepoint()?;
+        let held = match &c.hold {
+            Some(key) => tx.prepare_cached(ANSWER_HOLD)?.execute([key])? == 1,
+            None => false,
+        };
+        let usage = if held {
+            tx.prepare_cached(USE_RESERVED)?
+                .query_row(params![c.id, 0, c.today, c.at], |r| {
+                    super::via(crate::store::rows::charged(r))
+                })
+                .optional()?
+        } else {
+            tx.prepare_cached(crate::store::statements::CHARGE)?
+                .query_row(
+                    params![c.id, c.max_calls, c.today, c.at, c.max_per_day],
+                    |r| super::via(crate::store::rows::charged(r)),
+                )
+                .optional()?
+        };
+        tx.commit()?;
+        Ok(usage)
+    }
+
+    fn lease(
+        &mut self,
+        id: BindingId,
+        hold: &str,
+        budget: u64,
+        want: u64,
+    ) -> Result<u64, StoreError> {
+        let tx = self.conn.savepoint()?;
+        let granted: Option<i64> = tx
+            .prepare_cached(LEASE)?
+            .query_row(params![id, secs(budget), secs(want)], |r| r.get(0))
+            .optional()?;
+        let granted = granted.unwrap_or(0).max(0);
+        if granted > 0 {
+            tx.prepare_cached(LEASE_HOLD)?
+                .execute(params![hold, granted])?;
+        }
+        tx.commit()?;
+        Ok(granted as u64)
+    }
+
+    fn settle_holds(&mut self, settled: &[Settle]) -> Result<(), StoreError> {
+        let tx = self.conn.savepoint()?;
+        for s in settled {
+            let held: Option<(i64, i64)> = match &s.hold {
+                Some(key) => tx
+                    .prepare_cached(END_HOLD)?
+                    .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?,
+                None => None,
+            };
+            let (answered, leased) = held.unwrap_or((1, 0));
+            tx.prepare_cached(GIVE_BACK)?.execute(params![
+                s.id,
+                1 - answered,
+                leased,
+                secs(s.talk)
+            ])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn release_dead_holds(
+        &mut self,
+        alive: &dyn Fn(&str) -> bool,
+        fresh_since: i64,
+    ) -> Result<usize, StoreError> {
+        let tx = self.conn.savepoint()?;
+        let instances: Vec<String> = tx
+            .prepare_cached(HOLDING)?
+            .query_map([fresh_since], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut released = 0;
+        for i in instances.iter().filter(|i| !alive(i)) {
+            let per: Vec<(i64, i64, i64)> = tx
+                .prepare_cached(DEAD_HOLDS)?
+                .query_map([i], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            for (binding, live, leased) in &per {
+                tx.prepare_cached(GIVE_BACK)?
+                    .execute(params![binding, live, leased, 0])?;
+            }
+            released += tx.prepare_cached(FORGET_HOLDS)?.execute([i])?;
+        }
+        tx.commit()?;
+        Ok(released)
+    }
+}
