@@ -6,82 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::cluster::*;
 use common::pg::TempDb;
 use common::*;
 use serde_json::json;
-
-const A: &str = "13800000000";
-const B: &str = "13900000000";
-
-/// A node of the cluster on `db`, with tenant `acme` (its key returned by
-/// the first node that makes it).
-async fn node(db: &TempDb, callee: std::net::SocketAddr, name: &str) -> Sut {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = config(dir.path(), callee);
-    cfg.storage.url = db.url.clone();
-    cfg.storage.node = name.into();
-    start(cfg, dir).await
-}
-
-fn acme_key(db: &TempDb) -> String {
-    let url = db.url.clone();
-    std::thread::spawn(move || {
-        let at = sipmask::store::Location {
-            url,
-            dir: std::env::temp_dir(),
-            ..Default::default()
-        };
-        let mut store = at.open().expect("store");
-        sipmask::service::tenants::add_tenant(store.as_mut(), "acme", sipmask::time::now())
-            .expect("tenant")
-    })
-    .join()
-    .expect("tenant thread")
-}
-
-/// Adds `numbers` to acme's pool through `api`.
-async fn pool(api: std::net::SocketAddr, key: &str, numbers: &[&str]) {
-    let body = json!({ "numbers": numbers }).to_string();
-    let r = http(api, "POST", "/v1/numbers", Some(key), Some(&body)).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-}
-
-/// Makes the AXB binding (`a`, B) with `conditions` through `api`: its id
-/// and its X as the parties dial it.
-async fn pair(
-    api: std::net::SocketAddr,
-    key: &str,
-    a: &str,
-    conditions: serde_json::Value,
-) -> (i64, String) {
-    let body = json!({ "a": a, "b": B, "conditions": conditions }).to_string();
-    let r = http(api, "POST", "/v1/bindings", Some(key), Some(&body)).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let b = r.json();
-    let x = b["x"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_start_matches("+86");
-    (b["id"].as_i64().unwrap_or_default(), x.to_string())
-}
-
-/// Waits until `api` answers `GET path` as `done` wants (a change
-/// reached that node).
-async fn until(api: std::net::SocketAddr, key: &str, path: &str, done: impl Fn(&Http) -> bool) {
-    let waited = Instant::now();
-    while !done(&http(api, "GET", path, Some(key), None).await) {
-        assert!(
-            waited.elapsed() < Duration::from_secs(5),
-            "{path} never as wanted on {api}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Waits until `api` shows binding `id` (it reached that node).
-async fn until_shown(api: std::net::SocketAddr, key: &str, id: i64) {
-    until(api, key, &format!("/v1/bindings/{id}"), |r| r.status == 200).await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binding_made_on_one_node_is_called_through_another() {
@@ -183,24 +111,6 @@ async fn a_thousand_events_written_on_three_nodes_are_each_delivered_once() {
 }
 
 /// Runs `f` on a store of `db` off the test's runtime.
-fn on_db<T: Send + 'static>(
-    db: &TempDb,
-    f: impl FnOnce(&mut dyn sipmask::store::Backend) -> T + Send + 'static,
-) -> T {
-    let url = db.url.clone();
-    std::thread::spawn(move || {
-        let at = sipmask::store::Location {
-            url,
-            dir: std::env::temp_dir(),
-            ..Default::default()
-        };
-        let mut store = at.open().expect("store");
-        f(store.as_mut())
-    })
-    .join()
-    .expect("store thread")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_nodes_calls_are_settled_by_another_and_a_name_has_one_holder() {
     let db = TempDb::new();
@@ -320,115 +230,6 @@ async fn propagation_to_another_node() {
         at(0.99),
         took[took.len() - 1]
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_limit_counts_across_nodes_and_nobody_rings_past_it() {
-    let db = TempDb::new();
-    let mut caller = Ua::bind("127.0.0.2").await;
-    let mut callee = Ua::bind("127.0.0.3").await;
-    let key = acme_key(&db);
-    let one = node(&db, callee.addr, "one").await;
-    let two = node(&db, callee.addr, "two").await;
-    let api_one = one.server.api_addr.expect("API");
-    pool(api_one, &key, &["17000000001"]).await;
-    let (id, x) = pair(api_one, &key, A, json!({ "max_calls": 1 })).await;
-    until_shown(two.server.api_addr.expect("API"), &key, id).await;
-
-    // The one allowed call, through node one.
-    connected(&mut caller, &mut callee, one.addr, A, &x, "t1").await;
-
-    // Node two has not heard of that use, but its hold is asked of the
-    // database at the INVITE: the caller is refused with the limit's
-    // status, and nobody rings. Twice: node two never counts on its table.
-    for _ in 0..2 {
-        let d = Dialog::new(caller.addr, two.addr, A, &x);
-        caller.send(two.addr, &d.invite()).await;
-        let refused = caller.expect_response(403).await;
-        assert!(
-            refused.raw.starts_with("SIP/2.0 403 Call Limit Reached"),
-            "{}",
-            refused.raw
-        );
-        caller.send(two.addr, &d.ack_failure(&refused)).await;
-        callee.expect_silence(Duration::from_millis(300)).await;
-    }
-    let used = on_db(&db, move |s| {
-        s.get(id).expect("get").expect("there").usage.calls_used
-    });
-    assert_eq!(used, 1, "one use, counted once, across two nodes");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_simultaneous_invites_over_three_nodes_against_five_calls_ring_and_connect_exactly_five(
-) {
-    let db = TempDb::new();
-    let mut caller = Ua::bind("127.0.0.2").await;
-    let mut callee = Ua::bind("127.0.0.3").await;
-    let key = acme_key(&db);
-    let nodes = [
-        node(&db, callee.addr, "one").await,
-        node(&db, callee.addr, "two").await,
-        node(&db, callee.addr, "three").await,
-    ];
-    let api = nodes[0].server.api_addr.expect("API");
-    pool(api, &key, &["17000000001"]).await;
-    let (id, x) = pair(api, &key, A, json!({ "max_calls": 5 })).await;
-    for n in &nodes[1..] {
-        until_shown(n.server.api_addr.expect("API"), &key, id).await;
-    }
-    let mut dialogs = std::collections::HashMap::new();
-    for i in 0..50 {
-        let sut = nodes[i % 3].addr;
-        let d = Dialog::new(caller.addr, sut, A, &x);
-        caller.send(sut, &d.invite()).await;
-        dialogs.insert(d.call_id.clone(), (d, sut));
-    }
-    // The callee answers every INVITE that reaches it.
-    let contact = format!("Contact: <sip:bob@{}>\r\n", callee.addr);
-    let mut rang = std::collections::HashSet::new();
-    let mut finals: std::collections::HashMap<String, u16> = std::collections::HashMap::new();
-    loop {
-        tokio::select! {
-            m = callee.recv_within(Duration::from_millis(500)) => {
-                let Some(m) = m else { break };
-                if m.method() == "INVITE" && rang.insert(m.msg.call_id.clone()) {
-                    let tag = format!("t{}", rang.len());
-                    callee.send(m.from, &m.reply(200, &tag, &contact, &sdp("bob", "127.0.0.3"))).await;
-                } else if m.method() == "BYE" {
-                    callee.send(m.from, &m.reply(200, "", "", "")).await;
-                }
-            }
-            m = caller.recv_within(Duration::from_millis(500)) => {
-                let Some(m) = m else { continue };
-                if m.code() >= 200 {
-                    let Some((d, sut)) = dialogs.get_mut(m.msg.call_id.as_str()) else { continue };
-                    if m.code() == 200 {
-                        d.confirm(&m);
-                        caller.send(*sut, &d.ack(1)).await;
-                    } else {
-                        caller.send(*sut, &d.ack_failure(&m)).await;
-                    }
-                    finals.insert(m.msg.call_id.as_str().to_string(), m.code());
-                }
-            }
-        }
-    }
-    let answered = finals.values().filter(|c| **c == 200).count();
-    let refused = finals.values().filter(|c| **c == 403).count();
-    assert_eq!(
-        finals.len(),
-        50,
-        "every caller got a final answer: {finals:?}"
-    );
-    assert_eq!(answered, 5, "{finals:?}");
-    assert_eq!(refused, 45, "{finals:?}");
-    // Each use is held at the INVITE: nobody rings for a refused call.
-    assert_eq!(rang.len(), 5, "the callee rang for {} calls", rang.len());
-    let used = on_db(&db, move |s| {
-        s.get(id).expect("get").expect("there").usage.calls_used
-    });
-    assert_eq!(used, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,4 +71,10 @@ impl Counts {
     pub fn is_counted(self) -> bool {
         matches!(self, Counts::Calls | Counts::CallsToday)
     }
+
+    /// Whether nodes sharing a database must count this limit there: a
+    /// call on a binding with one holds its share from the INVITE.
+    pub fn is_shared(self) -> bool {
+        self.is_counted() || self == Counts::TalkTime
+    }
 }

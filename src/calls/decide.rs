@@ -42,7 +42,7 @@ impl Masking {
         // A shared store out of reach: never a free call.
         if self.cfg.shared_store
             && !self.cfg.store_up.load(std::sync::atomic::Ordering::Relaxed)
-            && (self.cfg.offline_refuse || self.bindings.counted(a.binding))
+            && (self.cfg.offline_refuse || self.bindings.shared_count(a.binding))
         {
             self.bindings.settle(a.binding, false, now.unix());
             return self.refuse(m, &caller, Refusal::StoreUnavailable, now);

@@ -19,7 +19,7 @@ impl Masking {
     /// Asks the database for a new call's hold when its binding counts:
     /// the plan waits on the ticket.
     pub(super) fn reserve(&mut self, id: CallId, plan: &mut Plan, call: &mut CallState, now: Now) {
-        if !self.cfg.shared_store || !self.bindings.counted(call.binding) {
+        if !self.cfg.shared_store || !self.bindings.shared_count(call.binding) {
             return;
         }
         let Some(c) = self.bindings.counted_limits(call.binding, now.unix()) else {

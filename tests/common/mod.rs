@@ -7,6 +7,7 @@
 pub mod api;
 pub mod baresip;
 pub mod capture;
+pub mod cluster;
 pub mod hooks;
 pub mod kamailio;
 pub mod linphone;

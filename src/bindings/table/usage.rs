@@ -47,6 +47,17 @@ impl BindingTable {
         })
     }
 
+    /// Whether binding `id` has a limit that nodes sharing a database
+    /// count there (calls, or talk time).
+    pub fn shared_count(&self, id: BindingId) -> bool {
+        self.by_id.get(&id).is_some_and(|b| {
+            let eff = b.conditions.effective(&self.defaults, b.created_at);
+            LIMITS
+                .iter()
+                .any(|l| l.counts.is_shared() && eff.limit(l.id) > 0)
+        })
+    }
+
     /// The counted limits of binding `id` in force at `now`; `None` if
     /// it is gone.
     pub fn counted_limits(&self, id: BindingId, now: i64) -> Option<Counted> {
