@@ -1,12 +1,16 @@
-//! Restarts that overlap a drain. Every running instance holds a lock file
-//! `<data_dir>/instances/<id>.lock` for its whole life, naming a loopback
-//! UDP address and a secret. The SIP ports are shared (SO_REUSEPORT), so
-//! the kernel spreads datagrams over the old and the new instance; each
-//! hands a message it cannot handle (a call of the other, a new call while
-//! it drains) to its sibling over loopback, with the original source, and
-//! the sibling answers from the shared port. A forwarded message is never
-//! forwarded again. The lock files also tell a crashed instance's
-//! checkpoints (lock free) from a draining one's (lock held).
+//! Instances that share the SIP port: a restart that overlaps a drain,
+//! and the nodes of a cluster that run side by side on one host (on a
+//! shared database, one data dir). Every running instance holds a lock
+//! file `<data_dir>/instances/<id>.lock` for its whole life, naming a
+//! loopback UDP address and a secret. The SIP ports are shared
+//! (SO_REUSEPORT), so the kernel spreads datagrams over the instances by
+//! their source; each hands a message it cannot handle (a response to
+//! another's request, a request in another's dialog, a new call while it
+//! drains) to its siblings over loopback, with the original source, and
+//! the one it belongs to answers from the shared port. A forwarded
+//! message is never forwarded again, and a sibling it is not for drops
+//! it. The lock files also tell a crashed instance's checkpoints (lock
+//! free) from a running one's (lock held).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -45,7 +49,7 @@ pub struct Handover {
     me: String,
     secret: String,
     _lock: File,
-    sibling: Mutex<Option<Sibling>>,
+    siblings: Mutex<Arc<[Sibling]>>,
 }
 
 fn instances(data_dir: &Path) -> PathBuf {
@@ -84,41 +88,48 @@ impl Handover {
             me: me.to_string(),
             secret,
             _lock: lock,
-            sibling: Mutex::new(None),
+            siblings: Mutex::new(Arc::from(Vec::new())),
         })
     }
 
     /// Ends this instance's registration (clean exit) and tells the
-    /// sibling, which stops handing it messages.
+    /// siblings, which stop handing it messages.
     pub fn retire(&self) {
         let _ = std::fs::remove_file(self.dir.join(format!("{}.lock", self.me)));
         self.announce();
     }
 
-    /// Tells the sibling as last looked up to look its own sibling up
-    /// again: this instance started, or is gone.
+    /// Tells the siblings as last looked up to look theirs up again:
+    /// this instance started, or is gone.
     pub fn announce(&self) {
-        if let Some(to) = self.sibling() {
-            self.send(&to, format!("{MAGIC} {} {LOOK}\n", to.secret).as_bytes());
+        for to in self.siblings().iter() {
+            self.send(to, format!("{MAGIC} {} {LOOK}\n", to.secret).as_bytes());
         }
     }
 
-    /// The live sibling as last looked up: no file access, so the
-    /// message path can ask for every datagram.
-    pub fn sibling(&self) -> Option<Sibling> {
-        self.sibling.lock().ok().and_then(|s| s.clone())
+    /// The live siblings as last looked up: no file access and no copy,
+    /// so the message path can ask for every datagram.
+    pub fn siblings(&self) -> Arc<[Sibling]> {
+        self.siblings
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|_| Arc::from(Vec::new()))
     }
 
-    /// Looks the sibling up again (every [`FRESH`], from a task of its own).
+    /// Looks the siblings up again (every [`FRESH`], from a task of its
+    /// own).
     pub fn refresh(&self) {
-        let found = self.scan();
-        if let Ok(mut s) = self.sibling.lock() {
+        let found: Arc<[Sibling]> = Arc::from(self.scan());
+        if let Ok(mut s) = self.siblings.lock() {
             *s = found;
         }
     }
 
-    fn scan(&self) -> Option<Sibling> {
-        let entries = std::fs::read_dir(&self.dir).ok()?;
+    fn scan(&self) -> Vec<Sibling> {
+        let mut found = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return found;
+        };
         for e in entries.flatten() {
             let name = e.file_name();
             let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".lock")) else {
@@ -144,16 +155,16 @@ impl Handover {
                 continue;
             };
             if let Ok(addr) = addr.parse() {
-                return Some(Sibling {
+                found.push(Sibling {
                     addr,
                     secret: secret.to_string(),
                 });
             }
         }
-        None
+        found
     }
 
-    /// Hands a datagram from `peer` to the sibling.
+    /// Hands a datagram from `peer` to a sibling.
     pub fn forward(&self, to: &Sibling, peer: SocketAddr, data: &[u8]) {
         let mut out = Vec::with_capacity(data.len() + 96);
         out.extend_from_slice(format!("{MAGIC} {} {peer}\n", to.secret).as_bytes());
@@ -213,11 +224,17 @@ mod tests {
         let a = Handover::start(dir.path(), "aaaa").expect("a");
         let b = Handover::start(dir.path(), "bbbb").expect("b");
         assert!(alive(dir.path(), "aaaa"));
-        assert!(!alive(dir.path(), "cccc"));
+        assert!(!alive(dir.path(), "dddd"));
+        let c = Handover::start(dir.path(), "cccc").expect("c");
         a.refresh();
-        let sib = a.sibling().expect("b is found");
+        let sibs = a.siblings();
+        assert_eq!(sibs.len(), 2, "every sibling is found: {sibs:?}");
+        let sib = sibs
+            .iter()
+            .find(|s| s.addr == b.sock.local_addr().expect("addr"))
+            .expect("b is found");
         let peer: SocketAddr = "192.0.2.7:5060".parse().expect("addr");
-        a.forward(&sib, peer, b"BYE sip:x SIP/2.0\r\n\r\n");
+        a.forward(sib, peer, b"BYE sip:x SIP/2.0\r\n\r\n");
         let mut buf = [0u8; 256];
         let (n, from) = b.sock.recv_from(&mut buf).await.expect("recv");
         let Some(FromSibling::Message(src, msg)) = b.read(from, &buf[..n]) else {
@@ -229,7 +246,8 @@ mod tests {
         assert!(b.read(from, forged.as_bytes()).is_none());
         drop(b);
         a.refresh();
-        assert!(a.sibling().is_none(), "a dead sibling is forgotten");
+        assert_eq!(a.siblings().len(), 1, "a dead sibling is forgotten");
+        drop(c);
     }
 
     #[tokio::test]
@@ -258,7 +276,7 @@ mod tests {
             "a clean exit is told too"
         );
         new.refresh();
-        assert!(new.sibling().is_none(), "and the sibling is forgotten");
+        assert!(new.siblings().is_empty(), "and the sibling is forgotten");
         let stranger: SocketAddr = "192.0.2.7:5060".parse().expect("addr");
         assert!(
             new.read(stranger, &buf[..n]).is_none(),

@@ -354,3 +354,73 @@ async fn a_binding_that_expires_is_announced_once_by_the_cluster() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Ended answered calls a node's `/metrics` counts.
+async fn answered(api: std::net::SocketAddr) -> u64 {
+    let m = http(api, "GET", "/metrics", None, None).await;
+    m.body
+        .lines()
+        .find_map(|l| l.strip_prefix("sipmask_calls_total{result=\"answered\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_host_share_the_port_and_hand_each_other_what_is_theirs() {
+    let db = TempDb::new();
+    let mut callee = Ua::bind("127.0.0.3").await;
+    let key = acme_key(&db);
+    // Side by side on one host: one data dir, one SIP port.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port("127.0.0.1");
+    let mut nodes = Vec::new();
+    for name in ["one", "two"] {
+        let mut cfg = config(dir.path(), callee.addr);
+        cfg.storage.url = db.url.clone();
+        cfg.storage.node = name.into();
+        cfg.sip.listen = vec![format!("127.0.0.1:{port}")];
+        nodes.push(start(cfg, tempfile::tempdir().expect("tempdir")).await);
+    }
+    let sut = nodes[0].addr;
+    assert_eq!(nodes[1].addr, sut, "both on one port");
+    let api = nodes[0].server.api_addr.expect("API");
+    pool(api, &key, &["17000000001"]).await;
+    let (id, x) = pair(api, &key, A, json!({})).await;
+    until_shown(nodes[1].server.api_addr.expect("API"), &key, id).await;
+    // Callers on sockets of their own: the kernel spreads their INVITEs
+    // over the two nodes. The callee's one socket reaches one node only,
+    // which hands the other node's answers and BYEs over.
+    let mut calls = Vec::new();
+    for i in 0..24 {
+        let mut caller = Ua::bind("127.0.0.2").await;
+        let (d, inv) = connected(&mut caller, &mut callee, sut, A, &x, &format!("b{i}")).await;
+        calls.push((caller, d, inv, i));
+    }
+    for (caller, d, inv, i) in calls.iter_mut() {
+        let bye = format!(
+            "BYE sip:x@{sut} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbye{i}\r\n\
+             From: {to};tag=b{i}\r\nTo: {from}\r\nCall-ID: {cid}\r\nCSeq: 9 BYE\r\n\
+             Content-Length: 0\r\n\r\n",
+            me = callee.addr,
+            to = inv.msg.to,
+            from = inv.msg.from,
+            cid = inv.msg.call_id,
+        );
+        callee.send(sut, &bye).await;
+        callee.expect_response(200).await;
+        let got = caller.expect_request("BYE").await;
+        assert_eq!(got.msg.call_id, d.call_id);
+        caller.send(got.from, &got.reply(200, "", "", "")).await;
+    }
+    // Each node counts the calls it took (at their end).
+    let took = [
+        answered(nodes[0].server.api_addr.expect("API")).await,
+        answered(nodes[1].server.api_addr.expect("API")).await,
+    ];
+    assert_eq!(took[0] + took[1], 24, "{took:?}");
+    assert!(
+        took[0] > 0 && took[1] > 0,
+        "both nodes took calls: {took:?}"
+    );
+    eprintln!("calls taken by each node: {took:?}");
+}

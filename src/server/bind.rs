@@ -9,10 +9,17 @@ use tokio::net::TcpListener;
 
 use super::ServerError;
 
-/// Takes the data dir's lock: one serving process per data dir, so two
-/// live binding tables never diverge over one database. The OS drops the
-/// lock when the process ends, however it ends.
-pub(super) fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
+/// Takes the data dir's lock: one serving process per data dir on a
+/// database of its own, so two live binding tables never diverge over it.
+/// On a database that nodes share (`shared`), every node follows the
+/// database's changes: nodes side by side on one host share the data dir
+/// (and through it the SIP port), each taking the lock shared, which still
+/// keeps out a server on the data dir's own SQLite. The OS drops the lock
+/// when the process ends, however it ends.
+pub(super) fn lock_data_dir(
+    dir: &std::path::Path,
+    shared: bool,
+) -> Result<std::fs::File, ServerError> {
     let path = dir.join("sipmask.lock");
     crate::store::private_dir(dir).map_err(|source| ServerError::LockFile {
         path: dir.display().to_string(),
@@ -22,7 +29,12 @@ pub(super) fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, Serv
         path: path.display().to_string(),
         source,
     })?;
-    match file.try_lock() {
+    let taken = if shared {
+        file.try_lock_shared()
+    } else {
+        file.try_lock()
+    };
+    match taken {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::Locked {
             dir: dir.display().to_string(),

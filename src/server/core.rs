@@ -87,23 +87,29 @@ impl Sink for Core {
 }
 
 impl Core {
-    /// Handles a parsed message, or hands it to a sibling instance when it
-    /// is the sibling's (a UDP message, never one handed over already).
+    /// Handles a parsed message, or hands it to the sibling instances when
+    /// it is not this one's (a UDP message, never one handed over
+    /// already). A handed-over message that is not this one's either is
+    /// another sibling's: dropped here.
     fn take(&self, m: Msg, data: &[u8], peer: Peer, out: &mut Out<'_>, handed: bool) {
         let udp = peer.transport == crate::sip::Transport::Udp;
-        let sibling = (udp && !handed).then(|| self.handover.sibling()).flatten();
+        let siblings = (udp && !handed)
+            .then(|| self.handover.siblings())
+            .filter(|s| !s.is_empty());
         let mut m = Some(m);
         let mut theirs = false;
         self.with_engine(out, |e| {
             let Some(msg) = m.take() else { return };
-            if sibling.is_some() && !e.handles(&msg) {
+            if (siblings.is_some() || handed) && !e.handles(&msg) {
                 theirs = true;
                 return;
             }
             e.on_message(msg, peer, self.clock.now());
         });
-        if let (true, Some(s)) = (theirs, sibling) {
-            self.handover.forward(&s, peer.addr, data);
+        if let (true, Some(siblings)) = (theirs, siblings) {
+            for s in siblings.iter() {
+                self.handover.forward(s, peer.addr, data);
+            }
         }
     }
 

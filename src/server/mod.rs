@@ -195,7 +195,7 @@ impl Server {
     pub async fn start_with_clock(cfg: Config, clock: SharedClock) -> Result<Server, ServerError> {
         // Locked first: loading books a crashed run's live calls, which
         // must never be a running server's live calls.
-        let lock = lock_data_dir(&cfg.storage.data_dir)?;
+        let lock = lock_data_dir(&cfg.storage.data_dir, cfg.storage.location().shared())?;
         let files = start::open_files(&cfg);
         let instance = crate::ids::short("", 8);
         let handover = start::handover(&cfg.storage.data_dir, &instance)?;

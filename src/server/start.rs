@@ -103,7 +103,7 @@ pub(super) fn handover(
 /// this instance now, not at its next look.
 pub(super) fn overlap(handover: &crate::handover::Handover) -> bool {
     handover.refresh();
-    let overlap = handover.sibling().is_some();
+    let overlap = !handover.siblings().is_empty();
     handover.announce();
     overlap
 }
