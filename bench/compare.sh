@@ -15,6 +15,10 @@
 # and its memory (PSS) at the end. A step is clean with at most 0.1% of
 # its calls failed; a target's ramp stops at its first step that is not.
 # Only ratios from one run mean anything: these machines drift.
+# SIPP_CALLER_ARGS adds to the caller's SIPp arguments: "-t un -max_socket
+# 15000" places each call from a socket of its own, as many callers or
+# trunks do (nodes that share a port are spread by the kernel over the
+# sources).
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(cd "$(dirname "$0")" && pwd)/lib.sh"
@@ -97,7 +101,8 @@ for target in "$@"; do
 		t0=$(cpu_ticks "${tp[@]}")
 		(cd "$out" && timeout $((secs * 4 + 30)) sipp "$to" -sf "$BENCH/sipp/caller.xml" \
 			-inf "$work/calls.csv" -i 127.0.0.1 -p $UAC_PORT -r "$rate" -m $((rate * secs)) \
-			-l $((rate * 8)) -max_socket 60000 -nostdin -trace_rtt -rtt_freq 1 >stdout 2>&1) || true
+			-l $((rate * 8)) -max_socket 60000 -nostdin -trace_rtt -rtt_freq 1 \
+			${SIPP_CALLER_ARGS:-} >stdout 2>&1) || true
 		t1=$(cpu_ticks "${tp[@]}")
 		ok=$(sipp_count "Successful call" "$out/stdout")
 		bad=$(sipp_count "Failed call" "$out/stdout")
