@@ -41,12 +41,19 @@ pub async fn serve_process(
         "--trust",
         "127.0.0.2/32",
     ]);
-    let child = Proc(
-        cmd.stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn sipmask"),
-    );
+    // SIPMASK_TEST_LOGS=DIR keeps each process's log there.
+    let log = std::env::var_os("SIPMASK_TEST_LOGS").and_then(|d| {
+        std::fs::File::create(
+            std::path::Path::new(&d).join(format!("sipmask-{port}-{}.log", unique("p"))),
+        )
+        .ok()
+    });
+    let err = log
+        .as_ref()
+        .and_then(|f| f.try_clone().ok())
+        .map_or_else(Stdio::null, Stdio::from);
+    let out = log.map_or_else(Stdio::null, Stdio::from);
+    let child = Proc(cmd.stdout(out).stderr(err).spawn().expect("spawn sipmask"));
     // Ready when it answers OPTIONS.
     let mut probe = Ua::bind("127.0.0.1").await;
     let sut: std::net::SocketAddr = listen.parse().expect("addr");
