@@ -84,3 +84,24 @@ bench_stop() {
 	done
 	for p in "${left[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 }
+
+# pg_target_db DIR CSV BIN: a PostgreSQL database of its own for a target
+# (on SIPMASK_TEST_POSTGRES, default postgresql://postgres@127.0.0.1:5432),
+# with the bindings of CSV imported by BIN; prints its URL.
+pg_target_db() {
+	local dir=$1 csv=$2 bin=$3
+	local server=${SIPMASK_TEST_POSTGRES:-postgresql://postgres@127.0.0.1:5432}
+	local db="sipmask_bench_$$_$RANDOM"
+	psql "$server/postgres" -qc "CREATE DATABASE $db" >/dev/null
+	echo "$server/postgres $db" >"$dir/pgdb"
+	"$bin" bindings import --database-url "$server/$db" --data-dir "$dir/data" "$csv" >"$dir/import.log" 2>&1
+	echo "$server/$db"
+}
+
+# pg_target_drop DIR: drops the database pg_target_db made for DIR.
+pg_target_drop() {
+	[ -f "$1/pgdb" ] || return 0
+	local admin db
+	read -r admin db <"$1/pgdb"
+	psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+}

@@ -54,18 +54,8 @@ async fn fifty_simultaneous_invites_over_three_nodes_against_five_calls_ring_and
     let db = TempDb::new();
     let mut caller = Ua::bind("127.0.0.2").await;
     let mut callee = Ua::bind("127.0.0.3").await;
-    let key = acme_key(&db);
-    let nodes = [
-        node(&db, callee.addr, "one").await,
-        node(&db, callee.addr, "two").await,
-        node(&db, callee.addr, "three").await,
-    ];
-    let api = nodes[0].server.api_addr.expect("API");
-    pool(api, &key, &["17000000001"]).await;
-    let (id, x) = pair(api, &key, A, json!({ "max_calls": 5 })).await;
-    for n in &nodes[1..] {
-        until_shown(n.server.api_addr.expect("API"), &key, id).await;
-    }
+    let (nodes, _key, (id, x)) =
+        three_nodes_and_a_pair(&db, callee.addr, json!({ "max_calls": 5 })).await;
     let mut dialogs = std::collections::HashMap::new();
     for i in 0..50 {
         let sut = nodes[i % 3].addr;
@@ -124,19 +114,9 @@ async fn fifty_simultaneous_invites_over_three_nodes_against_five_calls_ring_and
 async fn a_talk_budget_is_leased_in_chunks_across_nodes_and_never_overrun() {
     let db = TempDb::new();
     let mut callee = Ua::bind("127.0.0.3").await;
-    let key = acme_key(&db);
-    let nodes = [
-        node(&db, callee.addr, "one").await,
-        node(&db, callee.addr, "two").await,
-        node(&db, callee.addr, "three").await,
-    ];
-    let api = nodes[0].server.api_addr.expect("API");
-    pool(api, &key, &["17000000001"]).await;
     // 25 s in chunks of 10: 10 + 10 + 5 leased at the three INVITEs.
-    let (id, x) = pair(api, &key, A, json!({ "talk_budget_secs": 25 })).await;
-    for n in &nodes[1..] {
-        until_shown(n.server.api_addr.expect("API"), &key, id).await;
-    }
+    let (nodes, _key, (id, x)) =
+        three_nodes_and_a_pair(&db, callee.addr, json!({ "talk_budget_secs": 25 })).await;
     let mut callers = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
         let mut ua = Ua::bind("127.0.0.2").await;

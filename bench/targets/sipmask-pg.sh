@@ -7,12 +7,9 @@ target_start() {
 	local dir=$1 port=$2 callee=$3 csv=$4
 	local bin=${SIPMASK_BIN:-$PWD/target/release/sipmask}
 	[ -x "$bin" ] || { echo "no sipmask at $bin: cargo build --release, or set SIPMASK_BIN" >&2; return 1; }
-	local server=${SIPMASK_TEST_POSTGRES:-postgresql://postgres@127.0.0.1:5432}
-	local db="sipmask_bench_$$_$RANDOM"
-	psql "$server/postgres" -qc "CREATE DATABASE $db" >/dev/null
-	echo "$server/postgres $db" >"$dir/pgdb"
-	"$bin" bindings import --database-url "$server/$db" --data-dir "$dir/data" "$csv" >"$dir/import.log" 2>&1
-	"$bin" serve --database-url "$server/$db" --node bench --data-dir "$dir/data" \
+	local url
+	url=$(pg_target_db "$dir" "$csv" "$bin")
+	"$bin" serve --database-url "$url" --node bench --data-dir "$dir/data" \
 		--listen "127.0.0.1:$port" --trunk "$callee" \
 		--api-listen 127.0.0.1:0 ${SIPMASK_ARGS:-} >"$dir/sipmask.log" 2>&1 &
 	echo $! >"$dir/sipmask.pid"
@@ -22,9 +19,6 @@ target_stop() {
 	pid=$(cat "$1/sipmask.pid" 2>/dev/null || true)
 	[ -z "$pid" ] || kill "$pid" 2>/dev/null || true
 	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	if [ -f "$1/pgdb" ]; then
-		read -r admin db <"$1/pgdb"
-		psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-	fi
+	pg_target_drop "$1"
 }
 target_pids() { cat "$1/sipmask.pid" 2>/dev/null || true; }

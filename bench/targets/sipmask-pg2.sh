@@ -9,14 +9,11 @@ target_start() {
 	local dir=$1 port=$2 callee=$3 csv=$4
 	local bin=${SIPMASK_BIN:-$PWD/target/release/sipmask}
 	[ -x "$bin" ] || { echo "no sipmask at $bin: cargo build --release, or set SIPMASK_BIN" >&2; return 1; }
-	local server=${SIPMASK_TEST_POSTGRES:-postgresql://postgres@127.0.0.1:5432}
-	local db="sipmask_bench_$$_$RANDOM"
-	psql "$server/postgres" -qc "CREATE DATABASE $db" >/dev/null
-	echo "$server/postgres $db" >"$dir/pgdb"
-	"$bin" bindings import --database-url "$server/$db" --data-dir "$dir/data" "$csv" >"$dir/import.log" 2>&1
+	local url
+	url=$(pg_target_db "$dir" "$csv" "$bin")
 	: >"$dir/sipmask.pid"
 	for node in one two; do
-		"$bin" serve --database-url "$server/$db" --node "$node" --data-dir "$dir/data" \
+		"$bin" serve --database-url "$url" --node "$node" --data-dir "$dir/data" \
 			--listen "127.0.0.1:$port" --trunk "$callee" \
 			--api-listen 127.0.0.1:0 ${SIPMASK_ARGS:-} >"$dir/sipmask-$node.log" 2>&1 &
 		echo $! >>"$dir/sipmask.pid"
@@ -32,9 +29,6 @@ target_stop() {
 	while read -r pid; do
 		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	done <"$1/sipmask.pid"
-	if [ -f "$1/pgdb" ]; then
-		read -r admin db <"$1/pgdb"
-		psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-	fi
+	pg_target_drop "$1"
 }
 target_pids() { cat "$1/sipmask.pid" 2>/dev/null || true; }

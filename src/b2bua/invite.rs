@@ -27,7 +27,7 @@ impl<P: Policy> Engine<P> {
             source: src,
             account,
         };
-        // Checked here; parsed again where it is rendered for each fork.
+        // The offer is parsed once: checked here, rendered for each fork.
         let described = super::is_sdp(&m).then(|| sdp::parse(&m.body));
         let unusable = matches!(described, Some(Err(_)));
         let (decision, by_policy) = self.decide_invite(&offer, unusable, now);
@@ -67,23 +67,23 @@ impl<P: Policy> Engine<P> {
             });
             return;
         }
-        self.bridge(id, m, src, &key, (plan, state), now);
+        let described = described.and_then(Result::ok);
+        self.bridge(id, (&m, described), src, &key, (plan, state), now);
     }
 
     /// Sends a decided call's INVITEs to its callee's targets.
     pub(super) fn bridge(
         &mut self,
         id: CallId,
-        m: Msg,
+        (m, described): (&Msg, Option<sdp::Parsed<'_>>),
         src: Peer,
         key: &TxKey,
         (mut plan, state): (Plan, P::Call),
         now: Now,
     ) {
-        let a = Leg::caller(&m, src, self.me_for(&src));
+        let a = Leg::caller(m, src, self.me_for(&src));
         tracing::debug!(call = id, forks = plan.targets.len(), "bridging call");
-        let described = super::is_sdp(&m).then(|| sdp::parse(&m.body));
-        let offered = match self.anchor_offer(id, described.and_then(Result::ok), &plan, src) {
+        let offered = match self.anchor_offer(id, described, &plan, src) {
             Ok(o) => o,
             Err(e) => return self.refuse_unanchored(id, key, state, &e, now),
         };
@@ -93,7 +93,7 @@ impl<P: Policy> Engine<P> {
             let (fork, bytes, ack) = self.new_fork(
                 id,
                 route,
-                (&m, offered.as_ref(), src.addr.ip()),
+                (m, offered.as_ref(), src.addr.ip()),
                 &plan.from_user,
                 plan.media,
             );
@@ -101,8 +101,8 @@ impl<P: Policy> Engine<P> {
             forks.push(fork);
         }
         let later = !plan.failover.is_empty() || forks.iter().any(|f| f.route.auth.is_some());
-        let m = std::sync::Arc::new(m);
-        let offer = later.then(|| std::sync::Arc::clone(&m));
+        // Kept only for what comes later (failover, a challenge).
+        let offer = later.then(|| std::sync::Arc::new(m.clone()));
         let (announce, no_answer) = (plan.announce, plan.no_answer);
         let call = Call::calling(a, key.clone(), forks, plan, offer, state);
         self.keep_call(id, key, call);
@@ -113,7 +113,7 @@ impl<P: Policy> Engine<P> {
         }
         self.tell(id, Milestone::Offered, now);
         if announce {
-            self.announce(id, &m, key, now);
+            self.announce(id, m, key, now);
         }
         let t = self
             .timers
@@ -150,7 +150,10 @@ impl<P: Policy> Engine<P> {
             }
             Ok(limit) => {
                 plan.limit = limit.or(plan.limit);
-                self.bridge(id, invite, src, &key, (plan, state), now);
+                let described = super::is_sdp(&invite)
+                    .then(|| sdp::parse(&invite.body).ok())
+                    .flatten();
+                self.bridge(id, (&invite, described), src, &key, (plan, state), now);
             }
             Err((status, reason)) => {
                 tracing::debug!(call = id, status, "refusing a held INVITE");

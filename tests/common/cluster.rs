@@ -26,19 +26,9 @@ pub async fn node(db: &TempDb, callee: std::net::SocketAddr, name: &str) -> Sut 
 
 /// Makes tenant `acme` in `db`; its API key.
 pub fn acme_key(db: &TempDb) -> String {
-    let url = db.url.clone();
-    std::thread::spawn(move || {
-        let at = sipmask::store::Location {
-            url,
-            dir: std::env::temp_dir(),
-            ..Default::default()
-        };
-        let mut store = at.open().expect("store");
-        sipmask::service::tenants::add_tenant(store.as_mut(), "acme", sipmask::time::now())
-            .expect("tenant")
+    on_db(db, |s| {
+        sipmask::service::tenants::add_tenant(s, "acme", sipmask::time::now()).expect("tenant")
     })
-    .join()
-    .expect("tenant thread")
 }
 
 /// Adds `numbers` to acme's pool through `api`.
@@ -103,4 +93,27 @@ pub fn on_db<T: Send + 'static>(
     })
     .join()
     .expect("store thread")
+}
+
+/// Three nodes on `db` calling out to `callee`, and a binding (`A`, `B`)
+/// with `conditions` made through the first and shown by all: the nodes,
+/// the tenant's key, and the binding's id and X.
+pub async fn three_nodes_and_a_pair(
+    db: &TempDb,
+    callee: std::net::SocketAddr,
+    conditions: serde_json::Value,
+) -> ([Sut; 3], String, (i64, String)) {
+    let key = acme_key(db);
+    let nodes = [
+        node(db, callee, "one").await,
+        node(db, callee, "two").await,
+        node(db, callee, "three").await,
+    ];
+    let api = nodes[0].server.api_addr.expect("API");
+    pool(api, &key, &["17000000001"]).await;
+    let (id, x) = pair(api, &key, A, conditions).await;
+    for n in &nodes[1..] {
+        until_shown(n.server.api_addr.expect("API"), &key, id).await;
+    }
+    (nodes, key, (id, x))
 }
