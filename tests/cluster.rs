@@ -251,7 +251,7 @@ async fn a_node_cut_from_its_database_fails_closed_and_comes_back_by_itself() {
     let api = sut.server.api_addr.expect("API");
     pool(api, &key, &["17000000001", "17000000002"]).await;
     let counted = pair(api, &key, A, json!({ "max_calls": 5 })).await.1;
-    let free = pair(api, &key, "13800000002", json!({})).await.1;
+    let (free_id, free) = pair(api, &key, "13800000002", json!({})).await;
     let xs = [counted, free];
     let ready = || async { http(api, "GET", "/readyz", None, None).await.status };
 
@@ -275,8 +275,9 @@ async fn a_node_cut_from_its_database_fails_closed_and_comes_back_by_itself() {
     let r = caller.expect_response(503).await;
     caller.send(sut.addr, &d.ack_failure(&r)).await;
     callee.expect_silence(Duration::from_millis(300)).await;
-    // An uncounted one routes from the table (storage.offline = "route").
-    connected(
+    // An uncounted one routes from the table (storage.offline = "route"),
+    // and ends while the database is still away.
+    let (mut d, _) = connected(
         &mut caller,
         &mut callee,
         sut.addr,
@@ -285,6 +286,10 @@ async fn a_node_cut_from_its_database_fails_closed_and_comes_back_by_itself() {
         "t1",
     )
     .await;
+    caller.send(sut.addr, &d.request("BYE", "")).await;
+    let bye = callee.expect_request("BYE").await;
+    callee.send(bye.from, &bye.reply(200, "", "", "")).await;
+    caller.expect_response(200).await;
 
     relay.heal();
     let healed = Instant::now();
@@ -297,6 +302,28 @@ async fn a_node_cut_from_its_database_fails_closed_and_comes_back_by_itself() {
     }
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     connected(&mut caller, &mut callee, sut.addr, A, &xs[0], "t2").await;
+    // What the node wrote while the database was away was kept and saved
+    // once it answered: the refusal's record and the routed call's.
+    let waited = Instant::now();
+    loop {
+        let results = on_db(&db, move |s| {
+            let tenant = s.get(free_id).expect("get").expect("there").tenant;
+            let filter = sipmask::store::CallFilter {
+                limit: 10,
+                ..Default::default()
+            };
+            let (records, _) = s.calls(tenant, &filter).expect("records");
+            records.iter().map(|r| r.result).collect::<Vec<_>>()
+        });
+        if results.contains(&503) && results.contains(&200) {
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "records of the cut lost: {results:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

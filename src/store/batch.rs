@@ -30,7 +30,38 @@ pub struct Batch {
     pub settled: Vec<Settle>,
 }
 
+/// Records and events a writer keeps for a database out of reach, at
+/// most: beyond, the oldest are let go (and the log says how many).
+pub const KEEP_AT_MOST: usize = 100_000;
+
 impl Batch {
+    /// Adds the work of a later batch to this one, the later winning where
+    /// only the latest matters (a binding's counters, an account's
+    /// contacts); with `KEEP_AT_MOST` records and events at most, the
+    /// oldest let go. How many were let go.
+    pub fn absorb(&mut self, later: Batch) -> usize {
+        for u in later.usage {
+            self.usage.retain(|k| k.id != u.id);
+            self.usage.push(u);
+        }
+        for (account, rows) in later.contacts {
+            self.contacts.retain(|(a, _)| *a != account);
+            self.contacts.push((account, rows));
+        }
+        self.calls.extend(later.calls);
+        self.events.extend(later.events);
+        self.live.extend(later.live);
+        self.ended.extend(later.ended);
+        self.answered.extend(later.answered);
+        self.conditions.extend(later.conditions);
+        self.settled.extend(later.settled);
+        let over = |n: usize| n.saturating_sub(KEEP_AT_MOST);
+        let (calls, events) = (over(self.calls.len()), over(self.events.len()));
+        self.calls.drain(..calls);
+        self.events.drain(..events);
+        calls + events
+    }
+
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
         self.usage.is_empty()
@@ -97,5 +128,70 @@ impl<'a> dyn Backend + 'a {
                 s.insert_events(&b.events, hooked)
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::Usage;
+
+    fn record(n: i64) -> CallRecord {
+        CallRecord {
+            invite_at: n,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_later_batch_adds_its_work_and_wins_where_only_the_latest_counts() {
+        let usage = |id, calls_used| UsageUpdate {
+            id,
+            usage: Usage {
+                calls_used,
+                ..Default::default()
+            },
+        };
+        let mut kept = Batch {
+            usage: vec![usage(1, 1), usage(2, 1)],
+            calls: vec![record(1)],
+            contacts: vec![("alice".into(), Vec::new())],
+            ..Default::default()
+        };
+        let later = Batch {
+            usage: vec![usage(1, 5)],
+            calls: vec![record(2)],
+            contacts: vec![("alice".into(), Vec::new()), ("bob".into(), Vec::new())],
+            ended: vec!["k".into()],
+            ..Default::default()
+        };
+        assert_eq!(kept.absorb(later), 0);
+        let mut latest: Vec<_> = kept
+            .usage
+            .iter()
+            .map(|u| (u.id, u.usage.calls_used))
+            .collect();
+        latest.sort();
+        assert_eq!(latest, [(1, 5), (2, 1)]);
+        let order: Vec<_> = kept.calls.iter().map(|c| c.invite_at).collect();
+        assert_eq!(order, [1, 2]);
+        assert_eq!(kept.contacts.len(), 2);
+        assert_eq!(kept.ended, ["k"]);
+    }
+
+    #[test]
+    fn kept_work_is_bounded_and_the_oldest_goes_first() {
+        let mut kept = Batch {
+            calls: (0..KEEP_AT_MOST as i64).map(record).collect(),
+            ..Default::default()
+        };
+        let later = Batch {
+            calls: vec![record(-1), record(-2)],
+            ..Default::default()
+        };
+        assert_eq!(kept.absorb(later), 2);
+        assert_eq!(kept.calls.len(), KEEP_AT_MOST);
+        assert_eq!(kept.calls[0].invite_at, 2, "the two oldest went");
+        assert_eq!(kept.calls.last().map(|c| c.invite_at), Some(-2));
     }
 }

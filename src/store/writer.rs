@@ -357,11 +357,30 @@ fn run(
 ) {
     let mut last_purge: Option<std::time::Instant> = None;
     let mut taken: Vec<Msg> = Vec::new();
+    // Work a database out of reach could not take, saved with the next.
+    let mut kept: Option<Batch> = None;
     loop {
-        if !gather(queue, &mut taken) {
+        if !gather(queue, &mut taken, kept.is_some()) {
+            if let Some(k) = kept {
+                tracing::error!(
+                    calls = k.calls.len(),
+                    events = k.events.len(),
+                    "stopping with work the database never took: not saved"
+                );
+            }
             return;
         }
-        let (batch, waiters, mut ticket, asks) = batch_of(&mut taken);
+        let (mut batch, waiters, mut ticket, asks) = batch_of(&mut taken);
+        if let Some(mut k) = kept.take() {
+            let dropped = k.absorb(batch);
+            if dropped > 0 {
+                tracing::error!(
+                    dropped,
+                    "the database is away too long: oldest records and events let go"
+                );
+            }
+            batch = k;
+        }
         for (a, t) in asks {
             durable.tell(t, answer(store.as_mut(), &a));
             ticket = ticket.max(t);
@@ -371,6 +390,16 @@ fn run(
                 Ok(stored) => stored
                     .into_iter()
                     .for_each(|(t, body)| hub.publish(t, body)),
+                // Rolled back whole: kept, and tried again with the next.
+                Err(super::StoreError::Unavailable(why)) => {
+                    tracing::warn!(
+                        why,
+                        calls = batch.calls.len(),
+                        events = batch.events.len(),
+                        "the database is out of reach: records and events kept until it answers"
+                    );
+                    kept = Some(batch);
+                }
                 Err(e) => tracing::error!(
                     error = %e,
                     usage = batch.usage.len(),
@@ -429,14 +458,29 @@ fn answer(store: &mut dyn Backend, a: &Ask) -> Outcome {
     }
 }
 
+/// How often kept work is tried again while nothing new comes.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Waits for work and moves it into `taken`: at once when someone waits
 /// on it (a flush, a call's answer on its use), else after gathering for
-/// [`GATHER`]. `false` when the queue is closed and empty.
-fn gather(queue: &Queue, taken: &mut Vec<Msg>) -> bool {
+/// [`GATHER`]; with work kept to `retry`, after [`RETRY`] at most, even
+/// with nothing new. `false` when the queue is closed and empty.
+fn gather(queue: &Queue, taken: &mut Vec<Msg>, retry: bool) -> bool {
     let mut items = queue.lock();
     while items.is_empty() {
         if queue.closed.load(Ordering::Acquire) {
             return false;
+        }
+        if retry {
+            let (held, waited) = queue
+                .ready
+                .wait_timeout(items, RETRY)
+                .unwrap_or_else(|e| e.into_inner());
+            items = held;
+            if waited.timed_out() {
+                return true;
+            }
+            continue;
         }
         items = queue.ready.wait(items).unwrap_or_else(|e| e.into_inner());
     }
