@@ -93,6 +93,17 @@ fn apply(
                 let all = s.accounts(None)?;
                 accounts.load_accounts(all.into_iter().map(account_of).collect());
             }
+            // This process saved them: its directory has them.
+            Change::Contacts(_) if mine => {}
+            Change::Contacts(uid) => {
+                if let Some((name, rows)) = s.contacts_of(uid)? {
+                    let stored = rows
+                        .into_iter()
+                        .filter_map(crate::registrar::contact_of)
+                        .collect();
+                    accounts.adopt_contacts(&name, stored);
+                }
+            }
             Change::Webhooks(t) => {
                 if let Some(api) = api {
                     api.svc.hub.set_hooked(t, s.webhook(t)?.is_some());

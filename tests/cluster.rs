@@ -451,3 +451,56 @@ async fn two_nodes_on_one_host_share_the_port_and_hand_each_other_what_is_theirs
     );
     eprintln!("calls taken by each node: {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_registered_through_one_node_is_rung_by_a_call_through_another() {
+    const PW: &str = "alice-secret-1";
+    let db = TempDb::new();
+    let callee = Ua::bind("127.0.0.3").await;
+    let key = acme_key(&db);
+    let one = node(&db, callee.addr, "one").await;
+    let two = node(&db, callee.addr, "two").await;
+    let (api_one, api_two) = (
+        one.server.api_addr.expect("API"),
+        two.server.api_addr.expect("API"),
+    );
+    let body = json!({ "name": "alice", "password": PW }).to_string();
+    let r = http(api_one, "POST", "/v1/accounts", Some(&key), Some(&body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    pool(api_one, &key, &["17000000001"]).await;
+    let body = json!({ "a": A, "b": "sip:alice@example.com" }).to_string();
+    let r = http(api_one, "POST", "/v1/bindings", Some(&key), Some(&body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let x = r.json()["x"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("+86")
+        .to_string();
+    until(api_two, &key, "/v1/accounts/alice", |r| r.status == 200).await;
+    // The phone registers through node one only.
+    let mut phone = common::phone::Phone::new("127.0.0.5", "alice", PW, one.addr).await;
+    let ok = phone.register(600).await;
+    assert_eq!(ok.code(), 200, "{}", ok.raw);
+    // Node two learns the contact from the database's change log.
+    until(api_two, &key, "/v1/accounts/alice", |r| {
+        r.json()["registrations"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    // A call entering node two rings the phone.
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let d = Dialog::new(caller.addr, two.addr, A, &x);
+    caller.send(two.addr, &d.invite()).await;
+    let inv = phone.ua.expect_request("INVITE").await;
+    assert_eq!(inv.from, two.addr, "sent by node two");
+    let contact = format!("Contact: <sip:alice@{}>\r\n", phone.ua.addr);
+    phone
+        .ua
+        .send(
+            inv.from,
+            &inv.reply(200, "ph1", &contact, &sdp("alice", "127.0.0.5")),
+        )
+        .await;
+    caller.expect_response(200).await;
+}

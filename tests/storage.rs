@@ -518,8 +518,14 @@ fn live_calls_accounts_and_contacts() {
             .expect("no account");
         assert_eq!(
             s.contacts(0).expect("contacts"),
-            [("alice".into(), contact)]
+            [("alice".into(), contact.clone())]
         );
+        // One account's contacts by its uid (another node took a change).
+        assert_eq!(
+            s.contacts_of(7).expect("contacts of"),
+            Some(("alice".into(), vec![contact]))
+        );
+        assert_eq!(s.contacts_of(8).expect("contacts of"), None);
         assert!(s
             .set_password(2, "alice", "r", "m2", "s2")
             .expect("password"));

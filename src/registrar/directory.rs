@@ -128,6 +128,41 @@ impl Directory {
         }
     }
 
+    /// Takes an account's contacts as another node saved them: those over
+    /// UDP as they are (any node sends to them: nodes on one host share
+    /// the port, and so the phone's NAT binding), one over TCP only where
+    /// this node holds its connection, and this node's own TCP contacts
+    /// kept whatever the other node knew of them.
+    pub fn adopt_contacts(&self, name: &str, stored: Vec<Contact>) {
+        let udp = crate::sip::Transport::Udp;
+        let mut g = self.lock();
+        let held: Vec<Contact> = g
+            .contacts
+            .get(name)
+            .map(|cs| {
+                cs.iter()
+                    .filter(|c| c.peer.transport != udp)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let same = |a: &Contact, b: &Contact| a.peer == b.peer && a.uri == b.uri;
+        let mut next: Vec<Contact> = stored
+            .into_iter()
+            .filter(|c| c.peer.transport == udp || held.iter().any(|h| same(h, c)))
+            .collect();
+        for h in held {
+            if !next.iter().any(|c| same(c, &h)) {
+                next.push(h);
+            }
+        }
+        if next.is_empty() {
+            g.contacts.remove(name);
+        } else {
+            g.contacts.insert(name.to_string(), next);
+        }
+    }
+
     /// Drops expired contacts; returns the accounts that lost some, with
     /// what they keep.
     pub fn expire(&self, now_ms: i64) -> Vec<(String, Vec<Contact>)> {
@@ -260,5 +295,31 @@ mod tests {
         assert!(d.contacts("ghost", 100).is_empty());
         d.load_accounts(Vec::new());
         assert!(d.contacts("alice", 100).is_empty());
+    }
+
+    #[test]
+    fn another_nodes_contacts_are_taken_over_udp_and_tcp_only_where_held_here() {
+        let d = Directory::default();
+        // This node holds alice's TCP contact on port 2.
+        d.set_contacts("alice", vec![contact(2, 100, Transport::Tcp)]);
+        // Another node saved a UDP contact, its own TCP one (3) and a view
+        // without ours.
+        d.adopt_contacts(
+            "alice",
+            vec![
+                contact(1, 100, Transport::Udp),
+                contact(3, 100, Transport::Tcp),
+            ],
+        );
+        let mut ports: Vec<u16> = d
+            .contacts("alice", 0)
+            .iter()
+            .map(|c| c.peer.addr.port())
+            .collect();
+        ports.sort();
+        assert_eq!(ports, [1, 2], "UDP taken, ours kept, theirs over TCP not");
+        // A phone gone from every node's view: gone here too.
+        d.adopt_contacts("bob", Vec::new());
+        assert!(d.contacts("bob", 0).is_empty());
     }
 }

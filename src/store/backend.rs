@@ -329,6 +329,9 @@ pub trait AccountStore {
 
     /// Every contact expiring after `after_ms`, with its account.
     fn contacts(&self, after_ms: i64) -> Result<Vec<(String, ContactRow)>, StoreError>;
+
+    /// The name and contacts of the account with `uid`, if it exists.
+    fn contacts_of(&self, uid: i64) -> Result<Option<(String, Vec<ContactRow>)>, StoreError>;
 }
 
 /// Flow 2: users and soft numbers, teams, agents, interactions, pushes,

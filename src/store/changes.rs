@@ -19,6 +19,9 @@ pub enum Change {
     Accounts,
     /// A tenant's webhook was set or removed.
     Webhooks(crate::bindings::TenantId),
+    /// The registered contacts of the account with this uid changed (on a
+    /// database that nodes share, so that every node reaches the phone).
+    Contacts(i64),
 }
 
 impl Change {
@@ -31,6 +34,7 @@ impl Change {
             Change::Keys => ("keys", 0, 0),
             Change::Accounts => ("accounts", 0, 0),
             Change::Webhooks(t) => ("webhooks", *t, *t),
+            Change::Contacts(uid) => ("contacts", *uid, *uid),
         }
     }
 
@@ -42,6 +46,7 @@ impl Change {
             "binding_changed" => Change::BindingChanged(first),
             "accounts" => Change::Accounts,
             "webhooks" => Change::Webhooks(first),
+            "contacts" => Change::Contacts(first),
             _ => Change::Keys,
         }
     }

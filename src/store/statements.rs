@@ -17,3 +17,8 @@ pub(crate) const CHARGE: &str = "UPDATE bindings SET calls_used = calls_used + 1
 pub(crate) const HOLD_NODE: &str = "INSERT INTO nodes (node, instance, at) VALUES (?1, ?2, ?3)
      ON CONFLICT (node) DO UPDATE SET instance = excluded.instance, at = excluded.at
      WHERE ?5 OR nodes.instance = excluded.instance OR nodes.at < ?4";
+
+/// The contacts of one account (`?1`), as [`super::rows`] reads them.
+pub(crate) const CONTACTS_OF: &str =
+    "SELECT account, uri, transport, addr, expires_ms, call_id, cseq, since_ms, path
+     FROM contacts WHERE account = ?1 ORDER BY since_ms";

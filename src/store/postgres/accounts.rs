@@ -92,6 +92,10 @@ impl AccountStore for PgStore {
                     ],
                 )?;
             }
+            // Every node reaches the phone: the others take the change.
+            if let Some(r) = s.row("SELECT uid FROM accounts WHERE name = ?1", &[&account])? {
+                s.log_change(&crate::store::changes::Change::Contacts(r.try_get(0)?))?;
+            }
             Ok(())
         })
     }
@@ -105,5 +109,18 @@ impl AccountStore for PgStore {
         .iter()
         .map(rows::contact)
         .collect()
+    }
+
+    fn contacts_of(&self, uid: i64) -> Result<Option<(String, Vec<ContactRow>)>, StoreError> {
+        let Some(r) = self.row("SELECT name FROM accounts WHERE uid = ?1", &[&uid])? else {
+            return Ok(None);
+        };
+        let name: String = r.try_get(0)?;
+        let rows = self
+            .rows(crate::store::statements::CONTACTS_OF, &[&name])?
+            .iter()
+            .map(|r| crate::store::rows::contact(r).map(|(_, c)| c))
+            .collect::<Result<_, _>>()?;
+        Ok(Some((name, rows)))
     }
 }

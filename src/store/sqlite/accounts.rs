@@ -96,6 +96,21 @@ impl AccountStore for SqliteStore {
         let rows = stmt.query_map([after_ms], |r| via(rows::contact(r)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    fn contacts_of(&self, uid: i64) -> Result<Option<(String, Vec<ContactRow>)>, StoreError> {
+        let name: Option<String> = self
+            .conn
+            .prepare_cached("SELECT name FROM accounts WHERE uid = ?1")?
+            .query_row([uid], |r| r.get(0))
+            .optional()?;
+        let Some(name) = name else { return Ok(None) };
+        let mut stmt = self
+            .conn
+            .prepare_cached(crate::store::statements::CONTACTS_OF)?;
+        let rows = stmt.query_map([&name], |r| via(rows::contact(r)))?;
+        let rows: Vec<(String, ContactRow)> = rows.collect::<Result<_, _>>()?;
+        Ok(Some((name, rows.into_iter().map(|(_, c)| c).collect())))
+    }
 }
 
 #[cfg(test)]
