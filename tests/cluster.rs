@@ -16,9 +16,7 @@ async fn a_binding_made_on_one_node_is_called_through_another() {
     let db = TempDb::new();
     let mut caller = Ua::bind("127.0.0.2").await;
     let mut callee = Ua::bind("127.0.0.3").await;
-    let key = acme_key(&db);
-    let one = node(&db, callee.addr, "one").await;
-    let two = node(&db, callee.addr, "two").await;
+    let (key, one, two) = two_nodes(&db, callee.addr).await;
     let api_one = one.server.api_addr.expect("API");
     let api_two = two.server.api_addr.expect("API");
 
@@ -63,9 +61,7 @@ async fn a_binding_made_on_one_node_is_called_through_another() {
 async fn a_thousand_events_written_on_three_nodes_are_each_delivered_once() {
     let db = TempDb::new();
     let callee = Ua::bind("127.0.0.3").await;
-    let key = acme_key(&db);
-    let one = node(&db, callee.addr, "one").await;
-    let two = node(&db, callee.addr, "two").await;
+    let (key, one, two) = two_nodes(&db, callee.addr).await;
     let three = node(&db, callee.addr, "three").await;
     let apis = [
         one.server.api_addr.expect("API"),
@@ -183,9 +179,7 @@ async fn a_dead_nodes_calls_are_settled_by_another_and_a_name_has_one_holder() {
 async fn propagation_to_another_node() {
     let db = TempDb::new();
     let callee = Ua::bind("127.0.0.3").await;
-    let key = acme_key(&db);
-    let one = node(&db, callee.addr, "one").await;
-    let two = node(&db, callee.addr, "two").await;
+    let (key, one, two) = two_nodes(&db, callee.addr).await;
     let (api_one, api_two) = (
         one.server.api_addr.expect("API"),
         two.server.api_addr.expect("API"),
@@ -330,9 +324,7 @@ async fn a_node_cut_from_its_database_fails_closed_and_comes_back_by_itself() {
 async fn a_binding_that_expires_is_announced_once_by_the_cluster() {
     let db = TempDb::new();
     let callee = Ua::bind("127.0.0.3").await;
-    let key = acme_key(&db);
-    let one = node(&db, callee.addr, "one").await;
-    let two = node(&db, callee.addr, "two").await;
+    let (key, one, two) = two_nodes(&db, callee.addr).await;
     let api = one.server.api_addr.expect("API");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -457,9 +449,7 @@ async fn a_phone_registered_through_one_node_is_rung_by_a_call_through_another()
     const PW: &str = "alice-secret-1";
     let db = TempDb::new();
     let callee = Ua::bind("127.0.0.3").await;
-    let key = acme_key(&db);
-    let one = node(&db, callee.addr, "one").await;
-    let two = node(&db, callee.addr, "two").await;
+    let (key, one, two) = two_nodes(&db, callee.addr).await;
     let (api_one, api_two) = (
         one.server.api_addr.expect("API"),
         two.server.api_addr.expect("API"),

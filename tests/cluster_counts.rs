@@ -16,9 +16,7 @@ async fn a_limit_counts_across_nodes_and_nobody_rings_past_it() {
     let db = TempDb::new();
     let mut caller = Ua::bind("127.0.0.2").await;
     let mut callee = Ua::bind("127.0.0.3").await;
-    let key = acme_key(&db);
-    let one = node(&db, callee.addr, "one").await;
-    let two = node(&db, callee.addr, "two").await;
+    let (key, one, two) = two_nodes(&db, callee.addr).await;
     let api_one = one.server.api_addr.expect("API");
     pool(api_one, &key, &["17000000001"]).await;
     let (id, x) = pair(api_one, &key, A, json!({ "max_calls": 1 })).await;

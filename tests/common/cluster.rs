@@ -117,3 +117,12 @@ pub async fn three_nodes_and_a_pair(
     }
     (nodes, key, (id, x))
 }
+
+/// Two nodes on `db` calling out to `callee`, with tenant `acme`: its key
+/// and the nodes.
+pub async fn two_nodes(db: &TempDb, callee: std::net::SocketAddr) -> (String, Sut, Sut) {
+    let key = acme_key(db);
+    let one = node(db, callee, "one").await;
+    let two = node(db, callee, "two").await;
+    (key, one, two)
+}
