@@ -8,7 +8,7 @@
 mod common;
 
 use common::pg::{Relay, TempDb};
-use sipmask::bindings::{Claim, Conditions, Direction, Kind, Number, Usage, Zone};
+use sipmask::bindings::{Claim, Conditions, Direction, Kind, Number, Refusal, Usage, Zone};
 use sipmask::store::accounts::{AccountRow, ContactRow};
 use sipmask::store::changes::Change;
 use sipmask::store::events::NewEvent;
@@ -231,7 +231,7 @@ fn reserve(
     (id, instance, key): (i64, &str, &str),
     max_calls: u32,
     budget: u64,
-) -> Option<u64> {
+) -> Result<u64, Refusal> {
     let r = Reserve {
         limits: Charge {
             id,
@@ -259,16 +259,20 @@ fn holds_reserve_at_the_invite_charge_once_lease_talk_and_settle() {
             .expect("insert");
         let (calls, talk) = (ids[0], ids[1]);
         // max_calls 2 counts reserved calls: a third waits for one to go.
-        assert_eq!(reserve(s, (calls, "i", "i-1"), 2, 0), Some(0));
-        assert_eq!(reserve(s, (calls, "i", "i-2"), 2, 0), Some(0));
-        assert_eq!(reserve(s, (calls, "i", "i-3"), 2, 0), None, "two live");
+        assert_eq!(reserve(s, (calls, "i", "i-1"), 2, 0), Ok(0));
+        assert_eq!(reserve(s, (calls, "i", "i-2"), 2, 0), Ok(0));
+        assert_eq!(
+            reserve(s, (calls, "i", "i-3"), 2, 0),
+            Err(Refusal::CallsUsedUp),
+            "two live"
+        );
         let end = |hold: &str, talk: u64, id| Settle {
             id,
             hold: Some(hold.into()),
             talk,
         };
         s.settle_holds(&[end("i-2", 0, calls)]).expect("settle");
-        assert_eq!(reserve(s, (calls, "i", "i-3"), 2, 0), Some(0));
+        assert_eq!(reserve(s, (calls, "i", "i-3"), 2, 0), Ok(0));
         // The answer turns a hold's use into a used one, once.
         let charge = |hold: &str| Charge {
             id: calls,
@@ -289,34 +293,62 @@ fn holds_reserve_at_the_invite_charge_once_lease_talk_and_settle() {
             .expect("settle");
         let b = s.get(calls).expect("get").expect("there");
         assert_eq!((b.usage.calls_used, b.usage.talk_secs_used), (1, 30));
-        assert_eq!(reserve(s, (calls, "i", "i-4"), 2, 0), Some(0), "one left");
-        assert_eq!(reserve(s, (calls, "i", "i-5"), 2, 0), None);
+        assert_eq!(reserve(s, (calls, "i", "i-4"), 2, 0), Ok(0), "one left");
+        assert_eq!(
+            reserve(s, (calls, "i", "i-5"), 2, 0),
+            Err(Refusal::CallsUsedUp)
+        );
 
         // A budget of 15 s leased in chunks of 10: never more than is left.
-        assert_eq!(reserve(s, (talk, "i", "t-a"), 0, 15), Some(10));
-        assert_eq!(reserve(s, (talk, "i", "t-b"), 0, 15), Some(5));
-        assert_eq!(reserve(s, (talk, "i", "t-c"), 0, 15), None, "all leased");
+        assert_eq!(reserve(s, (talk, "i", "t-a"), 0, 15), Ok(10));
+        assert_eq!(reserve(s, (talk, "i", "t-b"), 0, 15), Ok(5));
+        assert_eq!(
+            reserve(s, (talk, "i", "t-c"), 0, 15),
+            Err(Refusal::TalkTimeUsedUp),
+            "all leased"
+        );
         assert_eq!(s.lease(talk, "t-a", 15, 10).expect("lease"), 0);
         s.settle_holds(&[end("t-b", 2, talk)]).expect("settle");
         assert_eq!(s.lease(talk, "t-a", 15, 10).expect("lease"), 3);
         s.settle_holds(&[end("t-a", 13, talk)]).expect("settle");
         let b = s.get(talk).expect("get").expect("there");
         assert_eq!(b.usage.talk_secs_used, 15);
-        assert_eq!(reserve(s, (talk, "i", "t-d"), 0, 15), None, "spent");
+        assert_eq!(
+            reserve(s, (talk, "i", "t-d"), 0, 15),
+            Err(Refusal::TalkTimeUsedUp),
+            "spent"
+        );
+        // With calls to spare, the budget is what refuses; a binding gone is
+        // unknown.
+        assert_eq!(
+            reserve(s, (talk, "i", "t-e"), 100, 15),
+            Err(Refusal::TalkTimeUsedUp)
+        );
+        assert_eq!(
+            reserve(s, (9_999, "i", "t-f"), 1, 0),
+            Err(Refusal::UnknownNumber)
+        );
 
         // A dead instance's holds are given back; a live node's are not.
         s.hold_node("n1", "alive", 9_000_000, 0, true)
             .expect("node");
-        assert_eq!(reserve(s, (calls, "alive", "alive-1"), 3, 0), Some(0));
-        assert_eq!(reserve(s, (calls, "dead", "dead-1"), 3, 0), None);
+        assert_eq!(reserve(s, (calls, "alive", "alive-1"), 3, 0), Ok(0));
+        assert_eq!(
+            reserve(s, (calls, "dead", "dead-1"), 3, 0),
+            Err(Refusal::CallsUsedUp)
+        );
         s.settle_holds(&[end("i-4", 0, calls)]).expect("settle");
-        assert_eq!(reserve(s, (calls, "dead", "dead-1"), 3, 0), Some(0));
-        assert_eq!(reserve(s, (calls, "i", "i-6"), 3, 0), None, "3 of 3");
+        assert_eq!(reserve(s, (calls, "dead", "dead-1"), 3, 0), Ok(0));
+        assert_eq!(
+            reserve(s, (calls, "i", "i-6"), 3, 0),
+            Err(Refusal::CallsUsedUp),
+            "3 of 3"
+        );
         let gone = s
             .release_dead_holds(&|i| i == "i", 5_000_000)
             .expect("release");
         assert_eq!(gone, 1, "only the dead instance's hold");
-        assert_eq!(reserve(s, (calls, "i", "i-6"), 3, 0), Some(0));
+        assert_eq!(reserve(s, (calls, "i", "i-6"), 3, 0), Ok(0));
         // Leave nothing behind for the reopen check of `both`.
         s.settle_holds(&[end("i-6", 0, calls), end("alive-1", 0, calls)])
             .expect("settle");

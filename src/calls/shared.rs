@@ -62,7 +62,8 @@ impl Masking {
                 call.lease = Some(g);
                 return Ok(Some(Duration::from_secs(g)));
             }
-            Outcome::Refused => self
+            Outcome::Refused(Some(why)) => why,
+            Outcome::Refused(None) => self
                 .bindings
                 .counted_limits(call.binding, now.unix())
                 .map_or(crate::bindings::Refusal::CallsUsedUp, |c| c.refusal()),
@@ -130,7 +131,7 @@ impl Masking {
                 Limit::Until(Duration::from_secs(held + g))
             }
             Outcome::Unavailable => Limit::End(EndReason::NotCounted),
-            Outcome::Done | Outcome::Refused => {
+            Outcome::Done | Outcome::Refused(_) => {
                 tracing::info!("talk-time budget spent (shared count)");
                 Limit::End(EndReason::TalkTimeUsedUp)
             }

@@ -6,7 +6,7 @@
 //! by the node that settles its calls.
 
 use super::StoreError;
-use crate::bindings::{BindingId, Usage};
+use crate::bindings::{BindingId, Refusal, Usage};
 
 /// One answered call to charge against a binding's limits, as they are
 /// now (see [`HoldStore::charge`]).
@@ -57,9 +57,9 @@ pub trait HoldStore {
     /// `max_calls_per_day` (counting answered and reserved calls) and the
     /// talk budget (counting booked and leased time) allow one more, and
     /// leases it `min(want, what is left)` of talk time: one conditional
-    /// statement. `None` when a limit is reached (or the binding is gone),
-    /// else the seconds leased (0 without a budget).
-    fn reserve(&mut self, r: &Reserve) -> Result<Option<u64>, StoreError>;
+    /// statement. The seconds leased (0 without a budget), or which limit
+    /// is reached (`UnknownNumber`: the binding is gone).
+    fn reserve(&mut self, r: &Reserve) -> Result<Result<u64, Refusal>, StoreError>;
 
     /// Charges one answered call. A call with a hold turns its reserved
     /// use into a used one; one without (or whose hold was given back
@@ -163,3 +163,34 @@ pub(crate) const DEAD_HOLDS: &str = "SELECT binding,
 
 /// A dead instance's holds gone.
 pub(crate) const FORGET_HOLDS: &str = "DELETE FROM holds WHERE instance = ?1";
+
+/// A binding's counts as a refused reservation saw them: `calls_used,
+/// calls_live, day, day_calls, talk_secs_used, talk_leased`.
+pub(crate) const COUNTS: &str = "SELECT calls_used, calls_live, day, day_calls,
+     talk_secs_used, talk_leased FROM bindings WHERE id = ?1";
+
+/// Which limit refused `r`, from the binding's counts (`None`: it is
+/// gone), tested in the order of [`RESERVE`]'s conditions. Counts read
+/// before a concurrent change may show none reached: then the first limit
+/// the binding sets.
+pub(crate) fn refusal_of(r: &Reserve, counts: Option<[i64; 6]>) -> Refusal {
+    let Some([used, live, day, day_calls, talked, leased]) = counts else {
+        return Refusal::UnknownNumber;
+    };
+    let c = &r.limits;
+    let budget = i64::try_from(r.budget).unwrap_or(i64::MAX);
+    let today = if day == c.today { day_calls } else { 0 };
+    if c.max_calls > 0 && used + live >= i64::from(c.max_calls) {
+        Refusal::CallsUsedUp
+    } else if c.max_per_day > 0 && today + live >= i64::from(c.max_per_day) {
+        Refusal::DailyCallsUsedUp
+    } else if budget > 0 && talked + leased >= budget {
+        Refusal::TalkTimeUsedUp
+    } else if c.max_calls > 0 {
+        Refusal::CallsUsedUp
+    } else if c.max_per_day > 0 {
+        Refusal::DailyCallsUsedUp
+    } else {
+        Refusal::TalkTimeUsedUp
+    }
+}

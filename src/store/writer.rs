@@ -81,8 +81,8 @@ pub enum Outcome {
     Done,
     /// Done, with these seconds of talk time leased.
     Granted(u64),
-    /// A limit is reached.
-    Refused,
+    /// A limit is reached (which one, when the database said).
+    Refused(Option<crate::bindings::Refusal>),
     /// The database could not answer: never a free call.
     Unavailable,
 }
@@ -165,7 +165,7 @@ impl Durable {
     pub fn take_refused(&self, ticket: u64) -> bool {
         matches!(
             self.take_outcome(ticket),
-            Outcome::Refused | Outcome::Unavailable
+            Outcome::Refused(_) | Outcome::Unavailable
         )
     }
 
@@ -434,7 +434,10 @@ fn run(
 fn answer(store: &mut dyn Backend, a: &Ask) -> Outcome {
     let (r, what) = match a {
         Ask::Charge(c) => (store.charge(c).map(|u| u.map(|_| 0)), "charging a call"),
-        Ask::Reserve(r) => (store.reserve(r), "reserving a call"),
+        Ask::Reserve(r) => match store.reserve(r) {
+            Ok(Err(why)) => return Outcome::Refused(Some(why)),
+            other => (other.map(Result::ok), "reserving a call"),
+        },
         Ask::Lease {
             id,
             hold,
@@ -450,7 +453,7 @@ fn answer(store: &mut dyn Backend, a: &Ask) -> Outcome {
     match r {
         Ok(Some(0)) => Outcome::Done,
         Ok(Some(g)) => Outcome::Granted(g),
-        Ok(None) => Outcome::Refused,
+        Ok(None) => Outcome::Refused(None),
         Err(e) => {
             tracing::error!(error = %e, ask = ?a, "{what} failed");
             Outcome::Unavailable

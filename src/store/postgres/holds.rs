@@ -2,7 +2,7 @@
 //! `store::holds`). The reservation and the answer's charge are each one
 //! statement, so one round trip, on the call path.
 
-use crate::bindings::{BindingId, Usage};
+use crate::bindings::{BindingId, Refusal, Usage};
 use crate::store::holds::*;
 use crate::store::postgres::PgStore;
 use crate::store::StoreError;
@@ -12,7 +12,7 @@ fn secs(n: u64) -> i64 {
 }
 
 impl HoldStore for PgStore {
-    fn reserve(&mut self, r: &Reserve) -> Result<Option<u64>, StoreError> {
+    fn reserve(&mut self, r: &Reserve) -> Result<Result<u64, Refusal>, StoreError> {
         let c = &r.limits;
         // The hold is recorded by the same statement: one round trip.
         let sql = crate::text::cat(&[
@@ -20,7 +20,9 @@ impl HoldStore for PgStore {
             RESERVE,
             "), h AS (INSERT INTO holds (key, instance, binding, at, answered, leased)
              SELECT CAST(?8 AS TEXT), CAST(?9 AS TEXT), id, CAST(?4 AS BIGINT), 0, talk_granted
-             FROM r WHERE CAST(?8 AS TEXT) <> '') SELECT talk_granted FROM r",
+             FROM r WHERE CAST(?8 AS TEXT) <> '')
+             SELECT (SELECT talk_granted FROM r), b.calls_used, b.calls_live, b.day, b.day_calls,
+             b.talk_secs_used, b.talk_leased FROM bindings b WHERE b.id = ?1",
         ]);
         let key = c.hold.clone().unwrap_or_default();
         let row = self.row(
@@ -37,8 +39,19 @@ impl HoldStore for PgStore {
                 &r.instance,
             ],
         )?;
-        row.map(|r| Ok(r.try_get::<_, i64>(0)?.max(0) as u64))
-            .transpose()
+        // The counts are as the statement began: they say which limit
+        // refused it.
+        let Some(row) = row else {
+            return Ok(Err(refusal_of(r, None)));
+        };
+        if let Some(g) = row.try_get::<_, Option<i64>>(0)? {
+            return Ok(Ok(g.max(0) as u64));
+        }
+        let mut counts = [0i64; 6];
+        for (i, v) in counts.iter_mut().enumerate() {
+            *v = row.try_get(i + 1)?;
+        }
+        Ok(Err(refusal_of(r, Some(counts))))
     }
 
     fn charge(&mut self, c: &Charge) -> Result<Option<Usage>, StoreError> {

@@ -4,7 +4,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::bindings::{BindingId, Usage};
+use crate::bindings::{BindingId, Refusal, Usage};
 use crate::store::holds::*;
 use crate::store::{SqliteStore, StoreError};
 
@@ -13,7 +13,7 @@ fn secs(n: u64) -> i64 {
 }
 
 impl HoldStore for SqliteStore {
-    fn reserve(&mut self, r: &Reserve) -> Result<Option<u64>, StoreError> {
+    fn reserve(&mut self, r: &Reserve) -> Result<Result<u64, Refusal>, StoreError> {
         let c = &r.limits;
         let tx = self.conn.savepoint()?;
         let granted: Option<i64> = tx
@@ -32,14 +32,27 @@ impl HoldStore for SqliteStore {
             )
             .optional()?;
         let Some(granted) = granted else {
-            return Ok(None);
+            let counts = tx
+                .prepare_cached(COUNTS)?
+                .query_row([c.id], |r| {
+                    Ok([
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ])
+                })
+                .optional()?;
+            return Ok(Err(refusal_of(r, counts)));
         };
         if let Some(key) = &c.hold {
             tx.prepare_cached(INSERT_HOLD)?
                 .execute(params![key, r.instance, c.id, c.at, granted])?;
         }
         tx.commit()?;
-        Ok(Some(granted.max(0) as u64))
+        Ok(Ok(granted.max(0) as u64))
     }
 
     fn charge(&mut self, c: &Charge) -> Result<Option<Usage>, StoreError> {
