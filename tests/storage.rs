@@ -311,6 +311,9 @@ fn holds_reserve_at_the_invite_charge_once_lease_talk_and_settle() {
         s.settle_holds(&[end("t-b", 2, talk)]).expect("settle");
         assert_eq!(s.lease(talk, "t-a", 15, 10).expect("lease"), 3);
         s.settle_holds(&[end("t-a", 13, talk)]).expect("settle");
+        // Settled again (its node was cut off and recovered meanwhile):
+        // nothing booked twice.
+        s.settle_holds(&[end("t-a", 13, talk)]).expect("settle");
         let b = s.get(talk).expect("get").expect("there");
         assert_eq!(b.usage.talk_secs_used, 15);
         assert_eq!(

@@ -79,7 +79,9 @@ pub trait HoldStore {
     ) -> Result<u64, StoreError>;
 
     /// Ends holds: the use of an unanswered call given back, the lease
-    /// given back and the talk booked.
+    /// given back and the talk booked. A hold already gone (given back by
+    /// the node that recovered a cut-off instance, which booked its talk)
+    /// books nothing again.
     fn settle_holds(&mut self, settled: &[Settle]) -> Result<(), StoreError>;
 
     /// Gives back every hold of instances that are not `alive` and have

@@ -120,7 +120,13 @@ impl HoldStore for PgStore {
                         .transpose()?,
                     None => None,
                 };
-                let (answered, leased) = held.unwrap_or((1, 0));
+                // A hold already gone was settled by the node that recovered its
+                // instance (cut off past its lease): its talk is booked there.
+                let (answered, leased) = match (held, &x.hold) {
+                    (Some(h), _) => h,
+                    (None, Some(_)) => continue,
+                    (None, None) => (1, 0),
+                };
                 s.exec(GIVE_BACK, &[&x.id, &(1 - answered), &leased, &secs(x.talk)])?;
             }
             Ok(())

@@ -110,7 +110,13 @@ impl HoldStore for SqliteStore {
                     .optional()?,
                 None => None,
             };
-            let (answered, leased) = held.unwrap_or((1, 0));
+            // A hold already gone was settled by the node that recovered its
+            // instance (cut off past its lease): its talk is booked there.
+            let (answered, leased) = match (held, &s.hold) {
+                (Some(h), _) => h,
+                (None, Some(_)) => continue,
+                (None, None) => (1, 0),
+            };
             tx.prepare_cached(GIVE_BACK)?.execute(params![
                 s.id,
                 1 - answered,
