@@ -105,3 +105,12 @@ pg_target_drop() {
 	read -r admin db <"$1/pgdb"
 	psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
 }
+
+# sipmask_bin: the sipmask a target runs (SIPMASK_BIN, else
+# target/release/sipmask under the current directory), or says how to get
+# one.
+sipmask_bin() {
+	local bin=${SIPMASK_BIN:-$PWD/target/release/sipmask}
+	[ -x "$bin" ] || { echo "no sipmask at $bin: cargo build --release, or set SIPMASK_BIN" >&2; return 1; }
+	echo "$bin"
+}

@@ -5,8 +5,8 @@
 # numbers out through the trunk (the callee). Needs psql.
 target_start() {
 	local dir=$1 port=$2 callee=$3 csv=$4
-	local bin=${SIPMASK_BIN:-$PWD/target/release/sipmask}
-	[ -x "$bin" ] || { echo "no sipmask at $bin: cargo build --release, or set SIPMASK_BIN" >&2; return 1; }
+	local bin
+	bin=$(sipmask_bin) || return 1
 	local url
 	url=$(pg_target_db "$dir" "$csv" "$bin")
 	"$bin" serve --database-url "$url" --node bench --data-dir "$dir/data" \

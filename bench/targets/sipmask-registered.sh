@@ -7,8 +7,8 @@
 UAS_AFTER=1
 target_start() {
 	local dir=$1 port=$2 callee=$3 csv=$4
-	local bin=${SIPMASK_BIN:-$PWD/target/release/sipmask}
-	[ -x "$bin" ] || { echo "sipmask binary not found at $bin (set SIPMASK_BIN)" >&2; return 1; }
+	local bin
+	bin=$(sipmask_bin) || return 1
 	printf '[registrar]\nalgorithms = ["MD5"]\n' >"$dir/sipmask.toml"
 	awk -F, 'NR == 1 { print; next } { print $1 "," $2 ",sip:callee@bench" }' "$csv" >"$dir/bindings.csv"
 	"$bin" accounts add --data-dir "$dir/data" callee --password bench-callee-pw >"$dir/import.log" 2>&1

@@ -3,8 +3,8 @@
 # CSV, calls to real numbers out through the trunk (the callee).
 target_start() {
 	local dir=$1 port=$2 callee=$3 csv=$4
-	local bin=${SIPMASK_BIN:-$PWD/target/release/sipmask}
-	[ -x "$bin" ] || { echo "no sipmask at $bin: cargo build --release, or set SIPMASK_BIN" >&2; return 1; }
+	local bin
+	bin=$(sipmask_bin) || return 1
 	"$bin" bindings import --data-dir "$dir/data" "$csv" >"$dir/import.log" 2>&1
 	"$bin" serve --data-dir "$dir/data" --listen "127.0.0.1:$port" --trunk "$callee" \
 		--api-listen 127.0.0.1:0 ${SIPMASK_ARGS:-} >"$dir/sipmask.log" 2>&1 &

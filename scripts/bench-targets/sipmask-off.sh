@@ -6,8 +6,8 @@
 target_start() {
 	printf "[media]\nmode = \"off\"\n" >"$1/off.toml"
 	local dir=$1 port=$2 callee=$3 csv=$4
-	local bin=${SIPMASK_BIN:-$PWD/target/release/sipmask}
-	[ -x "$bin" ] || { echo "sipmask binary not found at $bin (set SIPMASK_BIN)" >&2; return 1; }
+	local bin
+	bin=$(sipmask_bin) || return 1
 	"$bin" bindings import --data-dir "$dir/data" "$csv" >"$dir/import.log" 2>&1
 	"$bin" serve --config "$dir/off.toml" --data-dir "$dir/data" --listen "127.0.0.1:$port" --trunk "$callee" \
 		>"$dir/sipmask.log" 2>&1 &

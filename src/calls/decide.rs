@@ -160,17 +160,19 @@ impl Masking {
     fn refuse(&self, m: &Msg, caller: &Number, r: Refusal, now: Now) -> Decision<CallState> {
         // Every refusal through one limiter: a flood of them costs one
         // line a second, with how many were held back.
-        if let Some(more) = self.refusal_log.allow() {
-            let dialled = match &m.start {
-                Start::Request { user: Some(u), .. } => self.cfg.normaliser.normalise(u).ok(),
-                _ => None,
-            };
-            let dialled = dialled
-                .as_ref()
-                .map_or("-".to_string(), ToString::to_string);
-            tracing::info!(caller = %caller, dialled = %dialled, refusal = r.name(),
-                more_refused_since = more, "call refused");
-        }
+        self.log_refusal(
+            caller,
+            || {
+                let dialled = match &m.start {
+                    Start::Request { user: Some(u), .. } => self.cfg.normaliser.normalise(u).ok(),
+                    _ => None,
+                };
+                dialled
+                    .as_ref()
+                    .map_or("-".to_string(), ToString::to_string)
+            },
+            r,
+        );
         let st = self.cfg.refusals.status(r);
         self.record_refusal(m, caller, st.status, r.name(), now);
         Decision::Refuse {
@@ -198,19 +200,40 @@ impl Masking {
         let Some(tenant) = self.bindings.tenant_of(&x) else {
             return;
         };
-        self.emit(tenant, "call.refused", None, now, || {
-            serde_json::json!({ "caller": caller.as_str(), "x": x.as_str(), "status": status, "reason": why })
-        });
-        self.store.call(CallRecord {
+        let record = CallRecord {
             tenant,
             caller: caller.as_str().to_string(),
             x: x.as_str().to_string(),
             invite_at: now.unix_ms,
-            end_at: Some(now.unix_ms),
-            result: status,
-            reason: why.to_string(),
             ..Default::default()
+        };
+        self.store_refusal(record, status, why, now);
+    }
+
+    /// Logs a refusal through the one limiter of them all: a flood costs
+    /// one line a second, with how many were held back.
+    pub(super) fn log_refusal(
+        &self,
+        caller: &Number,
+        dialled: impl FnOnce() -> String,
+        r: Refusal,
+    ) {
+        if let Some(more) = self.refusal_log.allow() {
+            tracing::info!(caller = %caller, dialled = %dialled(), refusal = r.name(),
+                more_refused_since = more, "call refused");
+        }
+    }
+
+    /// Ends a refused call's record with its status and reason, emits
+    /// `call.refused` and stores it.
+    pub(super) fn store_refusal(&self, mut record: CallRecord, status: u16, why: &str, now: Now) {
+        record.result = status;
+        record.reason = why.to_string();
+        record.end_at = Some(now.unix_ms);
+        self.emit(record.tenant, "call.refused", None, now, || {
+            serde_json::json!({ "caller": record.caller, "x": record.x, "status": status, "reason": why })
         });
+        self.store.call(record);
     }
 }
 

@@ -62,11 +62,8 @@ impl Masking {
                 call.lease = Some(g);
                 return Ok(Some(Duration::from_secs(g)));
             }
-            Outcome::Refused(Some(why)) => why,
-            Outcome::Refused(None) => self
-                .bindings
-                .counted_limits(call.binding, now.unix())
-                .map_or(crate::bindings::Refusal::CallsUsedUp, |c| c.refusal()),
+            // A reservation's refusal always says which limit.
+            Outcome::Refused(why) => why.unwrap_or(crate::bindings::Refusal::CallsUsedUp),
             Outcome::Unavailable => crate::bindings::Refusal::StoreUnavailable,
         };
         // No hold was made: nothing to give back but this table's view.
@@ -77,16 +74,9 @@ impl Masking {
         }
         self.stats.refused += 1;
         let st = self.cfg.refusals.status(why).clone();
-        let mut record = std::mem::take(&mut call.record);
-        record.result = st.status;
-        record.reason = why.name().to_string();
-        record.end_at = Some(now.unix_ms);
-        tracing::info!(caller = %call.caller, refusal = why.name(), "call refused by the shared count");
-        self.emit(record.tenant, "call.refused", None, now, || {
-            serde_json::json!({ "caller": record.caller, "x": record.x,
-                "status": st.status, "reason": why.name() })
-        });
-        self.store.call(record);
+        let record = std::mem::take(&mut call.record);
+        self.log_refusal(&call.caller, || record.x.clone(), why);
+        self.store_refusal(record, st.status, why.name(), now);
         Err((st.status, st.reason))
     }
 

@@ -188,11 +188,13 @@ pub(crate) fn refusal_of(r: &Reserve, counts: Option<[i64; 6]>) -> Refusal {
         Refusal::DailyCallsUsedUp
     } else if budget > 0 && talked + leased >= budget {
         Refusal::TalkTimeUsedUp
-    } else if c.max_calls > 0 {
-        Refusal::CallsUsedUp
-    } else if c.max_per_day > 0 {
-        Refusal::DailyCallsUsedUp
     } else {
-        Refusal::TalkTimeUsedUp
+        crate::bindings::Counted {
+            max_calls: c.max_calls,
+            max_per_day: c.max_per_day,
+            today: c.today,
+            budget: r.budget,
+        }
+        .refusal()
     }
 }

@@ -5,6 +5,7 @@
 
 use super::BindingTable;
 use crate::bindings::conditions::{day_of, Refusal, Usage, LIMITS};
+use crate::bindings::limits::Counts;
 use crate::bindings::BindingId;
 
 /// A binding's counted limits in force (0: none), as a shared database
@@ -39,22 +40,21 @@ impl BindingTable {
     /// Whether binding `id` counts its calls (a `max_calls`, its own or
     /// the default): its uses must survive a crash exactly.
     pub fn counted(&self, id: BindingId) -> bool {
-        self.by_id.get(&id).is_some_and(|b| {
-            let eff = b.conditions.effective(&self.defaults, b.created_at);
-            LIMITS
-                .iter()
-                .any(|l| l.counts.is_counted() && eff.limit(l.id) > 0)
-        })
+        self.sets_limit(id, Counts::is_counted)
     }
 
     /// Whether binding `id` has a limit that nodes sharing a database
     /// count there (calls, or talk time).
     pub fn shared_count(&self, id: BindingId) -> bool {
+        self.sets_limit(id, Counts::is_shared)
+    }
+
+    /// Whether binding `id` sets (or inherits) a limit whose count is
+    /// `kind`.
+    fn sets_limit(&self, id: BindingId, kind: fn(Counts) -> bool) -> bool {
         self.by_id.get(&id).is_some_and(|b| {
             let eff = b.conditions.effective(&self.defaults, b.created_at);
-            LIMITS
-                .iter()
-                .any(|l| l.counts.is_shared() && eff.limit(l.id) > 0)
+            LIMITS.iter().any(|l| kind(l.counts) && eff.limit(l.id) > 0)
         })
     }
 
