@@ -40,14 +40,16 @@ impl Batch {
     /// contacts); with `KEEP_AT_MOST` records and events at most, the
     /// oldest let go. How many were let go.
     pub fn absorb(&mut self, later: Batch) -> usize {
-        for u in later.usage {
-            self.usage.retain(|k| k.id != u.id);
-            self.usage.push(u);
-        }
-        for (account, rows) in later.contacts {
-            self.contacts.retain(|(a, _)| *a != account);
-            self.contacts.push((account, rows));
-        }
+        // One pass each, not one per later entry: an outage keeps a batch
+        // for every binding touched meanwhile.
+        let newer: std::collections::HashSet<BindingId> =
+            later.usage.iter().map(|u| u.id).collect();
+        self.usage.retain(|k| !newer.contains(&k.id));
+        self.usage.extend(later.usage);
+        let newer: std::collections::HashSet<&str> =
+            later.contacts.iter().map(|(a, _)| a.as_str()).collect();
+        self.contacts.retain(|(a, _)| !newer.contains(a.as_str()));
+        self.contacts.extend(later.contacts);
         self.calls.extend(later.calls);
         self.events.extend(later.events);
         self.live.extend(later.live);
