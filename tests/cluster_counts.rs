@@ -40,10 +40,8 @@ async fn a_limit_counts_across_nodes_and_nobody_rings_past_it() {
         caller.send(two.addr, &d.ack_failure(&refused)).await;
         callee.expect_silence(Duration::from_millis(300)).await;
     }
-    let used = on_db(&db, move |s| {
-        s.get(id).expect("get").expect("there").usage.calls_used
-    });
-    assert_eq!(used, 1, "one use, counted once, across two nodes");
+    // The call is still up: its use is held, and counted when it ends.
+    assert_eq!(db.uses(id), (0, 1), "one use, held once, across two nodes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,10 +100,8 @@ async fn fifty_simultaneous_invites_over_three_nodes_against_five_calls_ring_and
     assert_eq!(refused, 45, "{finals:?}");
     // Each use is held at the INVITE: nobody rings for a refused call.
     assert_eq!(rang.len(), 5, "the callee rang for {} calls", rang.len());
-    let used = on_db(&db, move |s| {
-        s.get(id).expect("get").expect("there").usage.calls_used
-    });
-    assert_eq!(used, 5);
+    // Five calls up, their uses held (counted as each ends).
+    assert_eq!(db.uses(id), (0, 5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -232,20 +232,16 @@ async fn a_node_killed_under_load_loses_nothing_and_calls_go_on_through_the_othe
         lost.len(),
         after.len()
     );
-    // Every ACKed call is a use (never a free call), counted once; a call
-    // the dead node had only reserved is given back. A use may have no
-    // ACK where the 2xx never reached the caller in time (its charge
-    // committed in the instant before the kill, or the answer lost on a
-    // loaded loopback): a shared count keeps it, erring on the side of
+    // Every ACKed call is a use (never a free call), counted once: as
+    // used once it ended, as held while the dead node's calls wait to be
+    // settled. A use may have no ACK where the 2xx never reached the
+    // caller (the dead node's calls still being set up at the kill, which
+    // count as used since it may have answered them, or an answer lost on
+    // a loaded loopback): a shared count keeps it, erring on the side of
     // the limit. Those are a handful, never a share of the calls.
-    let acked = seen.acked.len() as u32;
-    let used = on_db(&db, move |s| {
-        s.get(id)
-            .expect("get")
-            .expect("binding kept")
-            .usage
-            .calls_used
-    });
+    let acked = seen.acked.len() as i64;
+    let (used, held) = db.uses(id);
+    let used = used + held;
     assert!(
         used >= acked && used <= acked + 2 + acked / 100,
         "uses {used} against {acked} ACKed calls"
@@ -296,15 +292,15 @@ async fn a_node_killed_under_load_loses_nothing_and_calls_go_on_through_the_othe
         settled <= through_victim,
         "{settled} records for {through_victim} calls"
     );
-    // And the uses did not move: settling books talk, never a use.
-    let again = on_db(&db, move |s| {
-        s.get(id)
-            .expect("get")
-            .expect("binding kept")
-            .usage
-            .calls_used
-    });
-    assert_eq!(again, used);
+    // And the uses did not move: settling the dead node's calls counts
+    // the uses they held (the living nodes' calls still hold theirs),
+    // never one more.
+    let (counted, held) = db.uses(id);
+    assert_eq!(counted + held, used);
+    assert!(
+        counted >= through_victim as i64,
+        "the dead node's {through_victim} calls counted: {counted}"
+    );
     eprintln!(
         "calls ACKed {acked}, uses {used}; through the dead node {through_victim}, \
          {checkpointed} checkpointed, {settled} settled {:.1} s after the kill; \

@@ -17,7 +17,7 @@ use sipmask::store::live::{Checkpoint, LiveRow};
 use sipmask::store::prelude::*;
 use sipmask::store::webhooks::Attempt;
 use sipmask::store::{
-    open, open_url, CallFilter, CallRecord, Charge, Filter, NewBinding, Reserve, Settle,
+    open, open_url, Answered, CallFilter, CallRecord, Charge, Filter, NewBinding, Reserve, Settle,
     StoreError, UsageUpdate,
 };
 
@@ -173,39 +173,6 @@ fn bindings_their_conditions_usage_and_quarantine() {
         assert_eq!(by_x.items.len(), 1);
         assert_eq!(s.bindings_between(ids[0], ids[1]).expect("range").len(), 2);
 
-        // Charges: the database's count decides. max_calls 4, used 3: one
-        // more, then none; the daily count (2 of 2 on day 20,001) refuses
-        // on that day and starts again on the next.
-        let charge = |max_calls, max_per_day, today| Charge {
-            id: ids[0],
-            max_calls,
-            max_per_day,
-            today,
-            at: 800,
-            hold: None,
-        };
-        assert_eq!(
-            s.charge(&charge(4, 2, 20_001)).expect("charge"),
-            None,
-            "daily limit"
-        );
-        let u = s
-            .charge(&charge(4, 2, 20_002))
-            .expect("charge")
-            .expect("a new day");
-        assert_eq!(
-            (u.calls_used, u.day, u.day_calls, u.last_call_at),
-            (4, 20_002, 1, Some(800))
-        );
-        assert_eq!(
-            s.charge(&charge(4, 0, 20_002)).expect("charge"),
-            None,
-            "max_calls"
-        );
-        assert!(
-            s.charge(&charge(0, 0, 20_002)).expect("charge").is_some(),
-            "no limit"
-        );
         let got = s.get(ids[0]).expect("get").expect("there");
         s.delete(&[got], 1_000).expect("delete");
         s.delete(&[s.get(ids[1]).expect("get").expect("there")], 900)
@@ -249,7 +216,7 @@ fn reserve(
 }
 
 #[test]
-fn holds_reserve_at_the_invite_charge_once_lease_talk_and_settle() {
+fn holds_reserve_at_the_invite_lease_talk_and_count_at_the_end() {
     both(|s| {
         let ids = s
             .insert(&[
@@ -270,29 +237,55 @@ fn holds_reserve_at_the_invite_charge_once_lease_talk_and_settle() {
             id,
             hold: Some(hold.into()),
             talk,
+            answered: None,
         };
         s.settle_holds(&[end("i-2", 0, calls)]).expect("settle");
         assert_eq!(reserve(s, (calls, "i", "i-3"), 2, 0), Ok(0));
-        // The answer turns a hold's use into a used one, once.
-        let charge = |hold: &str| Charge {
-            id: calls,
-            max_calls: 2,
-            max_per_day: 0,
-            today: 1,
-            at: 900,
-            hold: Some(hold.into()),
+        // The answer makes no round trip: the end counts the reserved use
+        // as used, on the answer's day, once.
+        let answered = Settle {
+            answered: Some(Answered {
+                today: 20_002,
+                at: 900,
+            }),
+            ..end("i-1", 30, calls)
         };
-        let u = s.charge(&charge("i-1")).expect("charge").expect("held");
-        assert_eq!(u.calls_used, 1);
-        assert_eq!(
-            s.charge(&charge("i-1")).expect("charge"),
-            None,
-            "a hold answered twice is charged as a new call: 1 used + 1 live"
-        );
-        s.settle_holds(&[end("i-1", 30, calls), end("i-3", 0, calls)])
+        s.settle_holds(&[answered.clone(), end("i-3", 0, calls)])
             .expect("settle");
+        s.settle_holds(&[answered]).expect("settled twice");
         let b = s.get(calls).expect("get").expect("there");
-        assert_eq!((b.usage.calls_used, b.usage.talk_secs_used), (1, 30));
+        let u = &b.usage;
+        assert_eq!(
+            (
+                u.calls_used,
+                u.talk_secs_used,
+                u.day,
+                u.day_calls,
+                u.last_call_at
+            ),
+            (1, 30, 20_002, 1, Some(900))
+        );
+        // The daily count (1 of 1 on day 20,002) refuses on that day and
+        // starts again on the next.
+        let daily = |today| Reserve {
+            limits: Charge {
+                id: calls,
+                max_calls: 0,
+                max_per_day: 1,
+                today,
+                at: 950,
+                hold: Some(format!("d-{today}")),
+            },
+            instance: "i".into(),
+            budget: 0,
+            want: 10,
+        };
+        assert_eq!(
+            s.reserve(&daily(20_002)).expect("reserve"),
+            Err(Refusal::DailyCallsUsedUp)
+        );
+        assert_eq!(s.reserve(&daily(20_003)).expect("reserve"), Ok(0));
+        s.settle_holds(&[end("d-20003", 0, calls)]).expect("settle");
         assert_eq!(reserve(s, (calls, "i", "i-4"), 2, 0), Ok(0), "one left");
         assert_eq!(
             reserve(s, (calls, "i", "i-5"), 2, 0),
@@ -351,10 +344,18 @@ fn holds_reserve_at_the_invite_charge_once_lease_talk_and_settle() {
             .release_dead_holds(&|i| i == "i", 5_000_000)
             .expect("release");
         assert_eq!(gone, 1, "only the dead instance's hold");
-        assert_eq!(reserve(s, (calls, "i", "i-6"), 3, 0), Ok(0));
+        // Its node may have answered it: it counts as used.
+        let b = s.get(calls).expect("get").expect("there");
+        assert_eq!(b.usage.calls_used, 2);
+        assert_eq!(
+            reserve(s, (calls, "i", "i-6"), 3, 0),
+            Err(Refusal::CallsUsedUp),
+            "2 used and alive-1"
+        );
         // Leave nothing behind for the reopen check of `both`.
-        s.settle_holds(&[end("i-6", 0, calls), end("alive-1", 0, calls)])
-            .expect("settle");
+        s.settle_holds(&[end("alive-1", 0, calls)]).expect("settle");
+        assert_eq!(reserve(s, (calls, "i", "i-6"), 3, 0), Ok(0));
+        s.settle_holds(&[end("i-6", 0, calls)]).expect("settle");
     });
 }
 

@@ -78,9 +78,9 @@ impl Masking {
         let usage = self.bindings.settle(call.binding, true, now.unix())?;
         call.charged_at_answer = true;
         if self.cfg.shared_store {
-            // Other nodes count on the same binding: the database's count
-            // decides (`shared.rs`).
-            return self.charge_shared(call, now);
+            // The use reserved at the INVITE already counts against every
+            // limit on every node; the call's end settles it (`shared.rs`).
+            return None;
         }
         Some(self.store.usage_now(UsageUpdate {
             id: call.binding,
@@ -160,7 +160,7 @@ impl Masking {
         let usage = usage.or(refund);
         // On a shared database the hold is settled there, by deltas.
         let (usage, settle) = if self.cfg.shared_store {
-            (None, self.settle_shared(call, secs))
+            (None, self.settle_shared(call, secs, record.answer_at))
         } else {
             (usage, None)
         };

@@ -1,16 +1,17 @@
 //! The call policy on a database that nodes share. A call on a counted
 //! binding holds a use from its INVITE (one conditional statement, so
-//! nobody rings for a call over `max_calls`), turns it into a used one at
-//! the answer, leases talk time from the database in chunks, and settles
-//! its hold at the end; a dead node's holds are given back by the node
-//! that settles its calls.
+//! nobody rings for a call over `max_calls`: the one round trip a counted
+//! call makes), leases talk time from the database in chunks, and settles
+//! its hold at the end, in the writer's batch: used if it was answered,
+//! given back if not. A dead node's holds count as used (never a free
+//! call), settled by the node that settles its calls.
 
 use std::time::Duration;
 
 use crate::b2bua::policy::{CallId, Limit, Plan};
 use crate::b2bua::EndReason;
 use crate::bindings::conditions::lease;
-use crate::store::{Ask, Charge, Outcome, Reserve, Settle};
+use crate::store::{Answered, Ask, Charge, Outcome, Reserve, Settle};
 use crate::time::Now;
 
 use super::{CallState, Masking};
@@ -80,20 +81,6 @@ impl Masking {
         Err((st.status, st.reason))
     }
 
-    /// The answer's charge: the hold's use counted, or (without one) the
-    /// use charged if the limits allow it; the ticket the 2xx waits on.
-    pub(super) fn charge_shared(&mut self, call: &mut CallState, now: Now) -> Option<u64> {
-        let c = self.bindings.counted_limits(call.binding, now.unix())?;
-        Some(self.store.ask_now(Ask::Charge(Charge {
-            id: call.binding,
-            max_calls: c.max_calls,
-            max_per_day: c.max_per_day,
-            today: c.today,
-            at: now.unix(),
-            hold: call.hold.clone(),
-        })))
-    }
-
     /// A held call's lease ran out: ask the database for more, and go on
     /// once it answers. `None` when the database does not lease this
     /// call's time (no hold, or no budget any more).
@@ -128,14 +115,29 @@ impl Masking {
         })
     }
 
-    /// What a call's end gives back to the shared count: its hold, and
-    /// the talk booked. `None` when there is nothing to say.
-    pub(super) fn settle_shared(&self, call: &mut CallState, talk: u64) -> Option<Settle> {
+    /// What a call's end gives back to the shared count: its hold (a use
+    /// if it was answered at unix ms `answered`), and the talk booked.
+    /// `None` when there is nothing to say.
+    pub(super) fn settle_shared(
+        &self,
+        call: &mut CallState,
+        talk: u64,
+        answered: Option<i64>,
+    ) -> Option<Settle> {
         let hold = call.hold.take();
+        let answered = answered.filter(|_| hold.is_some()).map(|ms| {
+            let at = ms.div_euclid(1000);
+            let today = self
+                .bindings
+                .counted_limits(call.binding, at)
+                .map_or(-1, |c| c.today);
+            Answered { today, at }
+        });
         (hold.is_some() || talk > 0).then_some(Settle {
             id: call.binding,
             hold,
             talk,
+            answered,
         })
     }
 }

@@ -6,10 +6,9 @@
 //! by the node that settles its calls.
 
 use super::StoreError;
-use crate::bindings::{BindingId, Refusal, Usage};
+use crate::bindings::{BindingId, Refusal};
 
-/// One answered call to charge against a binding's limits, as they are
-/// now (see [`HoldStore::charge`]).
+/// A binding's counted limits as a new call's reservation states them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Charge {
     /// Which binding.
@@ -49,6 +48,17 @@ pub struct Settle {
     pub hold: Option<String>,
     /// Seconds talked, booked against the budget.
     pub talk: u64,
+    /// When the call was answered (and acknowledged): its use is counted.
+    pub answered: Option<Answered>,
+}
+
+/// When a settled call was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answered {
+    /// The binding's local day of the answer.
+    pub today: i64,
+    /// Unix seconds of the answer.
+    pub at: i64,
 }
 
 /// Holds in a database that nodes share.
@@ -61,13 +71,6 @@ pub trait HoldStore {
     /// is reached (`UnknownNumber`: the binding is gone).
     fn reserve(&mut self, r: &Reserve) -> Result<Result<u64, Refusal>, StoreError>;
 
-    /// Charges one answered call. A call with a hold turns its reserved
-    /// use into a used one; one without (or whose hold was given back
-    /// meanwhile) is charged if the limits allow one more, in one
-    /// conditional statement. The binding's usage after the charge, or
-    /// `None` when a limit is reached (or the binding is gone).
-    fn charge(&mut self, c: &Charge) -> Result<Option<Usage>, StoreError>;
-
     /// Leases hold `hold` on binding `id` up to `want` more seconds of a
     /// budget of `budget`; what was leased (0: the budget is spent).
     fn lease(
@@ -78,14 +81,18 @@ pub trait HoldStore {
         want: u64,
     ) -> Result<u64, StoreError>;
 
-    /// Ends holds: the use of an unanswered call given back, the lease
-    /// given back and the talk booked. A hold already gone (given back by
-    /// the node that recovered a cut-off instance, which booked its talk)
-    /// books nothing again.
+    /// Ends holds: the reserved use counted as used if the call was
+    /// answered (given back if not), the lease given back and the talk
+    /// booked. A hold already gone (given back by the node that recovered a
+    /// cut-off instance, which counted its use and booked its talk) books
+    /// nothing again. The answer itself makes no round trip: a reserved
+    /// use already counts against every limit.
     fn settle_holds(&mut self, settled: &[Settle]) -> Result<(), StoreError>;
 
-    /// Gives back every hold of instances that are not `alive` and have
-    /// no node lease fresher than `fresh_since` (unix ms); how many.
+    /// Ends every hold of instances that are not `alive` and have no node
+    /// lease fresher than `fresh_since` (unix ms): each counts as a used
+    /// call (its node may have answered it, and a count errs on the side of
+    /// its limit), its lease given back; how many.
     fn release_dead_holds(
         &mut self,
         alive: &dyn Fn(&str) -> bool,
@@ -114,19 +121,6 @@ pub(crate) const INSERT_HOLD: &str =
     "INSERT INTO holds (key, instance, binding, at, answered, leased)
      VALUES (?1, ?2, ?3, ?4, 0, ?5)";
 
-/// A reserved use turned into a used one (the hold was there).
-pub(crate) const USE_RESERVED: &str = "UPDATE bindings SET calls_used = calls_used + 1,
-     calls_live = CASE WHEN calls_live > 0 THEN calls_live - 1 ELSE 0 END,
-     last_call_at = CAST(?4 AS BIGINT),
-     day_calls = CASE WHEN day = CAST(?3 AS BIGINT) THEN day_calls + 1 ELSE 1 END,
-     day = CAST(?3 AS BIGINT)
-     WHERE id = ?1
-     RETURNING calls_used, talk_secs_used, last_call_at, day, day_calls";
-
-/// A hold marked answered; changes no row when it is gone.
-pub(crate) const ANSWER_HOLD: &str =
-    "UPDATE holds SET answered = 1 WHERE key = ?1 AND answered = 0";
-
 /// More talk time leased, if the budget has any left.
 pub(crate) const LEASE: &str = "UPDATE bindings SET
      talk_leased = talk_leased + (CASE
@@ -141,16 +135,35 @@ pub(crate) const LEASE: &str = "UPDATE bindings SET
 /// What a hold holds, added to it.
 pub(crate) const LEASE_HOLD: &str = "UPDATE holds SET leased = leased + ?2 WHERE key = ?1";
 
-/// A hold ended: what it held (whether answered, the lease).
-pub(crate) const END_HOLD: &str = "DELETE FROM holds WHERE key = ?1 RETURNING answered, leased";
+/// A hold ended: the lease it held.
+pub(crate) const END_HOLD: &str = "DELETE FROM holds WHERE key = ?1 RETURNING leased";
 
-/// What holds gave back and the talk booked: `?2` live calls, `?3`
-/// seconds of lease, `?4` seconds talked.
+/// What holds gave back and the talk booked: `?2` live calls ended, `?3`
+/// seconds of lease, `?4` seconds talked, `?5` of the calls used (answered
+/// at unix second `?6` on local day `?7`; a negative day: the binding's
+/// current one).
 pub(crate) const GIVE_BACK: &str = "UPDATE bindings SET
      calls_live = CASE WHEN calls_live > ?2 THEN calls_live - ?2 ELSE 0 END,
      talk_leased = CASE WHEN talk_leased > ?3 THEN talk_leased - ?3 ELSE 0 END,
-     talk_secs_used = talk_secs_used + ?4
+     talk_secs_used = talk_secs_used + ?4,
+     calls_used = calls_used + CAST(?5 AS BIGINT),
+     last_call_at = CASE WHEN CAST(?5 AS BIGINT) > 0 AND (last_call_at IS NULL OR last_call_at < CAST(?6 AS BIGINT))
+       THEN CAST(?6 AS BIGINT) ELSE last_call_at END,
+     day_calls = CASE WHEN CAST(?5 AS BIGINT) = 0 THEN day_calls
+       WHEN CAST(?7 AS BIGINT) < 0 OR day = CAST(?7 AS BIGINT) THEN day_calls + CAST(?5 AS BIGINT)
+       WHEN day > CAST(?7 AS BIGINT) THEN day_calls ELSE CAST(?5 AS BIGINT) END,
+     day = CASE WHEN CAST(?5 AS BIGINT) > 0 AND day < CAST(?7 AS BIGINT) THEN CAST(?7 AS BIGINT) ELSE day END
      WHERE id = ?1";
+
+/// The parameters of [`GIVE_BACK`] for one settled call and what its
+/// hold held (`None`: it made none): live calls ended, lease, talk, used,
+/// answer second, day.
+pub(crate) fn give_back(s: &Settle, leased: Option<i64>) -> [i64; 6] {
+    let (used, at, day) = s.answered.map_or((0, 0, 0), |a| (1, a.at, a.today));
+    let live = i64::from(leased.is_some());
+    let talk = i64::try_from(s.talk).unwrap_or(i64::MAX);
+    [live, leased.unwrap_or(0), talk, used, at, day]
+}
 
 /// Instances with holds older than a node lease (`?1`, unix ms) and no
 /// fresh lease of their own: a new instance reserves before its first beat.
@@ -158,9 +171,9 @@ pub(crate) const HOLDING: &str = "SELECT DISTINCT c.instance FROM holds c
      WHERE c.at * 1000 < CAST(?1 AS BIGINT)
      AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.instance = c.instance AND n.at >= ?1)";
 
-/// A dead instance's holds, per binding: unanswered ones, leases.
+/// A dead instance's holds, per binding: how many, leases.
 pub(crate) const DEAD_HOLDS: &str = "SELECT binding,
-     CAST(SUM(1 - answered) AS BIGINT), CAST(SUM(leased) AS BIGINT)
+     CAST(COUNT(*) AS BIGINT), CAST(SUM(leased) AS BIGINT)
      FROM holds WHERE instance = ?1 GROUP BY binding";
 
 /// A dead instance's holds gone.

@@ -221,19 +221,6 @@ pub(crate) const DEAD_CALLS: &str =
     "SELECT tenant_id, binding_id, direction, caller, callee, virtual, invite_at,
      ringing_at, answer_at, lease_secs FROM live_calls WHERE instance = ?1";
 
-/// The usage a charge returns: `calls_used, talk_secs_used, last_call_at,
-/// day, day_calls`.
-pub(crate) fn charged(r: &impl Cells) -> Result<Usage, StoreError> {
-    Ok(Usage {
-        calls_used: count(r.int(0)?),
-        talk_secs_used: r.int(1)?.max(0) as u64,
-        last_call_at: r.opt_int(2)?,
-        day: r.int(3)?,
-        day_calls: count(r.int(4)?),
-        ..Default::default()
-    })
-}
-
 /// The columns every binding row has before its limits'; `binding` reads
 /// them in this order.
 macro_rules! binding_columns {

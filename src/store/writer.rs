@@ -13,7 +13,7 @@ use super::accounts::ContactRow;
 use super::events::Listeners;
 use super::events::NewEvent;
 use super::live::Checkpoint;
-use super::{Backend, Batch, CallRecord, Charge, Reserve, UsageUpdate};
+use super::{Backend, Batch, CallRecord, Reserve, UsageUpdate};
 use crate::bindings::BindingId;
 
 enum Msg {
@@ -23,7 +23,7 @@ enum Msg {
     /// that `u64` (their ticket) is safe.
     UsageNow(UsageUpdate, u64),
     /// A question for the database's counts, answered at once; `Durable`
-    /// says how (a charge, a reservation, a lease).
+    /// says how (a reservation, a lease).
     Ask(Ask, u64),
     Call(Box<CallRecord>),
     /// A call's end: its record, its binding's counters and its
@@ -57,8 +57,6 @@ pub struct CallEnd {
 /// What the call path asks of the counts that nodes share.
 #[derive(Debug)]
 pub enum Ask {
-    /// An answered call's use ([`super::HoldStore::charge`]).
-    Charge(Charge),
     /// A new call's hold ([`super::HoldStore::reserve`]).
     Reserve(Reserve),
     /// More talk time for a hold ([`super::HoldStore::lease`]).
@@ -77,7 +75,7 @@ pub enum Ask {
 /// How the database answered an [`Ask`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Done (a charge counted, a hold reserved without talk time).
+    /// Done (a hold reserved without talk time).
     Done,
     /// Done, with these seconds of talk time leased.
     Granted(u64),
@@ -433,7 +431,6 @@ fn run(
 /// Asks the database; an error is never a free call.
 fn answer(store: &mut dyn Backend, a: &Ask) -> Outcome {
     let (r, what) = match a {
-        Ask::Charge(c) => (store.charge(c).map(|u| u.map(|_| 0)), "charging a call"),
         Ask::Reserve(r) => match store.reserve(r) {
             Ok(Err(why)) => return Outcome::Refused(Some(why)),
             other => (other.map(Result::ok), "reserving a call"),

@@ -38,6 +38,28 @@ impl TempDb {
     }
 }
 
+impl TempDb {
+    /// Binding `id`'s uses in the database: counted (`calls_used`) and
+    /// held by calls not yet ended (`calls_live`).
+    #[allow(dead_code)]
+    pub fn uses(&self, id: i64) -> (i64, i64) {
+        let url = self.url.clone();
+        // Off any runtime: the blocking client drives one of its own.
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("PostgreSQL");
+            let r = c
+                .query_one(
+                    "SELECT calls_used, calls_live FROM bindings WHERE id = $1",
+                    &[&id],
+                )
+                .expect("binding kept");
+            (r.get(0), r.get(1))
+        })
+        .join()
+        .expect("uses")
+    }
+}
+
 impl Drop for TempDb {
     fn drop(&mut self) {
         let (admin, name) = (self.admin.clone(), self.name.clone());

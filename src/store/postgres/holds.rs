@@ -1,8 +1,8 @@
 //! PostgreSQL: calls' holds on their bindings (the statements are in
-//! `store::holds`). The reservation and the answer's charge are each one
-//! statement, so one round trip, on the call path.
+//! `store::holds`). The reservation is one statement, so one round trip,
+//! on the call path; nothing else a call does waits on the database.
 
-use crate::bindings::{BindingId, Refusal, Usage};
+use crate::bindings::{BindingId, Refusal};
 use crate::store::holds::*;
 use crate::store::postgres::PgStore;
 use crate::store::StoreError;
@@ -54,39 +54,6 @@ impl HoldStore for PgStore {
         Ok(Err(refusal_of(r, Some(counts))))
     }
 
-    fn charge(&mut self, c: &Charge) -> Result<Option<Usage>, StoreError> {
-        if let Some(key) = &c.hold {
-            // The hold answered and its use counted in one statement.
-            let row = self.row(
-                "WITH h AS (UPDATE holds SET answered = 1 WHERE key = ?4 AND answered = 0
-                   RETURNING binding)
-                 UPDATE bindings SET calls_used = calls_used + 1,
-                 calls_live = CASE WHEN calls_live > 0 THEN calls_live - 1 ELSE 0 END,
-                 last_call_at = CAST(?3 AS BIGINT),
-                 day_calls = CASE WHEN day = CAST(?2 AS BIGINT) THEN day_calls + 1 ELSE 1 END,
-                 day = CAST(?2 AS BIGINT)
-                 WHERE id = ?1 AND EXISTS (SELECT 1 FROM h)
-                 RETURNING calls_used, talk_secs_used, last_call_at, day, day_calls",
-                &[&c.id, &c.today, &c.at, key],
-            )?;
-            if let Some(r) = row {
-                return crate::store::rows::charged(&r).map(Some);
-            }
-        }
-        // No hold (or it was given back): the limits decide.
-        let row = self.row(
-            crate::store::statements::CHARGE,
-            &[
-                &c.id,
-                &i64::from(c.max_calls),
-                &c.today,
-                &c.at,
-                &i64::from(c.max_per_day),
-            ],
-        )?;
-        row.map(|r| crate::store::rows::charged(&r)).transpose()
-    }
-
     fn lease(
         &mut self,
         id: BindingId,
@@ -112,22 +79,19 @@ impl HoldStore for PgStore {
         self.atomically(|s| {
             for x in settled {
                 let held = match &x.hold {
-                    Some(key) => s
-                        .row(END_HOLD, &[key])?
-                        .map(|r| {
-                            Ok::<_, StoreError>((r.try_get::<_, i64>(0)?, r.try_get::<_, i64>(1)?))
-                        })
-                        .transpose()?,
+                    Some(key) => match s.row(END_HOLD, &[key])? {
+                        Some(r) => Some(r.try_get::<_, i64>(0)?),
+                        // Settled by the node that recovered its instance
+                        // (cut off past its lease): counted there.
+                        None => continue,
+                    },
                     None => None,
                 };
-                // A hold already gone was settled by the node that recovered its
-                // instance (cut off past its lease): its talk is booked there.
-                let (answered, leased) = match (held, &x.hold) {
-                    (Some(h), _) => h,
-                    (None, Some(_)) => continue,
-                    (None, None) => (1, 0),
-                };
-                s.exec(GIVE_BACK, &[&x.id, &(1 - answered), &leased, &secs(x.talk)])?;
+                let p = give_back(x, held);
+                s.exec(
+                    GIVE_BACK,
+                    &[&x.id, &p[0], &p[1], &p[2], &p[3], &p[4], &p[5]],
+                )?;
             }
             Ok(())
         })
@@ -146,12 +110,12 @@ impl HoldStore for PgStore {
             let mut released = 0;
             for i in instances.iter().filter(|i| !alive(i)) {
                 for r in s.rows(DEAD_HOLDS, &[i])? {
-                    let (b, live, leased) = (
+                    let (b, n, leased) = (
                         r.try_get::<_, i64>(0)?,
                         r.try_get::<_, i64>(1)?,
                         r.try_get::<_, i64>(2)?,
                     );
-                    s.exec(GIVE_BACK, &[&b, &live, &leased, &0i64])?;
+                    s.exec(GIVE_BACK, &[&b, &n, &leased, &0i64, &n, &0i64, &-1i64])?;
                 }
                 released += s.exec(FORGET_HOLDS, &[i])? as usize;
             }

@@ -4,7 +4,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::bindings::{BindingId, Refusal, Usage};
+use crate::bindings::{BindingId, Refusal};
 use crate::store::holds::*;
 use crate::store::{SqliteStore, StoreError};
 
@@ -55,30 +55,6 @@ impl HoldStore for SqliteStore {
         Ok(Ok(granted.max(0) as u64))
     }
 
-    fn charge(&mut self, c: &Charge) -> Result<Option<Usage>, StoreError> {
-        let tx = self.conn.savepoint()?;
-        let held = match &c.hold {
-            Some(key) => tx.prepare_cached(ANSWER_HOLD)?.execute([key])? == 1,
-            None => false,
-        };
-        let usage = if held {
-            tx.prepare_cached(USE_RESERVED)?
-                .query_row(params![c.id, 0, c.today, c.at], |r| {
-                    super::via(crate::store::rows::charged(r))
-                })
-                .optional()?
-        } else {
-            tx.prepare_cached(crate::store::statements::CHARGE)?
-                .query_row(
-                    params![c.id, c.max_calls, c.today, c.at, c.max_per_day],
-                    |r| super::via(crate::store::rows::charged(r)),
-                )
-                .optional()?
-        };
-        tx.commit()?;
-        Ok(usage)
-    }
-
     fn lease(
         &mut self,
         id: BindingId,
@@ -103,26 +79,22 @@ impl HoldStore for SqliteStore {
     fn settle_holds(&mut self, settled: &[Settle]) -> Result<(), StoreError> {
         let tx = self.conn.savepoint()?;
         for s in settled {
-            let held: Option<(i64, i64)> = match &s.hold {
-                Some(key) => tx
+            let held: Option<i64> = match &s.hold {
+                Some(key) => match tx
                     .prepare_cached(END_HOLD)?
-                    .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?,
+                    .query_row([key], |r| r.get(0))
+                    .optional()?
+                {
+                    Some(leased) => Some(leased),
+                    // Settled by the node that recovered its instance
+                    // (cut off past its lease): counted there.
+                    None => continue,
+                },
                 None => None,
             };
-            // A hold already gone was settled by the node that recovered its
-            // instance (cut off past its lease): its talk is booked there.
-            let (answered, leased) = match (held, &s.hold) {
-                (Some(h), _) => h,
-                (None, Some(_)) => continue,
-                (None, None) => (1, 0),
-            };
-            tx.prepare_cached(GIVE_BACK)?.execute(params![
-                s.id,
-                1 - answered,
-                leased,
-                secs(s.talk)
-            ])?;
+            let p = give_back(s, held);
+            tx.prepare_cached(GIVE_BACK)?
+                .execute(params![s.id, p[0], p[1], p[2], p[3], p[4], p[5]])?;
         }
         tx.commit()?;
         Ok(())
@@ -144,9 +116,9 @@ impl HoldStore for SqliteStore {
                 .prepare_cached(DEAD_HOLDS)?
                 .query_map([i], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<_, _>>()?;
-            for (binding, live, leased) in &per {
+            for (binding, n, leased) in &per {
                 tx.prepare_cached(GIVE_BACK)?
-                    .execute(params![binding, live, leased, 0])?;
+                    .execute(params![binding, n, leased, 0, n, 0, -1])?;
             }
             released += tx.prepare_cached(FORGET_HOLDS)?.execute([i])?;
         }
