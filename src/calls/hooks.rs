@@ -101,6 +101,10 @@ impl Masking {
     }
 
     pub(super) fn ended(&mut self, id: CallId, call: &mut CallState, e: Ending, now: Now) {
+        if let Some(ticket) = call.asked.take() {
+            // A reservation or lease still asked: nobody takes its answer.
+            self.store.durable().forget(ticket);
+        }
         let mut record = std::mem::take(&mut call.record);
         record.result = e.status;
         if !call.confirmed {

@@ -14,6 +14,7 @@ mod batch;
 mod binding_sql;
 pub mod changes;
 pub mod config;
+mod durable;
 pub mod events;
 pub mod flow;
 pub mod holds;
@@ -44,8 +45,9 @@ pub mod prelude {
 pub use postgres::PgStore;
 pub use records::{CallFilter, CallRecord};
 
+pub use durable::{Durable, Outcome};
 pub use sqlite::{private_dir, private_file, SqliteStore};
-pub use writer::{Ask, CallEnd, Durable, Outcome, Writer};
+pub use writer::{Ask, CallEnd, Writer};
 
 use crate::bindings::{BindingId, Conditions, Kind, Number, TenantId, Usage};
 

@@ -10,6 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use super::accounts::ContactRow;
+use super::durable::{Durable, Outcome};
 use super::events::Listeners;
 use super::events::NewEvent;
 use super::live::Checkpoint;
@@ -72,19 +73,6 @@ pub enum Ask {
     },
 }
 
-/// How the database answered an [`Ask`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Done (a hold reserved without talk time).
-    Done,
-    /// Done, with these seconds of talk time leased.
-    Granted(u64),
-    /// A limit is reached (which one, when the database said).
-    Refused(Option<crate::bindings::Refusal>),
-    /// The database could not answer: never a free call.
-    Unavailable,
-}
-
 /// What the call path hands the writer thread. A plain vector behind a
 /// lock rather than a channel: the thread takes the lot every batch and
 /// hands back the emptied vector, so queueing allocates nothing once warm
@@ -126,54 +114,6 @@ struct Gone(Arc<Queue>);
 impl Drop for Gone {
     fn drop(&mut self) {
         self.0.gone.store(true, Ordering::Release);
-    }
-}
-
-/// What the writer has made durable of the counters the call path waits
-/// for: tickets are handed out in order, and every ticket up to
-/// `committed` is on disk. The call path is told through `wake`.
-#[derive(Default)]
-pub struct Durable {
-    issued: std::sync::atomic::AtomicU64,
-    committed: std::sync::atomic::AtomicU64,
-    /// How asks were answered, other than a plain [`Outcome::Done`],
-    /// until taken.
-    outcomes: Mutex<HashMap<u64, Outcome>>,
-    /// Notified after each commit that made tickets durable.
-    pub wake: tokio::sync::Notify,
-}
-
-impl Durable {
-    /// Every ticket up to this one is on disk.
-    pub fn committed(&self) -> u64 {
-        self.committed.load(Ordering::Acquire)
-    }
-
-    /// How the ask of `ticket` was answered (told once; a committed
-    /// ticket told nothing else is [`Outcome::Done`]).
-    pub fn take_outcome(&self, ticket: u64) -> Outcome {
-        self.outcomes
-            .lock()
-            .ok()
-            .and_then(|mut r| r.remove(&ticket))
-            .unwrap_or(Outcome::Done)
-    }
-
-    /// Whether the ask of `ticket` was refused, for whatever reason.
-    pub fn take_refused(&self, ticket: u64) -> bool {
-        matches!(
-            self.take_outcome(ticket),
-            Outcome::Refused(_) | Outcome::Unavailable
-        )
-    }
-
-    fn tell(&self, ticket: u64, o: Outcome) {
-        if o == Outcome::Done {
-            return;
-        }
-        if let Ok(mut r) = self.outcomes.lock() {
-            r.insert(ticket, o);
-        }
     }
 }
 
