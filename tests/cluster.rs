@@ -150,7 +150,8 @@ async fn a_dead_nodes_calls_are_settled_by_another_and_a_name_has_one_holder() {
     let ready = |api| async move { http(api, "GET", "/readyz", None, None).await.status };
     let waited = Instant::now();
     while on_db(&db, |s| {
-        s.hold_node("same", "probe", 0, 0, false).expect("lease")
+        s.hold_node(("same", ""), "probe", 0, 0, false)
+            .expect("lease")
     }) {
         assert!(
             waited.elapsed() < Duration::from_secs(5),
@@ -478,12 +479,17 @@ async fn a_phone_registered_through_one_node_is_rung_by_a_call_through_another()
             .is_some_and(|a| !a.is_empty())
     })
     .await;
-    // A call entering node two rings the phone.
+    // A call entering node two rings the phone through node one, which
+    // holds its flow (the phone's NAT lets in only what comes from where
+    // it registered).
     let mut caller = Ua::bind("127.0.0.2").await;
-    let d = Dialog::new(caller.addr, two.addr, A, &x);
+    let mut d = Dialog::new(caller.addr, two.addr, A, &x);
     caller.send(two.addr, &d.invite()).await;
     let inv = phone.ua.expect_request("INVITE").await;
-    assert_eq!(inv.from, two.addr, "sent by node two");
+    assert_eq!(inv.from, one.addr, "relayed by node one");
+    let rr = inv.headers("Record-Route");
+    assert_eq!(rr.len(), 1, "node one stays on the path: {}", inv.raw);
+    assert!(rr[0].contains(&one.addr.to_string()), "{}", rr[0]);
     let contact = format!("Contact: <sip:alice@{}>\r\n", phone.ua.addr);
     phone
         .ua
@@ -492,5 +498,26 @@ async fn a_phone_registered_through_one_node_is_rung_by_a_call_through_another()
             &inv.reply(200, "ph1", &contact, &sdp("alice", "127.0.0.5")),
         )
         .await;
-    caller.expect_response(200).await;
+    let ok = caller.expect_response(200).await;
+    d.confirm(&ok);
+    caller.send(two.addr, &d.ack(1)).await;
+    let ack = phone.ua.expect_request("ACK").await;
+    assert_eq!(ack.from, one.addr, "the ACK follows the route");
+    // The phone hangs up along its route set: through node one, to node
+    // two, which ends the caller's leg.
+    let mut bye = Dialog::new(phone.ua.addr, one.addr, "alice", "x");
+    bye.call_id = inv.msg.call_id.to_string();
+    bye.tag = "ph1".into();
+    bye.remote_to = inv.msg.from.to_string();
+    bye.route = rr;
+    bye.remote_target = inv.msg.contact.as_deref().map(str::to_string);
+    phone.ua.send(one.addr, &bye.request("BYE", "")).await;
+    let hung = caller.expect_request("BYE").await;
+    caller.send(two.addr, &hung.reply(200, "", "", "")).await;
+    let done = phone.ua.expect_response(200).await;
+    assert!(done.raw.contains("CSeq: 2 BYE"), "{}", done.raw);
+    assert_eq!(done.from, one.addr);
+    // Nothing of node two's own hop (its Via) reached the phone in the
+    // answer to its BYE: node one took its own Via off.
+    assert_eq!(done.headers("Via").len(), 1, "{}", done.raw);
 }

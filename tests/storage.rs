@@ -326,7 +326,7 @@ fn holds_reserve_at_the_invite_lease_talk_and_count_at_the_end() {
         );
 
         // A dead instance's holds are given back; a live node's are not.
-        s.hold_node("n1", "alive", 9_000_000, 0, true)
+        s.hold_node(("n1", ""), "alive", 9_000_000, 0, true)
             .expect("node");
         assert_eq!(reserve(s, (calls, "alive", "alive-1"), 3, 0), Ok(0));
         assert_eq!(
@@ -516,16 +516,32 @@ fn live_calls_accounts_and_contacts() {
         assert_eq!(calls[0].duration_secs, 5, "the lease caps the talk");
         s.end_live(&["draining-1".into()]).expect("end");
         assert_eq!(s.recover_live(&|_| false, i64::MAX).expect("instance"), 0);
-        assert!(s.hold_node("a", "i1", 1_000, 0, false).expect("free name"));
-        assert!(s.hold_node("a", "i1", 2_000, 0, false).expect("its own"));
+        assert!(s
+            .hold_node(("a", "10.0.0.1:5060"), "i1", 1_000, 0, false)
+            .expect("free name"));
+        assert!(s
+            .hold_node(("a", "10.0.0.1:5060"), "i1", 2_000, 0, false)
+            .expect("its own"));
         assert!(!s
-            .hold_node("a", "i2", 2_500, 1_500, false)
+            .hold_node(("a", "10.0.0.2:5060"), "i2", 2_500, 1_500, false)
             .expect("held and fresh"));
         assert!(s
-            .hold_node("a", "i2", 9_000, 8_000, false)
+            .hold_node(("a", "10.0.0.2:5060"), "i2", 9_000, 8_000, false)
             .expect("held but stale"));
-        assert!(s.hold_node("a", "i3", 9_100, 0, true).expect("taken over"));
-        assert!(!s.hold_node("a", "i2", 9_200, 0, false).expect("lost"));
+        assert!(s
+            .hold_node(("a", "10.0.0.3:5060"), "i3", 9_100, 0, true)
+            .expect("taken over"));
+        assert!(!s
+            .hold_node(("a", "10.0.0.2:5060"), "i2", 9_200, 0, false)
+            .expect("lost"));
+        // Where the nodes with fresh leases are reached: the holder's.
+        s.hold_node(("b", "10.0.0.4:5060"), "i4", 5_000, 0, false)
+            .expect("b");
+        assert_eq!(
+            s.node_addresses(9_000).expect("addresses"),
+            ["10.0.0.3:5060"]
+        );
+        assert_eq!(s.node_addresses(0).expect("all").len(), 2);
 
         let acct = AccountRow {
             name: "alice".into(),

@@ -19,6 +19,7 @@ mod invite;
 mod ownership;
 pub mod policy;
 mod probes;
+mod relay;
 #[cfg(test)]
 mod tests;
 
@@ -187,6 +188,11 @@ impl<P: Policy> Engine<P> {
         &self.policy
     }
 
+    /// This node's SIP address (`host:port`) as its Via names it.
+    pub fn me(&self) -> Option<String> {
+        self.cfg.me_v4.clone().or_else(|| self.cfg.me_v6.clone())
+    }
+
     /// Takes what must be sent.
     pub fn drain(&mut self, into: &mut Vec<(Peer, Bytes)>) {
         into.append(&mut self.tx.out);
@@ -268,6 +274,9 @@ impl<P: Policy> Engine<P> {
 
     /// Handles one message from `src`.
     pub fn on_message(&mut self, m: Msg, src: Peer, now: Now) {
+        if self.relayed(&m, src) {
+            return;
+        }
         let outside = m.to_tag.is_none()
             && m.method()
                 .is_some_and(|x| !matches!(x, Method::Ack | Method::Cancel));

@@ -356,6 +356,17 @@ pub trait Policy: Send {
     /// be reached over it cannot be.
     fn closed(&mut self, _peer: Peer, _now: Now) {}
 
+    /// Whether `ip` is a node of this node's cluster: the relay
+    /// (`b2bua::relay`) takes requests for its phones from nodes only.
+    fn is_node(&self, _ip: std::net::IpAddr) -> bool {
+        false
+    }
+
+    /// Whether this node holds `flow` for a registration of `account`.
+    fn holds_flow(&self, _account: &str, _flow: Peer) -> bool {
+        false
+    }
+
     /// A new INVITE: refuse it, or plan the outgoing leg.
     fn decide(&mut self, offer: &Offer<'_>, now: Now) -> Decision<Self::Call>;
 

@@ -76,6 +76,9 @@ pub struct MaskingConfig {
     pub store_up: Arc<std::sync::atomic::AtomicBool>,
     /// While the shared store is away, uncounted bindings are refused too.
     pub offline_refuse: bool,
+    /// The nodes sharing the store: the relay to this node's phones takes
+    /// requests from them only.
+    pub nodes: crate::sip::relay::Nodes,
 }
 
 /// Counters for metrics.
@@ -205,6 +208,11 @@ impl Masking {
         self.cfg.store_up.clone()
     }
 
+    /// The nodes the upkeep keeps up to date.
+    pub fn nodes(&self) -> crate::sip::relay::Nodes {
+        self.cfg.nodes.clone()
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> Stats {
         self.stats
@@ -281,6 +289,14 @@ impl Policy for Masking {
 
     fn closed(&mut self, peer: Peer, _now: Now) {
         self.registrar.connection_closed(peer);
+    }
+
+    fn is_node(&self, ip: std::net::IpAddr) -> bool {
+        self.cfg.nodes.read().is_ok_and(|nodes| nodes.contains(&ip))
+    }
+
+    fn holds_flow(&self, account: &str, flow: Peer) -> bool {
+        self.accounts.holds(account, flow)
     }
 
     fn decide(&mut self, offer: &Offer<'_>, now: Now) -> Decision<CallState> {

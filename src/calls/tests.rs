@@ -97,6 +97,7 @@ fn rig(conditions: Conditions) -> Rig {
                 ban: Duration::ZERO,
             },
             shared_store: false,
+            nodes: Default::default(),
             store_up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             offline_refuse: false,
         },

@@ -56,6 +56,9 @@ struct Inner {
 #[derive(Default)]
 pub struct Directory {
     inner: Mutex<Inner>,
+    /// This node's SIP address, when it relays to its phones for the
+    /// other nodes of a shared database (`super::flows`).
+    pub(super) relay: std::sync::OnceLock<String>,
 }
 
 impl Directory {
@@ -81,14 +84,25 @@ impl Directory {
         });
     }
 
-    /// Restores contacts saved before a restart, dropping expired ones.
-    pub fn load_contacts(&self, rows: Vec<(String, Contact)>, now_ms: i64) {
+    /// Restores contacts saved before a restart, dropping expired ones
+    /// and those reached over a connection (which the restart closed).
+    pub fn load_contacts(&self, rows: Vec<(String, Contact)>, now_ms: i64) -> usize {
         let mut g = self.lock();
+        let mut n = 0;
         for (name, c) in rows {
             if c.expires_ms > now_ms && g.accounts.contains_key(&name) {
-                g.contacts.entry(name).or_default().push(c);
+                if let Some(c) = self.placed(c, &[]) {
+                    g.contacts.entry(name).or_default().push(c);
+                    n += 1;
+                }
             }
         }
+        n
+    }
+
+    /// Every contact of an account, expired or not.
+    pub(super) fn contacts_any(&self, name: &str) -> Vec<Contact> {
+        self.lock().contacts.get(name).cloned().unwrap_or_default()
     }
 
     /// Adds or replaces an account.
@@ -128,11 +142,12 @@ impl Directory {
         }
     }
 
-    /// Takes an account's contacts as another node saved them: those over
-    /// UDP as they are (any node sends to them: nodes on one host share
-    /// the port, and so the phone's NAT binding), one over TCP only where
-    /// this node holds its connection, and this node's own TCP contacts
-    /// kept whatever the other node knew of them.
+    /// Takes an account's contacts as another node saved them: those
+    /// another node holds reached through it (`super::flows`), those of
+    /// this node's own address over UDP as they are (siblings on one port
+    /// share the phone's NAT binding), one over TCP only where this process
+    /// holds its connection, and this process's own TCP contacts kept
+    /// whatever the other node knew of them.
     pub fn adopt_contacts(&self, name: &str, stored: Vec<Contact>) {
         let udp = crate::sip::Transport::Udp;
         let mut g = self.lock();
@@ -141,7 +156,7 @@ impl Directory {
             .get(name)
             .map(|cs| {
                 cs.iter()
-                    .filter(|c| c.peer.transport != udp)
+                    .filter(|c| c.peer.transport != udp && !super::flows::relayed(c))
                     .cloned()
                     .collect()
             })
@@ -149,7 +164,7 @@ impl Directory {
         let same = |a: &Contact, b: &Contact| a.peer == b.peer && a.uri == b.uri;
         let mut next: Vec<Contact> = stored
             .into_iter()
-            .filter(|c| c.peer.transport == udp || held.iter().any(|h| same(h, c)))
+            .filter_map(|c| self.placed(c, &held))
             .collect();
         for h in held {
             if !next.iter().any(|c| same(c, &h)) {

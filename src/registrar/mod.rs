@@ -11,6 +11,7 @@
 
 pub mod config;
 mod directory;
+mod flows;
 mod register;
 
 use std::collections::HashMap;
@@ -227,7 +228,7 @@ impl Registrar {
                     call_id: c.call_id.clone(),
                     cseq: c.cseq,
                     since_ms: c.since_ms,
-                    path: c.path.join("\n"),
+                    path: self.dir.stored_path(name, c).join("\n"),
                 })
                 .collect();
             w.contacts(name.to_string(), rows);

@@ -80,7 +80,7 @@ impl Registrar {
         });
         if let Some(c) = contacts
             .iter()
-            .find(|c| !c.path.is_empty())
+            .find(|c| !c.path.is_empty() && !super::flows::relayed(c))
             .filter(|_| supported)
         {
             a.headers.extend(c.path.iter().map(|p| ("Path", p.clone())));

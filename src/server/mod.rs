@@ -101,8 +101,11 @@ pub struct Loaded {
     pub store: Box<dyn Backend>,
     /// The operator change the table is current with.
     pub seen: i64,
-    /// Accounts and the registrations saved before a restart.
+    /// Accounts.
     pub accounts: Arc<crate::registrar::Directory>,
+    /// The registrations saved (before a restart, or by other nodes), to
+    /// load once the node knows its own address.
+    pub contacts: Vec<(String, crate::registrar::Contact)>,
 }
 
 /// Opens the store under `dir` and loads every binding into a new table.
@@ -162,24 +165,17 @@ pub fn load_bindings(cfg: &Config, at: &crate::store::Location) -> Result<Loaded
             .map(crate::service::accounts::account_of)
             .collect(),
     );
-    let now_ms = crate::time::now_ms();
-    // A TCP contact was reached over its connection, which a restart closed.
-    let contacts: Vec<_> = store
-        .contacts(now_ms)?
+    let contacts = store
+        .contacts(crate::time::now_ms())?
         .into_iter()
         .filter_map(|(a, row)| Some((a, crate::registrar::contact_of(row)?)))
-        .filter(|(_, c)| c.peer.transport == crate::sip::Transport::Udp)
         .collect();
-    let restored = contacts.len();
-    accounts.load_contacts(contacts, now_ms);
-    if restored > 0 {
-        tracing::info!(contacts = restored, "registrations restored");
-    }
     Ok(Loaded {
         table: Arc::new(table),
         store,
         seen,
         accounts,
+        contacts,
     })
 }
 
@@ -209,6 +205,7 @@ impl Server {
             store,
             seen,
             accounts,
+            contacts,
         } = load_bindings(&cfg, &at)?;
         let hub = crate::events::Hub::new(store.webhook_tenants()?);
         let thread = |name| move |source| ServerError::Thread { name, source };
@@ -220,6 +217,14 @@ impl Server {
         let (udps, tcps, addrs) = start::bind_sip(&cfg, &sip, overlap)?;
         let parts = (&bindings, &writer, &hub, &accounts);
         let (engine, me_for_api) = start::engine(&cfg, &addrs, instance.clone(), files, parts)?;
+        if let (true, Some(me)) = (at.shared(), engine.me()) {
+            // Other nodes reach this node's phones through it.
+            accounts.relay_at(me);
+        }
+        let restored = accounts.load_contacts(contacts, crate::time::now_ms());
+        if restored > 0 {
+            tracing::info!(contacts = restored, "registrations restored");
+        }
         let core = Arc::new(Core {
             engine: Mutex::new(engine),
             ticks: ticks::Ticks::new(clock.now().mono),
@@ -408,6 +413,11 @@ pub(crate) struct Upkeep {
     pub store_up: Arc<std::sync::atomic::AtomicBool>,
     /// Whether this node holds the sweeps' lease (the services sweep).
     pub sweeper: Arc<std::sync::atomic::AtomicBool>,
+    /// Where this node's SIP is reached, written in its lease row.
+    pub sip: String,
+    /// Where the nodes whose leases are fresh are reached (the relay to
+    /// this node's phones takes requests from them only).
+    pub nodes: crate::sip::relay::Nodes,
 }
 
 impl Upkeep {
@@ -424,6 +434,17 @@ impl Upkeep {
                 .engine
                 .lock()
                 .map(|e| e.policy().store_up())
+                .unwrap_or_default(),
+            sip: core
+                .engine
+                .lock()
+                .ok()
+                .and_then(|e| e.me())
+                .unwrap_or_default(),
+            nodes: core
+                .engine
+                .lock()
+                .map(|e| e.policy().nodes())
                 .unwrap_or_default(),
             node: node_name(&cfg.storage.node),
             instance,
@@ -457,14 +478,31 @@ async fn upkeep(store: Box<dyn Backend>, up: Upkeep, stop: CancellationToken) {
         beat += 1;
         let now = up.clock.now().unix_ms;
         if up.at.shared() {
-            let (node, me) = (up.node.clone(), up.instance.clone());
+            let (node, me, sip) = (up.node.clone(), up.instance.clone(), up.sip.clone());
             // The newest process of a node name takes it at its first beat
             // (a restart's overlap hands over); after that it only holds.
             let take = beat == 1;
             let held = crate::store::off_thread(&store, move |s| {
-                s.hold_node(&node, &me, now, now - crate::store::NODE_LEASE_MS, take)
+                let held = s.hold_node(
+                    (&node, &sip),
+                    &me,
+                    now,
+                    now - crate::store::NODE_LEASE_MS,
+                    take,
+                )?;
+                let nodes = s.node_addresses(now - crate::store::NODE_LEASE_MS)?;
+                Ok::<_, crate::store::StoreError>((held, nodes))
             })
-            .await;
+            .await
+            .map(|(held, nodes)| {
+                let ips = nodes
+                    .iter()
+                    .filter_map(|n| Some(n.parse::<SocketAddr>().ok()?.ip()));
+                if let Ok(mut known) = up.nodes.write() {
+                    *known = ips.collect();
+                }
+                held
+            });
             let was_up = up.store_up.swap(held.is_ok(), Ordering::Relaxed);
             if was_up != held.is_ok() {
                 if was_up {
@@ -477,7 +515,13 @@ async fn upkeep(store: Box<dyn Backend>, up: Upkeep, stop: CancellationToken) {
             // no node can have), taken over when its holder stops beating.
             let me = up.instance.clone();
             let sweeps = crate::store::off_thread(&store, move |s| {
-                s.hold_node(SWEEPS, &me, now, now - crate::store::NODE_LEASE_MS, false)
+                s.hold_node(
+                    (SWEEPS, ""),
+                    &me,
+                    now,
+                    now - crate::store::NODE_LEASE_MS,
+                    false,
+                )
             })
             .await;
             up.sweeper

@@ -263,6 +263,7 @@ pub(super) fn masking_config(
         shared_store: cfg.storage.location().shared(),
         store_up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         offline_refuse: cfg.storage.offline == crate::store::config::Offline::Refuse,
+        nodes: Default::default(),
     }
 }
 

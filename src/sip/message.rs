@@ -197,6 +197,13 @@ pub struct Msg {
     pub proxy_require: Vec<Piece>,
     /// Path values (RFC 3327), in order.
     pub path: Vec<Piece>,
+    /// Route values, in order: read only to tell a request another node
+    /// of a cluster relays through this one (`super::relay`), never sent
+    /// on.
+    pub route: Vec<Piece>,
+    /// The head as it came (start line and headers), for a message this
+    /// node relays as a proxy between nodes of a cluster.
+    pub head: Arc<str>,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -237,6 +244,8 @@ impl Msg {
             relayed: Vec::new(),
             proxy_require: Vec::new(),
             path: Vec::new(),
+            route: Vec::new(),
+            head: Arc::clone(text),
             body: Vec::new(),
         }
     }
@@ -268,7 +277,12 @@ impl Msg {
         // send our answer's tag into the open quote.
         let malformed = match h {
             Name::Via => !pieces(v, b',').all(well_formed_via),
-            Name::From | Name::To | Name::Contact | Name::RecordRoute | Name::Path => !balanced(v),
+            Name::From
+            | Name::To
+            | Name::Contact
+            | Name::RecordRoute
+            | Name::Path
+            | Name::Route => !balanced(v),
             _ => false,
         };
         if malformed {
@@ -307,6 +321,7 @@ impl Msg {
                 }
             }
             Name::RecordRoute => self.record_route.extend(split_commas(v).map(piece)),
+            Name::Route => self.route.extend(split_commas(v).map(piece)),
             Name::MaxForwards => self.max_forwards = v.parse().ok(),
             Name::ContentType => self.content_type = Some(piece(v)),
             Name::RAck => self.rack = Some(piece(v)),
@@ -369,6 +384,14 @@ impl Msg {
             return Err(SipError::Header("CSeq"));
         }
         Ok(())
+    }
+
+    /// The Request-URI of a request (empty for a response).
+    pub fn request_uri(&self) -> &str {
+        match &self.start {
+            Start::Request { uri, .. } => uri,
+            Start::Response { .. } => "",
+        }
     }
 
     /// The method of a request.

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod message;
 mod parse;
 pub mod piece;
+pub mod relay;
 
 pub mod timer;
 pub mod transaction;

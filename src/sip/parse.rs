@@ -30,6 +30,7 @@ pub(super) enum Name {
     ProxyAuthorization,
     ProxyRequire,
     Path,
+    Route,
     /// `WWW-Authenticate` or `Proxy-Authenticate`.
     Challenge,
     Expires,
@@ -54,6 +55,7 @@ const NAMES: &[(&str, Name)] = &[
     ("Proxy-Authorization", Name::ProxyAuthorization),
     ("Proxy-Require", Name::ProxyRequire),
     ("Path", Name::Path),
+    ("Route", Name::Route),
     ("WWW-Authenticate", Name::Challenge),
     ("Proxy-Authenticate", Name::Challenge),
     ("Expires", Name::Expires),

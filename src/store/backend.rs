@@ -286,15 +286,20 @@ pub trait LiveStore {
     /// Holds (or takes, with `take`) the lease of the node name `node` for
     /// `instance` at `now` (unix ms): held when this instance holds it
     /// already or its holder's heartbeat is older than `stale_before`.
-    /// Whether this instance holds it now.
+    /// `sip` is where the node's SIP is reached (`host:port`; empty for
+    /// none). Whether this instance holds it now.
     fn hold_node(
         &mut self,
-        node: &str,
+        node: (&str, &str),
         instance: &str,
         now: i64,
         stale_before: i64,
         take: bool,
     ) -> Result<bool, StoreError>;
+
+    /// Where the nodes that beat since `fresh_since` (unix ms) reach their
+    /// SIP (`host:port`).
+    fn node_addresses(&self, fresh_since: i64) -> Result<Vec<String>, StoreError>;
 }
 
 /// App accounts and their registered contacts.

@@ -118,7 +118,7 @@ impl LiveStore for PgStore {
 
     fn hold_node(
         &mut self,
-        node: &str,
+        (node, sip): (&str, &str),
         instance: &str,
         now: i64,
         stale_before: i64,
@@ -126,8 +126,15 @@ impl LiveStore for PgStore {
     ) -> Result<bool, StoreError> {
         let n = self.exec(
             crate::store::statements::HOLD_NODE,
-            &[&node, &instance, &now, &stale_before, &take],
+            &[&node, &instance, &now, &stale_before, &take, &sip],
         )?;
         Ok(n == 1)
+    }
+
+    fn node_addresses(&self, fresh_since: i64) -> Result<Vec<String>, StoreError> {
+        self.rows(crate::store::statements::NODE_ADDRESSES, &[&fresh_since])?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
     }
 }

@@ -112,7 +112,9 @@ const STEPS: &[&str] = &["CREATE TABLE bindings (
     ALTER TABLE bindings ADD COLUMN talk_granted BIGINT NOT NULL DEFAULT 0;
     CREATE TABLE holds (key TEXT PRIMARY KEY, instance TEXT NOT NULL, binding BIGINT NOT NULL,
         at BIGINT NOT NULL, answered BIGINT NOT NULL DEFAULT 0, leased BIGINT NOT NULL DEFAULT 0);
-    CREATE INDEX holds_instance ON holds(instance);"];
+    CREATE INDEX holds_instance ON holds(instance);",
+    // Where each node's SIP is reached (store::LiveStore::node_addresses).
+    "ALTER TABLE nodes ADD COLUMN sip TEXT NOT NULL DEFAULT '';"];
 
 /// Brings the database to the latest version, or says it is newer than
 /// this program.

@@ -123,7 +123,7 @@ impl LiveStore for SqliteStore {
 
     fn hold_node(
         &mut self,
-        node: &str,
+        (node, sip): (&str, &str),
         instance: &str,
         now: i64,
         stale_before: i64,
@@ -132,8 +132,16 @@ impl LiveStore for SqliteStore {
         let n = self
             .conn
             .prepare_cached(crate::store::statements::HOLD_NODE)?
-            .execute(params![node, instance, now, stale_before, take])?;
+            .execute(params![node, instance, now, stale_before, take, sip])?;
         Ok(n == 1)
+    }
+
+    fn node_addresses(&self, fresh_since: i64) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(crate::store::statements::NODE_ADDRESSES)?
+            .query_map([fresh_since], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
     }
 }
 

@@ -225,7 +225,9 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     ALTER TABLE bindings ADD COLUMN talk_granted INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE holds (key TEXT PRIMARY KEY, instance TEXT NOT NULL, binding INTEGER NOT NULL,
         at INTEGER NOT NULL, answered INTEGER NOT NULL DEFAULT 0, leased INTEGER NOT NULL DEFAULT 0);
-    CREATE INDEX holds_instance ON holds(instance);"];
+    CREATE INDEX holds_instance ON holds(instance);",
+    // Where each node's SIP is reached (store::LiveStore::node_addresses).
+    "ALTER TABLE nodes ADD COLUMN sip TEXT NOT NULL DEFAULT '';"];
 
 /// The SQLite store.
 pub struct SqliteStore {
