@@ -10,6 +10,7 @@ use common::cluster::*;
 use common::pg::TempDb;
 use common::*;
 use serde_json::json;
+use sipmask::sip::Msg;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binding_made_on_one_node_is_called_through_another() {
@@ -479,6 +480,10 @@ async fn a_phone_registered_through_one_node_is_rung_by_a_call_through_another()
             .is_some_and(|a| !a.is_empty())
     })
     .await;
+    until(api_one, &key, "/metrics", |r| {
+        r.body.contains("sipmask_cluster_nodes 2")
+    })
+    .await;
     // A call entering node two rings the phone through node one, which
     // holds its flow (the phone's NAT lets in only what comes from where
     // it registered).
@@ -520,4 +525,156 @@ async fn a_phone_registered_through_one_node_is_rung_by_a_call_through_another()
     // Nothing of node two's own hop (its Via) reached the phone in the
     // answer to its BYE: node one took its own Via off.
     assert_eq!(done.headers("Via").len(), 1, "{}", done.raw);
+    // Someone who is not a node and names the phone's flow is refused,
+    // and the phone hears nothing.
+    let mut stranger = Dialog::new(caller.addr, one.addr, A, "alice");
+    stranger.route = inv.headers("Record-Route");
+    caller.send(one.addr, &stranger.invite()).await;
+    let no = caller.expect_response(403).await;
+    assert!(no.raw.starts_with("SIP/2.0 403 Not Relayed"), "{}", no.raw);
+    phone.ua.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// A phone's TCP connection: what it reads, message by message.
+struct TcpPhone {
+    conn: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+    buf: Vec<u8>,
+}
+
+impl TcpPhone {
+    async fn send(&mut self, text: &str) {
+        use tokio::io::AsyncWriteExt;
+        let text = text.replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        self.conn.write_all(text.as_bytes()).await.expect("write");
+    }
+
+    async fn recv(&mut self) -> Sip {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length:"))
+                    .map_or(0, |v| v.trim().parse().expect("length"));
+                if self.buf.len() >= end + 4 + len {
+                    let bytes: Vec<u8> = self.buf.drain(..end + 4 + len).collect();
+                    let msg = Msg::parse(&bytes, false).expect("parsable");
+                    let raw = String::from_utf8_lossy(&bytes).to_string();
+                    if msg.code() == Some(100) {
+                        continue;
+                    }
+                    return Sip {
+                        raw,
+                        msg,
+                        from: self.addr,
+                    };
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), self.conn.read(&mut chunk))
+                .await
+                .expect("a message within 5 s")
+                .expect("read");
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_on_tcp_at_one_node_is_rung_over_its_connection_by_a_call_through_another() {
+    const PW: &str = "bob-secret-22";
+    let db = TempDb::new();
+    let callee = Ua::bind("127.0.0.3").await;
+    let (key, one, two) = two_nodes(&db, callee.addr).await;
+    let (api_one, api_two) = (
+        one.server.api_addr.expect("API"),
+        two.server.api_addr.expect("API"),
+    );
+    let body = json!({ "name": "bob", "password": PW }).to_string();
+    let r = http(api_one, "POST", "/v1/accounts", Some(&key), Some(&body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    pool(api_one, &key, &["17000000001"]).await;
+    let body = json!({ "a": A, "b": "sip:bob@example.com" }).to_string();
+    let r = http(api_one, "POST", "/v1/bindings", Some(&key), Some(&body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let x = r.json()["x"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("+86")
+        .to_string();
+    until(api_two, &key, "/v1/accounts/bob", |r| r.status == 200).await;
+    // The phone registers over TCP with node one only.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.6:0".parse().expect("addr"))
+        .expect("bind");
+    let conn = socket.connect(one.addr).await.expect("connect");
+    let me = conn.local_addr().expect("local");
+    let mut phone = TcpPhone {
+        conn,
+        addr: one.addr,
+        buf: Vec::new(),
+    };
+    let mut reg = common::phone::Phone::new("127.0.0.6", "bob", PW, one.addr).await;
+    reg.ua.addr = me;
+    let contact = format!("<sip:bob@{me};transport=tcp>");
+    let m = reg.register_msg(&contact, Some(600), None);
+    phone.send(&m).await;
+    let ch = phone.recv().await;
+    assert_eq!(ch.code(), 401, "{}", ch.raw);
+    let auth = common::phone::credentials(
+        &ch.header("WWW-Authenticate").expect("challenge"),
+        "bob",
+        PW,
+        "REGISTER",
+        &format!("sip:{}", one.addr),
+        1,
+    );
+    let m = reg.register_msg(&contact, Some(600), Some(&auth));
+    phone.send(&m).await;
+    let ok = phone.recv().await;
+    assert_eq!(ok.code(), 200, "{}", ok.raw);
+    until(api_two, &key, "/v1/accounts/bob", |r| {
+        r.json()["registrations"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    // Node one relays for nodes it knows (their leases, read every
+    // second).
+    until(api_one, &key, "/metrics", |r| {
+        r.body.contains("sipmask_cluster_nodes 2")
+    })
+    .await;
+    // A call entering node two reaches the phone over its connection to
+    // node one: nobody else can open one to it.
+    let mut caller = Ua::bind("127.0.0.2").await;
+    let mut d = Dialog::new(caller.addr, two.addr, A, &x);
+    caller.send(two.addr, &d.invite()).await;
+    let inv = phone.recv().await;
+    assert_eq!(inv.method(), "INVITE", "{}", inv.raw);
+    let rr = inv.headers("Record-Route");
+    assert!(
+        rr.len() == 1 && rr[0].contains(";transport=tcp"),
+        "{}",
+        inv.raw
+    );
+    let contact = format!("Contact: <sip:bob@{me};transport=tcp>\r\n");
+    phone
+        .send(&inv.reply(200, "pt1", &contact, &sdp("bob", "127.0.0.6")))
+        .await;
+    let ok = caller.expect_response(200).await;
+    d.confirm(&ok);
+    caller.send(two.addr, &d.ack(1)).await;
+    let ack = phone.recv().await;
+    assert_eq!(ack.method(), "ACK", "{}", ack.raw);
+    // The caller hangs up: the BYE reaches the phone the same way.
+    caller.send(two.addr, &d.request("BYE", "")).await;
+    let bye = phone.recv().await;
+    assert_eq!(bye.method(), "BYE", "{}", bye.raw);
+    phone.send(&bye.reply(200, "", "", "")).await;
+    caller.expect_response(200).await;
 }

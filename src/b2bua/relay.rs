@@ -59,7 +59,14 @@ impl<P: Policy> Engine<P> {
             if !self.policy.is_node(src.addr.ip())
                 || !self.policy.holds_flow(&entry.account, entry.flow)
             {
-                tracing::debug!(%src, "relay: not a node, or not a flow held here; dropped");
+                // A node that started in the last second is not known yet;
+                // a flow gone is the phone's to register again.
+                tracing::debug!(%src, "relay: not a node, or not a flow held here");
+                if *method != Method::Ack {
+                    let tag = crate::ids::token();
+                    self.tx
+                        .reply_stateless(m, src, 403, "Not Relayed", &tag, &[]);
+                }
                 return;
             }
             // A dialog it starts keeps this node on its path: the phone is

@@ -397,6 +397,16 @@ impl Policy for Masking {
 
     fn metrics(&self, out: &mut String) {
         self.trunks.metrics(out);
+        if self.cfg.shared_store {
+            let nodes = self.cfg.nodes.read().map_or(0, |n| n.len());
+            metric(
+                out,
+                "sipmask_cluster_nodes",
+                "gauge",
+                "Nodes whose leases are fresh, as this node last read them.",
+                &[("", nodes as u64)],
+            );
+        }
         let s = &self.stats;
         metric(
             out,

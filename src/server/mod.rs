@@ -465,8 +465,11 @@ async fn upkeep(store: Box<dyn Backend>, up: Upkeep, stop: CancellationToken) {
     let store: crate::store::Shared = Arc::new(Mutex::new(store));
     let mut beat = 0u64;
     loop {
+        // The first beat at once: the other nodes learn of this one (and
+        // relay for it) as soon as they next look.
+        let pause = Duration::from_secs(u64::from(beat > 0));
         let done = tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+            _ = tokio::time::sleep(pause) => false,
             _ = stop.cancelled() => true,
         };
         if let Err(e) = crate::store::off_thread(&store, |s| s.checkpoint()).await {
