@@ -451,39 +451,13 @@ async fn a_phone_registered_through_one_node_is_rung_by_a_call_through_another()
     const PW: &str = "alice-secret-1";
     let db = TempDb::new();
     let callee = Ua::bind("127.0.0.3").await;
-    let (key, one, two) = two_nodes(&db, callee.addr).await;
-    let (api_one, api_two) = (
-        one.server.api_addr.expect("API"),
-        two.server.api_addr.expect("API"),
-    );
-    let body = json!({ "name": "alice", "password": PW }).to_string();
-    let r = http(api_one, "POST", "/v1/accounts", Some(&key), Some(&body)).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    pool(api_one, &key, &["17000000001"]).await;
-    let body = json!({ "a": A, "b": "sip:alice@example.com" }).to_string();
-    let r = http(api_one, "POST", "/v1/bindings", Some(&key), Some(&body)).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let x = r.json()["x"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_start_matches("+86")
-        .to_string();
-    until(api_two, &key, "/v1/accounts/alice", |r| r.status == 200).await;
+    let (key, one, two, x) = two_nodes_and_an_account(&db, callee.addr, "alice", PW).await;
     // The phone registers through node one only.
     let mut phone = common::phone::Phone::new("127.0.0.5", "alice", PW, one.addr).await;
     let ok = phone.register(600).await;
     assert_eq!(ok.code(), 200, "{}", ok.raw);
     // Node two learns the contact from the database's change log.
-    until(api_two, &key, "/v1/accounts/alice", |r| {
-        r.json()["registrations"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
-    })
-    .await;
-    until(api_one, &key, "/metrics", |r| {
-        r.body.contains("sipmask_cluster_nodes 2")
-    })
-    .await;
+    both_know(&one, &two, &key, "alice").await;
     // A call entering node two rings the phone through node one, which
     // holds its flow (the phone's NAT lets in only what comes from where
     // it registered).
@@ -533,6 +507,58 @@ async fn a_phone_registered_through_one_node_is_rung_by_a_call_through_another()
     let no = caller.expect_response(403).await;
     assert!(no.raw.starts_with("SIP/2.0 403 Not Relayed"), "{}", no.raw);
     phone.ua.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// Two nodes on `db`, and account `name` (with `password`) made through
+/// node one with an AXB binding from A to it, known to node two: the key,
+/// the nodes, and X as the caller dials it.
+async fn two_nodes_and_an_account(
+    db: &TempDb,
+    callee: std::net::SocketAddr,
+    name: &str,
+    password: &str,
+) -> (String, Sut, Sut, String) {
+    let (key, one, two) = two_nodes(db, callee).await;
+    let api = one.server.api_addr.expect("API");
+    let body = json!({ "name": name, "password": password }).to_string();
+    let r = http(api, "POST", "/v1/accounts", Some(&key), Some(&body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    pool(api, &key, &["17000000001"]).await;
+    let b = format!("sip:{name}@example.com");
+    let body = json!({ "a": A, "b": b }).to_string();
+    let r = http(api, "POST", "/v1/bindings", Some(&key), Some(&body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let x = r.json()["x"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("+86")
+        .to_string();
+    let path = format!("/v1/accounts/{name}");
+    until(two.server.api_addr.expect("API"), &key, &path, |r| {
+        r.status == 200
+    })
+    .await;
+    (key, one, two, x)
+}
+
+/// Waits until node two knows where `name` registered, and node one
+/// knows node two (it relays for the nodes it knows: their leases, read
+/// every second).
+async fn both_know(one: &Sut, two: &Sut, key: &str, name: &str) {
+    let (api_one, api_two) = (
+        one.server.api_addr.expect("API"),
+        two.server.api_addr.expect("API"),
+    );
+    until(api_two, key, &format!("/v1/accounts/{name}"), |r| {
+        r.json()["registrations"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    until(api_one, key, "/metrics", |r| {
+        r.body.contains("sipmask_cluster_nodes 2")
+    })
+    .await;
 }
 
 /// A phone's TCP connection: what it reads, message by message.
@@ -588,24 +614,7 @@ async fn a_phone_on_tcp_at_one_node_is_rung_over_its_connection_by_a_call_throug
     const PW: &str = "bob-secret-22";
     let db = TempDb::new();
     let callee = Ua::bind("127.0.0.3").await;
-    let (key, one, two) = two_nodes(&db, callee.addr).await;
-    let (api_one, api_two) = (
-        one.server.api_addr.expect("API"),
-        two.server.api_addr.expect("API"),
-    );
-    let body = json!({ "name": "bob", "password": PW }).to_string();
-    let r = http(api_one, "POST", "/v1/accounts", Some(&key), Some(&body)).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    pool(api_one, &key, &["17000000001"]).await;
-    let body = json!({ "a": A, "b": "sip:bob@example.com" }).to_string();
-    let r = http(api_one, "POST", "/v1/bindings", Some(&key), Some(&body)).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let x = r.json()["x"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_start_matches("+86")
-        .to_string();
-    until(api_two, &key, "/v1/accounts/bob", |r| r.status == 200).await;
+    let (key, one, two, x) = two_nodes_and_an_account(&db, callee.addr, "bob", PW).await;
     // The phone registers over TCP with node one only.
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket
@@ -637,18 +646,7 @@ async fn a_phone_on_tcp_at_one_node_is_rung_over_its_connection_by_a_call_throug
     phone.send(&m).await;
     let ok = phone.recv().await;
     assert_eq!(ok.code(), 200, "{}", ok.raw);
-    until(api_two, &key, "/v1/accounts/bob", |r| {
-        r.json()["registrations"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
-    })
-    .await;
-    // Node one relays for nodes it knows (their leases, read every
-    // second).
-    until(api_one, &key, "/metrics", |r| {
-        r.body.contains("sipmask_cluster_nodes 2")
-    })
-    .await;
+    both_know(&one, &two, &key, "bob").await;
     // A call entering node two reaches the phone over its connection to
     // node one: nobody else can open one to it.
     let mut caller = Ua::bind("127.0.0.2").await;
