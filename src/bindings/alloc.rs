@@ -32,11 +32,11 @@ pub enum Shortage {
 }
 
 /// Counts what `pool` can give a pair and picks the next X.
-/// `taken`: X values serving A or B; `quarantined`: X values resting for A or B;
+/// `taken`: whether an X serves A or B; `quarantined`: X values resting for A or B;
 /// `uses`: live bindings on an X.
 pub fn availability(
     pool: &[Number],
-    taken: &HashSet<Number>,
+    taken: impl Fn(&Number) -> bool,
     quarantined: &HashSet<Number>,
     uses: impl Fn(&Number) -> u32,
     prefer: Option<&Number>,
@@ -47,7 +47,7 @@ pub fn availability(
     let mut preferred = None;
     let mut available = 0;
     for x in pool {
-        if taken.contains(x) {
+        if taken(x) {
             serving_pair += 1;
             continue;
         }
@@ -101,7 +101,7 @@ mod tests {
     fn least_used_then_lowest_number_wins() {
         let pool = vec![n("+1"), n("+2"), n("+3")];
         let uses = |x: &Number| if x.as_str() == "+1" { 5 } else { 1 };
-        let a = availability(&pool, &set(&[]), &set(&[]), uses, None);
+        let a = availability(&pool, |x| set(&[]).contains(x), &set(&[]), uses, None);
         assert_eq!(a.next, Some(n("+2")));
         assert_eq!(a.available, 3);
     }
@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn numbers_serving_the_pair_or_resting_are_skipped_and_counted() {
         let pool = vec![n("+1"), n("+2"), n("+3")];
-        let a = availability(&pool, &set(&["+1"]), &set(&["+2"]), |_| 0, None);
+        let a = availability(&pool, |x| set(&["+1"]).contains(x), &set(&["+2"]), |_| 0, None);
         assert_eq!((a.serving_pair, a.quarantined, a.available), (1, 1, 1));
         assert_eq!(allocate(a), Ok(n("+3")));
     }
@@ -117,19 +117,19 @@ mod tests {
     #[test]
     fn a_preferred_candidate_is_taken() {
         let pool = vec![n("+1"), n("+2")];
-        let a = availability(&pool, &set(&[]), &set(&[]), |_| 0, Some(&n("+2")));
+        let a = availability(&pool, |x| set(&[]).contains(x), &set(&[]), |_| 0, Some(&n("+2")));
         assert_eq!(a.next, Some(n("+2")));
     }
 
     #[test]
     fn empty_and_exhausted_pools_say_why() {
         assert_eq!(
-            allocate(availability(&[], &set(&[]), &set(&[]), |_| 0, None)),
+            allocate(availability(&[], |x| set(&[]).contains(x), &set(&[]), |_| 0, None)),
             Err(Shortage::EmptyPool)
         );
         let pool = vec![n("+1")];
         assert!(matches!(
-            allocate(availability(&pool, &set(&["+1"]), &set(&[]), |_| 0, None)),
+            allocate(availability(&pool, |x| set(&["+1"]).contains(x), &set(&[]), |_| 0, None)),
             Err(Shortage::Exhausted(Availability {
                 available: 0,
                 serving_pair: 1,

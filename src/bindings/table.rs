@@ -105,8 +105,6 @@ pub struct BindingTable {
     // How many bindings use each X: pool status, allocation order, and
     // "caller not allowed" versus "unknown number" without a scan.
     x_count: DashMap<Number, u32, Keyed>,
-    // The X of every AXB binding of each party, for allocation.
-    party_xs: DashMap<Number, Vec<Number>, Keyed>,
     // Blocked callers per tenant.
     blocked: DashMap<(TenantId, Number), (), Keyed>,
     // Tenant of each X in use, to apply its blocklist before telling a
@@ -181,12 +179,6 @@ impl BindingTable {
                 self.axb.insert((a.clone(), binding.x.clone()), binding.id);
                 self.axb
                     .insert((binding.b.clone(), binding.x.clone()), binding.id);
-                for p in [a, &binding.b] {
-                    self.party_xs
-                        .entry(p.clone())
-                        .or_default()
-                        .push(binding.x.clone());
-                }
             }
             None => {
                 self.ax.insert(binding.x.clone(), binding.id);
@@ -206,12 +198,6 @@ impl BindingTable {
             Some(a) => {
                 self.axb.remove(&(a.clone(), b.x.clone()));
                 self.axb.remove(&(b.b.clone(), b.x.clone()));
-                for p in [a, &b.b] {
-                    self.party_xs.remove_if_mut(p, |_, xs| {
-                        xs.retain(|x| x != &b.x);
-                        xs.is_empty()
-                    });
-                }
             }
             None => {
                 self.ax.remove(&b.x);
@@ -328,12 +314,11 @@ impl BindingTable {
         self.x_count.get(x).map_or(0, |n| *n)
     }
 
-    /// The X of every AXB binding of `party`.
-    pub fn xs_of(&self, party: &Number) -> Vec<Number> {
-        self.party_xs
-            .get(party)
-            .map(|v| v.clone())
-            .unwrap_or_default()
+    /// Whether `party` has an AXB binding on `x`. Allocation asks it of
+    /// each X of a pool rather than keeping every party's list of X (a
+    /// list per party cost a few hundred bytes a binding).
+    pub fn serves(&self, party: &Number, x: &Number) -> bool {
+        self.axb.contains_key(&(party.clone(), x.clone()))
     }
 
     /// Shows `soft` for the user (B) of acquired binding `id` (flow 2)
@@ -507,10 +492,11 @@ mod tests {
         let t = BindingTable::new(Defaults::default());
         t.insert(binding(1, Some("+1"), "+9", "+2")).expect("axb");
         t.insert(binding(2, Some("+1"), "+8", "+3")).expect("axb");
-        assert_eq!(t.xs_of(&n("+1")), vec![n("+9"), n("+8")]);
+        let serves = |p: &str, x: &str| t.serves(&n(p), &n(x));
+        assert!(serves("+1", "+9") && serves("+1", "+8") && serves("+2", "+9"));
+        assert!(!serves("+2", "+8") && !serves("+9", "+1"));
         t.remove(1);
-        assert_eq!(t.xs_of(&n("+1")), vec![n("+8")]);
-        assert_eq!(t.xs_of(&n("+2")), Vec::<Number>::new());
+        assert!(!serves("+1", "+9") && serves("+1", "+8") && !serves("+2", "+9"));
         assert_eq!(t.uses_of(&n("+9")), 0);
     }
 }

@@ -116,14 +116,12 @@ impl Services {
         let mut batch: HashMap<Number, HashSet<Number>> = HashMap::new();
         let mut rows = Vec::with_capacity(reqs.len());
         for p in reqs {
-            let mut taken: HashSet<Number> = table
-                .xs_of(&p.a)
-                .into_iter()
-                .chain(table.xs_of(&p.b))
-                .collect();
-            for party in [&p.a, &p.b] {
-                taken.extend(batch.get(party).into_iter().flatten().cloned());
-            }
+            // X serving A or B, in the table or earlier in this batch.
+            let taken = |x: &Number| {
+                [&p.a, &p.b].into_iter().any(|party| {
+                    table.serves(party, x) || batch.get(party).is_some_and(|xs| xs.contains(x))
+                })
+            };
             let resting: HashSet<Number> = s
                 .quarantined(&[&p.a, &p.b], now)?
                 .into_iter()
@@ -131,7 +129,7 @@ impl Services {
                 .collect();
             let avail = availability(
                 &pool,
-                &taken,
+                taken,
                 &resting,
                 |x| table.uses_of(x),
                 p.prefer.as_ref(),
@@ -146,7 +144,7 @@ impl Services {
                 Some(x) if !pool_set.contains(x) => {
                     return Err(Error::invalid(p.field("x"), "not a number of your pool"))
                 }
-                Some(x) if taken.contains(x) => {
+                Some(x) if taken(x) => {
                     return Err(Error::Conflict(format!(
                         "{}: already serves a or b",
                         p.field("x")
@@ -203,17 +201,13 @@ impl Services {
                 IdentifierKind::Digits => {
                     let pool = s.numbers(tenant)?;
                     // An identifier needs an X of its own, at rest for everyone.
-                    let taken: HashSet<Number> = pool
-                        .iter()
-                        .filter(|x| me.table.uses_of(x) > 0)
-                        .cloned()
-                        .collect();
+                    let taken = |x: &Number| me.table.uses_of(x) > 0;
                     let resting: HashSet<Number> = s
                         .quarantined(&[], now)?
                         .into_iter()
                         .map(|(x, _)| x)
                         .collect();
-                    let a = availability(&pool, &taken, &resting, |_| 0, None);
+                    let a = availability(&pool, taken, &resting, |_| 0, None);
                     let x = allocate(a.clone()).map_err(|_| Error::Exhausted {
                         detail: "no free number in your pool for an identifier".into(),
                         availability: a,
@@ -314,8 +308,7 @@ impl Services {
         self.unit(move |s, _| {
             let table = &me.table;
             let pool = me.pair_pool(s, tenant)?;
-            let taken: HashSet<Number> =
-                table.xs_of(&a).into_iter().chain(table.xs_of(&b)).collect();
+            let taken = |x: &Number| table.serves(&a, x) || table.serves(&b, x);
             let resting = s
                 .quarantined(&[&a, &b], me.clock.now().unix())?
                 .into_iter()
@@ -323,7 +316,7 @@ impl Services {
                 .collect();
             Ok(availability(
                 &pool,
-                &taken,
+                taken,
                 &resting,
                 |x| table.uses_of(x),
                 None,
