@@ -14,7 +14,9 @@ use super::conditions::{check, Conditions, Defaults, Refusal, Usage, Way};
 pub use super::kinds::{Claim, Kind};
 use super::number::Number;
 
+mod row;
 mod usage;
+use row::Row;
 pub use usage::Counted;
 
 /// Row id of a binding in the store.
@@ -99,7 +101,7 @@ pub struct Admission {
 /// The table.
 #[derive(Default)]
 pub struct BindingTable {
-    by_id: DashMap<BindingId, Binding, Keyed>,
+    by_id: DashMap<BindingId, Row, Keyed>,
     axb: DashMap<(Number, Number), BindingId, Keyed>,
     ax: DashMap<Number, BindingId, Keyed>,
     // How many bindings use each X: pool status, allocation order, and
@@ -186,13 +188,15 @@ impl BindingTable {
         }
         *self.x_count.entry(binding.x.clone()).or_insert(0) += 1;
         self.x_tenant.insert(binding.x.clone(), binding.tenant);
-        self.by_id.insert(binding.id, binding);
+        let (id, row) = Row::of(binding);
+        self.by_id.insert(id, row);
         Ok(())
     }
 
     /// Removes a binding; calls in progress are not affected.
     pub fn remove(&self, id: BindingId) -> Option<Binding> {
         let (_, b) = self.by_id.remove(&id)?;
+        let b = b.binding(id);
         self.shown.remove(&id);
         match &b.a {
             Some(a) => {
@@ -218,7 +222,7 @@ impl BindingTable {
 
     /// A copy of one binding.
     pub fn get(&self, id: BindingId) -> Option<Binding> {
-        self.by_id.get(&id).map(|b| b.clone())
+        self.by_id.get(&id).map(|b| b.binding(id))
     }
 
     /// Finds the binding for a call from `caller` to `dialled` and reserves a
@@ -249,8 +253,8 @@ impl BindingTable {
             Some(a) if a == caller => Way::FromA,
             Some(_) => Way::FromB,
         };
-        let eff = b.conditions.effective(&self.defaults, b.created_at);
-        let grant = check(&b.conditions, &eff, &b.usage, caller, way, now)?;
+        let eff = b.conditions().effective(&self.defaults, b.created_at);
+        let grant = check(b.conditions(), &eff, &b.usage, caller, way, now)?;
         b.usage.reserved += 1;
         b.usage.talk_leased += grant.lease.unwrap_or(0);
         let callee = match &b.a {
@@ -266,8 +270,8 @@ impl BindingTable {
             lease: grant.lease,
             tenant: b.tenant,
             direction: way,
-            record: b.conditions.record,
-            announce: b.conditions.announce,
+            record: b.conditions().record,
+            announce: b.conditions().announce,
         })
     }
 
@@ -278,8 +282,8 @@ impl BindingTable {
     /// Replaces a binding's conditions; usage is kept. Returns the binding.
     pub fn set_conditions(&self, id: BindingId, c: Conditions) -> Option<Binding> {
         let mut b = self.by_id.get_mut(&id)?;
-        b.conditions = c;
-        Some(b.clone())
+        b.set_conditions(c);
+        Some(b.binding(id))
     }
 
     /// Bindings of API tenants whose validity (absolute end or idle
@@ -289,12 +293,12 @@ impl BindingTable {
             .iter()
             .filter(|e| {
                 let b = e.value();
-                let eff = b.conditions.effective(&self.defaults, b.created_at);
+                let eff = b.conditions().effective(&self.defaults, b.created_at);
                 let idle = super::conditions::idle_end(&b.usage, &eff);
                 b.tenant != OPERATOR
                     && (eff.not_after.is_some_and(|t| now >= t) || idle.is_some_and(|t| now >= t))
             })
-            .map(|e| e.value().clone())
+            .map(|e| e.value().binding(*e.key()))
             .collect()
     }
 
@@ -335,13 +339,15 @@ impl BindingTable {
     pub fn renew_acquired(&self, id: BindingId, now: i64) -> Option<Conditions> {
         let life = i64::try_from(self.shown.get(&id)?.1).unwrap_or(i64::MAX);
         let mut b = self.by_id.get_mut(&id)?;
-        let end = b.conditions.not_after.filter(|t| *t > now)?;
+        let end = b.conditions().not_after.filter(|t| *t > now)?;
         let until = end.max(now.saturating_add(life));
         if until == end {
             return None;
         }
-        b.conditions.not_after = Some(until);
-        Some(b.conditions.clone())
+        let mut c = b.conditions().clone();
+        c.not_after = Some(until);
+        b.set_conditions(c.clone());
+        Some(c)
     }
 
     /// `b` as its tenant is shown it: an acquired binding's user is its

@@ -53,7 +53,7 @@ impl BindingTable {
     /// `kind`.
     fn sets_limit(&self, id: BindingId, kind: fn(Counts) -> bool) -> bool {
         self.by_id.get(&id).is_some_and(|b| {
-            let eff = b.conditions.effective(&self.defaults, b.created_at);
+            let eff = b.conditions().effective(&self.defaults, b.created_at);
             LIMITS.iter().any(|l| kind(l.counts) && eff.limit(l.id) > 0)
         })
     }
@@ -62,11 +62,11 @@ impl BindingTable {
     /// it is gone.
     pub fn counted_limits(&self, id: BindingId, now: i64) -> Option<Counted> {
         let b = self.by_id.get(&id)?;
-        let eff = b.conditions.effective(&self.defaults, b.created_at);
+        let eff = b.conditions().effective(&self.defaults, b.created_at);
         Some(Counted {
             max_calls: eff.max_calls,
             max_per_day: eff.max_calls_per_day,
-            today: day_of(&b.conditions, now),
+            today: day_of(b.conditions(), now),
             budget: eff.talk_budget_secs,
         })
     }
@@ -86,8 +86,8 @@ impl BindingTable {
         let Some(mut b) = self.by_id.get_mut(&id) else {
             return Refusal::CallsUsedUp;
         };
-        let eff = b.conditions.effective(&self.defaults, b.created_at);
-        let today = day_of(&b.conditions, now);
+        let eff = b.conditions().effective(&self.defaults, b.created_at);
+        let today = day_of(b.conditions(), now);
         if eff.max_calls > 0 {
             b.usage.calls_used = b.usage.calls_used.max(eff.max_calls);
             return Refusal::CallsUsedUp;
@@ -106,7 +106,7 @@ impl BindingTable {
         b.usage.calls_used = b.usage.calls_used.saturating_sub(1);
         // A call answered yesterday and refunded today gave back nothing
         // of today's count.
-        if b.usage.day == day_of(&b.conditions, now) {
+        if b.usage.day == day_of(b.conditions(), now) {
             b.usage.day_calls = b.usage.day_calls.saturating_sub(1);
         }
         Some(b.usage)
@@ -121,7 +121,7 @@ impl BindingTable {
         if answered {
             b.usage.calls_used += 1;
             b.usage.last_call_at = Some(now);
-            let today = day_of(&b.conditions, now);
+            let today = day_of(b.conditions(), now);
             b.usage.count_on(today);
         }
         Some(b.usage)
@@ -134,7 +134,7 @@ impl BindingTable {
         let Some(mut b) = self.by_id.get_mut(&id) else {
             return 0;
         };
-        let eff = b.conditions.effective(&self.defaults, b.created_at);
+        let eff = b.conditions().effective(&self.defaults, b.created_at);
         let Some(left) = crate::bindings::conditions::budget_left(&eff, &b.usage) else {
             // The budget was lifted meanwhile: grant the rest of the call.
             return if max_secs > 0 {
