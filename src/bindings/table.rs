@@ -101,7 +101,9 @@ pub struct Admission {
 /// The table.
 #[derive(Default)]
 pub struct BindingTable {
-    by_id: DashMap<BindingId, Row, Keyed>,
+    // Boxed: a map keeps up to twice its entries' room (it doubles as it
+    // grows), which costs a pointer a slot rather than a row.
+    by_id: DashMap<BindingId, Box<Row>, Keyed>,
     axb: DashMap<(Number, Number), BindingId, Keyed>,
     ax: DashMap<Number, BindingId, Keyed>,
     // How many bindings use each X: pool status, allocation order, and
@@ -189,7 +191,7 @@ impl BindingTable {
         *self.x_count.entry(binding.x.clone()).or_insert(0) += 1;
         self.x_tenant.insert(binding.x.clone(), binding.tenant);
         let (id, row) = Row::of(binding);
-        self.by_id.insert(id, row);
+        self.by_id.insert(id, Box::new(row));
         Ok(())
     }
 
