@@ -12,10 +12,102 @@ use crate::mask::Masked;
 use crate::text::cat;
 
 /// A normalised party: an E.164 number with `+`, or an account/token.
-/// Shared text: the table keeps each number in several indexes, and a
-/// clone must not copy it (a million bindings hold a few million of them).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Number(Arc<str>);
+/// Kept in place when short (every phone number is), so that making one
+/// (from the table's integer form, on every call) allocates nothing;
+/// longer ones are shared text, so that a clone never copies them.
+#[derive(Clone)]
+pub struct Number(Repr);
+
+/// The longest text a [`Number`] keeps in place.
+const INLINE: usize = 22;
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Shared(Arc<str>),
+}
+
+impl Number {
+    fn new(s: &str) -> Number {
+        match u8::try_from(s.len()) {
+            Ok(len) if s.len() <= INLINE => {
+                let mut bytes = [0u8; INLINE];
+                bytes[..s.len()].copy_from_slice(s.as_bytes());
+                Number(Repr::Inline { len, bytes })
+            }
+            _ => Number(Repr::Shared(s.into())),
+        }
+    }
+
+    /// A phone number as one integer (what the binding table keeps): the
+    /// digits' value, their count and whether a `+` leads; `None` for
+    /// anything else, or more than 15 digits. Never 0, never with the top
+    /// bit set.
+    pub fn code(&self) -> Option<u64> {
+        let s = self.as_str();
+        let (plus, digits) = match s.strip_prefix('+') {
+            Some(d) => (1u64, d),
+            None => (0, s),
+        };
+        if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let value = digits
+            .bytes()
+            .fold(0u64, |v, b| v * 10 + u64::from(b - b'0'));
+        Some(plus << 60 | (digits.len() as u64) << 52 | value)
+    }
+
+    /// The phone number [`Number::code`] made `code` from.
+    pub fn from_code(code: u64) -> Option<Number> {
+        let len = usize::try_from(code >> 52 & 0xff).ok()?;
+        if code >> 61 != 0 || len == 0 || len > 15 {
+            return None;
+        }
+        let plus = usize::from(code >> 60 & 1 == 1);
+        let mut bytes = [0u8; INLINE];
+        bytes[0] = b'+';
+        let mut value = code & ((1 << 52) - 1);
+        for i in (plus..plus + len).rev() {
+            bytes[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        let len = u8::try_from(plus + len).ok()?;
+        Some(Number(Repr::Inline { len, bytes }))
+    }
+}
+
+impl PartialEq for Number {
+    fn eq(&self, other: &Number) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Number {}
+
+impl std::hash::Hash for Number {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for Number {
+    fn partial_cmp(&self, other: &Number) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Number {
+    fn cmp(&self, other: &Number) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl fmt::Debug for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 /// Why a string could not be read as a party.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -110,7 +202,7 @@ impl Normaliser {
         } else {
             cat(&["+", cc, digits])
         };
-        Ok(Number(e164.into()))
+        Ok(Number::new(&e164))
     }
 
     /// A callable phone number only (pool numbers, X): 6 to 15 digits once
@@ -174,7 +266,7 @@ fn account(user: &str) -> Result<Number, NumberError> {
         .find(|c| !(c.is_ascii_alphanumeric() || "-_.!~*'+".contains(*c)))
     {
         Some(c) => Err(NumberError::BadChar(c)),
-        None => Ok(Number(user.into())),
+        None => Ok(Number::new(user)),
     }
 }
 
@@ -197,35 +289,62 @@ fn user_part(raw: &str) -> &str {
 impl Number {
     /// The canonical text, for the store and for building SIP URIs.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Made from a `&str` cut at its end, or from ASCII digits.
+            Repr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Repr::Shared(s) => s,
+        }
     }
 
     /// Whether it is a phone number (else an app account's name).
     pub fn is_phone(&self) -> bool {
-        is_phone(&self.0)
+        is_phone(self.as_str())
     }
 
     /// Wraps a value that was normalised before (read back from the store).
     pub fn from_normalised(s: String) -> Self {
-        Number(s.into())
+        Number::new(&s)
     }
 
     /// The masked form for logs.
     pub fn masked(&self) -> Masked<'_> {
-        Masked(&self.0)
+        Masked(self.as_str())
     }
 }
 
 impl fmt::Display for Number {
     /// Displays masked: a `Number` never reaches a log in clear by accident.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Masked(&self.0).fmt(f)
+        Masked(self.as_str()).fmt(f)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phone_number_makes_an_integer_and_back_and_nothing_else_does() {
+        for s in ["+8613800000000", "+1", "13800000000", "+999999999999999", "007"] {
+            let n = Number::from_normalised(s.into());
+            let code = n.code().expect(s);
+            assert_ne!(code, 0);
+            assert_eq!(code >> 63, 0);
+            assert_eq!(Number::from_code(code).expect("back").as_str(), s);
+        }
+        assert_ne!(
+            Number::from_normalised("+86".into()).code(),
+            Number::from_normalised("86".into()).code()
+        );
+        for s in ["alice", "t-8f3k2q", "+1234567890123456", "+", "", "+12a"] {
+            assert_eq!(Number::from_normalised(s.into()).code(), None, "{s}");
+        }
+        let long = "a-very-long-account-name-indeed";
+        assert_eq!(Number::from_normalised(long.into()).as_str(), long);
+        assert_eq!(Number::from_code(1 << 63), None);
+    }
 
     fn cn() -> Normaliser {
         Normaliser {
