@@ -109,7 +109,13 @@ mod tests {
     #[test]
     fn numbers_serving_the_pair_or_resting_are_skipped_and_counted() {
         let pool = vec![n("+1"), n("+2"), n("+3")];
-        let a = availability(&pool, |x| set(&["+1"]).contains(x), &set(&["+2"]), |_| 0, None);
+        let a = availability(
+            &pool,
+            |x| set(&["+1"]).contains(x),
+            &set(&["+2"]),
+            |_| 0,
+            None,
+        );
         assert_eq!((a.serving_pair, a.quarantined, a.available), (1, 1, 1));
         assert_eq!(allocate(a), Ok(n("+3")));
     }
@@ -117,19 +123,37 @@ mod tests {
     #[test]
     fn a_preferred_candidate_is_taken() {
         let pool = vec![n("+1"), n("+2")];
-        let a = availability(&pool, |x| set(&[]).contains(x), &set(&[]), |_| 0, Some(&n("+2")));
+        let a = availability(
+            &pool,
+            |x| set(&[]).contains(x),
+            &set(&[]),
+            |_| 0,
+            Some(&n("+2")),
+        );
         assert_eq!(a.next, Some(n("+2")));
     }
 
     #[test]
     fn empty_and_exhausted_pools_say_why() {
         assert_eq!(
-            allocate(availability(&[], |x| set(&[]).contains(x), &set(&[]), |_| 0, None)),
+            allocate(availability(
+                &[],
+                |x| set(&[]).contains(x),
+                &set(&[]),
+                |_| 0,
+                None
+            )),
             Err(Shortage::EmptyPool)
         );
         let pool = vec![n("+1")];
         assert!(matches!(
-            allocate(availability(&pool, |x| set(&["+1"]).contains(x), &set(&[]), |_| 0, None)),
+            allocate(availability(
+                &pool,
+                |x| set(&["+1"]).contains(x),
+                &set(&[]),
+                |_| 0,
+                None
+            )),
             Err(Shortage::Exhausted(Availability {
                 available: 0,
                 serving_pair: 1,

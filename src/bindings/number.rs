@@ -327,7 +327,13 @@ mod tests {
 
     #[test]
     fn a_phone_number_makes_an_integer_and_back_and_nothing_else_does() {
-        for s in ["+8613800000000", "+1", "13800000000", "+999999999999999", "007"] {
+        for s in [
+            "+8613800000000",
+            "+1",
+            "13800000000",
+            "+999999999999999",
+            "007",
+        ] {
             let n = Number::from_normalised(s.into());
             let code = n.code().expect(s);
             assert_ne!(code, 0);

@@ -15,8 +15,10 @@ pub use super::kinds::{Claim, Kind};
 use super::number::Number;
 
 mod row;
+mod rows;
 mod usage;
 use row::Row;
+use rows::Rows;
 pub use usage::Counted;
 
 /// Row id of a binding in the store.
@@ -101,11 +103,10 @@ pub struct Admission {
 /// The table.
 #[derive(Default)]
 pub struct BindingTable {
-    // Boxed: a map keeps up to twice its entries' room (it doubles as it
-    // grows), which costs a pointer a slot rather than a row.
-    by_id: DashMap<BindingId, Box<Row>, Keyed>,
-    axb: DashMap<(Number, Number), BindingId, Keyed>,
-    ax: DashMap<Number, BindingId, Keyed>,
+    // Every binding, by id, by (party, X) and by X (`rows.rs`). One lock:
+    // the SIP thread takes it for each step of a call, the API for each
+    // change, each for a few lookups.
+    rows: std::sync::RwLock<Rows>,
     // How many bindings use each X: pool status, allocation order, and
     // "caller not allowed" versus "unknown number" without a scan.
     x_count: DashMap<Number, u32, Keyed>,
@@ -135,12 +136,32 @@ impl BindingTable {
 
     /// Number of bindings.
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.read_rows().len()
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.read_rows().len() == 0
+    }
+
+    fn read_rows(&self) -> std::sync::RwLockReadGuard<'_, Rows> {
+        // A panic while holding the lock leaves rows and indexes that
+        // agree: each change is made whole before the guard drops.
+        self.rows.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_rows(&self) -> std::sync::RwLockWriteGuard<'_, Rows> {
+        self.rows.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `f` of binding `id`'s row.
+    fn read<T>(&self, id: BindingId, f: impl FnOnce(&Row) -> T) -> Option<T> {
+        self.read_rows().get(id).map(f)
+    }
+
+    /// `f` of binding `id`'s row, to change.
+    fn write<T>(&self, id: BindingId, f: impl FnOnce(&mut Row) -> T) -> Option<T> {
+        self.write_rows().get_mut(id).map(f)
     }
 
     /// Checks that a binding of `tenant` could be added without clashing.
@@ -161,7 +182,7 @@ impl BindingTable {
             Some(a) if a == b => Err(TableError::SameParty),
             Some(a) => {
                 for p in [a, b] {
-                    if self.axb.contains_key(&(p.clone(), x.clone())) {
+                    if self.serves(p, x) {
                         return Err(TableError::PartyTaken {
                             party: p.clone(),
                             x: x.clone(),
@@ -170,7 +191,7 @@ impl BindingTable {
                 }
                 Ok(())
             }
-            None if self.ax.contains_key(x) => Err(TableError::VirtualTaken(x.clone())),
+            None if self.is_identifier(x) => Err(TableError::VirtualTaken(x.clone())),
             None => Ok(()),
         }
     }
@@ -178,37 +199,18 @@ impl BindingTable {
     /// Adds a binding (already stored) after checking for clashes.
     pub fn insert(&self, binding: Binding) -> Result<(), TableError> {
         self.check_new(binding.tenant, binding.a.as_ref(), &binding.x, &binding.b)?;
-        match &binding.a {
-            Some(a) => {
-                self.axb.insert((a.clone(), binding.x.clone()), binding.id);
-                self.axb
-                    .insert((binding.b.clone(), binding.x.clone()), binding.id);
-            }
-            None => {
-                self.ax.insert(binding.x.clone(), binding.id);
-            }
-        }
         *self.x_count.entry(binding.x.clone()).or_insert(0) += 1;
         self.x_tenant.insert(binding.x.clone(), binding.tenant);
-        let (id, row) = Row::of(binding);
-        self.by_id.insert(id, Box::new(row));
+        let row = Row::of(&binding);
+        self.write_rows()
+            .insert(row, (binding.a.as_ref(), &binding.x, &binding.b));
         Ok(())
     }
 
     /// Removes a binding; calls in progress are not affected.
     pub fn remove(&self, id: BindingId) -> Option<Binding> {
-        let (_, b) = self.by_id.remove(&id)?;
-        let b = b.binding(id);
+        let b = self.write_rows().remove(id)?;
         self.shown.remove(&id);
-        match &b.a {
-            Some(a) => {
-                self.axb.remove(&(a.clone(), b.x.clone()));
-                self.axb.remove(&(b.b.clone(), b.x.clone()));
-            }
-            None => {
-                self.ax.remove(&b.x);
-            }
-        }
         if self
             .x_count
             .remove_if_mut(&b.x, |_, n| {
@@ -224,56 +226,56 @@ impl BindingTable {
 
     /// A copy of one binding.
     pub fn get(&self, id: BindingId) -> Option<Binding> {
-        self.by_id.get(&id).map(|b| b.binding(id))
+        let rows = self.read_rows();
+        rows.get(id).map(|r| rows.binding(r))
     }
 
     /// Finds the binding for a call from `caller` to `dialled` and reserves a
     /// use if its conditions hold. AXB first, then AX.
     pub fn admit(&self, caller: &Number, dialled: &Number, now: i64) -> Result<Admission, Refusal> {
-        let key = (caller.clone(), dialled.clone());
-        let id = match self.axb.get(&key).map(|e| *e.value()) {
+        let mut rows = self.write_rows();
+        let caller_code = rows.code(caller);
+        let found = rows.code(dialled).and_then(|x| {
+            let pair = caller_code.and_then(|c| rows.pair(c, x)).map(|r| r.id);
+            pair.or_else(|| rows.ax(x).map(|r| r.id))
+        });
+        let id = match found {
             Some(id) => id,
-            None => match self.ax.get(dialled).map(|e| *e.value()) {
-                Some(id) => id,
-                None if self.virtual_in_axb(dialled) => {
-                    let tenant = self.x_tenant.get(dialled).map(|t| *t);
-                    if tenant.is_some_and(|t| self.blocked.contains_key(&(t, caller.clone()))) {
-                        return Err(Refusal::CallerBlocked);
-                    }
-                    return Err(Refusal::CallerNotAllowed);
+            None if self.virtual_in_axb(dialled) => {
+                let tenant = self.x_tenant.get(dialled).map(|t| *t);
+                if tenant.is_some_and(|t| self.blocked.contains_key(&(t, caller.clone()))) {
+                    return Err(Refusal::CallerBlocked);
                 }
-                None => return Err(Refusal::UnknownNumber),
-            },
+                return Err(Refusal::CallerNotAllowed);
+            }
+            None => return Err(Refusal::UnknownNumber),
         };
-        let mut entry = self.by_id.get_mut(&id).ok_or(Refusal::UnknownNumber)?;
-        let b = entry.value_mut();
+        let b = rows.get_mut(id).ok_or(Refusal::UnknownNumber)?;
         if self.blocked.contains_key(&(b.tenant, caller.clone())) {
             return Err(Refusal::CallerBlocked);
         }
-        let way = match &b.a {
-            None => Way::Ax,
-            Some(a) if a == caller => Way::FromA,
-            Some(_) => Way::FromB,
+        let way = match b.a {
+            0 => Way::Ax,
+            a if Some(a) == caller_code => Way::FromA,
+            _ => Way::FromB,
         };
         let eff = b.conditions().effective(&self.defaults, b.created_at);
         let grant = check(b.conditions(), &eff, &b.usage, caller, way, now)?;
         b.usage.reserved += 1;
         b.usage.talk_leased += grant.lease.unwrap_or(0);
-        let callee = match &b.a {
-            Some(a) if a == caller => b.b.clone(),
-            Some(a) => a.clone(),
-            None => b.b.clone(),
-        };
+        let callee = if way == Way::FromB { b.a } else { b.b };
+        let (x, tenant) = (b.x, b.tenant);
+        let (record, announce) = (b.conditions().record, b.conditions().announce);
         Ok(Admission {
             binding: id,
-            callee,
-            virtual_number: b.x.clone(),
+            callee: rows.number(callee),
+            virtual_number: rows.number(x),
             max_secs: grant.max_secs,
             lease: grant.lease,
-            tenant: b.tenant,
+            tenant,
             direction: way,
-            record: b.conditions().record,
-            announce: b.conditions().announce,
+            record,
+            announce,
         })
     }
 
@@ -283,24 +285,23 @@ impl BindingTable {
 
     /// Replaces a binding's conditions; usage is kept. Returns the binding.
     pub fn set_conditions(&self, id: BindingId, c: Conditions) -> Option<Binding> {
-        let mut b = self.by_id.get_mut(&id)?;
-        b.set_conditions(c);
-        Some(b.binding(id))
+        let mut rows = self.write_rows();
+        rows.get_mut(id)?.set_conditions(c);
+        rows.get(id).map(|r| rows.binding(r))
     }
 
     /// Bindings of API tenants whose validity (absolute end or idle
     /// lifetime) is over at `now`.
     pub fn expired(&self, now: i64) -> Vec<Binding> {
-        self.by_id
-            .iter()
-            .filter(|e| {
-                let b = e.value();
+        let rows = self.read_rows();
+        rows.iter()
+            .filter(|b| {
                 let eff = b.conditions().effective(&self.defaults, b.created_at);
                 let idle = super::conditions::idle_end(&b.usage, &eff);
                 b.tenant != OPERATOR
                     && (eff.not_after.is_some_and(|t| now >= t) || idle.is_some_and(|t| now >= t))
             })
-            .map(|e| e.value().binding(*e.key()))
+            .map(|b| rows.binding(b))
             .collect()
     }
 
@@ -312,7 +313,8 @@ impl BindingTable {
     /// Whether X is an identifier's (an AX binding): such an X reaches its
     /// owner alone and is never allocated to a pair.
     pub fn is_identifier(&self, x: &Number) -> bool {
-        self.ax.contains_key(x)
+        let rows = self.read_rows();
+        rows.code(x).is_some_and(|x| rows.ax(x).is_some())
     }
 
     /// Live bindings on X.
@@ -324,7 +326,11 @@ impl BindingTable {
     /// each X of a pool rather than keeping every party's list of X (a
     /// list per party cost a few hundred bytes a binding).
     pub fn serves(&self, party: &Number, x: &Number) -> bool {
-        self.axb.contains_key(&(party.clone(), x.clone()))
+        let rows = self.read_rows();
+        match (rows.code(party), rows.code(x)) {
+            (Some(p), Some(x)) => rows.pair(p, x).is_some(),
+            _ => false,
+        }
     }
 
     /// Shows `soft` for the user (B) of acquired binding `id` (flow 2)
@@ -340,16 +346,18 @@ impl BindingTable {
     /// already over.
     pub fn renew_acquired(&self, id: BindingId, now: i64) -> Option<Conditions> {
         let life = i64::try_from(self.shown.get(&id)?.1).unwrap_or(i64::MAX);
-        let mut b = self.by_id.get_mut(&id)?;
-        let end = b.conditions().not_after.filter(|t| *t > now)?;
-        let until = end.max(now.saturating_add(life));
-        if until == end {
-            return None;
-        }
-        let mut c = b.conditions().clone();
-        c.not_after = Some(until);
-        b.set_conditions(c.clone());
-        Some(c)
+        self.write(id, |b| {
+            let end = b.conditions().not_after.filter(|t| *t > now)?;
+            let until = end.max(now.saturating_add(life));
+            if until == end {
+                return None;
+            }
+            let mut c = b.conditions().clone();
+            c.not_after = Some(until);
+            b.set_conditions(c.clone());
+            Some(c)
+        })
+        .flatten()
     }
 
     /// `b` as its tenant is shown it: an acquired binding's user is its
@@ -370,8 +378,9 @@ impl BindingTable {
         let Some(shown) = self.shown.get(&id) else {
             return n.to_string();
         };
-        match self.by_id.get(&id) {
-            Some(b) if b.b.as_str() == n => shown.0.as_str().to_string(),
+        let rows = self.read_rows();
+        match rows.get(id) {
+            Some(b) if rows.number(b.b).as_str() == n => shown.0.as_str().to_string(),
             _ => n.to_string(),
         }
     }

@@ -1,12 +1,11 @@
-//! A binding as the table keeps it: its id is the key of the map that
-//! holds it, and its conditions are stored only when it sets any (most
-//! bindings use the defaults), so a row is about half of a [`Binding`].
+//! A binding as the table keeps it: its parties as integers
+//! (`super::rows`), and its conditions stored only when it sets any (most
+//! bindings use the defaults).
 
 use std::sync::LazyLock;
 
 use super::{Binding, BindingId, Kind, TenantId};
 use crate::bindings::conditions::{Conditions, Usage};
-use crate::bindings::number::Number;
 
 /// The conditions of every binding that sets none.
 static NONE: LazyLock<Conditions> = LazyLock::new(Conditions::default);
@@ -14,46 +13,47 @@ static NONE: LazyLock<Conditions> = LazyLock::new(Conditions::default);
 /// One binding in the table.
 #[derive(Clone, Debug)]
 pub(super) struct Row {
+    pub id: BindingId,
     pub tenant: TenantId,
-    pub kind: Kind,
-    pub a: Option<Number>,
-    pub x: Number,
-    pub b: Number,
+    /// A (0: an AX binding), X and B, as `super::rows` numbers parties.
+    pub a: u64,
+    pub x: u64,
+    pub b: u64,
     /// `None`: the defaults.
     own: Option<Box<Conditions>>,
     pub created_at: i64,
     pub usage: Usage,
+    pub kind: Kind,
 }
 
 impl Row {
-    /// `b`'s row, and its id.
-    pub fn of(b: Binding) -> (BindingId, Row) {
-        let own = (b.conditions != *NONE).then(|| Box::new(b.conditions));
-        let row = Row {
+    /// `b`'s row, its parties not numbered yet.
+    pub fn of(b: &Binding) -> Row {
+        Row {
+            id: b.id,
             tenant: b.tenant,
-            kind: b.kind,
-            a: b.a,
-            x: b.x,
-            b: b.b,
-            own,
+            a: 0,
+            x: 0,
+            b: 0,
+            own: (b.conditions != *NONE).then(|| Box::new(b.conditions.clone())),
             created_at: b.created_at,
             usage: b.usage,
-        };
-        (b.id, row)
+            kind: b.kind,
+        }
     }
 
-    /// The binding of id `id`.
-    pub fn binding(&self, id: BindingId) -> Binding {
-        Binding {
-            id,
-            tenant: self.tenant,
-            kind: self.kind,
-            a: self.a.clone(),
-            x: self.x.clone(),
-            b: self.b.clone(),
-            conditions: self.conditions().clone(),
-            created_at: self.created_at,
-            usage: self.usage,
+    /// A free slot's row.
+    pub fn vacant() -> Row {
+        Row {
+            id: BindingId::MIN,
+            tenant: 0,
+            a: 0,
+            x: 0,
+            b: 0,
+            own: None,
+            created_at: 0,
+            usage: Usage::default(),
+            kind: Kind::Cli,
         }
     }
 

@@ -1,0 +1,266 @@
+//! The table's rows in one dense vector, found by open-addressed indexes
+//! of row numbers: by id, by (party, X) for AXB bindings (an entry for
+//! each party) and by X for AX ones. Parties are integers: a phone number
+//! its own [`Number::code`], anything else a name interned once. A
+//! binding costs its row and a few bytes of index, where maps of owned
+//! keys cost several hundred bytes (docs/benchmarks.md, issue 32).
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use super::row::Row;
+use super::{Binding, BindingId};
+use crate::bindings::number::Number;
+use crate::ids::Keyed;
+
+/// The top bit of an index entry: the entry is for the binding's B (else
+/// its A, or an AX binding's X).
+const B_SIDE: u32 = 1 << 31;
+/// The top bit of a party's integer: an interned name.
+const NAMED: u64 = 1 << 63;
+
+/// Names that are not phone numbers, each kept once while a binding uses
+/// it.
+#[derive(Default)]
+struct Names {
+    list: Vec<(Number, u32)>,
+    free: Vec<u32>,
+    index: HashTable<u32>,
+}
+
+impl Names {
+    fn find(&self, keys: &Keyed, n: &Number) -> Option<u64> {
+        let h = keys.hash_one(n.as_str());
+        let list = &self.list;
+        self.index
+            .find(h, |&i| list[i as usize].0 == *n)
+            .map(|&i| NAMED | u64::from(i))
+    }
+
+    fn intern(&mut self, keys: &Keyed, n: &Number) -> u64 {
+        if let Some(code) = self.find(keys, n) {
+            self.list[(code & !NAMED) as usize].1 += 1;
+            return code;
+        }
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.list[i as usize] = (n.clone(), 1);
+                i
+            }
+            None => {
+                self.list.push((n.clone(), 1));
+                (self.list.len() - 1) as u32
+            }
+        };
+        let list = &self.list;
+        self.index
+            .insert_unique(keys.hash_one(n.as_str()), i, |&j| {
+                keys.hash_one(list[j as usize].0.as_str())
+            });
+        NAMED | u64::from(i)
+    }
+
+    fn release(&mut self, keys: &Keyed, code: u64) {
+        let i = (code & !NAMED) as usize;
+        let Some((n, refs)) = self.list.get_mut(i) else {
+            return;
+        };
+        *refs -= 1;
+        if *refs > 0 {
+            return;
+        }
+        let h = keys.hash_one(n.as_str());
+        if let Ok(e) = self.index.find_entry(h, |&j| j as usize == i) {
+            e.remove();
+        }
+        self.list[i].0 = Number::from_normalised(String::new());
+        self.free.push(i as u32);
+    }
+}
+
+/// Rows and their indexes.
+#[derive(Default)]
+pub(super) struct Rows {
+    rows: Vec<Row>,
+    free: Vec<u32>,
+    by_id: HashTable<u32>,
+    pairs: HashTable<u32>,
+    ax: HashTable<u32>,
+    names: Names,
+    keys: Keyed,
+}
+
+impl Rows {
+    /// Live bindings.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// A party's integer, if any binding could have it.
+    pub fn code(&self, n: &Number) -> Option<u64> {
+        n.code().or_else(|| self.names.find(&self.keys, n))
+    }
+
+    /// The party an integer stands for.
+    pub fn number(&self, code: u64) -> Number {
+        if code & NAMED != 0 {
+            let i = (code & !NAMED) as usize;
+            return self
+                .names
+                .list
+                .get(i)
+                .map(|e| e.0.clone())
+                .unwrap_or_else(|| Number::from_normalised(String::new()));
+        }
+        Number::from_code(code).unwrap_or_else(|| Number::from_normalised(String::new()))
+    }
+
+    fn intern(&mut self, n: &Number) -> u64 {
+        n.code().unwrap_or_else(|| self.names.intern(&self.keys, n))
+    }
+
+    fn release(&mut self, code: u64) {
+        if code & NAMED != 0 {
+            self.names.release(&self.keys, code);
+        }
+    }
+
+    fn pair_hash(keys: &Keyed, party: u64, x: u64) -> u64 {
+        keys.hash_one((party, x))
+    }
+
+    /// The row number of binding `id`.
+    fn slot(&self, id: BindingId) -> Option<usize> {
+        let rows = &self.rows;
+        self.by_id
+            .find(self.keys.hash_one(id), |&s| rows[s as usize].id == id)
+            .map(|&s| s as usize)
+    }
+
+    /// Binding `id`'s row.
+    pub fn get(&self, id: BindingId) -> Option<&Row> {
+        self.slot(id).map(|s| &self.rows[s])
+    }
+
+    /// Binding `id`'s row, to change.
+    pub fn get_mut(&mut self, id: BindingId) -> Option<&mut Row> {
+        self.slot(id).map(|s| &mut self.rows[s])
+    }
+
+    /// The AXB binding where `party` is A or B on `x`.
+    pub fn pair(&self, party: u64, x: u64) -> Option<&Row> {
+        let rows = &self.rows;
+        self.pairs
+            .find(Self::pair_hash(&self.keys, party, x), |&e| {
+                let r = &rows[(e & !B_SIDE) as usize];
+                r.x == x
+                    && if e & B_SIDE == 0 {
+                        r.a == party
+                    } else {
+                        r.b == party
+                    }
+            })
+            .map(|&e| &rows[(e & !B_SIDE) as usize])
+    }
+
+    /// The AX binding on `x`.
+    pub fn ax(&self, x: u64) -> Option<&Row> {
+        let rows = &self.rows;
+        self.ax
+            .find(self.keys.hash_one(x), |&s| rows[s as usize].x == x)
+            .map(|&s| &rows[s as usize])
+    }
+
+    /// Adds a row for `b`'s numbers (the caller checked its clashes).
+    pub fn insert(&mut self, mut row: Row, (a, x, b): (Option<&Number>, &Number, &Number)) {
+        row.a = a.map_or(0, |a| self.intern(a));
+        row.x = self.intern(x);
+        row.b = self.intern(b);
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.rows[s as usize] = row;
+                s
+            }
+            None => {
+                self.rows.push(row);
+                (self.rows.len() - 1) as u32
+            }
+        };
+        let Rows {
+            rows,
+            by_id,
+            pairs,
+            ax,
+            keys,
+            ..
+        } = self;
+        let r = &rows[slot as usize];
+        by_id.insert_unique(keys.hash_one(r.id), slot, |&s| {
+            keys.hash_one(rows[s as usize].id)
+        });
+        let rehash = |&e: &u32| {
+            let r = &rows[(e & !B_SIDE) as usize];
+            let party = if e & B_SIDE == 0 { r.a } else { r.b };
+            Self::pair_hash(keys, party, r.x)
+        };
+        if r.a == 0 {
+            ax.insert_unique(keys.hash_one(r.x), slot, |&s| {
+                keys.hash_one(rows[s as usize].x)
+            });
+        } else {
+            pairs.insert_unique(Self::pair_hash(keys, r.a, r.x), slot, rehash);
+            pairs.insert_unique(Self::pair_hash(keys, r.b, r.x), slot | B_SIDE, rehash);
+        }
+    }
+
+    /// The binding a row holds.
+    pub fn binding(&self, r: &Row) -> Binding {
+        Binding {
+            id: r.id,
+            tenant: r.tenant,
+            kind: r.kind,
+            a: (r.a != 0).then(|| self.number(r.a)),
+            x: self.number(r.x),
+            b: self.number(r.b),
+            conditions: r.conditions().clone(),
+            created_at: r.created_at,
+            usage: r.usage,
+        }
+    }
+
+    /// Takes binding `id` out.
+    pub fn remove(&mut self, id: BindingId) -> Option<Binding> {
+        let slot = self.slot(id)? as u32;
+        let keys = &self.keys;
+        if let Ok(e) = self.by_id.find_entry(keys.hash_one(id), |&s| s == slot) {
+            e.remove();
+        }
+        let r = &self.rows[slot as usize];
+        let gone = self.binding(r);
+        let (a, x, b) = (r.a, r.x, r.b);
+        if a == 0 {
+            if let Ok(e) = self.ax.find_entry(keys.hash_one(x), |&s| s == slot) {
+                e.remove();
+            }
+        } else {
+            for (party, e) in [(a, slot), (b, slot | B_SIDE)] {
+                let h = Self::pair_hash(keys, party, x);
+                if let Ok(found) = self.pairs.find_entry(h, |&v| v == e) {
+                    found.remove();
+                }
+            }
+        }
+        for code in [a, x, b] {
+            self.release(code);
+        }
+        self.free.push(slot);
+        self.rows[slot as usize] = Row::vacant();
+        Some(gone)
+    }
+
+    /// Every live row.
+    pub fn iter(&self) -> impl Iterator<Item = &Row> {
+        self.by_id.iter().map(|&s| &self.rows[s as usize])
+    }
+}
