@@ -14,6 +14,8 @@ use super::conditions::{check, Conditions, Defaults, Refusal, Usage, Way};
 pub use super::kinds::{Claim, Kind};
 use super::number::Number;
 
+#[cfg(test)]
+mod model_tests;
 mod row;
 mod rows;
 mod usage;
