@@ -59,6 +59,7 @@ serve() {
 	local secs
 	secs=$(ready "$port") || { echo "serve never answered: $(tail -3 "$1.log")" >&2; exit 1; }
 	sleep 1
+	grep -o "bindings loaded.*" "$1.log" >&2 || true
 	local rss
 	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
 	kill "$pid"

@@ -172,6 +172,12 @@ fn bindings_their_conditions_usage_and_quarantine() {
             .expect("list");
         assert_eq!(by_x.items.len(), 1);
         assert_eq!(s.bindings_between(ids[0], ids[1]).expect("range").len(), 2);
+        // In id order, a chunk at a time, as the table loads them.
+        let first = s.bindings_after(i64::MIN, 1).expect("chunk");
+        assert_eq!(first.iter().map(|b| b.id).collect::<Vec<_>>(), [ids[0]]);
+        let rest = s.bindings_after(first[0].id, 10).expect("chunk");
+        assert!(rest.iter().all(|b| b.id > ids[0]) && !rest.is_empty());
+        assert!(rest.windows(2).all(|w| w[0].id < w[1].id));
 
         let got = s.get(ids[0]).expect("get").expect("there");
         s.delete(&[got], 1_000).expect("delete");

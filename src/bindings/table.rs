@@ -177,36 +177,70 @@ impl BindingTable {
         x: &Number,
         b: &Number,
     ) -> Result<(), TableError> {
+        self.check_in(&self.read_rows(), tenant, (a, x, b))
+    }
+
+    /// [`BindingTable::check_new`] against `rows`.
+    fn check_in(
+        &self,
+        rows: &Rows,
+        tenant: TenantId,
+        (a, x, b): (Option<&Number>, &Number, &Number),
+    ) -> Result<(), TableError> {
         if self.x_tenant.get(x).is_some_and(|t| *t != tenant) {
             return Err(TableError::VirtualOwned(x.clone()));
         }
+        let xc = rows.code(x);
+        let taken = |p: &Number| match (rows.code(p), xc) {
+            (Some(p), Some(x)) => rows.pair(p, x).is_some(),
+            _ => false,
+        };
         match a {
             Some(a) if a == b => Err(TableError::SameParty),
-            Some(a) => {
-                for p in [a, b] {
-                    if self.serves(p, x) {
-                        return Err(TableError::PartyTaken {
-                            party: p.clone(),
-                            x: x.clone(),
-                        });
-                    }
-                }
-                Ok(())
+            Some(a) => match [a, b].into_iter().find(|p| taken(p)) {
+                Some(p) => Err(TableError::PartyTaken {
+                    party: p.clone(),
+                    x: x.clone(),
+                }),
+                None => Ok(()),
+            },
+            None if xc.is_some_and(|x| rows.ax(x).is_some()) => {
+                Err(TableError::VirtualTaken(x.clone()))
             }
-            None if self.is_identifier(x) => Err(TableError::VirtualTaken(x.clone())),
             None => Ok(()),
         }
     }
 
-    /// Adds a binding (already stored) after checking for clashes.
+    /// Adds a binding (already stored) after checking for clashes, both
+    /// under one lock.
     pub fn insert(&self, binding: Binding) -> Result<(), TableError> {
-        self.check_new(binding.tenant, binding.a.as_ref(), &binding.x, &binding.b)?;
+        let mut rows = self.write_rows();
+        self.add(&mut rows, binding)
+    }
+
+    fn add(&self, rows: &mut Rows, binding: Binding) -> Result<(), TableError> {
+        let parties = (binding.a.as_ref(), &binding.x, &binding.b);
+        self.check_in(rows, binding.tenant, parties)?;
         *self.x_count.entry(binding.x.clone()).or_insert(0) += 1;
-        self.x_tenant.insert(binding.x.clone(), binding.tenant);
-        let row = Row::of(&binding);
-        self.write_rows()
-            .insert(row, (binding.a.as_ref(), &binding.x, &binding.b));
+        if self.x_tenant.get(&binding.x).is_none() {
+            self.x_tenant.insert(binding.x.clone(), binding.tenant);
+        }
+        rows.insert(Row::of(&binding), parties);
         Ok(())
+    }
+
+    /// Adds the bindings read back from the store at start, under one
+    /// lock and with room made for them at once; one that clashes (a
+    /// store changed by hand) is left out and told to `skipped`.
+    pub fn load(&self, all: Vec<Binding>, skipped: &mut dyn FnMut(TableError)) {
+        let mut rows = self.write_rows();
+        let pairs = all.iter().filter(|b| b.a.is_some()).count();
+        rows.reserve(all.len(), pairs);
+        for b in all {
+            if let Err(e) = self.add(&mut rows, b) {
+                skipped(e);
+            }
+        }
     }
 
     /// Removes a binding; calls in progress are not affected.

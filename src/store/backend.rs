@@ -94,6 +94,10 @@ pub trait BindingStore {
     /// Every binding, for loading the table at start.
     fn load_all(&mut self) -> Result<Vec<Binding>, StoreError>;
 
+    /// At most `limit` bindings with ids above `after`, in id order: the
+    /// table loads them a chunk at a time while the next is read.
+    fn bindings_after(&self, after: BindingId, limit: usize) -> Result<Vec<Binding>, StoreError>;
+
     /// One binding by id.
     fn get(&self, id: BindingId) -> Result<Option<Binding>, StoreError>;
 

@@ -130,6 +130,15 @@ impl Rows {
         keys.hash_one((party, x))
     }
 
+    /// The hash of a (party, X) index entry, when the index grows.
+    fn rehash<'a>(rows: &'a [Row], keys: &'a Keyed) -> impl Fn(&u32) -> u64 + 'a {
+        move |&e| {
+            let r = &rows[(e & !B_SIDE) as usize];
+            let party = if e & B_SIDE == 0 { r.a } else { r.b };
+            Self::pair_hash(keys, party, r.x)
+        }
+    }
+
     /// The row number of binding `id`.
     fn slot(&self, id: BindingId) -> Option<usize> {
         let rows = &self.rows;
@@ -172,6 +181,22 @@ impl Rows {
             .map(|&s| &rows[s as usize])
     }
 
+    /// Makes room for `n` more bindings, `pairs` of them AXB.
+    pub fn reserve(&mut self, n: usize, pairs: usize) {
+        let Rows {
+            rows,
+            by_id,
+            pairs: index,
+            ax,
+            keys,
+            ..
+        } = self;
+        rows.reserve(n);
+        by_id.reserve(n, |&s| keys.hash_one(rows[s as usize].id));
+        index.reserve(2 * pairs, Self::rehash(rows, keys));
+        ax.reserve(n - pairs, |&s| keys.hash_one(rows[s as usize].x));
+    }
+
     /// Adds a row for `b`'s numbers (the caller checked its clashes).
     pub fn insert(&mut self, mut row: Row, (a, x, b): (Option<&Number>, &Number, &Number)) {
         row.a = a.map_or(0, |a| self.intern(a));
@@ -199,18 +224,14 @@ impl Rows {
         by_id.insert_unique(keys.hash_one(r.id), slot, |&s| {
             keys.hash_one(rows[s as usize].id)
         });
-        let rehash = |&e: &u32| {
-            let r = &rows[(e & !B_SIDE) as usize];
-            let party = if e & B_SIDE == 0 { r.a } else { r.b };
-            Self::pair_hash(keys, party, r.x)
-        };
+        let rehash = Self::rehash(rows, keys);
         if r.a == 0 {
             ax.insert_unique(keys.hash_one(r.x), slot, |&s| {
                 keys.hash_one(rows[s as usize].x)
             });
         } else {
-            pairs.insert_unique(Self::pair_hash(keys, r.a, r.x), slot, rehash);
-            pairs.insert_unique(Self::pair_hash(keys, r.b, r.x), slot | B_SIDE, rehash);
+            pairs.insert_unique(Self::pair_hash(keys, r.a, r.x), slot, &rehash);
+            pairs.insert_unique(Self::pair_hash(keys, r.b, r.x), slot | B_SIDE, &rehash);
         }
     }
 

@@ -367,4 +367,9 @@ impl BindingStore for PgStore {
     ) -> Result<Vec<Binding>, StoreError> {
         self.bindings_where("id BETWEEN ?1 AND ?2", &[&first, &last])
     }
+
+    fn bindings_after(&self, after: BindingId, limit: usize) -> Result<Vec<Binding>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.bindings_where("id > ?1 ORDER BY id LIMIT ?2", &[&after, &limit])
+    }
 }

@@ -429,4 +429,13 @@ impl BindingStore for SqliteStore {
     ) -> Result<Vec<crate::bindings::Binding>, StoreError> {
         self.bindings_where("id BETWEEN ?1 AND ?2", params![first, last])
     }
+
+    fn bindings_after(
+        &self,
+        after: BindingId,
+        limit: usize,
+    ) -> Result<Vec<crate::bindings::Binding>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.bindings_where("id > ?1 ORDER BY id LIMIT ?2", params![after, limit])
+    }
 }
