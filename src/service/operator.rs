@@ -32,6 +32,10 @@ pub fn clashes(
         let _ = table.insert(b);
     }
     let mut bad = Vec::new();
+    // Asked of the store once per X, not once per row (a pool's few
+    // thousand X serve millions of rows).
+    let mut foreign: std::collections::HashMap<&crate::bindings::Number, bool> =
+        std::collections::HashMap::new();
     for (i, row) in rows.iter().enumerate() {
         // A stand-in with a unique negative id: the table finds clashes,
         // with the stored bindings and with the rows before it.
@@ -46,9 +50,17 @@ pub fn clashes(
             created_at: row.created_at,
             usage: Default::default(),
         };
+        let theirs = match foreign.get(&row.x) {
+            Some(t) => *t,
+            None => {
+                let t = store.owner(&row.x)?.is_some_and(|(t, _)| t != OPERATOR);
+                foreign.insert(&row.x, t);
+                t
+            }
+        };
         if let Err(e) = table.insert(probe) {
             bad.push((i, e.to_string()));
-        } else if store.owner(&row.x)?.is_some_and(|(t, _)| t != OPERATOR) {
+        } else if theirs {
             bad.push((
                 i,
                 OperatorError::NotYours(row.x.as_str().to_string()).to_string(),
@@ -67,7 +79,8 @@ pub fn add_bindings(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<BindingId>, OperatorError> {
     store.atomically(|s| {
-        for n in rows {
+        let mut claimed = std::collections::HashSet::new();
+        for n in rows.iter().filter(|n| claimed.insert(&n.x)) {
             if !s.claim(OPERATOR, &n.x, crate::bindings::Claim::Cli, now)? {
                 return Err(OperatorError::NotYours(n.x.as_str().to_string()));
             }
