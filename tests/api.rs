@@ -602,6 +602,7 @@ async fn operations_endpoints_answer_without_a_key() {
         "sipmask_active_calls",
         "sipmask_transactions",
         "sipmask_bindings",
+        "sipmask_binding_table_bytes",
         "sipmask_api_request_seconds_bucket",
         "sipmask_binding_lookup_seconds_count",
     ] {

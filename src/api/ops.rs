@@ -70,6 +70,7 @@ pub async fn metrics(State(st): State<Arc<ApiState>>) -> Response {
         ));
     }
     out.push_str(&format!("# HELP sipmask_bindings Bindings in the live table.\n# TYPE sipmask_bindings gauge\nsipmask_bindings {}\n", st.svc.table.len()));
+    out.push_str(&format!("# HELP sipmask_binding_table_bytes Bytes the live table's rows and indexes hold (not its per-X and blocklist maps).\n# TYPE sipmask_binding_table_bytes gauge\nsipmask_binding_table_bytes {}\n", st.svc.table.bytes()));
     out.push_str(&format!(
         "# HELP sipmask_node_lease Whether this node holds its name (always 1 on a database of its own).\n# TYPE sipmask_node_lease gauge\nsipmask_node_lease {}\n\
          # HELP sipmask_sweeper Whether this node runs the cluster's sweeps (expiry notices, recycling).\n# TYPE sipmask_sweeper gauge\nsipmask_sweeper {}\n",

@@ -141,6 +141,12 @@ impl BindingTable {
         self.read_rows().len()
     }
 
+    /// Bytes its rows and indexes hold (their room, not only what is in
+    /// use; conditions a binding sets and interned names included).
+    pub fn bytes(&self) -> usize {
+        self.read_rows().bytes()
+    }
+
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
         self.read_rows().len() == 0

@@ -151,3 +151,30 @@ fn the_table_does_what_a_plain_model_does() {
         }
     }
 }
+
+#[test]
+fn the_table_says_what_it_holds_in_bytes() {
+    let t = BindingTable::new(Defaults::default());
+    let empty = t.bytes();
+    for i in 0..10_000i64 {
+        t.insert(Binding {
+            id: i + 1,
+            tenant: OPERATOR,
+            kind: Kind::Cli,
+            a: Some(n(&format!("+86130{:08}", i))),
+            x: n(&format!("+86170{:08}", i % 100)),
+            b: n(&format!("+86150{:08}", i)),
+            conditions: Conditions::default(),
+            created_at: 0,
+            usage: Usage::default(),
+        })
+        .expect("insert");
+    }
+    let per = (t.bytes() - empty) / 10_000;
+    // A row and its index slots: more than a row, far less than the
+    // kilobyte a binding cost in maps of owned keys.
+    assert!(
+        (std::mem::size_of::<row::Row>()..300).contains(&per),
+        "{per} bytes a binding"
+    );
+}

@@ -62,6 +62,11 @@ impl Row {
         self.own.as_deref().unwrap_or(&NONE)
     }
 
+    /// Whether it sets conditions of its own.
+    pub fn sets_conditions(&self) -> bool {
+        self.own.is_some()
+    }
+
     /// Sets its conditions.
     pub fn set_conditions(&mut self, c: Conditions) {
         self.own = (c != *NONE).then(|| Box::new(c));

@@ -97,6 +97,28 @@ impl Rows {
         self.by_id.len()
     }
 
+    /// Bytes held: the rows' room, each index's slots (a row number and a
+    /// control byte each), the conditions rows set, the interned names.
+    pub fn bytes(&self) -> usize {
+        let slot = std::mem::size_of::<u32>() + 1;
+        let own: usize = self
+            .iter()
+            .filter(|r| r.sets_conditions())
+            .map(|_| std::mem::size_of::<crate::bindings::conditions::Conditions>())
+            .sum();
+        let names: usize = self
+            .names
+            .list
+            .iter()
+            .map(|(n, _)| std::mem::size_of::<(Number, u32)>() + n.as_str().len())
+            .sum();
+        self.rows.capacity() * std::mem::size_of::<Row>()
+            + (self.by_id.capacity() + self.pairs.capacity() + self.ax.capacity()) * slot
+            + (self.names.index.capacity() + self.free.capacity()) * slot
+            + own
+            + names
+    }
+
     /// A party's integer, if any binding could have it.
     pub fn code(&self, n: &Number) -> Option<u64> {
         n.code().or_else(|| self.names.find(&self.keys, n))
