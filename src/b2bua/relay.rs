@@ -6,7 +6,7 @@
 //! naming a flow, or one that would leave through this node for anywhere
 //! else, is dropped.
 
-use crate::sip::message::{parse_via, Method, Msg};
+use crate::sip::message::{parse_via, Method, Msg, Start};
 use crate::sip::relay::{self, Entry};
 use crate::sip::{Peer, Transport};
 
@@ -49,8 +49,11 @@ impl<P: Policy> Engine<P> {
         let (to, record, back) = if from_phone {
             // In the dialog (the phone follows our Record-Route), to the
             // node whose contact is the Request-URI.
-            let Some(to) = node_of(m.request_uri()).filter(|p| self.policy.is_node(p.addr.ip()))
-            else {
+            let uri = match &m.start {
+                Start::Request { uri, .. } => uri.as_str(),
+                Start::Response { .. } => "",
+            };
+            let Some(to) = node_of(uri).filter(|p| self.policy.is_node(p.addr.ip())) else {
                 tracing::debug!(%src, "relay: a phone's request for no node, dropped");
                 return;
             };

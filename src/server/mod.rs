@@ -18,6 +18,7 @@ use crate::time::{SharedClock, SystemClock};
 mod api;
 mod bind;
 mod core;
+mod load;
 mod sip_thread;
 mod start;
 mod ticks;
@@ -25,6 +26,7 @@ mod ticks;
 use self::core::Core;
 use api::{start_api, ApiDeps};
 use bind::lock_data_dir;
+pub use load::{load_bindings, Loaded};
 use sip_thread::SipThread;
 
 /// Why the server could not start.
@@ -91,137 +93,6 @@ pub struct Server {
     pub api_addr: Option<SocketAddr>,
     /// The binding table (shared with the engine).
     pub bindings: Arc<BindingTable>,
-}
-
-/// What [`load_bindings`] opened and loaded.
-pub struct Loaded {
-    /// The live table.
-    pub table: Arc<BindingTable>,
-    /// The store it came from.
-    pub store: Box<dyn Backend>,
-    /// The operator change the table is current with.
-    pub seen: i64,
-    /// Accounts.
-    pub accounts: Arc<crate::registrar::Directory>,
-    /// The registrations saved (before a restart, or by other nodes), to
-    /// load once the node knows its own address.
-    pub contacts: Vec<(String, crate::registrar::Contact)>,
-}
-
-/// Bindings in a table's load order, read from `at` by a thread of their
-/// own (a connection of its own), a few chunks ahead of the reader.
-fn read_bindings(
-    at: crate::store::Location,
-) -> (
-    std::sync::mpsc::Receiver<Result<Vec<crate::bindings::Binding>, StoreError>>,
-    std::thread::JoinHandle<()>,
-) {
-    const CHUNK: usize = 10_000;
-    let (tx, rx) = std::sync::mpsc::sync_channel(2);
-    let reader = std::thread::spawn(move || {
-        let store = match at.open() {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        };
-        let mut after = crate::bindings::BindingId::MIN;
-        loop {
-            let chunk = store.bindings_after(after, CHUNK);
-            let last = chunk.as_ref().ok().and_then(|c| c.last().map(|b| b.id));
-            let done = last.is_none();
-            if tx.send(chunk).is_err() || done {
-                return;
-            }
-            after = last.unwrap_or(after);
-        }
-    });
-    (rx, reader)
-}
-
-/// Opens the store under `dir` and loads every binding into a new table.
-pub fn load_bindings(cfg: &Config, at: &crate::store::Location) -> Result<Loaded, StoreError> {
-    let dir = at.dir.as_path();
-    let mut store = at.open()?;
-    // Calls of an instance that still runs (draining) are its own.
-    // On a shared database, also those of nodes elsewhere that beat.
-    let fresh = at.fresh_since(crate::time::now_ms());
-    let recovered = store.recover_live(&|id| crate::handover::alive(dir, id), fresh)?;
-    store.release_dead_holds(&|id| crate::handover::alive(dir, id), fresh)?;
-    if recovered > 0 {
-        tracing::warn!(
-            calls = recovered,
-            "booked calls that were live when sipmask last stopped"
-        );
-    }
-    // Read before loading: a change logged meanwhile is applied again,
-    // harmlessly, rather than missed.
-    let seen = store.last_change()?;
-    let table = BindingTable::new(cfg.binding_defaults());
-    let mut skipped = 0usize;
-    let started = std::time::Instant::now();
-    // Read on a thread of its own, a chunk ahead of the table.
-    let (chunks, reader) = read_bindings(at.clone());
-    for chunk in chunks {
-        table.load(chunk?, &mut |e| {
-            skipped += 1;
-            tracing::warn!(error = %e, "binding not loaded");
-        });
-    }
-    let _ = reader.join();
-    // The chunks were made in the reader's own allocator arena: give what
-    // they left back to the system rather than keep it for ever.
-    #[cfg(target_env = "gnu")]
-    // SAFETY: glibc's malloc_trim only releases free memory; it takes no
-    // pointer and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    let load_ms = started.elapsed().as_millis();
-    for (tenant, n) in store.blocklist()? {
-        table.set_blocked(tenant, n, true);
-    }
-    // Users' soft numbers: calls to them are refused.
-    let norm = crate::bindings::Normaliser {
-        default_country_code: cfg.numbers.default_country_code.clone(),
-    };
-    for (_, soft) in store.live_softs()? {
-        table.set_soft(crate::service::flow::dialled_form(&norm, &soft), true);
-    }
-    for (binding, soft) in store.acquired_softs()? {
-        let Some(tenant) = table.get(binding).map(|b| b.tenant) else {
-            continue;
-        };
-        let life =
-            crate::service::flow::settings_of(store.as_ref(), &cfg.flow, tenant)?.x_lifetime_secs;
-        table.set_shown(
-            binding,
-            crate::bindings::Number::from_normalised(soft),
-            life,
-        );
-    }
-    tracing::info!(bindings = table.len(), skipped, load_ms, "bindings loaded");
-    let accounts = Arc::new(crate::registrar::Directory::default());
-    accounts.load_accounts(
-        store
-            .accounts(None)?
-            .into_iter()
-            .map(crate::service::accounts::account_of)
-            .collect(),
-    );
-    let contacts = store
-        .contacts(crate::time::now_ms())?
-        .into_iter()
-        .filter_map(|(a, row)| Some((a, crate::registrar::contact_of(row)?)))
-        .collect();
-    Ok(Loaded {
-        table: Arc::new(table),
-        store,
-        seen,
-        accounts,
-        contacts,
-    })
 }
 
 impl Server {
@@ -501,12 +372,68 @@ impl Upkeep {
     }
 }
 
+/// One heartbeat on a shared database: the node's name held (`take`: taken,
+/// at its first beat), the nodes' addresses read for the relay, whether
+/// the database answers, and the sweeps' lease.
+async fn beat_leases(store: &crate::store::Shared, up: &Upkeep, now: i64, take: bool) {
+    use std::sync::atomic::Ordering;
+    let (node, me, sip) = (up.node.clone(), up.instance.clone(), up.sip.clone());
+    let held = crate::store::off_thread(store, move |s| {
+        let held = s.hold_node(
+            (&node, &sip),
+            &me,
+            now,
+            now - crate::store::NODE_LEASE_MS,
+            take,
+        )?;
+        let nodes = s.node_addresses(now - crate::store::NODE_LEASE_MS)?;
+        Ok::<_, crate::store::StoreError>((held, nodes))
+    })
+    .await
+    .map(|(held, nodes)| {
+        let ips = nodes
+            .iter()
+            .filter_map(|n| Some(n.parse::<SocketAddr>().ok()?.ip()));
+        if let Ok(mut known) = up.nodes.write() {
+            *known = ips.collect();
+        }
+        held
+    });
+    let was_up = up.store_up.swap(held.is_ok(), Ordering::Relaxed);
+    if was_up != held.is_ok() {
+        if was_up {
+            tracing::error!("the database is out of reach: counted bindings are refused");
+        } else {
+            tracing::info!("the database answers again");
+        }
+    }
+    // The sweeps are one node's: whoever holds their lease (a name
+    // no node can have), taken over when its holder stops beating.
+    let me = up.instance.clone();
+    let sweeps = crate::store::off_thread(store, move |s| {
+        s.hold_node(
+            (SWEEPS, ""),
+            &me,
+            now,
+            now - crate::store::NODE_LEASE_MS,
+            false,
+        )
+    })
+    .await;
+    up.sweeper
+        .store(matches!(sweeps, Ok(true)), Ordering::Relaxed);
+    let had = up.lease.swap(matches!(held, Ok(true)), Ordering::Relaxed);
+    if had && !matches!(held, Ok(true)) {
+        tracing::error!(node = %up.node, error = ?held.err(),
+                "this node no longer holds its name: another instance took it, or the database is out of reach");
+    }
+}
+
 /// Every second: moves the database's log into it (off every request's
 /// path: connections never checkpoint by themselves) and, on a shared
 /// database, beats the node's lease; every five, settles the calls of
 /// instances that died (here, or on a node elsewhere whose beat lapsed).
 async fn upkeep(store: Box<dyn Backend>, up: Upkeep, stop: CancellationToken) {
-    use std::sync::atomic::Ordering;
     let store: crate::store::Shared = Arc::new(Mutex::new(store));
     let mut beat = 0u64;
     loop {
@@ -526,59 +453,9 @@ async fn upkeep(store: Box<dyn Backend>, up: Upkeep, stop: CancellationToken) {
         beat += 1;
         let now = up.clock.now().unix_ms;
         if up.at.shared() {
-            let (node, me, sip) = (up.node.clone(), up.instance.clone(), up.sip.clone());
             // The newest process of a node name takes it at its first beat
             // (a restart's overlap hands over); after that it only holds.
-            let take = beat == 1;
-            let held = crate::store::off_thread(&store, move |s| {
-                let held = s.hold_node(
-                    (&node, &sip),
-                    &me,
-                    now,
-                    now - crate::store::NODE_LEASE_MS,
-                    take,
-                )?;
-                let nodes = s.node_addresses(now - crate::store::NODE_LEASE_MS)?;
-                Ok::<_, crate::store::StoreError>((held, nodes))
-            })
-            .await
-            .map(|(held, nodes)| {
-                let ips = nodes
-                    .iter()
-                    .filter_map(|n| Some(n.parse::<SocketAddr>().ok()?.ip()));
-                if let Ok(mut known) = up.nodes.write() {
-                    *known = ips.collect();
-                }
-                held
-            });
-            let was_up = up.store_up.swap(held.is_ok(), Ordering::Relaxed);
-            if was_up != held.is_ok() {
-                if was_up {
-                    tracing::error!("the database is out of reach: counted bindings are refused");
-                } else {
-                    tracing::info!("the database answers again");
-                }
-            }
-            // The sweeps are one node's: whoever holds their lease (a name
-            // no node can have), taken over when its holder stops beating.
-            let me = up.instance.clone();
-            let sweeps = crate::store::off_thread(&store, move |s| {
-                s.hold_node(
-                    (SWEEPS, ""),
-                    &me,
-                    now,
-                    now - crate::store::NODE_LEASE_MS,
-                    false,
-                )
-            })
-            .await;
-            up.sweeper
-                .store(matches!(sweeps, Ok(true)), Ordering::Relaxed);
-            let had = up.lease.swap(matches!(held, Ok(true)), Ordering::Relaxed);
-            if had && !matches!(held, Ok(true)) {
-                tracing::error!(node = %up.node, error = ?held.err(),
-                    "this node no longer holds its name: another instance took it, or the database is out of reach");
-            }
+            beat_leases(&store, &up, now, beat == 1).await;
         }
         if beat.is_multiple_of(5) {
             let (dir, fresh) = (up.at.dir.clone(), up.at.fresh_since(now));

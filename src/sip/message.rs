@@ -386,14 +386,6 @@ impl Msg {
         Ok(())
     }
 
-    /// The Request-URI of a request (empty for a response).
-    pub fn request_uri(&self) -> &str {
-        match &self.start {
-            Start::Request { uri, .. } => uri,
-            Start::Response { .. } => "",
-        }
-    }
-
     /// The method of a request.
     pub fn method(&self) -> Option<&Method> {
         match &self.start {
