@@ -8,7 +8,9 @@
 mod common;
 
 use common::pg::{Relay, TempDb};
-use sipmask::bindings::{Claim, Conditions, Direction, Kind, Number, Refusal, Usage, Zone};
+use sipmask::bindings::{
+    Claim, Conditions, Counted, Direction, Kind, Number, Refusal, Usage, Zone,
+};
 use sipmask::store::accounts::{AccountRow, ContactRow};
 use sipmask::store::changes::Change;
 use sipmask::store::events::NewEvent;
@@ -17,7 +19,7 @@ use sipmask::store::live::{Checkpoint, LiveRow};
 use sipmask::store::prelude::*;
 use sipmask::store::webhooks::Attempt;
 use sipmask::store::{
-    open, open_url, Answered, CallFilter, CallRecord, Charge, Filter, NewBinding, Reserve, Settle,
+    open, open_url, Answered, CallFilter, CallRecord, Filter, NewBinding, Reserve, Settle,
     StoreError, UsageUpdate,
 };
 
@@ -206,16 +208,16 @@ fn reserve(
     budget: u64,
 ) -> Result<u64, Refusal> {
     let r = Reserve {
-        limits: Charge {
-            id,
+        id,
+        limits: Counted {
             max_calls,
             max_per_day: 0,
             today: 1,
-            at: 800,
-            hold: Some(key.into()),
+            budget,
         },
+        at: 800,
+        hold: Some(key.into()),
         instance: instance.into(),
-        budget,
         want: 10,
     };
     s.reserve(&r).expect("reserve")
@@ -274,16 +276,16 @@ fn holds_reserve_at_the_invite_lease_talk_and_count_at_the_end() {
         // The daily count (1 of 1 on day 20,002) refuses on that day and
         // starts again on the next.
         let daily = |today| Reserve {
-            limits: Charge {
-                id: calls,
+            id: calls,
+            limits: Counted {
                 max_calls: 0,
                 max_per_day: 1,
                 today,
-                at: 950,
-                hold: Some(format!("d-{today}")),
+                budget: 0,
             },
+            at: 950,
+            hold: Some(format!("d-{today}")),
             instance: "i".into(),
-            budget: 0,
             want: 10,
         };
         assert_eq!(

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::b2bua::policy::{CallId, Limit, Plan};
 use crate::b2bua::EndReason;
 use crate::bindings::conditions::lease;
-use crate::store::{Answered, Ask, Charge, Outcome, Reserve, Settle};
+use crate::store::{Answered, Ask, Outcome, Reserve, Settle};
 use crate::time::Now;
 
 use super::{CallState, Masking};
@@ -23,21 +23,16 @@ impl Masking {
         if !self.cfg.shared_store || !self.bindings.shared_count(call.binding) {
             return;
         }
-        let Some(c) = self.bindings.counted_limits(call.binding, now.unix()) else {
+        let Some(limits) = self.bindings.counted_limits(call.binding, now.unix()) else {
             return;
         };
         let key = self.live_key(id);
         let ticket = self.store.ask_now(Ask::Reserve(Reserve {
-            limits: Charge {
-                id: call.binding,
-                max_calls: c.max_calls,
-                max_per_day: c.max_per_day,
-                today: c.today,
-                at: now.unix(),
-                hold: Some(key.clone()),
-            },
+            id: call.binding,
+            limits,
+            at: now.unix(),
+            hold: Some(key.clone()),
             instance: self.cfg.instance.clone(),
-            budget: c.budget,
             want: lease(u64::MAX, call.max_secs, 0),
         }));
         plan.hold = Some(ticket);

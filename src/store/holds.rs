@@ -6,35 +6,21 @@
 //! by the node that settles its calls.
 
 use super::StoreError;
-use crate::bindings::{BindingId, Refusal};
-
-/// A binding's counted limits as a new call's reservation states them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Charge {
-    /// Which binding.
-    pub id: BindingId,
-    /// `max_calls` in force (0: no limit).
-    pub max_calls: u32,
-    /// `max_calls_per_day` in force (0: no limit).
-    pub max_per_day: u32,
-    /// The binding's local day of the answer.
-    pub today: i64,
-    /// Unix seconds of the answer.
-    pub at: i64,
-    /// The call's hold (its checkpoint key), if it reserved one.
-    pub hold: Option<String>,
-}
+use crate::bindings::{BindingId, Counted, Refusal};
 
 /// A new call's hold: a use reserved, and the first lease of talk time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reserve {
-    /// The limits as a charge states them (`at`: the INVITE's second;
-    /// `hold`: the call's key).
-    pub limits: Charge,
+    /// Which binding.
+    pub id: BindingId,
+    /// Its counted limits in force, and its local day at the INVITE.
+    pub limits: Counted,
+    /// Unix seconds of the INVITE.
+    pub at: i64,
+    /// The call's hold (its checkpoint key), if it makes one.
+    pub hold: Option<String>,
     /// The instance that holds the call.
     pub instance: String,
-    /// `talk_budget_secs` in force (0: none).
-    pub budget: u64,
     /// The lease asked for (at most what is left of the budget is given).
     pub want: u64,
 }
@@ -63,7 +49,7 @@ pub struct Answered {
 
 /// Holds in a database that nodes share.
 pub trait HoldStore {
-    /// Reserves a use of `r.limits.id` if `max_calls` and
+    /// Reserves a use of `r.id` if `max_calls` and
     /// `max_calls_per_day` (counting answered and reserved calls) and the
     /// talk budget (counting booked and leased time) allow one more, and
     /// leases it `min(want, what is left)` of talk time: one conditional
@@ -165,6 +151,13 @@ pub(crate) fn give_back(s: &Settle, leased: Option<i64>) -> [i64; 6] {
     [live, leased.unwrap_or(0), talk, used, at, day]
 }
 
+/// The parameters of [`GIVE_BACK`] for `n` holds of a dead instance on
+/// one binding, with `leased` seconds between them: each a used call (its
+/// node may have answered it), counted on the binding's current day.
+pub(crate) fn dead_give_back(n: i64, leased: i64) -> [i64; 6] {
+    [n, leased, 0, n, 0, -1]
+}
+
 /// Instances with holds older than a node lease (`?1`, unix ms) and no
 /// fresh lease of their own: a new instance reserves before its first beat.
 pub(crate) const HOLDING: &str = "SELECT DISTINCT c.instance FROM holds c
@@ -193,7 +186,7 @@ pub(crate) fn refusal_of(r: &Reserve, counts: Option<[i64; 6]>) -> Refusal {
         return Refusal::UnknownNumber;
     };
     let c = &r.limits;
-    let budget = i64::try_from(r.budget).unwrap_or(i64::MAX);
+    let budget = i64::try_from(c.budget).unwrap_or(i64::MAX);
     let today = if day == c.today { day_calls } else { 0 };
     if c.max_calls > 0 && used + live >= i64::from(c.max_calls) {
         Refusal::CallsUsedUp
@@ -202,12 +195,6 @@ pub(crate) fn refusal_of(r: &Reserve, counts: Option<[i64; 6]>) -> Refusal {
     } else if budget > 0 && talked + leased >= budget {
         Refusal::TalkTimeUsedUp
     } else {
-        crate::bindings::Counted {
-            max_calls: c.max_calls,
-            max_per_day: c.max_per_day,
-            today: c.today,
-            budget: r.budget,
-        }
-        .refusal()
+        c.refusal()
     }
 }

@@ -33,7 +33,7 @@ pub use backend::{
     RecordStore, TenantStore, WebhookStore,
 };
 pub use batch::Batch;
-pub use holds::{Answered, Charge, HoldStore, Reserve, Settle};
+pub use holds::{Answered, HoldStore, Reserve, Settle};
 
 /// The storage traits, for code that calls a backend's methods.
 pub mod prelude {

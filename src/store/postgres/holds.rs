@@ -11,6 +11,12 @@ fn secs(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// [`GIVE_BACK`] on binding `id` with the parameters `p`.
+fn give(s: &PgStore, id: BindingId, p: [i64; 6]) -> Result<(), StoreError> {
+    s.exec(GIVE_BACK, &[&id, &p[0], &p[1], &p[2], &p[3], &p[4], &p[5]])?;
+    Ok(())
+}
+
 impl HoldStore for PgStore {
     fn reserve(&mut self, r: &Reserve) -> Result<Result<u64, Refusal>, StoreError> {
         let c = &r.limits;
@@ -24,16 +30,16 @@ impl HoldStore for PgStore {
              SELECT (SELECT talk_granted FROM r), b.calls_used, b.calls_live, b.day, b.day_calls,
              b.talk_secs_used, b.talk_leased FROM bindings b WHERE b.id = ?1",
         ]);
-        let key = c.hold.clone().unwrap_or_default();
+        let key = r.hold.clone().unwrap_or_default();
         let row = self.row(
             &sql,
             &[
-                &c.id,
+                &r.id,
                 &i64::from(c.max_calls),
                 &c.today,
-                &c.at,
+                &r.at,
                 &i64::from(c.max_per_day),
-                &secs(r.budget),
+                &secs(c.budget),
                 &secs(r.want),
                 &key,
                 &r.instance,
@@ -87,11 +93,7 @@ impl HoldStore for PgStore {
                     },
                     None => None,
                 };
-                let p = give_back(x, held);
-                s.exec(
-                    GIVE_BACK,
-                    &[&x.id, &p[0], &p[1], &p[2], &p[3], &p[4], &p[5]],
-                )?;
+                give(s, x.id, give_back(x, held))?;
             }
             Ok(())
         })
@@ -115,7 +117,7 @@ impl HoldStore for PgStore {
                         r.try_get::<_, i64>(1)?,
                         r.try_get::<_, i64>(2)?,
                     );
-                    s.exec(GIVE_BACK, &[&b, &n, &leased, &0i64, &n, &0i64, &-1i64])?;
+                    give(s, b, dead_give_back(n, leased))?;
                 }
                 released += s.exec(FORGET_HOLDS, &[i])? as usize;
             }

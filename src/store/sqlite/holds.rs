@@ -12,6 +12,13 @@ fn secs(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// [`GIVE_BACK`] on binding `id` with the parameters `p`.
+fn give(c: &rusqlite::Connection, id: BindingId, p: [i64; 6]) -> Result<(), StoreError> {
+    c.prepare_cached(GIVE_BACK)?
+        .execute(params![id, p[0], p[1], p[2], p[3], p[4], p[5]])?;
+    Ok(())
+}
+
 impl HoldStore for SqliteStore {
     fn reserve(&mut self, r: &Reserve) -> Result<Result<u64, Refusal>, StoreError> {
         let c = &r.limits;
@@ -20,12 +27,12 @@ impl HoldStore for SqliteStore {
             .prepare_cached(RESERVE)?
             .query_row(
                 params![
-                    c.id,
+                    r.id,
                     c.max_calls,
                     c.today,
-                    c.at,
+                    r.at,
                     c.max_per_day,
-                    secs(r.budget),
+                    secs(c.budget),
                     secs(r.want)
                 ],
                 |row| row.get(1),
@@ -34,7 +41,7 @@ impl HoldStore for SqliteStore {
         let Some(granted) = granted else {
             let counts = tx
                 .prepare_cached(COUNTS)?
-                .query_row([c.id], |r| {
+                .query_row([r.id], |r| {
                     Ok([
                         r.get(0)?,
                         r.get(1)?,
@@ -47,9 +54,9 @@ impl HoldStore for SqliteStore {
                 .optional()?;
             return Ok(Err(refusal_of(r, counts)));
         };
-        if let Some(key) = &c.hold {
+        if let Some(key) = &r.hold {
             tx.prepare_cached(INSERT_HOLD)?
-                .execute(params![key, r.instance, c.id, c.at, granted])?;
+                .execute(params![key, r.instance, r.id, r.at, granted])?;
         }
         tx.commit()?;
         Ok(Ok(granted.max(0) as u64))
@@ -92,9 +99,7 @@ impl HoldStore for SqliteStore {
                 },
                 None => None,
             };
-            let p = give_back(s, held);
-            tx.prepare_cached(GIVE_BACK)?
-                .execute(params![s.id, p[0], p[1], p[2], p[3], p[4], p[5]])?;
+            give(&tx, s.id, give_back(s, held))?;
         }
         tx.commit()?;
         Ok(())
@@ -116,9 +121,8 @@ impl HoldStore for SqliteStore {
                 .prepare_cached(DEAD_HOLDS)?
                 .query_map([i], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<_, _>>()?;
-            for (binding, n, leased) in &per {
-                tx.prepare_cached(GIVE_BACK)?
-                    .execute(params![binding, n, leased, 0, n, 0, -1])?;
+            for &(binding, n, leased) in &per {
+                give(&tx, binding, dead_give_back(n, leased))?;
             }
             released += tx.prepare_cached(FORGET_HOLDS)?.execute([i])?;
         }
