@@ -6,7 +6,7 @@
 //! naming a flow, or one that would leave through this node for anywhere
 //! else, is dropped.
 
-use crate::sip::message::{parse_via, Method, Msg, Start};
+use crate::sip::message::{param, parse_via, Method, Msg, Start};
 use crate::sip::relay::{self, Entry};
 use crate::sip::{Peer, Transport};
 
@@ -130,16 +130,38 @@ impl<P: Policy> Engine<P> {
 fn node_of(uri: &str) -> Option<Peer> {
     let rest = uri.split_once(':')?.1;
     let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let (hostport, params) = host.split_once(';').unwrap_or((host, ""));
+    let (hostport, params) = match host.find(';') {
+        Some(i) => host.split_at(i),
+        None => (host, ""),
+    };
     let addr = hostport.parse().ok().or_else(|| {
         let ip: std::net::IpAddr = hostport.parse().ok()?;
         Some(std::net::SocketAddr::new(ip, 5060))
     })?;
-    let tcp = params
-        .split(';')
-        .any(|p| p.eq_ignore_ascii_case("transport=tcp"));
+    let tcp = param(params, "transport").is_some_and(|t| t.eq_ignore_ascii_case("tcp"));
     Some(Peer {
         transport: if tcp { Transport::Tcp } else { Transport::Udp },
         addr,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nodes_contact_uri_says_where_and_how_it_is_reached() {
+        let p = node_of("sip:x@127.0.0.1:5070;transport=TCP;ob").expect("tcp");
+        assert_eq!(
+            (p.transport, p.addr),
+            (Transport::Tcp, "127.0.0.1:5070".parse().expect("addr"))
+        );
+        let p = node_of("sip:127.0.0.1").expect("udp");
+        assert_eq!((p.transport, p.addr.port()), (Transport::Udp, 5060));
+        assert_eq!(
+            node_of("sip:x@node.example:5060"),
+            None,
+            "no name lookups here"
+        );
+    }
 }

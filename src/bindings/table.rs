@@ -196,23 +196,16 @@ impl BindingTable {
         if self.x_tenant.get(x).is_some_and(|t| *t != tenant) {
             return Err(TableError::VirtualOwned(x.clone()));
         }
-        let xc = rows.code(x);
-        let taken = |p: &Number| match (rows.code(p), xc) {
-            (Some(p), Some(x)) => rows.pair(p, x).is_some(),
-            _ => false,
-        };
         match a {
             Some(a) if a == b => Err(TableError::SameParty),
-            Some(a) => match [a, b].into_iter().find(|p| taken(p)) {
+            Some(a) => match [a, b].into_iter().find(|p| rows.serves(p, x)) {
                 Some(p) => Err(TableError::PartyTaken {
                     party: p.clone(),
                     x: x.clone(),
                 }),
                 None => Ok(()),
             },
-            None if xc.is_some_and(|x| rows.ax(x).is_some()) => {
-                Err(TableError::VirtualTaken(x.clone()))
-            }
+            None if rows.is_identifier(x) => Err(TableError::VirtualTaken(x.clone())),
             None => Ok(()),
         }
     }
@@ -355,8 +348,7 @@ impl BindingTable {
     /// Whether X is an identifier's (an AX binding): such an X reaches its
     /// owner alone and is never allocated to a pair.
     pub fn is_identifier(&self, x: &Number) -> bool {
-        let rows = self.read_rows();
-        rows.code(x).is_some_and(|x| rows.ax(x).is_some())
+        self.read_rows().is_identifier(x)
     }
 
     /// Live bindings on X.
@@ -368,11 +360,7 @@ impl BindingTable {
     /// each X of a pool rather than keeping every party's list of X (a
     /// list per party cost a few hundred bytes a binding).
     pub fn serves(&self, party: &Number, x: &Number) -> bool {
-        let rows = self.read_rows();
-        match (rows.code(party), rows.code(x)) {
-            (Some(p), Some(x)) => rows.pair(p, x).is_some(),
-            _ => false,
-        }
+        self.read_rows().serves(party, x)
     }
 
     /// Shows `soft` for the user (B) of acquired binding `id` (flow 2)

@@ -100,9 +100,12 @@ impl Directory {
         n
     }
 
-    /// Every contact of an account, expired or not.
-    pub(super) fn contacts_any(&self, name: &str) -> Vec<Contact> {
-        self.lock().contacts.get(name).cloned().unwrap_or_default()
+    /// Whether any contact of an account, expired or not, is as `f` says.
+    pub(super) fn any_contact(&self, name: &str, f: impl Fn(&Contact) -> bool) -> bool {
+        self.lock()
+            .contacts
+            .get(name)
+            .is_some_and(|cs| cs.iter().any(f))
     }
 
     /// Adds or replaces an account.

@@ -345,23 +345,19 @@ impl Upkeep {
         (instance, at): (String, crate::store::Location),
         api: Option<&crate::api::ApiState>,
     ) -> Upkeep {
+        // What the upkeep shares with the engine, read under one lock.
+        let (store_up, sip, nodes) = core
+            .engine
+            .lock()
+            .map(|e| {
+                let p = e.policy();
+                (p.store_up(), e.me().unwrap_or_default(), p.nodes())
+            })
+            .unwrap_or_default();
         Upkeep {
-            store_up: core
-                .engine
-                .lock()
-                .map(|e| e.policy().store_up())
-                .unwrap_or_default(),
-            sip: core
-                .engine
-                .lock()
-                .ok()
-                .and_then(|e| e.me())
-                .unwrap_or_default(),
-            nodes: core
-                .engine
-                .lock()
-                .map(|e| e.policy().nodes())
-                .unwrap_or_default(),
+            store_up,
+            sip,
+            nodes,
             node: node_name(&cfg.storage.node),
             instance,
             at,

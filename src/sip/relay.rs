@@ -102,12 +102,16 @@ impl Entry {
 /// the request's own (so that a CANCEL relayed matches its INVITE at the
 /// next hop), and `back` (the flow the request came on) for its response.
 pub fn via(me: &str, transport: Transport, theirs: &str, back: Option<&Entry>) -> String {
-    let t = match transport {
-        Transport::Tcp => "TCP",
-        Transport::Udp => "UDP",
-    };
     let theirs = theirs.strip_prefix("z9hG4bK").unwrap_or(theirs);
-    let mut v = crate::text::cat(&["SIP/2.0/", t, " ", me, ";branch=", BRANCH, theirs]);
+    let mut v = crate::text::cat(&[
+        "SIP/2.0/",
+        transport.as_str(),
+        " ",
+        me,
+        ";branch=",
+        BRANCH,
+        theirs,
+    ]);
     if let Some(e) = back {
         let flow = e.value();
         // The entry's own parameters, after its URI's host.

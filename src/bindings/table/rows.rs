@@ -195,6 +195,19 @@ impl Rows {
             .map(|&e| &rows[(e & !B_SIDE) as usize])
     }
 
+    /// Whether `party` has an AXB binding on `x`.
+    pub fn serves(&self, party: &Number, x: &Number) -> bool {
+        match (self.code(party), self.code(x)) {
+            (Some(p), Some(x)) => self.pair(p, x).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Whether `x` has an AX binding (an identifier's).
+    pub fn is_identifier(&self, x: &Number) -> bool {
+        self.code(x).is_some_and(|x| self.ax(x).is_some())
+    }
+
     /// The AX binding on `x`.
     pub fn ax(&self, x: u64) -> Option<&Row> {
         let rows = &self.rows;
