@@ -109,14 +109,8 @@ pub struct BindingTable {
     // the SIP thread takes it for each step of a call, the API for each
     // change, each for a few lookups.
     rows: std::sync::RwLock<Rows>,
-    // How many bindings use each X: pool status, allocation order, and
-    // "caller not allowed" versus "unknown number" without a scan.
-    x_count: DashMap<Number, u32, Keyed>,
     // Blocked callers per tenant.
     blocked: DashMap<(TenantId, Number), (), Keyed>,
-    // Tenant of each X in use, to apply its blocklist before telling a
-    // stranger "not allowed" on an AXB number.
-    x_tenant: DashMap<Number, TenantId, Keyed>,
     // Live soft numbers (as dialled), with how many tenants hold each:
     // never callable, never an X or a party.
     soft: DashMap<Number, u32, Keyed>,
@@ -193,7 +187,7 @@ impl BindingTable {
         tenant: TenantId,
         (a, x, b): (Option<&Number>, &Number, &Number),
     ) -> Result<(), TableError> {
-        if self.x_tenant.get(x).is_some_and(|t| *t != tenant) {
+        if rows.x_use(x).is_some_and(|u| u.tenant != tenant) {
             return Err(TableError::VirtualOwned(x.clone()));
         }
         match a {
@@ -218,14 +212,16 @@ impl BindingTable {
     }
 
     fn add(&self, rows: &mut Rows, binding: Binding) -> Result<(), TableError> {
-        let parties = (binding.a.as_ref(), &binding.x, &binding.b);
-        self.check_in(rows, binding.tenant, parties)?;
-        *self.x_count.entry(binding.x.clone()).or_insert(0) += 1;
-        if self.x_tenant.get(&binding.x).is_none() {
-            self.x_tenant.insert(binding.x.clone(), binding.tenant);
+        if binding.a.as_ref() == Some(&binding.b) {
+            return Err(TableError::SameParty);
         }
-        rows.insert(Row::of(&binding), parties);
-        Ok(())
+        let parties = (binding.a.as_ref(), &binding.x, &binding.b);
+        rows.insert(Row::of(&binding), parties)
+    }
+
+    /// Makes room for `n` more bindings (AXB ones, as most are).
+    pub fn reserve(&self, n: usize) {
+        self.write_rows().reserve(n, n);
     }
 
     /// Adds the bindings read back from the store at start, under one
@@ -246,16 +242,6 @@ impl BindingTable {
     pub fn remove(&self, id: BindingId) -> Option<Binding> {
         let b = self.write_rows().remove(id)?;
         self.shown.remove(&id);
-        if self
-            .x_count
-            .remove_if_mut(&b.x, |_, n| {
-                *n -= 1;
-                *n == 0
-            })
-            .is_some()
-        {
-            self.x_tenant.remove(&b.x);
-        }
         Some(b)
     }
 
@@ -276,8 +262,8 @@ impl BindingTable {
         });
         let id = match found {
             Some(id) => id,
-            None if self.virtual_in_axb(dialled) => {
-                let tenant = self.x_tenant.get(dialled).map(|t| *t);
+            None if rows.x_use(dialled).is_some() => {
+                let tenant = rows.x_use(dialled).map(|u| u.tenant);
                 if tenant.is_some_and(|t| self.blocked.contains_key(&(t, caller.clone()))) {
                     return Err(Refusal::CallerBlocked);
                 }
@@ -314,10 +300,6 @@ impl BindingTable {
         })
     }
 
-    fn virtual_in_axb(&self, x: &Number) -> bool {
-        self.x_count.contains_key(x)
-    }
-
     /// Replaces a binding's conditions; usage is kept. Returns the binding.
     pub fn set_conditions(&self, id: BindingId, c: Conditions) -> Option<Binding> {
         let mut rows = self.write_rows();
@@ -342,7 +324,7 @@ impl BindingTable {
 
     /// The tenant whose bindings use X, if any.
     pub fn tenant_of(&self, x: &Number) -> Option<TenantId> {
-        self.x_tenant.get(x).map(|t| *t)
+        self.read_rows().x_use(x).map(|u| u.tenant)
     }
 
     /// Whether X is an identifier's (an AX binding): such an X reaches its
@@ -353,7 +335,7 @@ impl BindingTable {
 
     /// Live bindings on X.
     pub fn uses_of(&self, x: &Number) -> u32 {
-        self.x_count.get(x).map_or(0, |n| *n)
+        self.read_rows().x_use(x).map_or(0, |u| u.count)
     }
 
     /// Whether `party` has an AXB binding on `x`. Allocation asks it of

@@ -32,7 +32,7 @@ fn read_bindings(
     std::thread::JoinHandle<()>,
 ) {
     const CHUNK: usize = 10_000;
-    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
     let reader = std::thread::spawn(move || {
         let store = match at.open() {
             Ok(s) => s,
@@ -78,6 +78,9 @@ pub fn load_bindings(cfg: &Config, at: &crate::store::Location) -> Result<Loaded
     let started = std::time::Instant::now();
     // Read on a thread of its own, a chunk ahead of the table.
     let (chunks, reader) = read_bindings(at.clone());
+    // Counted while the first chunks are read: room made once, where
+    // growing step by step would move every index several times.
+    table.reserve(store.binding_count()?);
     for chunk in chunks {
         table.load(chunk?, &mut |e| {
             skipped += 1;

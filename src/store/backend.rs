@@ -98,6 +98,9 @@ pub trait BindingStore {
     /// table loads them a chunk at a time while the next is read.
     fn bindings_after(&self, after: BindingId, limit: usize) -> Result<Vec<Binding>, StoreError>;
 
+    /// How many bindings there are: the table makes room for them at once.
+    fn binding_count(&self) -> Result<usize, StoreError>;
+
     /// One binding by id.
     fn get(&self, id: BindingId) -> Result<Option<Binding>, StoreError>;
 

@@ -36,8 +36,10 @@ fn x(rng: &mut impl Rng) -> Number {
 
 /// What the model says `insert` does with `b`.
 fn clash(model: &HashMap<BindingId, Binding>, b: &Binding) -> Option<TableError> {
+    let owned = model.values().any(|m| m.x == b.x && m.tenant != b.tenant);
     match &b.a {
         Some(a) if a == &b.b => Some(TableError::SameParty),
+        _ if owned => Some(TableError::VirtualOwned(b.x.clone())),
         Some(a) => [a, &b.b].into_iter().find_map(|p| {
             model
                 .values()
@@ -80,7 +82,8 @@ fn the_table_does_what_a_plain_model_does() {
                 0..=3 => {
                     let b = Binding {
                         id: next,
-                        tenant: OPERATOR,
+                        // Now and then another owner's, who may not share X.
+                        tenant: if rng.random_bool(0.1) { 7 } else { OPERATOR },
                         kind: Kind::Cli,
                         a: rng.random_bool(0.7).then(|| party(&mut rng)),
                         x: x(&mut rng),
@@ -120,6 +123,13 @@ fn the_table_does_what_a_plain_model_does() {
                 }
                 _ => {
                     let (caller, dialled) = (party(&mut rng), x(&mut rng));
+                    let on_x = model.values().filter(|m| m.x == dialled);
+                    assert_eq!(t.uses_of(&dialled) as usize, on_x.clone().count(), "{what}");
+                    assert_eq!(
+                        t.tenant_of(&dialled),
+                        on_x.map(|m| m.tenant).next(),
+                        "{what}"
+                    );
                     let got = t.admit(&caller, &dialled, 0).ok().map(|a| a.binding);
                     if let Some(id) = got {
                         // The reservation given back: the model counts nothing.

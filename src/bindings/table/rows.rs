@@ -10,7 +10,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 
 use super::row::Row;
-use super::{Binding, BindingId};
+use super::{Binding, BindingId, TableError, TenantId};
 use crate::bindings::number::Number;
 use crate::ids::Keyed;
 
@@ -79,6 +79,15 @@ impl Names {
     }
 }
 
+/// How many bindings use an X, and whose they are: pool status,
+/// allocation order, and "caller not allowed" versus "unknown number"
+/// without a scan.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct XUse {
+    pub count: u32,
+    pub tenant: TenantId,
+}
+
 /// Rows and their indexes.
 #[derive(Default)]
 pub(super) struct Rows {
@@ -87,6 +96,7 @@ pub(super) struct Rows {
     by_id: HashTable<u32>,
     pairs: HashTable<u32>,
     ax: HashTable<u32>,
+    xs: hashbrown::HashMap<u64, XUse, Keyed>,
     names: Names,
     keys: Keyed,
 }
@@ -113,6 +123,7 @@ impl Rows {
             .map(|(n, _)| std::mem::size_of::<(Number, u32)>() + n.as_str().len())
             .sum();
         self.rows.capacity() * std::mem::size_of::<Row>()
+            + self.xs.capacity() * (std::mem::size_of::<(u64, XUse)>() + 1)
             + (self.by_id.capacity() + self.pairs.capacity() + self.ax.capacity()) * slot
             + (self.names.index.capacity() + self.free.capacity()) * slot
             + own
@@ -232,11 +243,24 @@ impl Rows {
         ax.reserve(n - pairs, |&s| keys.hash_one(rows[s as usize].x));
     }
 
-    /// Adds a row for `b`'s numbers (the caller checked its clashes).
-    pub fn insert(&mut self, mut row: Row, (a, x, b): (Option<&Number>, &Number, &Number)) {
+    /// Adds a row for parties `(a, x, b)`: the indexes refuse a (party,
+    /// X) or an AX X that is taken, and an X of another tenant, so that a
+    /// clash costs no lookup of its own.
+    pub fn insert(
+        &mut self,
+        mut row: Row,
+        (a, x, b): (Option<&Number>, &Number, &Number),
+    ) -> Result<(), TableError> {
         row.a = a.map_or(0, |a| self.intern(a));
         row.x = self.intern(x);
         row.b = self.intern(b);
+        if self.xs.get(&row.x).is_some_and(|u| u.tenant != row.tenant) {
+            self.release_parties(&row);
+            return Err(TableError::VirtualOwned(x.clone()));
+        }
+        let (id, xc, tenant) = (row.id, row.x, row.tenant);
+        // In place before the indexes point at it: growing one rehashes
+        // its entries from their rows.
         let slot = match self.free.pop() {
             Some(s) => {
                 self.rows[s as usize] = row;
@@ -247,27 +271,92 @@ impl Rows {
                 (self.rows.len() - 1) as u32
             }
         };
+        if let Err(e) = self.index(slot, (a, x, b)) {
+            let r = std::mem::replace(&mut self.rows[slot as usize], Row::vacant());
+            self.release_parties(&r);
+            self.free.push(slot);
+            return Err(e);
+        }
+        let keys = &self.keys;
+        let rows = &self.rows;
+        self.by_id.insert_unique(keys.hash_one(id), slot, |&s| {
+            keys.hash_one(rows[s as usize].id)
+        });
+        self.xs.entry(xc).or_insert(XUse { count: 0, tenant }).count += 1;
+        Ok(())
+    }
+
+    /// Enters row `slot` in the index of its kind, unless its place there
+    /// is taken.
+    fn index(
+        &mut self,
+        slot: u32,
+        (a, x, b): (Option<&Number>, &Number, &Number),
+    ) -> Result<(), TableError> {
+        use hashbrown::hash_table::Entry;
         let Rows {
             rows,
-            by_id,
             pairs,
             ax,
             keys,
             ..
         } = self;
         let r = &rows[slot as usize];
-        by_id.insert_unique(keys.hash_one(r.id), slot, |&s| {
-            keys.hash_one(rows[s as usize].id)
-        });
-        let rehash = Self::rehash(rows, keys);
-        if r.a == 0 {
-            ax.insert_unique(keys.hash_one(r.x), slot, |&s| {
+        let (ac, xc, bc) = (r.a, r.x, r.b);
+        let Some(a) = a else {
+            let taken = |&s: &u32| rows[s as usize].x == xc;
+            return match ax.entry(keys.hash_one(xc), taken, |&s| {
                 keys.hash_one(rows[s as usize].x)
-            });
-        } else {
-            pairs.insert_unique(Self::pair_hash(keys, r.a, r.x), slot, &rehash);
-            pairs.insert_unique(Self::pair_hash(keys, r.b, r.x), slot | B_SIDE, &rehash);
+            }) {
+                Entry::Occupied(_) => Err(TableError::VirtualTaken(x.clone())),
+                Entry::Vacant(v) => {
+                    v.insert(slot);
+                    Ok(())
+                }
+            };
+        };
+        for (party, code, e) in [(a, ac, slot), (b, bc, slot | B_SIDE)] {
+            let h = Self::pair_hash(keys, code, xc);
+            let taken = |&f: &u32| {
+                let r = &rows[(f & !B_SIDE) as usize];
+                r.x == xc
+                    && if f & B_SIDE == 0 {
+                        r.a == code
+                    } else {
+                        r.b == code
+                    }
+            };
+            match pairs.entry(h, taken, Self::rehash(rows, keys)) {
+                Entry::Vacant(v) => {
+                    v.insert(e);
+                }
+                Entry::Occupied(_) => {
+                    if e & B_SIDE != 0 {
+                        // A's entry went in: take it out again.
+                        let h = Self::pair_hash(keys, ac, xc);
+                        if let Ok(mine) = pairs.find_entry(h, |&f| f == slot) {
+                            mine.remove();
+                        }
+                    }
+                    return Err(TableError::PartyTaken {
+                        party: party.clone(),
+                        x: x.clone(),
+                    });
+                }
+            }
         }
+        Ok(())
+    }
+
+    fn release_parties(&mut self, r: &Row) {
+        for code in [r.a, r.x, r.b] {
+            self.release(code);
+        }
+    }
+
+    /// How many bindings use `x`, and whose.
+    pub fn x_use(&self, x: &Number) -> Option<XUse> {
+        self.code(x).and_then(|c| self.xs.get(&c).copied())
     }
 
     /// The binding a row holds.
@@ -305,6 +394,12 @@ impl Rows {
                 if let Ok(found) = self.pairs.find_entry(h, |&v| v == e) {
                     found.remove();
                 }
+            }
+        }
+        if let Some(u) = self.xs.get_mut(&x) {
+            u.count -= 1;
+            if u.count == 0 {
+                self.xs.remove(&x);
             }
         }
         for code in [a, x, b] {

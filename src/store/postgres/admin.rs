@@ -372,4 +372,9 @@ impl BindingStore for PgStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.bindings_where("id > ?1 ORDER BY id LIMIT ?2", &[&after, &limit])
     }
+
+    fn binding_count(&self) -> Result<usize, StoreError> {
+        let n: i64 = self.one("SELECT count(*) FROM bindings", &[])?.get(0);
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
 }

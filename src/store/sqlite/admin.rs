@@ -438,4 +438,11 @@ impl BindingStore for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.bindings_where("id > ?1 ORDER BY id LIMIT ?2", params![after, limit])
     }
+
+    fn binding_count(&self) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM bindings", [], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
 }
