@@ -20,16 +20,19 @@ use crate::store::StoreError;
 /// How often the log is read: the bound on how late a change applies.
 pub const EVERY: Duration = Duration::from_millis(250);
 
-/// Applies changes logged after `after` until `cancel`.
+/// Applies changes logged after `applied` until `cancel`, keeping
+/// `applied` at the last one applied (a table saved at the stop is current
+/// with it).
 pub async fn run(
     store: Box<dyn Backend>,
-    mut after: i64,
+    applied: Arc<std::sync::atomic::AtomicI64>,
     table: Arc<BindingTable>,
     accounts: Arc<Directory>,
     api: Option<Arc<ApiState>>,
     cancel: CancellationToken,
 ) {
     let store = Arc::new(std::sync::Mutex::new(store));
+    let mut after = applied.load(std::sync::atomic::Ordering::Acquire);
     loop {
         if cancel.is_cancelled() {
             return;
@@ -42,14 +45,17 @@ pub async fn run(
             apply(s, after, &t, &d, a.as_deref())
         });
         match r.await {
-            Ok(last) => after = last,
+            Ok(last) => {
+                after = last;
+                applied.store(last, std::sync::atomic::Ordering::Release);
+            }
             Err(e) => tracing::error!(error = %e, "applying operator changes failed"),
         }
     }
 }
 
 /// Applies every change after `after`; returns the last id applied.
-fn apply(
+pub(crate) fn apply(
     s: &dyn Backend,
     after: i64,
     table: &BindingTable,

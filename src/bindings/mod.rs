@@ -16,6 +16,6 @@ mod zone;
 pub use conditions::{Conditions, Defaults, Direction, Refusal, Usage, Way, Zone};
 pub use number::{Normaliser, Number, NumberError};
 pub use table::{
-    Admission, Binding, BindingId, BindingTable, Claim, Counted, Kind, TableError, TenantId,
-    OPERATOR,
+    Admission, Binding, BindingId, BindingTable, Claim, Counted, Kind, SnapshotError, Stamp,
+    TableError, TenantId, OPERATOR,
 };

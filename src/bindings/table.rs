@@ -18,9 +18,11 @@ use super::number::Number;
 mod model_tests;
 mod row;
 mod rows;
+mod snapshot;
 mod usage;
 use row::Row;
 use rows::Rows;
+pub use snapshot::{SnapshotError, Stamp};
 pub use usage::Counted;
 
 /// Row id of a binding in the store.

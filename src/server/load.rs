@@ -1,6 +1,7 @@
-//! What a server loads at start: the binding table (a chunk at a time,
+//! What a server loads at start: the binding table (as saved at the last
+//! clean stop if that is current, else from the store a chunk at a time,
 //! read ahead by a thread of its own), blocklists, soft numbers, accounts
-//! and the registrations saved.
+//! and the registrations saved; and the table saved at the stop.
 
 use std::sync::Arc;
 
@@ -73,29 +74,12 @@ pub fn load_bindings(cfg: &Config, at: &crate::store::Location) -> Result<Loaded
     // Read before loading: a change logged meanwhile is applied again,
     // harmlessly, rather than missed.
     let seen = store.last_change()?;
-    let table = BindingTable::new(cfg.binding_defaults());
-    let mut skipped = 0usize;
     let started = std::time::Instant::now();
-    // Read on a thread of its own, a chunk ahead of the table.
-    let (chunks, reader) = read_bindings(at.clone());
-    // Counted while the first chunks are read: room made once, where
-    // growing step by step would move every index several times.
-    table.reserve(store.binding_count()?);
-    for chunk in chunks {
-        table.load(chunk?, &mut |e| {
-            skipped += 1;
-            tracing::warn!(error = %e, "binding not loaded");
-        });
-    }
-    let _ = reader.join();
-    // The chunks were made in the reader's own allocator arena: give what
-    // they left back to the system rather than keep it for ever.
-    #[cfg(target_env = "gnu")]
-    // SAFETY: glibc's malloc_trim only releases free memory; it takes no
-    // pointer and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    let mut skipped = 0usize;
+    let table = match restore_saved(cfg, at, store.as_ref())? {
+        Some(t) => t,
+        None => read_table(cfg, at, store.as_ref(), &mut skipped)?,
+    };
     let load_ms = started.elapsed().as_millis();
     for (tenant, n) in store.blocklist()? {
         table.set_blocked(tenant, n, true);
@@ -140,4 +124,114 @@ pub fn load_bindings(cfg: &Config, at: &crate::store::Location) -> Result<Loaded
         accounts,
         contacts,
     })
+}
+
+/// The table read from the store, a chunk at a time; rows that cannot be
+/// loaded are counted in `skipped`.
+fn read_table(
+    cfg: &Config,
+    at: &crate::store::Location,
+    store: &dyn Backend,
+    skipped: &mut usize,
+) -> Result<BindingTable, StoreError> {
+    let table = BindingTable::new(cfg.binding_defaults());
+    // Read on a thread of its own, a chunk ahead of the table.
+    let (chunks, reader) = read_bindings(at.clone());
+    // Counted while the first chunks are read: room made once, where
+    // growing step by step would move every index several times.
+    table.reserve(store.binding_count()?);
+    for chunk in chunks {
+        table.load(chunk?, &mut |e| {
+            *skipped += 1;
+            tracing::warn!(error = %e, "binding not loaded");
+        });
+    }
+    let _ = reader.join();
+    // The chunks were made in the reader's own allocator arena: give what
+    // they left back to the system rather than keep it for ever.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: glibc's malloc_trim only releases free memory; it takes no
+    // pointer and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    Ok(table)
+}
+
+/// Where the table is saved at a clean stop: beside a database this node
+/// alone writes (on a shared one, other nodes' calls use bindings all
+/// the time).
+fn saved_path(at: &crate::store::Location) -> Option<std::path::PathBuf> {
+    (!at.shared()).then(|| at.dir.join("table.saved"))
+}
+
+/// The table saved at the last clean stop, with the operator's changes
+/// since applied, if no use was written since and it holds as many
+/// bindings as the store. The file goes either way: a later crash must
+/// not find it.
+fn restore_saved(
+    cfg: &Config,
+    at: &crate::store::Location,
+    store: &dyn Backend,
+) -> Result<Option<BindingTable>, StoreError> {
+    let Some(path) = saved_path(at).filter(|p| p.exists()) else {
+        return Ok(None);
+    };
+    let got = BindingTable::restore(&path, cfg.binding_defaults());
+    if let Err(e) = std::fs::remove_file(&path) {
+        tracing::warn!(error = %e, "the saved table could not be removed: reading the store");
+        return Ok(None);
+    }
+    let (table, stamp) = match got {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "saved table not used: reading the store");
+            return Ok(None);
+        }
+    };
+    if store.usage_writes()? != Some(stamp.usage_writes) {
+        tracing::info!("saved table not used: uses were written since; reading the store");
+        return Ok(None);
+    }
+    let accounts = crate::registrar::Directory::default();
+    crate::watch::apply(store, stamp.seen, &table, &accounts, None)?;
+    let stored = store.binding_count()?;
+    if stored != table.len() {
+        tracing::warn!(
+            stored,
+            saved = table.len(),
+            "saved table not used: it does not hold what the store holds; reading the store"
+        );
+        return Ok(None);
+    }
+    Ok(Some(table))
+}
+
+/// Saves the table for the next start, current with operator change
+/// `seen` and the store's uses as they are now.
+pub fn save_table(table: &BindingTable, at: &crate::store::Location, seen: i64) {
+    let Some(path) = saved_path(at) else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let writes = match at.open().and_then(|s| s.usage_writes()) {
+        Ok(Some(n)) => n,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "table not saved: the next start reads the store");
+            return;
+        }
+    };
+    let stamp = crate::bindings::Stamp {
+        seen,
+        usage_writes: writes,
+    };
+    match table.save(&path, stamp) {
+        Ok(()) => tracing::info!(
+            bindings = table.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "table saved for the next start"
+        ),
+        Err(e) => tracing::warn!(error = %e, "table not saved: the next start reads the store"),
+    }
 }

@@ -93,6 +93,9 @@ pub struct Server {
     pub api_addr: Option<SocketAddr>,
     /// The binding table (shared with the engine).
     pub bindings: Arc<BindingTable>,
+    // Where the table is saved at the stop, and the operator change it is
+    // current with (the watcher keeps it).
+    save: (crate::store::Location, Arc<std::sync::atomic::AtomicI64>),
 }
 
 impl Server {
@@ -179,9 +182,10 @@ impl Server {
             Some(start_api(&cfg, &at, deps, &front, &mut tasks).await?)
         };
         let api_state = api_addr.as_ref().map(|(_, st)| st.clone());
-        let up = Upkeep::of(&cfg, &core, (instance, at), api_state.as_deref());
+        let up = Upkeep::of(&cfg, &core, (instance, at.clone()), api_state.as_deref());
         let watched = (&bindings, &accounts, api_state);
-        start::spawn_background(&mut tasks, up, seen, watched, &front)?;
+        let seen = Arc::new(std::sync::atomic::AtomicI64::new(seen));
+        start::spawn_background(&mut tasks, up, seen.clone(), watched, &front)?;
         let api_addr = api_addr.map(|(a, _)| a);
         Ok(Server {
             core,
@@ -196,6 +200,7 @@ impl Server {
             addrs,
             api_addr,
             bindings,
+            save: (at, seen),
         })
     }
 
@@ -248,6 +253,14 @@ impl Server {
         if let Some(sip) = self.sip.take() {
             sip.stop().await;
         }
+        let (store, table) = (self.store.clone(), self.bindings.clone());
+        let (at, seen) = self.save.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            store.flush();
+            let seen = seen.load(std::sync::atomic::Ordering::Acquire);
+            load::save_table(&table, &at, seen);
+        })
+        .await;
         // Everything is committed (flushed above); the store thread ends
         // with the process, once the last engine reference is gone.
         drop(self.store_thread.take());

@@ -183,7 +183,7 @@ pub(super) fn net(
 pub(super) fn spawn_background(
     tasks: &mut JoinSet<()>,
     up: super::Upkeep,
-    seen: i64,
+    seen: Arc<std::sync::atomic::AtomicI64>,
     (bindings, accounts, api): (
         &Arc<crate::bindings::BindingTable>,
         &Arc<crate::registrar::Directory>,

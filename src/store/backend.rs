@@ -261,6 +261,12 @@ pub trait ChangeLog {
     /// Id of the latest change (0 if none): where a server starts reading.
     fn last_change(&self) -> Result<i64, StoreError>;
 
+    /// How many times a binding's use (calls, talk time, last call) has
+    /// been written, where the backend counts it: a table saved at a
+    /// clean stop is current only while this has not moved. `None` where
+    /// it is not counted (a database other nodes write to all the time).
+    fn usage_writes(&self) -> Result<Option<i64>, StoreError>;
+
     /// Changes after `after`, in order, with their ids and whether they
     /// were logged with this connection's origin (by the same server).
     fn changes_since(&self, after: i64) -> Result<Vec<(i64, Change, bool)>, StoreError>;

@@ -8,6 +8,25 @@ use super::{unique, Ua};
 /// A server process, killed (SIGKILL: nothing flushed) when dropped.
 pub struct Proc(pub Child);
 
+impl Proc {
+    /// Stops it as an operator does (SIGTERM: drains, flushes and saves
+    /// its table) and waits for it to end.
+    pub fn stop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe {
+            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("sipmask did not stop within 30 s of SIGTERM");
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -23,6 +42,20 @@ pub async fn serve_process(
     args: Vec<String>,
     port: u16,
     trunk: std::net::SocketAddr,
+) -> Proc {
+    // SIPMASK_TEST_LOGS=DIR keeps each process's log there.
+    let log = std::env::var_os("SIPMASK_TEST_LOGS")
+        .map(|d| std::path::Path::new(&d).join(format!("sipmask-{port}-{}.log", unique("p"))));
+    serve_logged(bin, args, port, trunk, log.as_deref()).await
+}
+
+/// [`serve_process`], its output written to `log`.
+pub async fn serve_logged(
+    bin: &str,
+    args: Vec<String>,
+    port: u16,
+    trunk: std::net::SocketAddr,
+    log: Option<&std::path::Path>,
 ) -> Proc {
     let mut cmd = Command::new(bin);
     cmd.arg("serve").args(&args);
@@ -41,13 +74,7 @@ pub async fn serve_process(
         "--trust",
         "127.0.0.2/32",
     ]);
-    // SIPMASK_TEST_LOGS=DIR keeps each process's log there.
-    let log = std::env::var_os("SIPMASK_TEST_LOGS").and_then(|d| {
-        std::fs::File::create(
-            std::path::Path::new(&d).join(format!("sipmask-{port}-{}.log", unique("p"))),
-        )
-        .ok()
-    });
+    let log = log.and_then(|p| std::fs::File::create(p).ok());
     let err = log
         .as_ref()
         .and_then(|f| f.try_clone().ok())

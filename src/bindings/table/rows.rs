@@ -102,6 +102,9 @@ pub(super) struct Rows {
 }
 
 impl Rows {
+    /// The top bit of a party's integer: an interned name.
+    pub const NAMED: u64 = NAMED;
+
     /// Live bindings.
     pub fn len(&self) -> usize {
         self.by_id.len()
@@ -371,6 +374,83 @@ impl Rows {
             conditions: r.conditions().clone(),
             created_at: r.created_at,
             usage: r.usage,
+        }
+    }
+
+    /// The interned names as they are (a row's integers index them), to
+    /// save with the rows.
+    pub fn names(&self) -> &[(Number, u32)] {
+        &self.names.list
+    }
+
+    /// Rows as saved by [`Rows::iter`] and [`Rows::names`], their indexes
+    /// built afresh (the ids' on a second thread): what was saved agreed,
+    /// so nothing is checked for clashes.
+    pub fn rebuilt(rows: Vec<Row>, names: Vec<(Number, u32)>) -> Rows {
+        let keys = Keyed::default();
+        let mut named = Names {
+            list: names,
+            ..Default::default()
+        };
+        for (i, (n, refs)) in named.list.iter().enumerate() {
+            if *refs == 0 {
+                named.free.push(i as u32);
+            } else {
+                let list = &named.list;
+                named
+                    .index
+                    .insert_unique(keys.hash_one(n.as_str()), i as u32, |&j| {
+                        keys.hash_one(list[j as usize].0.as_str())
+                    });
+            }
+        }
+        let paired = rows.iter().filter(|r| r.a != 0).count();
+        let (by_id, pairs, ax, xs) = std::thread::scope(|scope| {
+            let (rows, keys) = (&rows, &keys);
+            let ids = scope.spawn(move || {
+                let mut by_id = HashTable::with_capacity(rows.len());
+                for (slot, r) in rows.iter().enumerate() {
+                    by_id.insert_unique(keys.hash_one(r.id), slot as u32, |&s| {
+                        keys.hash_one(rows[s as usize].id)
+                    });
+                }
+                by_id
+            });
+            let mut pairs = HashTable::with_capacity(2 * paired);
+            let mut ax = HashTable::with_capacity(rows.len() - paired);
+            let mut xs = hashbrown::HashMap::with_hasher(keys.clone());
+            for (slot, r) in rows.iter().enumerate() {
+                let slot = slot as u32;
+                if r.a == 0 {
+                    ax.insert_unique(keys.hash_one(r.x), slot, |&s| {
+                        keys.hash_one(rows[s as usize].x)
+                    });
+                } else {
+                    let rehash = Self::rehash(rows, keys);
+                    pairs.insert_unique(Self::pair_hash(keys, r.a, r.x), slot, &rehash);
+                    pairs.insert_unique(Self::pair_hash(keys, r.b, r.x), slot | B_SIDE, &rehash);
+                }
+                xs.entry(r.x)
+                    .or_insert(XUse {
+                        count: 0,
+                        tenant: r.tenant,
+                    })
+                    .count += 1;
+            }
+            let by_id = ids
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (by_id, pairs, ax, xs)
+        });
+        Rows {
+            rows,
+            free: Vec::new(),
+            by_id,
+            pairs,
+            ax,
+            xs,
+            names: named,
+            keys,
         }
     }
 

@@ -24,6 +24,11 @@ impl ChangeLog for PgStore {
             .try_get(0)?)
     }
 
+    /// Nodes write uses all the time: a saved table is never current.
+    fn usage_writes(&self) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+
     fn changes_since(&self, after: i64) -> Result<Vec<(i64, Change, bool)>, StoreError> {
         let mut out = Vec::new();
         for r in self.rows(

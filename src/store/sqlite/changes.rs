@@ -34,6 +34,14 @@ impl ChangeLog for SqliteStore {
         )?)
     }
 
+    fn usage_writes(&self) -> Result<Option<i64>, StoreError> {
+        Ok(Some(self.conn.query_row(
+            "SELECT n FROM usage_writes",
+            [],
+            |r| r.get(0),
+        )?))
+    }
+
     /// Changes after `after`, in order, with their ids.
     fn changes_since(&self, after: i64) -> Result<Vec<(i64, Change, bool)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

@@ -227,7 +227,13 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
         at INTEGER NOT NULL, answered INTEGER NOT NULL DEFAULT 0, leased INTEGER NOT NULL DEFAULT 0);
     CREATE INDEX holds_instance ON holds(instance);",
     // Where each node's SIP is reached (store::LiveStore::node_addresses).
-    "ALTER TABLE nodes ADD COLUMN sip TEXT NOT NULL DEFAULT '';"];
+    "ALTER TABLE nodes ADD COLUMN sip TEXT NOT NULL DEFAULT '';",
+    // How many times a binding's use was written (store::ChangeLog::usage_writes):
+    // a saved table is current only while this has not moved.
+    "CREATE TABLE usage_writes (n INTEGER NOT NULL);
+    INSERT INTO usage_writes VALUES (0);
+    CREATE TRIGGER bindings_used AFTER UPDATE OF calls_used, talk_secs_used, last_call_at,
+        day, day_calls ON bindings BEGIN UPDATE usage_writes SET n = n + 1; END;"];
 
 /// The SQLite store.
 pub struct SqliteStore {
