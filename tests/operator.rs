@@ -180,6 +180,73 @@ fn a_csv_import_reports_every_bad_row_at_once() {
     assert!(err.contains("line 2:") && err.contains("line 4:"), "{err}");
 }
 
+/// An import is written a chunk at a time while the rest is checked: a
+/// bad row far into the file, after chunks were written, still leaves
+/// nothing, and a good file after it imports whole.
+#[test]
+fn a_bad_row_after_written_chunks_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let csv = dir.path().join("b.csv");
+    let rows = 120_000u64;
+    let mut text = String::from("caller,virtual,callee\n");
+    for i in 0..rows {
+        text.push_str(&format!(
+            "{},{},{}\n",
+            13_000_000_000 + i,
+            17_000_000_000 + i % 100,
+            15_000_000_000 + i
+        ));
+    }
+    // Line 110,002 repeats line 2's caller on its X: a clash, not a parse error.
+    let clash = format!(
+        "{},{},{}\n",
+        13_000_000_000u64, 17_000_000_000u64, 16_000_000_000u64
+    );
+    let bad = text.clone() + &clash;
+    let import = |file: &std::path::Path| {
+        Command::new(bin())
+            .args(["bindings", "import", "--data-dir"])
+            .arg(&data)
+            .arg(file)
+            .output()
+            .expect("runs")
+    };
+    std::fs::write(&csv, &bad).expect("write");
+    let out = import(&csv);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("line {}:", rows + 2)), "{err}");
+    let list = Command::new(bin())
+        .args(["bindings", "list", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("runs");
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        !listed.contains("13000000001"),
+        "nothing of a failed import is kept: {listed:.300}"
+    );
+    std::fs::write(&csv, &text).expect("write");
+    let out = import(&csv);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = Command::new(bin())
+        .args(["bindings", "list", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("runs");
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(
+        listed.matches("+86150").count() as u64,
+        rows,
+        "{listed:.300}"
+    );
+}
+
 #[test]
 fn config_errors_are_said_once_with_their_lines() {
     let dir = tempfile::tempdir().expect("tempdir");

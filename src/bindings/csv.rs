@@ -35,6 +35,23 @@ pub const MAX_REPORTED: usize = 20;
 
 /// Reads the whole file: the rows that parse, and every bad row.
 pub fn parse<R: BufRead>(input: R, norm: &Normaliser) -> (Vec<Row>, Vec<RowError>) {
+    let (mut rows, mut errors) = (Vec::new(), Vec::new());
+    parse_chunks(input, norm, usize::MAX, &mut |r, e| {
+        rows.extend(r);
+        errors.extend(e);
+    });
+    (rows, errors)
+}
+
+/// Reads the file `size` lines at a time (an importer works on one chunk
+/// while the next is read), handing `each` a chunk's rows that parse and
+/// its bad rows; the last chunk may be empty.
+pub fn parse_chunks<R: BufRead>(
+    input: R,
+    norm: &Normaliser,
+    size: usize,
+    each: &mut dyn FnMut(Vec<Row>, Vec<RowError>),
+) {
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     let report = |e: RowError, errors: &mut Vec<RowError>| errors.push(e);
@@ -78,8 +95,11 @@ pub fn parse<R: BufRead>(input: R, norm: &Normaliser) -> (Vec<Row>, Vec<RowError
             Ok(r) => rows.push(r),
             Err(e) => report(e, &mut errors),
         }
+        if rows.len() + errors.len() >= size {
+            each(std::mem::take(&mut rows), std::mem::take(&mut errors));
+        }
     }
-    (rows, errors)
+    each(rows, errors);
 }
 
 fn parse_row(line: usize, text: &str, norm: &Normaliser) -> Result<Row, RowError> {

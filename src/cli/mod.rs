@@ -5,16 +5,17 @@
 //! (`serve` itself is in `server`.) Output is for the operator's terminal,
 //! so numbers are shown in full here, unlike in logs.
 
-use std::io::{BufReader, IsTerminal, Write};
-use std::path::Path;
+use std::io::Write;
 
 use crate::bindings::limits::for_each_limit;
-use crate::bindings::{csv, Conditions, Normaliser, Zone};
+use crate::bindings::{Conditions, Normaliser, Zone};
 use crate::config::Config;
 use crate::store::Location;
 
 mod accounts;
+mod import;
 mod tenants;
+pub use import::import;
 
 use crate::service::operator;
 use crate::store::{NewBinding, StoreError};
@@ -78,72 +79,6 @@ pub(crate) fn open_existing(at: Location) -> Result<Box<dyn crate::store::Backen
         }
     }
     Ok(at.open()?)
-}
-
-/// Imports a CSV file, all or nothing. Returns the number of bindings added.
-pub fn import(cfg: &Config, at: impl Into<Location>, file: &Path) -> Result<usize, CliError> {
-    let io = |source| CliError::Io {
-        path: file.display().to_string(),
-        source,
-    };
-    let norm = normaliser(cfg);
-    let reader = BufReader::new(std::fs::File::open(file).map_err(io)?);
-    let path = file.display().to_string();
-    // Rows that parse are checked further even when others did not, so
-    // one report names every bad row.
-    let (rows, parse_errors) = csv::parse(reader, &norm);
-    let mut bad: Vec<(usize, String)> = parse_errors
-        .iter()
-        .map(|e| (e.line, e.to_string()))
-        .collect();
-    let now = crate::time::now();
-    let news: Vec<NewBinding> = rows
-        .iter()
-        .map(|r| NewBinding {
-            tenant: crate::bindings::OPERATOR,
-            kind: crate::bindings::Kind::Cli,
-            a: r.caller.clone(),
-            x: r.virtual_number.clone(),
-            b: r.callee.clone(),
-            conditions: Conditions::default(),
-            created_at: now,
-        })
-        .collect();
-    let mut store = at.into().open()?;
-    // Clashes with existing bindings and within the file, by line.
-    for (i, why) in operator::clashes(store.as_mut(), cfg.binding_defaults(), &news)? {
-        let line = rows.get(i).map_or(0, |r| r.line);
-        bad.push((line, format!("line {line}: {why}")));
-    }
-    if !bad.is_empty() {
-        bad.sort();
-        let count = bad.len();
-        bad.truncate(csv::MAX_REPORTED);
-        return Err(CliError::BadRows {
-            path,
-            count,
-            list: bad.into_iter().map(|(_, e)| e).collect(),
-        });
-    }
-    let tty = std::io::stderr().is_terminal();
-    let total = news.len();
-    let mut progress = |done: usize| {
-        if tty && (done.is_multiple_of(10_000) || done == total) {
-            let width = 40;
-            let filled = (done * width).checked_div(total).unwrap_or(width);
-            eprint!(
-                "\r[{}{}] {done}/{total}",
-                "#".repeat(filled),
-                " ".repeat(width - filled)
-            );
-            let _ = std::io::stderr().flush();
-        }
-    };
-    operator::add_bindings(store.as_mut(), &news, now, &mut progress)?;
-    if tty {
-        eprintln!();
-    }
-    Ok(total)
 }
 
 /// Options of `bindings add`.
