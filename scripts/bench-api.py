@@ -2,12 +2,14 @@
 """Measures the HTTP API of a running sipmask (standard library only).
 
   bench-api.py URL KEY create N        AXB bindings created one per request
-  bench-api.py URL KEY bulk N          N requests of 1,000 bindings each
+  bench-api.py URL KEY bulk N [C]      N requests of 1,000 bindings each, from
+                                       C clients at once (default 1)
   bench-api.py URL KEY latency SECS    mixed GET/POST at ~200 requests/s; p50/p99
 
 Every request waits for its answer (durability is on: the API answers after
 the commit). Numbers are made unique per run so runs can repeat."""
 import json
+import os
 import random
 import sys
 import time
@@ -32,13 +34,25 @@ def main():
         el = time.perf_counter() - t0
         print(f"single: {n} bindings in {el:.2f} s = {n / el:.0f}/s; p50 {pct(lat, 50):.2f} ms p99 {pct(lat, 99):.2f} ms")
     elif mode == "bulk":
+        clients = int(sys.argv[5]) if len(sys.argv) > 5 else 1
         t0 = time.perf_counter()
-        for r in range(n):
-            items = [pair(100000 + r * 1000 + i) for i in range(1000)]
-            s, body, _ = call(conn, key, "POST", "/v1/bindings/bulk", {"bindings": items})
-            assert s == 201, body[:300]
+        kids = []
+        for c in range(clients):
+            pid = os.fork()
+            if pid == 0:
+                conn = client(url)
+                for r in range(n):
+                    base = 100000 + (c * n + r) * 1000
+                    items = [pair(base + i) for i in range(1000)]
+                    s, body, _ = call(conn, key, "POST", "/v1/bindings/bulk", {"bindings": items})
+                    assert s == 201, body[:300]
+                os._exit(0)
+            kids.append(pid)
+        ok = all(os.waitpid(k, 0)[1] == 0 for k in kids)
         el = time.perf_counter() - t0
-        print(f"bulk: {n * 1000} bindings in {el:.2f} s = {n * 1000 / el:.0f}/s")
+        assert ok, "a client failed"
+        total = n * 1000 * clients
+        print(f"bulk: {total} bindings from {clients} client(s) in {el:.2f} s = {total / el:.0f}/s")
     elif mode == "latency":
         lat = []
         end = time.perf_counter() + n

@@ -3,9 +3,65 @@
 //! for A or B; among them the least used wins, ties going to the lowest
 //! number. A preferred X is taken when it is a candidate.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::number::Number;
+
+/// Picks X for the pairs of one request in turn without looking at every
+/// pool number for each (issue 32): the pool ordered by use, then by
+/// number, and each pick counted at once so the next pair sees it. The
+/// rule is [`availability`]'s; that full count is only needed to say why
+/// nothing is left.
+pub struct Picker<'a> {
+    pool: &'a [Number],
+    at: HashMap<&'a Number, usize>,
+    uses: Vec<u32>,
+    order: BTreeSet<(u32, usize)>,
+}
+
+impl<'a> Picker<'a> {
+    /// `pool` in number order; `uses`: live bindings on an X.
+    pub fn new(pool: &'a [Number], uses: impl Fn(&Number) -> u32) -> Picker<'a> {
+        let uses: Vec<u32> = pool.iter().map(uses).collect();
+        Picker {
+            pool,
+            at: pool.iter().enumerate().map(|(i, x)| (x, i)).collect(),
+            order: uses.iter().enumerate().map(|(i, &u)| (u, i)).collect(),
+            uses,
+        }
+    }
+
+    /// The least-used X that serves neither party (`taken`) and does not
+    /// rest for them (`resting`), `prefer` if it is one; counted as used.
+    pub fn pick(
+        &mut self,
+        taken: impl Fn(&Number) -> bool,
+        resting: &HashSet<Number>,
+        prefer: Option<&Number>,
+    ) -> Option<Number> {
+        let pool = self.pool;
+        let free = |i: &usize| !taken(&pool[*i]) && !resting.contains(&pool[*i]);
+        let i = prefer
+            .and_then(|p| self.at.get(p).copied())
+            .filter(free)
+            .or_else(|| self.order.iter().map(|&(_, i)| i).find(free))?;
+        self.count_at(i);
+        Some(pool[i].clone())
+    }
+
+    /// Counts a use of `x` chosen by the caller.
+    pub fn count(&mut self, x: &Number) {
+        if let Some(&i) = self.at.get(x) {
+            self.count_at(i);
+        }
+    }
+
+    fn count_at(&mut self, i: usize) {
+        self.order.remove(&(self.uses[i], i));
+        self.uses[i] += 1;
+        self.order.insert((self.uses[i], i));
+    }
+}
 
 /// What the pool can still give one pair.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +151,39 @@ mod tests {
 
     fn set(v: &[&str]) -> HashSet<Number> {
         v.iter().map(|s| n(s)).collect()
+    }
+
+    #[test]
+    fn the_picker_follows_the_rule_and_counts_its_picks() {
+        let pool = vec![n("+1"), n("+2"), n("+3"), n("+4")];
+        let uses = |x: &Number| match x.as_str() {
+            "+1" => 5,
+            "+4" => 2,
+            _ => 1,
+        };
+        let mut p = Picker::new(&pool, uses);
+        let none = set(&[]);
+        // Ties go to the lowest number; a pick counts at once.
+        assert_eq!(p.pick(|_| false, &none, None), Some(n("+2")));
+        assert_eq!(p.pick(|_| false, &none, None), Some(n("+3")));
+        // Taken and resting numbers are passed over.
+        let taken = |x: &Number| x.as_str() == "+2";
+        assert_eq!(p.pick(taken, &set(&["+3"]), None), Some(n("+4")));
+        // A preferred number is taken when it is a candidate, else not.
+        assert_eq!(p.pick(|_| false, &none, Some(&n("+1"))), Some(n("+1")));
+        let all = |_: &Number| true;
+        assert_eq!(p.pick(all, &none, Some(&n("+1"))), None);
+        // Each pick agrees with the full count's choice.
+        let mut q = Picker::new(&pool, uses);
+        let mut counted: HashMap<Number, u32> = pool.iter().map(|x| (x.clone(), uses(x))).collect();
+        for _ in 0..20 {
+            let want = availability(&pool, |_| false, &none, |x| counted[x], None).next;
+            let got = q.pick(|_| false, &none, None);
+            assert_eq!(got, want);
+            if let Some(x) = got {
+                *counted.entry(x).or_default() += 1;
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Error, Services};
-use crate::bindings::alloc::{allocate, availability, Availability, Shortage};
+use crate::bindings::alloc::{allocate, availability, Availability, Picker, Shortage};
 use crate::bindings::{Binding, BindingTable, Conditions, Kind, Number, TenantId};
 use crate::store::prelude::*;
 use crate::store::NewBinding;
@@ -73,11 +73,7 @@ impl Services {
         let me = self.clone();
         self.unit(move |s, out| {
             let created = me.pairs_in(s, tenant, reqs)?;
-            let events = created
-                .iter()
-                .map(|b| me.binding_event("binding.created", b))
-                .collect();
-            out.store(s, events)?;
+            out.store(s, me.binding_events("binding.created", &created))?;
             me.go_live(&created)?;
             Ok(created)
         })
@@ -114,6 +110,7 @@ impl Services {
         let pool_set: HashSet<&Number> = pool.iter().collect();
         // X chosen earlier in this batch, per party.
         let mut batch: HashMap<Number, HashSet<Number>> = HashMap::new();
+        let mut picker = Picker::new(&pool, |x| table.uses_of(x));
         let mut rows = Vec::with_capacity(reqs.len());
         for p in reqs {
             // X serving A or B, in the table or earlier in this batch.
@@ -127,13 +124,6 @@ impl Services {
                 .into_iter()
                 .map(|(x, _)| x)
                 .collect();
-            let avail = availability(
-                &pool,
-                taken,
-                &resting,
-                |x| table.uses_of(x),
-                p.prefer.as_ref(),
-            );
             let x = match &p.x {
                 Some(x) if table.is_identifier(x) && table.tenant_of(x) == Some(tenant) => {
                     return Err(Error::Conflict(format!(
@@ -156,8 +146,19 @@ impl Services {
                         p.field("x")
                     )))
                 }
-                Some(x) => x.clone(),
-                None => allocate(avail).map_err(shortage)?,
+                Some(x) => {
+                    picker.count(x);
+                    x.clone()
+                }
+                None => match picker.pick(&taken, &resting, p.prefer.as_ref()) {
+                    Some(x) => x,
+                    // Why not, counted in full.
+                    None => {
+                        let uses = |x: &Number| table.uses_of(x);
+                        let avail = availability(&pool, taken, &resting, uses, p.prefer.as_ref());
+                        allocate(avail).map_err(shortage)?
+                    }
+                },
             };
             for party in [&p.a, &p.b] {
                 batch.entry(party.clone()).or_default().insert(x.clone());
@@ -284,11 +285,7 @@ impl Services {
                 .map(|id| owned(&me.table, tenant, *id, kinds, what))
                 .collect::<Result<Vec<_>, _>>()?;
             s.delete(&found, me.clock.now().unix() + me.quarantine_secs as i64)?;
-            let events = found
-                .iter()
-                .map(|b| me.binding_event("binding.deleted", b))
-                .collect();
-            out.store(s, events)?;
+            out.store(s, me.binding_events("binding.deleted", &found))?;
             for b in &found {
                 me.table.remove(b.id);
             }

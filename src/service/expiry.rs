@@ -68,10 +68,7 @@ impl Services {
         if fresh.is_empty() {
             return Ok(Vec::new());
         }
-        let events = fresh
-            .iter()
-            .map(|b| self.binding_event("binding.expired", b))
-            .collect();
+        let events = self.binding_events("binding.expired", &fresh);
         self.unit(move |s, out| Ok::<_, Error>(out.store(s, events)?))
             .await?;
         Ok(fresh.iter().map(|b| b.id).collect())

@@ -166,6 +166,15 @@ impl Services {
         Ok(v)
     }
 
+    /// Events about bindings, for the tenants someone listens to (a
+    /// bulk request's thousand views are not made for no one).
+    pub fn binding_events(&self, kind: &'static str, bs: &[Binding]) -> Vec<NewEvent> {
+        bs.iter()
+            .filter(|b| self.hub.wants(b.tenant))
+            .map(|b| self.binding_event(kind, b))
+            .collect()
+    }
+
     /// An event about a binding, as events show it.
     pub fn binding_event(&self, kind: &'static str, b: &Binding) -> NewEvent {
         NewEvent {

@@ -276,7 +276,8 @@ impl BindingStore for SqliteStore {
     /// One binding by id.
     fn get(&self, id: BindingId) -> Result<Option<Binding>, StoreError> {
         self.conn
-            .query_row(&format!("{SELECT} WHERE id = ?1"), [id], read_row)
+            .prepare_cached(&format!("{SELECT} WHERE id = ?1"))?
+            .query_row([id], read_row)
             .optional()?
             .transpose()
     }
