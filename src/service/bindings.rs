@@ -150,7 +150,7 @@ impl Services {
                     picker.count(x);
                     x.clone()
                 }
-                None => match picker.pick(&taken, &resting, p.prefer.as_ref()) {
+                None => match picker.pick(taken, &resting, p.prefer.as_ref()) {
                     Some(x) => x,
                     // Why not, counted in full.
                     None => {
