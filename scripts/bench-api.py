@@ -5,6 +5,9 @@
   bench-api.py URL KEY bulk N [C]      N requests of 1,000 bindings each, from
                                        C clients at once (default 1)
   bench-api.py URL KEY latency SECS    mixed GET/POST at ~200 requests/s; p50/p99
+  bench-api.py URL KEY list SECS       GET /v1/bindings for SECS seconds: a page
+                                       at a random cursor, the page after it,
+                                       filtered by a party and by an X; p50/p99
 
 Every request waits for its answer (durability is on: the API answers after
 the commit). Numbers are made unique per run so runs can repeat."""
@@ -13,6 +16,7 @@ import os
 import random
 import sys
 import time
+import urllib.parse
 
 from benchlib import call, client, pct
 
@@ -70,6 +74,38 @@ def main():
             i += 1
             time.sleep(max(0.0, 0.005 - dt))
         print(f"latency: {len(lat)} requests over {n} s; p50 {pct(lat, 50):.2f} ms p99 {pct(lat, 99):.2f} ms max {pct(lat, 100):.2f} ms")
+    elif mode == "list":
+        list_bindings(conn, key, n, pool)
+
+
+def list_bindings(conn, key, secs, pool):
+    """Pages of the tenant's bindings, as a console or an app reads them."""
+    s, body, _ = call(conn, key, "POST", "/v1/bindings", {"a": "+8613999999998", "b": "+8613999999999"})
+    assert s in (201, 409), body
+    top = json.loads(body)["id"] if s == 201 else 10**6
+    lat = {"page": [], "next": [], "party": [], "x": []}
+    end = time.perf_counter() + secs
+    while time.perf_counter() < end:
+        cursor = random.randrange(1, top)
+        s, body, dt = call(conn, key, "GET", "/v1/bindings?limit=100&cursor=%d" % cursor)
+        assert s == 200, body[:300]
+        lat["page"].append(dt)
+        page = json.loads(body)
+        if page["next_cursor"]:
+            s, body, dt = call(conn, key, "GET", "/v1/bindings?limit=100&cursor=" + page["next_cursor"])
+            assert s == 200, body[:300]
+            lat["next"].append(dt)
+        if page["items"]:
+            party = urllib.parse.quote(random.choice(page["items"])["a"])
+            s, body, dt = call(conn, key, "GET", "/v1/bindings?limit=100&party=" + party)
+            assert s == 200 and json.loads(body)["items"], body[:300]
+            lat["party"].append(dt)
+        x = urllib.parse.quote(random.choice(pool))
+        s, body, dt = call(conn, key, "GET", "/v1/bindings?limit=100&x=%s&cursor=%d" % (x, cursor))
+        assert s == 200, body[:300]
+        lat["x"].append(dt)
+    for k, v in lat.items():
+        print(f"list {k}: {len(v)} requests; p50 {pct(v, 50):.2f} ms p99 {pct(v, 99):.2f} ms max {pct(v, 100):.2f} ms")
 
 
 if __name__ == "__main__":

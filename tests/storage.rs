@@ -173,6 +173,30 @@ fn bindings_their_conditions_usage_and_quarantine() {
             )
             .expect("list");
         assert_eq!(by_x.items.len(), 1);
+        // By party, A or B, with the cursor; another tenant's party finds
+        // nothing.
+        let by = |tenant, party: &str, x: Option<&str>, after| {
+            s.list(
+                tenant,
+                &Filter {
+                    after,
+                    limit: 10,
+                    party: Some(party.into()),
+                    x: x.map(Into::into),
+                    kinds: vec![Kind::Axb, Kind::Cli],
+                },
+            )
+            .expect("list")
+            .items
+            .iter()
+            .map(|b| b.id)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(by(3, "+1", None, 0), [ids[0]]);
+        assert_eq!(by(3, "+2", None, 0), ids);
+        assert_eq!(by(3, "+2", None, ids[0]), [ids[1]]);
+        assert_eq!(by(3, "+2", Some("+8"), 0), [ids[1]]);
+        assert!(by(4, "+2", None, 0).is_empty());
         assert_eq!(s.bindings_between(ids[0], ids[1]).expect("range").len(), 2);
         // In id order, a chunk at a time, as the table loads them.
         let first = s.bindings_after(i64::MIN, 1).expect("chunk");

@@ -59,3 +59,44 @@ pub(crate) fn allowed_text(c: &Conditions) -> Option<String> {
         .as_ref()
         .map(|v| v.iter().map(Number::as_str).collect::<Vec<_>>().join(","))
 }
+
+/// The WHERE, ORDER and LIMIT of a page of `tenant`'s bindings under `f`,
+/// the same for both backends: each filter set is a term an index serves
+/// (a party: the caller's and the callee's; an X: `bindings_virtual`), not
+/// a `?n IS NULL OR ...` that no plan can use. Parameters: ?1 the tenant,
+/// ?2 the cursor, ?3 the limit, then the party and the X that are set.
+pub(crate) fn list_where(tenant: crate::bindings::TenantId, f: &crate::store::Filter) -> String {
+    let kinds = f
+        .kinds
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(",");
+    // The filters' indexes leave out the operator's rows (an import of
+    // millions pays nothing for them): each term says so to use them.
+    let theirs = if tenant == crate::bindings::OPERATOR {
+        ""
+    } else {
+        " AND tenant_id <> 0"
+    };
+    // With a party, the tenant's index (which keeps id order) must not
+    // win over the party's two: `+` takes its terms out of the choice.
+    let mut sql = if f.party.is_some() {
+        format!(" WHERE +tenant_id = ?1 AND +id > ?2 AND kind IN ({kinds})")
+    } else {
+        format!(" WHERE tenant_id = ?1 AND id > ?2 AND kind IN ({kinds})")
+    };
+    let mut n = 3;
+    if f.party.is_some() {
+        n += 1;
+        sql.push_str(&format!(
+            " AND (caller = ?{n}{theirs} OR callee = ?{n}{theirs})"
+        ));
+    }
+    if f.x.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND virtual = ?{n}{theirs}"));
+    }
+    sql.push_str(" ORDER BY id LIMIT ?3");
+    sql
+}

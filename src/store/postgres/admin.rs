@@ -285,15 +285,23 @@ impl BindingStore for PgStore {
     }
 
     fn list(&self, tenant: TenantId, f: &Filter) -> Result<Page, StoreError> {
-        let kinds: Vec<&str> = f.kinds.iter().map(|k| k.as_str()).collect();
-        let limit = i64::from(f.limit) + 1;
         let sql = format!(
-            "{SELECT} WHERE tenant_id = ?1 AND id > ?2 AND kind = ANY(?3)
-             AND (?4::TEXT IS NULL OR caller = ?4 OR callee = ?4)
-             AND (?5::TEXT IS NULL OR virtual = ?5) ORDER BY id LIMIT ?6"
+            "{SELECT}{}",
+            crate::store::binding_sql::list_where(tenant, f)
+        );
+        let limit = i64::from(f.limit) + 1;
+        let mut args: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&tenant, &f.after, &limit];
+        args.extend(
+            f.party
+                .iter()
+                .map(|p| p as &(dyn postgres::types::ToSql + Sync)),
+        );
+        args.extend(
+            f.x.iter()
+                .map(|x| x as &(dyn postgres::types::ToSql + Sync)),
         );
         let mut items = Vec::new();
-        for r in self.rows(&sql, &[&tenant, &f.after, &kinds, &f.party, &f.x, &limit])? {
+        for r in self.rows(&sql, &args)? {
             items.push(read_row(&r)?);
         }
         let (items, next) = crate::store::paginate(items, f.limit, |b| b.id);

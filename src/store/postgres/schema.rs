@@ -114,7 +114,11 @@ const STEPS: &[&str] = &["CREATE TABLE bindings (
         at BIGINT NOT NULL, answered BIGINT NOT NULL DEFAULT 0, leased BIGINT NOT NULL DEFAULT 0);
     CREATE INDEX holds_instance ON holds(instance);",
     // Where each node's SIP is reached (store::LiveStore::node_addresses).
-    "ALTER TABLE nodes ADD COLUMN sip TEXT NOT NULL DEFAULT '';"];
+    "ALTER TABLE nodes ADD COLUMN sip TEXT NOT NULL DEFAULT '';",
+    // The API's list filters (store::binding_sql::list_where): by party
+    // (the caller's is bindings_axb_a) and by X, tenants' rows alone.
+    "CREATE INDEX bindings_callee ON bindings(callee) WHERE tenant_id <> 0;
+    CREATE INDEX bindings_virtual ON bindings(virtual, id) WHERE tenant_id <> 0;"];
 
 /// Brings the database to the latest version, or says it is newer than
 /// this program.

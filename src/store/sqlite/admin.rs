@@ -346,22 +346,16 @@ impl BindingStore for SqliteStore {
 
     /// A page of a tenant's bindings.
     fn list(&self, tenant: TenantId, f: &Filter) -> Result<Page, StoreError> {
-        let kinds = f
-            .kinds
-            .iter()
-            .map(|k| format!("'{}'", k.as_str()))
-            .collect::<Vec<_>>()
-            .join(",");
         let sql = format!(
-            "{SELECT} WHERE tenant_id = ?1 AND id > ?2 AND kind IN ({kinds})
-             AND (?3 IS NULL OR caller = ?3 OR callee = ?3) AND (?4 IS NULL OR virtual = ?4)
-             ORDER BY id LIMIT ?5"
+            "{SELECT}{}",
+            crate::store::binding_sql::list_where(tenant, f)
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(
-            params![tenant, f.after, f.party, f.x, f.limit + 1],
-            read_row,
-        )?;
+        let limit = i64::from(f.limit) + 1;
+        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&tenant, &f.after, &limit];
+        args.extend(f.party.iter().map(|p| p as &dyn rusqlite::ToSql));
+        args.extend(f.x.iter().map(|x| x as &dyn rusqlite::ToSql));
+        let rows = stmt.query_map(args.as_slice(), read_row)?;
         let mut items = Vec::new();
         for r in rows {
             items.push(r??);

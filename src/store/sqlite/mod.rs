@@ -233,7 +233,11 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     "CREATE TABLE usage_writes (n INTEGER NOT NULL);
     INSERT INTO usage_writes VALUES (0);
     CREATE TRIGGER bindings_used AFTER UPDATE OF calls_used, talk_secs_used, last_call_at,
-        day, day_calls ON bindings BEGIN UPDATE usage_writes SET n = n + 1; END;"];
+        day, day_calls ON bindings BEGIN UPDATE usage_writes SET n = n + 1; END;",
+    // The API's list filters (store::binding_sql::list_where): by party
+    // (the caller's is bindings_axb_a) and by X, tenants' rows alone.
+    "CREATE INDEX bindings_callee ON bindings(callee) WHERE tenant_id <> 0;
+    CREATE INDEX bindings_virtual ON bindings(virtual, id) WHERE tenant_id <> 0;"];
 
 /// The SQLite store.
 pub struct SqliteStore {
