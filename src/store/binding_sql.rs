@@ -24,15 +24,6 @@ macro_rules! binding_sql {
             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?", $(binding_sql!(@q $name),)* ")"
         );
 
-        /// [`INSERT`], answering the new row's id.
-        pub(crate) const INSERT_RETURNING_ID: &str = concat!(
-            "INSERT INTO bindings (caller, virtual, callee, not_before, not_after, \
-             allowed_callers, created_at, updated_at, tenant_id, kind, direction, record, \
-             announce, time_zone", $(", ", stringify!($name),)*
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?", $(binding_sql!(@q $name),)*
-            ") RETURNING id"
-        );
-
         /// Replaces a row's conditions; the id is the last parameter.
         pub(crate) const UPDATE: &str = concat!(
             "UPDATE bindings SET not_before = ?, not_after = ?, allowed_callers = ?, \

@@ -235,8 +235,8 @@ impl BindingStore for PgStore {
     ) -> Result<Vec<BindingId>, StoreError> {
         self.atomically(|s| {
             let mut ids = Vec::with_capacity(rows.len());
-            for b in rows {
-                ids.push(columns::insert(s, b)?);
+            for chunk in rows.chunks(10_000) {
+                ids.extend(columns::insert_many(s, chunk)?);
                 progress(ids.len());
             }
             if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
