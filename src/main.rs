@@ -526,16 +526,19 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async move {
+        // Watched before the start: a SIGTERM while it starts (the
+        // sockets may answer before it returns) stops it cleanly after.
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
         let server = sipmask::server::Server::start(cfg).await?;
-        wait_for_signal().await;
+        wait_for_signal(term).await;
         tracing::info!(live_calls = server.live_calls(), "stopping: no new calls");
         server.shutdown(drain).await;
         Ok(())
     })
 }
 
-async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+async fn wait_for_signal(term: std::io::Result<tokio::signal::unix::Signal>) {
+    let mut term = match term {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops sipmask");

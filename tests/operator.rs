@@ -212,17 +212,20 @@ fn a_bad_row_after_written_chunks_leaves_nothing() {
             .output()
             .expect("runs")
     };
+    let list = || {
+        let out = Command::new(bin())
+            .args(["bindings", "list", "--data-dir"])
+            .arg(&data)
+            .output()
+            .expect("runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
     std::fs::write(&csv, &bad).expect("write");
     let out = import(&csv);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("line {}:", rows + 2)), "{err}");
-    let list = Command::new(bin())
-        .args(["bindings", "list", "--data-dir"])
-        .arg(&data)
-        .output()
-        .expect("runs");
-    let listed = String::from_utf8_lossy(&list.stdout);
+    let listed = list();
     assert!(
         !listed.contains("13000000001"),
         "nothing of a failed import is kept: {listed:.300}"
@@ -234,12 +237,7 @@ fn a_bad_row_after_written_chunks_leaves_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let list = Command::new(bin())
-        .args(["bindings", "list", "--data-dir"])
-        .arg(&data)
-        .output()
-        .expect("runs");
-    let listed = String::from_utf8_lossy(&list.stdout);
+    let listed = list();
     assert_eq!(
         listed.matches("+86150").count() as u64,
         rows,

@@ -22,6 +22,9 @@ pub struct Loaded {
     /// The registrations saved (before a restart, or by other nodes), to
     /// load once the node knows its own address.
     pub contacts: Vec<(String, crate::registrar::Contact)>,
+    /// This start's number, as the store counts them (a table saved at
+    /// the stop carries it).
+    pub start: Option<i64>,
 }
 
 /// Bindings in a table's load order, read from `at` by a thread of their
@@ -80,6 +83,9 @@ pub fn load_bindings(cfg: &Config, at: &crate::store::Location) -> Result<Loaded
         Some(t) => t,
         None => read_table(cfg, at, store.as_ref(), &mut skipped)?,
     };
+    // Counted before this server writes a use: a table saved by an
+    // earlier start is stale from now on.
+    let start = store.count_serve_start()?;
     let load_ms = started.elapsed().as_millis();
     for (tenant, n) in store.blocklist()? {
         table.set_blocked(tenant, n, true);
@@ -123,6 +129,7 @@ pub fn load_bindings(cfg: &Config, at: &crate::store::Location) -> Result<Loaded
         seen,
         accounts,
         contacts,
+        start,
     })
 }
 
@@ -189,8 +196,8 @@ fn restore_saved(
             return Ok(None);
         }
     };
-    if store.usage_writes()? != Some(stamp.usage_writes) {
-        tracing::info!("saved table not used: uses were written since; reading the store");
+    if store.serve_starts()? != Some(stamp.start) {
+        tracing::info!("saved table not used: another server started since; reading the store");
         return Ok(None);
     }
     let accounts = crate::registrar::Directory::default();
@@ -208,25 +215,18 @@ fn restore_saved(
 }
 
 /// Saves the table for the next start, current with operator change
-/// `seen` and the store's uses as they are now.
-pub fn save_table(table: &BindingTable, at: &crate::store::Location, seen: i64) {
-    let Some(path) = saved_path(at) else {
+/// `seen`, stamped with this server's start number.
+pub fn save_table(
+    table: &BindingTable,
+    at: &crate::store::Location,
+    seen: i64,
+    start: Option<i64>,
+) {
+    let (Some(path), Some(start)) = (saved_path(at), start) else {
         return;
     };
     let started = std::time::Instant::now();
-    let writes = match at.open().and_then(|s| s.usage_writes()) {
-        Ok(Some(n)) => n,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::warn!(error = %e, "table not saved: the next start reads the store");
-            return;
-        }
-    };
-    let stamp = crate::bindings::Stamp {
-        seen,
-        usage_writes: writes,
-    };
-    match table.save(&path, stamp) {
+    match table.save(&path, crate::bindings::Stamp { seen, start }) {
         Ok(()) => tracing::info!(
             bindings = table.len(),
             ms = started.elapsed().as_millis() as u64,

@@ -93,9 +93,13 @@ pub struct Server {
     pub api_addr: Option<SocketAddr>,
     /// The binding table (shared with the engine).
     pub bindings: Arc<BindingTable>,
-    // Where the table is saved at the stop, and the operator change it is
-    // current with (the watcher keeps it).
-    save: (crate::store::Location, Arc<std::sync::atomic::AtomicI64>),
+    // Where the table is saved at the stop, the operator change it is
+    // current with (the watcher keeps it) and this start's number.
+    save: (
+        crate::store::Location,
+        Arc<std::sync::atomic::AtomicI64>,
+        Option<i64>,
+    ),
 }
 
 impl Server {
@@ -125,6 +129,7 @@ impl Server {
             seen,
             accounts,
             contacts,
+            start,
         } = load_bindings(&cfg, &at)?;
         let hub = crate::events::Hub::new(store.webhook_tenants()?);
         let thread = |name| move |source| ServerError::Thread { name, source };
@@ -200,7 +205,7 @@ impl Server {
             addrs,
             api_addr,
             bindings,
-            save: (at, seen),
+            save: (at, seen, start),
         })
     }
 
@@ -254,11 +259,11 @@ impl Server {
             sip.stop().await;
         }
         let (store, table) = (self.store.clone(), self.bindings.clone());
-        let (at, seen) = self.save.clone();
+        let (at, seen, start) = self.save.clone();
         let _ = tokio::task::spawn_blocking(move || {
             store.flush();
             let seen = seen.load(std::sync::atomic::Ordering::Acquire);
-            load::save_table(&table, &at, seen);
+            load::save_table(&table, &at, seen, start);
         })
         .await;
         // Everything is committed (flushed above); the store thread ends

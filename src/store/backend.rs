@@ -270,11 +270,15 @@ pub trait ChangeLog {
     /// Id of the latest change (0 if none): where a server starts reading.
     fn last_change(&self) -> Result<i64, StoreError>;
 
-    /// How many times a binding's use (calls, talk time, last call) has
-    /// been written, where the backend counts it: a table saved at a
-    /// clean stop is current only while this has not moved. `None` where
-    /// it is not counted (a database other nodes write to all the time).
-    fn usage_writes(&self) -> Result<Option<i64>, StoreError>;
+    /// How many servers have started on this store, where the backend
+    /// counts them: a table saved at a clean stop is current only if no
+    /// server started after the one that saved it (a server writes uses;
+    /// nothing else does). `None` where it is not counted (a database
+    /// other nodes write to all the time).
+    fn serve_starts(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Counts a server's start; returns its number, where counted.
+    fn count_serve_start(&mut self) -> Result<Option<i64>, StoreError>;
 
     /// Changes after `after`, in order, with their ids and whether they
     /// were logged with this connection's origin (by the same server).

@@ -35,9 +35,10 @@ macro_rules! binding_sql {
         /// at open (a new limit needs no migration of its own).
         pub(crate) const LIMIT_NAMES: &[&str] = &[$(stringify!($name),)*];
 
-        /// The limits' values, in [`LIMIT_NAMES`]' order.
-        pub(crate) fn limit_params(c: &Conditions) -> Vec<Option<i64>> {
-            vec![$(c.$name.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),)*]
+        /// The limits' values, in [`LIMIT_NAMES`]' order (an array: an
+        /// import binds millions of them).
+        pub(crate) fn limit_params(c: &Conditions) -> [Option<i64>; LIMIT_NAMES.len()] {
+            [$(c.$name.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),)*]
         }
     };
 }

@@ -197,16 +197,19 @@ impl Rows {
     pub fn pair(&self, party: u64, x: u64) -> Option<&Row> {
         let rows = &self.rows;
         self.pairs
-            .find(Self::pair_hash(&self.keys, party, x), |&e| {
-                let r = &rows[(e & !B_SIDE) as usize];
-                r.x == x
-                    && if e & B_SIDE == 0 {
-                        r.a == party
-                    } else {
-                        r.b == party
-                    }
-            })
+            .find(
+                Self::pair_hash(&self.keys, party, x),
+                Self::entry_of(rows, party, x),
+            )
             .map(|&e| &rows[(e & !B_SIDE) as usize])
+    }
+
+    /// Whether a (party, X) index entry is `party`'s on `x`.
+    fn entry_of(rows: &[Row], party: u64, x: u64) -> impl Fn(&u32) -> bool + '_ {
+        move |&e| {
+            let r = &rows[(e & !B_SIDE) as usize];
+            r.x == x && party == if e & B_SIDE == 0 { r.a } else { r.b }
+        }
     }
 
     /// Whether `party` has an AXB binding on `x`.
@@ -320,16 +323,7 @@ impl Rows {
         };
         for (party, code, e) in [(a, ac, slot), (b, bc, slot | B_SIDE)] {
             let h = Self::pair_hash(keys, code, xc);
-            let taken = |&f: &u32| {
-                let r = &rows[(f & !B_SIDE) as usize];
-                r.x == xc
-                    && if f & B_SIDE == 0 {
-                        r.a == code
-                    } else {
-                        r.b == code
-                    }
-            };
-            match pairs.entry(h, taken, Self::rehash(rows, keys)) {
+            match pairs.entry(h, Self::entry_of(rows, code, xc), Self::rehash(rows, keys)) {
                 Entry::Vacant(v) => {
                     v.insert(e);
                 }

@@ -2,8 +2,8 @@
 //! start (issue 32): rows with their parties' integers and the interned
 //! names as they are, so that a restart neither reads the store's rows nor
 //! parses a number. The file carries a [`Stamp`]: the server replays the
-//! operator log after it and reads the store instead when a use was written
-//! since (`server::load`).
+//! operator log after it and reads the store instead when another server
+//! started since (`server::load`).
 //!
 //! Format (little-endian): the magic line, the stamp, the names (each its
 //! references and its text), then the rows: id, tenant, A, X, B,
@@ -26,8 +26,9 @@ use crate::bindings::zone::Zone;
 pub struct Stamp {
     /// The last operator change its rows reflect.
     pub seen: i64,
-    /// The store's count of use writes when it was saved.
-    pub usage_writes: i64,
+    /// The number of the server's start that saved it, as the store
+    /// counts starts.
+    pub start: i64,
 }
 
 /// Why a saved table could not be written or read.
@@ -83,7 +84,7 @@ impl BindingTable {
             let mut o = BufWriter::with_capacity(1 << 20, file.open(&part)?);
             o.write_all(MAGIC)?;
             o.write_all(&stamp.seen.to_le_bytes())?;
-            o.write_all(&stamp.usage_writes.to_le_bytes())?;
+            o.write_all(&stamp.start.to_le_bytes())?;
             let rows = self.read_rows();
             put_u64(&mut o, rows.names().len() as u64)?;
             for (name, refs) in rows.names() {
@@ -116,7 +117,7 @@ impl BindingTable {
             }
             let stamp = Stamp {
                 seen: i64::from_le_bytes(get(i)?),
-                usage_writes: i64::from_le_bytes(get(i)?),
+                start: i64::from_le_bytes(get(i)?),
             };
             let count = u64::from_le_bytes(get(i)?);
             let mut names = Vec::new();
@@ -376,10 +377,7 @@ mod tests {
         t.remove(5);
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("table");
-        let stamp = Stamp {
-            seen: 42,
-            usage_writes: 7,
-        };
+        let stamp = Stamp { seen: 42, start: 7 };
         t.save(&path, stamp).expect("save");
         let (back, got) = BindingTable::restore(&path, Defaults::default()).expect("restore");
         assert_eq!(got, stamp);
@@ -418,14 +416,7 @@ mod tests {
             "+8615000000001",
         ))
         .expect("insert");
-        t.save(
-            &path,
-            Stamp {
-                seen: 1,
-                usage_writes: 1,
-            },
-        )
-        .expect("save");
+        t.save(&path, Stamp { seen: 1, start: 1 }).expect("save");
         let whole = std::fs::read(&path).expect("read");
         for cut in [3, 40, whole.len() - 1] {
             std::fs::write(&path, &whole[..cut]).expect("write");

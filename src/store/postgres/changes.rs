@@ -25,7 +25,11 @@ impl ChangeLog for PgStore {
     }
 
     /// Nodes write uses all the time: a saved table is never current.
-    fn usage_writes(&self) -> Result<Option<i64>, StoreError> {
+    fn serve_starts(&self) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+
+    fn count_serve_start(&mut self) -> Result<Option<i64>, StoreError> {
         Ok(None)
     }
 

@@ -68,7 +68,7 @@ pub(super) fn insert_many(s: &PgStore, rows: &[NewBinding]) -> Result<Vec<i64>, 
         .iter()
         .map(|b| c(b).time_zone.as_ref().map(Zone::name))
         .collect();
-    let each: Vec<Vec<Option<i64>>> = rows.iter().map(|b| limit_params(c(b))).collect();
+    let each: Vec<_> = rows.iter().map(|b| limit_params(c(b))).collect();
     let limits: Vec<Vec<Option<i64>>> = (0..LIMIT_NAMES.len())
         .map(|i| each.iter().map(|l| l.get(i).copied().flatten()).collect())
         .collect();

@@ -34,9 +34,17 @@ impl ChangeLog for SqliteStore {
         )?)
     }
 
-    fn usage_writes(&self) -> Result<Option<i64>, StoreError> {
+    fn serve_starts(&self) -> Result<Option<i64>, StoreError> {
         Ok(Some(self.conn.query_row(
-            "SELECT n FROM usage_writes",
+            "SELECT n FROM serve_starts",
+            [],
+            |r| r.get(0),
+        )?))
+    }
+
+    fn count_serve_start(&mut self) -> Result<Option<i64>, StoreError> {
+        Ok(Some(self.conn.query_row(
+            "UPDATE serve_starts SET n = n + 1 RETURNING n",
             [],
             |r| r.get(0),
         )?))

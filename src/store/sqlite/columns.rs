@@ -29,14 +29,18 @@ pub(super) fn ensure(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Runs [`crate::store::binding_sql::INSERT`] for one row.
+/// Runs [`crate::store::binding_sql::INSERT`] for one row, its values
+/// bound one by one (nothing allocated but the allowed callers' text).
 pub(super) fn insert(stmt: &mut Statement<'_>, b: &NewBinding) -> Result<(), StoreError> {
     let c = &b.conditions;
     let allowed = allowed_text(c);
     let limits = limit_params(c);
     let (a, x, callee) = (b.a.as_ref().map(Number::as_str), b.x.as_str(), b.b.as_str());
-    let mut params: Vec<&dyn ToSql> = vec![
-        &a as &dyn ToSql,
+    let kind = b.kind.as_str();
+    let direction = c.direction.map(Direction::as_str);
+    let zone = c.time_zone.as_ref().map(Zone::name);
+    let set: [&dyn ToSql; 14] = [
+        &a,
         &x,
         &callee,
         &c.not_before,
@@ -45,19 +49,19 @@ pub(super) fn insert(stmt: &mut Statement<'_>, b: &NewBinding) -> Result<(), Sto
         &b.created_at,
         &b.created_at,
         &b.tenant,
-    ];
-    let kind = b.kind.as_str();
-    let direction = c.direction.map(Direction::as_str);
-    let zone = c.time_zone.as_ref().map(Zone::name);
-    params.extend([
-        &kind as &dyn ToSql,
+        &kind,
         &direction,
         &c.record,
         &c.announce,
         &zone,
-    ]);
-    params.extend(limits.iter().map(|l| l as &dyn ToSql));
-    stmt.execute(params.as_slice())?;
+    ];
+    let values = set
+        .into_iter()
+        .chain(limits.iter().map(|l| l as &dyn ToSql));
+    for (i, v) in values.enumerate() {
+        stmt.raw_bind_parameter(i + 1, v)?;
+    }
+    stmt.raw_execute()?;
     Ok(())
 }
 

@@ -228,12 +228,10 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
     CREATE INDEX holds_instance ON holds(instance);",
     // Where each node's SIP is reached (store::LiveStore::node_addresses).
     "ALTER TABLE nodes ADD COLUMN sip TEXT NOT NULL DEFAULT '';",
-    // How many times a binding's use was written (store::ChangeLog::usage_writes):
-    // a saved table is current only while this has not moved.
-    "CREATE TABLE usage_writes (n INTEGER NOT NULL);
-    INSERT INTO usage_writes VALUES (0);
-    CREATE TRIGGER bindings_used AFTER UPDATE OF calls_used, talk_secs_used, last_call_at,
-        day, day_calls ON bindings BEGIN UPDATE usage_writes SET n = n + 1; END;",
+    // How many servers have started on the database (store::ChangeLog::serve_starts):
+    // a saved table is current only if no other has started since.
+    "CREATE TABLE serve_starts (n INTEGER NOT NULL);
+    INSERT INTO serve_starts VALUES (0);",
     // The API's list filters (store::binding_sql::list_where): by party
     // (the caller's is bindings_axb_a) and by X, tenants' rows alone.
     "CREATE INDEX bindings_callee ON bindings(callee) WHERE tenant_id <> 0;
