@@ -56,6 +56,9 @@ pub enum SnapshotError {
 
 /// The first bytes of a saved table: what it is, and its format.
 const MAGIC: &[u8; 16] = b"sipmask-table-1\n";
+/// The fewest bytes a saved row takes: six integers, a kind's length and
+/// its shortest name, the flags.
+const ROW: u64 = 6 * 8 + 2 + 3 + 1;
 /// Row flags: the row has a use, conditions of its own, a last call.
 const USED: u8 = 1;
 const OWN: u8 = 2;
@@ -110,6 +113,9 @@ impl BindingTable {
             path: path.display().to_string(),
             source,
         })?;
+        // A row takes at least ROW bytes: a count the file cannot hold
+        // is damage, not a reason to ask for memory.
+        let most = file.metadata().map_or(0, |m| m.len()) / ROW;
         let mut i = BufReader::with_capacity(1 << 20, file);
         let read = |i: &mut BufReader<std::fs::File>| -> io::Result<(Rows, Stamp)> {
             if get::<16>(i)? != *MAGIC {
@@ -125,8 +131,11 @@ impl BindingTable {
                 let refs = u32::from_le_bytes(get(i)?);
                 names.push((Number::from_normalised(get_str(i)?), refs));
             }
-            let count = usize::try_from(u64::from_le_bytes(get(i)?)).map_err(|_| bad("count"))?;
-            let mut rows = Vec::with_capacity(count);
+            let count = u64::from_le_bytes(get(i)?);
+            if count > most {
+                return Err(bad(format!("{count} rows cannot fit in the file")));
+            }
+            let mut rows = Vec::with_capacity(usize::try_from(count).map_err(|_| bad("count"))?);
             for _ in 0..count {
                 rows.push(get_row(i, names.len())?);
             }
