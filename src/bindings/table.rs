@@ -264,14 +264,14 @@ impl BindingTable {
         });
         let id = match found {
             Some(id) => id,
-            None if rows.x_use(dialled).is_some() => {
-                let tenant = rows.x_use(dialled).map(|u| u.tenant);
-                if tenant.is_some_and(|t| self.blocked.contains_key(&(t, caller.clone()))) {
-                    return Err(Refusal::CallerBlocked);
+            // X in use, not by this caller: the tenant's blocklist first.
+            None => match rows.x_use(dialled) {
+                Some(u) if self.blocked.contains_key(&(u.tenant, caller.clone())) => {
+                    return Err(Refusal::CallerBlocked)
                 }
-                return Err(Refusal::CallerNotAllowed);
-            }
-            None => return Err(Refusal::UnknownNumber),
+                Some(_) => return Err(Refusal::CallerNotAllowed),
+                None => return Err(Refusal::UnknownNumber),
+            },
         };
         let b = rows.get_mut(id).ok_or(Refusal::UnknownNumber)?;
         if self.blocked.contains_key(&(b.tenant, caller.clone())) {

@@ -3,7 +3,7 @@
 //! writes the bindings and logs the change in one unit of work; a running
 //! server applies the log to its live table (`watch`).
 
-use crate::bindings::{Binding, BindingId, BindingTable, Defaults, OPERATOR};
+use crate::bindings::{BindingId, BindingTable, Defaults, OPERATOR};
 use crate::store::prelude::*;
 use crate::store::{NewBinding, StoreError};
 
@@ -77,17 +77,7 @@ impl Clashes {
             // A stand-in with a unique negative id: the table finds
             // clashes, with the stored bindings and with the rows before.
             self.checked += 1;
-            let probe = Binding {
-                id: -self.checked,
-                tenant: row.tenant,
-                kind: row.kind,
-                a: row.a.clone(),
-                x: row.x.clone(),
-                b: row.b.clone(),
-                conditions: row.conditions.clone(),
-                created_at: row.created_at,
-                usage: Default::default(),
-            };
+            let probe = row.stored_as(-self.checked);
             let theirs = match self.foreign.get(&row.x) {
                 Some(t) => *t,
                 None => {
@@ -135,11 +125,7 @@ pub fn add_fed(
                 Feed::Rows(rows) => rows,
                 Feed::Commit => return Ok(written),
             };
-            for n in rows.iter().filter(|n| claimed.insert(n.x.clone())) {
-                if !s.claim(OPERATOR, &n.x, crate::bindings::Claim::Cli, now)? {
-                    return Err(OperatorError::NotYours(n.x.as_str().to_string()));
-                }
-            }
+            claim_new(s, &rows, &mut claimed, now)?;
             // The store logs each chunk's change for running servers.
             s.insert_with_progress(&rows, &mut |k| progress(written + k))?;
             written += rows.len();
@@ -157,15 +143,26 @@ pub fn add_bindings(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<BindingId>, OperatorError> {
     store.atomically(|s| {
-        let mut claimed = std::collections::HashSet::new();
-        for n in rows.iter().filter(|n| claimed.insert(&n.x)) {
-            if !s.claim(OPERATOR, &n.x, crate::bindings::Claim::Cli, now)? {
-                return Err(OperatorError::NotYours(n.x.as_str().to_string()));
-            }
-        }
+        claim_new(s, rows, &mut Default::default(), now)?;
         // The store logs the change for running servers.
         Ok(s.insert_with_progress(rows, progress)?)
     })
+}
+
+/// Claims for the operator each X of `rows` not in `claimed` (then
+/// added to it): one owner per X.
+fn claim_new(
+    s: &mut dyn Backend,
+    rows: &[NewBinding],
+    claimed: &mut std::collections::HashSet<crate::bindings::Number>,
+    now: i64,
+) -> Result<(), OperatorError> {
+    for n in rows.iter().filter(|n| claimed.insert(n.x.clone())) {
+        if !s.claim(OPERATOR, &n.x, crate::bindings::Claim::Cli, now)? {
+            return Err(OperatorError::NotYours(n.x.as_str().to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// Removes a binding; `false` if there was none. The operator's claim on

@@ -122,22 +122,12 @@ pub trait BindingStore {
     /// Creates bindings (see [`BindingStore::insert`]) and returns them as stored.
     fn create(&mut self, rows: &[super::NewBinding]) -> Result<Vec<Binding>, StoreError> {
         let ids = self.insert(rows)?;
-        // As written: nothing of a new row is the database's but its id
-        // (a read back per row was most of a bulk request's time).
+        // As written, not read back (a read per row was most of a bulk
+        // request's time).
         Ok(ids
             .into_iter()
             .zip(rows)
-            .map(|(id, n)| Binding {
-                id,
-                tenant: n.tenant,
-                kind: n.kind,
-                a: n.a.clone(),
-                x: n.x.clone(),
-                b: n.b.clone(),
-                conditions: n.conditions.clone(),
-                created_at: n.created_at,
-                usage: Default::default(),
-            })
+            .map(|(id, n)| n.stored_as(id))
             .collect())
     }
 

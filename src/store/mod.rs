@@ -274,6 +274,24 @@ pub struct NewBinding {
     pub created_at: i64,
 }
 
+impl NewBinding {
+    /// The binding it is once stored as `id`: nothing of a new row is the
+    /// store's but its id.
+    pub fn stored_as(&self, id: crate::bindings::BindingId) -> crate::bindings::Binding {
+        crate::bindings::Binding {
+            id,
+            tenant: self.tenant,
+            kind: self.kind,
+            a: self.a.clone(),
+            x: self.x.clone(),
+            b: self.b.clone(),
+            conditions: self.conditions.clone(),
+            created_at: self.created_at,
+            usage: Default::default(),
+        }
+    }
+}
+
 /// New counters of one binding.
 #[derive(Clone, Copy, Debug)]
 pub struct UsageUpdate {

@@ -288,7 +288,7 @@ impl Rows {
         self.by_id.insert_unique(keys.hash_one(id), slot, |&s| {
             keys.hash_one(rows[s as usize].id)
         });
-        self.xs.entry(xc).or_insert(XUse { count: 0, tenant }).count += 1;
+        Self::count_x(&mut self.xs, xc, tenant);
         Ok(())
     }
 
@@ -343,6 +343,11 @@ impl Rows {
             }
         }
         Ok(())
+    }
+
+    /// One more binding of `tenant` on `x`.
+    fn count_x(xs: &mut hashbrown::HashMap<u64, XUse, Keyed>, x: u64, tenant: TenantId) {
+        xs.entry(x).or_insert(XUse { count: 0, tenant }).count += 1;
     }
 
     fn release_parties(&mut self, r: &Row) {
@@ -424,12 +429,7 @@ impl Rows {
                     pairs.insert_unique(Self::pair_hash(keys, r.a, r.x), slot, &rehash);
                     pairs.insert_unique(Self::pair_hash(keys, r.b, r.x), slot | B_SIDE, &rehash);
                 }
-                xs.entry(r.x)
-                    .or_insert(XUse {
-                        count: 0,
-                        tenant: r.tenant,
-                    })
-                    .count += 1;
+                Self::count_x(&mut xs, r.x, r.tenant);
             }
             let by_id = ids
                 .join()
